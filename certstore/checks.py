@@ -1,0 +1,66 @@
+"""Check results shared by every verification: certificate chains, seals, seal signatures, whole files.
+
+One vocabulary everywhere (see ``verification-report.md``): each step of a verification yields a
+:class:`Check` with a :class:`CheckResult` and a human-readable reason naming the file, field or certificate
+concerned; an :class:`Indication` is the bottom line derived from the checks (ETSI EN 319 102-1 spirit).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+__all__ = ["Check", "CheckResult", "Indication", "indication_of", "worst"]
+
+
+class CheckResult(StrEnum):
+    PASSED = "PASSED"  # the property was established
+    FAILED = "FAILED"  # the property is proven false: forgery, tampering, use outside validity
+    UNKNOWN = "UNKNOWN"  # could not be established (unknown trust anchor, data unavailable)
+    SKIPPED = "SKIPPED"  # not applicable here, or not reached because an earlier step failed
+
+
+class Indication(StrEnum):
+    VALID = "VALID"
+    INVALID = "INVALID"
+    INDETERMINATE = "INDETERMINATE"
+
+
+_SEVERITY = {Indication.VALID: 0, Indication.INDETERMINATE: 1, Indication.INVALID: 2}
+
+
+@dataclass(frozen=True)
+class Check:
+    """One verification step's outcome. ``warnings`` carry findings that do not change the result
+    (e.g. a seal maker's certificate that expired after the seal was used)."""
+
+    name: str
+    result: CheckResult
+    reason: str
+    warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def failed(self) -> bool:
+        return self.result is CheckResult.FAILED
+
+    def to_dict(self) -> dict[str, object]:
+        data: dict[str, object] = {"name": self.name, "result": self.result.value, "reason": self.reason}
+        if self.warnings:
+            data["warnings"] = list(self.warnings)
+        return data
+
+
+def indication_of(checks: Iterable[Check]) -> Indication:
+    """INVALID if any check failed, INDETERMINATE if any is unknown, VALID otherwise."""
+    results = {c.result for c in checks}
+    if CheckResult.FAILED in results:
+        return Indication.INVALID
+    if CheckResult.UNKNOWN in results:
+        return Indication.INDETERMINATE
+    return Indication.VALID
+
+
+def worst(indications: Iterable[Indication]) -> Indication:
+    """The most severe indication (INVALID > INDETERMINATE > VALID); VALID for an empty input."""
+    return max(indications, key=_SEVERITY.__getitem__, default=Indication.VALID)

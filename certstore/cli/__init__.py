@@ -1,0 +1,49 @@
+"""The ``certstore`` command line (contract: ``CLI.md``). Thin: parses options, calls services, prints.
+
+Built on click. Usage errors exit 3, not click's default 2, because 2 means INDETERMINATE for the
+verification commands.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from certstore.cli import keys, seal
+from certstore.cli.common import Context, ExitCode, Failure
+
+__all__ = ["cli", "main"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=".certstore",
+    show_default=True,
+    envvar="CERTSTORE_DATA_DIR",
+    help="Where the embedded database, blobs and key store live.",
+)
+@click.pass_context
+def cli(ctx: click.Context, data_dir: Path) -> None:
+    """certstore — city e-certificate repository (电子证照库)."""
+    ctx.obj = Context(data_dir=data_dir)
+
+
+cli.add_command(keys.group)
+cli.add_command(seal.group)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point."""
+    try:
+        code = cli.main(args=argv, prog_name="certstore", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:  # usage errors, bad parameters, unreadable files, our Failure
+        exc.show()
+        sys.exit(exc.exit_code if isinstance(exc, Failure) else ExitCode.BAD_INPUT)
+    sys.exit(code if isinstance(code, int) else ExitCode.OK)

@@ -1,0 +1,98 @@
+"""What every command shares: the data directory, exit codes, error reporting, time parsing."""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import IntEnum
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+import click
+
+from certstore.checks import Indication
+from certstore.crypto.encoding import KeyEncodingError
+from certstore.crypto.x509 import CertificateError
+from certstore.keystore import KeyStore, KeyStoreError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    INVALID = 1
+    INDETERMINATE = 2
+    BAD_INPUT = 3
+
+
+INDICATION_EXIT = {
+    Indication.VALID: ExitCode.OK,
+    Indication.INVALID: ExitCode.INVALID,
+    Indication.INDETERMINATE: ExitCode.INDETERMINATE,
+}
+
+
+@dataclass(frozen=True)
+class Context:
+    data_dir: Path
+
+    @property
+    def keystore(self) -> KeyStore:
+        return KeyStore(self.data_dir / "keys")
+
+
+pass_context = click.make_pass_decorator(Context)
+
+
+class Failure(click.ClickException):
+    """A user-facing error: printed as ``error: message`` on stderr, exit code 3 (or the one given)."""
+
+    def __init__(self, message: str, code: ExitCode = ExitCode.BAD_INPUT) -> None:
+        super().__init__(message)
+        self.exit_code = int(code)
+
+
+def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
+    """Turn expected domain errors (bad files, unknown names, wrong passwords) into a message and exit 3."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except (KeyStoreError, KeyEncodingError, CertificateError) as exc:
+            raise Failure(str(exc)) from None
+        except OSError as exc:
+            raise Failure(f"{exc.strerror}: {exc.filename}") from None
+
+    return wrapper
+
+
+def read_file(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise Failure(f"cannot read {what} {path}: {exc.strerror}") from None
+
+
+def parse_time(value: str | None) -> datetime | None:
+    """ISO 8601; a time without offset is taken as UTC."""
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise Failure(f"--at: not an ISO 8601 time: {value!r}") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def print_json(data: Any) -> None:
+    click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+
+
+def exit_with(code: ExitCode) -> None:
+    """End the command with ``code`` (used for verification verdicts)."""
+    raise click.exceptions.Exit(int(code))

@@ -1,0 +1,353 @@
+"""SM2 X.509 certificates (GB/T 20518): parse certificates made by anyone, issue our own.
+
+Certificates are signed with SM2-with-SM3 (1.2.156.10197.1.501) under the default signer identity, the form
+``openssl verify`` and ``openssl x509`` accept. The profiles follow RFC 5280 as GB/T 20518 does: a root CA
+(basicConstraints cA, keyCertSign + cRLSign), a seal maker (制章者: signs seals) and a signer (签章者: applies
+seals to documents), both end entities with digitalSignature + nonRepudiation.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import Enum
+from functools import cached_property, lru_cache
+
+from asn1crypto import pem
+from asn1crypto import x509 as asn1_x509
+
+from certstore.crypto import oids
+from certstore.crypto.encoding import KeyEncodingError, public_key_from_info, public_key_info
+from certstore.crypto.sm2 import DEFAULT_SM2_ID, Signer, SM2PublicKey, sm3
+
+__all__ = [
+    "Certificate",
+    "CertificateError",
+    "CertificateProfile",
+    "issue_certificate",
+    "load_certificates",
+]
+
+# RFC 4514 short names for the attributes that appear in practice; others print as their asn1crypto name.
+_SHORT_NAMES = {
+    "country_name": "C",
+    "state_or_province_name": "ST",
+    "locality_name": "L",
+    "organization_name": "O",
+    "organizational_unit_name": "OU",
+    "common_name": "CN",
+    "serial_number": "serialNumber",
+    "email_address": "emailAddress",
+    "organization_identifier": "organizationIdentifier",
+}
+
+
+#: Identities tried, in order, when checking a certificate signature (see :meth:`Certificate.is_signed_by`).
+_CERT_SIGNER_IDS = (DEFAULT_SM2_ID, b"")
+
+
+class CertificateError(ValueError):
+    """Bytes that are not a usable X.509 certificate (malformed, or not an SM2 key). The message says why."""
+
+
+def format_name(name: asn1_x509.Name) -> str:
+    """RFC 4514 string (most specific attribute first), e.g. ``CN=签章人,O=郑州市大数据局,C=CN``."""
+    parts = []
+    for rdn in reversed(name.chosen):
+        values = []
+        for attr in rdn:
+            label = _SHORT_NAMES.get(attr["type"].native, attr["type"].native)
+            value = attr["value"].native
+            text = value if isinstance(value, str) else str(value)
+            text = text.replace("\\", "\\\\").replace(",", "\\,").replace("+", "\\+")
+            values.append(f"{label}={text}")
+        parts.append("+".join(values))
+    return ",".join(parts)
+
+
+@dataclass(frozen=True, eq=False)
+class Certificate:
+    """An immutable, parsed X.509 certificate with an SM2 public key. Equality is byte equality."""
+
+    der: bytes
+    _asn1: asn1_x509.Certificate = field(repr=False, compare=False)
+
+    @classmethod
+    def load(cls, data: bytes) -> Certificate:
+        """One certificate from PEM or DER."""
+        found = load_certificates(data)
+        if len(found) != 1:
+            raise CertificateError(f"expected one certificate, found {len(found)}")
+        return found[0]
+
+    @classmethod
+    def from_der(cls, der: bytes) -> Certificate:
+        try:
+            parsed = asn1_x509.Certificate.load(bytes(der), strict=True)
+            parsed.native  # noqa: B018 - full parse now, so malformed fields fail here and not later
+        except (ValueError, TypeError, KeyError) as exc:
+            raise CertificateError(f"malformed certificate: {exc}") from exc
+        cert = cls(bytes(der), parsed)
+        try:
+            cert.public_key  # noqa: B018 - refuse non-SM2 keys at the door
+        except KeyEncodingError as exc:
+            raise CertificateError(f"certificate {cert.subject!r}: {exc}") from exc
+        return cert
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Certificate) and other.der == self.der
+
+    def __hash__(self) -> int:
+        return hash(self.der)
+
+    @property
+    def pem(self) -> bytes:
+        return pem.armor("CERTIFICATE", self.der)
+
+    @property
+    def asn1(self) -> asn1_x509.Certificate:
+        """The underlying asn1crypto structure, for callers that need fields not exposed here."""
+        return self._asn1
+
+    @cached_property
+    def subject(self) -> str:
+        return format_name(self._asn1.subject)
+
+    @cached_property
+    def issuer(self) -> str:
+        return format_name(self._asn1.issuer)
+
+    @property
+    def subject_name(self) -> asn1_x509.Name:
+        return self._asn1.subject
+
+    @property
+    def issuer_name(self) -> asn1_x509.Name:
+        return self._asn1.issuer
+
+    @property
+    def common_name(self) -> str | None:
+        value = self._asn1.subject.native.get("common_name")
+        return value[-1] if isinstance(value, list) else value
+
+    @property
+    def serial(self) -> int:
+        return self._asn1.serial_number
+
+    @property
+    def serial_hex(self) -> str:
+        return format(self.serial, "X")
+
+    @property
+    def not_before(self) -> datetime:
+        return self._asn1["tbs_certificate"]["validity"]["not_before"].native
+
+    @property
+    def not_after(self) -> datetime:
+        return self._asn1["tbs_certificate"]["validity"]["not_after"].native
+
+    def valid_at(self, when: datetime) -> bool:
+        return self.not_before <= when <= self.not_after
+
+    @cached_property
+    def public_key(self) -> SM2PublicKey:
+        return public_key_from_info(self._asn1.public_key, f"certificate {self.subject!r}")
+
+    @property
+    def is_ca(self) -> bool:
+        return bool(self._asn1.ca)
+
+    @property
+    def has_basic_constraints(self) -> bool:
+        return self._asn1.basic_constraints_value is not None
+
+    @property
+    def path_length(self) -> int | None:
+        return self._asn1.max_path_length
+
+    @property
+    def key_usage(self) -> frozenset[str] | None:
+        """Asserted key usages (asn1crypto names), or None when the certificate has no keyUsage extension."""
+        value = self._asn1.key_usage_value
+        return None if value is None else frozenset(value.native)
+
+    @property
+    def subject_key_id(self) -> bytes | None:
+        return self._asn1.key_identifier
+
+    @property
+    def authority_key_id(self) -> bytes | None:
+        return self._asn1.authority_key_identifier
+
+    @property
+    def critical_extensions(self) -> frozenset[str]:
+        return frozenset(self._asn1.critical_extensions)
+
+    @property
+    def signature_algorithm(self) -> str:
+        """Dotted OID of the algorithm the issuer signed with."""
+        return self._asn1["signature_algorithm"]["algorithm"].dotted
+
+    @property
+    def tbs_bytes(self) -> bytes:
+        """The exact signed bytes (DER TBSCertificate as received)."""
+        return self._asn1["tbs_certificate"].dump()
+
+    @property
+    def signature(self) -> bytes:
+        return self._asn1["signature_value"].native
+
+    @property
+    def is_self_issued(self) -> bool:
+        return self._asn1.subject == self._asn1.issuer
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """SM3 of the DER encoding, hex."""
+        return sm3(self.der).hex()
+
+    def is_signed_by(self, issuer_key: SM2PublicKey) -> bool:
+        """True when this certificate's signature verifies with ``issuer_key`` (SM2-with-SM3).
+
+        GB/T 20518 certificates are signed under the default identity 1234567812345678, which we use when
+        issuing. OpenSSL 3.0 signs and verifies certificates with an *empty* identity unless told
+        ``-sigopt/-vfyopt distid:1234567812345678``, so certificates made by a plain ``openssl req -x509`` or
+        ``openssl x509 -req`` are accepted under the empty identity as well.
+        """
+        if self.signature_algorithm != oids.SM2_WITH_SM3:
+            return False
+        if self._asn1["signature_value"].contents[:1] != b"\x00":  # BIT STRING unused bits must be 0
+            return False
+        return _certificate_signature_valid(self.tbs_bytes, self.signature, issuer_key)
+
+    def describe(self) -> dict[str, object]:
+        """A JSON-able summary for CLI and reports."""
+        return {
+            "subject": self.subject,
+            "issuer": self.issuer,
+            "serial": self.serial_hex,
+            "not_before": self.not_before.isoformat(),
+            "not_after": self.not_after.isoformat(),
+            "is_ca": self.is_ca,
+            "key_usage": sorted(self.key_usage) if self.key_usage is not None else None,
+            "fingerprint_sm3": self.fingerprint,
+        }
+
+
+@lru_cache(maxsize=1024)
+def _certificate_signature_valid(tbs: bytes, signature: bytes, issuer_key: SM2PublicKey) -> bool:
+    """Memoised: the same few signer and CA certificates are checked for every document verified."""
+    return any(issuer_key.verify(tbs, signature, sm2_id) for sm2_id in _CERT_SIGNER_IDS)
+
+
+def load_certificates(data: bytes) -> list[Certificate]:
+    """All certificates in PEM (one or more blocks) or a single DER certificate."""
+    if pem.detect(data):
+        try:
+            blocks = [der for kind, _, der in pem.unarmor(data, multiple=True) if kind == "CERTIFICATE"]
+        except ValueError as exc:
+            raise CertificateError(f"malformed PEM: {exc}") from exc
+        if not blocks:
+            raise CertificateError("PEM data holds no CERTIFICATE block")
+        return [Certificate.from_der(der) for der in blocks]
+    return [Certificate.from_der(data)]
+
+
+class CertificateProfile(Enum):
+    """What a certificate we issue is for: decides basicConstraints and keyUsage."""
+
+    ROOT_CA = "root-ca"
+    SEAL_MAKER = "seal-maker"  # 制章者
+    SIGNER = "signer"  # 签章者 (agency or repository)
+
+    @property
+    def is_ca(self) -> bool:
+        return self is CertificateProfile.ROOT_CA
+
+    @property
+    def key_usage(self) -> set[str]:
+        if self.is_ca:
+            return {"digital_signature", "key_cert_sign", "crl_sign"}
+        return {"digital_signature", "non_repudiation"}
+
+
+def key_identifier(public_key: SM2PublicKey) -> bytes:
+    """Subject key identifier: SM3 of the subjectPublicKey bits, truncated to 160 bits (RFC 7093 method 1)."""
+    return sm3(public_key.uncompressed)[:20]
+
+
+def issue_certificate(
+    subject: Mapping[str, str],
+    public_key: SM2PublicKey,
+    *,
+    issuer: Certificate | None,
+    issuer_signer: Signer,
+    profile: CertificateProfile,
+    not_before: datetime,
+    not_after: datetime,
+    serial: int | None = None,
+) -> Certificate:
+    """Issue an SM2-with-SM3 certificate. ``issuer=None`` makes a self-signed certificate, in which case
+    ``issuer_signer`` must hold the private key of ``public_key``."""
+    if not_before.tzinfo is None or not_after.tzinfo is None:
+        raise ValueError("certificate validity needs timezone-aware datetimes")
+    if not_after <= not_before:
+        raise ValueError("certificate notAfter must be later than notBefore")
+    if issuer is None and issuer_signer.public_key != public_key:
+        raise ValueError("a self-signed certificate must be signed by its own key")
+    if issuer is not None:
+        if issuer_signer.public_key != issuer.public_key:
+            raise ValueError("issuer_signer does not hold the issuer certificate's key")
+        if not issuer.is_ca:
+            raise ValueError(f"issuer {issuer.subject!r} is not a CA")
+    subject_name = asn1_x509.Name.build(dict(subject))
+    ski = key_identifier(public_key)
+    aki = issuer.subject_key_id if issuer is not None else ski
+    extensions = [
+        {
+            "extn_id": "basic_constraints",
+            "critical": True,
+            "extn_value": {"ca": profile.is_ca, "path_len_constraint": None},
+        },
+        {"extn_id": "key_usage", "critical": True, "extn_value": profile.key_usage},
+        {"extn_id": "key_identifier", "critical": False, "extn_value": ski},
+    ]
+    if aki is not None:
+        extensions.append(
+            {"extn_id": "authority_key_identifier", "critical": False, "extn_value": {"key_identifier": aki}}
+        )
+    algorithm = {"algorithm": oids.SM2_WITH_SM3}
+    tbs = asn1_x509.TbsCertificate(
+        {
+            "version": "v3",
+            "serial_number": serial if serial is not None else int.from_bytes(os.urandom(16), "big") >> 1,
+            "signature": algorithm,
+            "issuer": issuer.subject_name if issuer is not None else subject_name,
+            "validity": {
+                "not_before": asn1_x509.Time(name="utc_time", value=_utc(not_before))
+                if not_before.year < 2050
+                else asn1_x509.Time(name="general_time", value=_utc(not_before)),
+                "not_after": asn1_x509.Time(name="utc_time", value=_utc(not_after))
+                if not_after.year < 2050
+                else asn1_x509.Time(name="general_time", value=_utc(not_after)),
+            },
+            "subject": subject_name,
+            "subject_public_key_info": public_key_info(public_key),
+            "extensions": extensions,
+        }
+    )
+    tbs_der = tbs.dump()
+    cert = asn1_x509.Certificate(
+        {
+            "tbs_certificate": tbs,
+            "signature_algorithm": algorithm,
+            "signature_value": issuer_signer.sign(tbs_der),
+        }
+    )
+    return Certificate.from_der(cert.dump())
+
+
+def _utc(when: datetime) -> datetime:
+    return when.astimezone(UTC).replace(microsecond=0)

@@ -1,0 +1,605 @@
+"""Verification of electronic seals (印章验证, GB/T 38540 §6.3) and seal signatures (签章验证, §7.3).
+
+Each verification is a fixed sequence of named steps; every step yields a :class:`~certstore.checks.Check`
+whose reason names the field, certificate or time concerned. A step whose inputs exist still runs after an
+earlier step failed, so a report shows every problem at once; a step without inputs is SKIPPED with the
+reason.
+
+Seal (:func:`verify_seal`): ``structure`` → ``seal_signature`` → ``maker_chain`` → ``seal_validity``.
+
+Seal signature (:func:`verify_seal_signature`): ``structure`` → ``signature`` → ``signer_in_seal`` →
+``seal_signature`` → ``seal_validity`` → ``signer_chain`` → ``signing_time`` → ``data_hash`` → ``timestamp``.
+
+Times are judged at the signing time (``timeInfo``) unless the caller gives ``at``: certificates and seals
+expire, and a signature made while they were valid stays valid (GB/T 38540 §7.3 d–f, GM/T 0031 §6.2.3).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from asn1crypto import cms, core, tsp
+
+from certstore.checks import Check, CheckResult, Indication, indication_of
+from certstore.crypto import oids
+from certstore.crypto.sm2 import sm3
+from certstore.crypto.trust import ChainStatus, TrustStore, validate_chain
+from certstore.crypto.x509 import Certificate, CertificateError
+
+from .model import (
+    Seal,
+    SealFormatError,
+    SealLayout,
+    SealSignature,
+    parse_seal,
+    parse_seal_signature,
+)
+
+__all__ = [
+    "SEAL_STEPS",
+    "SIGNATURE_STEPS",
+    "SIGNING_KEY_USAGES",
+    "SealVerification",
+    "SignatureVerification",
+    "verify_seal",
+    "verify_seal_signature",
+]
+
+#: Key usages that allow a certificate to sign seals or seal signatures (any one suffices).
+SIGNING_KEY_USAGES = frozenset({"digital_signature", "non_repudiation"})
+
+#: Signature algorithms of GM/T 0031 RSA seals: recognised, but not verifiable here.
+_RSA_SIGNATURE_ALGORITHMS = {
+    "1.2.840.113549.1.1.5": "SHA1withRSA",
+    "1.2.840.113549.1.1.11": "SHA256withRSA",
+}
+
+_HASHES: dict[str, Callable[[bytes], bytes]] = {
+    oids.SM3: sm3,
+    "sm3": sm3,
+    "sha1": lambda data: hashlib.sha1(data).digest(),
+    "sha256": lambda data: hashlib.sha256(data).digest(),
+    "sha384": lambda data: hashlib.sha384(data).digest(),
+    "sha512": lambda data: hashlib.sha512(data).digest(),
+}
+
+_TSA_SM2_ALGORITHMS = {oids.SM2_WITH_SM3, oids.SM2_SIGN, oids.SM2_CURVE}
+
+# Step names: the names of the project's verification report.
+STRUCTURE = "structure"
+SIGNATURE = "signature"
+SIGNER_IN_SEAL = "signer_in_seal"
+SEAL_SIGNATURE = "seal_signature"
+MAKER_CHAIN = "maker_chain"
+SEAL_VALIDITY = "seal_validity"
+SIGNER_CHAIN = "signer_chain"
+SIGNING_TIME = "signing_time"
+DATA_HASH = "data_hash"
+TIMESTAMP = "timestamp"
+
+#: The steps of :func:`verify_seal` and of :func:`verify_seal_signature`, in order.
+SEAL_STEPS = (STRUCTURE, SEAL_SIGNATURE, MAKER_CHAIN, SEAL_VALIDITY)
+SIGNATURE_STEPS = (
+    STRUCTURE,
+    SIGNATURE,
+    SIGNER_IN_SEAL,
+    SEAL_SIGNATURE,
+    SEAL_VALIDITY,
+    SIGNER_CHAIN,
+    SIGNING_TIME,
+    DATA_HASH,
+    TIMESTAMP,
+)
+
+
+# --- Results ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SealVerification:
+    """Outcome of :func:`verify_seal`: the bottom line, the ordered checks, and the parsed seal (or None)."""
+
+    indication: Indication
+    checks: tuple[Check, ...]
+    seal: Seal | None
+    at: datetime
+
+    def check(self, name: str) -> Check:
+        """The check called ``name``."""
+        return next(c for c in self.checks if c.name == name)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "indication": self.indication.value,
+            "at": self.at.isoformat(),
+            "seal": None if self.seal is None else _seal_summary(self.seal),
+            "checks": [c.to_dict() for c in self.checks],
+        }
+
+
+@dataclass(frozen=True)
+class SignatureVerification:
+    """Outcome of :func:`verify_seal_signature` (签章验证结果)."""
+
+    indication: Indication
+    checks: tuple[Check, ...]
+    signature: SealSignature | None
+    signing_time: datetime | None = None
+    signer: dict[str, str] | None = None
+    seal_info: dict[str, object] | None = None
+
+    def check(self, name: str) -> Check:
+        """The check called ``name``."""
+        return next(c for c in self.checks if c.name == name)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "indication": self.indication.value,
+            "signing_time": None if self.signing_time is None else self.signing_time.isoformat(),
+            "signer": self.signer,
+            "seal": self.seal_info,
+            "property_info": None if self.signature is None else self.signature.property_info,
+            "layout": None if self.signature is None else self.signature.layout.value,
+            "checks": [c.to_dict() for c in self.checks],
+        }
+
+
+def _seal_summary(seal: Seal) -> dict[str, object]:
+    return {"id": seal.es_id, "name": seal.name, "version": seal.version, "layout": seal.layout.value}
+
+
+def _signer_summary(cert: Certificate) -> dict[str, str]:
+    return {"subject": cert.subject, "issuer": cert.issuer, "serial": cert.serial_hex}
+
+
+# --- Shared steps ----------------------------------------------------------------------------------------
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def _iso(when: datetime) -> str:
+    return when.astimezone(UTC).isoformat()
+
+
+def _structure_failure(exc: SealFormatError) -> Check:
+    return Check(STRUCTURE, CheckResult.FAILED, str(exc))
+
+
+def _algorithm_problem(oid: str, field_name: str) -> tuple[CheckResult, str] | None:
+    """Why ``oid`` cannot be verified here, or None for SM2-with-SM3 (the algorithm of both standards' SM2
+    profiles). GM/T 0031 RSA seals are recognised but not supported (UNKNOWN); anything else is FAILED."""
+    if oid == oids.SM2_WITH_SM3:
+        return None
+    if oid in _RSA_SIGNATURE_ALGORITHMS:
+        return (
+            CheckResult.UNKNOWN,
+            f"{field_name} is {_RSA_SIGNATURE_ALGORITHMS[oid]} ({oid}); RSA is not supported",
+        )
+    return CheckResult.FAILED, f"{field_name} {oid} is not SM2-with-SM3 ({oids.SM2_WITH_SM3})"
+
+
+def _judgement_time(at: datetime | None) -> datetime | None:
+    if at is not None and at.tzinfo is None:
+        raise ValueError("the verification time must be a timezone-aware datetime")
+    return at
+
+
+def _seal_signature_check(seal: Seal) -> Check:
+    """GB/T 38540 §6.3 b): the maker's (制章者) signature over the seal."""
+    where = {
+        SealLayout.GBT38540: "signAlgID",
+        SealLayout.V5: "signatureAlgID",
+        SealLayout.GMT0031: "signInfo.signatureAlgorithm",
+    }[seal.layout]
+    problem = _algorithm_problem(seal.signature_algorithm, f"seal {where}")
+    if problem is not None:
+        return Check(SEAL_SIGNATURE, *problem)
+    covered = (
+        "DER(SEQUENCE{SES_SealInfo, cert, signatureAlgorithm})"
+        if seal.layout is SealLayout.GMT0031
+        else "DER(SES_SealInfo)"
+    )
+    maker = seal.maker_certificate
+    if maker.public_key.verify(seal.signed_bytes, seal.signature_value):
+        return Check(
+            SEAL_SIGNATURE,
+            CheckResult.PASSED,
+            f"maker signature over {covered} ({len(seal.signed_bytes)} bytes) verifies with the key of "
+            f"{maker.subject!r}",
+        )
+    return Check(
+        SEAL_SIGNATURE,
+        CheckResult.FAILED,
+        f"maker signature over {covered} does not verify with the key of {maker.subject!r}: "
+        "the seal was altered or not signed by its maker certificate",
+    )
+
+
+def _seal_window(seal: Seal, at: datetime) -> tuple[CheckResult, str]:
+    if at < seal.valid_start:
+        return CheckResult.FAILED, f"seal not yet valid at {_iso(at)} (validStart {_iso(seal.valid_start)})"
+    if at > seal.valid_end:
+        return CheckResult.FAILED, f"seal expired: validEnd {_iso(seal.valid_end)} is before {_iso(at)}"
+    return (
+        CheckResult.PASSED,
+        f"seal valid at {_iso(at)} (validStart {_iso(seal.valid_start)}, validEnd {_iso(seal.valid_end)})",
+    )
+
+
+def _maker_chain_check(seal: Seal, trust: TrustStore, at: datetime) -> Check:
+    chain = validate_chain(seal.maker_certificate, trust=trust, at=at, key_usage=SIGNING_KEY_USAGES)
+    check = chain.to_check(MAKER_CHAIN)
+    return Check(MAKER_CHAIN, check.result, f"maker certificate: {check.reason}")
+
+
+def _worst(*results: CheckResult) -> CheckResult:
+    for result in (CheckResult.FAILED, CheckResult.UNKNOWN, CheckResult.SKIPPED):
+        if result in results:
+            return result
+    return CheckResult.PASSED
+
+
+# --- Seal verification -----------------------------------------------------------------------------------
+
+
+def verify_seal(seal_der: bytes, *, trust: TrustStore, at: datetime | None = None) -> SealVerification:
+    """Verify an electronic seal (GB/T 38540 §6.3 / GM/T 0031 §6.1.2) at ``at`` (default: now).
+
+    Steps: ``structure`` (format), ``seal_signature`` (maker signature over the signed part as received),
+    ``maker_chain`` (maker certificate chain, validity and key usage at ``at``), ``seal_validity``
+    (validStart ≤ at ≤ validEnd).
+    """
+    when = _judgement_time(at) or _now()
+    try:
+        seal = parse_seal(seal_der)
+    except SealFormatError as exc:
+        reason = "not run: the seal could not be parsed (see structure)"
+        checks = (
+            _structure_failure(exc),
+            *(Check(name, CheckResult.SKIPPED, reason) for name in SEAL_STEPS[1:]),
+        )
+        return SealVerification(indication_of(checks), checks, None, when)
+    window_result, window_reason = _seal_window(seal, when)
+    checks = (
+        Check(STRUCTURE, CheckResult.PASSED, _structure_reason(seal), seal.warnings),
+        _seal_signature_check(seal),
+        _maker_chain_check(seal, trust, when),
+        Check(SEAL_VALIDITY, window_result, window_reason),
+    )
+    return SealVerification(indication_of(checks), checks, seal, when)
+
+
+def _structure_reason(seal: Seal) -> str:
+    return (
+        f"{seal.layout.value} seal (SES_Header.version {seal.version}, vendor {seal.vendor_id!r}), "
+        f"{len(seal.der)} bytes"
+    )
+
+
+# --- Seal signature verification -------------------------------------------------------------------------
+
+
+def verify_seal_signature(
+    signature_der: bytes, *, data: bytes | None, trust: TrustStore, at: datetime | None = None
+) -> SignatureVerification:
+    """Verify a seal signature (GB/T 38540 §7.3; GM/T 0031 §6.2.3) over ``data`` (for OFD: the exact bytes of
+    the signature's ``Signature.xml``).
+
+    ``at`` overrides the time at which seal and certificate validity are judged; by default it is the
+    signing time (``timeInfo``). ``data=None`` leaves the document digest unchecked (``data_hash`` UNKNOWN).
+    """
+    at = _judgement_time(at)
+    try:
+        sig = parse_seal_signature(signature_der)
+    except SealFormatError as exc:
+        reason = "not run: the seal signature could not be parsed (see structure)"
+        checks = (
+            _structure_failure(exc),
+            *(Check(name, CheckResult.SKIPPED, reason) for name in SIGNATURE_STEPS[1:]),
+        )
+        return SignatureVerification(indication_of(checks), checks, None)
+
+    when = at if at is not None else sig.signing_time
+    seal = sig.seal
+    checks = (
+        Check(
+            STRUCTURE, CheckResult.PASSED, _signature_structure_reason(sig), (*sig.warnings, *seal.warnings)
+        ),
+        _signature_check(sig),
+        _signer_in_seal_check(sig),
+        _seal_signature_check(seal),
+        _seal_validity_check(sig, trust, when),
+        _signer_chain_check(sig, trust, when),
+        _signing_time_check(sig),
+        _data_hash_check(sig, data),
+        _timestamp_check(sig, trust),
+    )
+    return SignatureVerification(
+        indication=indication_of(checks),
+        checks=checks,
+        signature=sig,
+        signing_time=sig.signing_time,
+        signer=_signer_summary(sig.signer_certificate),
+        seal_info=_seal_summary(seal),
+    )
+
+
+def _signature_structure_reason(sig: SealSignature) -> str:
+    return (
+        f"{sig.layout.value} SES_Signature (TBS_Sign.version {sig.version}) holding seal {sig.seal.es_id!r} "
+        f"({sig.seal.layout.value}), {len(sig.der)} bytes"
+    )
+
+
+def _signature_check(sig: SealSignature) -> Check:
+    """§7.3 b): the signer's (签章者) signature over TBS_Sign as received."""
+    where = "TBS_Sign.signatureAlgorithm" if sig.layout is SealLayout.GMT0031 else "signatureAlgID"
+    problem = _algorithm_problem(sig.signature_algorithm, where)
+    if problem is not None:
+        return Check(SIGNATURE, *problem)
+    signer = sig.signer_certificate
+    if signer.public_key.verify(sig.signed_bytes, sig.signature_value):
+        form = "raw r‖s" if len(sig.signature_value) == 64 and sig.signature_value[:1] != b"\x30" else "DER"
+        return Check(
+            SIGNATURE,
+            CheckResult.PASSED,
+            f"{form} SM2 signature over DER(TBS_Sign) ({len(sig.signed_bytes)} bytes) verifies with the key "
+            f"of {signer.subject!r}",
+        )
+    return Check(
+        SIGNATURE,
+        CheckResult.FAILED,
+        f"SM2 signature over DER(TBS_Sign) does not verify with the key of {signer.subject!r}: the signed "
+        "information was altered or signed with another key",
+    )
+
+
+def _signer_in_seal_check(sig: SealSignature) -> Check:
+    """§7.3 c): the signer certificate must be listed in the seal (by certificate or by digest)."""
+    signer = sig.signer_certificate
+    match = sig.seal.match_signer(signer)
+    if match is not None:
+        return Check(SIGNER_IN_SEAL, CheckResult.PASSED, f"signer certificate {signer.subject!r} is {match}")
+    if sig.seal.cert_list_type == 1:
+        listed = len(sig.seal.signer_certificates)
+        how = f"is not byte-identical to any of the {listed} certificate(s) listed in the seal"
+    else:
+        count = len(sig.seal.cert_digests)
+        how = f"matches none of the {count} digest(s) listed in the seal (SM3, SHA-256 tried)"
+    return Check(
+        SIGNER_IN_SEAL,
+        CheckResult.FAILED,
+        f"signer certificate {signer.subject!r} (serial {signer.serial_hex}) {how}",
+    )
+
+
+def _seal_validity_check(sig: SealSignature, trust: TrustStore, when: datetime) -> Check:
+    """§7.3 d): the seal at time ``when``: maker certificate chain and the seal's validity window.
+
+    When the only problem is that the maker certificate had expired by ``when`` while it was valid when the
+    seal was made, the check passes with a warning (§7.3 d): a seal outlives its maker's certificate).
+    """
+    seal = sig.seal
+    maker = seal.maker_certificate
+    chain = validate_chain(maker, trust=trust, at=when, key_usage=SIGNING_KEY_USAGES)
+    warnings: list[str] = []
+    if chain.ok:
+        maker_result, maker_reason = CheckResult.PASSED, f"maker certificate: {chain.reason}"
+    elif (
+        chain.status is ChainStatus.EXPIRED
+        and when > maker.not_after
+        and all(cert.valid_at(when) for cert in chain.path[1:])
+    ):
+        at_creation = validate_chain(maker, trust=trust, at=seal.created, key_usage=SIGNING_KEY_USAGES)
+        if at_creation.ok:
+            maker_result = CheckResult.PASSED
+            maker_reason = f"maker certificate valid when the seal was made ({_iso(seal.created)})"
+            warnings.append(
+                f"maker certificate {maker.subject!r} expired {_iso(maker.not_after)}, before {_iso(when)}; "
+                "accepted with a warning (GB/T 38540 §7.3 d)"
+            )
+        else:
+            check = at_creation.to_check(SEAL_VALIDITY)
+            maker_result = check.result
+            maker_reason = f"maker certificate at seal creation {_iso(seal.created)}: {check.reason}"
+    else:
+        check = chain.to_check(SEAL_VALIDITY)
+        maker_result, maker_reason = check.result, f"maker certificate: {check.reason}"
+    window_result, window_reason = _seal_window(seal, when)
+    return Check(
+        SEAL_VALIDITY,
+        _worst(maker_result, window_result),
+        f"{window_reason}; {maker_reason}",
+        tuple(warnings),
+    )
+
+
+def _signer_chain_check(sig: SealSignature, trust: TrustStore, when: datetime) -> Check:
+    """§7.3 e): signer certificate chain, validity and key usage (digitalSignature or nonRepudiation)."""
+    chain = validate_chain(sig.signer_certificate, trust=trust, at=when, key_usage=SIGNING_KEY_USAGES)
+    check = chain.to_check(SIGNER_CHAIN)
+    return Check(SIGNER_CHAIN, check.result, f"signer certificate: {check.reason}")
+
+
+def _signing_time_check(sig: SealSignature) -> Check:
+    """§7.3 f) and d): timeInfo within the signer certificate's validity and within the seal's validity."""
+    t = sig.signing_time
+    signer = sig.signer_certificate
+    seal = sig.seal
+    problems = []
+    if t < signer.not_before:
+        problems.append(f"before the signer certificate's notBefore {_iso(signer.not_before)}")
+    if t > signer.not_after:
+        problems.append(f"after the signer certificate's notAfter {_iso(signer.not_after)}")
+    if t < seal.valid_start:
+        problems.append(f"before the seal's validStart {_iso(seal.valid_start)}")
+    if t > seal.valid_end:
+        problems.append(f"after the seal's validEnd {_iso(seal.valid_end)}")
+    if problems:
+        return Check(SIGNING_TIME, CheckResult.FAILED, f"signing time {_iso(t)} is " + " and ".join(problems))
+    return Check(
+        SIGNING_TIME,
+        CheckResult.PASSED,
+        f"signing time {_iso(t)} is within the signer certificate's validity and the seal's validity",
+    )
+
+
+def _data_hash_check(sig: SealSignature, data: bytes | None) -> Check:
+    """§7.3 g): SM3 of the original data equals TBS_Sign.dataHash."""
+    if data is None:
+        return Check(
+            DATA_HASH,
+            CheckResult.UNKNOWN,
+            f"signed data not supplied: dataHash of {sig.property_info!r} not checked",
+        )
+    digest = sm3(data)
+    if digest == sig.data_hash:
+        return Check(DATA_HASH, CheckResult.PASSED, f"SM3 of the {len(data)} data bytes equals dataHash")
+    return Check(
+        DATA_HASH,
+        CheckResult.FAILED,
+        f"SM3 of the data ({digest.hex()}) differs from dataHash ({sig.data_hash.hex()}) for "
+        f"{sig.property_info!r}: the signed data was altered",
+    )
+
+
+# --- Time stamp (GB/T 38540 §7.3 h) ----------------------------------------------------------------------
+
+
+def _timestamp_check(sig: SealSignature, trust: TrustStore) -> Check:
+    """§7.3 h): the time-stamp token over the signature value, when present (RFC 3161 / GB/T 20520)."""
+    if sig.timestamp is None:
+        return Check(TIMESTAMP, CheckResult.SKIPPED, "no timestamp")
+    try:
+        token = _parse_token(sig.timestamp)
+    except ValueError as exc:
+        return Check(TIMESTAMP, CheckResult.FAILED, f"timeStamp: {exc}")
+    results: list[tuple[CheckResult, str]] = []
+    warnings: list[str] = []
+
+    imprint = token.tst_info["message_imprint"]
+    hash_oid = imprint["hash_algorithm"]["algorithm"]
+    hash_fn = _HASHES.get(hash_oid.dotted) or _HASHES.get(hash_oid.native)
+    if hash_fn is None:
+        results.append((CheckResult.UNKNOWN, f"message imprint hash {hash_oid.dotted} not supported"))
+    else:
+        hashed = imprint["hashed_message"].native
+        if hashed == hash_fn(sig.signature_value):
+            results.append((CheckResult.PASSED, "message imprint matches the signature value"))
+        elif hashed == hash_fn(core.OctetBitString(sig.signature_value).dump()):
+            results.append(
+                (CheckResult.PASSED, "message imprint matches the DER BIT STRING of the signature")
+            )
+            warnings.append("timestamp imprint covers the BIT STRING encoding, not the signature octets")
+        else:
+            results.append((CheckResult.FAILED, "message imprint does not match the signature value"))
+
+    gen_time = token.gen_time
+    if gen_time < sig.signing_time:
+        results.append(
+            (
+                CheckResult.FAILED,
+                f"genTime {_iso(gen_time)} is before the signing time {_iso(sig.signing_time)}",
+            )
+        )
+    signer = sig.signer_certificate
+    if not signer.valid_at(gen_time):
+        results.append(
+            (CheckResult.FAILED, f"genTime {_iso(gen_time)} is outside the signer certificate's validity")
+        )
+
+    results.append(_tsa_signature(token))
+    if token.tsa_certificate is not None:
+        chain = validate_chain(
+            token.tsa_certificate, trust=trust, at=gen_time, intermediates=token.certificates
+        )
+        chain_check = chain.to_check(TIMESTAMP)
+        results.append((chain_check.result, f"TSA certificate: {chain_check.reason}"))
+        eku = token.tsa_certificate.asn1.extended_key_usage_value
+        if eku is not None and "time_stamping" not in eku.native:
+            results.append((CheckResult.FAILED, "TSA certificate lacks the timeStamping extended key usage"))
+
+    result = _worst(*(r for r, _ in results))
+    shown = [reason for r, reason in results if r is result] if result is not CheckResult.PASSED else []
+    reason = f"timestamp genTime {_iso(gen_time)}: " + (
+        "; ".join(shown) if shown else "token verifies, imprint matches, genTime ≥ timeInfo"
+    )
+    return Check(TIMESTAMP, result, reason, tuple(warnings))
+
+
+@dataclass(frozen=True)
+class _Token:
+    signed_data: cms.SignedData
+    tst_info: tsp.TSTInfo
+    tst_bytes: bytes
+    gen_time: datetime
+    certificates: tuple[Certificate, ...]
+    tsa_certificate: Certificate | None
+
+
+def _parse_token(raw: bytes) -> _Token:
+    try:
+        info = cms.ContentInfo.load(raw)
+        if info["content_type"].native != "signed_data":
+            raise ValueError(f"content type {info['content_type'].dotted} is not signedData")
+        signed = info["content"]
+        encap = signed["encap_content_info"]
+        if encap["content_type"].native != "tst_info":
+            raise ValueError(f"encapsulated content {encap['content_type'].dotted} is not a TSTInfo")
+        tst_bytes = encap["content"].contents
+        tst = tsp.TSTInfo.load(tst_bytes)
+        gen_time = tst["gen_time"].native
+        signed.native  # noqa: B018 - full parse
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ValueError(f"not an RFC 3161 TimeStampToken: {exc}") from exc
+    if len(signed["signer_infos"]) != 1:
+        raise ValueError(f"{len(signed['signer_infos'])} SignerInfos, expected 1")
+    certificates: list[Certificate] = []
+    for choice in signed["certificates"] or []:
+        if choice.name == "certificate":
+            try:
+                certificates.append(Certificate.from_der(choice.chosen.dump()))
+            except CertificateError:
+                continue
+    sid = signed["signer_infos"][0]["sid"]
+    tsa = next((c for c in certificates if _matches_sid(c, sid)), None)
+    return _Token(signed, tst, bytes(tst_bytes), gen_time.astimezone(UTC), tuple(certificates), tsa)
+
+
+def _matches_sid(cert: Certificate, sid: cms.SignerIdentifier) -> bool:
+    if sid.name == "issuer_and_serial_number":
+        return cert.issuer_name == sid.chosen["issuer"] and cert.serial == sid.chosen["serial_number"].native
+    return cert.subject_key_id == sid.chosen.native
+
+
+def _tsa_signature(token: _Token) -> tuple[CheckResult, str]:
+    signer_info = token.signed_data["signer_infos"][0]
+    if token.tsa_certificate is None:
+        return CheckResult.UNKNOWN, "TSA certificate not included in the token; TSA signature not verified"
+    algorithm = signer_info["signature_algorithm"]["algorithm"].dotted
+    if algorithm not in _TSA_SM2_ALGORITHMS:
+        return CheckResult.UNKNOWN, f"TSA signature algorithm {algorithm} not supported"
+    signed_attrs = signer_info["signed_attrs"]
+    if isinstance(signed_attrs, core.Void) or not len(signed_attrs):
+        message = token.tst_bytes
+    else:
+        digest_oid = signer_info["digest_algorithm"]["algorithm"]
+        hash_fn = _HASHES.get(digest_oid.dotted) or _HASHES.get(digest_oid.native)
+        if hash_fn is None:
+            return CheckResult.UNKNOWN, f"TSA digest algorithm {digest_oid.dotted} not supported"
+        digests = [a["values"][0].native for a in signed_attrs if a["type"].native == "message_digest"]
+        if digests != [hash_fn(token.tst_bytes)]:
+            return CheckResult.FAILED, "TSA messageDigest attribute does not match the TSTInfo"
+        message = cms.CMSAttributes.load(signed_attrs.untag().dump()).dump()
+    signature = signer_info["signature"].native
+    if token.tsa_certificate.public_key.verify(message, signature):
+        return CheckResult.PASSED, "TSA signature verifies"
+    return (
+        CheckResult.FAILED,
+        f"TSA signature does not verify with the key of {token.tsa_certificate.subject!r}",
+    )
