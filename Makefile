@@ -20,6 +20,7 @@ demo: sysdeps $(STAMP)
 	$(BIN)/certstore keys init --if-missing
 	$(BIN)/certstore keys list
 	$(BIN)/certstore seal verify .certstore/keys/seals/default.esl
+	$(BIN)/certstore catalogue list
 
 test: sysdeps $(STAMP)
 	$(BIN)/ruff check .

@@ -218,6 +218,39 @@ class KeyStore:
     def signer(self, name: str) -> SoftwareSigner:
         return SoftwareSigner(self.private_key(name))
 
+    # --- repository secrets ------------------------------------------------------------------------------
+
+    def holder_index_key(self) -> bytes:
+        """The 32-byte key of the holder-ID digests (HMAC-SM3), created on first use.
+
+        ``CERTSTORE_HOLDER_KEY`` (64 hex digits) overrides the file, so several API workers and the exchange
+        worker can share one key without sharing a disk. Losing the key makes holder look-ups miss until
+        the digests are recomputed; it is not needed to read certificates."""
+        configured = os.environ.get("CERTSTORE_HOLDER_KEY")
+        if configured:
+            try:
+                key = bytes.fromhex(configured)
+            except ValueError:
+                key = b""
+            if len(key) != 32:
+                raise KeyStoreError("CERTSTORE_HOLDER_KEY must be 64 hexadecimal digits (32 bytes)")
+            return key
+        path = self.root / "holder-index.key"
+        if not path.exists():
+            self._ensure()
+            tmp = path.with_name(f".holder-index.{os.getpid()}.tmp")
+            _write_private(tmp, os.urandom(32).hex().encode())
+            try:
+                os.link(tmp, path)  # atomic: of two processes racing, exactly one key wins
+            except FileExistsError:
+                pass
+            finally:
+                tmp.unlink()
+        key = bytes.fromhex(path.read_text().strip())
+        if len(key) != 32:
+            raise KeyStoreError(f"{path} is damaged: expected 64 hexadecimal digits")
+        return key
+
     # --- seals ---------------------------------------------------------------------------------------
 
     def add_seal(self, name: str, seal_der: bytes, *, overwrite: bool = False) -> Path:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from certstore.cli import keys, seal
+from certstore.cli import catalogue, db, keys, seal
 from certstore.cli.common import Context, ExitCode, Failure
 
 __all__ = ["cli", "main"]
@@ -32,6 +32,8 @@ def cli(ctx: click.Context, data_dir: Path) -> None:
     ctx.obj = Context(data_dir=data_dir)
 
 
+cli.add_command(catalogue.group)
+cli.add_command(db.group)
 cli.add_command(keys.group)
 cli.add_command(seal.group)
 

@@ -17,6 +17,10 @@ from certstore.checks import Indication
 from certstore.crypto.encoding import KeyEncodingError
 from certstore.crypto.x509 import CertificateError
 from certstore.keystore import KeyStore, KeyStoreError
+from certstore.records import RecordError
+from certstore.services.catalogue import CatalogueConflictError, UnknownCatalogueError
+from certstore.services.repository import Repository
+from certstore.store.db import Database, DatabaseURLError, SchemaError, database_url, sqlite_path
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -44,6 +48,15 @@ class Context:
     def keystore(self) -> KeyStore:
         return KeyStore(self.data_dir / "keys")
 
+    def repository(self) -> Repository:
+        """The repository under the data directory. The embedded SQLite database is migrated to the newest
+        schema on open; a PostgreSQL database must be upgraded explicitly (``certstore db upgrade``)."""
+        url = database_url(self.data_dir)
+        if sqlite_path(url) is not None:
+            with Database(url) as database:
+                database.upgrade()
+        return Repository.open(self.data_dir)
+
 
 pass_context = click.make_pass_decorator(Context)
 
@@ -63,7 +76,16 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return func(*args, **kwargs)
-        except (KeyStoreError, KeyEncodingError, CertificateError) as exc:
+        except (
+            KeyStoreError,
+            KeyEncodingError,
+            CertificateError,
+            RecordError,
+            UnknownCatalogueError,
+            CatalogueConflictError,
+            DatabaseURLError,
+            SchemaError,
+        ) as exc:
             raise Failure(str(exc)) from None
         except OSError as exc:
             raise Failure(f"{exc.strerror}: {exc.filename}") from None

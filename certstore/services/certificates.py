@@ -1,0 +1,456 @@
+"""Certificate use cases: issue (签发), change (变更), renew (延续), status actions (挂起/恢复/吊销/注销/废止),
+look-ups, and the orphan-blob sweep.
+
+Consistency rule (issue 3 §6): a certificate file is written to the blob store *before* the row that
+points at it is committed, so a crash leaves at most an orphan blob (removed by
+:func:`sweep_orphan_blobs`), never a row pointing at a missing blob. Pushes are idempotent on
+(issuer code, certificate number, version): the same content twice gives one record; different content
+under the same key is refused with :class:`DuplicateConflictError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from certstore.catalogue import CatalogueEntry
+from certstore.crypto.sm2 import sm3
+from certstore.identifiers import HolderIdType, holder_id_digest, holder_ref, validate_holder_id
+from certstore.lifecycle import Action, Status, transition
+from certstore.records import (
+    Certificate,
+    CertificateDraft,
+    CertificateEvent,
+    Holder,
+    PreparedVersion,
+    RecordError,
+    prepare_version,
+)
+from certstore.services.catalogue import get_entry
+from certstore.services.repository import Repository
+from certstore.store.blobs import BlobRef
+from certstore.store.models import CertificateEventRow, CertificateRow
+
+__all__ = [
+    "CertificateNotFoundError",
+    "DuplicateConflictError",
+    "FileMaker",
+    "IssueResult",
+    "NotLatestVersionError",
+    "act",
+    "change",
+    "get",
+    "history",
+    "issue",
+    "list_by_holder",
+    "renew",
+    "sweep_orphan_blobs",
+]
+
+#: Makes the certificate file for a prepared version (face + metadata + seal), returning (bytes, media type).
+FileMaker = Callable[[PreparedVersion], tuple[bytes, str]]
+
+
+class CertificateNotFoundError(LookupError):
+    """No certificate with that identifier."""
+
+
+class DuplicateConflictError(ValueError):
+    """The same (issuer, certificate number, version) was pushed before with different content."""
+
+
+class NotLatestVersionError(ValueError):
+    """A change or renewal aimed at a version that a newer one already replaced."""
+
+
+@dataclass(frozen=True)
+class IssueResult:
+    certificate: Certificate
+    created: bool  # False when an identical push had already been stored
+
+
+# --- reading ---------------------------------------------------------------------------------------------
+
+
+def _to_certificate(row: CertificateRow, successor: str | None = None) -> Certificate:
+    return Certificate(
+        identifier=row.identifier,
+        version=row.version,
+        serial=row.serial,
+        certificate_number=row.certificate_number,
+        name=row.name,
+        catalogue_code=row.catalogue_code,
+        catalogue_version=row.catalogue_version,
+        issuer_code=row.issuer_code,
+        issuer_name=row.issuer_name,
+        holder=Holder(row.holder_name, HolderIdType(row.holder_id_type), row.holder_id),
+        holder_ref=holder_ref(row.holder_id_digest),
+        issue_date=row.issue_date,
+        valid_from=row.valid_from,
+        valid_until=row.valid_until,
+        face=row.face,
+        metadata=row.meta,
+        stored_status=Status(row.status),
+        status_changed_at=row.status_changed_at,
+        file_key=row.file_key,
+        file_media_type=row.file_media_type,
+        superseded_by=successor,
+        created_at=row.created_at,
+        events=tuple(
+            CertificateEvent(e.action, e.from_status, e.to_status, e.reason, e.actor, e.at, e.details or {})
+            for e in row.events
+        ),
+    )
+
+
+def _view(session: Session, row: CertificateRow) -> Certificate:
+    successor = None
+    if row.superseded_by_id is not None:
+        successor = session.get(CertificateRow, row.superseded_by_id)
+    return _to_certificate(row, successor.identifier if successor else None)
+
+
+def _row_by_identifier(session: Session, identifier: str, *, lock: bool = False) -> CertificateRow:
+    query = select(CertificateRow).where(CertificateRow.identifier == identifier)
+    if lock:
+        query = query.with_for_update()
+    row = session.scalars(query).first()
+    if row is None:
+        raise CertificateNotFoundError(f"no certificate {identifier}")
+    return row
+
+
+def _row_by_key(session: Session, issuer_code: str, number: str, version: int) -> CertificateRow | None:
+    return session.scalars(
+        select(CertificateRow).where(
+            CertificateRow.issuer_code == issuer_code,
+            CertificateRow.certificate_number == number,
+            CertificateRow.version == version,
+        )
+    ).first()
+
+
+def get(repo: Repository, identifier: str) -> Certificate:
+    with repo.db.session() as session:
+        return _view(session, _row_by_identifier(session, identifier))
+
+
+def history(repo: Repository, identifier: str) -> list[Certificate]:
+    """Every version of the certificate ``identifier`` belongs to, oldest first."""
+    with repo.db.session() as session:
+        row = _row_by_identifier(session, identifier)
+        rows = session.scalars(
+            select(CertificateRow)
+            .where(CertificateRow.issuer_code == row.issuer_code, CertificateRow.serial == row.serial)
+            .order_by(CertificateRow.version)
+        ).all()
+        return [_view(session, r) for r in rows]
+
+
+def list_by_holder(
+    repo: Repository, id_type: HolderIdType, id_number: str, *, current_only: bool = True
+) -> list[Certificate]:
+    """A holder's certificates (一号查询), found through the keyed digest of the ID number. With
+    ``current_only`` superseded versions are left out."""
+    digest = holder_id_digest(repo.holder_key, id_type, validate_holder_id(id_type, id_number))
+    with repo.db.session() as session:
+        query = select(CertificateRow).where(CertificateRow.holder_id_digest == digest)
+        if current_only:
+            query = query.where(CertificateRow.superseded_by_id.is_(None))
+        rows = session.scalars(
+            query.order_by(CertificateRow.issue_date.desc(), CertificateRow.id.desc())
+        ).all()
+        return [_view(session, r) for r in rows]
+
+
+# --- writing ---------------------------------------------------------------------------------------------
+
+
+def _store_file(repo: Repository, file: bytes | None, media_type: str | None) -> BlobRef | None:
+    if file is None:
+        return None
+    return repo.blobs.put(file, media_type=media_type or "application/octet-stream")
+
+
+def _ensure_file(repo: Repository, blob: BlobRef | None, file: bytes | None) -> None:
+    """After the commit: the blob must still be there. A concurrent orphan sweep may have judged an identical
+    old blob unreferenced just before this push adopted it; the push still holds the bytes, so it puts them
+    back. With this, no reader ever finds a committed row without its file for longer than this call."""
+    if blob is not None and file is not None and not repo.blobs.exists(blob.key):
+        repo.blobs.put(file, media_type=blob.media_type or "application/octet-stream")
+
+
+def _new_row(prepared: PreparedVersion, blob: BlobRef | None, *, at: datetime) -> CertificateRow:
+    entry, draft = prepared.entry, prepared.draft
+    return CertificateRow(
+        identifier=str(prepared.identifier),
+        type_code=prepared.identifier.type_code,
+        issuer_code=prepared.identifier.issuer_code,
+        issuer_name=entry.issuer.name,
+        serial=prepared.identifier.serial,
+        version=prepared.identifier.version,
+        certificate_number=draft.certificate_number,
+        name=entry.name,
+        catalogue_code=entry.code,
+        catalogue_version=entry.version,
+        holder_name=draft.holder.name,
+        holder_id_type=str(draft.holder.id_type),
+        holder_id=prepared.holder_id,
+        holder_id_digest=prepared.holder_digest,
+        issue_date=draft.issue_date,
+        valid_from=prepared.valid_from,
+        valid_until=prepared.valid_until,
+        face=prepared.face,
+        meta=prepared.metadata,
+        content_digest=prepared.digest,
+        file_key=blob.key if blob else None,
+        file_media_type=blob.media_type if blob else None,
+        status=Status.VALID.value,
+        status_changed_at=at,
+        created_at=at,
+    )
+
+
+def _event(action: Action, from_status: Status | None, to_status: Status, reason: str, actor: str, at: datetime,
+           **details: object) -> CertificateEventRow:  # fmt: skip
+    return CertificateEventRow(
+        action=action.value,
+        from_status=from_status.value if from_status else None,
+        to_status=to_status.value,
+        reason=reason,
+        actor=actor,
+        at=at,
+        details=details,
+    )
+
+
+def _same_or_conflict(session: Session, existing: CertificateRow, prepared: PreparedVersion) -> IssueResult:
+    if existing.content_digest != prepared.digest:
+        raise DuplicateConflictError(
+            f"certificate {existing.certificate_number!r} version {existing.version} of issuer "
+            f"{existing.issuer_code} was already pushed with different content ({existing.identifier})"
+        )
+    return IssueResult(_view(session, existing), created=False)
+
+
+def _make_file(
+    prepared: PreparedVersion, file: bytes | None, media_type: str | None, file_maker: FileMaker | None
+) -> tuple[bytes | None, str | None]:
+    if file is not None and file_maker is not None:
+        raise ValueError("give either a file or a file maker, not both")
+    if file_maker is not None:
+        return file_maker(prepared)
+    return file, media_type
+
+
+def issue(
+    repo: Repository,
+    draft: CertificateDraft,
+    *,
+    actor: str,
+    file: bytes | None = None,
+    file_media_type: str | None = None,
+    file_maker: FileMaker | None = None,
+    catalogue_version: int | None = None,
+) -> IssueResult:
+    """Issue version 1 of a certificate (签发). Idempotent: an identical earlier push is returned unchanged."""
+    entry = get_entry(repo, draft.catalogue_code, catalogue_version)
+    file_key = sm3(file).hex() if file is not None else None
+    prepared = prepare_version(entry, draft, version=1, holder_key=repo.holder_key, file_key=file_key)
+    key = (prepared.identifier.issuer_code, draft.certificate_number, 1)
+    with repo.db.session() as session:
+        existing = _row_by_key(session, *key)
+        if existing is not None:
+            return _same_or_conflict(session, existing, prepared)
+    data, media_type = _make_file(prepared, file, file_media_type, file_maker)
+    blob = _store_file(repo, data, media_type)  # the blob first: a crash after this leaves only an orphan
+    at = repo.now()
+    try:
+        with repo.db.session() as session:
+            row = _new_row(prepared, blob, at=at)
+            row.events.append(_event(Action.ISSUE, None, Status.VALID, "签发", actor, at))
+            session.add(row)
+            session.flush()
+            result = IssueResult(_view(session, row), created=True)
+        _ensure_file(repo, blob, data)
+        return result
+    except IntegrityError:  # a concurrent identical push won the race
+        with repo.db.session() as session:
+            existing = _row_by_key(session, *key)
+            if existing is None:
+                raise
+            return _same_or_conflict(session, existing, prepared)
+
+
+def _new_version(
+    repo: Repository,
+    identifier: str,
+    action: Action,
+    make_draft: Callable[[Certificate, CatalogueEntry], CertificateDraft],
+    *,
+    reason: str,
+    actor: str,
+    file: bytes | None,
+    file_media_type: str | None,
+    file_maker: FileMaker | None,
+) -> Certificate:
+    with repo.db.session() as session:
+        current_row = _row_by_identifier(session, identifier)
+        current = _view(session, current_row)
+    if current.superseded_by is not None:
+        raise NotLatestVersionError(
+            f"{identifier} was already replaced by {current.superseded_by}; {action.label} the latest version"
+        )
+    at = repo.now()
+    event = transition(
+        current.stored_status, action, valid_until=current.valid_until, reason=reason, actor=actor, at=at
+    )
+    entry = get_entry(repo, current.catalogue_code)
+    draft = make_draft(current, entry)
+    if draft.certificate_number != current.certificate_number:
+        raise RecordError("a new version keeps the certificate number", [("certificate_number", "changed")])
+    file_key = sm3(file).hex() if file is not None else None
+    prepared = prepare_version(
+        entry, draft, version=current.version + 1, holder_key=repo.holder_key, file_key=file_key
+    )
+    data, media_type = _make_file(prepared, file, file_media_type, file_maker)
+    blob = _store_file(repo, data, media_type)
+    try:
+        with repo.db.session() as session:
+            old = _row_by_identifier(session, identifier, lock=True)
+            if old.superseded_by_id is not None or old.status != current.stored_status.value:
+                raise NotLatestVersionError(f"{identifier} changed while the new version was prepared; retry")
+            new = _new_row(prepared, blob, at=at)
+            new.events.append(
+                _event(action, None, Status.VALID, event.reason, actor, at, replaces=identifier)
+            )
+            session.add(new)
+            session.flush()
+            old.status = event.to_status.value
+            old.status_changed_at = at
+            old.superseded_by_id = new.id
+            old.events.append(
+                _event(
+                    action,
+                    event.from_status,
+                    event.to_status,
+                    event.reason,
+                    actor,
+                    at,
+                    replaced_by=new.identifier,
+                )
+            )
+            session.flush()
+            created = _view(session, new)
+        _ensure_file(repo, blob, data)
+        return created
+    except IntegrityError:
+        with repo.db.session() as session:
+            existing = _row_by_key(
+                session,
+                prepared.identifier.issuer_code,
+                draft.certificate_number,
+                prepared.identifier.version,
+            )
+            if existing is None:
+                raise
+            return _same_or_conflict(session, existing, prepared).certificate
+
+
+def change(
+    repo: Repository,
+    identifier: str,
+    draft: CertificateDraft,
+    *,
+    reason: str,
+    actor: str,
+    file: bytes | None = None,
+    file_media_type: str | None = None,
+    file_maker: FileMaker | None = None,
+) -> Certificate:
+    """变更: a new version with new content replaces ``identifier`` (which becomes SUPERSEDED)."""
+    return _new_version(
+        repo, identifier, Action.CHANGE, lambda _current, _entry: draft, reason=reason, actor=actor,
+        file=file, file_media_type=file_media_type, file_maker=file_maker,
+    )  # fmt: skip
+
+
+def renew(
+    repo: Repository,
+    identifier: str,
+    *,
+    valid_until: date | None,
+    reason: str,
+    actor: str,
+    file: bytes | None = None,
+    file_media_type: str | None = None,
+    file_maker: FileMaker | None = None,
+) -> Certificate:
+    """延续: a new version with the same content and a later end of validity (None: long-term)."""
+
+    def renewed(current: Certificate, entry: CatalogueEntry) -> CertificateDraft:
+        if valid_until is not None and current.valid_until is not None and valid_until <= current.valid_until:
+            raise RecordError(
+                f"renewal must extend validity beyond {current.valid_until}",
+                [("valid_until", str(valid_until))],
+            )
+        return CertificateDraft(
+            catalogue_code=entry.code,
+            certificate_number=current.certificate_number,
+            holder=current.holder,
+            face=current.face,
+            issue_date=repo.now().date(),
+            valid_from=current.valid_from,
+            valid_until=valid_until,
+            metadata={k[3:]: v for k, v in current.metadata.items() if k.startswith("KZ_")},
+        )
+
+    return _new_version(
+        repo, identifier, Action.RENEW, renewed, reason=reason, actor=actor,
+        file=file, file_media_type=file_media_type, file_maker=file_maker,
+    )  # fmt: skip
+
+
+def act(repo: Repository, identifier: str, action: Action, *, reason: str, actor: str) -> Certificate:
+    """挂起 / 恢复 / 吊销 / 注销 / 废止 — effective immediately for every reader."""
+    if action.creates_version or action is Action.ISSUE:
+        raise ValueError(f"{action.value} makes a new version: use issue/change/renew")
+    with repo.db.session() as session:
+        row = _row_by_identifier(session, identifier, lock=True)
+        at = repo.now()
+        event = transition(
+            Status(row.status), action, valid_until=row.valid_until, reason=reason, actor=actor, at=at
+        )
+        row.status = event.to_status.value
+        row.status_changed_at = at
+        row.events.append(_event(action, event.from_status, event.to_status, event.reason, actor, at))
+        session.flush()
+        return _view(session, row)
+
+
+# --- maintenance -----------------------------------------------------------------------------------------
+
+
+def sweep_orphan_blobs(repo: Repository, *, older_than: timedelta = timedelta(hours=1)) -> list[str]:
+    """Delete blobs no certificate row references and that are older than ``older_than`` (young blobs may
+    belong to a push whose row is being committed right now). Returns the deleted keys."""
+    cutoff = repo.now() - older_than
+    with repo.db.session() as session:
+        referenced = set(
+            session.scalars(select(CertificateRow.file_key).where(CertificateRow.file_key.is_not(None)))
+        )
+    deleted = []
+    for info in repo.blobs.iter_infos():
+        if info.key in referenced or info.created > cutoff:
+            continue
+        current = repo.blobs.stat(info.key)  # a put of identical content since the listing refreshes it
+        if current is None or current.created > cutoff:
+            continue
+        repo.blobs.delete(info.key)
+        deleted.append(info.key)
+    return deleted

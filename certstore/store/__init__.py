@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy database and blob stores."""

@@ -1,0 +1,322 @@
+"""The repository database: where it is, how to connect, sessions, and the schema's revision.
+
+Backends: SQLite (the default, one file ``<data-dir>/certstore.db``) and PostgreSQL (``CERTSTORE_DATABASE_URL``,
+driver psycopg 3). The schema is made and changed only by the Alembic migrations in
+``certstore/store/migrations`` (``Database.upgrade()`` or ``certstore db upgrade``); nothing here calls
+``create_all``. Code that needs the tables calls :meth:`Database.check_schema` first.
+
+Transactions and isolation:
+
+- PostgreSQL runs at READ COMMITTED (set explicitly, whatever the server default). A use case that reads a
+  row and then changes it locks it (``SELECT … FOR UPDATE``); uniqueness races end in ``IntegrityError`` from
+  the unique constraints, which the services treat as "someone else won".
+- SQLite is serialisable by construction (one writer at a time). SQLAlchemy, not the ``sqlite3`` module, emits
+  ``BEGIN`` (the module's legacy mode starts no transaction for SELECT or DDL, which breaks repeatable reads,
+  SAVEPOINTs and transactional migrations). Read-write sessions begin with ``BEGIN IMMEDIATE``: they take the
+  write lock up front, queueing for it (up to ``busy_timeout``, 10 s), so a read-then-write session does not
+  fail half-way with "database is locked" (in WAL mode a deferred transaction that read an older snapshot
+  cannot become a writer, and SQLite reports that at once instead of waiting). ``session(readonly=True)``
+  begins a deferred transaction under ``PRAGMA query_only``: read-only work runs alongside the one writer
+  (WAL) and cannot write.
+- On both, a ``readonly`` session refuses writes (PostgreSQL: ``READ ONLY`` transaction).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import ConnectionPoolEntry
+
+__all__ = [
+    "DATABASE_FILE",
+    "DATABASE_URL_ENV",
+    "MIGRATIONS_DIR",
+    "Database",
+    "DatabaseURLError",
+    "SchemaError",
+    "alembic_config",
+    "database_url",
+    "head_revision",
+    "make_engine",
+    "mask_url",
+    "normalise_url",
+    "sqlite_path",
+]
+
+DATABASE_URL_ENV = "CERTSTORE_DATABASE_URL"
+DATABASE_FILE = "certstore.db"
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+SQLITE_BUSY_TIMEOUT_MS = 10_000  # how long a writer waits for the write lock before "database is locked"
+POSTGRES_POOL = {"pool_size": 10, "max_overflow": 20, "pool_recycle": 1800, "pool_timeout": 30}
+
+# Alembic's ``context`` and ``op`` are process-wide proxies: one migration run at a time per process.
+# Between processes, env.py serialises runs (PostgreSQL advisory lock, SQLite write lock).
+_MIGRATION_LOCK = threading.Lock()
+
+_READONLY = "certstore_readonly"  # execution option read by the SQLite BEGIN hook
+_json_dumps = functools.partial(json.dumps, ensure_ascii=False, separators=(",", ":"))  # 中文 stays readable
+
+
+class DatabaseURLError(ValueError):
+    """``CERTSTORE_DATABASE_URL`` (or a URL given in code) is not a usable SQLite or PostgreSQL URL."""
+
+
+class SchemaError(RuntimeError):
+    """The database schema is not at the revision this code needs (message says what to do)."""
+
+
+# -- where the database is ---------------------------------------------------------------------------
+
+
+def normalise_url(url: str) -> str:
+    """Check ``url`` names a supported backend; ``postgresql://``/``postgres://`` get the psycopg 3 driver."""
+    url = url.strip()
+    if url.startswith("postgres://"):  # the Heroku-style scheme SQLAlchemy does not know
+        url = "postgresql://" + url.removeprefix("postgres://")
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise DatabaseURLError(f"not a database URL: {mask_url(url)!r}") from None
+    backend = parsed.get_backend_name()
+    if backend == "postgresql":
+        if parsed.drivername == "postgresql":
+            parsed = parsed.set(drivername="postgresql+psycopg")
+    elif backend != "sqlite":
+        raise DatabaseURLError(
+            f"unsupported database {parsed.drivername!r} in {mask_url(url)!r}: use sqlite:/// or postgresql://"
+        )
+    return parsed.render_as_string(hide_password=False)
+
+
+def database_url(data_dir: Path, env: Mapping[str, str] = os.environ) -> str:
+    """``CERTSTORE_DATABASE_URL`` if set, else the SQLite file ``<data_dir>/certstore.db`` (absolute)."""
+    configured = env.get(DATABASE_URL_ENV, "").strip()
+    if configured:
+        return normalise_url(configured)
+    path = (Path(data_dir) / DATABASE_FILE).absolute()
+    return URL.create("sqlite", database=str(path)).render_as_string(hide_password=False)
+
+
+def mask_url(url: str | URL) -> str:
+    """The URL with any password replaced by ``***`` (for messages and ``db status``)."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparseable URL>"
+
+
+def sqlite_path(url: str | URL) -> Path | None:
+    """The file of a SQLite URL; None for other backends and in-memory databases."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return None
+    database = parsed.database or ""
+    if database in ("", ":memory:") or database.startswith("file:") or parsed.query.get("mode") == "memory":
+        return None
+    return Path(database)
+
+
+# -- engines -----------------------------------------------------------------------------------------
+
+
+def make_engine(url: str | URL, **kwargs: Any) -> Engine:
+    """An engine set up for certstore (see the module docstring); ``kwargs`` go to ``create_engine``.
+
+    SQLite: WAL journal, ``foreign_keys=ON``, ``busy_timeout``, ``synchronous=NORMAL`` on every connection,
+    SQLAlchemy-emitted BEGIN / BEGIN IMMEDIATE; the file's directory is created. PostgreSQL: READ COMMITTED,
+    ``pool_pre_ping`` and a bounded pool.
+    """
+    parsed = make_url(normalise_url(url) if isinstance(url, str) else url)
+    backend = parsed.get_backend_name()
+    options: dict[str, Any] = {"json_serializer": _json_dumps}
+    if backend == "postgresql":
+        options.update(pool_pre_ping=True, isolation_level="READ COMMITTED")
+        if "poolclass" not in kwargs:  # sizes apply to the default QueuePool only
+            options.update(POSTGRES_POOL)
+    options.update(kwargs)
+    if backend == "sqlite" and (path := sqlite_path(parsed)) is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(parsed, **options)
+    if backend == "sqlite":
+        event.listen(engine, "connect", _sqlite_connect)
+        event.listen(engine, "begin", _sqlite_begin)
+    return engine
+
+
+def _sqlite_connect(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+    dbapi_connection.isolation_level = None  # the sqlite3 module must not BEGIN/COMMIT on its own
+    for pragma in (
+        f"busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}",  # first: switching a new file to WAL may have to wait
+        "journal_mode = WAL",
+        "foreign_keys = ON",
+        "synchronous = NORMAL",
+    ):
+        dbapi_connection.execute(f"PRAGMA {pragma}").close()
+    record.info["query_only"] = False
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    readonly = bool(conn.get_execution_options().get(_READONLY, False))
+    info = conn.connection.info
+    if info.get("query_only", False) != readonly:
+        conn.exec_driver_sql(f"PRAGMA query_only = {int(readonly)}")
+        info["query_only"] = readonly
+    conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+
+
+# -- migrations --------------------------------------------------------------------------------------
+
+
+def alembic_config(url: str | None = None, *, connection: Connection | None = None) -> Config:
+    """An Alembic ``Config`` for certstore's migrations, without an ini file.
+
+    The migration environment uses ``connection`` if given, else ``url``, else the usual
+    ``CERTSTORE_DATABASE_URL`` / data-directory rules (see ``migrations/env.py``).
+    """
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
+    config.set_main_option("path_separator", "os")
+    if url is not None:
+        config.attributes["url"] = normalise_url(url)
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+@functools.cache
+def _script_directory() -> ScriptDirectory:
+    return ScriptDirectory.from_config(alembic_config())
+
+
+def head_revision() -> str:
+    """The newest migration revision in this version of certstore."""
+    head = _script_directory().get_current_head()
+    if head is None:
+        raise SchemaError(f"no migrations found in {MIGRATIONS_DIR}")
+    return head
+
+
+def _known_revision(revision: str) -> bool:
+    return any(script.revision == revision for script in _script_directory().walk_revisions())
+
+
+# -- the database ------------------------------------------------------------------------------------
+
+
+class Database:
+    """An engine and its session factory for one database URL.
+
+    ``with db.session() as s: ...`` commits when the block ends normally and rolls back if it raises.
+    Sessions do not expire objects on commit, so rows read in a block stay readable after it.
+    """
+
+    def __init__(self, url: str | URL, *, engine: Engine | None = None, **engine_kwargs: Any) -> None:
+        self.url = normalise_url(url) if isinstance(url, str) else url.render_as_string(hide_password=False)
+        self.engine = engine if engine is not None else make_engine(self.url, **engine_kwargs)
+        self.sessionmaker: sessionmaker[Session] = sessionmaker(self.engine, expire_on_commit=False)
+        readonly_options = (
+            {"postgresql_readonly": True} if self.backend == "postgresql" else {_READONLY: True}
+        )
+        self._readonly_engine = self.engine.execution_options(**readonly_options)
+        self._readonly_sessionmaker: sessionmaker[Session] = sessionmaker(
+            self._readonly_engine, expire_on_commit=False
+        )
+
+    @classmethod
+    def from_data_dir(cls, data_dir: Path, env: Mapping[str, str] = os.environ) -> Database:
+        """The database configured for ``data_dir`` (see :func:`database_url`)."""
+        return cls(database_url(data_dir, env))
+
+    @property
+    def backend(self) -> str:
+        """``"sqlite"`` or ``"postgresql"``."""
+        return self.engine.dialect.name
+
+    @property
+    def masked_url(self) -> str:
+        return mask_url(self.url)
+
+    def __repr__(self) -> str:
+        return f"Database({self.masked_url!r})"
+
+    @contextmanager
+    def session(self, *, readonly: bool = False) -> Iterator[Session]:
+        """A session in one transaction: committed when the block ends, rolled back if it raises."""
+        session = (self._readonly_sessionmaker if readonly else self.sessionmaker)()
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    def connect(self, *, readonly: bool = False) -> Connection:
+        """A Core connection (close it, e.g. ``with db.connect() as conn``)."""
+        return (self._readonly_engine if readonly else self.engine).connect()
+
+    # -- schema revision -----------------------------------------------------------------------------
+
+    def current_revision(self) -> str | None:
+        """The migration revision the database is at; None for a database without certstore's schema."""
+        with self.connect(readonly=True) as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+
+    def upgrade(self, revision: str = "head") -> tuple[str | None, str | None]:
+        """Apply the migrations up to ``revision`` in one transaction; returns (revision before, after).
+
+        Safe to call from several processes at once: they take turns, and the later ones find nothing to do.
+        """
+        with _MIGRATION_LOCK:
+            before = self.current_revision()
+            with self.engine.connect() as conn:
+                command.upgrade(alembic_config(connection=conn), revision)
+            return before, self.current_revision()
+
+    def check_schema(self) -> str:
+        """Raise :class:`SchemaError` unless the database is at the head revision; returns that revision."""
+        head = head_revision()
+        current = self.current_revision()
+        if current == head:
+            return head
+        if current is None:
+            raise SchemaError(
+                f"database {self.masked_url} has no certstore schema (expected revision {head}): "
+                "run `certstore db upgrade`"
+            )
+        if not _known_revision(current):
+            raise SchemaError(
+                f"database {self.masked_url} is at revision {current}, which this version of certstore does "
+                f"not know (its newest is {head}): the database was migrated by a newer certstore"
+            )
+        raise SchemaError(
+            f"database {self.masked_url} is at revision {current}, this version of certstore needs {head}: "
+            "run `certstore db upgrade`"
+        )
+
+    def dispose(self) -> None:
+        """Close all pooled connections."""
+        self.engine.dispose()
+
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.dispose()

@@ -1,0 +1,72 @@
+"""Fixtures shared by the whole suite: the real servers and a database on each backend.
+
+- ``postgres_server`` / ``postgres_database``: a throwaway PostgreSQL (``tests/servers/postgres.py``).
+- ``s3_server``: a real S3 server (``tests/servers/seaweedfs.py``), when that module is present.
+- ``database_backend``: ``"sqlite"`` or ``"postgresql"`` — a test using any database fixture below runs once
+  per backend (ids ``[sqlite]`` / ``[postgresql]``).
+- ``empty_database_url``: a fresh database with no tables; ``database_url``: the same migrated to head;
+  ``database``: a :class:`certstore.store.db.Database` on it.
+
+Tests on PostgreSQL carry the ``postgres`` marker: ``pytest -m "not postgres"`` runs the SQLite half only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from certstore.store.db import Database
+from certstore.store.db import database_url as sqlite_database_url
+from tests.servers.postgres import postgres_database, postgres_server  # noqa: F401
+
+with contextlib.suppress(ImportError):  # being written concurrently; used once it imports
+    from tests.servers.seaweedfs import s3_server  # noqa: F401
+
+POSTGRES_FIXTURES = frozenset({"postgres_server", "postgres_database"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that uses the PostgreSQL server ``postgres`` (the backend param is marked already)."""
+    for item in items:
+        if POSTGRES_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.postgres)
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("sqlite", id="sqlite"),
+        pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres),
+    ]
+)
+def database_backend(request: pytest.FixtureRequest) -> str:
+    """The backend under test; parametrises every test that uses a database."""
+    return str(request.param)
+
+
+@pytest.fixture
+def empty_database_url(database_backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """A new database without any tables: a SQLite file under ``tmp_path`` or a fresh PostgreSQL database."""
+    if database_backend == "sqlite":
+        return sqlite_database_url(tmp_path / "data", env={})
+    return str(request.getfixturevalue("postgres_database"))
+
+
+@pytest.fixture
+def database_url(empty_database_url: str) -> str:
+    """A new database migrated to the head revision (by the migrations, as in production)."""
+    with Database(empty_database_url) as database:
+        database.upgrade()
+    return empty_database_url
+
+
+@pytest.fixture
+def database(database_url: str) -> Iterator[Database]:
+    """A :class:`Database` on a new database at head; disposed after the test."""
+    db = Database(database_url)
+    try:
+        yield db
+    finally:
+        db.dispose()
