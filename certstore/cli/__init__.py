@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from certstore.cli import catalogue, db, keys, seal
+from certstore.cli import catalogue, db, issue, keys, seal, verify
 from certstore.cli.common import Context, ExitCode, Failure
 
 __all__ = ["cli", "main"]
@@ -34,8 +34,10 @@ def cli(ctx: click.Context, data_dir: Path) -> None:
 
 cli.add_command(catalogue.group)
 cli.add_command(db.group)
+cli.add_command(issue.issue)
 cli.add_command(keys.group)
 cli.add_command(seal.group)
+cli.add_command(verify.verify)
 
 
 def main(argv: list[str] | None = None) -> None:

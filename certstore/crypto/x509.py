@@ -84,6 +84,12 @@ class Certificate:
 
     @classmethod
     def from_der(cls, der: bytes) -> Certificate:
+        """Parse DER. Parsed certificates are immutable and memoised: the same signer, maker and CA
+        certificates arrive inside every document an agency seals."""
+        return _parse_certificate(bytes(der))
+
+    @classmethod
+    def _parse(cls, der: bytes) -> Certificate:
         try:
             parsed = asn1_x509.Certificate.load(bytes(der), strict=True)
             parsed.native  # noqa: B018 - full parse now, so malformed fields fail here and not later
@@ -201,7 +207,10 @@ class Certificate:
 
     @property
     def is_self_issued(self) -> bool:
-        return self._asn1.subject == self._asn1.issuer
+        try:
+            return bool(self._asn1.subject == self._asn1.issuer)
+        except ValueError:  # names asn1crypto cannot prepare (e.g. private-use characters): compare encodings
+            return self._asn1.subject.dump() == self._asn1.issuer.dump()
 
     @cached_property
     def fingerprint(self) -> str:
@@ -234,6 +243,11 @@ class Certificate:
             "key_usage": sorted(self.key_usage) if self.key_usage is not None else None,
             "fingerprint_sm3": self.fingerprint,
         }
+
+
+@lru_cache(maxsize=1024)
+def _parse_certificate(der: bytes) -> Certificate:
+    return Certificate._parse(der)
 
 
 @lru_cache(maxsize=1024)

@@ -20,12 +20,13 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 
 from asn1crypto import cms, core, tsp
 
 from certstore.checks import Check, CheckResult, Indication, indication_of
 from certstore.crypto import oids
-from certstore.crypto.sm2 import sm3
+from certstore.crypto.sm2 import SM2PublicKey, sm3
 from certstore.crypto.trust import ChainStatus, TrustStore, validate_chain
 from certstore.crypto.x509 import Certificate, CertificateError
 
@@ -189,6 +190,13 @@ def _judgement_time(at: datetime | None) -> datetime | None:
     return at
 
 
+@lru_cache(maxsize=256)
+def _maker_signature_valid(signed: bytes, signature: bytes, key: SM2PublicKey) -> bool:
+    """Memoised: an agency stamps thousands of documents with the same few seals, and the maker's signature
+    over a seal never changes (validity windows are judged separately, per verification)."""
+    return key.verify(signed, signature)
+
+
 def _seal_signature_check(seal: Seal) -> Check:
     """GB/T 38540 §6.3 b): the maker's (制章者) signature over the seal."""
     where = {
@@ -205,7 +213,7 @@ def _seal_signature_check(seal: Seal) -> Check:
         else "DER(SES_SealInfo)"
     )
     maker = seal.maker_certificate
-    if maker.public_key.verify(seal.signed_bytes, seal.signature_value):
+    if _maker_signature_valid(seal.signed_bytes, seal.signature_value, maker.public_key):
         return Check(
             SEAL_SIGNATURE,
             CheckResult.PASSED,

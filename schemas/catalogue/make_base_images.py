@@ -1,17 +1,19 @@
 """Generate the base images (证照底图) of the shipped catalogue entries into ``base-images/``.
 
-Run from anywhere: ``python schemas/catalogue/make_base_images.py`` (needs Pillow and the CJK font of the
-Debian package fonts-droid-fallback). For every ``*.json`` entry next to this script with a ``base_image``
-it draws an A4 page at 150 dpi — portrait, or landscape for the business licence — with:
+Run from anywhere: ``python schemas/catalogue/make_base_images.py`` (needs Pillow only). For every
+``*.json`` entry next to this script with a ``base_image`` it draws an A4 page at 150 dpi — portrait, or
+landscape for the business licence — with:
 
 * licences (证照): a cream page with a red-and-gold guilloche frame;
 * approvals (批文): a white page with a thin red double frame and a red rule under the title (红头 style);
-* the national-emblem area at the top centre left empty (the emblem is not drawn here);
-* the title in Chinese (with 中华人民共和国 above it where the real document has it).
+* the national-emblem area at the top centre left empty (the emblem is not drawn here).
 
-The layout in millimetres is stored in the PNG as a ``certstore-layout`` text chunk (JSON: page size,
-dpi, emblem box, title box, content box) for the face renderer. Output is deterministic and each file is
-kept under 200 KB (palette PNG).
+The title is *not* drawn: the face layout (``certstore/packaging/face.py``) sets it as real text, so it
+stays searchable and selectable in the OFD. The layout in millimetres is stored in the PNG as a
+``certstore-layout`` text chunk (JSON) for the face layout: ``page_mm`` [w, h], ``dpi``, ``emblem_mm``,
+``title_mm`` (the title line), ``content_mm`` (boxes as [x, y, w, h] from the top-left corner), and for
+documents whose printed title carries 中华人民共和国 above the name, ``heading`` (that text) with
+``heading_mm`` (its line). Output is deterministic and each file is kept under 200 KB (palette PNG).
 """
 
 from __future__ import annotations
@@ -22,12 +24,11 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 from PIL.PngImagePlugin import PngInfo
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "base-images"
-FONT = Path("/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf")
 
 DPI = 150
 SUPERSAMPLE = 2
@@ -62,12 +63,6 @@ class Page:
     @property
     def size(self) -> tuple[int, int]:
         return self.px(self.width_mm), self.px(self.height_mm)
-
-
-def _font(size_px: int) -> ImageFont.FreeTypeFont:
-    if not FONT.is_file():
-        sys.exit(f"CJK font {FONT} not found: install the Debian package fonts-droid-fallback")
-    return ImageFont.truetype(str(FONT), size_px)
 
 
 def _rounded_rect_path(page: Page, inset_mm: float, radius_mm: float, step_px: float = 2.0) -> list[tuple]:
@@ -131,32 +126,13 @@ def _rounded_frame(
     draw.rounded_rectangle(box, radius=page.px(3.0), outline=colour, width=width_px)
 
 
-def _centred_text(
-    draw: ImageDraw.ImageDraw,
-    page: Page,
-    text: str,
-    top_mm: float,
-    size_mm: float,
-    max_width_mm: float,
-    colour: tuple,
-) -> tuple[float, float]:
-    """Draw ``text`` centred with letter spacing; returns its (top, bottom) in millimetres."""
-    size_px = page.px(size_mm)
-    font = _font(size_px)
-    spacing = size_px * (0.6 if len(text) <= 4 else 0.12)
-    advance = [font.getlength(ch) for ch in text]
-    width = sum(advance) + spacing * (len(text) - 1)
-    if width > page.px(max_width_mm):
-        return _centred_text(
-            draw, page, text, top_mm, size_mm * page.px(max_width_mm) / width, max_width_mm, colour
-        )
-    x = (page.size[0] - width) / 2
-    y = page.px(top_mm)
-    for ch, step in zip(text, advance, strict=True):
-        draw.text(
-            (x, y), ch, font=font, fill=colour, stroke_width=max(SUPERSAMPLE // 2, 1), stroke_fill=colour
-        )
-        x += step + spacing
+def _title_line(text: str, top_mm: float, size_mm: float, max_width_mm: float) -> tuple[float, float]:
+    """The (top, bottom) in millimetres of a centred title line of ``text`` at ``size_mm``, letter-spaced as
+    the face layout sets it (ideographs are one em wide), reduced to fit ``max_width_mm``."""
+    spacing = size_mm * (0.6 if len(text) <= 4 else 0.12)
+    width = size_mm * len(text) + spacing * (len(text) - 1)
+    if width > max_width_mm:
+        size_mm *= max_width_mm / width
     return top_mm, top_mm + size_mm * 1.15
 
 
@@ -181,15 +157,15 @@ def render(name: str, title: str, category: str) -> tuple[Image.Image, dict]:
     emblem_top = 22.0 if landscape else 26.0
     emblem = [(width_mm - emblem_size) / 2, emblem_top, emblem_size, emblem_size]
     top = emblem_top + emblem_size + 5.0
+    heading: tuple[float, float] | None = None
     if name in NATIONAL_HEADING:
-        _, top = _centred_text(draw, page, "中华人民共和国", top, 8.5, 120.0, RED)
-        top += 2.0
-    title_top, title_bottom = _centred_text(draw, page, title, top, 13.0, width_mm - 60.0, RED)
+        heading = _title_line("中华人民共和国", top, 8.5, 120.0)
+        top = heading[1] + 2.0
+    title_top, title_bottom = _title_line(title, top, 13.0, width_mm - 60.0)
     if not licence:
         rule_y = page.px(title_bottom + 4.0)
         draw.line((page.px(22.0), rule_y, page.px(width_mm - 22.0), rule_y), fill=RED, width=page.px(0.8))
-        title_bottom += 4.0
-    content_top = title_bottom + 8.0
+    content_top = title_bottom + (12.0 if not licence else 8.0)  # below the rule on approvals
     margin = 26.0
     layout = {
         "page_mm": [width_mm, height_mm],
@@ -203,6 +179,11 @@ def render(name: str, title: str, category: str) -> tuple[Image.Image, dict]:
             for v in (margin, content_top, width_mm - 2 * margin, height_mm - margin - content_top)
         ],
     }
+    if heading is not None:
+        layout["heading"] = "中华人民共和国"
+        layout["heading_mm"] = [
+            round(v, 2) for v in (margin, heading[0], width_mm - 2 * margin, heading[1] - heading[0])
+        ]
     final = canvas.resize(
         (page.size[0] // SUPERSAMPLE, page.size[1] // SUPERSAMPLE), Image.Resampling.LANCZOS
     )

@@ -1,0 +1,114 @@
+"""``python -m bench verify``: OFD verification per second with p50/p99 latency, and issuance per second.
+
+Everything runs in-process on one core against a throwaway repository (SQLite + files + dev keys):
+
+- **issuance**: face layout + OFD package + seal + store, through ``certstore.services.certificates.issue``
+  with the OFD file maker — the full path an agency push takes (the content changes per certificate, so
+  nothing is served from a cache).
+- **verification**: ``certstore.verify.verify_file`` on issued OFD files (warm caches: the trust store, the
+  certificate chain and the seal's own signature are memoised, as in a long-running API worker), offline (no
+  repository look-up), p50/p99 of single-file latency.
+
+Reference measured in the same run: ``SM2PublicKey.verify`` per second on this machine (one SES signature
+needs one SM2 verification when caches are warm), so ``verify_vs_sm2_ratio`` tells how close the whole
+verification gets to its cryptographic floor.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import tempfile
+import time
+from dataclasses import replace
+from datetime import date
+from pathlib import Path
+
+from bench import BenchContext, Results, register, single_cpu
+from certstore.crypto.sm2 import SM2PrivateKey
+from certstore.keystore import KeyStore
+from certstore.records import example_draft
+from certstore.services import certificates
+from certstore.services.catalogue import get_entry, load_shipped
+from certstore.services.issuance import file_maker, sealing_key
+from certstore.services.keys import init_dev_keys
+from certstore.services.repository import Repository
+from certstore.store.blobs import FileBlobStore
+from certstore.store.db import Database
+from certstore.verify import verify_file
+
+CATALOGUE = "11410100990000025A001"  # 建筑工程施工许可证: the densest face of the shipped types
+
+
+def _repository(root: Path) -> tuple[Repository, KeyStore]:
+    database = Database(f"sqlite:///{root / 'certstore.db'}")
+    database.upgrade()
+    store = KeyStore(root / "keys")
+    init_dev_keys(store)
+    repo = Repository(db=database, blobs=FileBlobStore(root / "blobs"), holder_key=os.urandom(32))
+    load_shipped(repo)
+    return repo, store
+
+
+@register(
+    "verify", "OFD verifications per second (p50/p99) and issuance (layout + OFD + seal + store) per second"
+)
+def verify(ctx: BenchContext) -> Results:
+    with tempfile.TemporaryDirectory(prefix="certstore-bench-") as tmp, single_cpu():
+        repo, store = _repository(Path(tmp))
+        key = sealing_key(store)
+        maker = file_maker(key)
+        entry = get_entry(repo, CATALOGUE)
+        base = example_draft(entry, issue_date=date(2026, 11, 26))
+        counter = iter(range(10**9))
+
+        def issue_one() -> None:
+            n = next(counter)
+            number = f"4101002024061{n:05d}"[:18]
+            draft = replace(base, certificate_number=number)
+            certificates.issue(repo, draft, actor="bench", file_maker=maker)
+
+        issuing = ctx.rate(issue_one, seconds=ctx.pick(full=8.0, quick=1.0))
+        ctx.log(f"issuance: {issuing.per_s:.1f} certificates/s ({issuing.us_per_call / 1000:.1f} ms each)")
+
+        files = [repo.blobs.get(key_) for key_ in list(repo.blobs.iter_keys())[:50]]
+        trust = store.trust_store()
+        report = verify_file(files[0], trust=trust)
+        if report.indication.value != "VALID":
+            raise RuntimeError(f"benchmark file does not verify: {report.to_dict()}")
+        index = iter(range(10**9))
+
+        def verify_one() -> None:
+            verify_file(files[next(index) % len(files)], trust=trust)
+
+        verifying = ctx.rate(verify_one, seconds=ctx.pick(full=6.0, quick=1.0))
+        latencies = []
+        for i in range(int(ctx.pick(full=2000, quick=200))):
+            start = time.perf_counter()
+            verify_file(files[i % len(files)], trust=trust)
+            latencies.append((time.perf_counter() - start) * 1000)
+        latencies.sort()
+        p50 = statistics.median(latencies)
+        p99 = latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))]
+        ctx.log(f"verification: {verifying.per_s:.0f} files/s, p50 {p50:.2f} ms, p99 {p99:.2f} ms "
+                f"({len(files[0]) / 1024:.0f} KiB OFD)")  # fmt: skip
+
+        sm2_key = SM2PrivateKey.generate()
+        message = os.urandom(1024)
+        signature = sm2_key.sign(message)
+        sm2 = ctx.rate(
+            lambda: sm2_key.public_key.verify(message, signature), seconds=ctx.pick(full=2.0, quick=0.3)
+        )
+        ratio = verifying.per_s / sm2.per_s
+        ctx.log(
+            f"reference: SM2 verify {sm2.per_s:.0f}/s → whole-file verification at {ratio:.2f} of that floor"
+        )
+    return {
+        "ofd_verify_per_s": verifying.per_s,
+        "verify_p50_ms": p50,
+        "verify_p99_ms": p99,
+        "issue_per_s": issuing.per_s,
+        "sm2_verify_per_s": sm2.per_s,
+        "verify_vs_sm2_ratio": ratio,
+        "ofd_bytes": len(files[0]),
+    }

@@ -1,0 +1,146 @@
+"""``certstore verify FILE``: verify a presented OFD or PDF e-certificate file (CLI.md).
+
+Exit codes: 0 VALID, 1 INVALID, 2 INDETERMINATE, 3 unreadable input or usage error.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from pathlib import Path
+
+import click
+
+from certstore.checks import Check
+from certstore.cli.common import (
+    INDICATION_EXIT,
+    Context,
+    Failure,
+    exit_with,
+    handle_errors,
+    parse_time,
+    pass_context,
+    print_json,
+    read_file,
+)
+from certstore.crypto.x509 import load_certificates
+from certstore.keystore import SignerRole
+from certstore.services.repository import Repository
+from certstore.verify import OfdOptions, RepositoryCheck, UnreadableFileError, VerificationReport, verify_file
+
+FILE = click.Path(path_type=Path, dir_okay=False)
+_REPOSITORY_MODULE = "certstore.services.verification"
+
+
+def repository_for(ctx: Context) -> RepositoryCheck | None:
+    """The repository the verification consults (status and content of the certificate), or None.
+
+    Provided by ``certstore.services.verification.repository_check(open_repository)``, which receives a
+    zero-argument callable opening the repository under ``--data-dir`` (so nothing is opened for files that name
+    no certificate). Until that module exists, verification runs offline.
+    """
+    try:
+        verification = importlib.import_module(_REPOSITORY_MODULE)
+    except ModuleNotFoundError as exc:
+        if exc.name != _REPOSITORY_MODULE:
+            raise
+        return None
+    open_repository: Callable[[], Repository] = ctx.repository
+    check: RepositoryCheck | None = verification.repository_check(open_repository)
+    return check
+
+
+@click.command("verify")
+@click.argument("path", type=FILE)
+@click.option("--json", "as_json", is_flag=True, help="Print the verification report as JSON.")
+@click.option("--trust", type=FILE, multiple=True, help="Extra trust anchor PEM (repeatable).")
+@click.option("--at", help="Judge validity at this ISO 8601 time instead of each signature's signing time.")
+@click.option("--offline", is_flag=True, help="Do not consult the repository (status, content).")
+@click.option(
+    "--signer-cert",
+    type=FILE,
+    multiple=True,
+    help='Known signer certificate PEM for raw Type="Sign" signatures (repeatable); the key store\'s signers are '
+    "always known.",
+)
+@click.option(
+    "--compat-sm3-with-z",
+    is_flag=True,
+    help="Read CheckMethod 1.2.156.10197.1.401.2 as SM3(Z_A ‖ file) with the signer key (dms360 iOFD).",
+)
+@pass_context
+@handle_errors
+def verify(
+    ctx: Context,
+    path: Path,
+    as_json: bool,
+    trust: tuple[Path, ...],
+    at: str | None,
+    offline: bool,
+    signer_cert: tuple[Path, ...],
+    compat_sm3_with_z: bool,
+) -> None:
+    """Verify the OFD or PDF file PATH: package, references, seals and signatures, certificates, times, and
+    (unless --offline) the certificate's status in the repository.
+
+    Exit 0 VALID, 1 INVALID, 2 INDETERMINATE, 3 unreadable."""
+    data = read_file(path, "file")
+    when = parse_time(at)
+    anchors = [c for p in trust for c in load_certificates(read_file(p, "trust anchor"))]
+    given = [c for p in signer_cert for c in load_certificates(read_file(p, "signer certificate"))]
+    # Raw Type="Sign" signatures carry no certificate: the key store's own signers are known signers too.
+    own = [e.certificate for e in ctx.keystore.signer_entries() if e.role is SignerRole.SIGNER]
+    signers = (*given, *own)
+    options = OfdOptions(sign_certificates=signers, sm3_with_z_check_values=compat_sm3_with_z)
+    try:
+        report = verify_file(
+            data,
+            trust=ctx.keystore.trust_store().extended(anchors),
+            at=when,
+            repository=None if offline else repository_for(ctx),
+            file_name=path.name,
+            ofd_options=options,
+        )
+    except UnreadableFileError as exc:
+        raise Failure(f"{path}: unreadable: {exc}") from None
+    if as_json:
+        print_json(report.to_dict())
+    else:
+        _print_report(report, path)
+    exit_with(INDICATION_EXIT[report.indication])
+
+
+def _print_check(check: Check) -> None:
+    click.echo(f"    {check.result.value:<8} {check.name:<15} {check.reason}")
+    for warning in check.warnings:
+        click.echo(f"    {'WARNING':<8} {'':<15} {warning}")
+
+
+def _print_report(report: VerificationReport, path: Path) -> None:
+    count = len(report.signatures)
+    click.echo(
+        f"{report.indication.value}  {path.name} ({report.format.value.upper()}, {count} signature(s), "
+        f"{len(report.problems)} problem(s))"
+    )
+    certificate = report.certificate
+    if certificate is not None:
+        status = "status not checked" if certificate.status is None else f"status {certificate.status}"
+        label = f" ({certificate.label})" if certificate.label else ""
+        click.echo(f"  certificate {certificate.identifier}: {status}{label}")
+        for check in certificate.checks:
+            _print_check(check)
+    for signature in report.signatures:
+        details = [signature.kind.value]
+        if signature.seal is not None:
+            details.append(f"seal 「{signature.seal.name}」 {signature.seal.id}")
+        if signature.signer is not None:
+            details.append(f"signer {signature.signer.subject}")
+        if signature.signing_time is not None:
+            details.append(f"signed {signature.signing_time.isoformat()}")
+        click.echo(f"  signature {signature.id}: {signature.indication.value} ({'; '.join(details)})")
+        for check in signature.checks:
+            _print_check(check)
+    if report.problems:
+        click.echo("  problems:")
+        for problem in report.problems:
+            click.echo(f"    - {problem}")

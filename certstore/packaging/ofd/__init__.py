@@ -1,0 +1,21 @@
+"""OFD (GB/T 33190-2016) certificate files: building the package and sealing it.
+
+* :func:`build_ofd` — the unsigned, self-describing OFD of one certificate face (:mod:`.writer`).
+* :func:`add_seal` — apply an electronic seal (Type="Seal", SES_Signature per GB/T 38540) (:mod:`.signing`).
+* :func:`add_sign` — add a plain SM2 digital signature (Type="Sign").
+
+Package paths, element names and identifiers live in :mod:`.names`.
+"""
+
+from .signing import OfdSigningError, Protect, add_seal, add_sign
+from .writer import Attachment, OfdBuildError, build_ofd
+
+__all__ = [
+    "Attachment",
+    "OfdBuildError",
+    "OfdSigningError",
+    "Protect",
+    "add_seal",
+    "add_sign",
+    "build_ofd",
+]

@@ -1,0 +1,964 @@
+"""Reading OFD packages (GB/T 33190-2016) that may be hostile: the verifier's only way into an OFD file.
+
+:meth:`OfdReader.open` turns the bytes of a presented file into an immutable :class:`OfdPackage` or raises
+:class:`OfdFormatError` with a message that names the entry, element or limit concerned. Nothing is ever
+written to disk and nothing is fetched from the network.
+
+Defences, in the order they run:
+
+1. **Size**: the file itself (:attr:`Limits.max_file_size`).
+2. **Central directory, before anything is decompressed**: number of entries, size of the directory, entry
+   names (absolute paths, ``..`` segments, backslashes, NUL bytes, drive letters and empty names are refused;
+   two entries with the same normalised name are refused; names that differ only in case are reported),
+   encryption and compression method, and the *declared* sizes: per entry, per-entry compression ratio (zip
+   bombs), and in total.
+3. **While decompressing**: every entry is streamed through a counter, because declared sizes lie; it stops at
+   the per-entry cap, the ratio cap and the total cap, and refuses an entry whose real size differs from the
+   declared one.
+4. **XML** (lxml): no DTD loading, no entity resolution, no network, no huge trees, and any ``DOCTYPE`` is
+   refused outright (XXE, billion laughs); size and nesting depth are capped.
+
+Bytes prepended to the ZIP (KingGrid files) are tolerated and counted (:attr:`OfdPackage.prefix_bytes`).
+
+Locations (ST_Loc) resolve as STANDARDS §2.1 says: ``/a/b`` from the package root, anything else relative to
+the directory of the XML file that contains it; a location that climbs out of the package is refused. Two
+vendor quirks are tolerated with a warning: a relative location that only exists when read from the package
+root, and one that only matches an entry when case is ignored (``TPLS/`` for ``Tpls/``).
+
+XML is read by local element name, in any order (real files put ``SignedValue`` before ``SignedInfo`` or the
+``StampAnnot`` after the ``References``).
+"""
+
+from __future__ import annotations
+
+import io
+import posixpath
+import re
+import struct
+import zipfile
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+
+from lxml import etree
+
+__all__ = [
+    "DEFAULT_LIMITS",
+    "OFD_NS",
+    "DocInfo",
+    "Limits",
+    "NotOfdError",
+    "OfdDocument",
+    "OfdFormatError",
+    "OfdPackage",
+    "OfdReader",
+    "OfdSignature",
+    "Provider",
+    "Reference",
+    "SignedInfo",
+    "StampAnnot",
+    "resolve_location",
+]
+
+OFD_NS = "http://www.ofdspec.org/2016"
+OFD_XML = "OFD.xml"
+MiB = 1024 * 1024
+
+_STORED, _DEFLATED = zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED
+_CHUNK = 64 * 1024
+_EOCD = b"PK\x05\x06"
+_EOCD_SIZE = 22
+_MAX_COMMENT = 0xFFFF
+_URI_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
+_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+class OfdFormatError(ValueError):
+    """The bytes are not an acceptable OFD package. The message names the entry, element or limit."""
+
+
+class NotOfdError(OfdFormatError):
+    """The bytes are not an OFD package at all: not a ZIP archive, or a ZIP without ``OFD.xml``."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Caps applied to a presented file (defaults sized for e-certificates: a few pages, a few images)."""
+
+    max_file_size: int = 50 * MiB
+    max_entries: int = 2_000
+    #: Central-directory bytes allowed per entry (bounds the work of listing the archive).
+    max_directory_bytes_per_entry: int = 1_024
+    max_total_size: int = 200 * MiB
+    max_entry_size: int = 64 * MiB
+    max_ratio: int = 200
+    #: Entries inflating to no more than this are not ratio-checked (tiny XML files compress very well).
+    ratio_grace: int = 64 * 1024
+    max_xml_size: int = 16 * MiB
+    max_xml_depth: int = 128
+    max_signatures: int = 100
+    max_references: int = 2_000
+    #: Warnings kept (a hostile file can produce one per element); the rest are only counted.
+    max_warnings: int = 100
+
+
+DEFAULT_LIMITS = Limits()
+
+
+# --- The model ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DocInfo:
+    """``DocBody/DocInfo`` of OFD.xml. ``custom_datas`` maps ``CustomData/@Name`` to its text."""
+
+    doc_id: str | None
+    title: str | None = None
+    author: str | None = None
+    creator: str | None = None
+    creator_version: str | None = None
+    creation_date: str | None = None
+    custom_datas: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+
+@dataclass(frozen=True)
+class Provider:
+    """``SignedInfo/Provider``: the signing product."""
+
+    name: str
+    version: str | None
+    company: str | None
+
+
+@dataclass(frozen=True)
+class Reference:
+    """One ``Reference``: ``file_ref`` and ``check_value`` as written; ``path`` the resolved package path,
+    or None with ``problem`` saying why (outside the package, not in the package)."""
+
+    file_ref: str
+    check_value: str
+    path: str | None
+    problem: str | None = None
+
+
+@dataclass(frozen=True)
+class StampAnnot:
+    """Where the seal picture is shown: ``page_ref`` is a page *ID*; ``boundary`` and ``clip`` in mm."""
+
+    id: str | None
+    page_ref: str | None
+    boundary: str | None
+    clip: str | None
+
+
+@dataclass(frozen=True)
+class SignedInfo:
+    """``Signature/SignedInfo``. ``check_method`` is None when the attribute is absent (schema default MD5)."""
+
+    provider: Provider | None
+    signature_method: str | None
+    signature_date_time: str | None
+    check_method: str | None
+    references: tuple[Reference, ...]
+    stamp_annots: tuple[StampAnnot, ...]
+    seal_loc: str | None
+    seal_path: str | None
+
+
+@dataclass(frozen=True)
+class OfdSignature:
+    """One ``Signature`` entry of a document's Signatures.xml and the files it leads to.
+
+    Problems that concern only this signature (its Signature.xml missing or malformed, a location outside the
+    package …) do not stop the reading of the package: they are listed in ``errors`` and whatever could be read
+    is filled in. ``type`` is ``"Seal"`` or ``"Sign"`` (``type_declared`` False when the attribute was omitted,
+    which means Seal).
+    """
+
+    document: int
+    id: str
+    type: str
+    type_declared: bool
+    base_loc: str
+    path: str | None
+    xml: bytes | None = field(repr=False)
+    signed_info: SignedInfo | None
+    signed_value_loc: str | None
+    signed_value_path: str | None
+    signed_value: bytes | None = field(repr=False)
+    errors: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class OfdDocument:
+    """One ``DocBody`` of OFD.xml: its DocInfo, document root (Document.xml) and signatures."""
+
+    index: int
+    doc_info: DocInfo
+    root_path: str
+    signatures_path: str | None
+    signatures: tuple[OfdSignature, ...]
+
+
+@dataclass(frozen=True)
+class OfdPackage:
+    """A package read by :class:`OfdReader`.
+
+    ``files`` maps every file entry's name to its exact decompressed bytes (directories omitted).
+    ``content_files`` maps the files reachable from OFD.xml through the document structure (document roots,
+    pages, templates, resources, annotations, attachments, custom tags …) to a description of their role: what
+    a reader displays or interprets. ``errors`` are structure failures found in those parts (malformed XML, a
+    DOCTYPE); ``warnings`` are deviations that were tolerated.
+    """
+
+    files: Mapping[str, bytes] = field(repr=False)
+    documents: tuple[OfdDocument, ...]
+    content_files: Mapping[str, str]
+    prefix_bytes: int = 0
+    errors: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def doc_info(self) -> DocInfo:
+        """DocInfo of the first document (OFD.xml holds one DocBody in practice)."""
+        return self.documents[0].doc_info
+
+    @property
+    def doc_roots(self) -> tuple[str, ...]:
+        return tuple(document.root_path for document in self.documents)
+
+    @property
+    def signatures(self) -> tuple[OfdSignature, ...]:
+        """Every signature of every document, in document order."""
+        return tuple(s for document in self.documents for s in document.signatures)
+
+    def parse_xml(self, path: str, limits: Limits = DEFAULT_LIMITS) -> etree._Element:
+        """The root element of the XML file at ``path``, parsed with the safe parser."""
+        if path not in self.files:
+            raise OfdFormatError(f"{path}: not in the package")
+        return parse_xml(self.files[path], path, limits)
+
+
+# --- XML ------------------------------------------------------------------------------------------------
+
+_BOMS_UTF16 = (b"\xff\xfe", b"\xfe\xff")
+
+
+def _declares_doctype(data: bytes) -> bool:
+    if b"<!DOCTYPE" in data:
+        return True
+    if data[:2] in _BOMS_UTF16 or data[:2] in (b"<\x00", b"\x00<"):
+        encoding = "utf-16-le" if data[:2] in (b"\xff\xfe", b"<\x00") else "utf-16-be"
+        return "<!DOCTYPE" in data.decode(encoding, errors="ignore")
+    return False
+
+
+def parse_xml(data: bytes, path: str, limits: Limits = DEFAULT_LIMITS) -> etree._Element:
+    """Parse one package XML file; :class:`OfdFormatError` naming ``path`` when it is refused.
+
+    No DTD is loaded, no entity is resolved, nothing is fetched; a document with a DOCTYPE is refused before
+    and (for encodings the byte scan cannot see) after parsing.
+    """
+    if len(data) > limits.max_xml_size:
+        raise OfdFormatError(
+            f"{path}: XML file of {len(data)} bytes exceeds the {limits.max_xml_size}-byte limit"
+        )
+    if _declares_doctype(data):
+        raise OfdFormatError(
+            f"{path}: XML with a DOCTYPE declaration refused (DTDs and entities are not allowed in OFD: "
+            "external entities / entity expansion)"
+        )
+    parser = etree.XMLParser(
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        dtd_validation=False,
+        huge_tree=False,
+        collect_ids=False,
+    )
+    try:
+        root = etree.fromstring(data, parser)
+    except etree.XMLSyntaxError as exc:
+        raise OfdFormatError(f"{path}: not well-formed XML: {exc}") from None
+    except ValueError as exc:  # e.g. an encoding declaration lxml cannot honour
+        raise OfdFormatError(f"{path}: unreadable XML: {exc}") from None
+    docinfo = root.getroottree().docinfo
+    if docinfo.doctype or docinfo.internalDTD is not None:
+        raise OfdFormatError(f"{path}: XML with a DOCTYPE declaration refused")
+    depth = 0
+    for event, _element in etree.iterwalk(root, events=("start", "end")):
+        depth += 1 if event == "start" else -1
+        if depth > limits.max_xml_depth:
+            raise OfdFormatError(f"{path}: XML nested deeper than {limits.max_xml_depth} elements")
+    return root
+
+
+def local_name(element: etree._Element) -> str:
+    """The local name of an element ('' for comments and processing instructions)."""
+    tag = element.tag
+    if not isinstance(tag, str):
+        return ""
+    return tag.rsplit("}", 1)[-1]
+
+
+def _children(element: etree._Element, name: str) -> list[etree._Element]:
+    return [child for child in element if local_name(child) == name]
+
+
+def _child(element: etree._Element, name: str) -> etree._Element | None:
+    found = _children(element, name)
+    return found[0] if found else None
+
+
+def _grandchildren(element: etree._Element, child: str, name: str) -> list[etree._Element]:
+    """The ``name`` elements inside the first ``child`` of ``element`` (none when it has no such child)."""
+    container = _child(element, child)
+    return [] if container is None else _children(container, name)
+
+
+def _text(element: etree._Element | None) -> str | None:
+    if element is None:
+        return None
+    text = "".join(element.itertext()).strip()
+    return text or None
+
+
+def _attr(element: etree._Element, name: str) -> str | None:
+    value = element.get(name)
+    return None if value is None else value.strip()
+
+
+# --- Names and locations --------------------------------------------------------------------------------
+
+
+def _entry_name(raw: str) -> str:
+    """The normalised name of a ZIP entry, or :class:`OfdFormatError` for a dangerous one."""
+    shown = raw.replace("\0", "\\0")
+    if not raw or raw in ("/", "."):
+        raise OfdFormatError(f"ZIP entry with an empty name ({shown!r})")
+    if "\0" in raw:
+        raise OfdFormatError(f"ZIP entry name {shown!r} contains a NUL byte")
+    if "\\" in raw:
+        raise OfdFormatError(f"ZIP entry name {shown!r} contains a backslash (path separator trick)")
+    if raw.startswith("/") or _DRIVE.match(raw):
+        raise OfdFormatError(f"ZIP entry name {shown!r} is an absolute path")
+    segments = raw.split("/")
+    if ".." in segments:
+        raise OfdFormatError(f"ZIP entry name {shown!r} contains '..' (path traversal)")
+    is_directory = raw.endswith("/")
+    kept = [s for s in segments if s not in ("", ".")]
+    if not kept:
+        raise OfdFormatError(f"ZIP entry with an empty name ({shown!r})")
+    return "/".join(kept) + ("/" if is_directory else "")
+
+
+def resolve_location(location: str, base_dir: str) -> str:
+    """Resolve an ST_Loc: ``/x`` from the package root, ``x`` against ``base_dir`` (the directory of the XML
+    file that holds it). Refuses URIs, backslashes, NUL bytes, and locations that climb out of the package."""
+    loc = location.strip()
+    if not loc:
+        raise OfdFormatError("empty location")
+    if "\0" in loc or "\\" in loc:
+        raise OfdFormatError(f"location {loc!r} contains a NUL byte or a backslash")
+    if _URI_SCHEME.match(loc):
+        raise OfdFormatError(f"location {loc!r} is a URI, not a package path")
+    joined = loc if loc.startswith("/") else f"{base_dir}/{loc}"
+    parts: list[str] = []
+    for segment in joined.split("/"):
+        if segment in ("", "."):
+            continue
+        if segment == "..":
+            if not parts:
+                raise OfdFormatError(f"location {loc!r} points outside the package")
+            parts.pop()
+        else:
+            parts.append(segment)
+    if not parts:
+        raise OfdFormatError(f"location {loc!r} names the package root, not a file")
+    return "/".join(parts)
+
+
+# --- The reader -----------------------------------------------------------------------------------------
+
+
+def _declared_directory(data: bytes) -> tuple[int, int] | None:
+    """(entries, central-directory size) from the end-of-central-directory record, or None if not found."""
+    start = max(0, len(data) - _EOCD_SIZE - _MAX_COMMENT)
+    offset = data.rfind(_EOCD, start)
+    if offset < 0 or offset + _EOCD_SIZE > len(data):
+        return None
+    _disk, _cd_disk, _disk_entries, entries, size, _offset, _comment = struct.unpack(
+        "<HHHHIIH", data[offset + 4 : offset + _EOCD_SIZE]
+    )
+    return entries, size
+
+
+class OfdReader:
+    """Reads one package; use :meth:`open`."""
+
+    def __init__(self, data: bytes, limits: Limits) -> None:
+        self._data = data
+        self._limits = limits
+        self._files: dict[str, bytes] = {}
+        self._warnings: list[str] = []
+        self._errors: list[str] = []
+        self._content: dict[str, str] = {}
+        self._lower: dict[str, list[str]] = {}
+        self._prefix = 0
+        self._inflated = 0
+        self._walked: set[str] = set()
+        self._signature_paths: dict[str, str] = {}
+        self._suppressed = 0
+
+    @classmethod
+    def open(cls, data: bytes, *, limits: Limits = DEFAULT_LIMITS) -> OfdPackage:
+        """Read ``data`` as an OFD package; :class:`OfdFormatError` (or :class:`NotOfdError`) when refused."""
+        return cls(bytes(data), limits)._read()
+
+    # -- container ---------------------------------------------------------------------------------------
+
+    def _read(self) -> OfdPackage:
+        limits = self._limits
+        if len(self._data) > limits.max_file_size:
+            raise OfdFormatError(
+                f"file of {len(self._data)} bytes exceeds the {limits.max_file_size}-byte limit"
+            )
+        archive = self._open_archive()
+        with archive:
+            infos = self._check_directory(archive)
+            for info, name in infos:
+                self._files[name] = self._inflate(archive, info, name)
+        for name in self._files:
+            self._lower.setdefault(name.lower(), []).append(name)
+        documents = self._read_documents()
+        if self._suppressed:
+            self._warnings.append(f"{self._suppressed} further warning(s) not listed")
+        return OfdPackage(
+            files=MappingProxyType(self._files),
+            documents=documents,
+            content_files=MappingProxyType(self._content),
+            prefix_bytes=self._prefix,
+            errors=tuple(self._errors),
+            warnings=tuple(self._warnings),
+        )
+
+    def _open_archive(self) -> zipfile.ZipFile:
+        limits = self._limits
+        declared = _declared_directory(self._data)
+        if declared is None:
+            raise NotOfdError("not a ZIP archive (no end-of-central-directory record)")
+        entries, directory_size = declared
+        if entries == 0xFFFF or directory_size == 0xFFFFFFFF:
+            entries, directory_size = 0, 0  # ZIP64 markers: the real counts are checked once listed
+        if entries > limits.max_entries:
+            raise OfdFormatError(f"{entries} ZIP entries exceed the limit of {limits.max_entries}")
+        if directory_size > limits.max_entries * limits.max_directory_bytes_per_entry:
+            raise OfdFormatError(
+                f"ZIP central directory of {directory_size} bytes exceeds the limit of "
+                f"{limits.max_entries * limits.max_directory_bytes_per_entry} bytes"
+            )
+        try:
+            archive = zipfile.ZipFile(io.BytesIO(self._data))
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError, OSError, struct.error) as exc:
+            raise NotOfdError(f"not a readable ZIP archive: {exc}") from None
+        infos = archive.infolist()
+        if len(infos) > limits.max_entries:
+            archive.close()
+            raise OfdFormatError(f"{len(infos)} ZIP entries exceed the limit of {limits.max_entries}")
+        if not any(i.orig_filename.lstrip("./").lower() == OFD_XML.lower() for i in infos):
+            archive.close()
+            raise NotOfdError("a ZIP archive without OFD.xml at its root: not an OFD package")
+        # zipfile shifts header offsets by any data found before the archive (KingGrid prepends bytes).
+        self._prefix = min((i.header_offset for i in infos), default=0)
+        if self._prefix:
+            self._warn(f"{self._prefix} byte(s) before the ZIP archive ignored")
+        return archive
+
+    def _check_directory(self, archive: zipfile.ZipFile) -> list[tuple[zipfile.ZipInfo, str]]:
+        """Everything that can be refused before decompressing: names, methods, declared sizes."""
+        limits = self._limits
+        seen: dict[str, str] = {}
+        by_case: dict[str, str] = {}
+        files: list[tuple[zipfile.ZipInfo, str]] = []
+        declared_total = 0
+        for info in archive.infolist():
+            name = _entry_name(info.orig_filename)
+            if name in seen:
+                if seen[name] == info.orig_filename:
+                    raise OfdFormatError(f"duplicate ZIP entry {name!r}")
+                raise OfdFormatError(
+                    f"duplicate ZIP entry: {seen[name]!r} and {info.orig_filename!r} both name {name!r}"
+                )
+            seen[name] = info.orig_filename
+            if name != info.orig_filename:
+                self._warn(f"ZIP entry name {info.orig_filename!r} read as {name!r}")
+            folded = name.lower()
+            if folded in by_case:
+                self._warn(
+                    f"ZIP entries {by_case[folded]!r} and {name!r} differ only in case "
+                    "(the same file on case-insensitive systems)",
+                )
+            by_case.setdefault(folded, name)
+            if name.endswith("/"):
+                continue
+            if info.flag_bits & 0x1:
+                raise OfdFormatError(f"ZIP entry {name!r} is encrypted")
+            if info.compress_type not in (_STORED, _DEFLATED):
+                raise OfdFormatError(
+                    f"ZIP entry {name!r} uses compression method {info.compress_type}; only stored (0) and "
+                    "deflated (8) are accepted"
+                )
+            if info.file_size > limits.max_entry_size:
+                raise OfdFormatError(
+                    f"ZIP entry {name!r} declares {info.file_size} bytes, over the per-entry limit of "
+                    f"{limits.max_entry_size}"
+                )
+            if info.file_size > limits.ratio_grace and (
+                info.file_size > max(info.compress_size, 1) * limits.max_ratio
+            ):
+                raise OfdFormatError(
+                    f"ZIP entry {name!r} declares a compression ratio of "
+                    f"{info.file_size // max(info.compress_size, 1)}:1 ({info.compress_size} → "
+                    f"{info.file_size} bytes), over the limit of {limits.max_ratio}:1 (zip bomb)"
+                )
+            declared_total += info.file_size
+            if declared_total > limits.max_total_size:
+                raise OfdFormatError(
+                    f"ZIP entries declare more than {limits.max_total_size} bytes in total (at {name!r}): "
+                    "over the total limit (zip bomb)"
+                )
+            files.append((info, name))
+        if OFD_XML not in seen:
+            raise OfdFormatError("no OFD.xml at the package root")
+        return files
+
+    def _inflate(self, archive: zipfile.ZipFile, info: zipfile.ZipInfo, name: str) -> bytes:
+        """Decompress one entry through a counter: declared sizes are not trusted."""
+        limits = self._limits
+        already = self._inflated
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            with archive.open(info) as stream:
+                while chunk := stream.read(_CHUNK):
+                    size += len(chunk)
+                    if size > info.file_size:
+                        raise OfdFormatError(
+                            f"ZIP entry {name!r} inflates beyond its declared {info.file_size} bytes"
+                        )
+                    if size > limits.max_entry_size:
+                        raise OfdFormatError(
+                            f"ZIP entry {name!r} inflates beyond {limits.max_entry_size} bytes"
+                        )
+                    if size > limits.ratio_grace and size > max(info.compress_size, 1) * limits.max_ratio:
+                        raise OfdFormatError(
+                            f"ZIP entry {name!r} inflates more than {limits.max_ratio}:1 (zip bomb)"
+                        )
+                    if already + size > limits.max_total_size:
+                        raise OfdFormatError(
+                            f"ZIP entries inflate beyond {limits.max_total_size} bytes in total (at {name!r})"
+                        )
+                    chunks.append(chunk)
+        except OfdFormatError:
+            raise
+        except (zipfile.BadZipFile, zlib.error, EOFError, ValueError, OSError, RuntimeError) as exc:
+            raise OfdFormatError(f"ZIP entry {name!r} cannot be read: {exc}") from None
+        except NotImplementedError as exc:
+            raise OfdFormatError(f"ZIP entry {name!r}: {exc}") from None
+        if size != info.file_size:
+            raise OfdFormatError(
+                f"ZIP entry {name!r} declares {info.file_size} bytes but holds {size}: sizes do not match"
+            )
+        self._inflated += size
+        return b"".join(chunks)
+
+    # -- locations ---------------------------------------------------------------------------------------
+
+    def _locate(self, location: str, base_dir: str, where: str) -> tuple[str | None, str | None]:
+        """(package path, None) for an existing file; (None, problem) otherwise, the problem without ``where``.
+        Vendor quirks (root-relative, case) resolve with a warning that names ``where``."""
+        try:
+            path = resolve_location(location, base_dir)
+        except OfdFormatError as exc:
+            return None, str(exc)
+        if path in self._files:
+            return path, None
+        if not location.strip().startswith("/") and base_dir:
+            from_root = resolve_location(location, "")
+            if from_root in self._files:
+                self._warn(
+                    f"{where}: {location.strip()!r} is not at {path!r}; read from the package root as "
+                    f"{from_root!r}",
+                )
+                return from_root, None
+        matches = self._lower.get(path.lower(), [])
+        if len(matches) == 1:
+            self._warn(
+                f"{where}: {location.strip()!r} resolves to {path!r}, which exists only as {matches[0]!r} "
+                "(case differs)",
+            )
+            return matches[0], None
+        return None, f"{location.strip()!r} ({path}) is not in the package"
+
+    def _xml(self, path: str) -> etree._Element:
+        return parse_xml(self._files[path], path, self._limits)
+
+    def _warn(self, message: str) -> None:
+        """Keep a warning, up to :attr:`Limits.max_warnings` of them (errors are always kept)."""
+        if len(self._warnings) < self._limits.max_warnings:
+            self._warnings.append(message)
+        else:
+            self._suppressed += 1
+
+    # -- OFD.xml -----------------------------------------------------------------------------------------
+
+    def _read_documents(self) -> tuple[OfdDocument, ...]:
+        root = self._xml(OFD_XML)
+        if local_name(root) != "OFD":
+            raise OfdFormatError(f"OFD.xml: root element is <{local_name(root)}>, expected <OFD>")
+        bodies = _children(root, "DocBody")
+        if not bodies:
+            raise OfdFormatError("OFD.xml: no DocBody element")
+        self._content[OFD_XML] = "package entry point"
+        documents = []
+        for index, body in enumerate(bodies):
+            where = f"OFD.xml DocBody[{index}]"
+            doc_root = _text(_child(body, "DocRoot"))
+            if doc_root is None:
+                raise OfdFormatError(f"{where}: no DocRoot")
+            root_path, problem = self._locate(doc_root, "", f"{where} DocRoot")
+            if root_path is None:
+                raise OfdFormatError(f"{where} DocRoot: {problem}")
+            self._content.setdefault(root_path, "document root")
+            document_xml = self._xml(root_path)
+            if local_name(document_xml) != "Document":
+                raise OfdFormatError(
+                    f"{root_path}: root element is <{local_name(document_xml)}>, expected <Document>"
+                )
+            self._walk_document(root_path, document_xml)
+            for version in _grandchildren(body, "Versions", "Version"):
+                location = _attr(version, "BaseLoc")
+                if location:
+                    self._content_file(location, "", f"{where} Version", "document version")
+            signatures_loc = _text(_child(body, "Signatures"))
+            signatures_path = None
+            signatures: tuple[OfdSignature, ...] = ()
+            if signatures_loc is not None:
+                signatures_path, problem = self._locate(signatures_loc, "", f"{where} Signatures")
+                if signatures_path is None:
+                    raise OfdFormatError(f"{where} Signatures: {problem}")
+                signatures = self._read_signatures(index, signatures_path)
+            documents.append(
+                OfdDocument(
+                    index=index,
+                    doc_info=self._doc_info(_child(body, "DocInfo"), where),
+                    root_path=root_path,
+                    signatures_path=signatures_path,
+                    signatures=signatures,
+                )
+            )
+        return tuple(documents)
+
+    def _doc_info(self, element: etree._Element | None, where: str) -> DocInfo:
+        if element is None:
+            self._warn(f"{where}: no DocInfo")
+            return DocInfo(doc_id=None)
+        custom: dict[str, str] = {}
+        for item in _grandchildren(element, "CustomDatas", "CustomData"):
+            name = _attr(item, "Name")
+            if not name:
+                self._warn(f"{where} DocInfo: CustomData without a Name ignored")
+                continue
+            if name in custom:
+                self._warn(f"{where} DocInfo: CustomData {name!r} repeated; the first is used")
+                continue
+            custom[name] = _text(item) or ""
+        return DocInfo(
+            doc_id=_text(_child(element, "DocID")),
+            title=_text(_child(element, "Title")),
+            author=_text(_child(element, "Author")),
+            creator=_text(_child(element, "Creator")),
+            creator_version=_text(_child(element, "CreatorVersion")),
+            creation_date=_text(_child(element, "CreationDate")),
+            custom_datas=MappingProxyType(custom),
+        )
+
+    # -- document structure (what a reader displays or interprets) -----------------------------------
+
+    def _content_file(self, location: str, base_dir: str, where: str, role: str) -> str | None:
+        path, problem = self._locate(location, base_dir, where)
+        if path is None:
+            self._warn(f"{where}: {problem}")
+            return None
+        self._content.setdefault(path, role)
+        return path
+
+    def _content_xml(
+        self, location: str, base_dir: str, where: str, role: str
+    ) -> tuple[str, etree._Element] | None:
+        path = self._content_file(location, base_dir, where, role)
+        if path is None or path in self._walked:
+            return None
+        self._walked.add(path)
+        try:
+            return path, self._xml(path)
+        except OfdFormatError as exc:
+            self._errors.append(str(exc))
+            return None
+
+    def _walk_document(self, document_path: str, document: etree._Element) -> None:
+        base = posixpath.dirname(document_path)
+        common = _child(document, "CommonData")
+        if common is not None:
+            for kind in ("PublicRes", "DocumentRes"):
+                for element in _children(common, kind):
+                    if (location := _text(element)) is not None:
+                        self._walk_resources(location, base, f"{document_path} {kind}")
+            for template in _children(common, "TemplatePage"):
+                if (location := _attr(template, "BaseLoc")) is not None:
+                    self._walk_page(location, base, f"{document_path} TemplatePage", "template page")
+        for page in _grandchildren(document, "Pages", "Page"):
+            if (location := _attr(page, "BaseLoc")) is not None:
+                self._walk_page(location, base, f"{document_path} Page {page.get('ID')}", "page content")
+        lists = {
+            "Annotations": ("annotation list", "Page", "FileLoc", "page annotations"),
+            "Attachments": ("attachment list", "Attachment", "FileLoc", "attachment"),
+            "CustomTags": ("custom tag list", "CustomTag", "FileLoc", "custom tag file"),
+            "Extensions": ("extension list", "Extension", "ExtendData", "extension data"),
+        }
+        for kind, (list_role, item_name, loc_name, item_role) in lists.items():
+            for element in _children(document, kind):
+                location = _text(element)
+                if location is None:
+                    continue
+                found = self._content_xml(location, base, f"{document_path} {kind}", list_role)
+                if found is None:
+                    continue
+                list_path, list_root = found
+                list_base = posixpath.dirname(list_path)
+                for item in _children(list_root, item_name):
+                    for loc_element in _children(item, loc_name):
+                        if (item_loc := _text(loc_element)) is not None:
+                            self._content_file(item_loc, list_base, f"{list_path} {loc_name}", item_role)
+                    if kind == "CustomTags" and (schema := _text(_child(item, "SchemaLoc"))) is not None:
+                        self._content_file(schema, list_base, f"{list_path} SchemaLoc", "custom tag schema")
+
+    def _walk_page(self, location: str, base: str, where: str, role: str) -> None:
+        found = self._content_xml(location, base, where, role)
+        if found is None:
+            return
+        path, page = found
+        for element in _children(page, "PageRes"):
+            if (res := _text(element)) is not None:
+                self._walk_resources(res, posixpath.dirname(path), f"{path} PageRes")
+
+    def _walk_resources(self, location: str, base: str, where: str) -> None:
+        found = self._content_xml(location, base, where, "resource list")
+        if found is None:
+            return
+        path, res = found
+        res_base = posixpath.dirname(path)
+        if (res_loc := _attr(res, "BaseLoc")) is not None:
+            try:
+                res_base = resolve_location(res_loc, res_base)
+            except OfdFormatError as exc:
+                self._errors.append(f"{path} Res BaseLoc: {exc}")
+                return
+        for element in res.iter():
+            name = local_name(element)
+            if name in ("FontFile", "MediaFile") and (file_loc := _text(element)) is not None:
+                role = "font" if name == "FontFile" else "image or media resource"
+                self._content_file(file_loc, res_base, f"{path} {name}", role)
+            elif name == "ColorSpace" and (profile := _attr(element, "Profile")) is not None:
+                self._content_file(profile, res_base, f"{path} ColorSpace Profile", "colour profile")
+
+    # -- signatures --------------------------------------------------------------------------------------
+
+    def _read_signatures(self, document: int, signatures_path: str) -> tuple[OfdSignature, ...]:
+        root = self._xml(signatures_path)
+        if local_name(root) != "Signatures":
+            raise OfdFormatError(
+                f"{signatures_path}: root element is <{local_name(root)}>, expected <Signatures>"
+            )
+        base = posixpath.dirname(signatures_path)
+        found: list[OfdSignature] = []
+        ids: set[str] = set()
+        elements = _children(root, "Signature")
+        if len(elements) > self._limits.max_signatures:
+            raise OfdFormatError(
+                f"{signatures_path}: {len(elements)} signatures exceed the limit of {self._limits.max_signatures}"
+            )
+        for number, element in enumerate(elements):
+            signature = self._read_signature(document, signatures_path, base, number, element)
+            if signature.id in ids:
+                self._warn(f"{signatures_path}: signature ID {signature.id!r} is used twice")
+            ids.add(signature.id)
+            found.append(signature)
+        return tuple(found)
+
+    def _read_signature(
+        self, document: int, signatures_path: str, base: str, number: int, element: etree._Element
+    ) -> OfdSignature:
+        errors: list[str] = []
+        warnings: list[str] = []
+        sig_id = _attr(element, "ID") or ""
+        where = (
+            f"{signatures_path} Signature {sig_id!r}"
+            if sig_id
+            else f"{signatures_path} Signature #{number + 1}"
+        )
+        if not sig_id:
+            errors.append(f"{where}: no ID attribute")
+            sig_id = f"#{number + 1}"
+        declared_type = _attr(element, "Type")
+        if declared_type is None:
+            sig_type = "Seal"
+            warnings.append(f"{where}: Type omitted, which means Seal (GB/T 33190 default)")
+        elif declared_type.lower() in ("seal", "sign"):
+            sig_type = declared_type.capitalize()
+            if declared_type != sig_type:
+                warnings.append(f"{where}: Type {declared_type!r} read as {sig_type!r}")
+        else:
+            sig_type = declared_type
+            errors.append(f"{where}: Type {declared_type!r} is neither Seal nor Sign")
+        base_loc = _attr(element, "BaseLoc") or ""
+        empty = OfdSignature(
+            document=document,
+            id=sig_id,
+            type=sig_type,
+            type_declared=declared_type is not None,
+            base_loc=base_loc,
+            path=None,
+            xml=None,
+            signed_info=None,
+            signed_value_loc=None,
+            signed_value_path=None,
+            signed_value=None,
+        )
+        if not base_loc:
+            errors.append(f"{where}: no BaseLoc")
+            return _with(empty, errors, warnings)
+        if not base_loc.startswith("/"):
+            warnings.append(f"{where}: relative BaseLoc {base_loc!r} read against {base or '/'}")
+        path, problem = self._locate(base_loc, base, f"{where} BaseLoc")
+        if path is None:
+            errors.append(f"{where} BaseLoc: {problem}")
+            return _with(empty, errors, warnings)
+        if path in self._signature_paths:
+            errors.append(
+                f"{where} BaseLoc: {path} is already the Signature.xml of {self._signature_paths[path]!r}"
+            )
+            return _with(empty, errors, warnings)
+        self._signature_paths[path] = sig_id
+        xml = self._files[path]
+        empty = replace(empty, path=path, xml=xml)
+        try:
+            root = self._xml(path)
+        except OfdFormatError as exc:
+            errors.append(str(exc))
+            return _with(empty, errors, warnings)
+        if local_name(root) != "Signature":
+            errors.append(f"{path}: root element is <{local_name(root)}>, expected <Signature>")
+            return _with(empty, errors, warnings)
+        sig_base = posixpath.dirname(path)
+        infos = _children(root, "SignedInfo")
+        values = _children(root, "SignedValue")
+        if len(infos) != 1:
+            errors.append(f"{path}: {len(infos)} SignedInfo elements, expected exactly one")
+        if len(values) != 1:
+            errors.append(f"{path}: {len(values)} SignedValue elements, expected exactly one")
+        names = [local_name(c) for c in root if local_name(c) in ("SignedInfo", "SignedValue")]
+        if names == ["SignedValue", "SignedInfo"]:
+            warnings.append(
+                f"{path}: SignedValue precedes SignedInfo (schema order is SignedInfo, SignedValue)"
+            )
+        signed_info = self._signed_info(infos[0], path, sig_base, errors) if len(infos) == 1 else None
+        signed_value_loc = _text(values[0]) if len(values) == 1 else None
+        signed_value_path = signed_value = None
+        if len(values) == 1 and signed_value_loc is None:
+            errors.append(f"{path}: SignedValue is empty")
+        elif signed_value_loc is not None:
+            signed_value_path, problem = self._locate(signed_value_loc, sig_base, f"{path} SignedValue")
+            if signed_value_path is None:
+                errors.append(f"{path} SignedValue: {problem}")
+            else:
+                signed_value = self._files[signed_value_path]
+        return _with(
+            replace(
+                empty,
+                signed_info=signed_info,
+                signed_value_loc=signed_value_loc,
+                signed_value_path=signed_value_path,
+                signed_value=signed_value,
+            ),
+            errors,
+            warnings,
+        )
+
+    def _signed_info(
+        self, element: etree._Element, path: str, base: str, errors: list[str]
+    ) -> SignedInfo | None:
+        provider_element = _child(element, "Provider")
+        provider = None
+        if provider_element is not None:
+            provider = Provider(
+                name=_attr(provider_element, "ProviderName") or "",
+                version=_attr(provider_element, "Version"),
+                company=_attr(provider_element, "Company"),
+            )
+        reference_lists = _children(element, "References")
+        if len(reference_lists) != 1:
+            errors.append(
+                f"{path}: {len(reference_lists)} References elements in SignedInfo, expected exactly one"
+            )
+            return None
+        references_element = reference_lists[0]
+        items = _children(references_element, "Reference")
+        if len(items) > self._limits.max_references:
+            errors.append(
+                f"{path}: {len(items)} References exceed the limit of {self._limits.max_references}"
+            )
+            return None
+        references: list[Reference] = []
+        for number, item in enumerate(items):
+            file_ref = _attr(item, "FileRef")
+            check_value = _text(_child(item, "CheckValue"))
+            if not file_ref:
+                errors.append(f"{path}: Reference #{number + 1} has no FileRef")
+                continue
+            if check_value is None:
+                errors.append(f"{path}: Reference to {file_ref!r} has no CheckValue")
+                continue
+            ref_path, problem = self._locate(file_ref, base, f"{path} Reference")
+            references.append(Reference(file_ref, check_value, ref_path, problem))
+        seals = _children(element, "Seal")
+        seal_loc = _text(_child(seals[0], "BaseLoc")) if seals else None
+        seal_path = None
+        if seal_loc is not None:
+            seal_path, problem = self._locate(seal_loc, base, f"{path} Seal BaseLoc")
+            if seal_path is None:
+                errors.append(f"{path} Seal BaseLoc: {problem}")
+        return SignedInfo(
+            provider=provider,
+            signature_method=_text(_child(element, "SignatureMethod")),
+            signature_date_time=_text(_child(element, "SignatureDateTime")),
+            check_method=_attr(references_element, "CheckMethod"),
+            references=tuple(references),
+            stamp_annots=tuple(
+                StampAnnot(
+                    id=_attr(annot, "ID"),
+                    page_ref=_attr(annot, "PageRef"),
+                    boundary=_attr(annot, "Boundary"),
+                    clip=_attr(annot, "Clip"),
+                )
+                for annot in _children(element, "StampAnnot")
+            ),
+            seal_loc=seal_loc,
+            seal_path=seal_path,
+        )
+
+
+def _with(signature: OfdSignature, errors: list[str], warnings: list[str]) -> OfdSignature:
+    return replace(signature, errors=tuple(errors), warnings=tuple(warnings))

@@ -1,0 +1,129 @@
+"""Making certificate files (电子证照文件): face layout → OFD package → issuer's e-seal; PDF as a second rendition.
+
+The flow of one certificate (ARCHITECTURE.md "the walk to keep short"): the records layer has validated the
+draft and assigned the identifier (:class:`~certstore.records.PreparedVersion`); :func:`file_maker` turns that
+into a sealed OFD, which ``certstore.services.certificates.issue`` stores before committing the row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from certstore.crypto.sm2 import Signer
+from certstore.crypto.x509 import Certificate
+from certstore.keystore import KeyStore, KeyStoreError, SignerRole
+from certstore.packaging.face import lay_out_face
+from certstore.packaging.layout import FaceData, FaceLayout
+from certstore.packaging.ofd import add_seal, build_ofd
+from certstore.packaging.pdf import build_pdf
+from certstore.records import PreparedVersion
+from certstore.seal import parse_seal
+from certstore.services.certificates import FileMaker
+
+__all__ = [
+    "OFD_MEDIA_TYPE",
+    "PDF_MEDIA_TYPE",
+    "SealingKey",
+    "file_maker",
+    "make_ofd",
+    "make_pdf",
+    "sealing_key",
+]
+
+OFD_MEDIA_TYPE = "application/ofd"
+PDF_MEDIA_TYPE = "application/pdf"
+DEFAULT_VERIFY_BASE_URL = "http://127.0.0.1:8000"
+
+
+@dataclass(frozen=True)
+class SealingKey:
+    """What an issuer seals with: its signing key, certificate (+ chain) and the seal (电子印章) listing it."""
+
+    signer: Signer
+    certificate: Certificate
+    chain: tuple[Certificate, ...]
+    seal: bytes
+
+
+def sealing_key(
+    store: KeyStore,
+    *,
+    signer_name: str | None = None,
+    seal_name: str = "default",
+    seal_der: bytes | None = None,
+) -> SealingKey:
+    """Load a sealing key from the key store: the named signer (default: the first signer-role key) and the
+    seal ``seal_name`` from the store, or ``seal_der`` when given (a seal file from elsewhere).
+
+    The seal must list the signer's certificate, or signing would be refused later with a vaguer error."""
+    entry = store.signer_entry(signer_name) if signer_name else store.signer_of_role(SignerRole.SIGNER)
+    seal = seal_der if seal_der is not None else store.seal(seal_name)
+    if not parse_seal(seal).match_signer(entry.certificate):
+        raise KeyStoreError(
+            f"seal {seal_name if seal_der is None else '(file)'} does not list signer {entry.name!r}; "
+            "make one with 'certstore seal make'"
+        )
+    return SealingKey(store.signer(entry.name), entry.certificate, entry.chain, seal)
+
+
+def _layout(data: FaceData, verify_base_url: str) -> FaceLayout:
+    return lay_out_face(data, verify_base_url=verify_base_url)
+
+
+def make_ofd(
+    data: FaceData,
+    key: SealingKey,
+    *,
+    verify_base_url: str = DEFAULT_VERIFY_BASE_URL,
+    signing_time: datetime | None = None,
+) -> bytes:
+    """The sealed OFD of one certificate version: face, metadata inside the package, the issuer's seal."""
+    layout = _layout(data, verify_base_url)
+    package = build_ofd(
+        layout, metadata={k: str(v) for k, v in data.metadata.items()}, doc_id=data.identifier
+    )
+    if layout.seal_box is None:
+        raise ValueError(f"catalogue {data.entry.code} lays out no seal position")
+    return add_seal(
+        package,
+        seal=key.seal,
+        signer=key.signer,
+        signer_certificate=key.certificate,
+        stamp_box=layout.seal_box,
+        signing_time=signing_time,
+        protect="continue",  # a later seal (e.g. the repository's on a copy) must not break this one
+    )
+
+
+def make_pdf(
+    data: FaceData,
+    key: SealingKey,
+    *,
+    verify_base_url: str = DEFAULT_VERIFY_BASE_URL,
+    signing_time: datetime | None = None,
+    chain: Sequence[Certificate] | None = None,
+) -> bytes:
+    """The PDF rendition: the same face, the seal picture visible, an SM2/SM3 CMS signature."""
+    layout = _layout(data, verify_base_url)
+    return build_pdf(
+        layout,
+        metadata={k: str(v) for k, v in data.metadata.items()},
+        seal_picture=parse_seal(key.seal).picture.data,
+        signer=key.signer,
+        signer_certificate=key.certificate,
+        chain=tuple(chain) if chain is not None else key.chain,
+        signing_time=signing_time,
+    )
+
+
+def file_maker(key: SealingKey, *, verify_base_url: str = DEFAULT_VERIFY_BASE_URL) -> FileMaker:
+    """A :data:`~certstore.services.certificates.FileMaker` producing the sealed OFD for a prepared version."""
+
+    def make(prepared: PreparedVersion) -> tuple[bytes, str]:
+        return make_ofd(
+            FaceData.from_prepared(prepared), key, verify_base_url=verify_base_url
+        ), OFD_MEDIA_TYPE
+
+    return make

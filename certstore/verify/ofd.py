@@ -1,0 +1,570 @@
+"""Verifying OFD files (GB/T 33190 packages with GB/T 38540 / GM/T 0031 seals or GB/T 35275 signatures).
+
+Every signature of every document runs the same explicit, ordered steps; each yields a named
+:class:`~certstore.checks.Check` whose reason names the file, field or certificate concerned (STANDARDS §2.5).
+
+``Type="Seal"`` (安全签章):
+
+1. ``package`` — the signature's entry in Signatures.xml, its Signature.xml (well-formed, one SignedInfo with one
+   References, one SignedValue), SignedValue.dat present and a readable SES_Signature (§1.8).
+2. ``references`` — every Reference's CheckValue against the digest of the named file (CheckMethod
+   ``1.2.156.10197.1.401`` / ``SM3`` in any case, ``MD5`` and ``SHA1`` per schema; ``1.2.156.10197.1.401.2`` only as
+   SM3(Z_A ‖ file) with the signer key when :attr:`OfdOptions.sm3_with_z_check_values` is set, else UNKNOWN).
+3. ``data_hash`` — TBS_Sign.dataHash = SM3(exact bytes of Signature.xml).
+4. ``property_info`` — TBS_Sign.propertyInfo designates this Signature.xml (GB/T 38540 §7.3 g).
+5. ``seal_signature``, 6. ``seal_copy`` (a ``Seal.esl`` named by ``<Seal>`` is byte-identical to the seal inside
+   the signature), 7. ``seal_validity``, 8. ``signer_in_seal``, 9. ``signer_chain``, 10. ``signature``,
+   11. ``signing_time``, 12. ``timestamp`` — from :func:`certstore.seal.verify_seal_signature`.
+
+``Type="Sign"`` (纯数字签名): ``package``, ``references``, then ``data_hash``, ``signer_chain``, ``signature``,
+``signing_time``, ``timestamp`` from :func:`certstore.verify.sign.verify_sign_value`.
+
+The kind of a signature is decided by the structure of SignedValue.dat, not by the ``Type`` attribute (which sits
+in the unprotected Signatures.xml); a contradiction is reported as a warning.
+
+File-level findings (the report's ``problems``): tolerated deviations of the package; structure failures in the
+document's XML parts (INVALID); and **coverage** — package files that no signature's References protect. The
+signatures' own Signature.xml / SignedValue.dat, a verified Seal.esl copy and Signatures.xml (which a document
+that accepts further signatures cannot protect, GB/T 33190 §18) are exempt. An unprotected file that the document
+displays or interprets (OFD.xml, Document.xml, pages, templates, resources, annotations, attachments, tags — or a
+file that differs from one of them only in case) makes the file INDETERMINATE: what is shown is not what was
+signed, or not provably so. Any other unprotected file is reported and does not change the verdict.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import posixpath
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from certstore.checks import Check, CheckResult, Indication, worst
+from certstore.crypto import oids
+from certstore.crypto.sm2 import SM2PublicKey, sm3
+from certstore.crypto.trust import TrustStore
+from certstore.crypto.x509 import Certificate
+from certstore.packaging.ofd.reader import (
+    DEFAULT_LIMITS,
+    Limits,
+    NotOfdError,
+    OfdFormatError,
+    OfdPackage,
+    OfdReader,
+    OfdSignature,
+    resolve_location,
+)
+from certstore.seal import SealSignature, verify_seal_signature
+from certstore.verify.report import (
+    CertificateReport,
+    Format,
+    SealSummary,
+    SignatureKind,
+    SignatureReport,
+    SignerSummary,
+    VerificationReport,
+    overall_indication,
+)
+from certstore.verify.sign import (
+    SignedValueKind,
+    classify_signed_value,
+    parse_signature_date_time,
+    verify_sign_value,
+)
+
+__all__ = [
+    "CERTIFICATE_IDENTIFIER_FIELD",
+    "SEAL_CHECKS",
+    "SIGN_CHECKS",
+    "OfdOptions",
+    "verify_ofd",
+    "verify_ofd_package",
+]
+
+#: The CustomData (OFD.xml DocInfo) that carries the e-certificate identifier (证照标识) in certstore files.
+CERTIFICATE_IDENTIFIER_FIELD = "ZZBS"
+
+SM3_WITH_Z = "1.2.156.10197.1.401.2"
+
+PACKAGE = "package"
+REFERENCES = "references"
+PROPERTY_INFO = "property_info"
+SEAL_COPY = "seal_copy"
+
+#: The checks of a Type="Seal" and of a Type="Sign" signature, in report order.
+SEAL_CHECKS = (
+    PACKAGE,
+    REFERENCES,
+    "data_hash",
+    PROPERTY_INFO,
+    "seal_signature",
+    SEAL_COPY,
+    "seal_validity",
+    "signer_in_seal",
+    "signer_chain",
+    "signature",
+    "signing_time",
+    "timestamp",
+)
+SIGN_CHECKS = (PACKAGE, REFERENCES, "data_hash", "signer_chain", "signature", "signing_time", "timestamp")
+_SES_CHECKS = tuple(
+    name for name in SEAL_CHECKS if name not in (PACKAGE, REFERENCES, PROPERTY_INFO, SEAL_COPY)
+)
+
+
+@dataclass(frozen=True)
+class OfdOptions:
+    """Knobs of OFD verification.
+
+    ``sign_certificates``: signer certificates known out of band — the only way to verify a raw ``Type="Sign"``
+    SM2 signature. ``sm3_with_z_check_values``: read CheckMethod ``1.2.156.10197.1.401.2`` as SM3(Z_A ‖ file) with
+    the signer's key (dms360 iOFD); off by default because GM/T 0006 assigns that OID to keyed SM3.
+    """
+
+    sign_certificates: tuple[Certificate, ...] = ()
+    sm3_with_z_check_values: bool = False
+    limits: Limits = field(default=DEFAULT_LIMITS)
+
+
+DEFAULT_OPTIONS = OfdOptions()
+
+
+def verify_ofd(
+    data: bytes, *, trust: TrustStore, at: datetime | None = None, options: OfdOptions = DEFAULT_OPTIONS
+) -> VerificationReport:
+    """Read ``data`` as an OFD package and verify it. A package the reader refuses yields an INVALID report whose
+    problem names the reason; :class:`~certstore.packaging.ofd.reader.NotOfdError` (not a ZIP, or no OFD.xml)
+    propagates: that input is not an OFD file at all."""
+    try:
+        package = OfdReader.open(data, limits=options.limits)
+    except NotOfdError:
+        raise
+    except OfdFormatError as exc:
+        return VerificationReport(Indication.INVALID, Format.OFD, (), (f"package refused: {exc}",))
+    return verify_ofd_package(package, trust=trust, at=at, options=options)
+
+
+def verify_ofd_package(
+    package: OfdPackage,
+    *,
+    trust: TrustStore,
+    at: datetime | None = None,
+    options: OfdOptions = DEFAULT_OPTIONS,
+) -> VerificationReport:
+    """Verify every signature of ``package`` and the package's coverage; the report's ``certificate`` carries the
+    identifier from CustomData ``ZZBS`` (without repository checks: the pipeline adds those)."""
+    reports: list[SignatureReport] = []
+    digests = _Digests(package)
+    for document in package.documents:
+        for position, signature in enumerate(document.signatures):
+            later = document.signatures[position + 1 :]
+            reports.append(_verify_signature(signature, digests, later, trust, at, options))
+    problems, file_level = _file_findings(package)
+    identifier = package.doc_info.custom_datas.get(CERTIFICATE_IDENTIFIER_FIELD)
+    return VerificationReport(
+        indication=overall_indication(reports, file_level=file_level),
+        format=Format.OFD,
+        signatures=tuple(reports),
+        problems=tuple(problems),
+        certificate=CertificateReport(identifier) if identifier else None,
+    )
+
+
+# --- One signature ---------------------------------------------------------------------------------------
+
+
+def _verify_signature(
+    signature: OfdSignature,
+    digests: _Digests,
+    later: Sequence[OfdSignature],
+    trust: TrustStore,
+    at: datetime | None,
+    options: OfdOptions,
+) -> SignatureReport:
+    value = signature.signed_value
+    value_kind = classify_signed_value(value) if value is not None else None
+    if value_kind in (SignedValueKind.CMS, SignedValueKind.RAW) or (
+        value_kind is None and signature.type == "Sign"
+    ):
+        return _verify_sign(signature, digests, later, trust, at, options, value_kind)
+    return _verify_seal(signature, digests, later, trust, at, options)
+
+
+def _type_warning(signature: OfdSignature, kind: SignatureKind) -> tuple[str, ...]:
+    if signature.signed_value is None:
+        return ()
+    if kind is SignatureKind.SIGN and signature.type == "Seal":
+        return (
+            f'Type is {signature.type!r} but SignedValue.dat holds a digital signature; verified as Type="Sign"',
+        )
+    if kind is SignatureKind.SEAL and signature.type == "Sign":
+        return (
+            "Type is 'Sign' but SignedValue.dat is not a digital signature; verified as a seal signature",
+        )
+    return ()
+
+
+def _not_run(names: Sequence[str], reason: str) -> tuple[Check, ...]:
+    return tuple(Check(name, CheckResult.SKIPPED, reason) for name in names)
+
+
+def _verify_seal(
+    signature: OfdSignature,
+    digests: _Digests,
+    later: Sequence[OfdSignature],
+    trust: TrustStore,
+    at: datetime | None,
+    options: OfdOptions,
+) -> SignatureReport:
+    location = signature.path or signature.base_loc
+    ses = None
+    if signature.signed_value is not None and signature.xml is not None:
+        ses = verify_seal_signature(signature.signed_value, data=signature.xml, trust=trust, at=at)
+    parsed = None if ses is None else ses.signature
+    value_structure = None if ses is None else ses.check("structure")
+    package_check = _package_check(signature, value_structure, _type_warning(signature, SignatureKind.SEAL))
+    key = None if parsed is None else parsed.signer_certificate.public_key
+    references = _references_check(signature, digests, later, key, options)
+    if ses is None or parsed is None:
+        why = (
+            "not run: SignedValue.dat could not be parsed (see package)"
+            if ses is not None
+            else "not run: Signature.xml or SignedValue.dat is unavailable (see package)"
+        )
+        ses_checks = {name: Check(name, CheckResult.SKIPPED, why) for name in _SES_CHECKS}
+        extra = _not_run((PROPERTY_INFO, SEAL_COPY), why)
+    else:
+        ses_checks = {check.name: check for check in ses.checks}
+        data_hash = ses_checks["data_hash"]
+        ses_checks["data_hash"] = Check(
+            data_hash.name, data_hash.result, f"/{signature.path}: {data_hash.reason}", data_hash.warnings
+        )
+        extra = (
+            _property_info_check(signature, parsed),
+            _seal_copy_check(signature, digests.package, parsed),
+        )
+    by_name = {PACKAGE: package_check, REFERENCES: references, **ses_checks, **{c.name: c for c in extra}}
+    return SignatureReport(
+        id=signature.id,
+        kind=SignatureKind.SEAL,
+        checks=tuple(by_name[name] for name in SEAL_CHECKS),
+        signing_time=None if ses is None else ses.signing_time,
+        signer=None if ses is None or ses.signer is None else SignerSummary(**ses.signer),
+        seal=None
+        if parsed is None
+        else SealSummary(parsed.seal.es_id, parsed.seal.name, parsed.seal.version),
+        location=location,
+    )
+
+
+def _verify_sign(
+    signature: OfdSignature,
+    digests: _Digests,
+    later: Sequence[OfdSignature],
+    trust: TrustStore,
+    at: datetime | None,
+    options: OfdOptions,
+    value_kind: SignedValueKind | None,
+) -> SignatureReport:
+    location = signature.path or signature.base_loc
+    warnings = list(_type_warning(signature, SignatureKind.SIGN))
+    if signature.signed_value is None or signature.xml is None or value_kind is None:
+        why = "not run: Signature.xml or SignedValue.dat is unavailable (see package)"
+        checks = (
+            _package_check(signature, None, tuple(warnings)),
+            _references_check(signature, digests, later, None, options),
+            *_not_run(SIGN_CHECKS[2:], why),
+        )
+        return SignatureReport(signature.id, SignatureKind.SIGN, checks, location=location)
+    info = signature.signed_info
+    claimed, note = parse_signature_date_time(None if info is None else info.signature_date_time)
+    if claimed is None and note:
+        warnings.append(note)
+    result = verify_sign_value(
+        signature.signed_value,
+        data=signature.xml,
+        trust=trust,
+        at=at,
+        claimed_time=claimed,
+        sign_certificates=options.sign_certificates,
+    )
+    key = None if result.signer is None else result.signer.public_key
+    checks = (
+        _package_check(signature, result.structure, tuple(warnings)),
+        _references_check(signature, digests, later, key, options),
+        *result.checks,
+    )
+    signer = result.signer
+    return SignatureReport(
+        id=signature.id,
+        kind=SignatureKind.SIGN,
+        checks=checks,
+        signing_time=result.signing_time,
+        signer=None if signer is None else SignerSummary(signer.subject, signer.issuer, signer.serial_hex),
+        location=location,
+    )
+
+
+# --- package ---------------------------------------------------------------------------------------------
+
+
+def _package_check(signature: OfdSignature, value_structure: Check | None, extra: tuple[str, ...]) -> Check:
+    errors = list(signature.errors)
+    if value_structure is not None and value_structure.failed:
+        errors.append(f"{signature.signed_value_path}: {value_structure.reason}")
+    warnings = (*signature.warnings, *(value_structure.warnings if value_structure else ()), *extra)
+    if errors:
+        return Check(PACKAGE, CheckResult.FAILED, "; ".join(errors), warnings)
+    info = signature.signed_info
+    count = 0 if info is None else len(info.references)
+    value = "" if value_structure is None else f" ({value_structure.reason})"
+    return Check(
+        PACKAGE,
+        CheckResult.PASSED,
+        f"Signature.xml {signature.path} with {count} reference(s); SignedValue {signature.signed_value_path}{value}",
+        warnings,
+    )
+
+
+# --- references ------------------------------------------------------------------------------------------
+
+_Digest = Callable[[bytes], bytes]
+
+_CHECK_METHODS: dict[str, tuple[str, _Digest]] = {
+    oids.SM3: ("SM3", sm3),
+    oids.SM3_WITHOUT_KEY: ("SM3", sm3),
+    "sm3": ("SM3", sm3),
+    "md5": ("MD5", lambda data: hashlib.md5(data, usedforsecurity=False).digest()),
+    "1.2.840.113549.2.5": ("MD5", lambda data: hashlib.md5(data, usedforsecurity=False).digest()),
+    "sha1": ("SHA1", lambda data: hashlib.sha1(data, usedforsecurity=False).digest()),
+    "sha-1": ("SHA1", lambda data: hashlib.sha1(data, usedforsecurity=False).digest()),
+    "1.3.14.3.2.26": ("SHA1", lambda data: hashlib.sha1(data, usedforsecurity=False).digest()),
+    "sha256": ("SHA-256", lambda data: hashlib.sha256(data).digest()),
+    "sha-256": ("SHA-256", lambda data: hashlib.sha256(data).digest()),
+    "2.16.840.1.101.3.4.2.1": ("SHA-256", lambda data: hashlib.sha256(data).digest()),
+}
+
+
+@dataclass(frozen=True)
+class _CheckMethod:
+    """How a References/@CheckMethod is computed: ``digest`` None when it cannot be (``note`` says why).
+    ``cache_id`` tells digests apart: SM3(Z_A ‖ file) depends on the signer's key."""
+
+    name: str
+    digest: _Digest | None
+    note: str | None = None
+    cache_id: str = ""
+
+
+def _check_method(check_method: str | None, key: SM2PublicKey | None, options: OfdOptions) -> _CheckMethod:
+    if check_method is None:
+        name, function = _CHECK_METHODS["md5"]
+        return _CheckMethod(name, function, "CheckMethod omitted: MD5, the schema default", name)
+    method = check_method.strip().lower()
+    if method in _CHECK_METHODS:
+        name, function = _CHECK_METHODS[method]
+        return _CheckMethod(name, function, None, name)
+    if method != SM3_WITH_Z:
+        return _CheckMethod(
+            check_method, None, f"CheckMethod {check_method!r} is not supported (SM3, MD5, SHA1)"
+        )
+    if not options.sm3_with_z_check_values:
+        return _CheckMethod(
+            method,
+            None,
+            f"CheckMethod {SM3_WITH_Z} ('SM3 with key') is ambiguous: it is read as SM3(Z_A ‖ file) with the "
+            "signer's key only in the dms360 compatibility mode (sm3_with_z_check_values)",
+        )
+    if key is None:
+        return _CheckMethod(
+            method, None, f"CheckMethod {SM3_WITH_Z} needs the signer's key, which is not available"
+        )
+    return _CheckMethod(
+        "SM3(Z_A ‖ file)",
+        key.digest,
+        f"CheckMethod {SM3_WITH_Z} read as SM3(Z_A ‖ file) (compatibility mode)",
+        f"SM3-Z:{key.point.hex()}",
+    )
+
+
+class _Digests:
+    """Digests of package files, each computed once per method: a hostile Signature.xml may name one large file
+    thousands of times."""
+
+    def __init__(self, package: OfdPackage) -> None:
+        self.package = package
+        self._cache: dict[tuple[str, str], bytes] = {}
+
+    def of(self, path: str, method: _CheckMethod) -> bytes:
+        assert method.digest is not None
+        key = (method.cache_id, path)
+        if key not in self._cache:
+            self._cache[key] = method.digest(self.package.files[path])
+        return self._cache[key]
+
+
+def _references_check(
+    signature: OfdSignature,
+    digests: _Digests,
+    later: Sequence[OfdSignature],
+    key: SM2PublicKey | None,
+    options: OfdOptions,
+) -> Check:
+    info = signature.signed_info
+    if info is None:
+        return Check(
+            REFERENCES, CheckResult.SKIPPED, "not run: Signature.xml could not be read (see package)"
+        )
+    if not info.references:
+        return Check(
+            REFERENCES, CheckResult.FAILED, "SignedInfo has no Reference: the signature protects no file"
+        )
+    method = _check_method(info.check_method, key, options)
+    warnings = [method.note] if method.note and method.digest is not None else []
+    failures: list[str] = []
+    for reference in info.references:
+        if reference.path is None:
+            failures.append(f"{reference.file_ref}: {reference.problem}")  # not in / outside the package
+            continue
+        try:
+            expected = base64.b64decode("".join(reference.check_value.split()), validate=True)
+        except (binascii.Error, ValueError):
+            failures.append(f"{reference.file_ref}: CheckValue {reference.check_value!r} is not Base64")
+            continue
+        if method.digest is None:
+            continue
+        if digests.of(reference.path, method) != expected:
+            failures.append(
+                f"{reference.file_ref}: {method.name} digest differs, the file was changed after signing"
+            )
+            if later and reference.path == digests.package.documents[signature.document].signatures_path:
+                warnings.append(_later_signature_note(reference.path, later))
+    total = len(info.references)
+    if failures:
+        return Check(
+            REFERENCES,
+            CheckResult.FAILED,
+            f"{len(failures)} of {total} reference(s) fail: " + "; ".join(failures),
+            tuple(warnings),
+        )
+    if method.digest is None:
+        return Check(REFERENCES, CheckResult.UNKNOWN, f"{total} reference(s) not checked: {method.note}")
+    return Check(
+        REFERENCES,
+        CheckResult.PASSED,
+        f"all {total} reference(s) match ({method.name}): " + ", ".join(r.file_ref for r in info.references),
+        tuple(warnings),
+    )
+
+
+def _later_signature_note(path: str, later: Sequence[OfdSignature]) -> str:
+    ids = ", ".join(repr(s.id) for s in later)
+    return (
+        f"/{path} is the signature list, which the later signature(s) {ids} changed when they were added: a "
+        "signature that allows further signatures must not protect Signatures.xml (GB/T 33190 §18)"
+    )
+
+
+# --- property_info and seal_copy -------------------------------------------------------------------------
+
+
+def _property_info_check(signature: OfdSignature, parsed: SealSignature) -> Check:
+    """GB/T 38540 §7.3 g): the original is the file propertyInfo designates; in OFD, this Signature.xml."""
+    value = parsed.property_info.strip()
+    path = signature.path
+    if path is None:
+        return Check(PROPERTY_INFO, CheckResult.SKIPPED, "not run: no Signature.xml")
+    candidates: set[str] = set()
+    for base in ("", posixpath.dirname(path)):
+        try:
+            candidates.add(resolve_location(value, base))
+        except OfdFormatError:
+            continue
+    if path in candidates:
+        return Check(
+            PROPERTY_INFO, CheckResult.PASSED, f"propertyInfo {value!r} designates this Signature.xml"
+        )
+    if "/" in value or value.lower().endswith(".xml"):
+        return Check(
+            PROPERTY_INFO,
+            CheckResult.FAILED,
+            f"propertyInfo {value!r} designates another file than this signature's /{path}: the signature value "
+            "was made for another Signature.xml",
+        )
+    return Check(
+        PROPERTY_INFO,
+        CheckResult.PASSED,
+        f"propertyInfo {value!r} is not a package path; Signature.xml is bound by dataHash alone",
+        (f"propertyInfo {value!r} does not name /{path}",),
+    )
+
+
+def _seal_copy_check(signature: OfdSignature, package: OfdPackage, parsed: SealSignature) -> Check:
+    info = signature.signed_info
+    if info is None or info.seal_loc is None:
+        return Check(
+            SEAL_COPY, CheckResult.SKIPPED, "no <Seal> element: the seal is only inside SignedValue.dat"
+        )
+    if info.seal_path is None:
+        return Check(
+            SEAL_COPY, CheckResult.SKIPPED, f"not run: Seal BaseLoc {info.seal_loc!r} not found (see package)"
+        )
+    copy = package.files[info.seal_path]
+    seal = parsed.seal
+    if copy == seal.der:
+        return Check(
+            SEAL_COPY,
+            CheckResult.PASSED,
+            f"{info.seal_path} is byte-identical to seal {seal.es_id!r} inside SignedValue.dat",
+        )
+    return Check(
+        SEAL_COPY,
+        CheckResult.FAILED,
+        f"{info.seal_path} ({len(copy)} bytes, SM3 {sm3(copy).hex()[:16]}…) differs from seal {seal.es_id!r} inside "
+        f"SignedValue.dat ({len(seal.der)} bytes, SM3 {sm3(seal.der).hex()[:16]}…)",
+    )
+
+
+# --- File-level findings ---------------------------------------------------------------------------------
+
+
+def _file_findings(package: OfdPackage) -> tuple[list[str], list[Indication]]:
+    """(problems, their effect on the file's indication)."""
+    problems = list(package.warnings)
+    effects: list[Indication] = []
+    for error in package.errors:
+        problems.append(f"structure: {error}")
+        effects.append(Indication.INVALID)
+    signatures = package.signatures
+    if not signatures:
+        problems.append(f"no signature: nothing protects the {len(package.files)} file(s) of the package")
+        return problems, effects
+    covered = {
+        reference.path
+        for signature in signatures
+        if signature.signed_info is not None
+        for reference in signature.signed_info.references
+        if reference.path is not None
+    }
+    exempt = {document.signatures_path for document in package.documents if document.signatures_path}
+    for signature in signatures:
+        if signature.signed_info is None:  # not a readable Signature.xml: its files are not signature files
+            continue
+        exempt |= {
+            p for p in (signature.path, signature.signed_value_path, signature.signed_info.seal_path) if p
+        }
+    content_by_case = {path.lower(): role for path, role in package.content_files.items()}
+    for path in package.files:
+        if path in covered or path in exempt:
+            continue
+        role = package.content_files.get(path) or content_by_case.get(path.lower())
+        if role is not None:
+            problems.append(
+                f"not protected by any signature: /{path} ({role}, shown or interpreted by readers)"
+            )
+            effects.append(Indication.INDETERMINATE)
+        else:
+            problems.append(f"not protected by any signature: /{path} (not used by the document)")
+    return problems, [worst(effects)] if effects else []

@@ -1,0 +1,267 @@
+"""The verification pipeline: one presented file in, one :class:`~certstore.verify.report.VerificationReport` out.
+
+:func:`verify_file` is what the CLI (``certstore verify``), the API and the verification page call. It
+
+1. refuses input it cannot even classify — empty, or neither a ZIP nor a PDF, or a ZIP without ``OFD.xml`` — with
+   :class:`UnreadableFileError` (the CLI's exit code 3: "unreadable input");
+2. dispatches by content, never by file name: a ZIP with OFD.xml (bytes before the archive tolerated) to
+   :func:`certstore.verify.ofd.verify_ofd`; ``%PDF-`` in the first KiB to ``certstore.verify.pdf.verify_pdf``
+   (imported lazily; when that module is not installed the report is INDETERMINATE and says so);
+3. adds the certificate-level checks ``status`` and ``content_match`` when the file names an e-certificate
+   (CustomData ``ZZBS``) — against the repository when one is given, SKIPPED ("offline") otherwise;
+4. stamps the file's size and digests and the verification time.
+
+Everything else — a package the reader refuses (limits, zip bombs, traversal, DTDs …), a broken signature, a
+file that proves tampering — is a *report*, INVALID with the reason, never an exception. An unexpected error
+inside a format verifier is logged and reported as INDETERMINATE rather than crashing the caller.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import zipfile
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Protocol, runtime_checkable
+
+from certstore.checks import Check, CheckResult, Indication, worst
+from certstore.crypto.sm2 import sm3
+from certstore.crypto.trust import TrustStore
+from certstore.lifecycle import Status
+from certstore.packaging.ofd.reader import NotOfdError
+from certstore.verify.ofd import DEFAULT_OPTIONS, OfdOptions, verify_ofd
+from certstore.verify.report import CertificateReport, FileInfo, Format, VerificationReport
+
+__all__ = [
+    "OFFLINE_REASON",
+    "RepositoryCheck",
+    "UnreadableFileError",
+    "detect_format",
+    "verify_file",
+]
+
+log = logging.getLogger(__name__)
+
+STATUS = "status"
+CONTENT_MATCH = "content_match"
+OFFLINE_REASON = "offline: the repository was not consulted"
+
+#: Repository statuses that end a certificate's validity (``certstore.lifecycle.Status``).
+_NOT_IN_FORCE = frozenset(
+    {Status.REVOKED, Status.CANCELLED, Status.ANNULLED, Status.EXPIRED, Status.SUSPENDED, Status.SUPERSEDED}
+)
+_PDF_SEARCH = 1024  # PDF readers accept the header within the first KiB
+
+
+class UnreadableFileError(ValueError):
+    """The input is not a file this verifier can read at all (CLI exit code 3). The message says why."""
+
+
+@runtime_checkable
+class RepositoryCheck(Protocol):
+    """What the verifier asks the repository (implemented by the services layer).
+
+    ``status`` returns (status, label) — a :class:`certstore.lifecycle.Status` value such as ``"revoked"`` and
+    its Chinese label — for the certificate ``identifier``, effective now or at ``at`` when the verification is
+    asked about another time; None when the repository does not know the identifier.
+    ``content_digest_matches`` says whether ``package`` (the presented file's bytes) is the content the
+    repository recorded for ``identifier``; None when it holds no record to compare with.
+    Either may raise when the repository is unreachable; the check is then UNKNOWN.
+    """
+
+    def status(self, identifier: str, at: datetime | None = None) -> tuple[str, str] | None: ...
+
+    def content_digest_matches(self, identifier: str, package: bytes) -> bool | None: ...
+
+
+def detect_format(data: bytes) -> Format:
+    """OFD for a ZIP archive (also with bytes prepended), PDF for ``%PDF-`` in the first KiB; otherwise
+    :class:`UnreadableFileError`."""
+    if not data:
+        raise UnreadableFileError("empty file")
+    if data.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        return Format.OFD
+    if b"%PDF-" in data[:_PDF_SEARCH]:
+        return Format.PDF
+    if _is_zip(data):
+        return Format.OFD
+    raise UnreadableFileError("neither an OFD (ZIP) nor a PDF file")
+
+
+def _is_zip(data: bytes) -> bool:
+    try:
+        return zipfile.is_zipfile(io.BytesIO(data))
+    except (OSError, ValueError):
+        return False
+
+
+def verify_file(
+    data: bytes,
+    *,
+    trust: TrustStore,
+    at: datetime | None = None,
+    repository: RepositoryCheck | None = None,
+    file_name: str | None = None,
+    ofd_options: OfdOptions = DEFAULT_OPTIONS,
+) -> VerificationReport:
+    """Verify a presented OFD or PDF file; see the module documentation for what is checked.
+
+    ``at`` judges certificate and seal validity at that time instead of each signature's signing time, and asks
+    the repository for the status at that time; ``repository`` None means offline.
+    """
+    if at is not None and at.tzinfo is None:
+        raise ValueError("the verification time must be a timezone-aware datetime")
+    data = bytes(data)
+    file = FileInfo(len(data), sm3(data).hex(), hashlib.sha256(data).hexdigest(), file_name)
+    file_format = detect_format(data)
+    limit = ofd_options.limits.max_file_size
+    if len(data) > limit:
+        report = VerificationReport(
+            Indication.INVALID,
+            file_format,
+            (),
+            (f"file of {len(data)} bytes exceeds the {limit}-byte limit",),
+        )
+    elif file_format is Format.OFD:
+        report = _guarded(file_format, lambda: _verify_ofd(data, trust, at, ofd_options))
+    else:
+        report = _guarded(file_format, lambda: _verify_pdf(data, trust, at))
+    if report.certificate is not None:
+        report = _with_certificate_checks(report, report.certificate, repository, data, at)
+    return replace(report, file=file, verified_at=datetime.now(UTC).replace(microsecond=0))
+
+
+def _guarded(file_format: Format, verify: Callable[[], VerificationReport]) -> VerificationReport:
+    try:
+        return verify()
+    except UnreadableFileError:
+        raise
+    except Exception as exc:  # a bug must not turn a hostile file into a crash of the caller
+        log.exception("verification of a %s file failed unexpectedly", file_format.value)
+        return VerificationReport(
+            Indication.INDETERMINATE,
+            file_format,
+            (),
+            (f"internal error while verifying: {type(exc).__name__}: {exc}",),
+        )
+
+
+def _verify_ofd(
+    data: bytes, trust: TrustStore, at: datetime | None, options: OfdOptions
+) -> VerificationReport:
+    try:
+        return verify_ofd(data, trust=trust, at=at, options=options)
+    except NotOfdError as exc:
+        raise UnreadableFileError(str(exc)) from None
+
+
+def _verify_pdf(data: bytes, trust: TrustStore, at: datetime | None) -> VerificationReport:
+    try:
+        from certstore.verify.pdf import verify_pdf  # written alongside the PDF rendition
+    except ImportError as exc:  # the module, or a library it needs, is not installed
+        missing = exc.name or str(exc)
+        return VerificationReport(
+            Indication.INDETERMINATE,
+            Format.PDF,
+            (),
+            (f"PDF verification is not available in this installation ({missing} is missing)",),
+        )
+    report = verify_pdf(data, trust=trust, at=at)
+    if _is_zip(data):
+        problem = (
+            "the PDF is also a ZIP archive (PDF/ZIP polyglot): an OFD reader would show other content than the "
+            "verified PDF"
+        )
+        report = replace(
+            report,
+            indication=worst([report.indication, Indication.INDETERMINATE]),
+            problems=(*report.problems, problem),
+        )
+    return report
+
+
+# --- Certificate-level checks ----------------------------------------------------------------------------
+
+
+def _with_certificate_checks(
+    report: VerificationReport,
+    certificate: CertificateReport,
+    repository: RepositoryCheck | None,
+    data: bytes,
+    at: datetime | None,
+) -> VerificationReport:
+    identifier = certificate.identifier
+    if repository is None:
+        checked = replace(
+            certificate,
+            checks=(
+                Check(STATUS, CheckResult.SKIPPED, OFFLINE_REASON),
+                Check(CONTENT_MATCH, CheckResult.SKIPPED, OFFLINE_REASON),
+            ),
+        )
+    else:
+        status_check, status, label = _status_check(repository, identifier, at)
+        checked = replace(
+            certificate,
+            status=status,
+            label=label,
+            checks=(status_check, _content_check(repository, identifier, data)),
+        )
+    return replace(report, certificate=checked, indication=worst([report.indication, checked.indication]))
+
+
+def _status_check(
+    repository: RepositoryCheck, identifier: str, at: datetime | None
+) -> tuple[Check, str | None, str | None]:
+    when = "now" if at is None else f"at {at.isoformat()}"
+    try:
+        answer = repository.status(identifier) if at is None else repository.status(identifier, at=at)
+    except Exception as exc:  # the repository's own errors (database down …): status unknown
+        log.warning("repository status of %s failed: %s", identifier, exc)
+        return (
+            Check(STATUS, CheckResult.UNKNOWN, f"repository unreachable: {type(exc).__name__}: {exc}"),
+            None,
+            None,
+        )
+    if answer is None:
+        reason = f"certificate {identifier} is not in the repository"
+        return Check(STATUS, CheckResult.UNKNOWN, reason), None, None
+    status, label = answer
+    try:
+        known = Status(status)
+    except ValueError:
+        reason = f"certificate {identifier}: unrecognised repository status {status!r} ({label})"
+        return Check(STATUS, CheckResult.UNKNOWN, reason), status, label
+    if known in _NOT_IN_FORCE:
+        reason = f"certificate {identifier} is {status} ({label}) in the repository {when}"
+        return Check(STATUS, CheckResult.FAILED, reason), status, label
+    reason = f"certificate {identifier} is {status} ({label}) in the repository {when}"
+    return Check(STATUS, CheckResult.PASSED, reason), status, label
+
+
+def _content_check(repository: RepositoryCheck, identifier: str, data: bytes) -> Check:
+    try:
+        matches = repository.content_digest_matches(identifier, data)
+    except Exception as exc:  # the repository's own errors: content unknown
+        log.warning("repository content check of %s failed: %s", identifier, exc)
+        return Check(
+            CONTENT_MATCH, CheckResult.UNKNOWN, f"repository unreachable: {type(exc).__name__}: {exc}"
+        )
+    if matches is None:
+        return Check(
+            CONTENT_MATCH, CheckResult.UNKNOWN, f"the repository holds no content record of {identifier}"
+        )
+    if matches:
+        return Check(
+            CONTENT_MATCH,
+            CheckResult.PASSED,
+            f"the file is the content the repository recorded for {identifier}",
+        )
+    return Check(
+        CONTENT_MATCH,
+        CheckResult.FAILED,
+        f"the file differs from the content the repository recorded for {identifier}",
+    )

@@ -1,0 +1,159 @@
+"""`certstore verify FILE` as CLI.md specifies: exit 0 VALID, 1 INVALID, 2 INDETERMINATE, 3 unreadable/usage."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from certstore.cli import verify as verify_command
+from certstore.keystore import KeyStore
+from tests.seal.seal_builders import Party, make_hierarchy
+from tests.verify.builders import OFD_FIXTURES, ROOT_PEM, content_files, signed_ofd, zip_bytes
+
+ALLPROTECTED = OFD_FIXTURES / "ofdrw-sign__allprotected.ofd"
+EXPIRED = OFD_FIXTURES / "ofdrw-reader__SESV4SignDoc.ofd"
+UNTRUSTED = OFD_FIXTURES / "ofdrw-sign__v4signed.ofd"
+TWO_SEALS = OFD_FIXTURES / "ofdrw-converter__h.ofd"
+
+
+@pytest.mark.parametrize(
+    ("path", "code", "verdict"),
+    [
+        (ALLPROTECTED, 0, "VALID"),
+        (EXPIRED, 1, "INVALID"),
+        (TWO_SEALS, 1, "INVALID"),
+        (UNTRUSTED, 2, "INDETERMINATE"),
+    ],
+    ids=lambda v: v.stem if isinstance(v, Path) else str(v),
+)
+def test_fixture_exit_codes(cli, path: Path, code: int, verdict: str) -> None:
+    result = cli("verify", path, "--trust", ROOT_PEM, "--offline")
+    assert result.code == code, result.out + result.err
+    assert result.out.startswith(f"{verdict}  {path.name} (OFD, ")
+
+
+def test_human_output_names_the_failing_reference(cli) -> None:
+    result = cli("verify", TWO_SEALS, "--trust", ROOT_PEM, "--offline")
+    assert "  signature s001: INVALID (seal; seal 「OFD R&W 测试用印章」" in result.out
+    assert "FAILED   references      1 of 9 reference(s) fail: /Doc_0/Signs/Signatures.xml" in result.out
+    assert "  signature s007: VALID" in result.out
+    assert "  problems:\n    - Doc_0/Document.xml PublicRes" in result.out
+
+
+def test_json_report(cli) -> None:
+    result = cli("verify", ALLPROTECTED, "--trust", ROOT_PEM, "--offline", "--json")
+    assert result.code == 0
+    report = result.json()
+    assert isinstance(report, dict)
+    assert {"indication", "format", "certificate", "signatures", "problems"} <= report.keys()
+    assert (report["indication"], report["format"], report["certificate"]) == ("VALID", "ofd", None)
+    (signature,) = report["signatures"]
+    assert signature["kind"] == "seal" and signature["signing_time"] == "2020-10-23T11:45:37+00:00"
+    assert signature["seal"]["version"] == 4 and signature["signer"]["subject"].startswith(
+        "CN=Test Certificate"
+    )
+    assert all({"name", "result", "reason"} <= c.keys() for c in signature["checks"])
+    assert report["file"]["name"] == ALLPROTECTED.name
+
+
+def test_without_trust_it_is_indeterminate(cli) -> None:
+    result = cli("verify", ALLPROTECTED, "--offline")
+    assert result.code == 2
+    assert "no trust anchor" in result.out
+
+
+def test_at_judges_at_another_time(cli) -> None:
+    result = cli(
+        "verify", ALLPROTECTED, "--trust", ROOT_PEM, "--offline", "--at", "2030-01-01T00:00:00+08:00"
+    )
+    assert result.code == 1
+    assert "FAILED   signer_chain" in result.out
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(b"this is not a certificate file", "neither an OFD (ZIP) nor a PDF file"), (b"", "empty file")],
+    ids=["garbage", "empty"],
+)
+def test_unreadable_file_exits_3(cli, tmp_path: Path, content: bytes, message: str) -> None:
+    path = tmp_path / "x.ofd"
+    path.write_bytes(content)
+    result = cli("verify", path)
+    assert result.code == 3
+    assert f"{path}: unreadable: {message}" in result.err
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["verify", "{tmp}/missing.ofd"], ["verify", str(ALLPROTECTED), "--at", "yesterday"], ["verify"]],
+    ids=["missing", "bad-time", "no-file"],
+)
+def test_usage_errors_exit_3(cli, tmp_path: Path, args: list[str]) -> None:
+    result = cli(*[a.format(tmp=tmp_path) for a in args])
+    assert result.code == 3, result.out + result.err
+
+
+def test_hostile_package_is_invalid_not_a_crash(cli, tmp_path: Path) -> None:
+    path = tmp_path / "evil.ofd"
+    path.write_bytes(zip_bytes([*content_files().items(), ("../../evil.sh", b"rm -rf /")]))
+    result = cli("verify", path, "--json")
+    assert result.code == 1
+    assert result.json()["problems"] == [
+        "package refused: ZIP entry name '../../evil.sh' contains '..' (path traversal)"
+    ]
+
+
+def test_raw_sign_signature_needs_the_signer_certificate(cli, tmp_path: Path) -> None:
+    h = make_hierarchy()
+    path = tmp_path / "signed.ofd"
+    path.write_bytes(signed_ofd(h.signer, form="raw").package)
+    root, signer = tmp_path / "root.pem", tmp_path / "signer.pem"
+    root.write_bytes(h.root.certificate.pem)
+    signer.write_bytes(h.signer.certificate.pem)
+    assert cli("verify", path, "--trust", root, "--offline").code == 2
+    result = cli("verify", path, "--trust", root, "--offline", "--signer-cert", signer)
+    assert result.code == 0, result.out
+    assert "  signature s1: VALID (sign; signer CN=签章者" in result.out
+    # this file names a certificate identifier (ZZBS): offline, its status is not checked
+    assert "status not checked" in result.out and "SKIPPED  status" in result.out
+
+
+def test_key_store_signers_are_known_signers(cli, tmp_path: Path, data_dir: Path) -> None:
+    """A raw Type="Sign" signature by the key store's agency signer verifies without --signer-cert."""
+    assert cli("keys", "init").code == 0
+    store = KeyStore(data_dir / "keys")
+    agency = Party(store.signer("agency"), store.signer_entry("agency").certificate)
+    path = tmp_path / "agency-signed.ofd"
+    signed_now = datetime.now(UTC).isoformat(timespec="seconds")  # the dev certificates start now
+    path.write_bytes(signed_ofd(agency, form="raw", date_time=signed_now).package)
+    result = cli("verify", path, "--offline")
+    assert result.code == 0, result.out
+
+
+def test_repository_hook_is_used_unless_offline(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    h = make_hierarchy()
+    path = tmp_path / "signed.ofd"
+    path.write_bytes(signed_ofd(h.signer, form="content").package)
+    root = tmp_path / "root.pem"
+    root.write_bytes(h.root.certificate.pem)
+
+    class Revoked:
+        def status(self, identifier: str, at: object = None) -> tuple[str, str]:
+            return "revoked", "吊销"
+
+        def content_digest_matches(self, identifier: str, package: bytes) -> bool:
+            return True
+
+    monkeypatch.setattr(verify_command, "repository_for", lambda ctx: Revoked())
+    online = cli("verify", path, "--trust", root)
+    assert online.code == 1
+    assert "status revoked (吊销)" in online.out
+    assert cli("verify", path, "--trust", root, "--offline").code == 0
+
+
+def test_repository_hook_is_offline_without_the_services_module(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "certstore.services.verification", None)  # as if not written yet
+    assert verify_command.repository_for(object()) is None  # type: ignore[arg-type]

@@ -1,0 +1,179 @@
+"""``Type="Sign"`` signatures (issue 4 item 8): a raw SM2 signature over Signature.xml and GB/T 35275 SignedData in
+both forms, built in the test from DER primitives and our SM2 signer; VALID when intact, INVALID when tampered."""
+
+from __future__ import annotations
+
+import pytest
+
+from certstore.checks import CheckResult, Indication
+from certstore.verify import OfdOptions, SignatureKind, VerificationReport, verify_file
+from certstore.verify.sign import SignedValueKind, classify_signed_value, parse_signature_date_time
+from tests.seal.seal_builders import Hierarchy, Party, make_hierarchy
+from tests.verify.builders import PAGE, SIGNATURE_XML, SIGNED_VALUE, SIGNING_TIME, signed_ofd, with_entries
+
+P, F, U, S = CheckResult.PASSED, CheckResult.FAILED, CheckResult.UNKNOWN, CheckResult.SKIPPED
+NAMES = ("package", "references", "data_hash", "signer_chain", "signature", "signing_time", "timestamp")
+FORMS = ("raw", "content", "content-base64", "attributes")
+
+
+@pytest.fixture(scope="module")
+def h() -> Hierarchy:
+    return make_hierarchy()
+
+
+def verify(h: Hierarchy, package: bytes, *, known: bool = True) -> VerificationReport:
+    options = OfdOptions(sign_certificates=(h.signer.certificate,) if known else ())
+    return verify_file(package, trust=h.trust, ofd_options=options)
+
+
+def results(report: VerificationReport) -> dict[str, CheckResult]:
+    (signature,) = report.signatures
+    assert [c.name for c in signature.checks] == list(NAMES)
+    return {c.name: c.result for c in signature.checks}
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_intact_signature_is_valid(h: Hierarchy, form: str) -> None:
+    report = verify(h, signed_ofd(h.signer, form=form).package)
+    assert report.indication is Indication.VALID, report.to_dict()
+    assert report.problems == ()
+    signature = report.signatures[0]
+    assert signature.kind is SignatureKind.SIGN
+    assert signature.seal is None
+    assert signature.signer is not None and signature.signer.subject == h.signer.certificate.subject
+    assert signature.signing_time == SIGNING_TIME
+    expected_hash = S if form == "raw" else P
+    assert results(report) == dict(zip(NAMES, (P, P, expected_hash, P, P, P, S), strict=True))
+
+
+def test_reasons_name_the_form(h: Hierarchy) -> None:
+    content = verify(h, signed_ofd(h.signer, form="content").package).signatures[0]
+    assert "equals the eContent" in content.check("data_hash").reason
+    assert "over the eContent (32 bytes)" in content.check("signature").reason
+    attributes = verify(h, signed_ofd(h.signer, form="attributes").package).signatures[0]
+    assert "equals the messageDigest attribute" in attributes.check("data_hash").reason
+    assert "DER of the signed-attribute SET" in attributes.check("signature").reason
+    assert "signed signingTime attribute" in attributes.check("signing_time").reason
+    base64_form = verify(h, signed_ofd(h.signer, form="content-base64").package).signatures[0]
+    assert base64_form.check("data_hash").warnings == (
+        "eContent holds Base64(SM3(Signature.xml)) instead of the 32-byte digest (ofdrw compatibility)",
+    )
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_tampered_page_is_invalid(h: Hierarchy, form: str) -> None:
+    built = signed_ofd(h.signer, form=form)
+    tampered = with_entries(
+        built.package, {PAGE: built.files[PAGE].replace("测试".encode(), "伪造".encode())}
+    )
+    report = verify(h, tampered)
+    assert report.indication is Indication.INVALID
+    assert results(report)["references"] is F
+    assert f"/{PAGE}: SM3 digest differs" in report.signatures[0].check("references").reason
+
+
+@pytest.mark.parametrize(
+    ("form", "failing"),
+    [
+        ("raw", "signature"),
+        ("content", "data_hash"),
+        ("content-base64", "data_hash"),
+        ("attributes", "data_hash"),
+    ],
+)
+def test_tampered_signature_xml_is_invalid(h: Hierarchy, form: str, failing: str) -> None:
+    """Dropping a Reference from Signature.xml (to hide a page) breaks the signature over it."""
+    built = signed_ofd(h.signer, form=form)
+    xml = built.files[SIGNATURE_XML]
+    start = xml.index(b'<ofd:Reference FileRef="/Doc_0/Pages')
+    end = xml.index(b"</ofd:Reference>", start) + len(b"</ofd:Reference>")
+    report = verify(h, with_entries(built.package, {SIGNATURE_XML: xml[:start] + xml[end:]}))
+    assert report.indication is Indication.INVALID
+    assert results(report)[failing] is F
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_signature_by_another_key_is_invalid(h: Hierarchy, form: str) -> None:
+    """The genuine certificate, a signature made with another key: the SM2 check fails."""
+    impostor = Party(h.other_signer.signer, h.signer.certificate)
+    report = verify(h, signed_ofd(impostor, form=form).package)
+    assert report.indication is Indication.INVALID
+    assert results(report)["signature"] is F
+    reason = report.signatures[0].check("signature").reason
+    assert (
+        "verifies with none of the 1 given" if form == "raw" else "does not verify with the key of"
+    ) in reason
+
+
+def test_raw_signature_without_known_certificate_is_indeterminate(h: Hierarchy) -> None:
+    report = verify(h, signed_ofd(h.signer, form="raw").package, known=False)
+    assert report.indication is Indication.INDETERMINATE
+    assert results(report)["signature"] is U
+    assert "carries no certificate" in report.signatures[0].check("signature").reason
+
+
+def test_raw_signature_with_the_wrong_certificate_is_invalid(h: Hierarchy) -> None:
+    options = OfdOptions(sign_certificates=(h.other_signer.certificate,))
+    report = verify_file(signed_ofd(h.signer, form="raw").package, trust=h.trust, ofd_options=options)
+    assert report.indication is Indication.INVALID
+    assert (
+        "verifies with none of the 1 given signer certificate(s)"
+        in report.signatures[0].check("signature").reason
+    )
+
+
+def test_signed_data_without_its_certificate_uses_a_given_one(h: Hierarchy) -> None:
+    built = signed_ofd(h.signer, form="attributes", include_certificate=False)
+    assert verify(h, built.package).indication is Indication.VALID
+    report = verify(h, built.package, known=False)
+    assert report.indication is Indication.INDETERMINATE
+    assert results(report)["signature"] is U
+
+
+def test_expired_signer_is_invalid(h: Hierarchy) -> None:
+    report = verify_file(
+        signed_ofd(h.expired_signer, form="content").package,
+        trust=h.trust,
+        ofd_options=OfdOptions(),
+    )
+    assert report.indication is Indication.INVALID
+    assert results(report)["signing_time"] is F
+    assert results(report)["signer_chain"] is F
+
+
+def test_kind_follows_the_signed_value_not_the_type_attribute(h: Hierarchy) -> None:
+    """Type omitted (= Seal) but SignedValue.dat is a SignedData: verified as a signature, with a warning."""
+    report = verify(h, signed_ofd(h.signer, form="content", declared_type=None).package)
+    assert report.indication is Indication.VALID
+    package = report.signatures[0].check("package")
+    assert any('verified as Type="Sign"' in w for w in package.warnings)
+
+
+def test_classify_signed_value(h: Hierarchy) -> None:
+    built = signed_ofd(h.signer, form="content")
+    assert classify_signed_value(built.files[SIGNED_VALUE]) is SignedValueKind.CMS
+    assert classify_signed_value(h.signer.signer.sign(b"x")) is SignedValueKind.RAW
+    assert classify_signed_value(bytes(64)) is SignedValueKind.RAW
+    assert classify_signed_value(b"\x30\x03\x02\x01\x01") is SignedValueKind.SES
+
+
+@pytest.mark.parametrize(
+    ("text", "iso"),
+    [
+        ("20201010151120", "2020-10-10T07:11:20+00:00"),
+        ("20200723130907.763Z", "2020-07-23T13:09:07.763000+00:00"),
+        ("2021-05-19 20:53:44", "2021-05-19T12:53:44+00:00"),
+        ("2021/05/19 20:53:44", "2021-05-19T12:53:44+00:00"),
+        ("2021-05-19T20:53:44+08:00", "2021-05-19T12:53:44+00:00"),
+    ],
+)
+def test_signature_date_time_spellings(text: str, iso: str) -> None:
+    parsed, _note = parse_signature_date_time(text)
+    assert parsed is not None and parsed.isoformat() == iso
+
+
+def test_unreadable_signature_date_time() -> None:
+    assert parse_signature_date_time("yesterday") == (
+        None,
+        "SignatureDateTime 'yesterday' is not a recognised time",
+    )
