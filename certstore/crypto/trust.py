@@ -15,13 +15,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
-from functools import lru_cache
 from pathlib import Path
 
-from asn1crypto.x509 import Name
-
 from certstore.checks import Check, CheckResult
-from certstore.crypto.x509 import Certificate, load_certificates
+from certstore.crypto.x509 import Certificate, load_certificates, names_equal
 
 __all__ = ["ChainStatus", "ChainValidation", "TrustStore", "validate_chain"]
 
@@ -114,22 +111,6 @@ class ChainValidation:
         return Check(name, result, self.reason)
 
 
-def _same_name(a: Name, b: Name) -> bool:
-    """RFC 5280 name comparison: identical encodings, else asn1crypto's string preparation (memoised — it is
-    slow, and the same few issuer names recur in every verification). Names it cannot prepare (e.g. private-use
-    characters from a damaged certificate) are equal only when their encodings are."""
-    first, second = a.dump(), b.dump()
-    return first == second or _prepared_equal(first, second)
-
-
-@lru_cache(maxsize=4096)
-def _prepared_equal(first: bytes, second: bytes) -> bool:
-    try:
-        return bool(Name.load(first) == Name.load(second))
-    except ValueError:
-        return False
-
-
 def _issuer_candidates(cert: Certificate, pool: Sequence[Certificate]) -> list[Certificate]:
     """Certificates that may have issued ``cert``: same name as its issuer, or the key its authority key
     identifier names.
@@ -138,7 +119,7 @@ def _issuer_candidates(cert: Certificate, pool: Sequence[Certificate]) -> list[C
     looks like, so a same-named CA with another key still counts as a candidate (and the result is
     BAD_SIGNATURE, not "unknown CA"); the reason then points out the key-identifier mismatch."""
     aki = cert.authority_key_id
-    by_name = [c for c in pool if _same_name(c.subject_name, cert.issuer_name)]
+    by_name = [c for c in pool if names_equal(c.subject_name, cert.issuer_name)]
     by_key = [c for c in pool if aki is not None and c.subject_key_id == aki and c not in by_name]
     return by_name + by_key
 

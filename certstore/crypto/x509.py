@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from enum import Enum
 from functools import cached_property, lru_cache
 
-from asn1crypto import pem
+from asn1crypto import cms, pem
 from asn1crypto import x509 as asn1_x509
 
 from certstore.crypto import oids
@@ -50,6 +50,22 @@ _CERT_SIGNER_IDS = (DEFAULT_SM2_ID, b"")
 
 class CertificateError(ValueError):
     """Bytes that are not a usable X.509 certificate (malformed, or not an SM2 key). The message says why."""
+
+
+def names_equal(a: asn1_x509.Name, b: asn1_x509.Name) -> bool:
+    """RFC 5280 name comparison: identical encodings, else asn1crypto's string preparation (memoised — it is
+    slow, and the same few issuer names recur in every verification). Names it cannot prepare (e.g. private-use
+    characters from a damaged certificate) are equal only when their encodings are."""
+    first, second = a.dump(), b.dump()
+    return first == second or _prepared_names_equal(first, second)
+
+
+@lru_cache(maxsize=4096)
+def _prepared_names_equal(first: bytes, second: bytes) -> bool:
+    try:
+        return bool(asn1_x509.Name.load(first) == asn1_x509.Name.load(second))
+    except ValueError:
+        return False
 
 
 def format_name(name: asn1_x509.Name) -> str:
@@ -207,10 +223,17 @@ class Certificate:
 
     @property
     def is_self_issued(self) -> bool:
-        try:
-            return bool(self._asn1.subject == self._asn1.issuer)
-        except ValueError:  # names asn1crypto cannot prepare (e.g. private-use characters): compare encodings
-            return self._asn1.subject.dump() == self._asn1.issuer.dump()
+        return names_equal(self._asn1.subject, self._asn1.issuer)
+
+    def matches_signer_identifier(self, sid: cms.SignerIdentifier) -> bool:
+        """Whether this is the certificate a CMS ``SignerIdentifier`` names (issuer + serial, or key id)."""
+        if sid.name == "issuer_and_serial_number":
+            chosen = sid.chosen
+            return (
+                names_equal(self.issuer_name, chosen["issuer"])
+                and self.serial == chosen["serial_number"].native
+            )
+        return self.subject_key_id == sid.chosen.native
 
     @cached_property
     def fingerprint(self) -> str:

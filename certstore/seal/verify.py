@@ -575,14 +575,8 @@ def _parse_token(raw: bytes) -> _Token:
             except CertificateError:
                 continue
     sid = signed["signer_infos"][0]["sid"]
-    tsa = next((c for c in certificates if _matches_sid(c, sid)), None)
+    tsa = next((c for c in certificates if c.matches_signer_identifier(sid)), None)
     return _Token(signed, tst, bytes(tst_bytes), gen_time.astimezone(UTC), tuple(certificates), tsa)
-
-
-def _matches_sid(cert: Certificate, sid: cms.SignerIdentifier) -> bool:
-    if sid.name == "issuer_and_serial_number":
-        return cert.issuer_name == sid.chosen["issuer"] and cert.serial == sid.chosen["serial_number"].native
-    return cert.subject_key_id == sid.chosen.native
 
 
 def _tsa_signature(token: _Token) -> tuple[CheckResult, str]:

@@ -345,15 +345,6 @@ def _parse_signed_data(value: bytes) -> _Parsed:
     return _Parsed(standard, signed, signer_infos[0], tuple(certificates), tuple(warnings))
 
 
-def _matches_sid(certificate: Certificate, sid: cms.SignerIdentifier) -> bool:
-    if sid.name == "issuer_and_serial_number":
-        return (
-            certificate.issuer_name == sid.chosen["issuer"]
-            and certificate.serial == sid.chosen["serial_number"].native
-        )
-    return certificate.subject_key_id == sid.chosen.native
-
-
 def _as(value: core.Asn1Value, spec: type[core.Asn1Value]) -> core.Asn1Value:
     """An attribute value as ``spec`` (asn1crypto leaves values of attribute types it does not know unparsed)."""
     return value.parse(spec) if isinstance(value, core.Any) else value
@@ -397,10 +388,10 @@ def _verify_signed_data(
     )
 
     sid = signer_info["sid"]
-    signer = next((c for c in parsed.certificates if _matches_sid(c, sid)), None)
+    signer = next((c for c in parsed.certificates if c.matches_signer_identifier(sid)), None)
     signer_source = "carried in the SignedData"
     if signer is None:
-        signer = next((c for c in sign_certificates if _matches_sid(c, sid)), None)
+        signer = next((c for c in sign_certificates if c.matches_signer_identifier(sid)), None)
         signer_source = "given by the caller"
 
     signing_time, time_source = claimed_time, "SignatureDateTime in Signature.xml"

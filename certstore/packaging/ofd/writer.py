@@ -98,8 +98,17 @@ def serialize_xml(root: etree._Element) -> bytes:
     return n.XML_DECLARATION + etree.tostring(root, encoding="UTF-8", xml_declaration=False)
 
 
+#: Already-compressed formats are STORED: deflating them again gains nothing and costs every reader an inflate.
+_STORED_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".esl", ".dat")
+
+
+def _compression(name: str) -> int:
+    return zipfile.ZIP_STORED if name.lower().endswith(_STORED_SUFFIXES) else zipfile.ZIP_DEFLATED
+
+
 def write_package(entries: Iterable[tuple[str, bytes]]) -> bytes:
-    """A deterministic ZIP of ``entries`` in the given order: DEFLATE, fixed timestamps and permissions."""
+    """A deterministic ZIP of ``entries`` in the given order: DEFLATE (STORED for already-compressed images,
+    seals and signature values), fixed timestamps and permissions."""
     out = io.BytesIO()
     seen: set[str] = set()
     with zipfile.ZipFile(out, "w") as archive:
@@ -108,10 +117,10 @@ def write_package(entries: Iterable[tuple[str, bytes]]) -> bytes:
                 raise OfdBuildError(f"package path {name!r} written twice")
             seen.add(name)
             info = zipfile.ZipInfo(name, date_time=ZIP_TIMESTAMP)
-            info.compress_type = zipfile.ZIP_DEFLATED
+            info.compress_type = _compression(name)
             info.create_system = 3  # Unix, so external_attr means the same everywhere
             info.external_attr = 0o100644 << 16
-            archive.writestr(info, data, compress_type=zipfile.ZIP_DEFLATED, compresslevel=9)
+            archive.writestr(info, data, compress_type=info.compress_type, compresslevel=9)
     return out.getvalue()
 
 
