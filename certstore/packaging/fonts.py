@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 from functools import cache, lru_cache
 from pathlib import Path
+from typing import Any
 
 from PIL import ImageFont
 
@@ -128,10 +129,8 @@ def subset_font(characters: str) -> bytes:
     return _subset("".join(sorted(set(characters) | {" "})))
 
 
-@lru_cache(maxsize=32)
-def _subset(characters: str) -> bytes:
+def _subset_options() -> Any:
     from fontTools import subset
-    from fontTools.ttLib import TTFont
 
     options = subset.Options()
     options.layout_features = []
@@ -139,11 +138,65 @@ def _subset(characters: str) -> bytes:
     options.notdef_outline = True
     options.recalc_bounds = True
     options.recalc_timestamp = False  # the same characters give the same bytes (reproducible files)
+    options.glyph_names = False  # post format 3: embedded fonts need no glyph names
     options.drop_tables += ["GSUB", "GPOS", "GDEF", "FFTM"]
-    with TTFont(str(require_font()), fontNumber=FONT_INDEX, lazy=True, recalcTimestamp=False) as font:
-        subsetter = subset.Subsetter(options)
-        subsetter.populate(unicodes=[ord(ch) for ch in characters])
-        subsetter.subset(font)
-        out = io.BytesIO()
-        font.save(out)
+    return options
+
+
+def _subset_of(font: Any, characters: str) -> bytes:
+    from fontTools import subset
+
+    subsetter = subset.Subsetter(_subset_options())
+    subsetter.populate(unicodes=[ord(ch) for ch in characters])
+    subsetter.subset(font)
+    out = io.BytesIO()
+    font.save(out)
     return out.getvalue()
+
+
+def _gb2312_hanzi() -> set[str]:
+    found = set()
+    for high in range(0xB0, 0xF8):
+        for low in range(0xA1, 0xFF):
+            try:
+                found.add(bytes((high, low)).decode("gb2312"))
+            except UnicodeDecodeError:
+                continue
+    return found
+
+
+#: What the working font holds: printable ASCII and Latin-1, general and CJK punctuation, letter-like symbols,
+#: full-width forms and the 6,763
+#: hanzi of GB 2312 — the characters of nearly every face.
+WORKING_CHARACTERS = frozenset(
+    {chr(c) for c in range(0x20, 0x7F)}
+    | {chr(c) for c in range(0xA0, 0x100)}
+    | {chr(c) for c in range(0x2000, 0x2070)}
+    | {chr(c) for c in range(0x2100, 0x2200)}
+    | {chr(c) for c in range(0x3000, 0x3040)}
+    | {chr(c) for c in range(0xFF00, 0xFFF0)}
+    | _gb2312_hanzi()
+)
+
+
+@cache
+def _working_font() -> tuple[bytes, frozenset[str]]:
+    """The full font cut down once per process to :data:`WORKING_CHARACTERS` (≈1.2 MB instead of 5 MB, no glyph
+    names): subsetting from it is ~10× faster than re-reading the whole collection for every certificate."""
+    from fontTools.ttLib import TTFont
+
+    with TTFont(str(require_font()), fontNumber=FONT_INDEX, lazy=True, recalcTimestamp=False) as font:
+        covered = frozenset(ch for ch in WORKING_CHARACTERS if ord(ch) in font.getBestCmap())
+        return _subset_of(font, "".join(sorted(covered))), covered
+
+
+@lru_cache(maxsize=32)
+def _subset(characters: str) -> bytes:
+    from fontTools.ttLib import TTFont
+
+    working, covered = _working_font()
+    if set(characters) <= covered:
+        with TTFont(io.BytesIO(working), lazy=True, recalcTimestamp=False) as font:
+            return _subset_of(font, characters)
+    with TTFont(str(require_font()), fontNumber=FONT_INDEX, lazy=True, recalcTimestamp=False) as font:
+        return _subset_of(font, characters)
