@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# The demo issues a 建筑工程施工许可证 (construction permit).
+DEMO_TYPE     := 11410100990000025A001
 # An independent OFD reader (easyofd, PyPI) in its own environment: it brings PyMuPDF, numpy and onnxruntime,
 # which certstore itself does not need. The OFD tests render our files with it.
 INTEROP       := .venv-interop
@@ -30,6 +32,11 @@ demo: sysdeps $(STAMP)
 	$(BIN)/certstore keys list
 	$(BIN)/certstore seal verify .certstore/keys/seals/default.esl
 	$(BIN)/certstore catalogue list
+	$(BIN)/certstore catalogue example $(DEMO_TYPE) > .certstore/example.json
+	$(BIN)/certstore issue --catalogue $(DEMO_TYPE) --data .certstore/example.json --out .certstore/example.ofd
+	$(BIN)/certstore issue --catalogue $(DEMO_TYPE) --data .certstore/example.json --out .certstore/example.pdf
+	$(BIN)/certstore verify .certstore/example.ofd
+	@echo "demo files: .certstore/example.ofd, .certstore/example.pdf"
 
 test: sysdeps $(STAMP) $(INTEROP_STAMP)
 	$(BIN)/ruff check .
