@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from functools import lru_cache
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -29,7 +32,14 @@ class CatalogueConflictError(ValueError):
 
 
 def _row_to_entry(row: CatalogueEntryRow) -> CatalogueEntry:
-    return CatalogueEntry.from_document(row.definition)
+    return _entry_from_json(json.dumps(row.definition, ensure_ascii=False, sort_keys=True))
+
+
+@lru_cache(maxsize=256)
+def _entry_from_json(document: str) -> CatalogueEntry:
+    """Validated once per distinct document: a stored catalogue version never changes, and every issuance
+    reads its entry (schema validation costs ~5 ms)."""
+    return CatalogueEntry.from_document(json.loads(document))
 
 
 def register_entry(

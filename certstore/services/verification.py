@@ -18,7 +18,6 @@ Anything else (a file for the identifier whose signed metadata differs from the 
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable, Mapping
 from datetime import datetime
 
@@ -28,29 +27,9 @@ from certstore.seal import SealFormatError, parse_seal_signature
 from certstore.services import certificates
 from certstore.services.repository import Repository
 from certstore.verify import RepositoryCheck
+from certstore.verify.pdf import signed_metadata
 
 __all__ = ["RepositoryStatusCheck", "repository_check"]
-
-
-def _pdf_metadata(data: bytes) -> dict[str, str]:
-    """The ``/ZZ…``-style entries of the Info dictionary as of the first (signed) revision."""
-    from pyhanko.pdf_utils import generic, misc
-    from pyhanko.pdf_utils.reader import PdfFileReader
-
-    try:
-        reader = PdfFileReader(io.BytesIO(data), strict=False)
-        resolver = reader.get_historical_resolver(0)
-        info = resolver.trailer_view.get("/Info")
-        if isinstance(info, generic.IndirectObject):
-            info = info.get_object()
-        if not isinstance(info, generic.DictionaryObject):
-            return {}
-        return {
-            str(k)[1:]: str(v.get_object() if isinstance(v, generic.IndirectObject) else v)
-            for k, v in info.items()
-        }
-    except (misc.PdfError, ValueError, KeyError, TypeError, AttributeError):
-        return {}
 
 
 def _ofd_metadata(data: bytes) -> dict[str, str]:
@@ -112,7 +91,7 @@ class RepositoryStatusCheck:
         if cert.file_key is not None and sm3(package).hex() == cert.file_key:
             return True
         is_pdf = package.startswith(b"%PDF-")
-        carried = _pdf_metadata(package) if is_pdf else _ofd_metadata(package)
+        carried = signed_metadata(package) if is_pdf else _ofd_metadata(package)
         recorded: Mapping[str, object] = cert.metadata
         if not carried or any(carried.get(name) != _as_text(value) for name, value in recorded.items()):
             return False

@@ -142,20 +142,38 @@ def _report(
     )
 
 
-def _certificate_identifier(reader: PdfFileReader, revision: int) -> str | None:
-    """``/ZZBS`` of the Info dictionary as of ``revision`` (the signed one: later updates cannot rename it)."""
+def _signed_info(reader: PdfFileReader, revision: int) -> dict[str, str]:
+    """The Info dictionary as of ``revision`` (the signed one: later updates cannot change it), names without
+    the leading slash; empty when it cannot be read."""
     try:
         resolver = reader.get_historical_resolver(revision)
         trailer = resolver.trailer_view
         info = _resolved(resolver, trailer.raw_get("/Info")) if "/Info" in trailer else None
-        if not isinstance(info, generic.DictionaryObject) or CERTIFICATE_IDENTIFIER_FIELD not in info:
-            return None
-        value = _resolved(resolver, info.raw_get(CERTIFICATE_IDENTIFIER_FIELD))
+        if not isinstance(info, generic.DictionaryObject):
+            return {}
+        values = {str(key)[1:]: _resolved(resolver, info.raw_get(key)) for key in info}
     except (misc.PdfError, ValueError, KeyError, TypeError, AttributeError):
-        return None
-    if not isinstance(value, str):  # TextStringObject is a str
-        return None
-    return value.strip() or None
+        return {}
+    return {
+        key: value for key, value in values.items() if isinstance(value, str)
+    }  # TextStringObject is a str
+
+
+def _certificate_identifier(reader: PdfFileReader, revision: int) -> str | None:
+    """``/ZZBS`` of the Info dictionary as of the signed ``revision``."""
+    value = _signed_info(reader, revision).get(CERTIFICATE_IDENTIFIER_FIELD[1:], "").strip()
+    return value or None
+
+
+def signed_metadata(data: bytes) -> dict[str, str]:
+    """The certificate metadata (Info entries ``ZZBS``, ``ZZMC`` …) as of the earliest signed revision of a
+    PDF — what the signature vouches for; empty for an unreadable or unsigned PDF."""
+    try:
+        reader = PdfFileReader(io.BytesIO(data), strict=False)
+        revisions = [emb.signed_revision for emb in reader.embedded_signatures]
+    except (misc.PdfError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
+    return _signed_info(reader, min(revisions)) if revisions else {}
 
 
 def _broken(name: str, reason: str, result: CheckResult = CheckResult.FAILED) -> SignatureReport:

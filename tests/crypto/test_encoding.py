@@ -27,7 +27,7 @@ from certstore.crypto.encoding import (
 from certstore.crypto.sm2 import SM2_CURVE, SM2PrivateKey, SM2PublicKey
 
 if TYPE_CHECKING:
-    from conftest import OpenSSL
+    from tests.openssl import OpenSSL
 
 Encoding = Literal["pem", "der"]
 Format = Literal["pkcs8", "sec1"]

@@ -32,7 +32,7 @@ from certstore.crypto.sm2 import (
 )
 
 if TYPE_CHECKING:
-    from conftest import OpenSSL
+    from tests.openssl import OpenSSL
 
 VECTORS = Path(__file__).parent / "vectors"
 

@@ -54,6 +54,7 @@ from certstore.services.issuance import SealingKey, make_pdf
 from certstore.verify.pdf import PDF_STEPS, verify_pdf
 from certstore.verify.pipeline import verify_file
 from certstore.verify.report import Format, SignatureKind, VerificationReport
+from tests.openssl import verifies as openssl_verifies
 from tests.packaging.pdf_keys import NOW, PdfKeys, make_pdf_keys
 
 ENTRIES = shipped_entries()
@@ -482,23 +483,9 @@ def test_build_inside_a_running_event_loop() -> None:
 def test_openssl_verifies_the_sm2_signature(code: str, tmp_path: Path) -> None:
     emb = embedded(built(code).pdf)
     raw_attrs = emb.signer_info["signed_attrs"].dump()
-    (tmp_path / "signedattrs.der").write_bytes(b"\x31" + raw_attrs[1:])  # [0] IMPLICIT → SET, as signed
-    (tmp_path / "sig.der").write_bytes(emb.signer_info["signature"].native)
-    (tmp_path / "cert.pem").write_bytes(keys().certificate.pem)
+    signed_attrs = b"\x31" + raw_attrs[1:]  # [0] IMPLICIT → SET OF, the form that is signed
+    assert openssl_verifies(tmp_path, keys().certificate, signed_attrs, emb.signer_info["signature"].native)
     (tmp_path / "cms.der").write_bytes(emb.pkcs7_content)
-    subprocess.run(
-        ["openssl", "x509", "-pubkey", "-noout", "-in", "cert.pem", "-out", "pub.pem"],
-        cwd=tmp_path,
-        check=True,
-    )
-    verify = subprocess.run(
-        [
-            "openssl", "pkeyutl", "-verify", "-pubin", "-inkey", "pub.pem", "-rawin", "-in", "signedattrs.der",
-            "-sigfile", "sig.der", "-digest", "sm3", "-pkeyopt", "distid:1234567812345678",
-        ],
-        cwd=tmp_path, capture_output=True, text=True,
-    )  # fmt: skip
-    assert verify.returncode == 0 and "Signature Verified Successfully" in verify.stdout, verify.stderr
     printed = subprocess.run(
         ["openssl", "cms", "-cmsout", "-print", "-inform", "DER", "-in", "cms.der"],
         cwd=tmp_path, capture_output=True, text=True, check=True,

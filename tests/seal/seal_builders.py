@@ -15,11 +15,12 @@ from asn1crypto.x509 import Time
 from PIL import Image
 
 from certstore.crypto import oids
-from certstore.crypto.sm2 import SM2PrivateKey, SoftwareSigner, sm3
+from certstore.crypto.sm2 import sm3
 from certstore.crypto.trust import TrustStore
-from certstore.crypto.x509 import Certificate, CertificateProfile, issue_certificate
+from certstore.crypto.x509 import Certificate, CertificateProfile
 from certstore.seal import SealPicture
 from certstore.seal import asn1 as ses
+from tests.pki import Party, make_party
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "third-party"
 
@@ -32,12 +33,6 @@ PROPERTY_INFO = "/Doc_0/Signs/Sign_0/Signature.xml"
 
 
 @dataclass(frozen=True)
-class Party:
-    signer: SoftwareSigner
-    certificate: Certificate
-
-
-@dataclass(frozen=True)
 class Hierarchy:
     root: Party
     maker: Party  # 制章者
@@ -47,26 +42,6 @@ class Hierarchy:
     short_maker: Party  # a maker whose certificate expires before NOW
     tsa: Party
     trust: TrustStore
-
-
-def make_party(
-    cn: str,
-    profile: CertificateProfile,
-    issuer: Party | None,
-    not_before: datetime,
-    not_after: datetime,
-) -> Party:
-    signer = SoftwareSigner(SM2PrivateKey.generate())
-    certificate = issue_certificate(
-        {"country_name": "CN", "organization_name": "certstore 测试", "common_name": cn},
-        signer.public_key,
-        issuer=None if issuer is None else issuer.certificate,
-        issuer_signer=signer if issuer is None else issuer.signer,
-        profile=profile,
-        not_before=not_before,
-        not_after=not_after,
-    )
-    return Party(signer, certificate)
 
 
 def make_hierarchy(root_cn: str = "测试根 CA") -> Hierarchy:

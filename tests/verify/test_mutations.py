@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import os
-import time
 import zipfile
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -235,10 +234,3 @@ def test_seal_swapped_from_another_agency(issued: Issued) -> None:
     report = _verify(issued, resealed, online=True)
     assert report.indication.value == "INVALID"
     assert "content_match" in [n for n, _ in _failures(report)]
-
-
-def test_mutation_verification_is_fast(issued: Issued) -> None:
-    start = time.perf_counter()
-    for _ in range(20):
-        _verify(issued, issued.ofd)
-    assert time.perf_counter() - start < 20  # generous: the benchmark measures speed; this only catches hangs

@@ -12,14 +12,14 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from certstore.catalogue import CatalogueEntry, shipped_entries, shipped_entry
-from certstore.crypto.sm2 import SM2PrivateKey, SoftwareSigner
 from certstore.crypto.trust import TrustStore
-from certstore.crypto.x509 import Certificate, CertificateProfile, issue_certificate
+from certstore.crypto.x509 import CertificateProfile
 from certstore.packaging.face import lay_out_face
 from certstore.packaging.layout import Box, FaceData, FaceLayout
 from certstore.packaging.ofd import add_seal, build_ofd
 from certstore.records import PreparedVersion, example_draft, prepare_version
 from certstore.seal import make_seal, render_seal_picture
+from tests.pki import Party, make_party
 
 NOW = datetime(2025, 6, 1, 8, 0, 0, tzinfo=UTC)
 ISSUE_DATE = date(2025, 5, 20)
@@ -27,12 +27,6 @@ ISSUE_DATE = date(2025, 5, 20)
 MAIN_CODE = "11410100990000025A001"
 #: Where the repository's seal goes in the two-seal tests (between the QR code and the issuer's seal).
 REPOSITORY_STAMP = Box(75.0, 224.0, 30.0, 30.0)
-
-
-@dataclass(frozen=True)
-class Party:
-    signer: SoftwareSigner
-    certificate: Certificate
 
 
 @dataclass(frozen=True)
@@ -46,17 +40,14 @@ class Pki:
 
 
 def _party(cn: str, profile: CertificateProfile, issuer: Party | None) -> Party:
-    signer = SoftwareSigner(SM2PrivateKey.generate())
-    certificate = issue_certificate(
-        {"country_name": "CN", "organization_name": "certstore OFD 测试", "common_name": cn},
-        signer.public_key,
-        issuer=None if issuer is None else issuer.certificate,
-        issuer_signer=signer if issuer is None else issuer.signer,
-        profile=profile,
-        not_before=NOW - timedelta(days=365),
-        not_after=NOW + timedelta(days=3650),
+    return make_party(
+        cn,
+        profile,
+        issuer,
+        NOW - timedelta(days=365),
+        NOW + timedelta(days=3650),
+        organization="certstore OFD 测试",
     )
-    return Party(signer, certificate)
 
 
 @pytest.fixture(scope="session")

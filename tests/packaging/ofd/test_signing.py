@@ -7,7 +7,6 @@ import base64
 import hashlib
 import io
 import posixpath
-import subprocess
 import zipfile
 from datetime import timedelta
 from pathlib import Path
@@ -23,6 +22,7 @@ from certstore.packaging.ofd import OfdSigningError, add_seal, add_sign
 from certstore.packaging.ofd.writer import write_package
 from certstore.records import PreparedVersion
 from certstore.seal import SigningRefusedError, parse_seal_signature, verify_seal_signature
+from tests.openssl import verifies as openssl_verifies
 from tests.packaging.ofd.conftest import NOW, REPOSITORY_STAMP, Pki
 from tests.packaging.ofd.structure import OFD_NS, Package, check_package, resolve
 
@@ -154,36 +154,6 @@ def test_signed_value_binds_the_exact_signature_xml(
     )
 
 
-def _openssl_verifies(tmp_path: Path, certificate: Certificate, message: bytes, signature: bytes) -> bool:
-    (tmp_path / "cert.pem").write_bytes(certificate.pem)
-    subprocess.run(
-        [
-            "openssl",
-            "x509",
-            "-pubkey",
-            "-noout",
-            "-in",
-            str(tmp_path / "cert.pem"),
-            "-out",
-            str(tmp_path / "pub.pem"),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    (tmp_path / "tbs.der").write_bytes(message)
-    (tmp_path / "sig.der").write_bytes(signature)
-    result = subprocess.run(
-        [
-            "openssl", "pkeyutl", "-verify", "-pubin", "-inkey", str(tmp_path / "pub.pem"), "-rawin",
-            "-in", str(tmp_path / "tbs.der"), "-sigfile", str(tmp_path / "sig.der"),
-            "-digest", "sm3", "-pkeyopt", "distid:1234567812345678",
-        ],
-        capture_output=True,
-        text=True,
-    )  # fmt: skip
-    return result.returncode == 0 and "Signature Verified Successfully" in result.stdout
-
-
 @pytest.mark.openssl
 def test_openssl_verifies_every_seal(tmp_path: Path, doubly_sealed: bytes) -> None:
     pkg = Package.load(doubly_sealed)
@@ -194,8 +164,8 @@ def test_openssl_verifies_every_seal(tmp_path: Path, doubly_sealed: bytes) -> No
         assert tbs_der in der  # the original slice, not a re-encoding
         assert ses[0][3].contents[1:] == hashlib.new("sm3", pkg.files[path]).digest()
         signer = Certificate.from_der(ses[1].contents)
-        assert _openssl_verifies(tmp_path, signer, tbs_der, signature_value), path
-        assert not _openssl_verifies(
+        assert openssl_verifies(tmp_path, signer, tbs_der, signature_value), path
+        assert not openssl_verifies(
             tmp_path, signer, tbs_der[:-1] + bytes([tbs_der[-1] ^ 1]), signature_value
         )
 
@@ -303,7 +273,7 @@ def test_plain_digital_signature(tmp_path: Path, issuer_sealed: bytes, pki: Pki)
     assert "Doc_0/Signs/Sign_1/Seal.esl" not in pkg.files
     value = _signed_value(pkg, signature)
     assert pki.repository.certificate.public_key.verify(pkg.files[path], value)
-    assert _openssl_verifies(tmp_path, pki.repository.certificate, pkg.files[path], value)
+    assert openssl_verifies(tmp_path, pki.repository.certificate, pkg.files[path], value)
     assert (
         verify_seal_signature(
             _signed_value(pkg, seal_signature),
