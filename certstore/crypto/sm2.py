@@ -1,6 +1,7 @@
 """SM2 signatures (GB/T 32918) and SM3 digests (GB/T 32905).
 
-The signing arithmetic runs in C (GmSSL through ``gmssl-pyx``); this module computes the user-identity hash
+The signing arithmetic runs in C (GmSSL through ``gmssl-pyx``; verification through OpenSSL's libcrypto when
+present, see :mod:`certstore.crypto.libcrypto`); this module computes the user-identity hash
 Z_A itself (GB/T 32918.2 §5.5) and hands GmSSL only the final digest e = SM3(Z_A ‖ M), which is about ten times
 faster than GmSSL's message API because Z_A is cached per key and identity.
 
@@ -21,6 +22,8 @@ from typing import Protocol, runtime_checkable
 
 import gmssl_pyx
 from asn1crypto.algos import DSASignature
+
+from certstore.crypto import libcrypto
 
 __all__ = [
     "DEFAULT_SM2_ID",
@@ -231,7 +234,11 @@ class SM2PublicKey:
             r, s = decode_signature(signature)
         except InvalidSignatureEncodingError:
             return False
-        return bool(gmssl_pyx.sm2_verify_sm3_digest(self.point, e, encode_signature(r, s)))
+        der = encode_signature(r, s)
+        verdict = libcrypto.verify_digest(self.point, e, der)
+        if verdict is None:
+            verdict = bool(gmssl_pyx.sm2_verify_sm3_digest(self.point, e, der))
+        return verdict
 
     def fingerprint(self) -> str:
         """Hex SM3 of the uncompressed point, for display and key-store look-ups."""

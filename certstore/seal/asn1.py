@@ -210,6 +210,32 @@ class SESSignature(core.Sequence):
     ]
 
 
+class TBSSignOpaqueSeal(core.Sequence):
+    """TBS_Sign as the verifier reads it: the eseal kept as raw DER (parsed on its own, once per distinct seal,
+    by ``certstore.seal.model``), which also makes the GB/T 38540 and v5 layouts one shape."""
+
+    _fields = [
+        ("version", core.Integer),
+        ("eseal", core.Any),
+        ("timeInfo", core.GeneralizedTime),
+        ("dataHash", core.OctetBitString),
+        ("propertyInfo", core.IA5String),
+        ("extDatas", ExtensionDatas, {"explicit": 0, "optional": True}),
+    ]
+
+
+class SESSignatureOpaqueSeal(core.Sequence):
+    """SES_Signature (GB/T 38540, or ofdrw's v5) around :class:`TBSSignOpaqueSeal`."""
+
+    _fields = [
+        ("toSign", TBSSignOpaqueSeal),
+        ("cert", core.OctetString),
+        ("signatureAlgID", core.ObjectIdentifier),
+        ("signature", core.OctetBitString),
+        ("timeStamp", core.OctetBitString, {"explicit": 0, "optional": True}),
+    ]
+
+
 # --- GM/T 0031-2014 ----------------------------------------------------------------------------------------
 
 

@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from enum import StrEnum
+from functools import lru_cache
 from hashlib import sha256
 
 from asn1crypto import cms, core, parser, tsp
@@ -43,7 +44,8 @@ __all__ = [
 #: China Standard Time, the zone GM/T 0031 vendors write zone-less ``yyyy-MM-dd HH:mm:ss`` times in.
 CHINA_STANDARD_TIME = timezone(timedelta(hours=8), "CST")
 
-_DECODE_ERRORS = (ValueError, TypeError, KeyError, IndexError, OverflowError)
+# AttributeError: asn1crypto fails that way on some malformed input (e.g. an "InstanceOf" child without .native).
+_DECODE_ERRORS = (ValueError, TypeError, KeyError, IndexError, OverflowError, AttributeError)
 
 
 class SealFormatError(ValueError):
@@ -474,7 +476,10 @@ def parse_seal(data: bytes) -> Seal:
     return _parse_seal(bytes(data), "SESeal")
 
 
+@lru_cache(maxsize=256)
 def _parse_seal(data: bytes, path: str) -> Seal:
+    """Memoised per (DER, path): an agency stamps thousands of documents with the same seal, and a
+    :class:`Seal` is immutable. Refused seals raise each time (exceptions are not cached)."""
     layout = _seal_layout(data, path)
     if layout is SealLayout.GMT0031:
         return _parse_seal_v1(data, path)
@@ -658,18 +663,9 @@ def _first_is_oid(data: bytes) -> bool:
 
 
 def _parse_signature_v4(data: bytes, path: str) -> SealSignature:
-    """GB/T 38540 signatures, and ofdrw's v5 (told apart by the embedded seal)."""
+    """GB/T 38540 signatures, and ofdrw's v5 (told apart by the embedded seal, parsed on its own)."""
     tbs_path = f"{path}.toSign"
-    layout = SealLayout.GBT38540
-    try:
-        first = _AnyList.load(data, strict=False)[0].dump()
-        eseal_bytes = _AnyList.load(first, strict=False)[1].dump()
-        layout = _seal_layout(eseal_bytes, f"{tbs_path}.eseal")
-    except (*_DECODE_ERRORS, SealFormatError):
-        pass  # the full decode below names the problem
-    value, warnings = _decode(
-        asn1.SESSignatureV5 if layout is SealLayout.V5 else asn1.SESSignature, data, path
-    )
+    value, warnings = _decode(asn1.SESSignatureOpaqueSeal, data, path)
     tbs = value["toSign"]
     seal = _parse_seal(tbs["eseal"].dump(), f"{tbs_path}.eseal")
     if seal.layout is SealLayout.GMT0031:

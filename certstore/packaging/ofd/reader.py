@@ -39,6 +39,7 @@ import zipfile
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from types import MappingProxyType
 
 from lxml import etree
@@ -287,12 +288,15 @@ def parse_xml(data: bytes, path: str, limits: Limits = DEFAULT_LIMITS) -> etree.
     docinfo = root.getroottree().docinfo
     if docinfo.doctype or docinfo.internalDTD is not None:
         raise OfdFormatError(f"{path}: XML with a DOCTYPE declaration refused")
-    depth = 0
-    for event, _element in etree.iterwalk(root, events=("start", "end")):
-        depth += 1 if event == "start" else -1
-        if depth > limits.max_xml_depth:
-            raise OfdFormatError(f"{path}: XML nested deeper than {limits.max_xml_depth} elements")
+    if _deeper_than(limits.max_xml_depth)(root):
+        raise OfdFormatError(f"{path}: XML nested deeper than {limits.max_xml_depth} elements")
     return root
+
+
+@lru_cache(maxsize=8)
+def _deeper_than(depth: int) -> etree.XPath:
+    """An XPath true when some element sits more than ``depth`` levels deep (evaluated in libxml2, one pass)."""
+    return etree.XPath("boolean(" + "/*" * (depth + 1) + ")")
 
 
 def local_name(element: etree._Element) -> str:
