@@ -7,6 +7,18 @@ Tables:
 - ``certificates`` — one row per certificate *version* (变更/延续 add a row); identity of a push is
   (issuer_code, certificate_number, version), which makes repeated pushes idempotent.
 - ``certificate_events`` — the lifecycle history of every version, appended, never updated.
+
+Service layer (revision 0002):
+
+- ``organisations`` / ``principals`` / ``api_tokens`` — who calls the API: principals belong to an
+  organisation and have one role; tokens are stored as SM3 hashes with expiry and revocation (``kind`` "mtls"
+  rows bind a client-certificate fingerprint passed by a TLS-terminating proxy instead of a secret).
+- ``access_grants`` — time-limited grants for bulk queries and exports, issued by the big-data bureau.
+- ``audit_events`` — every API operation and every denial, appended (the audit issue makes it tamper-evident).
+- ``review_requests`` — 复核 requests with their 5-working-day deadline; ``calendar_days`` — the configurable
+  working-day calendar (holidays and make-up workdays).
+- ``inspections`` — 年检 results per certificate and year.
+- ``batch_jobs`` / ``batch_items`` — batch pushes, processed in the background, resumable item by item.
 """
 
 from __future__ import annotations
@@ -33,7 +45,23 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
-__all__ = ["Base", "CatalogueEntryRow", "CertificateEventRow", "CertificateRow", "UTCDateTime"]
+__all__ = [
+    "AccessGrantRow",
+    "ApiTokenRow",
+    "AuditEventRow",
+    "Base",
+    "BatchItemRow",
+    "BatchJobRow",
+    "CalendarDayRow",
+    "CatalogueEntryRow",
+    "CertificateEventRow",
+    "CertificateRow",
+    "InspectionRow",
+    "OrganisationRow",
+    "PrincipalRow",
+    "ReviewRequestRow",
+    "UTCDateTime",
+]
 
 # Deterministic constraint names, so migrations can refer to them on every backend.
 NAMING = {
@@ -86,9 +114,13 @@ class CatalogueEntryRow(Base):
     category: Mapped[str] = mapped_column(String(16))
     issuer_code: Mapped[str] = mapped_column(String(18), index=True)
     holder_type: Mapped[str] = mapped_column(String(32))
-    status: Mapped[str] = mapped_column(String(16), default="approved")
+    status: Mapped[str] = mapped_column(String(16), default="approved")  # pending | approved | rejected
     definition: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    submitted_by: Mapped[str | None] = mapped_column(String(200), nullable=True)  # principal that registered it
+    reviewed_by: Mapped[str | None] = mapped_column(String(200), nullable=True)  # bureau principal
+    reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    review_note: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class CertificateRow(Base):
@@ -150,3 +182,175 @@ class CertificateEventRow(Base):
     details: Mapped[dict[str, Any]] = mapped_column(JSONDocument, default=dict)
 
     certificate: Mapped[CertificateRow] = relationship(back_populates="events")
+
+
+# --- service layer (revision 0002) -------------------------------------------------------------------------
+
+
+class OrganisationRow(Base):
+    """An organisation calling the API: an issuing agency, a using unit, the big-data bureau, the province."""
+
+    __tablename__ = "organisations"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)  # USCC (统一社会信用代码) or another org code
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class PrincipalRow(Base):
+    """A caller (a person's account or a system) of one organisation, with one role."""
+
+    __tablename__ = "principals"
+    __table_args__ = (UniqueConstraint("organisation_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16))  # agency | window | bureau | auditor | upstream
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+    organisation: Mapped[OrganisationRow] = relationship(lazy="joined")
+
+
+class ApiTokenRow(Base):
+    """An API credential. ``lookup`` is the public part of a bearer token (or the SHA-256 fingerprint of a
+    client certificate for ``kind`` "mtls"); ``secret_hash`` is SM3 of the secret part, never the secret."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    principal_id: Mapped[int] = mapped_column(ForeignKey("principals.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(8), default="bearer")  # bearer | mtls
+    lookup: Mapped[str] = mapped_column(String(64), unique=True)
+    secret_hash: Mapped[bytes | None] = mapped_column(LargeBinary(32), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+    principal: Mapped[PrincipalRow] = relationship(lazy="joined")
+
+
+class AccessGrantRow(Base):
+    """A time-limited grant for bulk queries / exports (批量查询、数据分析须经授权), issued by the bureau.
+    ``scope`` narrows it: {"catalogue_codes": [...], "issuer_codes": [...]} (absent key: no restriction)."""
+
+    __tablename__ = "access_grants"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    grantee_organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    purpose: Mapped[str] = mapped_column(Text)
+    scope: Mapped[dict[str, Any]] = mapped_column(JSONDocument, default=dict)
+    issued_by: Mapped[str] = mapped_column(String(200))
+    valid_from: Mapped[datetime] = mapped_column(UTCDateTime())
+    valid_until: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    grantee: Mapped[OrganisationRow] = relationship(lazy="joined")
+
+
+class AuditEventRow(Base):
+    """One audited operation (allowed, denied or failed). Holder IDs appear only as their keyed digest."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_events_at", "at"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    request_id: Mapped[str] = mapped_column(String(64))
+    principal: Mapped[str | None] = mapped_column(String(200), nullable=True)  # "ORGCODE/name"
+    organisation_code: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    role: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    action: Mapped[str] = mapped_column(String(100))  # e.g. "certificate.issue", "holder.list"
+    resource: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    matter: Mapped[str | None] = mapped_column(String(100), nullable=True)  # 事项/办件 number
+    holder_digest: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    outcome: Mapped[str] = mapped_column(String(8))  # allow | deny | error
+    status_code: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    client: Mapped[str | None] = mapped_column(String(100), nullable=True)  # client address
+    details: Mapped[dict[str, Any]] = mapped_column(JSONDocument, default=dict)
+
+
+class ReviewRequestRow(Base):
+    """复核 (第二十条): a dispute about a certificate; the issuer answers within 5 working days."""
+
+    __tablename__ = "review_requests"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    certificate_identifier: Mapped[str] = mapped_column(String(128), index=True)
+    issuer_code: Mapped[str] = mapped_column(String(18), index=True)
+    requester: Mapped[str] = mapped_column(String(200))  # principal "ORGCODE/name"
+    requester_organisation_code: Mapped[str] = mapped_column(String(32))
+    matter: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    reason: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), index=True)  # open | answered | withdrawn
+    submitted_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    due_date: Mapped[date] = mapped_column(Date)
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    answered_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    outcome: Mapped[str | None] = mapped_column(String(16), nullable=True)  # confirmed | corrected | rejected
+    answer: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class CalendarDayRow(Base):
+    """An exception to the Monday–Friday week: a holiday on a weekday or a make-up workday on a weekend."""
+
+    __tablename__ = "calendar_days"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8))  # holiday | workday
+    name: Mapped[str] = mapped_column(String(100))
+
+
+class InspectionRow(Base):
+    """年检 (第二十二条): one annual-inspection result for one certificate (serial) and year."""
+
+    __tablename__ = "inspections"
+    __table_args__ = (UniqueConstraint("issuer_code", "serial", "year"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    certificate_identifier: Mapped[str] = mapped_column(String(128), index=True)
+    issuer_code: Mapped[str] = mapped_column(String(18))
+    serial: Mapped[str] = mapped_column(String(64))
+    year: Mapped[int] = mapped_column(Integer)
+    result: Mapped[str] = mapped_column(String(16))  # passed | failed
+    inspected_on: Mapped[date] = mapped_column(Date)
+    remarks: Mapped[str] = mapped_column(Text, default="")
+    inspector: Mapped[str] = mapped_column(String(200))
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class BatchJobRow(Base):
+    """A batch push: many certificates submitted at once, processed in the background."""
+
+    __tablename__ = "batch_jobs"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)  # UUID
+    organisation_code: Mapped[str] = mapped_column(String(32), index=True)
+    submitted_by: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16))  # queued | running | done
+    total: Mapped[int] = mapped_column(Integer)
+    succeeded: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)  # worker holding it
+
+
+class BatchItemRow(Base):
+    """One certificate of a batch: its submitted document and, once processed, its identifier or error."""
+
+    __tablename__ = "batch_items"
+    __table_args__ = (UniqueConstraint("job_id", "position"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("batch_jobs.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    status: Mapped[str] = mapped_column(String(16))  # pending | issued | existing | rejected
+    identifier: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument, nullable=True)

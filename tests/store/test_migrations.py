@@ -28,7 +28,21 @@ from certstore.store.migrations import next_revision_id, render_item
 from certstore.store.models import Base
 
 REPO = Path(__file__).resolve().parents[2]
-TABLES = {"catalogue_entries", "certificates", "certificate_events"}
+TABLES = {
+    "catalogue_entries",
+    "certificates",
+    "certificate_events",
+    "organisations",
+    "principals",
+    "api_tokens",
+    "access_grants",
+    "audit_events",
+    "review_requests",
+    "calendar_days",
+    "inspections",
+    "batch_jobs",
+    "batch_items",
+}
 
 
 def alembic_cli(*args: str, env: dict[str, str] | None = None, ini: Path | None = None) -> str:
