@@ -1,0 +1,67 @@
+"""Who is calling and what they may do: roles, principals and the access rules of 第十八条 / 规范§七(二).
+
+This module holds the vocabulary (pure, no database): :class:`Role`, :class:`Principal`, :class:`AccessDeniedError`
+and the rules that do not need a database look-up. Tokens, organisations and grants are stored and checked by
+:mod:`certstore.services.access`; the API maps :class:`AccessDeniedError` to 403 with its reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+__all__ = ["AccessDeniedError", "AuthenticationError", "Principal", "Role", "require_role"]
+
+
+class Role(StrEnum):
+    """The roles of the repository's callers."""
+
+    AGENCY = "agency"  # 发证机构: issues and manages its own catalogue types
+    WINDOW = "window"  # 用证单位 / 窗口人员: looks up the holder it is serving, for a stated matter
+    BUREAU = "bureau"  # 大数据管理局 administrator: approves catalogue entries, grants bulk access
+    AUDITOR = "auditor"  # 审计: reads the access logs, never certificate content
+    UPSTREAM = "upstream"  # 省级平台: aggregates the repository upward
+
+    @property
+    def label(self) -> str:
+        return _ROLE_LABELS[self]
+
+
+_ROLE_LABELS = {
+    Role.AGENCY: "发证机构",
+    Role.WINDOW: "用证单位（窗口）",
+    Role.BUREAU: "大数据管理局",
+    Role.AUDITOR: "审计人员",
+    Role.UPSTREAM: "省级平台",
+}
+
+
+@dataclass(frozen=True)
+class Principal:
+    """An authenticated caller: a named account of one organisation, with one role."""
+
+    id: int
+    name: str
+    role: Role
+    organisation_code: str
+    organisation_name: str
+
+    @property
+    def ref(self) -> str:
+        """How logs and records name the caller: ``ORGCODE/name``."""
+        return f"{self.organisation_code}/{self.name}"
+
+
+class AuthenticationError(Exception):
+    """No valid credential: missing, unknown, expired or revoked (HTTP 401). The message says which."""
+
+
+class AccessDeniedError(PermissionError):
+    """The caller is authenticated but the rules forbid this operation (HTTP 403); the message says why."""
+
+
+def require_role(principal: Principal, *roles: Role) -> None:
+    """:class:`AccessDeniedError` unless ``principal`` has one of ``roles``."""
+    if principal.role not in roles:
+        allowed = "、".join(f"{role.value} ({role.label})" for role in roles)
+        raise AccessDeniedError(f"role {principal.role.value} may not do this; allowed: {allowed}")
