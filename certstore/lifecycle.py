@@ -19,8 +19,10 @@ with a :class:`TransitionError` that says what is allowed instead.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
+
+from certstore.workdays import local_date
 
 __all__ = [
     "Action",
@@ -143,11 +145,16 @@ class Transition:
 def effective_status(stored: Status, valid_until: date | None, at: datetime) -> Status:
     """The status as a reader sees it at ``at``: a VALID or SUSPENDED version past its validity is EXPIRED.
 
-    ``valid_until`` is the last day of validity (inclusive, in the repository's local calendar day of
-    ``at``); None means long-term (长期)."""
-    if stored in (Status.VALID, Status.SUSPENDED) and valid_until is not None and at.date() > valid_until:
+    ``valid_until`` is the last day of validity, inclusive, in China Standard Time (the measures are local: a
+    certificate valid until 12-31 is valid until midnight in Zhengzhou, 16:00 UTC); None means long-term (长期).
+    A naive ``at`` is read as UTC."""
+    if stored in (Status.VALID, Status.SUSPENDED) and valid_until is not None and _local(at) > valid_until:
         return Status.EXPIRED
     return stored
+
+
+def _local(at: datetime) -> date:
+    return local_date(at if at.tzinfo is not None else at.replace(tzinfo=UTC))
 
 
 def allowed_actions(status: Status) -> list[Action]:

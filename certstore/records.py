@@ -268,11 +268,29 @@ def _parse_date(value: object, path: str, problems: list[tuple[str, str]]) -> da
     return None
 
 
+def _nul_paths(value: Any, path: str) -> list[str]:
+    """Paths of strings (keys included) holding a NUL character, which no database column can store."""
+    if isinstance(value, str):
+        return [path or "$"] if "\x00" in value else []
+    found: list[str] = []
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            child = f"{path}.{key}" if path else str(key)
+            if isinstance(key, str) and "\x00" in key:
+                found.append(child)
+            found.extend(_nul_paths(item, child))
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            found.extend(_nul_paths(item, f"{path}[{index}]"))
+    return found
+
+
 def draft_from_json(document: Mapping[str, Any]) -> CertificateDraft:
     """Read a draft from its JSON form; every structural problem is reported, with its path."""
     problems: list[tuple[str, str]] = []
     if not isinstance(document, Mapping):
         raise RecordError("certificate data must be a JSON object", [("$", "not an object")])
+    problems.extend((path, "NUL characters are not allowed") for path in _nul_paths(document, ""))
     problems.extend((key, "unknown field") for key in sorted(set(document) - _DRAFT_KEYS))
     for key in ("catalogue", "certificate_number"):
         if not isinstance(document.get(key), str) or not document[key].strip():

@@ -81,3 +81,19 @@ def test_malformed_json_names_the_field(change: dict, path: str) -> None:
     with pytest.raises(RecordError) as refused:
         draft_from_json(document)
     assert path in {p for p, _ in refused.value.problems}
+
+
+def test_nul_characters_are_refused_with_their_path() -> None:
+    from certstore.records import RecordError, draft_from_json
+
+    document = {
+        "catalogue": "X",
+        "certificate_number": "1",
+        "holder": {"name": "张\x00三", "id_type": "111", "id_number": "11010519491231002X"},
+        "issue_date": "2026-11-26",
+        "face": {"items": ["ok", "b\x00d"]},
+    }
+    with pytest.raises(RecordError) as caught:
+        draft_from_json(document)
+    paths = [path for path, message in caught.value.problems if "NUL" in message]
+    assert paths == ["holder.name", "face.items[1]"]

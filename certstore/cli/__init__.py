@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from certstore.cli import catalogue, db, issue, keys, seal, verify
+from certstore.cli import catalogue, db, issue, keys, seal, serve, token, verify
 from certstore.cli.common import Context, ExitCode, Failure
 
 __all__ = ["cli", "main"]
@@ -37,6 +37,8 @@ cli.add_command(db.group)
 cli.add_command(issue.issue)
 cli.add_command(keys.group)
 cli.add_command(seal.group)
+cli.add_command(serve.serve)
+cli.add_command(token.group)
 cli.add_command(verify.verify)
 
 

@@ -1,13 +1,17 @@
-"""Catalogue use cases (证照目录): register versioned entries, look them up, load the shipped definitions."""
+"""Catalogue use cases (证照目录): register versioned entries, look them up, load the shipped definitions, and
+the management flow (an agency submits its own types, the big-data bureau approves or rejects them)."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from datetime import datetime
 from functools import lru_cache
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from certstore.access import AccessDeniedError, Principal, Role, require_role
 from certstore.catalogue import CatalogueEntry
 from certstore.catalogue.definitions import shipped_entries
 from certstore.services.repository import Repository
@@ -15,11 +19,16 @@ from certstore.store.models import CatalogueEntryRow
 
 __all__ = [
     "CatalogueConflictError",
+    "CatalogueSubmission",
     "UnknownCatalogueError",
     "get_entry",
+    "get_submission",
     "list_entries",
+    "list_submissions",
     "load_shipped",
     "register_entry",
+    "review_entry",
+    "submit_entry",
 ]
 
 
@@ -43,7 +52,7 @@ def _entry_from_json(document: str) -> CatalogueEntry:
 
 
 def register_entry(
-    repo: Repository, entry: CatalogueEntry, *, status: str = "approved"
+    repo: Repository, entry: CatalogueEntry, *, status: str = "approved", submitted_by: str | None = None
 ) -> tuple[CatalogueEntry, bool]:
     """Store ``entry``; returns (entry, created). Registering the same version again with the same content is a
     no-op; a different document under an existing version, or a version lower than the latest, is refused."""
@@ -77,6 +86,7 @@ def register_entry(
                 status=status,
                 definition=document,
                 created_at=repo.now(),
+                submitted_by=submitted_by,
             )
         )
     return entry, True
@@ -102,10 +112,12 @@ def get_entry(repo: Repository, code: str, version: int | None = None) -> Catalo
 
 
 def list_entries(repo: Repository) -> list[CatalogueEntry]:
-    """The latest version of every catalogue code."""
+    """The latest approved version of every catalogue code."""
     with repo.db.session() as session:
         rows = session.scalars(
-            select(CatalogueEntryRow).order_by(CatalogueEntryRow.code, CatalogueEntryRow.version)
+            select(CatalogueEntryRow)
+            .where(CatalogueEntryRow.status == "approved")
+            .order_by(CatalogueEntryRow.code, CatalogueEntryRow.version)
         ).all()
         latest: dict[str, CatalogueEntryRow] = {row.code: row for row in rows}
         return [_row_to_entry(row) for row in latest.values()]
@@ -119,3 +131,91 @@ def load_shipped(repo: Repository) -> list[CatalogueEntry]:
         if created:
             added.append(entry)
     return added
+
+
+# --- catalogue management (agencies register, the bureau approves) ---------------------------------------
+
+
+@dataclass(frozen=True)
+class CatalogueSubmission:
+    """One stored catalogue version with its review state (pending | approved | rejected)."""
+
+    entry: CatalogueEntry
+    status: str
+    submitted_by: str | None
+    created_at: datetime
+    reviewed_by: str | None
+    reviewed_at: datetime | None
+    review_note: str | None
+
+
+def _submission(row: CatalogueEntryRow) -> CatalogueSubmission:
+    return CatalogueSubmission(
+        entry=_row_to_entry(row),
+        status=row.status,
+        submitted_by=row.submitted_by,
+        created_at=row.created_at,
+        reviewed_by=row.reviewed_by,
+        reviewed_at=row.reviewed_at,
+        review_note=row.review_note,
+    )
+
+
+def submit_entry(
+    repo: Repository, document: object, *, principal: Principal
+) -> tuple[CatalogueSubmission, bool]:
+    """An agency registers a catalogue type or a new version of one (pending until the bureau approves it).
+
+    The entry's issuer must be the agency itself (agencies only touch their own catalogue); the bureau may
+    register entries for any issuer. Returns (submission, created)."""
+    require_role(principal, Role.AGENCY, Role.BUREAU)
+    entry = CatalogueEntry.from_document(document, source="submitted catalogue entry")
+    if principal.role is Role.AGENCY and entry.issuer.credit_code != principal.organisation_code:
+        raise AccessDeniedError(
+            f"issuer.credit_code {entry.issuer.credit_code} is not your organisation "
+            f"({principal.organisation_code}): agencies register only their own catalogue types"
+        )
+    with repo.db.session(readonly=True) as session:
+        others = session.scalars(select(CatalogueEntryRow).where(CatalogueEntryRow.code == entry.code)).all()
+    foreign = [row for row in others if row.issuer_code != entry.issuer.credit_code]
+    if foreign and principal.role is Role.AGENCY:
+        raise AccessDeniedError(f"catalogue code {entry.code} belongs to issuer {foreign[0].issuer_code}")
+    _, created = register_entry(repo, entry, status="pending", submitted_by=principal.ref)
+    return get_submission(repo, entry.code, entry.version), created
+
+
+def get_submission(repo: Repository, code: str, version: int) -> CatalogueSubmission:
+    with repo.db.session(readonly=True) as session:
+        return _submission(_latest(session, code, version))
+
+
+def list_submissions(
+    repo: Repository, *, status: str | None = None, issuer_code: str | None = None
+) -> list[CatalogueSubmission]:
+    """Every stored catalogue version (newest first), optionally only one review state or one issuer's."""
+    query = select(CatalogueEntryRow).order_by(CatalogueEntryRow.code, CatalogueEntryRow.version.desc())
+    if status is not None:
+        query = query.where(CatalogueEntryRow.status == status)
+    if issuer_code is not None:
+        query = query.where(CatalogueEntryRow.issuer_code == issuer_code)
+    with repo.db.session(readonly=True) as session:
+        return [_submission(row) for row in session.scalars(query).all()]
+
+
+def review_entry(
+    repo: Repository, code: str, version: int, *, approve: bool, reviewer: Principal, note: str = ""
+) -> CatalogueSubmission:
+    """The bureau approves or rejects a pending catalogue version; approval makes it the one issuance uses."""
+    require_role(reviewer, Role.BUREAU)
+    with repo.db.session() as session:
+        row = _latest(session, code, version)
+        if row.status != "pending":
+            raise CatalogueConflictError(f"catalogue {code} version {version} is already {row.status}")
+        if not approve and not note.strip():
+            raise ValueError("note: say why the entry is rejected")
+        row.status = "approved" if approve else "rejected"
+        row.reviewed_by = reviewer.ref
+        row.reviewed_at = repo.now()
+        row.review_note = note.strip() or None
+        session.flush()
+        return _submission(row)

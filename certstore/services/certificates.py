@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -44,10 +45,12 @@ __all__ = [
     "NotLatestVersionError",
     "act",
     "change",
+    "change_feed",
     "get",
     "history",
     "issue",
     "list_by_holder",
+    "list_page",
     "renew",
     "sweep_orphan_blobs",
 ]
@@ -166,6 +169,59 @@ def list_by_holder(
             query.order_by(CertificateRow.issue_date.desc(), CertificateRow.id.desc())
         ).all()
         return [_view(session, r) for r in rows]
+
+
+def list_page(
+    repo: Repository,
+    *,
+    catalogue_code: str | None = None,
+    issuer_code: str | None = None,
+    after: int = 0,
+    limit: int = 100,
+) -> tuple[list[Certificate], int | None]:
+    """Current certificate versions in storage order (for bulk access under a grant), ``limit`` after cursor
+    ``after``; returns (page, cursor of the next page or None at the end)."""
+    query = select(CertificateRow).where(CertificateRow.superseded_by_id.is_(None), CertificateRow.id > after)
+    if catalogue_code is not None:
+        query = query.where(CertificateRow.catalogue_code == catalogue_code)
+    if issuer_code is not None:
+        query = query.where(CertificateRow.issuer_code == issuer_code)
+    with repo.db.session(readonly=True) as session:
+        rows = session.scalars(query.order_by(CertificateRow.id).limit(limit + 1)).all()
+        page = [_view(session, r) for r in rows[:limit]]
+        return page, (rows[limit - 1].id if len(rows) > limit else None)
+
+
+def change_feed(
+    repo: Repository, *, after: int = 0, limit: int = 200
+) -> tuple[list[dict[str, Any]], int | None]:
+    """Lifecycle events after event id ``after``, each with the metadata of the version it concerns — what the
+    province aggregates (汇聚). Returns (items, cursor of the next page or None when caught up)."""
+    query = (
+        select(CertificateEventRow, CertificateRow)
+        .join(CertificateRow, CertificateEventRow.certificate_id == CertificateRow.id)
+        .where(CertificateEventRow.id > after)
+        .order_by(CertificateEventRow.id)
+        .limit(limit + 1)
+    )
+    with repo.db.session(readonly=True) as session:
+        rows = session.execute(query).all()
+        items = [
+            {
+                "event_id": event.id,
+                "action": event.action,
+                "from_status": event.from_status,
+                "to_status": event.to_status,
+                "at": event.at.isoformat(),
+                "identifier": row.identifier,
+                "version": row.version,
+                "catalogue_code": row.catalogue_code,
+                "issuer_code": row.issuer_code,
+                "metadata": dict(row.meta),
+            }
+            for event, row in rows[:limit]
+        ]
+    return items, (items[-1]["event_id"] if len(rows) > limit else None)
 
 
 # --- writing ---------------------------------------------------------------------------------------------

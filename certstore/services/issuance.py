@@ -30,6 +30,7 @@ __all__ = [
     "make_ofd",
     "make_pdf",
     "sealing_key",
+    "sealing_key_for_seal",
 ]
 
 OFD_MEDIA_TYPE = "application/ofd"
@@ -66,6 +67,17 @@ def sealing_key(
             "make one with 'certstore seal make'"
         )
     return SealingKey(store.signer(entry.name), entry.certificate, entry.chain, seal)
+
+
+def sealing_key_for_seal(store: KeyStore, seal_name: str) -> SealingKey:
+    """The sealing key for the key store's seal ``seal_name`` (a catalogue entry's ``seal``): that seal and the
+    signer-role key whose certificate it lists."""
+    seal = store.seal(seal_name)
+    parsed = parse_seal(seal)
+    for entry in store.signer_entries():
+        if entry.role is SignerRole.SIGNER and parsed.match_signer(entry.certificate):
+            return SealingKey(store.signer(entry.name), entry.certificate, entry.chain, seal)
+    raise KeyStoreError(f"no signer in the key store is listed by seal {seal_name!r}")
 
 
 def _layout(data: FaceData, verify_base_url: str) -> FaceLayout:

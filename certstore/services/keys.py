@@ -17,6 +17,9 @@ from certstore.seal import SealPicture, make_seal, render_seal_picture
 
 __all__ = [
     "DEV_AGENCY",
+    "DEV_REPOSITORY",
+    "REPOSITORY_SEAL_NAME",
+    "REPOSITORY_SIGNER_NAME",
     "DevHierarchy",
     "import_signer",
     "init_dev_keys",
@@ -29,7 +32,15 @@ DEV_AGENCY = {
     "seal_name": "郑州市示例发证机关电子证照专用章",
     "es_id": "41010000000001",
 }
+#: The repository (电子证照库) itself, which seals the copies (副本) it hands to using units.
+DEV_REPOSITORY = {
+    "name": "郑州市电子证照库",
+    "seal_name": "郑州市电子证照库副本专用章",
+    "es_id": "41010000000002",
+}
 ROOT_NAME, MAKER_NAME, AGENCY_SIGNER_NAME, DEFAULT_SEAL_NAME = "root-ca", "seal-maker", "agency", "default"
+#: Key-store names of the repository's signer (副本签章) and of its seal.
+REPOSITORY_SIGNER_NAME, REPOSITORY_SEAL_NAME = "repository", "repository"
 SIGNING_USAGES = frozenset({"digital_signature", "non_repudiation"})
 
 
@@ -40,6 +51,8 @@ class DevHierarchy:
     agency: SignerEntry
     seal_path: Path
     trust_anchor_path: Path
+    repository: SignerEntry
+    repository_seal_path: Path
 
     def pem_paths(self) -> dict[str, Path]:
         return {
@@ -49,12 +62,15 @@ class DevHierarchy:
             "seal maker key": self.seal_maker.key_path,
             "agency signer certificate": self.agency.cert_path,
             "agency signer key": self.agency.key_path,
+            "repository signer certificate": self.repository.cert_path,
+            "repository signer key": self.repository.key_path,
             "trust anchor": self.trust_anchor_path,
         }
 
 
 def init_dev_keys(store: KeyStore, *, force: bool = False, now: datetime | None = None) -> DevHierarchy:
-    """Create root CA → seal maker and root CA → agency signer, trust the root, and make the default seal.
+    """Create root CA → seal maker, root CA → agency signer and root CA → repository signer, trust the root, and
+    make the default seal (the agency's) and the ``repository`` seal (电子证照库副本专用章, which seals copies).
 
     Refuses to touch an existing key store unless ``force`` (which deletes it first)."""
     if store.exists():
@@ -123,7 +139,27 @@ def init_dev_keys(store: KeyStore, *, force: bool = False, now: datetime | None 
         now=now,
     )
     seal_path = store.add_seal(DEFAULT_SEAL_NAME, seal)
-    return DevHierarchy(root, maker, agency, seal_path, anchor_path)
+    repository = issue(
+        REPOSITORY_SIGNER_NAME,
+        SignerRole.SIGNER,
+        {
+            "country_name": "CN",
+            "organization_name": "certstore 电子证照库",
+            "common_name": "电子证照库 副本签章",
+        },
+        3,
+    )
+    repository_seal = make_seal_for_signer(
+        store,
+        signer_name=REPOSITORY_SIGNER_NAME,
+        display_name=DEV_REPOSITORY["seal_name"],
+        es_id=DEV_REPOSITORY["es_id"],
+        picture=render_seal_picture(DEV_REPOSITORY["name"], diameter_mm=36),
+        valid_days=365 * 3 - 1,
+        now=now,
+    )
+    repository_seal_path = store.add_seal(REPOSITORY_SEAL_NAME, repository_seal)
+    return DevHierarchy(root, maker, agency, seal_path, anchor_path, repository, repository_seal_path)
 
 
 def make_seal_for_signer(

@@ -117,7 +117,9 @@ class CatalogueEntryRow(Base):
     status: Mapped[str] = mapped_column(String(16), default="approved")  # pending | approved | rejected
     definition: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    submitted_by: Mapped[str | None] = mapped_column(String(200), nullable=True)  # principal that registered it
+    submitted_by: Mapped[str | None] = mapped_column(
+        String(200), nullable=True
+    )  # principal that registered it
     reviewed_by: Mapped[str | None] = mapped_column(String(200), nullable=True)  # bureau principal
     reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     review_note: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -256,7 +258,10 @@ class AuditEventRow(Base):
     """One audited operation (allowed, denied or failed). Holder IDs appear only as their keyed digest."""
 
     __tablename__ = "audit_events"
-    __table_args__ = (Index("ix_audit_events_at", "at"),)
+    __table_args__ = (
+        Index("ix_audit_events_at", "at"),
+        Index("ix_audit_events_matter", "organisation_code", "matter"),
+    )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime())

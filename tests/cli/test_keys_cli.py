@@ -57,10 +57,11 @@ def test_list(cli) -> None:
     listing = cli("keys", "list", "--json").json()
     assert {s["name"]: s["role"] for s in listing["signers"]} == {
         "agency": "signer",
+        "repository": "signer",
         "root-ca": "ca",
         "seal-maker": "seal-maker",
     }
-    assert [s["name"] for s in listing["seals"]] == ["default"]
+    assert [s["name"] for s in listing["seals"]] == ["default", "repository"]
     assert len(listing["trust_anchors"]) == 1
     text = cli("keys", "list").out
     assert "郑州市示例发证机关电子证照专用章" in text and "certstore 开发根CA" in text

@@ -56,6 +56,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("audit_events", schema=None) as batch_op:
         batch_op.create_index("ix_audit_events_at", ["at"], unique=False)
+        batch_op.create_index("ix_audit_events_matter", ["organisation_code", "matter"], unique=False)
 
     op.create_table(
         "batch_jobs",

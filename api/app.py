@@ -1,0 +1,197 @@
+"""The FastAPI application: ``create_app`` wires settings, the repository and the key store to the routers."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI
+
+from api.problems import PROBLEM_MEDIA_TYPE, PROBLEM_RESPONSES, install_problem_handlers
+from api.security import audit_requests
+from api.settings import Settings
+from certstore import __version__
+from certstore.catalogue import CatalogueEntry
+from certstore.crypto.trust import TrustStore
+from certstore.keystore import KeyStore
+from certstore.packaging.layout import FaceData
+from certstore.records import PreparedVersion
+from certstore.services.batches import BatchRunner
+from certstore.services.certificates import FileMaker
+from certstore.services.issuance import OFD_MEDIA_TYPE, SealingKey, make_ofd, sealing_key_for_seal
+from certstore.services.repository import Repository
+from certstore.services.verification import repository_check
+from certstore.verify import RepositoryCheck
+
+__all__ = ["Services", "create_app"]
+
+log = logging.getLogger("certstore.api")
+
+TAGS = [
+    {
+        "name": "generation",
+        "description": "生成服务 — form schema, submit, online seal, result (issuing agencies)",
+    },
+    {
+        "name": "management",
+        "description": "管理服务 — 变更/延续/挂起/恢复/吊销/注销/废止, effective immediately",
+    },
+    {
+        "name": "sharing",
+        "description": "共享服务 — a holder's certificates (一号查询), preview, status, sealed copy",
+    },
+    {
+        "name": "verification",
+        "description": "验证服务 — verify a presented file; status by identifier (public)",
+    },
+    {"name": "catalogue", "description": "目录管理 — agencies register their types, the bureau approves"},
+    {"name": "review", "description": "复核 — disputes answered by the issuer within 5 working days"},
+    {"name": "inspection", "description": "年检 — annual inspection results"},
+    {"name": "administration", "description": "Grants for bulk access, the working-day calendar"},
+    {"name": "audit", "description": "访问日志 — for auditors"},
+    {"name": "upstream", "description": "省级汇聚 — the change feed the province aggregates"},
+    {"name": "system", "description": "Health"},
+]
+
+
+@dataclass
+class Services:
+    """What the routers use: one per process, shared by all requests (every member is thread-safe)."""
+
+    settings: Settings
+    repo: Repository
+    keystore: KeyStore
+    batch_runner: Any = None
+    _keys: dict[str, SealingKey] = field(default_factory=dict)
+    _trust: TrustStore | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def trust(self) -> TrustStore:
+        if self._trust is None:
+            self._trust = self.keystore.trust_store()
+        return self._trust
+
+    def sealing_key(self, entry: CatalogueEntry) -> SealingKey:
+        """The key of the seal the catalogue type names (``seal``), loaded once per process."""
+        with self._lock:
+            key = self._keys.get(entry.seal)
+            if key is None:
+                key = self._keys[entry.seal] = sealing_key_for_seal(self.keystore, entry.seal)
+            return key
+
+    def file_maker(self) -> FileMaker:
+        def make(prepared: PreparedVersion) -> tuple[bytes, str]:
+            data = FaceData.from_prepared(prepared)
+            key = self.sealing_key(prepared.entry)
+            return make_ofd(data, key, verify_base_url=self.settings.public_url), OFD_MEDIA_TYPE
+
+        return make
+
+    def repository_sealing_key(self) -> SealingKey:
+        """The repository's own key, which seals copies (副本)."""
+        from certstore.services.copies import repository_sealing_key
+
+        with self._lock:
+            key = self._keys.get("\0repository")
+            if key is None:
+                key = self._keys["\0repository"] = repository_sealing_key(self.keystore)
+            return key
+
+    def repository_check(self) -> RepositoryCheck:
+        return repository_check(lambda: self.repo)
+
+
+def create_app(
+    settings: Settings | None = None, *, repo: Repository | None = None, keystore: KeyStore | None = None
+) -> FastAPI:
+    """The application for ``settings`` (default: from the environment); ``repo``/``keystore`` override what the
+    data directory would give (tests)."""
+    settings = settings or Settings.from_env()
+    if repo is None:
+        repo = Repository.open(settings.data_dir)
+    services = Services(settings, repo, keystore or KeyStore(settings.data_dir / "keys"))
+    if settings.batch_worker:
+        services.batch_runner = BatchRunner(
+            repo, file_maker=services.file_maker(), worker=f"api-{os.getpid()}"
+        )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runner = services.batch_runner
+        owner = runner is not None and not runner.running  # a nested lifespan (test clients) leaves it alone
+        if owner:
+            runner.start()
+        try:
+            yield
+        finally:
+            if owner:
+                runner.stop(timeout=10)
+
+    app = FastAPI(
+        title="certstore — 电子证照库 API",
+        version=__version__,
+        description=(
+            "The city e-certificate repository's service interfaces (规范§五, §六): generation, management, "
+            "sharing and verification, with catalogue management, review requests (复核), annual inspection "
+            "(年检), bulk-access grants, the audit log and the upward change feed.\n\n"
+            "Every call needs `Authorization: Bearer <token>` (tokens: `certstore token create`) except the "
+            "public ones: health, the QR status of a certificate, and verification of a presented file. "
+            "Errors are RFC 9457 problem details (`application/problem+json`)."
+        ),
+        openapi_tags=TAGS,
+        responses={k: v for k, v in PROBLEM_RESPONSES.items() if k in (401, 403)},
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    _problem_media_type_in_openapi(app)
+    install_problem_handlers(app)
+    app.middleware("http")(audit_requests)
+    _include_routers(app, services)
+    return app
+
+
+def _problem_media_type_in_openapi(app: FastAPI) -> None:
+    """Error responses are documented as ``application/problem+json`` (what is sent), not FastAPI's default
+    ``application/json``; FastAPI's own HTTPValidationError never reaches a caller (422s are problems too)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        document = generate()
+        for operations in document.get("paths", {}).values():
+            for operation in operations.values():
+                for status, response in operation.get("responses", {}).items():
+                    content = response.get("content", {})
+                    if status.startswith(("4", "5")) or status == "default":
+                        schema = {"$ref": "#/components/schemas/Problem"}
+                        response["content"] = {PROBLEM_MEDIA_TYPE: {"schema": schema}}
+                    elif PROBLEM_MEDIA_TYPE in content:
+                        content.pop(PROBLEM_MEDIA_TYPE)
+                if "422" not in operation.get("responses", {}) and (
+                    operation.get("parameters") or operation.get("requestBody")
+                ):
+                    operation.setdefault("responses", {})["422"] = {
+                        "description": "Invalid input; `errors` names each field",
+                        "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+                    }
+        schemas = document.get("components", {}).get("schemas", {})
+        for unused in ("HTTPValidationError", "ValidationError"):
+            schemas.pop(unused, None)
+        app.openapi_schema = document
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _include_routers(app: FastAPI, services: Services) -> None:
+    from api.routes import ROUTERS
+
+    for router in ROUTERS:
+        app.include_router(router)

@@ -1,0 +1,208 @@
+"""Request and response bodies (pydantic), with the examples the OpenAPI document shows."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from certstore.lifecycle import Status
+from certstore.records import Certificate
+
+#: Largest database id (64-bit signed): ids and cursors beyond it are refused as invalid input (422).
+MAX_ID = 2**63 - 1
+
+EXAMPLE_IDENTIFIER = "1.2.156.3005.2.11410100990000025A001.11410100990000025A.410100202406100001.001.D"
+EXAMPLE_HOLDER = {"name": "郑州示例置业有限公司", "id_type": "001", "id_number": "91410100MA44A1B2XW"}
+
+
+class HolderIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200, description="持证主体名称")
+    id_type: str = Field(description="持证主体代码类型 (GB/T 36903 code, e.g. 111 resident ID, 001 USCC)")
+    id_number: str = Field(min_length=1, max_length=64, description="持证主体代码")
+
+
+class CertificateData(BaseModel):
+    """The data of one certificate version (the DATA.json of `certstore issue`; `certstore catalogue example`
+    prints one for each type)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "catalogue": "11410100990000025A001",
+                    "certificate_number": "410100202406100001",
+                    "holder": EXAMPLE_HOLDER,
+                    "issue_date": "2026-11-26",
+                    "face": {"project_name": "示例项目", "construction_unit": "郑州示例置业有限公司"},
+                }
+            ]
+        },
+    )
+
+    catalogue: str = Field(min_length=1, max_length=32, description="Catalogue type code (证照类型代码)")
+    certificate_number: str = Field(min_length=1, max_length=128, description="证照编号")
+    holder: HolderIn
+    issue_date: date
+    valid_from: date | None = None
+    valid_until: date | None = None
+    face: dict[str, Any] = Field(
+        description="Face fields (照面), as the catalogue type's form schema defines"
+    )
+    metadata: dict[str, Any] = Field(default_factory=dict, description="Extra metadata (KZ_ fields)")
+
+
+class HolderOut(BaseModel):
+    name: str
+    id_type: str
+    id_number: str
+
+
+class Links(BaseModel):
+    self: str
+    file: str | None = None
+    pdf: str | None = None
+    preview: str | None = None
+    history: str
+    public_status: str
+
+
+class CertificateOut(BaseModel):
+    identifier: str = Field(examples=[EXAMPLE_IDENTIFIER], description="证照标识")
+    version: int
+    serial: str
+    certificate_number: str
+    name: str
+    catalogue_code: str
+    catalogue_version: int
+    issuer_code: str
+    issuer_name: str
+    holder: HolderOut
+    issue_date: date
+    valid_from: date
+    valid_until: date | None
+    status: Status
+    status_label: str
+    status_changed_at: datetime
+    superseded_by: str | None
+    face: dict[str, Any]
+    metadata: dict[str, Any]
+    links: Links
+
+    @classmethod
+    def of(cls, certificate: Certificate, at: datetime) -> CertificateOut:
+        status = certificate.status_at(at)
+        base = f"/api/v1/certificates/{certificate.identifier}"
+        has_file = certificate.file_key is not None
+        return cls(
+            identifier=certificate.identifier,
+            version=certificate.version,
+            serial=certificate.serial,
+            certificate_number=certificate.certificate_number,
+            name=certificate.name,
+            catalogue_code=certificate.catalogue_code,
+            catalogue_version=certificate.catalogue_version,
+            issuer_code=certificate.issuer_code,
+            issuer_name=certificate.issuer_name,
+            holder=HolderOut(
+                name=certificate.holder.name,
+                id_type=certificate.holder.id_type.value,
+                id_number=certificate.holder.id_number,
+            ),
+            issue_date=certificate.issue_date,
+            valid_from=certificate.valid_from,
+            valid_until=certificate.valid_until,
+            status=status,
+            status_label=status.label,
+            status_changed_at=certificate.status_changed_at,
+            superseded_by=certificate.superseded_by,
+            face=dict(certificate.face),
+            metadata=dict(certificate.metadata),
+            links=Links(
+                self=base,
+                file=f"{base}/file" if has_file else None,
+                pdf=f"{base}/file?format=pdf",
+                preview=f"{base}/preview.png",
+                history=f"{base}/history",
+                public_status=f"/api/v1/public/certificates/{certificate.identifier}/status",
+            ),
+        )
+
+
+class PublicStatus(BaseModel):
+    """What anyone scanning the QR code learns: no personal data."""
+
+    identifier: str = Field(examples=[EXAMPLE_IDENTIFIER])
+    name: str = Field(description="Certificate type name", examples=["建筑工程施工许可证"])
+    issuer_name: str
+    issue_date: date
+    valid_until: date | None
+    status: Status
+    status_label: str = Field(examples=["有效"])
+    is_current_version: bool
+    checked_at: datetime
+
+
+class StatusOut(BaseModel):
+    identifier: str
+    status: Status
+    status_label: str
+    valid_until: date | None
+    superseded_by: str | None
+    checked_at: datetime
+
+
+class ChangeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=1, max_length=2000, description="Why (变更原因)")
+    data: CertificateData
+
+
+class RenewRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=1, max_length=2000)
+    valid_until: date | None = Field(description="New end of validity; null for long-term (长期)")
+
+
+class ActionRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"action": "suspend", "reason": "涉嫌违规，暂停使用"}]},
+    )
+
+    action: Literal["suspend", "resume", "revoke", "cancel", "annul"] = Field(
+        description="挂起 suspend / 恢复 resume / 吊销 revoke / 注销 cancel / 废止 annul"
+    )
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class CopyRequestIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "matter": "ZZ2026112600123",
+                    "purpose": "办理不动产登记",
+                    "holder_id_type": "001",
+                    "holder_id": "91410100MA44A1B2XW",
+                }
+            ]
+        },
+    )
+
+    matter: str = Field(min_length=1, max_length=100, description="事项/办件编号")
+    purpose: str = Field(min_length=1, max_length=100, description="用途")
+    holder_id_type: str
+    holder_id: str = Field(min_length=1, max_length=64)
+
+
+class Page(BaseModel):
+    items: list[Any]
+    next_after: int | None = Field(default=None, description="Pass as `after` for the next page")

@@ -1,0 +1,31 @@
+"""The routers, one per service (ARCHITECTURE.md): thin adapters over ``certstore.services``."""
+
+from __future__ import annotations
+
+from api.routes import (
+    admin,
+    audit,
+    batches,
+    catalogue,
+    certificates,
+    inspections,
+    public,
+    reviews,
+    sharing,
+    system,
+    upstream,
+)
+
+ROUTERS = [
+    system.router,
+    public.router,
+    catalogue.router,
+    certificates.router,
+    batches.router,
+    sharing.router,
+    reviews.router,
+    inspections.router,
+    admin.router,
+    audit.router,
+    upstream.router,
+]

@@ -1,0 +1,221 @@
+"""Catalogue (目录): read the types and their form schemas; agencies register their own types, the bureau
+approves or rejects them. Only approved versions are used for issuance."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Depends, Path, Query, Response
+from pydantic import BaseModel, Field
+
+from api.deps import ServicesDep
+from api.problems import PROBLEM_RESPONSES
+from api.security import allow
+from certstore.access import Principal, Role
+from certstore.records import draft_to_json, example_draft
+from certstore.services.catalogue import (
+    CatalogueSubmission,
+    get_entry,
+    list_entries,
+    list_submissions,
+    review_entry,
+    submit_entry,
+)
+
+router = APIRouter(prefix="/api/v1/catalogue", tags=["catalogue"])
+
+Anyone = Annotated[Principal, Depends(allow(*Role))]
+Registrar = Annotated[Principal, Depends(allow(Role.AGENCY, Role.BUREAU))]
+Bureau = Annotated[Principal, Depends(allow(Role.BUREAU))]
+CodePath = Annotated[str, Path(max_length=32)]
+VersionPath = Annotated[int, Path(ge=1, le=2**31 - 1)]
+
+
+class CatalogueSummary(BaseModel):
+    code: str = Field(examples=["11410100990000025A001"])
+    version: int
+    name: str = Field(examples=["建筑工程施工许可证"])
+    category: str
+    issuer_name: str
+    issuer_code: str
+    holder_type: str
+    annual_inspection: bool
+
+
+class SubmissionOut(BaseModel):
+    code: str
+    version: int
+    name: str
+    issuer_code: str
+    status: Literal["pending", "approved", "rejected"]
+    submitted_by: str | None
+    created_at: datetime
+    reviewed_by: str | None
+    reviewed_at: datetime | None
+    review_note: str | None
+
+    @classmethod
+    def of(cls, submission: CatalogueSubmission) -> SubmissionOut:
+        entry = submission.entry
+        return cls(
+            code=entry.code,
+            version=entry.version,
+            name=entry.name,
+            issuer_code=entry.issuer.credit_code,
+            status=submission.status,  # type: ignore[arg-type]
+            submitted_by=submission.submitted_by,
+            created_at=submission.created_at,
+            reviewed_by=submission.reviewed_by,
+            reviewed_at=submission.reviewed_at,
+            review_note=submission.review_note,
+        )
+
+
+class ReviewDecision(BaseModel):
+    note: str = Field(default="", max_length=2000, description="Required when rejecting")
+
+
+@router.get(
+    "", response_model=list[CatalogueSummary], summary="The approved catalogue types (latest versions)"
+)
+def list_catalogue(services: ServicesDep, principal: Anyone) -> list[CatalogueSummary]:
+    return [
+        CatalogueSummary(
+            code=e.code,
+            version=e.version,
+            name=e.name,
+            category=str(e.category),
+            issuer_name=e.issuer.name,
+            issuer_code=e.issuer.credit_code,
+            holder_type=str(e.holder_type),
+            annual_inspection=e.annual_inspection,
+        )
+        for e in list_entries(services.repo)
+    ]
+
+
+@router.get(
+    "/submissions",
+    response_model=list[SubmissionOut],
+    summary="Registered versions with their review state (the bureau sees all, an agency its own)",
+)
+def list_catalogue_submissions(
+    services: ServicesDep,
+    principal: Registrar,
+    status: Literal["pending", "approved", "rejected"] | None = None,
+) -> list[SubmissionOut]:
+    issuer = principal.organisation_code if principal.role is Role.AGENCY else None
+    return [SubmissionOut.of(s) for s in list_submissions(services.repo, status=status, issuer_code=issuer)]
+
+
+@router.get(
+    "/{code}",
+    responses={404: PROBLEM_RESPONSES[404]},
+    summary="A catalogue entry's definition document (latest approved, or ?version=)",
+)
+def get_catalogue_entry(
+    services: ServicesDep,
+    principal: Anyone,
+    code: CodePath,
+    version: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
+) -> dict[str, Any]:
+    return get_entry(services.repo, code, version).to_document()
+
+
+@router.get(
+    "/{code}/form-schema",
+    tags=["generation"],
+    responses={404: PROBLEM_RESPONSES[404]},
+    summary="The JSON Schema of the submission form for this type (face fields included), and an example",
+)
+def get_form_schema(services: ServicesDep, principal: Anyone, code: CodePath) -> dict[str, Any]:
+    entry = get_entry(services.repo, code)
+    return {
+        "catalogue": entry.code,
+        "version": entry.version,
+        "name": entry.name,
+        "schema": {
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "title": f"{entry.name} — 证照数据",
+            "type": "object",
+            "required": ["catalogue", "certificate_number", "holder", "issue_date", "face"],
+            "properties": {
+                "catalogue": {"const": entry.code},
+                "certificate_number": {
+                    "type": "string",
+                    "pattern": entry.number_format.pattern,
+                    "examples": [entry.number_format.example],
+                },
+                "holder": {
+                    "type": "object",
+                    "required": ["name", "id_type", "id_number"],
+                    "properties": {
+                        "name": {"type": "string"},
+                        "id_type": {"type": "string"},
+                        "id_number": {"type": "string"},
+                    },
+                },
+                "issue_date": {"type": "string", "format": "date"},
+                "valid_from": {"type": "string", "format": "date"},
+                "valid_until": {"type": "string", "format": "date"},
+                "face": entry.face_schema,
+                "metadata": {"type": "object"},
+            },
+        },
+        "example": draft_to_json(example_draft(entry)),
+    }
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=SubmissionOut,
+    responses={
+        200: {"model": SubmissionOut, "description": "Same version already registered"},
+        **{s: PROBLEM_RESPONSES[s] for s in (409, 422)},
+    },
+    summary="Register a catalogue type or a new version of one (pending until the bureau approves it)",
+)
+def submit_catalogue_entry(
+    services: ServicesDep,
+    principal: Registrar,
+    response: Response,
+    document: Annotated[dict[str, Any], Body(description="A catalogue-entry document (schemas/catalogue)")],
+) -> SubmissionOut:
+    submission, created = submit_entry(services.repo, document, principal=principal)
+    response.status_code = 201 if created else 200
+    return SubmissionOut.of(submission)
+
+
+@router.post(
+    "/{code}/versions/{version}/approve",
+    response_model=SubmissionOut,
+    responses={s: PROBLEM_RESPONSES[s] for s in (404, 409)},
+    summary="Approve a pending version (bureau)",
+)
+def approve_catalogue_entry(
+    services: ServicesDep,
+    principal: Bureau,
+    code: CodePath,
+    version: VersionPath,
+    body: ReviewDecision | None = None,
+) -> SubmissionOut:
+    note = body.note if body else ""
+    return SubmissionOut.of(
+        review_entry(services.repo, code, version, approve=True, reviewer=principal, note=note)
+    )
+
+
+@router.post(
+    "/{code}/versions/{version}/reject",
+    response_model=SubmissionOut,
+    responses={s: PROBLEM_RESPONSES[s] for s in (404, 409, 422)},
+    summary="Reject a pending version with a note (bureau)",
+)
+def reject_catalogue_entry(
+    services: ServicesDep, principal: Bureau, code: CodePath, version: VersionPath, body: ReviewDecision
+) -> SubmissionOut:
+    return SubmissionOut.of(
+        review_entry(services.repo, code, version, approve=False, reviewer=principal, note=body.note)
+    )

@@ -1,0 +1,279 @@
+"""Generation (生成服务) and management (管理服务) of certificates, and reading one certificate.
+
+Agencies push certificate data; the repository lays out the face, packages the OFD and seals it online with the
+seal the catalogue type names. Pushing the same certificate again (same issuer, number and version) returns the
+stored one (200 instead of 201); different content under the same key is a 409.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+
+from api.deps import ServicesDep
+from api.models import (
+    MAX_ID,
+    ActionRequest,
+    CertificateData,
+    CertificateOut,
+    ChangeRequest,
+    Page,
+    RenewRequest,
+)
+from api.problems import PROBLEM_RESPONSES, ProblemError
+from api.scope import ServingQuery, authorize_certificate, require_own_issuer
+from api.security import allow
+from certstore.access import AccessDeniedError, Principal, Role
+from certstore.lifecycle import Action
+from certstore.packaging.face import lay_out_face
+from certstore.packaging.layout import FaceData
+from certstore.packaging.preview import render_preview
+from certstore.records import Certificate, draft_from_json
+from certstore.seal import parse_seal
+from certstore.services import access, certificates
+from certstore.services.catalogue import get_entry
+from certstore.services.issuance import OFD_MEDIA_TYPE, PDF_MEDIA_TYPE, make_pdf
+
+router = APIRouter(prefix="/api/v1/certificates")
+
+Agency = Annotated[Principal, Depends(allow(Role.AGENCY))]
+Reader = Annotated[Principal, Depends(allow(Role.AGENCY, Role.WINDOW))]
+BulkReader = Annotated[Principal, Depends(allow(Role.AGENCY, Role.WINDOW, Role.BUREAU, Role.UPSTREAM))]
+
+_ERRORS = {status: PROBLEM_RESPONSES[status] for status in (404, 409, 422)}
+
+
+def _draft(data: CertificateData, principal: Principal, services: Any) -> Any:
+    draft = draft_from_json(data.model_dump(mode="json", exclude_none=True))
+    entry = get_entry(services.repo, draft.catalogue_code)
+    if entry.issuer.credit_code != principal.organisation_code:
+        raise AccessDeniedError(
+            f"catalogue type {entry.code} is issued by {entry.issuer.credit_code}; agencies issue only their own "
+            "catalogue types"
+        )
+    return draft
+
+
+def _readable(
+    request: Request, services: Any, principal: Principal, identifier: str, serving: Any
+) -> Certificate:
+    certificate = certificates.get(services.repo, identifier)
+    authorize_certificate(request, services.repo, principal, certificate, serving)
+    return certificate
+
+
+def _managed(services: Any, principal: Principal, identifier: str) -> Certificate:
+    certificate = certificates.get(services.repo, identifier)
+    require_own_issuer(principal, certificate)
+    return certificate
+
+
+def _out(services: Any, certificate: Certificate) -> CertificateOut:
+    return CertificateOut.of(certificate, services.repo.now())
+
+
+@router.post(
+    "",
+    tags=["generation"],
+    status_code=201,
+    response_model=CertificateOut,
+    responses={
+        200: {"model": CertificateOut, "description": "Already stored (idempotent repeat)"},
+        **_ERRORS,
+    },
+    summary="Submit certificate data; the repository seals it online and stores it (签发)",
+)
+def issue_certificate(
+    services: ServicesDep, principal: Agency, data: CertificateData, response: Response
+) -> CertificateOut:
+    draft = _draft(data, principal, services)
+    result = certificates.issue(services.repo, draft, actor=principal.ref, file_maker=services.file_maker())
+    response.status_code = 201 if result.created else 200
+    response.headers["Location"] = f"/api/v1/certificates/{result.certificate.identifier}"
+    return _out(services, result.certificate)
+
+
+@router.get(
+    "",
+    tags=["sharing"],
+    response_model=Page,
+    summary="Bulk listing (批量查询): needs a grant from the bureau, except an agency listing its own",
+)
+def list_certificates(
+    services: ServicesDep,
+    principal: BulkReader,
+    request: Request,
+    catalogue_code: Annotated[str | None, Query(max_length=32)] = None,
+    issuer_code: Annotated[str | None, Query(max_length=18)] = None,
+    grant: Annotated[
+        int | None, Query(ge=1, le=MAX_ID, description="The grant relied on (批量查询授权)")
+    ] = None,
+    after: Annotated[int, Query(ge=0, le=MAX_ID, description="Cursor from next_after")] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> Page:
+    own = principal.role is Role.AGENCY and issuer_code == principal.organisation_code and grant is None
+    if not own:
+        used = access.active_grant(
+            services.repo, principal, grant, catalogue_code=catalogue_code, issuer_code=issuer_code
+        )
+        request.state.matter = f"grant:{used.id}"
+    rows, next_after = certificates.list_page(
+        services.repo, catalogue_code=catalogue_code, issuer_code=issuer_code, after=after, limit=limit
+    )
+    return Page(items=[_out(services, c).model_dump(mode="json") for c in rows], next_after=next_after)
+
+
+@router.get(
+    "/{identifier}",
+    tags=["sharing"],
+    response_model=CertificateOut,
+    responses={404: PROBLEM_RESPONSES[404]},
+    summary="One certificate version: metadata, face data, status (issuer, or window staff serving its holder)",
+)
+def get_certificate(
+    services: ServicesDep, principal: Reader, identifier: str, serving: ServingQuery, request: Request
+) -> CertificateOut:
+    return _out(services, _readable(request, services, principal, identifier, serving))
+
+
+@router.get(
+    "/{identifier}/history",
+    tags=["sharing"],
+    response_model=list[CertificateOut],
+    responses={404: PROBLEM_RESPONSES[404]},
+    summary="Every version of the certificate with its lifecycle events (变更历史)",
+)
+def get_history(
+    services: ServicesDep, principal: Reader, identifier: str, serving: ServingQuery, request: Request
+) -> list[CertificateOut]:
+    _readable(request, services, principal, identifier, serving)
+    return [_out(services, c) for c in certificates.history(services.repo, identifier)]
+
+
+@router.get(
+    "/{identifier}/file",
+    tags=["generation"],
+    responses={
+        200: {
+            "content": {OFD_MEDIA_TYPE: {}, PDF_MEDIA_TYPE: {}},
+            "description": "The sealed certificate file",
+        },
+        404: PROBLEM_RESPONSES[404],
+    },
+    response_class=Response,
+    summary="The sealed certificate file (OFD as stored; PDF rendered and signed on request) — issuer only",
+)
+def get_file(
+    services: ServicesDep,
+    principal: Agency,
+    identifier: str,
+    format: Annotated[Literal["ofd", "pdf"], Query(description="ofd (stored) or pdf (rendition)")] = "ofd",
+) -> Response:
+    certificate = _managed(services, principal, identifier)
+    name = f"{certificate.certificate_number}-v{certificate.version}"
+    if format == "pdf":
+        entry = get_entry(services.repo, certificate.catalogue_code, certificate.catalogue_version)
+        data = make_pdf(
+            FaceData.from_certificate(certificate, entry),
+            services.sealing_key(entry),
+            verify_base_url=services.settings.public_url,
+        )
+        return Response(data, media_type=PDF_MEDIA_TYPE, headers=_attachment(f"{name}.pdf"))
+    if certificate.file_key is None:
+        raise ProblemError(404, "no-file", "No file", f"certificate {identifier} was stored without a file")
+    data = services.repo.blobs.get(certificate.file_key)
+    return Response(
+        data, media_type=certificate.file_media_type or OFD_MEDIA_TYPE, headers=_attachment(f"{name}.ofd")
+    )
+
+
+def _attachment(name: str) -> dict[str, str]:
+    return {"Content-Disposition": f'attachment; filename="{name}"'}
+
+
+@router.get(
+    "/{identifier}/preview.png",
+    tags=["sharing"],
+    responses={
+        200: {"content": {"image/png": {}}, "description": "The face as a PNG"},
+        404: PROBLEM_RESPONSES[404],
+    },
+    response_class=Response,
+    summary="Preview of the face (照面预览) as PNG",
+)
+def get_preview(
+    services: ServicesDep,
+    principal: Reader,
+    identifier: str,
+    serving: ServingQuery,
+    request: Request,
+    dpi: Annotated[int, Query(ge=36, le=200)] = 96,
+) -> Response:
+    certificate = _readable(request, services, principal, identifier, serving)
+    entry = get_entry(services.repo, certificate.catalogue_code, certificate.catalogue_version)
+    layout = lay_out_face(
+        FaceData.from_certificate(certificate, entry), verify_base_url=services.settings.public_url
+    )
+    picture = parse_seal(services.sealing_key(entry).seal).picture
+    png = render_preview(layout, dpi=dpi, seal_picture=picture.data if picture else None)
+    return Response(png, media_type="image/png", headers={"Cache-Control": "private, no-store"})
+
+
+# --- management ------------------------------------------------------------------------------------------
+
+
+@router.post(
+    "/{identifier}/change",
+    tags=["management"],
+    status_code=201,
+    response_model=CertificateOut,
+    responses=_ERRORS,
+    summary="变更: a new version with new content; the old one becomes superseded",
+)
+def change_certificate(
+    services: ServicesDep, principal: Agency, identifier: str, body: ChangeRequest
+) -> CertificateOut:
+    _managed(services, principal, identifier)
+    draft = _draft(body.data, principal, services)
+    new = certificates.change(
+        services.repo, identifier, draft, reason=body.reason, actor=principal.ref,
+        file_maker=services.file_maker(),
+    )  # fmt: skip
+    return _out(services, new)
+
+
+@router.post(
+    "/{identifier}/renew",
+    tags=["management"],
+    status_code=201,
+    response_model=CertificateOut,
+    responses=_ERRORS,
+    summary="延续: a new version with a later end of validity",
+)
+def renew_certificate(
+    services: ServicesDep, principal: Agency, identifier: str, body: RenewRequest
+) -> CertificateOut:
+    _managed(services, principal, identifier)
+    new = certificates.renew(
+        services.repo, identifier, valid_until=body.valid_until, reason=body.reason, actor=principal.ref,
+        file_maker=services.file_maker(),
+    )  # fmt: skip
+    return _out(services, new)
+
+
+@router.post(
+    "/{identifier}/actions",
+    tags=["management"],
+    response_model=CertificateOut,
+    responses=_ERRORS,
+    summary="挂起 / 恢复 / 吊销 / 注销 / 废止 — effective immediately for every reader",
+)
+def act_on_certificate(
+    services: ServicesDep, principal: Agency, identifier: str, body: ActionRequest
+) -> CertificateOut:
+    _managed(services, principal, identifier)
+    updated = certificates.act(
+        services.repo, identifier, Action(body.action), reason=body.reason, actor=principal.ref
+    )
+    return _out(services, updated)

@@ -1,0 +1,103 @@
+"""Public, without login: a certificate's status by identifier (the QR code), and verification of a presented
+file. Neither returns personal data."""
+
+from __future__ import annotations
+
+import html
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, UploadFile
+from fastapi.responses import HTMLResponse
+
+from api.deps import ServicesDep
+from api.models import PublicStatus
+from api.problems import PROBLEM_RESPONSES, ProblemError
+from certstore.services import certificates
+from certstore.verify import UnreadableFileError, verify_file
+
+router = APIRouter(tags=["verification"])
+
+
+def _public_status(services: ServicesDep, identifier: str) -> PublicStatus:
+    certificate = certificates.get(services.repo, identifier)
+    at = services.repo.now()
+    status = certificate.status_at(at)
+    return PublicStatus(
+        identifier=certificate.identifier,
+        name=certificate.name,
+        issuer_name=certificate.issuer_name,
+        issue_date=certificate.issue_date,
+        valid_until=certificate.valid_until,
+        status=status,
+        status_label=status.label,
+        is_current_version=certificate.superseded_by is None,
+        checked_at=at.replace(microsecond=0),
+    )
+
+
+@router.get(
+    "/api/v1/public/certificates/{identifier}/status",
+    response_model=PublicStatus,
+    responses={404: PROBLEM_RESPONSES[404]},
+    summary="Status of a certificate by identifier (what the QR code leads to); no personal data",
+)
+def public_status(services: ServicesDep, identifier: str) -> PublicStatus:
+    return _public_status(services, identifier)
+
+
+@router.get("/v/{identifier}", response_class=HTMLResponse, include_in_schema=False)
+def qr_status_page(services: ServicesDep, identifier: str) -> HTMLResponse:
+    """The page the QR code opens (a fuller page comes with the web pages)."""
+    status = _public_status(services, identifier)
+    rows = [
+        ("证照名称", status.name),
+        ("颁发机构", status.issuer_name),
+        ("颁发日期", status.issue_date.isoformat()),
+        ("有效期至", status.valid_until.isoformat() if status.valid_until else "长期"),
+        ("当前状态", status.status_label + ("" if status.is_current_version else "（已有新版本）")),
+        ("证照标识", status.identifier),
+        ("查询时间", status.checked_at.isoformat()),
+    ]
+    body = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows)
+    return HTMLResponse(
+        "<!doctype html><html lang='zh-CN'><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+        f"<title>电子证照状态 — {html.escape(status.name)}</title></head>"
+        f"<body><h1>电子证照状态</h1><table>{body}</table></body></html>"
+    )
+
+
+@router.post(
+    "/api/v1/public/verify",
+    summary="Verify a presented OFD or PDF file; returns the verification report",
+    responses={413: PROBLEM_RESPONSES[422] | {"description": "File too large"}, 422: PROBLEM_RESPONSES[422]},
+    response_description="The report of shared/verification-report.md (indication VALID / INVALID / INDETERMINATE)",
+)
+def verify(
+    services: ServicesDep,
+    file: Annotated[UploadFile, File(description="The presented certificate file (OFD or PDF)")],
+    at: Annotated[
+        datetime | None,
+        Form(description="Judge validity at this time instead of the signing time (ISO 8601 with offset)"),
+    ] = None,
+) -> dict[str, Any]:
+    limit = services.settings.max_upload_bytes
+    data = file.file.read(limit + 1)
+    if len(data) > limit:
+        raise ProblemError(
+            413, "file-too-large", "File too large", f"files over {limit} bytes are not verified"
+        )
+    if at is not None and at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    try:
+        report = verify_file(
+            data,
+            trust=services.trust,
+            at=at,
+            repository=services.repository_check(),
+            file_name=(file.filename or None),
+        )
+    except UnreadableFileError as exc:
+        raise ProblemError(422, "unreadable-file", "Unreadable file", str(exc)) from None
+    return report.to_dict()

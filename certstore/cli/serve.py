@@ -1,0 +1,69 @@
+"""``certstore serve``: the API and web pages under uvicorn."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import click
+
+from certstore.access import Role
+from certstore.cli.common import Context, handle_errors, pass_context
+from certstore.services import access
+from certstore.services.catalogue import list_entries, load_shipped
+from certstore.services.keys import init_dev_keys
+
+#: Demo principals: one per role. The agency is the issuer of the shipped construction permit type.
+DEMO_PRINCIPALS = [
+    (Role.AGENCY, "11410100990000025A", "郑州市城乡建设局（示例）", "demo-agency"),
+    (Role.WINDOW, "12410100MB0000001X", "郑州市政务服务中心（示例）", "demo-window"),
+    (Role.BUREAU, "11410100MB1700000X", "郑州市大数据管理局（示例）", "demo-bureau"),
+    (Role.AUDITOR, "11410100MB1700000X", "郑州市大数据管理局（示例）", "demo-auditor"),
+    (Role.UPSTREAM, "11410000MB0000000X", "河南省电子证照库（示例）", "demo-province"),
+]
+
+
+def _prepare_demo(ctx: Context) -> None:
+    store = ctx.keystore
+    if not store.exists():
+        init_dev_keys(store)
+        click.echo(f"demo: dev keys created under {store.root}", err=True)
+    repo = ctx.repository()
+    if not list_entries(repo):
+        load_shipped(repo)
+    tokens_file = ctx.data_dir / "demo-tokens.json"
+    tokens: dict[str, str] = {}
+    for role, org, org_name, name in DEMO_PRINCIPALS:
+        issued = access.create_token(
+            repo, role=role, organisation_code=org, organisation_name=org_name, name=name, days=7
+        )
+        tokens[role.value] = issued.token
+    descriptor = os.open(tokens_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as out:
+        out.write(json.dumps(tokens, indent=2) + "\n")
+    click.echo(f"demo: a 7-day token per role written to {tokens_file}", err=True)
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--workers", default=1, show_default=True, type=click.IntRange(1, 64), help="uvicorn worker processes"
+)
+@click.option(
+    "--demo", is_flag=True, help="First create dev keys, the sample catalogue and a token per role."
+)
+@pass_context
+@handle_errors
+def serve(ctx: Context, host: str, port: int, workers: int, demo: bool) -> None:
+    """Run the API (and web pages) on HOST:PORT."""
+    import uvicorn  # the server is only needed here
+
+    if demo:
+        _prepare_demo(ctx)
+    else:
+        ctx.repository()  # migrate the embedded database / check the schema before serving
+    os.environ["CERTSTORE_DATA_DIR"] = str(ctx.data_dir)
+    os.environ.setdefault("CERTSTORE_PUBLIC_URL", f"http://{host}:{port}")
+    click.echo(f"certstore API on http://{host}:{port} — OpenAPI at /docs", err=True)
+    uvicorn.run("api:create_app", factory=True, host=host, port=port, workers=workers, log_level="info")

@@ -1,0 +1,99 @@
+"""Generation service over HTTP: form schema → submit → online seal → result; idempotent pushes."""
+
+from __future__ import annotations
+
+import concurrent.futures
+from typing import Any
+
+from certstore.services.repository import Repository
+from certstore.verify import verify_file
+from tests.api.conftest import CONSTRUCTION, PLANNING_TYPE, Clients, construction_data
+
+
+def test_form_schema_describes_the_submission_and_its_example_validates(clients: Clients) -> None:
+    import jsonschema
+
+    response = clients.agency.get(f"/api/v1/catalogue/{CONSTRUCTION}/form-schema")
+    assert response.status_code == 200
+    body = response.json()
+    jsonschema.Draft202012Validator(body["schema"]).validate(body["example"])
+    assert body["schema"]["properties"]["face"]["type"] == "object"
+
+
+def test_submit_seals_online_and_the_result_verifies(
+    clients: Clients, api_repo: Repository, app: Any
+) -> None:
+    data = construction_data(api_repo)
+    response = clients.agency.post("/api/v1/certificates", json=data)
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert response.headers["Location"] == f"/api/v1/certificates/{body['identifier']}"
+    assert body["status"] == "valid" and body["status_label"] == "有效"
+    assert body["holder"]["id_number"] == data["holder"]["id_number"]
+
+    ofd = clients.agency.get(body["links"]["file"])
+    assert ofd.status_code == 200 and ofd.headers["content-type"] == "application/ofd"
+    report = verify_file(ofd.content, trust=app.state.services.trust)
+    assert report.indication.value == "VALID", report.to_dict()
+
+    pdf = clients.agency.get(body["links"]["file"], params={"format": "pdf"})
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+    assert verify_file(pdf.content, trust=app.state.services.trust).indication.value == "VALID"
+
+    preview = clients.agency.get(body["links"]["preview"])
+    assert preview.status_code == 200 and preview.content.startswith(b"\x89PNG")
+
+
+def test_pushing_the_same_certificate_again_returns_the_stored_one(
+    clients: Clients, api_repo: Repository
+) -> None:
+    data = construction_data(api_repo)
+    first = clients.agency.post("/api/v1/certificates", json=data)
+    again = clients.agency.post("/api/v1/certificates", json=data)
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert first.json()["identifier"] == again.json()["identifier"]
+
+    changed = construction_data(api_repo, face={**data["face"], "project_name": "另一个项目"})
+    conflict = clients.agency.post("/api/v1/certificates", json=changed)
+    assert conflict.status_code == 409
+    assert conflict.headers["content-type"] == "application/problem+json"
+
+
+def test_fifty_concurrent_pushes_of_one_certificate_make_one_record(
+    clients: Clients, api_repo: Repository
+) -> None:
+    data = construction_data(api_repo, number="410100202406100077")
+    with concurrent.futures.ThreadPoolExecutor(max_workers=16) as pool:
+        responses = list(
+            pool.map(lambda _: clients.agency.post("/api/v1/certificates", json=data), range(50))
+        )
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses.count(201) == 1 and statuses.count(200) == 49, statuses
+    assert len({r.json()["identifier"] for r in responses}) == 1
+    listed = clients.agency.get(
+        "/api/v1/certificates", params={"issuer_code": data["holder"] and "11410100990000025A"}
+    )
+    assert [item["certificate_number"] for item in listed.json()["items"]] == ["410100202406100077"]
+
+
+def test_validation_errors_name_the_field(clients: Clients, api_repo: Repository) -> None:
+    data = construction_data(api_repo)
+    data["holder"]["id_number"] = "123"
+    response = clients.agency.post("/api/v1/certificates", json=data)
+    assert response.status_code == 422
+    problem = response.json()
+    assert problem["type"].endswith("/invalid-certificate-data")
+    assert any(error["field"].startswith("body.holder") for error in problem["errors"]), problem
+
+    missing = clients.agency.post("/api/v1/certificates", json={"catalogue": CONSTRUCTION})
+    assert missing.status_code == 422
+    fields = {error["field"] for error in missing.json()["errors"]}
+    assert {"body.certificate_number", "body.holder", "body.face"} <= fields
+
+
+def test_an_agency_issues_only_its_own_catalogue_types(clients: Clients, api_repo: Repository) -> None:
+    data = construction_data(api_repo)
+    response = clients.other_agency.post("/api/v1/certificates", json=data)
+    assert response.status_code == 403
+    assert "agencies issue only their own catalogue types" in response.json()["detail"]
+    assert clients.agency.get(f"/api/v1/catalogue/{PLANNING_TYPE}").status_code == 200

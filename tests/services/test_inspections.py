@@ -1,0 +1,292 @@
+"""年检 results on SQLite and PostgreSQL: who may record them, on which types, one per year, across versions,
+and which certificates are still due."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import pytest
+
+from certstore.access import AccessDeniedError, Principal, Role
+from certstore.catalogue import CatalogueEntry
+from certstore.lifecycle import Action
+from certstore.services import certificates
+from certstore.services.catalogue import get_entry, register_entry
+from certstore.services.certificates import CertificateNotFoundError
+from certstore.services.inspections import (
+    InspectionConflictError,
+    InspectionNotRequiredError,
+    InspectionResult,
+    due_inspections,
+    list_inspections,
+    record_inspection,
+)
+from certstore.services.repository import Repository
+from tests.services.conftest import Clock, DraftMaker
+
+# No shipped type requires annual inspection, so the tests register version 2 of the site selection opinion
+# (3-year validity) with annual_inspection true. The land-use planning permit, from the same agency, stays
+# without inspection.
+SITE_OPINION = "11410100990000017F001"
+LAND_USE_PERMIT = "11410100990000017F002"
+BUSINESS_LICENCE = "114101009900000410001"
+
+PLANNING_BUREAU = Principal(1, "zhou.jiu", Role.AGENCY, "11410100990000017F", "郑州市自然资源和规划局")
+MARKET_BUREAU = Principal(2, "wang.wu", Role.AGENCY, "114101009900000410", "郑州市市场监督管理局")
+
+DECEMBER = datetime(2026, 12, 15, 2, 0, tzinfo=UTC)  # drafts are issued on 2026-11-26
+
+
+def _number(n: int) -> str:
+    return f"选字第4101002026{n:05d}号"
+
+
+def _require_inspection(repo: Repository, code: str) -> CatalogueEntry:
+    document = get_entry(repo, code).to_document()
+    document["version"] += 1
+    document["annual_inspection"] = True
+    entry, created = register_entry(repo, CatalogueEntry.from_document(document))
+    assert created
+    return entry
+
+
+@pytest.fixture
+def annual(repo: Repository, clock: Clock) -> CatalogueEntry:
+    clock.now = DECEMBER
+    return _require_inspection(repo, SITE_OPINION)
+
+
+@pytest.fixture
+def opinion(repo: Repository, draft: DraftMaker, annual: CatalogueEntry) -> str:
+    cert = certificates.issue(repo, draft(SITE_OPINION, _number(1)), actor="agency:test").certificate
+    assert cert.catalogue_version == annual.version
+    return cert.identifier
+
+
+def test_record_and_list(repo: Repository, clock: Clock, opinion: str) -> None:
+    recorded = record_inspection(
+        repo,
+        opinion,
+        year=2026,
+        result="passed",
+        inspected_on=date(2026, 12, 10),
+        remarks=" 资料齐全 ",
+        inspector=PLANNING_BUREAU,
+    )
+    assert recorded.certificate_identifier == opinion
+    assert (recorded.issuer_code, recorded.year) == ("11410100990000017F", 2026)
+    assert recorded.serial == certificates.get(repo, opinion).serial
+    assert recorded.result is InspectionResult.PASSED
+    assert recorded.inspected_on == date(2026, 12, 10)
+    assert recorded.remarks == "资料齐全"
+    assert recorded.inspector == "11410100990000017F/zhou.jiu"
+    assert recorded.recorded_at == clock.now
+    assert list_inspections(repo, opinion) == [recorded]
+
+
+def test_same_result_again_is_idempotent_and_another_conflicts(
+    repo: Repository, clock: Clock, opinion: str
+) -> None:
+    first = record_inspection(
+        repo,
+        opinion,
+        year=2026,
+        result="failed",
+        inspected_on=date(2026, 12, 10),
+        remarks="消防验收材料缺失",
+        inspector=PLANNING_BUREAU,
+    )
+    clock.advance(hours=1)
+    colleague = Principal(9, "wu.shi", Role.AGENCY, "11410100990000017F", "郑州市自然资源和规划局")
+    again = record_inspection(
+        repo,
+        opinion,
+        year=2026,
+        result=InspectionResult.FAILED,
+        inspected_on=date(2026, 12, 10),
+        remarks="消防验收材料缺失",
+        inspector=colleague,
+    )
+    assert again == first  # the stored one, recorded_at and inspector unchanged
+    with pytest.raises(InspectionConflictError, match="result failed, not passed"):
+        record_inspection(
+            repo,
+            opinion,
+            year=2026,
+            result="passed",
+            inspected_on=date(2026, 12, 10),
+            remarks="消防验收材料缺失",
+            inspector=PLANNING_BUREAU,
+        )
+    with pytest.raises(InspectionConflictError, match="inspected on 2026-12-10, not 2026-12-11"):
+        record_inspection(
+            repo,
+            opinion,
+            year=2026,
+            result="failed",
+            inspected_on=date(2026, 12, 11),
+            remarks="消防验收材料缺失",
+            inspector=PLANNING_BUREAU,
+        )
+    with pytest.raises(InspectionConflictError, match="other remarks"):
+        record_inspection(
+            repo,
+            opinion,
+            year=2026,
+            result="failed",
+            inspected_on=date(2026, 12, 10),
+            remarks="",
+            inspector=PLANNING_BUREAU,
+        )
+    assert list_inspections(repo, opinion) == [first]
+
+
+def test_type_without_annual_inspection_is_refused(
+    repo: Repository, draft: DraftMaker, annual: CatalogueEntry
+) -> None:
+    permit = certificates.issue(repo, draft(LAND_USE_PERMIT), actor="agency:test").certificate
+    entry = get_entry(repo, LAND_USE_PERMIT)
+    with pytest.raises(InspectionNotRequiredError, match=f"{entry.name} \\({LAND_USE_PERMIT} version 1\\)"):
+        record_inspection(
+            repo,
+            permit.identifier,
+            year=2026,
+            result="passed",
+            inspected_on=date(2026, 12, 10),
+            inspector=PLANNING_BUREAU,
+        )
+    assert list_inspections(repo, permit.identifier) == []
+
+
+def test_the_catalogue_version_issued_under_decides(
+    repo: Repository, clock: Clock, draft: DraftMaker
+) -> None:
+    """A certificate issued before its type required inspection (catalogue version 1) is not inspected."""
+    clock.now = DECEMBER
+    old = certificates.issue(repo, draft(SITE_OPINION, _number(7)), actor="agency:test").certificate
+    _require_inspection(repo, SITE_OPINION)
+    with pytest.raises(InspectionNotRequiredError):
+        record_inspection(
+            repo,
+            old.identifier,
+            year=2026,
+            result="passed",
+            inspected_on=date(2026, 12, 10),
+            inspector=PLANNING_BUREAU,
+        )
+    assert due_inspections(repo, year=2026) == []
+
+
+def test_only_the_issuing_agency_records(repo: Repository, opinion: str) -> None:
+    with pytest.raises(AccessDeniedError, match="only that agency"):
+        record_inspection(
+            repo,
+            opinion,
+            year=2026,
+            result="passed",
+            inspected_on=date(2026, 12, 10),
+            inspector=MARKET_BUREAU,
+        )
+    assert list_inspections(repo, opinion) == []
+
+
+def test_bad_input(repo: Repository, opinion: str) -> None:
+    def record(identifier: str = opinion, **changes: object) -> None:
+        arguments: dict[str, object] = {"year": 2026, "result": "passed", "inspected_on": date(2026, 12, 10)}
+        arguments.update(changes)
+        record_inspection(repo, identifier, inspector=PLANNING_BUREAU, **arguments)  # type: ignore[arg-type]
+
+    with pytest.raises(CertificateNotFoundError):
+        record(opinion[:-1] + ("0" if opinion[-1] != "0" else "1"))
+    with pytest.raises(ValueError, match="'passed' or 'failed'"):
+        record(result="ok")
+    with pytest.raises(ValueError, match="year must be between 1900 and 2026"):
+        record(year=2027)  # the clock is in 2026
+    with pytest.raises(ValueError, match="in the future"):
+        record(inspected_on=date(2026, 12, 16))
+    with pytest.raises(TypeError):
+        record(inspected_on=datetime(2026, 12, 10, tzinfo=UTC))
+    assert list_inspections(repo, opinion) == []
+
+
+def test_results_follow_the_certificate_across_versions(repo: Repository, clock: Clock, opinion: str) -> None:
+    r2026 = record_inspection(
+        repo, opinion, year=2026, result="passed", inspected_on=date(2026, 12, 10), inspector=PLANNING_BUREAU
+    )
+    clock.now = datetime(2027, 12, 1, 2, 0, tzinfo=UTC)
+    renewed = certificates.renew(repo, opinion, valid_until=date(2031, 12, 31), reason="延续", actor="a")
+    assert renewed.serial == r2026.serial and renewed.identifier != opinion
+    # the 2026 result recorded on version 1 is found through version 2: the same result is idempotent
+    assert (
+        record_inspection(
+            repo,
+            renewed.identifier,
+            year=2026,
+            result="passed",
+            inspected_on=date(2026, 12, 10),
+            inspector=PLANNING_BUREAU,
+        )
+        == r2026
+    )
+    r2027 = record_inspection(
+        repo,
+        renewed.identifier,
+        year=2027,
+        result="failed",
+        inspected_on=date(2027, 11, 30),
+        inspector=PLANNING_BUREAU,
+    )
+    assert r2027.certificate_identifier == renewed.identifier
+    assert list_inspections(repo, opinion) == [r2026, r2027]
+    assert list_inspections(repo, renewed.identifier) == [r2026, r2027]
+
+
+def test_due_inspections(repo: Repository, clock: Clock, draft: DraftMaker, annual: CatalogueEntry) -> None:
+    def issue(code: str, number: str | None = None) -> str:
+        return certificates.issue(repo, draft(code, number), actor="agency:test").certificate.identifier
+
+    inspected = issue(SITE_OPINION, _number(1))
+    pending = issue(SITE_OPINION, _number(2))
+    suspended = issue(SITE_OPINION, _number(3))
+    renewed_from = issue(SITE_OPINION, _number(4))
+    issue(LAND_USE_PERMIT)  # no inspection for this type
+    issue(BUSINESS_LICENCE)  # another agency's type without inspection
+    certificates.act(repo, suspended, Action.SUSPEND, reason="挂起", actor="a")
+    renewed = certificates.renew(repo, renewed_from, valid_until=date(2032, 1, 1), reason="延续", actor="a")
+    record_inspection(
+        repo,
+        inspected,
+        year=2026,
+        result="passed",
+        inspected_on=date(2026, 12, 10),
+        inspector=PLANNING_BUREAU,
+    )
+
+    due = due_inspections(repo, year=2026)
+    assert [d.identifier for d in due] == [pending, renewed.identifier]  # current versions only, by number
+    assert due[0].certificate_number == _number(2)
+    assert due[0].catalogue_code == SITE_OPINION and due[0].issuer_code == "11410100990000017F"
+    assert due[0].valid_until == certificates.get(repo, pending).valid_until
+    assert due[0].name == annual.name and due[0].holder_name
+
+    assert [d.identifier for d in due_inspections(repo, year=2026, issuer_code="11410100990000017F")] == [
+        pending,
+        renewed.identifier,
+    ]
+    assert due_inspections(repo, year=2026, issuer_code="114101009900000410") == []
+    assert due_inspections(repo, year=2025) == []  # the certificates were first issued in November 2026
+
+    clock.now = datetime(2027, 6, 1, tzinfo=UTC)
+    assert [d.identifier for d in due_inspections(repo, year=2027)] == [
+        inspected,
+        pending,
+        renewed.identifier,
+    ]
+
+    valid_until = certificates.get(repo, pending).valid_until
+    assert valid_until is not None
+    clock.now = datetime(valid_until.year, valid_until.month, valid_until.day, 15, 59, tzinfo=UTC)
+    assert pending in [d.identifier for d in due_inspections(repo, year=2027)]  # last day of validity
+    clock.advance(minutes=1)  # the next day in Beijing: expired
+    assert pending not in [d.identifier for d in due_inspections(repo, year=2027)]
+    assert renewed.identifier in [d.identifier for d in due_inspections(repo, year=2027)]
