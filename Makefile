@@ -37,6 +37,8 @@ demo: sysdeps $(STAMP)
 	$(BIN)/certstore issue --catalogue $(DEMO_TYPE) --data .certstore/example.json --out .certstore/example.pdf
 	$(BIN)/certstore verify .certstore/example.ofd
 	@echo "demo files: .certstore/example.ofd, .certstore/example.pdf"
+	@echo "API on http://127.0.0.1:8000 (OpenAPI: /docs); a token per role in .certstore/demo-tokens.json"
+	$(BIN)/certstore serve --demo --host 127.0.0.1 --port 8000
 
 test: sysdeps $(STAMP) $(INTEROP_STAMP)
 	$(BIN)/ruff check .

@@ -200,3 +200,38 @@ def test_grants_are_time_limited(clients: Clients) -> None:
         },
     )
     assert too_long.status_code == 422 and "at most one year" in too_long.json()["detail"]
+
+
+def test_client_certificates_vouched_for_by_the_proxy_header(
+    api_repo: Repository, api_keystore: Any, tmp_path: Any
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from api import create_app
+    from api.settings import Settings
+
+    fingerprint = "ab" * 32
+    access.bind_client_certificate(
+        api_repo,
+        fingerprint,
+        role=access.Role.UPSTREAM,
+        organisation_code="11410000MB0000000X",
+        name="province",
+    )
+    header = {"X-Client-Cert-SHA256": fingerprint}
+    with_header = create_app(
+        Settings(data_dir=tmp_path, mtls_header="X-Client-Cert-SHA256", batch_worker=False),
+        repo=api_repo,
+        keystore=api_keystore,
+    )
+    without = create_app(
+        Settings(data_dir=tmp_path, batch_worker=False), repo=api_repo, keystore=api_keystore
+    )
+    with TestClient(with_header) as client:
+        assert client.get("/api/v1/upstream/changes", headers=header).status_code == 200
+        assert (
+            client.get("/api/v1/upstream/changes", headers={"X-Client-Cert-SHA256": "cd" * 32}).status_code
+            == 401
+        )
+    with TestClient(without) as client:  # the header means nothing unless the operator configured the proxy
+        assert client.get("/api/v1/upstream/changes", headers=header).status_code == 401
