@@ -94,20 +94,32 @@ def list_certificate_inspections(
     return [InspectionOut.of(i) for i in inspections.list_inspections(services.repo, identifier)]
 
 
+class DueInspectionOut(BaseModel):
+    identifier: str
+    certificate_number: str
+    name: str
+    catalogue_code: str
+    holder_name: str
+    valid_until: date | None
+
+
 @router.get(
     "/inspections/due",
+    response_model=list[DueInspectionOut],
     summary="Current certificates of the agency's annual-inspection types without a result for the year",
 )
 def list_due_inspections(
     services: ServicesDep, principal: Agency, year: Annotated[int, Query(ge=2000, le=2100)]
-) -> list[dict[str, object]]:
+) -> list[DueInspectionOut]:
     due = inspections.due_inspections(services.repo, year=year, issuer_code=principal.organisation_code)
     return [
-        {
-            "identifier": c.identifier,
-            "name": c.name,
-            "certificate_number": c.certificate_number,
-            "holder": c.holder.name,
-        }
+        DueInspectionOut(
+            identifier=c.identifier,
+            certificate_number=c.certificate_number,
+            name=c.name,
+            catalogue_code=c.catalogue_code,
+            holder_name=c.holder_name,
+            valid_until=c.valid_until,
+        )
         for c in due
     ]

@@ -235,3 +235,24 @@ def test_client_certificates_vouched_for_by_the_proxy_header(
         )
     with TestClient(without) as client:  # the header means nothing unless the operator configured the proxy
         assert client.get("/api/v1/upstream/changes", headers=header).status_code == 401
+
+
+def test_annual_inspection_of_a_type_that_requires_it(clients: Clients, api_repo: Repository) -> None:
+    document = shipped_entry(CONSTRUCTION).to_document()
+    document.update(version=2, annual_inspection=True)
+    assert clients.agency.post("/api/v1/catalogue", json=document).status_code == 201
+    assert clients.bureau.post(f"/api/v1/catalogue/{CONSTRUCTION}/versions/2/approve").status_code == 200
+    certificate = _issue(clients, construction_data(api_repo))
+    assert certificate["catalogue_version"] == 2
+    due = clients.agency.get("/api/v1/inspections/due", params={"year": 2026}).json()
+    assert [d["identifier"] for d in due] == [certificate["identifier"]]
+    body = {"year": 2026, "result": "passed", "inspected_on": "2026-11-20", "remarks": "年检合格"}
+    path = f"/api/v1/certificates/{certificate['identifier']}/inspections"
+    recorded = clients.agency.post(path, json=body)
+    assert recorded.status_code == 201, recorded.text
+    assert clients.agency.post(path, json=body).status_code == 201  # idempotent repeat
+    assert clients.agency.post(path, json={**body, "result": "failed"}).status_code == 409
+    assert clients.other_agency.post(path, json=body).status_code == 403
+    assert clients.agency.get("/api/v1/inspections/due", params={"year": 2026}).json() == []
+    listed = clients.window.get(path, params=serving(construction_data(api_repo))).json()
+    assert [(i["year"], i["result"]) for i in listed] == [(2026, "passed")]
