@@ -114,6 +114,8 @@ def make_copy(
             requested_by=principal.ref,
         ),
         key=services.repository_sealing_key(),
+        trust=services.trust,
+        verify_base_url=services.settings.public_url,
     )
     name = f"{certificate.certificate_number}-副本.ofd"
     return Response(

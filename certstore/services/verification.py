@@ -10,8 +10,14 @@ presented file is the content the repository recorded.
    repository renders on demand and does not store.
 
    For an OFD the seals must match too: every seal signature of the stored file (seal and signer
-   certificate) must be in the presented one (a copy may add the repository's seal), so a file re-sealed by
-   another agency's seal does not pass for the record even though its metadata was copied faithfully.
+   certificate) must be in the presented one, so a file re-sealed by another agency's seal does not pass for
+   the record even though its metadata was copied faithfully.
+
+   A copy (副本, :mod:`certstore.services.copies`) is a new document sealed by the repository that embeds the
+   stored original as an attachment (:func:`certstore.verify.ofd.embedded_originals`). Its own seal is not the
+   issuer's, so instead of the seals, the one original it embeds must be the stored file byte for byte (its
+   SM3 equals the blob key) — the issuer's seals are then those of the record by construction. A copy whose
+   certificate has no stored file has nothing to compare with (None).
 
 Anything else (a file for the identifier whose signed metadata differs from the record) is a mismatch.
 """
@@ -22,28 +28,28 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 
 from certstore.crypto.sm2 import sm3
-from certstore.packaging.ofd.reader import OfdFormatError, OfdReader
+from certstore.packaging.ofd.reader import OfdFormatError, OfdPackage, OfdReader
 from certstore.seal import SealFormatError, parse_seal_signature
 from certstore.services import certificates
 from certstore.services.repository import Repository
 from certstore.verify import RepositoryCheck
+from certstore.verify.ofd import embedded_originals
 from certstore.verify.pdf import signed_metadata
 
 __all__ = ["RepositoryStatusCheck", "repository_check"]
 
 
-def _ofd_metadata(data: bytes) -> dict[str, str]:
+def _open_ofd(data: bytes) -> OfdPackage | None:
     try:
-        return dict(OfdReader.open(data).doc_info.custom_datas)
+        return OfdReader.open(data)
     except OfdFormatError:
-        return {}
+        return None
 
 
 def _ofd_sealers(data: bytes) -> set[tuple[str, bytes]]:
     """(seal id, signer certificate DER) of every readable seal signature in an OFD."""
-    try:
-        package = OfdReader.open(data)
-    except OfdFormatError:
+    package = _open_ofd(data)
+    if package is None:
         return set()
     found = set()
     for document in package.documents:
@@ -91,10 +97,19 @@ class RepositoryStatusCheck:
         if cert.file_key is not None and sm3(package).hex() == cert.file_key:
             return True
         is_pdf = package.startswith(b"%PDF-")
-        carried = signed_metadata(package) if is_pdf else _ofd_metadata(package)
+        if is_pdf:
+            ofd, carried = None, signed_metadata(package)
+        else:
+            ofd = _open_ofd(package)
+            carried = {} if ofd is None else dict(ofd.doc_info.custom_datas)
         recorded: Mapping[str, object] = cert.metadata
         if not carried or any(carried.get(name) != _as_text(value) for name, value in recorded.items()):
             return False
+        originals = () if ofd is None else embedded_originals(ofd)
+        if originals:  # a copy (副本): the original it embeds must be the stored file
+            if cert.file_key is None:
+                return None
+            return len(originals) == 1 and sm3(originals[0][1]).hex() == cert.file_key
         if is_pdf or cert.file_key is None:
             return True
         return _ofd_sealers(self.repo.blobs.get(cert.file_key)) <= _ofd_sealers(package)

@@ -19,6 +19,10 @@ Service layer (revision 0002):
   working-day calendar (holidays and make-up workdays).
 - ``inspections`` — 年检 results per certificate and year.
 - ``batch_jobs`` / ``batch_items`` — batch pushes, processed in the background, resumable item by item.
+
+The exchange (revision 0003): ``exchange_cursors``, ``exchange_leases``, ``exchange_applied`` (the exactly-once
+ledger), ``exchange_cycles`` (per-cycle statistics), ``arrivals`` (deadline tracking, 第十一条), and for upward
+aggregation ``upward_targets`` (sender side) and ``upward_received`` (receiver side).
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ from sqlalchemy.types import TypeDecorator
 __all__ = [
     "AccessGrantRow",
     "ApiTokenRow",
+    "ArrivalRow",
     "AuditEventRow",
     "Base",
     "BatchItemRow",
@@ -56,11 +61,17 @@ __all__ = [
     "CatalogueEntryRow",
     "CertificateEventRow",
     "CertificateRow",
+    "ExchangeAppliedRow",
+    "ExchangeCursorRow",
+    "ExchangeCycleRow",
+    "ExchangeLeaseRow",
     "InspectionRow",
     "OrganisationRow",
     "PrincipalRow",
     "ReviewRequestRow",
     "UTCDateTime",
+    "UpwardReceivedRow",
+    "UpwardTargetRow",
 ]
 
 # Deterministic constraint names, so migrations can refer to them on every backend.
@@ -359,3 +370,118 @@ class BatchItemRow(Base):
     status: Mapped[str] = mapped_column(String(16))  # pending | issued | existing | rejected
     identifier: Mapped[str | None] = mapped_column(String(128), nullable=True)
     error: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument, nullable=True)
+
+
+# --- the exchange (revision 0003) ---------------------------------------------------------------------------
+
+
+class ExchangeCursorRow(Base):
+    """Where the exchange stands in one front-end table of one source (前置机): every change with a sequence
+    number ≤ ``watermark`` is applied; ``applied_above`` lists applied numbers beyond it (sequences from
+    concurrent writers commit out of order), ``gaps`` the missing numbers below the highest seen, with the time
+    each was first noticed (a gap still open after the grace period is taken as a rolled-back write)."""
+
+    __tablename__ = "exchange_cursors"
+    __table_args__ = (UniqueConstraint("source", "table_name"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    source: Mapped[str] = mapped_column(String(100))
+    table_name: Mapped[str] = mapped_column(String(64))
+    watermark: Mapped[int] = mapped_column(BigInteger, default=0)
+    applied_above: Mapped[list[int]] = mapped_column(JSONDocument, default=list)
+    gaps: Mapped[dict[str, str]] = mapped_column(JSONDocument, default=dict)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ExchangeLeaseRow(Base):
+    """One worker at a time per source: the holder and until when (a conditional UPDATE takes it)."""
+
+    __tablename__ = "exchange_leases"
+
+    source: Mapped[str] = mapped_column(String(100), primary_key=True)
+    holder: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class ExchangeAppliedRow(Base):
+    """The ledger of applied front-end changes, written in the same transaction as their effect: a change is
+    applied at most once whatever the worker's crashes (exactly once together with the cursor)."""
+
+    __tablename__ = "exchange_applied"
+    __table_args__ = (UniqueConstraint("source", "table_name", "seq"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    source: Mapped[str] = mapped_column(String(100))
+    table_name: Mapped[str] = mapped_column(String(64))
+    seq: Mapped[int] = mapped_column(BigInteger)
+    outcome: Mapped[str] = mapped_column(String(16))  # accepted | rejected
+    identifier: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    problems: Mapped[list[Any] | None] = mapped_column(JSONDocument, nullable=True)
+    receipt_written: Mapped[bool] = mapped_column(default=False)
+    applied_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ExchangeCycleRow(Base):
+    """One exchange cycle of one source: what it saw, accepted and rejected, its lag and duration."""
+
+    __tablename__ = "exchange_cycles"
+    __table_args__ = (Index("ix_exchange_cycles_source_started", "source", "started_at"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    source: Mapped[str] = mapped_column(String(100))
+    worker: Mapped[str] = mapped_column(String(200))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    seen: Mapped[int] = mapped_column(Integer, default=0)
+    accepted: Mapped[int] = mapped_column(Integer, default=0)
+    rejected: Mapped[int] = mapped_column(Integer, default=0)
+    lag_seconds: Mapped[float | None] = mapped_column(nullable=True)  # age of the oldest change not applied
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class ArrivalRow(Base):
+    """When a certificate reached the repository against its deadline (第十一条): online in real time,
+    offline within 1 working day, bulk within 3 working days of the business completion time."""
+
+    __tablename__ = "arrivals"
+    __table_args__ = (Index("ix_arrivals_issuer_late", "issuer_code", "late"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    identifier: Mapped[str] = mapped_column(String(128), unique=True)
+    issuer_code: Mapped[str] = mapped_column(String(18))
+    source: Mapped[str] = mapped_column(String(100))  # "api" or an exchange source
+    channel: Mapped[str] = mapped_column(String(8))  # online | offline | bulk
+    completed_at: Mapped[datetime] = mapped_column(UTCDateTime())  # 业务办结时间
+    arrived_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    deadline_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    late: Mapped[bool] = mapped_column(default=False)
+
+
+class UpwardTargetRow(Base):
+    """A repository this one aggregates into (the province): how far each feed has been delivered, and the
+    retry state while the target is down."""
+
+    __tablename__ = "upward_targets"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    event_cursor: Mapped[int] = mapped_column(BigInteger, default=0)  # certificate_events.id delivered
+    catalogue_cursor: Mapped[int] = mapped_column(BigInteger, default=0)  # catalogue_entries.id delivered
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class UpwardReceivedRow(Base):
+    """On the receiving (province) side: which deliveries of which sending repository were applied, so a
+    delivery repeated after a lost acknowledgement is applied once."""
+
+    __tablename__ = "upward_received"
+    __table_args__ = (UniqueConstraint("sender", "kind", "source_id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    sender: Mapped[str] = mapped_column(String(32))  # organisation code of the sending repository
+    kind: Mapped[str] = mapped_column(String(16))  # event | catalogue
+    source_id: Mapped[int] = mapped_column(BigInteger)
+    identifier: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -29,6 +29,14 @@ that accepts further signatures cannot protect, GB/T 33190 §18) are exempt. An 
 displays or interprets (OFD.xml, Document.xml, pages, templates, resources, annotations, attachments, tags — or a
 file that differs from one of them only in case) makes the file INDETERMINATE: what is shown is not what was
 signed, or not provably so. Any other unprotected file is reported and does not change the verdict.
+
+**Copies (副本).** A copy made by the repository (:mod:`certstore.services.copies`) is a document of its own that
+embeds the issuer-sealed original (原件) as an attachment with ``Usage="original"`` and ``Format="ofd"``
+(:func:`embedded_originals`). For such a file the report's ``certificate`` carries one more check,
+``embedded_original``: the embedded original, verified on its own with the same trust, anchor time and options,
+is VALID, names the same certificate (``ZZBS``) and carries the same metadata (every CustomData of the original
+equals the copy's). It is FAILED when the original is INVALID, names another certificate or other metadata, or
+when a copy embeds more than one original; UNKNOWN when the original's verification is INDETERMINATE.
 """
 
 from __future__ import annotations
@@ -54,6 +62,7 @@ from certstore.packaging.ofd.reader import (
     OfdPackage,
     OfdReader,
     OfdSignature,
+    local_name,
     resolve_location,
 )
 from certstore.seal import SealSignature, verify_seal_signature
@@ -76,9 +85,13 @@ from certstore.verify.sign import (
 
 __all__ = [
     "CERTIFICATE_IDENTIFIER_FIELD",
+    "EMBEDDED_ORIGINAL",
+    "ORIGINAL_ATTACHMENT_FORMAT",
+    "ORIGINAL_ATTACHMENT_USAGE",
     "SEAL_CHECKS",
     "SIGN_CHECKS",
     "OfdOptions",
+    "embedded_originals",
     "verify_ofd",
     "verify_ofd_package",
 ]
@@ -87,6 +100,12 @@ __all__ = [
 CERTIFICATE_IDENTIFIER_FIELD = "ZZBS"
 
 SM3_WITH_Z = "1.2.156.10197.1.401.2"
+
+#: Attachment/@Usage and @Format of the issuer-sealed original (原件) that a copy (副本) embeds.
+ORIGINAL_ATTACHMENT_USAGE = "original"
+ORIGINAL_ATTACHMENT_FORMAT = "ofd"
+#: The certificate-level check of a copy: its embedded original verifies and is the same certificate.
+EMBEDDED_ORIGINAL = "embedded_original"
 
 PACKAGE = "package"
 REFERENCES = "references"
@@ -155,6 +174,14 @@ def verify_ofd_package(
 ) -> VerificationReport:
     """Verify every signature of ``package`` and the package's coverage; the report's ``certificate`` carries the
     identifier from CustomData ``ZZBS`` (without repository checks: the pipeline adds those)."""
+    return _verify_package(package, trust=trust, at=at, options=options, nested=False)
+
+
+def _verify_package(
+    package: OfdPackage, *, trust: TrustStore, at: datetime | None, options: OfdOptions, nested: bool
+) -> VerificationReport:
+    """:func:`verify_ofd_package`; ``nested`` for an original embedded in a copy (whose own attachments are not
+    looked into: one level of embedding is all a copy has)."""
     reports: list[SignatureReport] = []
     digests = _Digests(package)
     for document in package.documents:
@@ -163,13 +190,129 @@ def verify_ofd_package(
             reports.append(_verify_signature(signature, digests, later, trust, at, options))
     problems, file_level = _file_findings(package)
     identifier = package.doc_info.custom_datas.get(CERTIFICATE_IDENTIFIER_FIELD)
+    certificate = None
+    if identifier:
+        originals = () if nested else embedded_originals(package)
+        checks = (_original_check(package, originals, trust, at, options),) if originals else ()
+        certificate = CertificateReport(identifier, checks=checks)
     return VerificationReport(
-        indication=overall_indication(reports, file_level=file_level),
+        indication=overall_indication(reports, file_level=file_level, certificate=certificate),
         format=Format.OFD,
         signatures=tuple(reports),
         problems=tuple(problems),
-        certificate=CertificateReport(identifier) if identifier else None,
+        certificate=certificate,
     )
+
+
+# --- A copy's embedded original ---------------------------------------------------------------------------
+
+
+def embedded_originals(package: OfdPackage) -> tuple[tuple[str, bytes], ...]:
+    """(package path, bytes) of every attachment that is an embedded original (原件) — ``Usage="original"``,
+    ``Format="ofd"`` in a document's attachment list — in document and list order; empty for a file that is not
+    a copy. Unreadable lists and locations outside the package are passed over (the reader reports them)."""
+    found: list[tuple[str, bytes]] = []
+    for document in package.documents:
+        try:
+            root = package.parse_xml(document.root_path)
+        except OfdFormatError:
+            continue
+        base = posixpath.dirname(document.root_path)
+        for element in root:
+            if local_name(element) != "Attachments" or not (element.text or "").strip():
+                continue
+            try:
+                list_path = resolve_location(element.text or "", base)
+                listing = package.parse_xml(list_path)
+            except OfdFormatError:
+                continue
+            list_base = posixpath.dirname(list_path)
+            for attachment in listing:
+                if (
+                    local_name(attachment) != "Attachment"
+                    or (attachment.get("Usage") or "").strip() != ORIGINAL_ATTACHMENT_USAGE
+                    or (attachment.get("Format") or "").strip().lower() != ORIGINAL_ATTACHMENT_FORMAT
+                ):
+                    continue
+                for location in attachment:
+                    if local_name(location) != "FileLoc" or not (location.text or "").strip():
+                        continue
+                    try:
+                        path = resolve_location(location.text or "", list_base)
+                    except OfdFormatError:
+                        continue
+                    if path in package.files:
+                        found.append((path, package.files[path]))
+    return tuple(found)
+
+
+def _original_check(
+    copy: OfdPackage,
+    originals: Sequence[tuple[str, bytes]],
+    trust: TrustStore,
+    at: datetime | None,
+    options: OfdOptions,
+) -> Check:
+    """``embedded_original``: the one original a copy embeds verifies on its own and is the copy's certificate."""
+    if len(originals) > 1:
+        paths = ", ".join(f"/{path}" for path, _ in originals)
+        return Check(
+            EMBEDDED_ORIGINAL,
+            CheckResult.FAILED,
+            f"the copy embeds {len(originals)} originals ({paths}); a copy (副本) embeds exactly one",
+        )
+    path, data = originals[0]
+    where = f"embedded original (原件) /{path}"
+    try:
+        original = OfdReader.open(data, limits=options.limits)
+    except OfdFormatError as exc:
+        return Check(EMBEDDED_ORIGINAL, CheckResult.FAILED, f"{where} is not a readable OFD: {exc}")
+    report = _verify_package(original, trust=trust, at=at, options=options, nested=True)
+    seals = "; ".join(
+        f"{s.id} {s.indication.value}"
+        + (f" seal {s.seal.name!r}" if s.seal else "")
+        + (f" by {s.signer.subject!r}" if s.signer else "")
+        for s in report.signatures
+    )
+    summary = f"{where}: {report.indication.value} ({seals or 'no signature'})"
+    carried = copy.doc_info.custom_datas
+    theirs = original.doc_info.custom_datas
+    identifier = carried.get(CERTIFICATE_IDENTIFIER_FIELD)
+    if theirs.get(CERTIFICATE_IDENTIFIER_FIELD) != identifier:
+        return Check(
+            EMBEDDED_ORIGINAL,
+            CheckResult.FAILED,
+            f"{summary}, but it is certificate {theirs.get(CERTIFICATE_IDENTIFIER_FIELD)!r}, not the copy's "
+            f"{identifier!r}",
+        )
+    differing = sorted(name for name, value in theirs.items() if carried.get(name) != value)
+    if differing:
+        return Check(
+            EMBEDDED_ORIGINAL,
+            CheckResult.FAILED,
+            f"{summary}, but the copy's metadata differ from the original's: {', '.join(differing)}",
+        )
+    if report.indication is Indication.VALID:
+        result = CheckResult.PASSED
+        tail = f"; the copy carries its certificate {identifier} and metadata"
+    elif report.indication is Indication.INVALID:
+        result = CheckResult.FAILED
+        tail = "; the copy is of a broken original: " + "; ".join(_failures(report)[:3])
+    else:
+        result = CheckResult.UNKNOWN
+        tail = "; the original could not be established: " + "; ".join(_failures(report)[:3])
+    return Check(EMBEDDED_ORIGINAL, result, summary + tail)
+
+
+def _failures(report: VerificationReport) -> list[str]:
+    """The reasons of a report's failed and unknown checks (then its problems), for a one-line summary."""
+    reasons = [
+        f"{s.id} {c.name}: {c.reason}"
+        for s in report.signatures
+        for c in s.checks
+        if c.result in (CheckResult.FAILED, CheckResult.UNKNOWN)
+    ]
+    return reasons + list(report.problems)
 
 
 # --- One signature ---------------------------------------------------------------------------------------

@@ -8,7 +8,11 @@
    :func:`certstore.verify.ofd.verify_ofd`; ``%PDF-`` in the first KiB to ``certstore.verify.pdf.verify_pdf``
    (imported lazily; when that module is not installed the report is INDETERMINATE and says so);
 3. adds the certificate-level checks ``status`` and ``content_match`` when the file names an e-certificate
-   (CustomData ``ZZBS``) — against the repository when one is given, SKIPPED ("offline") otherwise;
+   (CustomData ``ZZBS``) — against the repository when one is given, SKIPPED ("offline") otherwise — before
+   the certificate checks of the format verifier (a copy's ``embedded_original``). For a copy (副本), which
+   embeds the stored original, ``content_match`` asks the repository about the copy — its metadata must equal
+   the record and its embedded original must be the stored file (``RepositoryCheck.content_digest_matches``)
+   — and says so;
 4. stamps the file's size and digests and the verification time.
 
 Everything else — a package the reader refuses (limits, zip bombs, traversal, DTDs …), a broken signature, a
@@ -32,7 +36,7 @@ from certstore.crypto.sm2 import sm3
 from certstore.crypto.trust import TrustStore
 from certstore.lifecycle import Status
 from certstore.packaging.ofd.reader import NotOfdError
-from certstore.verify.ofd import DEFAULT_OPTIONS, OfdOptions, verify_ofd
+from certstore.verify.ofd import DEFAULT_OPTIONS, EMBEDDED_ORIGINAL, OfdOptions, verify_ofd
 from certstore.verify.report import CertificateReport, FileInfo, Format, VerificationReport
 
 __all__ = [
@@ -68,7 +72,8 @@ class RepositoryCheck(Protocol):
     its Chinese label — for the certificate ``identifier``, effective now or at ``at`` when the verification is
     asked about another time; None when the repository does not know the identifier.
     ``content_digest_matches`` says whether ``package`` (the presented file's bytes) is the content the
-    repository recorded for ``identifier``; None when it holds no record to compare with.
+    repository recorded for ``identifier`` — for a copy (副本): whether its metadata are the record's and the
+    original it embeds is the stored file; None when it holds no record to compare with.
     Either may raise when the repository is unreachable; the check is then UNKNOWN.
     """
 
@@ -194,12 +199,15 @@ def _with_certificate_checks(
     at: datetime | None,
 ) -> VerificationReport:
     identifier = certificate.identifier
+    own = certificate.checks  # the format verifier's: a copy's embedded_original
+    copy = any(check.name == EMBEDDED_ORIGINAL for check in own)
     if repository is None:
         checked = replace(
             certificate,
             checks=(
                 Check(STATUS, CheckResult.SKIPPED, OFFLINE_REASON),
                 Check(CONTENT_MATCH, CheckResult.SKIPPED, OFFLINE_REASON),
+                *own,
             ),
         )
     else:
@@ -208,7 +216,7 @@ def _with_certificate_checks(
             certificate,
             status=status,
             label=label,
-            checks=(status_check, _content_check(repository, identifier, data)),
+            checks=(status_check, _content_check(repository, identifier, data, copy=copy), *own),
         )
     return replace(report, certificate=checked, indication=worst([report.indication, checked.indication]))
 
@@ -242,7 +250,7 @@ def _status_check(
     return Check(STATUS, CheckResult.PASSED, reason), status, label
 
 
-def _content_check(repository: RepositoryCheck, identifier: str, data: bytes) -> Check:
+def _content_check(repository: RepositoryCheck, identifier: str, data: bytes, *, copy: bool) -> Check:
     try:
         matches = repository.content_digest_matches(identifier, data)
     except Exception as exc:  # the repository's own errors: content unknown
@@ -254,11 +262,25 @@ def _content_check(repository: RepositoryCheck, identifier: str, data: bytes) ->
         return Check(
             CONTENT_MATCH, CheckResult.UNKNOWN, f"the repository holds no content record of {identifier}"
         )
+    if matches and copy:
+        return Check(
+            CONTENT_MATCH,
+            CheckResult.PASSED,
+            f"copy (副本) of the stored original: the embedded original (原件) is the file the repository "
+            f"recorded for {identifier}, and the copy carries the record's metadata",
+        )
     if matches:
         return Check(
             CONTENT_MATCH,
             CheckResult.PASSED,
             f"the file is the content the repository recorded for {identifier}",
+        )
+    if copy:
+        return Check(
+            CONTENT_MATCH,
+            CheckResult.FAILED,
+            f"copy (副本): its embedded original (原件) or its metadata differ from what the repository recorded "
+            f"for {identifier}",
         )
     return Check(
         CONTENT_MATCH,

@@ -5,7 +5,8 @@ table fails the suite. Each call uses the context a well-behaved caller of that 
 state the matter and the holder; an agency acts on its own certificates), so "deny" means the role itself is
 refused — the finer rules (知悉范围, other agencies' certificates, grants) have their own tests.
 
-"allow" means neither 401 nor 403 (the call may still fail on purpose, e.g. 409 for a repeated action); "deny"
+"allow" means neither 401 nor 403 nor a server error (the call may still fail on purpose, e.g. 409 for a repeated
+action); "deny"
 means 403 for an authenticated role and 401 for anonymous.
 """
 
@@ -192,7 +193,7 @@ def test_matrix(clients: Clients, world: World, app: Any, role: str) -> None:
     for method, path in sorted(_api_routes(app)):
         status = _call(clients, role, method, path, world)
         allowed = role in MATRIX[(method, path)]
-        if allowed and status in (401, 403):
+        if allowed and (status in (401, 403) or status >= 500):
             wrong.append(f"{method} {path}: expected allow, got {status}")
         if not allowed and status != (401 if role == ANON else 403):
             wrong.append(f"{method} {path}: expected deny, got {status}")

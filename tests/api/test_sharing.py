@@ -172,3 +172,23 @@ def test_auditors_read_logs_but_no_certificate_content(clients: Clients, api_rep
     assert clients.auditor.get(f"/api/v1/certificates/{identifier}").status_code == 403
     assert clients.auditor.get(_holder_path(document)).status_code == 403
     assert clients.auditor.get("/api/v1/audit/events").status_code == 200
+
+
+def test_window_downloads_a_sealed_watermarked_copy(clients: Clients, api_repo: Repository, app: Any) -> None:
+    from certstore.verify import verify_file
+
+    document = construction_data(api_repo)
+    identifier = _issue(clients, document)
+    body = {"purpose": "办理不动产登记", **serving(document, "ZZ-COPY-1")}
+    response = clients.window.post(f"/api/v1/certificates/{identifier}/copies", json=body)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/ofd"
+    services = app.state.services
+    report = verify_file(response.content, trust=services.trust, repository=services.repository_check())
+    assert report.indication.value == "VALID", report.to_dict()
+    assert [s.seal.name for s in report.signatures if s.seal] == ["郑州市电子证照库副本专用章"]
+    other = construction_data(api_repo, number="410100202406100002", holder=OTHER_HOLDER)
+    denied = clients.window.post(
+        f"/api/v1/certificates/{identifier}/copies", json={**body, **serving(other, "ZZ-COPY-2")}
+    )
+    assert denied.status_code == 403

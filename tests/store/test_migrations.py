@@ -42,6 +42,13 @@ TABLES = {
     "inspections",
     "batch_jobs",
     "batch_items",
+    "exchange_cursors",
+    "exchange_leases",
+    "exchange_applied",
+    "exchange_cycles",
+    "arrivals",
+    "upward_targets",
+    "upward_received",
 }
 
 

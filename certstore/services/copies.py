@@ -1,0 +1,506 @@
+"""Copies (副本 / 加注件) of certificates for using units (应用单位): a new OFD document, sealed by the repository
+(电子证照库), that shows the certificate's face with a watermark and embeds the issuer-sealed original.
+
+Sharing service rule: window staff of a using unit download a copy of a holder's certificate. The stored,
+issuer-sealed OFD (the original, 原件) is never changed. :func:`make_copy` builds a new document instead:
+
+* **the face**, laid out again from the stored certificate data exactly as the original was
+  (:func:`certstore.packaging.face.lay_out_face` with the catalogue version the certificate was issued under,
+  built with :func:`certstore.packaging.ofd.build_ofd` as :func:`certstore.services.issuance.make_ofd` does).
+  Before anything is made, that face is compared with the original's files (page content, resources, tags,
+  metadata; fonts by their advances, which the page content pins, images by their pixels): a face that cannot
+  be reproduced — another ``verify_base_url`` (the QR code), another catalogue layout or face font — is refused
+  (:class:`CopyUnavailableError`) rather than shown as the certificate;
+* **the issuer's seal picture**, taken from the seal signatures of the original (so it is the seal that actually
+  sealed it) and drawn as an ordinary image where the original shows it (its StampAnnot, the layout's
+  ``seal_box``) — a picture, not a signature: the issuer's signature is the one inside the embedded original;
+* **a watermark** on every page (:func:`certstore.packaging.ofd.add_watermark`, an annotation of type
+  ``Watermark``, added while the new document is still unsigned) naming the purpose (用途), the using unit, the
+  matter (事项/办件编号) and the time the copy was made in China Standard Time — headed by the certificate's
+  status when it is not valid at that time (``证照已吊销 · 非有效证照`` …), so a copy never passes for a valid
+  certificate;
+* **the original** as an attachment (``Doc_0/Attachs/original.ofd``, Name 原件, ``Format="ofd"``,
+  ``Usage="original"``: :data:`certstore.verify.ofd.ORIGINAL_ATTACHMENT_USAGE`), byte for byte as stored, so
+  anyone can verify the issuer's own seal; the verifier does (check ``embedded_original``);
+* **the certificate metadata** as in originals (OFD.xml CustomData, ``ZZBS`` included, and the ``metadata.xml``
+  attachment), and the copy's parameters as CustomData ``FB_*`` (:data:`COPY_FIELDS`) and as the watermark
+  annotation's Parameters;
+* **the repository's seal** (:func:`repository_sealing_key`, 电子证照库副本专用章) near the bottom right of page 1,
+  clear of the issuer's seal picture, protecting every file including the signature list (``protect="all"``):
+  the copy is closed, nothing can be added without breaking the repository's seal.
+
+The repository certifies only copies of originals that verify: the stored file is verified offline first
+(:func:`certstore.verify.verify_file` with the given trust store) and a file that is not VALID is refused.
+
+The copy's bytes follow from the stored file, the request and ``at`` — except the seal's SM2 signature value,
+which is randomised like every SM2 signature.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import unicodedata
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields, replace
+from datetime import UTC, datetime, timedelta, timezone
+
+from lxml import etree
+from PIL import Image, UnidentifiedImageError
+
+from certstore.checks import CheckResult, Indication
+from certstore.crypto.trust import TrustStore
+from certstore.keystore import KeyStore, KeyStoreError
+from certstore.lifecycle import Status
+from certstore.packaging import fonts
+from certstore.packaging.face import lay_out_face
+from certstore.packaging.layout import Box, FaceData, ImageItem
+from certstore.packaging.ofd import (
+    Attachment,
+    OfdAnnotationError,
+    OfdBuildError,
+    add_seal,
+    add_watermark,
+    build_ofd,
+)
+from certstore.packaging.ofd import names as n
+from certstore.packaging.ofd.reader import OfdFormatError, OfdPackage, OfdReader
+from certstore.packaging.ofd.writer import read_package, serialize_xml, write_package
+from certstore.records import Certificate
+from certstore.seal import SealFormatError, SealPicture, parse_seal, parse_seal_signature
+from certstore.services import certificates
+from certstore.services.catalogue import get_entry
+from certstore.services.issuance import DEFAULT_VERIFY_BASE_URL, OFD_MEDIA_TYPE, SealingKey, sealing_key
+from certstore.services.keys import REPOSITORY_SEAL_NAME, REPOSITORY_SIGNER_NAME
+from certstore.services.repository import Repository
+from certstore.verify import VerificationReport, verify_file
+from certstore.verify.ofd import ORIGINAL_ATTACHMENT_FORMAT, ORIGINAL_ATTACHMENT_USAGE
+
+__all__ = [
+    "COPY_FIELDS",
+    "ORIGINAL_FILE_NAME",
+    "CopyRequest",
+    "CopyUnavailableError",
+    "make_copy",
+    "repository_sealing_key",
+]
+
+#: China Standard Time (UTC+8, no daylight saving): the time printed on copies.
+CHINA_STANDARD_TIME = timezone(timedelta(hours=8), "CST")
+
+#: The embedded original's file name in ``Doc_0/Attachs/`` and its Attachment/@Name.
+ORIGINAL_FILE_NAME = "original.ofd"
+ORIGINAL_TITLE = "原件"
+#: Layout role of the issuer's seal picture drawn on a copy's face (``build_ofd`` skips role ``seal``).
+SEAL_PICTURE_ROLE = "issuer_seal_picture"
+#: OFD.xml CustomData names of a copy's parameters (副本 = FB), in the order written.
+COPY_FIELDS = {
+    "FB_YYDW": "using unit (应用单位)",
+    "FB_SXBH": "matter (事项/办件编号)",
+    "FB_YT": "purpose (用途)",
+    "FB_SQR": "requested by (申请人)",
+    "FB_SCSJ": "made at, China Standard Time (生成时间)",
+    "FB_ZZZT": "certificate status at that time (证照状态)",
+    "FB_YJSM3": "SM3 of the embedded original (原件摘要)",
+}
+
+#: Longest accepted request fields (characters), so every watermark line fits a tile.
+_MAX_LENGTHS = {"using_unit": 60, "matter": 40, "purpose": 40, "requested_by": 64}
+#: Stamp placement (mm): gap to the seals already on the page, margin to the page edge.
+_STAMP_GAP = 3.0
+_PAGE_MARGIN = 8.0
+#: Stamp size when the seal's picture gives none.
+_DEFAULT_STAMP_MM = 40.0
+_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp")
+_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+
+
+class CopyUnavailableError(ValueError):
+    """No copy can be made of this certificate: it has no file, its file is not an OFD, the stored file does not
+    verify, its face cannot be reproduced exactly, or page 1 has no room for the repository's stamp."""
+
+
+@dataclass(frozen=True)
+class CopyRequest:
+    """A using unit's (应用单位) request for a copy (副本).
+
+    ``using_unit``: the unit's name, printed; ``matter``: the matter or case number (事项/办件编号), printed;
+    ``purpose``: what the copy may be used for (用途), printed as 仅供{purpose}使用; ``requested_by``: the member
+    of staff asking, recorded in the copy (CustomData ``FB_SQR`` and the watermark's parameters; not printed).
+    """
+
+    using_unit: str
+    matter: str
+    purpose: str
+    requested_by: str
+
+    def __post_init__(self) -> None:
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if not isinstance(value, str) or not value.strip():
+                raise ValueError(f"copy request: {field.name} must be a non-empty string")
+            if value != value.strip():
+                object.__setattr__(self, field.name, value.strip())
+                value = value.strip()
+            bad = next((ch for ch in value if unicodedata.category(ch) in ("Cc", "Cs", "Co", "Cn")), None)
+            if bad is not None:
+                raise ValueError(f"copy request: {field.name} contains U+{ord(bad):04X}")
+            if len(value) > _MAX_LENGTHS[field.name]:
+                raise ValueError(
+                    f"copy request: {field.name} is longer than {_MAX_LENGTHS[field.name]} characters"
+                )
+
+
+def repository_sealing_key(store: KeyStore) -> SealingKey:
+    """The repository's sealing key for copies: signer ``repository`` and seal ``repository`` of ``store``.
+
+    Raises :class:`~certstore.keystore.KeyStoreError` saying how to get them when the key store lacks them (one
+    made before copies existed)."""
+    try:
+        return sealing_key(store, signer_name=REPOSITORY_SIGNER_NAME, seal_name=REPOSITORY_SEAL_NAME)
+    except KeyStoreError as exc:
+        raise KeyStoreError(
+            f"the key store {store.root} has no usable repository signer and seal for copies (副本签章): {exc}. "
+            "Run 'certstore keys init --force' (development key store: replaces every key) or import a repository "
+            f"signer: 'certstore keys import --name {REPOSITORY_SIGNER_NAME} --key … --cert … --chain …', then "
+            f"'certstore seal make --signer {REPOSITORY_SIGNER_NAME} --name … --picture … --out repository.esl "
+            f"--store-as {REPOSITORY_SEAL_NAME}'"
+        ) from exc
+
+
+# --- the watermark --------------------------------------------------------------------------------------------
+
+
+def _state(status: Status) -> str:
+    """已吊销, 已注销, 已废止, 已挂起, 已变更, 已过期."""
+    label = status.label
+    return label if label.startswith("已") else f"已{label}"
+
+
+def _watermark_lines(request: CopyRequest, status: Status, made: datetime) -> list[str]:
+    purpose = request.purpose.removesuffix("使用") or request.purpose
+    lines = [
+        f"副本 · 仅供{purpose}使用",
+        f"{request.using_unit} · 事项 {request.matter}",
+        made.strftime("%Y-%m-%d %H:%M"),
+    ]
+    if status is not Status.VALID:
+        lines.insert(0, f"证照{_state(status)} · 非有效证照")
+    return lines
+
+
+# --- the original ---------------------------------------------------------------------------------------------
+
+
+def _file(repo: Repository, certificate: Certificate) -> bytes:
+    if certificate.file_key is None:
+        raise CopyUnavailableError(f"certificate {certificate.identifier} has no file to copy")
+    if certificate.file_media_type != OFD_MEDIA_TYPE:
+        raise CopyUnavailableError(
+            f"certificate {certificate.identifier}'s file is {certificate.file_media_type}, not OFD: copies are "
+            "made of OFD files only"
+        )
+    return repo.blobs.get(certificate.file_key)
+
+
+def _findings(report: VerificationReport) -> str:
+    """The first few failed or unknown checks and problems of a report, on one line."""
+    reasons = [
+        f"{signature.id} {check.name}: {check.reason}"
+        for signature in report.signatures
+        for check in signature.checks
+        if check.result in (CheckResult.FAILED, CheckResult.UNKNOWN)
+    ]
+    reasons += list(report.problems)
+    return "; ".join(reasons[:3]) or "no further detail"
+
+
+def _verify_original(original: bytes, identifier: str, trust: TrustStore) -> None:
+    """The stored file must verify VALID (offline) and name ``identifier``: the repository does not certify a
+    copy of a broken or foreign original."""
+    report = verify_file(original, trust=trust)
+    if report.indication is not Indication.VALID:
+        raise CopyUnavailableError(
+            f"certificate {identifier}'s stored file does not verify ({report.indication.value}: "
+            f"{_findings(report)}); the repository does not certify a copy of it"
+        )
+    named = None if report.certificate is None else report.certificate.identifier
+    if named != identifier:
+        raise CopyUnavailableError(
+            f"certificate {identifier}'s stored file names certificate {named!r}; no copy is made of it"
+        )
+
+
+def _same_pixels(first: bytes, second: bytes) -> bool:
+    try:
+        with Image.open(io.BytesIO(first)) as a, Image.open(io.BytesIO(second)) as b:
+            return (a.mode, a.size) == (b.mode, b.size) and a.tobytes() == b.tobytes()
+    except (UnidentifiedImageError, OSError, ValueError):
+        return False
+
+
+def _check_same_face(original: bytes, rebuilt: bytes, identifier: str) -> None:
+    """Every file of the face built again (``rebuilt``, unsealed) must be in the original as it is: OFD.xml
+    aside (the seal links its signature list there; the metadata are compared in ``metadata.xml``), fonts
+    aside (the page content pins their advances; the subset program's bytes may differ between fontTools
+    releases) and images compared by their pixels when the bytes differ (PNG encoders differ too)."""
+    stored = read_package(original)
+    differing = []
+    for path, data in read_package(rebuilt).items():
+        theirs = stored.get(path)
+        if path == n.OFD_XML or path.lower().endswith(".ttf") or theirs == data:
+            continue
+        if theirs is not None and path.lower().endswith(_IMAGE_SUFFIXES) and _same_pixels(theirs, data):
+            continue
+        differing.append(path)
+    if differing:
+        raise CopyUnavailableError(
+            f"the face of certificate {identifier} laid out again differs from its stored original in "
+            f"{', '.join(differing)}: the original was issued with another verify_base_url (QR code), catalogue "
+            "layout, face font or metadata; a copy must show exactly the original's face"
+        )
+
+
+@dataclass(frozen=True)
+class _Stamp:
+    """A seal the original shows on page 1: where (its StampAnnot) and its picture."""
+
+    box: Box
+    picture: SealPicture
+
+
+def _parse_box(text: str | None) -> Box | None:
+    try:
+        values = [float(v) for v in (text or "").split()]
+    except ValueError:
+        return None
+    return Box(*values) if len(values) == 4 and values[2] > 0 and values[3] > 0 else None
+
+
+def _read(original: bytes) -> OfdPackage:
+    try:
+        return OfdReader.open(original)
+    except OfdFormatError as exc:
+        raise CopyUnavailableError(f"the stored original cannot be read: {exc}") from exc
+
+
+def _in_original_order(metadata: Mapping[str, object], original: OfdPackage) -> dict[str, str]:
+    """The record's metadata as text, in the order the original carries them (its CustomData): the record's
+    own order does not survive every database (PostgreSQL's jsonb orders keys its own way). Names the original
+    lacks follow in the record's order."""
+    order = {name: index for index, name in enumerate(original.doc_info.custom_datas)}
+    names = sorted(metadata, key=lambda name: order.get(name, len(order)))
+    return {name: str(metadata[name]) for name in names}
+
+
+def _issuer_stamps(package: OfdPackage) -> list[_Stamp]:
+    """Every seal picture the original shows on page 1, from the seal signatures that sealed it."""
+    document = package.documents[0]
+    try:
+        root = package.parse_xml(document.root_path)
+    except OfdFormatError as exc:
+        raise CopyUnavailableError(f"the stored original cannot be read: {exc}") from exc
+    page = root.find(f"{n.q(n.PAGES)}/{n.q(n.PAGE)}")
+    page_id = None if page is None else page.get("ID")
+    stamps = []
+    for signature in document.signatures:
+        if signature.signed_value is None or signature.signed_info is None:
+            continue
+        try:
+            picture = parse_seal_signature(signature.signed_value).seal.picture
+        except SealFormatError:
+            continue
+        for annot in signature.signed_info.stamp_annots:
+            box = _parse_box(annot.boundary)
+            if annot.page_ref == page_id and box is not None:
+                stamps.append(_Stamp(box, picture))
+    if not stamps:
+        raise CopyUnavailableError(
+            "the stored original shows no seal on page 1: there is no seal picture to copy"
+        )
+    return stamps
+
+
+def _picture_item(stamp: _Stamp) -> ImageItem:
+    data = stamp.picture.data
+    for media_type, (_, _, magics) in n.IMAGE_FORMATS.items():
+        if data.startswith(magics):
+            return ImageItem(SEAL_PICTURE_ROLE, data, media_type, stamp.box)
+    raise CopyUnavailableError(
+        f"the issuer's seal picture is {stamp.picture.type!r}, which a page cannot show as an image "
+        f"(one of {', '.join(sorted(n.IMAGE_FORMATS))})"
+    )
+
+
+# --- the copy ---------------------------------------------------------------------------------------------------
+
+
+def _overlaps(a: Box, b: Box, gap: float) -> bool:
+    return not (
+        a.x + a.w + gap <= b.x or b.x + b.w + gap <= a.x or a.y + a.h + gap <= b.y or b.y + b.h + gap <= a.y
+    )
+
+
+def _stamp_box(page: Box, stamps: Sequence[Box], width: float, height: float) -> Box:
+    """Where the repository's stamp goes on page 1: left of the bottom-right-most seal picture (bottom edges
+    aligned), else above it, else the page's bottom-right corner — the first that stays on the page and clear of
+    every seal picture on it."""
+    corner = Box(
+        page.x + page.w - _PAGE_MARGIN - width, page.y + page.h - _PAGE_MARGIN - height, width, height
+    )
+    candidates = []
+    if stamps:
+        last = max(stamps, key=lambda b: (b.x + b.w) + (b.y + b.h))
+        candidates += [
+            Box(last.x - _STAMP_GAP - width, last.y + last.h - height, width, height),
+            Box(last.x + last.w - width, last.y - _STAMP_GAP - height, width, height),
+        ]
+    candidates.append(corner)
+    for box in candidates:
+        on_page = (
+            box.x >= page.x + _PAGE_MARGIN
+            and box.y >= page.y + _PAGE_MARGIN
+            and box.x + box.w <= page.x + page.w - _PAGE_MARGIN
+            and box.y + box.h <= page.y + page.h - _PAGE_MARGIN
+        )
+        if on_page and not any(_overlaps(box, stamp, _STAMP_GAP) for stamp in stamps):
+            return box
+    raise CopyUnavailableError("page 1 has no room for the repository's stamp clear of the issuer's seal")
+
+
+def _with_custom_datas(package: bytes, items: Mapping[str, str]) -> bytes:
+    """``package`` (unsigned) with ``items`` appended to OFD.xml's DocInfo/CustomDatas."""
+    files = read_package(package)
+    root = etree.fromstring(files[n.OFD_XML], _PARSER)
+    info = root.find(f"{n.q(n.DOC_BODY)}/{n.q(n.DOC_INFO)}")
+    if info is None:
+        raise CopyUnavailableError("the copy's OFD.xml has no DocInfo")  # build_ofd always writes one
+    datas = info.find(n.q(n.CUSTOM_DATAS))
+    if datas is None:
+        datas = etree.SubElement(info, n.q(n.CUSTOM_DATAS))  # the last child of DocInfo in the schema
+    for name, value in items.items():
+        etree.SubElement(datas, n.q(n.CUSTOM_DATA), Name=name).text = value
+    files[n.OFD_XML] = serialize_xml(root)
+    return write_package(files.items())
+
+
+def _copy_doc_id(identifier: str, request: CopyRequest, made: datetime) -> str:
+    """32 hex digits: the copy is a document of its own, identified by what it is a copy of, for whom, when."""
+    basis = "\n".join(
+        ["certstore-copy", identifier, made.isoformat(), *(getattr(request, f.name) for f in fields(request))]
+    )
+    return hashlib.new("sm3", basis.encode()).hexdigest()[:32]
+
+
+def make_copy(
+    repo: Repository,
+    identifier: str,
+    request: CopyRequest,
+    *,
+    key: SealingKey,
+    trust: TrustStore,
+    at: datetime | None = None,
+    verify_base_url: str = DEFAULT_VERIFY_BASE_URL,
+) -> bytes:
+    """The copy (副本) of certificate ``identifier`` for ``request``, as OFD bytes: a new document with the
+    certificate's face, the issuer's seal picture, a watermark and the stored original embedded, sealed with
+    ``key`` (:func:`repository_sealing_key`) at ``at`` (default now; timezone-aware). See the module docstring.
+
+    ``trust`` verifies the stored original first; ``verify_base_url`` must be the one the original was issued
+    with (its QR code; :func:`certstore.services.issuance.make_ofd`'s argument). A certificate that is not valid
+    at ``at`` (revoked, expired, superseded …) is copied too; its watermark then states the status.
+
+    Raises :class:`~certstore.services.certificates.CertificateNotFoundError` for an unknown identifier,
+    :class:`CopyUnavailableError` when the certificate has no OFD file, its file does not verify or its face
+    cannot be reproduced, :class:`ValueError` for a naive ``at`` or request text the face font cannot draw, and
+    the sealing errors of :func:`~certstore.packaging.ofd.add_seal` when ``key`` may not seal at ``at``.
+    """
+    when = at if at is not None else datetime.now(UTC)
+    if when.tzinfo is None:
+        raise ValueError("at must be a timezone-aware datetime")
+    when = when.replace(microsecond=0)
+    made = when.astimezone(CHINA_STANDARD_TIME)
+    certificate = certificates.get(repo, identifier)
+    original = _file(repo, certificate)
+    status = certificate.status_at(when)
+    lines = _watermark_lines(request, status, made)
+    missing = fonts.missing_glyphs("".join(lines))
+    if missing:
+        raise ValueError(f"the copy request has characters the face font cannot draw: {missing!r}")
+    _verify_original(original, certificate.identifier, trust)
+
+    # the face, as the original was made (issuance.make_ofd), and the proof that it is the original's
+    entry = get_entry(repo, certificate.catalogue_code, certificate.catalogue_version)
+    data = FaceData.from_certificate(certificate, entry)
+    layout = lay_out_face(data, verify_base_url=verify_base_url)
+    stored = _read(original)
+    metadata = _in_original_order(data.metadata, stored)
+    _check_same_face(
+        original, build_ofd(layout, metadata=metadata, doc_id=certificate.identifier), identifier
+    )
+
+    stamps = _issuer_stamps(stored)
+    face = replace(
+        layout,
+        images=(*layout.images, *(_picture_item(stamp) for stamp in stamps)),
+        title=f"{layout.title or entry.name}（副本）",
+    )
+    copy_data = {
+        "FB_YYDW": request.using_unit,
+        "FB_SXBH": request.matter,
+        "FB_YT": request.purpose,
+        "FB_SQR": request.requested_by,
+        "FB_SCSJ": made.isoformat(),
+        "FB_ZZZT": status.value,
+        "FB_YJSM3": hashlib.new("sm3", original).hexdigest(),
+    }
+    clash = sorted(set(copy_data) & set(metadata))
+    if clash:
+        raise CopyUnavailableError(f"the certificate's metadata already use the copy fields {clash}")
+    try:
+        package = build_ofd(
+            face,
+            metadata=metadata,
+            attachments=[
+                Attachment(
+                    name=ORIGINAL_TITLE,
+                    file_name=ORIGINAL_FILE_NAME,
+                    data=original,
+                    format=ORIGINAL_ATTACHMENT_FORMAT,
+                    visible=True,
+                    usage=ORIGINAL_ATTACHMENT_USAGE,
+                )
+            ],
+            doc_id=_copy_doc_id(certificate.identifier, request, made),
+            creation_date=made.date(),
+        )
+        watermarked = add_watermark(
+            _with_custom_datas(package, copy_data),
+            lines=lines,
+            modified=made.date(),
+            parameters={
+                "identifier": certificate.identifier,
+                "certificate_status": status.value,
+                "using_unit": request.using_unit,
+                "matter": request.matter,
+                "purpose": request.purpose,
+                "requested_by": request.requested_by,
+                "made_at": made.isoformat(),
+            },
+        )
+    except (OfdBuildError, OfdAnnotationError) as exc:
+        raise CopyUnavailableError(f"the copy of certificate {identifier} cannot be built: {exc}") from exc
+
+    picture = parse_seal(key.seal).picture
+    width = float(picture.width_mm) if picture.width_mm > 0 else _DEFAULT_STAMP_MM
+    height = float(picture.height_mm) if picture.height_mm > 0 else _DEFAULT_STAMP_MM
+    page = Box(0.0, 0.0, layout.width_mm, layout.height_mm)
+    return add_seal(
+        watermarked,
+        seal=key.seal,
+        signer=key.signer,
+        signer_certificate=key.certificate,
+        stamp_box=_stamp_box(page, [stamp.box for stamp in stamps], width, height),
+        signing_time=when,
+        protect="all",
+    )
