@@ -67,7 +67,6 @@ OFD_XML = "OFD.xml"
 MiB = 1024 * 1024
 
 _STORED, _DEFLATED = zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED
-_CHUNK = 64 * 1024
 _EOCD = b"PK\x05\x06"
 _EOCD_SIZE = 22
 _MAX_COMMENT = 0xFFFF
@@ -299,12 +298,20 @@ def _deeper_than(depth: int) -> etree.XPath:
     return etree.XPath("boolean(" + "/*" * (depth + 1) + ")")
 
 
+_LOCAL_NAMES: dict[str, str] = {}
+
+
 def local_name(element: etree._Element) -> str:
     """The local name of an element ('' for comments and processing instructions)."""
     tag = element.tag
     if not isinstance(tag, str):
         return ""
-    return tag.rsplit("}", 1)[-1]
+    name = _LOCAL_NAMES.get(tag)
+    if name is None:
+        name = tag.rsplit("}", 1)[-1]
+        if len(_LOCAL_NAMES) < 4096:  # bounded: hostile files can invent any number of tags
+            _LOCAL_NAMES[tag] = name
+    return name
 
 
 def _children(element: etree._Element, name: str) -> list[etree._Element]:
@@ -539,44 +546,27 @@ class OfdReader:
         return files
 
     def _inflate(self, archive: zipfile.ZipFile, info: zipfile.ZipInfo, name: str) -> bytes:
-        """Decompress one entry through a counter: declared sizes are not trusted."""
-        limits = self._limits
-        already = self._inflated
-        chunks: list[bytes] = []
-        size = 0
+        """Decompress one entry, never producing more than its declared size + 1 bytes.
+
+        The declared sizes were checked against the per-entry, ratio and total limits before anything was
+        inflated (:meth:`_check_directory`), so capping the output at the declared size keeps every limit
+        even when the declaration lies; a mismatch in either direction is refused."""
         try:
             with archive.open(info) as stream:
-                while chunk := stream.read(_CHUNK):
-                    size += len(chunk)
-                    if size > info.file_size:
-                        raise OfdFormatError(
-                            f"ZIP entry {name!r} inflates beyond its declared {info.file_size} bytes"
-                        )
-                    if size > limits.max_entry_size:
-                        raise OfdFormatError(
-                            f"ZIP entry {name!r} inflates beyond {limits.max_entry_size} bytes"
-                        )
-                    if size > limits.ratio_grace and size > max(info.compress_size, 1) * limits.max_ratio:
-                        raise OfdFormatError(
-                            f"ZIP entry {name!r} inflates more than {limits.max_ratio}:1 (zip bomb)"
-                        )
-                    if already + size > limits.max_total_size:
-                        raise OfdFormatError(
-                            f"ZIP entries inflate beyond {limits.max_total_size} bytes in total (at {name!r})"
-                        )
-                    chunks.append(chunk)
-        except OfdFormatError:
-            raise
+                data = stream.read(info.file_size + 1)
         except (zipfile.BadZipFile, zlib.error, EOFError, ValueError, OSError, RuntimeError) as exc:
             raise OfdFormatError(f"ZIP entry {name!r} cannot be read: {exc}") from None
         except NotImplementedError as exc:
             raise OfdFormatError(f"ZIP entry {name!r}: {exc}") from None
+        size = len(data)
+        if size > info.file_size:
+            raise OfdFormatError(f"ZIP entry {name!r} inflates beyond its declared {info.file_size} bytes")
         if size != info.file_size:
             raise OfdFormatError(
                 f"ZIP entry {name!r} declares {info.file_size} bytes but holds {size}: sizes do not match"
             )
         self._inflated += size
-        return b"".join(chunks)
+        return data
 
     # -- locations ---------------------------------------------------------------------------------------
 
