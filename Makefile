@@ -38,6 +38,7 @@ demo: sysdeps $(STAMP)
 	$(BIN)/certstore verify .certstore/example.ofd
 	@echo "demo files: .certstore/example.ofd, .certstore/example.pdf"
 	@echo "API on http://127.0.0.1:8000 (OpenAPI: /docs); a token per role in .certstore/demo-tokens.json"
+	@echo "pages on http://127.0.0.1:8000/ (verify: /verify); logins per role in .certstore/demo-logins.json"
 	$(BIN)/certstore serve --demo --host 127.0.0.1 --port 8000
 
 test: sysdeps $(STAMP) $(INTEROP_STAMP)

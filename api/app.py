@@ -16,6 +16,7 @@ from api.problems import PROBLEM_MEDIA_TYPE, PROBLEM_RESPONSES, install_problem_
 from api.security import audit_requests
 from api.settings import Settings
 from certstore import __version__
+from certstore.audit import AuditTrail, CheckpointPolicy
 from certstore.catalogue import CatalogueEntry
 from certstore.crypto.trust import TrustStore
 from certstore.keystore import KeyStore
@@ -55,6 +56,7 @@ TAGS = [
     {"name": "administration", "description": "Grants for bulk access, the working-day calendar"},
     {"name": "audit", "description": "访问日志 — for auditors"},
     {"name": "upstream", "description": "省级汇聚 — the change feed the province aggregates"},
+    {"name": "exchange", "description": "第十一条 — late arrivals against the deadlines, offending agencies"},
     {"name": "system", "description": "Health"},
 ]
 
@@ -67,6 +69,7 @@ class Services:
     repo: Repository
     keystore: KeyStore
     batch_runner: Any = None
+    audit: AuditTrail | None = None  # the batched, durable audit writer (certstore.audit.trail)
     _keys: dict[str, SealingKey] = field(default_factory=dict)
     _trust: TrustStore | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -116,6 +119,12 @@ def create_app(
     if repo is None:
         repo = Repository.open(settings.data_dir)
     services = Services(settings, repo, keystore or KeyStore(settings.data_dir / "keys"))
+    services.audit = AuditTrail(
+        repo.db,
+        spool_dir=settings.data_dir / "audit-spool",
+        key_provider=services.repository_sealing_key,
+        policy=CheckpointPolicy.from_env(),
+    )
     if settings.batch_worker:
         services.batch_runner = BatchRunner(
             repo, file_maker=services.file_maker(), worker=f"api-{os.getpid()}"
@@ -125,6 +134,10 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runner = services.batch_runner
         owner = runner is not None and not runner.running  # a nested lifespan (test clients) leaves it alone
+        trail = services.audit
+        audit_owner = trail is not None and not trail.running
+        if audit_owner:
+            trail.start()  # replays the spools of crashed processes first
         if owner:
             runner.start()
         try:
@@ -132,6 +145,8 @@ def create_app(
         finally:
             if owner:
                 runner.stop(timeout=10)
+            if audit_owner:
+                trail.close()  # everything acknowledged goes to the database before the process ends
 
     app = FastAPI(
         title="certstore — 电子证照库 API",
@@ -153,6 +168,7 @@ def create_app(
     install_problem_handlers(app)
     app.middleware("http")(audit_requests)
     _include_routers(app, services)
+    _install_pages(app)
     return app
 
 
@@ -195,3 +211,10 @@ def _include_routers(app: FastAPI, services: Services) -> None:
 
     for router in ROUTERS:
         app.include_router(router)
+
+
+def _install_pages(app: FastAPI) -> None:
+    """The web pages (api/pages, docs/pages.md): static files under /static, page routes outside /api/v1."""
+    from api.pages import install_pages
+
+    install_pages(app)

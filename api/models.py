@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from certstore.exchange.deadlines import Channel
 from certstore.lifecycle import Status
 from certstore.records import Certificate
 
@@ -54,6 +55,21 @@ class CertificateData(BaseModel):
         description="Face fields (照面), as the catalogue type's form schema defines"
     )
     metadata: dict[str, Any] = Field(default_factory=dict, description="Extra metadata (KZ_ fields)")
+    # Not certificate content: when and how the matter was completed, for the arrival deadline (第十一条).
+    completed_at: AwareDatetime | None = Field(
+        default=None,
+        description="业务办结时间, with its UTC offset; default: the time of the push. At most 5 minutes "
+        "in the future. Only recorded when the certificate version is new.",
+    )
+    channel: Channel = Field(
+        default=Channel.ONLINE,
+        description="办理渠道: online 在线办理 (due in real time, 10 minutes), offline 线下办理 (1 working day), "
+        "bulk 批量/存量 (3 working days)",
+    )
+
+
+#: The fields of :class:`CertificateData` that are about the arrival, not the certificate (not in the draft).
+ARRIVAL_FIELDS = frozenset({"completed_at", "channel"})
 
 
 class HolderOut(BaseModel):

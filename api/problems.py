@@ -33,7 +33,14 @@ from certstore.services.inspections import InspectionConflictError, InspectionNo
 from certstore.services.reviews import ReviewNotFoundError, ReviewStateError
 from certstore.workdays import CalendarError
 
-__all__ = ["PROBLEM_MEDIA_TYPE", "Problem", "ProblemError", "install_problem_handlers", "problem_response"]
+__all__ = [
+    "PROBLEM_MEDIA_TYPE",
+    "Problem",
+    "ProblemError",
+    "domain_status",
+    "install_problem_handlers",
+    "problem_response",
+]
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 _TYPE_BASE = "https://certstore.example/problems/"
@@ -124,6 +131,17 @@ _STATUS: list[tuple[type[BaseException], int, str, str]] = [
     # Services validate their arguments with ValueError (messages name the field): last, after every subclass.
     (ValueError, 422, "invalid-request", "Invalid request"),
 ]
+
+
+def domain_status(exc: BaseException) -> tuple[int, str] | None:
+    """The HTTP status and title the API answers ``exc`` with (the web pages show the same), or None for an
+    unexpected exception."""
+    if isinstance(exc, ProblemError):
+        return exc.status, exc.title
+    for cls, status, _slug, title in _STATUS:
+        if isinstance(exc, cls):
+            return status, title
+    return None
 
 
 def _domain_problem(request: Request, exc: Exception) -> JSONResponse:

@@ -15,6 +15,7 @@ from typing import Annotated
 from fastapi import Depends, Query, Request
 from sqlalchemy import select
 
+from api.security import flush_audit
 from certstore.access import AccessDeniedError, Principal, Role
 from certstore.identifiers import HolderIdType, holder_id_digest, holder_ref, validate_holder_id
 from certstore.records import Certificate
@@ -61,7 +62,10 @@ def _serving(
 ServingQuery = Annotated[Serving, Depends(_serving)]
 
 
-def _matter_bound_elsewhere(repo: Repository, principal: Principal, matter: str, digest: str) -> bool:
+def _matter_bound_elsewhere(
+    request: Request, repo: Repository, principal: Principal, matter: str, digest: str
+) -> bool:
+    flush_audit(request)  # the log is written in batches: the look-ups just answered must be in it
     with repo.db.session(readonly=True) as session:
         other = session.scalars(
             select(AuditEventRow.holder_digest)
@@ -96,7 +100,7 @@ def serving_holder(request: Request, repo: Repository, principal: Principal, ser
         raise AccessDeniedError(f"the holder being served is not a valid ID: {exc}") from None
     reference = holder_ref(holder_id_digest(repo.holder_key, id_type, number))
     request.state.holder_digest = reference
-    if _matter_bound_elsewhere(repo, principal, matter, reference):
+    if _matter_bound_elsewhere(request, repo, principal, matter, reference):
         raise AccessDeniedError(
             f"matter {matter} already serves another holder; one matter serves one holder (知悉范围)"
         )

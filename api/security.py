@@ -8,6 +8,7 @@ grant) live in the route handlers through :mod:`api.scope`, because they depend 
 from __future__ import annotations
 
 import json
+import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -23,7 +24,16 @@ from certstore.access import AuthenticationError, Principal, Role, require_role
 from certstore.audit import AuditEvent, Outcome, record_event
 from certstore.services import access
 
-__all__ = ["AuthenticatedPrincipal", "allow", "audit_requests", "current_principal", "services_of"]
+__all__ = [
+    "AuthenticatedPrincipal",
+    "allow",
+    "audit_requests",
+    "current_principal",
+    "flush_audit",
+    "services_of",
+]
+
+log = logging.getLogger("certstore.api")
 
 _bearer = HTTPBearer(
     auto_error=False,
@@ -148,10 +158,50 @@ async def audit_requests(request: Request, call_next: Callable[[Request], Awaita
         resource=resource[:300],
         matter=getattr(request.state, "matter", None),
         holder_digest=getattr(request.state, "holder_digest", None),
+        certificate_identifier=_certificate_identifier(request),
+        grant_id=_grant_id(request),
         reason=getattr(request.state, "problem", None),
         client=request.client.host if request.client else None,
+        user_agent=request.headers.get("user-agent"),
         details={"ms": round((time.perf_counter() - started) * 1000, 1), **params},
     )
     services = services_of(request)
-    await run_in_threadpool(record_event, services.repo.db, event)
+    trail = getattr(services, "audit", None)
+    try:
+        if trail is not None:
+            await trail.asubmit(event)
+        else:
+            await run_in_threadpool(record_event, services.repo.db, event)
+    except Exception:
+        # Not acknowledged, not answered: a read is never served without its log entry.
+        log.exception("audit event of request %s could not be recorded", request_id)
+        failed = problem_response(
+            request, 500, "audit-unavailable", "Audit log unavailable", f"request {request_id}: not completed"
+        )
+        failed.headers["X-Request-ID"] = request_id
+        return failed
     return response
+
+
+def _certificate_identifier(request: Request) -> str | None:
+    value = getattr(request.state, "certificate_identifier", None) or request.path_params.get("identifier")
+    return str(value)[:128] if value else None
+
+
+def _grant_id(request: Request) -> int | None:
+    value = getattr(request.state, "grant_id", None)
+    if value is None:
+        value = request.query_params.get("grant")
+    try:
+        grant = int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+    return grant if grant is not None and 0 <= grant < 2**63 else None
+
+
+def flush_audit(request: Request, timeout: float = 5.0) -> None:
+    """Wait until this process's acknowledged audit events are in the database (rules that read the log, such as
+    one matter serving one holder, must see the requests just answered)."""
+    trail = getattr(services_of(request), "audit", None)
+    if trail is not None:
+        trail.flush(timeout, pending=False)

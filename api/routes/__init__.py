@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from api.routes import (
     admin,
+    aggregate,
     audit,
     batches,
     catalogue,
     certificates,
+    exchange,
     inspections,
+    metrics,
     public,
     reviews,
     sharing,
@@ -28,4 +31,7 @@ ROUTERS = [
     admin.router,
     audit.router,
     upstream.router,
+    aggregate.router,
+    exchange.router,
+    metrics.router,
 ]

@@ -13,6 +13,7 @@ from api.deps import ServicesDep
 from api.problems import PROBLEM_RESPONSES
 from api.security import allow
 from certstore.access import Principal, Role
+from certstore.catalogue import CatalogueEntry
 from certstore.records import draft_to_json, example_draft
 from certstore.services.catalogue import (
     CatalogueSubmission,
@@ -76,6 +77,45 @@ class ReviewDecision(BaseModel):
     note: str = Field(default="", max_length=2000, description="Required when rejecting")
 
 
+def form_schema(entry: CatalogueEntry) -> dict[str, Any]:
+    """The submission form of ``entry`` as JSON Schema (face fields included) with an example — what
+    ``GET /catalogue/{code}/form-schema`` answers and the agency pages build their forms and CSV templates from."""
+    return {
+        "catalogue": entry.code,
+        "version": entry.version,
+        "name": entry.name,
+        "schema": {
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "title": f"{entry.name} — 证照数据",
+            "type": "object",
+            "required": ["catalogue", "certificate_number", "holder", "issue_date", "face"],
+            "properties": {
+                "catalogue": {"const": entry.code},
+                "certificate_number": {
+                    "type": "string",
+                    "pattern": entry.number_format.pattern,
+                    "examples": [entry.number_format.example],
+                },
+                "holder": {
+                    "type": "object",
+                    "required": ["name", "id_type", "id_number"],
+                    "properties": {
+                        "name": {"type": "string"},
+                        "id_type": {"type": "string"},
+                        "id_number": {"type": "string"},
+                    },
+                },
+                "issue_date": {"type": "string", "format": "date"},
+                "valid_from": {"type": "string", "format": "date"},
+                "valid_until": {"type": "string", "format": "date"},
+                "face": entry.face_schema,
+                "metadata": {"type": "object"},
+            },
+        },
+        "example": draft_to_json(example_draft(entry)),
+    }
+
+
 @router.get(
     "", response_model=list[CatalogueSummary], summary="The approved catalogue types (latest versions)"
 )
@@ -130,41 +170,7 @@ def get_catalogue_entry(
     summary="The JSON Schema of the submission form for this type (face fields included), and an example",
 )
 def get_form_schema(services: ServicesDep, principal: Anyone, code: CodePath) -> dict[str, Any]:
-    entry = get_entry(services.repo, code)
-    return {
-        "catalogue": entry.code,
-        "version": entry.version,
-        "name": entry.name,
-        "schema": {
-            "$schema": "https://json-schema.org/draft/2020-12/schema",
-            "title": f"{entry.name} — 证照数据",
-            "type": "object",
-            "required": ["catalogue", "certificate_number", "holder", "issue_date", "face"],
-            "properties": {
-                "catalogue": {"const": entry.code},
-                "certificate_number": {
-                    "type": "string",
-                    "pattern": entry.number_format.pattern,
-                    "examples": [entry.number_format.example],
-                },
-                "holder": {
-                    "type": "object",
-                    "required": ["name", "id_type", "id_number"],
-                    "properties": {
-                        "name": {"type": "string"},
-                        "id_type": {"type": "string"},
-                        "id_number": {"type": "string"},
-                    },
-                },
-                "issue_date": {"type": "string", "format": "date"},
-                "valid_from": {"type": "string", "format": "date"},
-                "valid_until": {"type": "string", "format": "date"},
-                "face": entry.face_schema,
-                "metadata": {"type": "object"},
-            },
-        },
-        "example": draft_to_json(example_draft(entry)),
-    }
+    return form_schema(get_entry(services.repo, code))
 
 
 @router.post(

@@ -7,12 +7,14 @@ stored one (200 instead of 201); different content under the same key is a 409.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from api.deps import ServicesDep
 from api.models import (
+    ARRIVAL_FIELDS,
     MAX_ID,
     ActionRequest,
     CertificateData,
@@ -21,10 +23,11 @@ from api.models import (
     Page,
     RenewRequest,
 )
-from api.problems import PROBLEM_RESPONSES, ProblemError
+from api.problems import PROBLEM_RESPONSES, FieldProblem, ProblemError
 from api.scope import ServingQuery, authorize_certificate, require_own_issuer
 from api.security import allow
 from certstore.access import AccessDeniedError, Principal, Role
+from certstore.exchange.deadlines import ArrivalError, check_completed_at, record_arrival
 from certstore.lifecycle import Action
 from certstore.packaging.face import lay_out_face
 from certstore.packaging.layout import FaceData
@@ -32,6 +35,7 @@ from certstore.packaging.preview import render_preview
 from certstore.records import Certificate, draft_from_json
 from certstore.seal import parse_seal
 from certstore.services import access, certificates
+from certstore.services.calendar import load_calendar
 from certstore.services.catalogue import get_entry
 from certstore.services.issuance import OFD_MEDIA_TYPE, PDF_MEDIA_TYPE, make_pdf
 
@@ -45,7 +49,7 @@ _ERRORS = {status: PROBLEM_RESPONSES[status] for status in (404, 409, 422)}
 
 
 def _draft(data: CertificateData, principal: Principal, services: Any) -> Any:
-    draft = draft_from_json(data.model_dump(mode="json", exclude_none=True))
+    draft = draft_from_json(data.model_dump(mode="json", exclude_none=True, exclude=set(ARRIVAL_FIELDS)))
     entry = get_entry(services.repo, draft.catalogue_code)
     if entry.issuer.credit_code != principal.organisation_code:
         raise AccessDeniedError(
@@ -53,6 +57,37 @@ def _draft(data: CertificateData, principal: Principal, services: Any) -> Any:
             "catalogue types"
         )
     return draft
+
+
+def _completed_at(data: CertificateData, services: Any, field: str) -> datetime:
+    """The business completion time stated with a push (default: now), checked before anything is stored."""
+    now = services.repo.now()
+    try:
+        return check_completed_at(data.completed_at or now, now=now)
+    except ArrivalError as error:
+        raise ProblemError(
+            422,
+            "invalid-completion-time",
+            "Invalid completion time",
+            str(error),
+            [FieldProblem(field=f"{field}.{error.field}", message=error.message)],
+        ) from None
+
+
+def _record_arrival(services: Any, data: CertificateData, completed_at: datetime, new: Certificate) -> None:
+    """The arrival of a new certificate version pushed through the API, against its deadline (第十一条)."""
+    calendar = load_calendar(services.repo)
+    with services.repo.db.session() as session:
+        record_arrival(
+            session,
+            identifier=new.identifier,
+            issuer_code=new.issuer_code,
+            source="api",
+            channel=data.channel,
+            completed_at=completed_at,
+            arrived_at=new.created_at,
+            calendar=calendar,
+        )
 
 
 def _readable(
@@ -88,7 +123,10 @@ def issue_certificate(
     services: ServicesDep, principal: Agency, data: CertificateData, response: Response
 ) -> CertificateOut:
     draft = _draft(data, principal, services)
+    completed_at = _completed_at(data, services, "body")
     result = certificates.issue(services.repo, draft, actor=principal.ref, file_maker=services.file_maker())
+    if result.created:
+        _record_arrival(services, data, completed_at, result.certificate)
     response.status_code = 201 if result.created else 200
     response.headers["Location"] = f"/api/v1/certificates/{result.certificate.identifier}"
     return _out(services, result.certificate)
@@ -236,10 +274,12 @@ def change_certificate(
 ) -> CertificateOut:
     _managed(services, principal, identifier)
     draft = _draft(body.data, principal, services)
+    completed_at = _completed_at(body.data, services, "body.data")
     new = certificates.change(
         services.repo, identifier, draft, reason=body.reason, actor=principal.ref,
         file_maker=services.file_maker(),
     )  # fmt: skip
+    _record_arrival(services, body.data, completed_at, new)
     return _out(services, new)
 
 

@@ -1,14 +1,13 @@
 """Public, without login: a certificate's status by identifier (the QR code), and verification of a presented
-file. Neither returns personal data."""
+file. Neither returns personal data. (The HTML page the QR code opens, ``/v/{identifier}``, is in
+:mod:`api.pages.public` and uses :func:`public_status_of`.)"""
 
 from __future__ import annotations
 
-import html
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, UploadFile
-from fastapi.responses import HTMLResponse
 
 from api.deps import ServicesDep
 from api.models import PublicStatus
@@ -16,10 +15,13 @@ from api.problems import PROBLEM_RESPONSES, ProblemError
 from certstore.services import certificates
 from certstore.verify import UnreadableFileError, verify_file
 
+__all__ = ["public_status_of", "router"]
+
 router = APIRouter(tags=["verification"])
 
 
-def _public_status(services: ServicesDep, identifier: str) -> PublicStatus:
+def public_status_of(services: ServicesDep, identifier: str) -> PublicStatus:
+    """What anyone may know of a certificate by its identifier: type, issuer, dates, current status."""
     certificate = certificates.get(services.repo, identifier)
     at = services.repo.now()
     status = certificate.status_at(at)
@@ -43,29 +45,7 @@ def _public_status(services: ServicesDep, identifier: str) -> PublicStatus:
     summary="Status of a certificate by identifier (what the QR code leads to); no personal data",
 )
 def public_status(services: ServicesDep, identifier: str) -> PublicStatus:
-    return _public_status(services, identifier)
-
-
-@router.get("/v/{identifier}", response_class=HTMLResponse, include_in_schema=False)
-def qr_status_page(services: ServicesDep, identifier: str) -> HTMLResponse:
-    """The page the QR code opens (a fuller page comes with the web pages)."""
-    status = _public_status(services, identifier)
-    rows = [
-        ("证照名称", status.name),
-        ("颁发机构", status.issuer_name),
-        ("颁发日期", status.issue_date.isoformat()),
-        ("有效期至", status.valid_until.isoformat() if status.valid_until else "长期"),
-        ("当前状态", status.status_label + ("" if status.is_current_version else "（已有新版本）")),
-        ("证照标识", status.identifier),
-        ("查询时间", status.checked_at.isoformat()),
-    ]
-    body = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows)
-    return HTMLResponse(
-        "<!doctype html><html lang='zh-CN'><head><meta charset='utf-8'>"
-        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
-        f"<title>电子证照状态 — {html.escape(status.name)}</title></head>"
-        f"<body><h1>电子证照状态</h1><table>{body}</table></body></html>"
-    )
+    return public_status_of(services, identifier)
 
 
 @router.post(

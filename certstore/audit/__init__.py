@@ -1,10 +1,54 @@
-"""The audit trail (审计日志): every API operation — allowed, denied or failed — appended as one event.
+"""The audit trail (审计日志): every API call and web action — allowed, denied or failed — every status change,
+exchange row and verification, kept tamper-evident for at least three years (第二十三条, 规范§七(二)).
 
-Events name the principal, the action, the resource, the matter (办件) and, for holder look-ups, only the keyed
-digest of the holder's ID (never the number). This package is the one home of audit records; its storage is the
-``audit_events`` table, append-only by construction (nothing here updates or deletes).
+- :mod:`~certstore.audit.events` — the event, its canonical encoding and entry hash (SM3);
+- :mod:`~certstore.audit.chain` — appending under the chain-head lock: one total order, hash chain + Merkle tree,
+  signed checkpoints when due; :func:`append_in_transaction` for mutations (write-ahead in their transaction);
+- :mod:`~certstore.audit.trail` — the API's write path: bounded queue, fsynced local spool, batched appends;
+- :mod:`~certstore.audit.merkle`, :mod:`~certstore.audit.tree`, :mod:`~certstore.audit.checkpoints` — RFC 6962
+  tree with SM3, proofs, SM2-signed checkpoints;
+- :mod:`~certstore.audit.verify` — ``certstore audit verify``; :mod:`~certstore.audit.query` — the auditor's
+  queries, exports (verifiable offline) and summary; :mod:`~certstore.audit.archive` — monthly archive to the
+  Object Lock bucket; :mod:`~certstore.audit.partitions` — retention, partitions, database grants.
+
+Holder ID numbers never enter the log: only their keyed reference (``holder_digest``). Design and guarantees:
+``docs/audit.md``.
 """
 
-from certstore.audit.events import AuditEvent, Outcome, query_events, record_event
+from certstore.audit.chain import (
+    AppendResult,
+    CheckpointPolicy,
+    append_events,
+    append_in_transaction,
+    chain_pending,
+    make_checkpoint,
+    record_event,
+)
+from certstore.audit.checkpoints import Checkpoint, CheckpointKey
+from certstore.audit.events import AuditEntry, AuditEvent, Outcome
+from certstore.audit.query import AuditQuery, EventPage, query_entries, query_events
+from certstore.audit.trail import AuditTrail
+from certstore.audit.verify import Finding, VerificationResult, verify_log
 
-__all__ = ["AuditEvent", "Outcome", "query_events", "record_event"]
+__all__ = [
+    "AppendResult",
+    "AuditEntry",
+    "AuditEvent",
+    "AuditQuery",
+    "AuditTrail",
+    "Checkpoint",
+    "CheckpointKey",
+    "CheckpointPolicy",
+    "EventPage",
+    "Finding",
+    "Outcome",
+    "VerificationResult",
+    "append_events",
+    "append_in_transaction",
+    "chain_pending",
+    "make_checkpoint",
+    "query_entries",
+    "query_events",
+    "record_event",
+    "verify_log",
+]

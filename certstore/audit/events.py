@@ -1,19 +1,86 @@
-"""Audit events: the record, appending it, reading a time range back."""
+"""Audit events (审计事件) and log entries: the record, its canonical encoding and its entry hash.
+
+An :class:`AuditEvent` is what happened: who (principal, organisation, role), what (action, resource,
+certificate identifier, holder reference, matter, grant), when (``at``), from where (client address, user agent)
+and the outcome. Once chained it becomes an :class:`AuditEntry`: position ``seq``, the time it was chained
+(``logged_at``), the previous entry's hash and its own ``entry_hash``::
+
+    entry_hash = SM3(canonical_entry(seq, logged_at, prev_hash, event))
+
+The canonical encoding is a JSON array in a fixed field order (UTF-8, no spaces, ``details`` as its own canonical
+JSON text with sorted keys), prefixed by a version tag, so the hash is reproducible from the stored row by anyone
+(``docs/audit.md`` spells it out). Personal ID numbers never enter an event: holders appear only as their keyed
+reference (:func:`certstore.identifiers.holder_ref`).
+"""
 
 from __future__ import annotations
 
+import itertools
+import json
+import math
+import os
+import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import select
-
-from certstore.store.db import Database
+from certstore.crypto.sm2 import sm3
 from certstore.store.models import AuditEventRow
 
-__all__ = ["AuditEvent", "Outcome", "query_events", "record_event"]
+__all__ = [
+    "ENCODING_VERSION",
+    "ZERO_HASH",
+    "AuditEntry",
+    "AuditEvent",
+    "Outcome",
+    "canonical_details",
+    "canonical_entry",
+    "compute_entry_hash",
+    "entry_from_row",
+    "event_from_payload",
+    "event_to_payload",
+    "format_time",
+    "new_event_id",
+    "outcome_text",
+    "parse_time",
+]
+
+ENCODING_VERSION = "certstore.audit/1"
+ZERO_HASH = bytes(32)
+
+#: Column widths of ``audit_events``: longer values are cut (and marked) before hashing, never refused.
+_LIMITS = {
+    "request_id": 64,
+    "principal": 200,
+    "organisation_code": 32,
+    "role": 16,
+    "action": 100,
+    "resource": 300,
+    "matter": 100,
+    "holder_digest": 64,
+    "certificate_identifier": 128,
+    "outcome": 8,
+    "client": 100,
+    "user_agent": 300,
+    "reason": 4000,
+}
+_MAX_GRANT = 2**63 - 1
+
+
+_ID_PREFIX = os.urandom(8).hex()
+_ID_COUNTER = itertools.count()
+_ID_PID = os.getpid()
+
+
+def new_event_id() -> str:
+    """32 hex digits, unique: a random per-process prefix and a counter (no system call per event, which
+    ``uuid4`` costs; the prefix is drawn again in a forked child)."""
+    global _ID_PREFIX, _ID_PID, _ID_COUNTER
+    if os.getpid() != _ID_PID:
+        _ID_PREFIX, _ID_PID, _ID_COUNTER = os.urandom(8).hex(), os.getpid(), itertools.count()
+    return f"{_ID_PREFIX}{next(_ID_COUNTER):016x}"
 
 
 class Outcome(StrEnum):
@@ -22,9 +89,64 @@ class Outcome(StrEnum):
     ERROR = "error"  # the server failed
 
 
+def format_time(value: datetime) -> str:
+    """UTC, microseconds, ``Z``: the one time format of the canonical encoding and the exports."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time(value: str) -> datetime:
+    """Inverse of :func:`format_time` (any ISO 8601 with offset is accepted)."""
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def _clean_text(value: str) -> str:
+    """No NUL (PostgreSQL text refuses it), no lone surrogates (not UTF-8)."""
+    if "\x00" in value:
+        value = value.replace("\x00", "\ufffd")
+    if value.isascii():
+        return value
+    try:
+        value.encode("utf-8")
+        return value
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "replace").decode("utf-8")
+
+
+def _json_safe(value: Any, depth: int = 0) -> Any:
+    if depth > 20:
+        return str(value)
+    if value is None or isinstance(value, bool | int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, str):
+        return _clean_text(value)
+    if isinstance(value, Mapping):
+        return {_clean_text(str(k)): _json_safe(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v, depth + 1) for v in value]
+    if isinstance(value, datetime):
+        return format_time(value) if value.tzinfo else value.isoformat()
+    return _clean_text(str(value))
+
+
+def outcome_text(outcome: Outcome | str) -> str:
+    """The stored text of an outcome (a tampered row may hold any text: it is hashed as it is)."""
+    return outcome.value if isinstance(outcome, Outcome) else str(outcome)
+
+
+def canonical_details(details: Mapping[str, Any], *, safe: bool = False) -> str:
+    """The ``details`` column: JSON with sorted keys, no spaces, non-ASCII kept (``safe``: already JSON-safe,
+    as :meth:`AuditEvent.normalised` makes it)."""
+    document = details if safe else _json_safe(dict(details))
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+
+
 @dataclass(frozen=True)
 class AuditEvent:
-    """One audited operation. ``principal`` is ``ORGCODE/name`` (None for anonymous calls)."""
+    """One audited operation. ``principal`` is ``ORGCODE/name`` (None for anonymous calls); ``at`` is when it
+    happened; ``holder_digest`` the holder's keyed reference, never an ID number; ``event_id`` is unique (random)."""
 
     at: datetime
     request_id: str
@@ -37,15 +159,58 @@ class AuditEvent:
     resource: str | None = None
     matter: str | None = None
     holder_digest: str | None = None
+    certificate_identifier: str | None = None
+    grant_id: int | None = None
     reason: str | None = None
     client: str | None = None
+    user_agent: str | None = None
     details: Mapping[str, Any] = field(default_factory=dict, hash=False)
-    id: int | None = None
+    event_id: str = field(default_factory=lambda: new_event_id())
+
+    def normalised(self) -> AuditEvent:
+        """The event as it will be stored: UTC time, strings cleaned and cut to their column, details JSON-safe
+        (and their canonical text computed once). Normalising a normalised event returns it unchanged."""
+        if self.__dict__.get("_details_text") is not None:
+            return self
+        changes: dict[str, Any] = {}
+        for name, limit in _LIMITS.items():
+            value = getattr(self, name)
+            if isinstance(value, str):
+                cleaned = _clean_text(value)
+                if len(cleaned) > limit:
+                    cleaned = cleaned[: limit - 1] + "…"
+                if cleaned is not value:
+                    changes[name] = cleaned
+            elif value is not None and name != "outcome":
+                changes[name] = _clean_text(str(value))[:limit]
+        at = self.at if self.at.tzinfo else self.at.replace(tzinfo=UTC)
+        changes["at"] = at.astimezone(UTC)
+        grant = self.grant_id
+        if grant is not None and not (isinstance(grant, int) and 0 <= grant <= _MAX_GRANT):
+            changes["grant_id"] = None
+        changes["outcome"] = Outcome(self.outcome)
+        changes["status_code"] = int(self.status_code)
+        details = _json_safe(dict(self.details))
+        changes["details"] = details
+        if len(self.event_id) != 32:
+            changes["event_id"] = uuid.uuid5(uuid.NAMESPACE_OID, self.event_id).hex
+        copy = object.__new__(AuditEvent)
+        copy.__dict__.update(self.__dict__)
+        copy.__dict__.update(changes)
+        copy.__dict__["_details_text"] = canonical_details(details, safe=True)
+        copy.__dict__["_occurred_text"] = format_time(changes["at"])
+        return copy
+
+    @property
+    def details_text(self) -> str:
+        """The canonical JSON text of ``details`` (as stored and hashed)."""
+        cached = self.__dict__.get("_details_text")
+        return cached if cached is not None else canonical_details(self.details)
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "id": self.id,
-            "at": self.at.isoformat(),
+            "event_id": self.event_id,
+            "occurred_at": format_time(self.at),
             "request_id": self.request_id,
             "principal": self.principal,
             "organisation_code": self.organisation_code,
@@ -54,45 +219,145 @@ class AuditEvent:
             "resource": self.resource,
             "matter": self.matter,
             "holder_digest": self.holder_digest,
-            "outcome": self.outcome.value,
+            "certificate_identifier": self.certificate_identifier,
+            "grant_id": self.grant_id,
+            "outcome": outcome_text(self.outcome),
             "status_code": self.status_code,
             "reason": self.reason,
             "client": self.client,
+            "user_agent": self.user_agent,
             "details": dict(self.details),
         }
 
 
-def record_event(db: Database, event: AuditEvent) -> int:
-    """Append ``event``; returns its id."""
-    with db.session() as session:
-        row = AuditEventRow(
-            at=event.at,
-            request_id=event.request_id,
-            principal=event.principal,
-            organisation_code=event.organisation_code,
-            role=event.role,
-            action=event.action,
-            resource=event.resource,
-            matter=event.matter,
-            holder_digest=event.holder_digest,
-            outcome=event.outcome.value,
-            status_code=event.status_code,
-            reason=event.reason,
-            client=event.client,
-            details=dict(event.details),
+_PAYLOAD_FIELDS = tuple(f.name for f in fields(AuditEvent) if f.name != "at")
+
+
+def event_to_payload(event: AuditEvent) -> str:
+    """The event as one line of JSON (version 1): the spool and ``audit_pending`` format."""
+    document = {"v": 1, **event.to_dict()}
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+
+
+def event_from_payload(payload: str | bytes) -> AuditEvent:
+    """Inverse of :func:`event_to_payload`."""
+    document = json.loads(payload)
+    if document.get("v") != 1:
+        raise ValueError(f"unknown audit payload version {document.get('v')!r}")
+    values = {name: document.get(name) for name in _PAYLOAD_FIELDS}
+    values["details"] = values["details"] or {}
+    values["outcome"] = Outcome(values["outcome"])
+    return AuditEvent(at=parse_time(document["occurred_at"]), **values)
+
+
+def canonical_entry(
+    seq: int, logged_at: datetime | str, prev_hash: bytes, event: AuditEvent, details: str
+) -> bytes:
+    """The bytes an entry hash covers (``details`` is the stored canonical text; ``logged_at`` may be given
+    already formatted by :func:`format_time`)."""
+    occurred = event.__dict__.get("_occurred_text") or format_time(event.at)
+    return json.dumps(
+        [
+            ENCODING_VERSION,
+            seq,
+            logged_at if isinstance(logged_at, str) else format_time(logged_at),
+            prev_hash.hex(),
+            occurred,
+            event.event_id,
+            event.request_id,
+            event.principal,
+            event.organisation_code,
+            event.role,
+            event.action,
+            event.resource,
+            event.matter,
+            event.holder_digest,
+            event.certificate_identifier,
+            event.grant_id,
+            outcome_text(event.outcome),
+            event.status_code,
+            event.reason,
+            event.client,
+            event.user_agent,
+            details,
+        ],
+        ensure_ascii=False,
+        separators=(",", ":"),
+    ).encode("utf-8")
+
+
+def compute_entry_hash(
+    seq: int, logged_at: datetime | str, prev_hash: bytes, event: AuditEvent, details: str
+) -> bytes:
+    return sm3(canonical_entry(seq, logged_at, prev_hash, event, details))
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """A chained event: its position, when it was chained, the previous entry's hash and its own."""
+
+    seq: int
+    logged_at: datetime
+    prev_hash: bytes
+    entry_hash: bytes
+    event: AuditEvent
+    details_text: str
+
+    def computed_hash(self) -> bytes:
+        """The entry hash recomputed from the fields (differs from ``entry_hash`` when a field was changed)."""
+        return compute_entry_hash(self.seq, self.logged_at, self.prev_hash, self.event, self.details_text)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every field, hashes in hex: one line of an export, verifiable on its own."""
+        document = self.event.to_dict()
+        document["details"] = dict(self.event.details)
+        return {
+            "seq": self.seq,
+            "logged_at": format_time(self.logged_at),
+            **document,
+            "prev_hash": self.prev_hash.hex(),
+            "entry_hash": self.entry_hash.hex(),
+        }
+
+    def to_record(self) -> dict[str, Any]:
+        """The exact stored form (``details`` as its canonical text): what exports and archives carry."""
+        document = self.to_dict()
+        document["details"] = self.details_text
+        return document
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> AuditEntry:
+        """Inverse of :meth:`to_record` (``ValueError``/``KeyError`` on malformed input)."""
+        details_text = record["details"]
+        if not isinstance(details_text, str):
+            raise ValueError("details must be the canonical JSON text")
+        values = {name: record.get(name) for name in _PAYLOAD_FIELDS}
+        values["details"] = json.loads(details_text)
+        outcome = values["outcome"]
+        values["outcome"] = Outcome(outcome) if outcome in Outcome._value2member_map_ else str(outcome)
+        event = AuditEvent(at=parse_time(record["occurred_at"]), **values)
+        return cls(
+            seq=int(record["seq"]),
+            logged_at=parse_time(record["logged_at"]),
+            prev_hash=bytes.fromhex(record["prev_hash"]),
+            entry_hash=bytes.fromhex(record["entry_hash"]),
+            event=event,
+            details_text=details_text,
         )
-        session.add(row)
-        session.flush()
-        return row.id
 
 
-def _event(row: AuditEventRow) -> AuditEvent:
-    return AuditEvent(
-        id=row.id,
-        at=row.at,
+def entry_from_row(row: AuditEventRow | Any) -> AuditEntry:
+    """An entry from an ``audit_events`` row (ORM object or Core row with the same attribute names)."""
+    details_text = row.details
+    try:
+        details = json.loads(details_text)
+    except (TypeError, ValueError):
+        details = {"_unparseable": str(details_text)[:200]}
+    event = AuditEvent(
+        at=row.occurred_at,
         request_id=row.request_id,
         action=row.action,
-        outcome=Outcome(row.outcome),
+        outcome=Outcome(row.outcome) if row.outcome in Outcome._value2member_map_ else row.outcome,
         status_code=row.status_code,
         principal=row.principal,
         organisation_code=row.organisation_code,
@@ -100,36 +365,19 @@ def _event(row: AuditEventRow) -> AuditEvent:
         resource=row.resource,
         matter=row.matter,
         holder_digest=row.holder_digest,
+        certificate_identifier=row.certificate_identifier,
+        grant_id=row.grant_id,
         reason=row.reason,
         client=row.client,
-        details=dict(row.details or {}),
+        user_agent=row.user_agent,
+        details=details if isinstance(details, dict) else {"_value": details},
+        event_id=row.event_id,
     )
-
-
-def query_events(
-    db: Database,
-    *,
-    start: datetime | None = None,
-    end: datetime | None = None,
-    principal: str | None = None,
-    action: str | None = None,
-    outcome: Outcome | None = None,
-    after_id: int | None = None,
-    limit: int = 100,
-) -> list[AuditEvent]:
-    """Events in [start, end), oldest first, optionally filtered; page with ``after_id`` (the last id seen)."""
-    query = select(AuditEventRow).order_by(AuditEventRow.id).limit(max(1, min(limit, 1000)))
-    if start is not None:
-        query = query.where(AuditEventRow.at >= start)
-    if end is not None:
-        query = query.where(AuditEventRow.at < end)
-    if principal is not None:
-        query = query.where(AuditEventRow.principal == principal)
-    if action is not None:
-        query = query.where(AuditEventRow.action == action)
-    if outcome is not None:
-        query = query.where(AuditEventRow.outcome == outcome.value)
-    if after_id is not None:
-        query = query.where(AuditEventRow.id > after_id)
-    with db.session(readonly=True) as session:
-        return [_event(row) for row in session.scalars(query).all()]
+    return AuditEntry(
+        seq=row.seq,
+        logged_at=row.at,
+        prev_hash=bytes(row.prev_hash),
+        entry_hash=bytes(row.entry_hash),
+        event=event,
+        details_text=details_text if isinstance(details_text, str) else str(details_text),
+    )

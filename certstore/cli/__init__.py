@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from certstore.cli import catalogue, db, issue, keys, seal, serve, token, verify
+from certstore.cli import audit, catalogue, db, exchange, issue, keys, seal, serve, token, user, verify
 from certstore.cli.common import Context, ExitCode, Failure
 
 __all__ = ["cli", "main"]
@@ -32,13 +32,16 @@ def cli(ctx: click.Context, data_dir: Path) -> None:
     ctx.obj = Context(data_dir=data_dir)
 
 
+cli.add_command(audit.group)
 cli.add_command(catalogue.group)
 cli.add_command(db.group)
+cli.add_command(exchange.group)
 cli.add_command(issue.issue)
 cli.add_command(keys.group)
 cli.add_command(seal.group)
 cli.add_command(serve.serve)
 cli.add_command(token.group)
+cli.add_command(user.group)
 cli.add_command(verify.verify)
 
 

@@ -170,3 +170,30 @@ def export(ctx: Context, name: str, what: str, out: Path | None, password_env: s
     if what == "private-key":
         out.chmod(0o600)
     click.echo(f"wrote {out}", err=True)
+
+
+@group.group("trust")
+def trust() -> None:
+    """Trust anchors: the root certificates every verification path must end in."""
+
+
+@trust.command("add")
+@click.argument("name")
+@click.argument("cert_file", metavar="CERT.pem", type=FILE)
+@pass_context
+@handle_errors
+def trust_add(ctx: Context, name: str, cert_file: Path) -> None:
+    """Trust the root certificate in CERT.pem as anchor NAME (e.g. a city's root at the provincial repository,
+    so the files it aggregates verify). Restart ``certstore serve`` to use it."""
+    certificates = load_certificates(read_file(cert_file, "certificate"))
+    if len(certificates) != 1:
+        raise Failure(f"{cert_file}: expected one certificate, found {len(certificates)}")
+    anchor = certificates[0]
+    if not anchor.is_self_issued:
+        raise Failure(f"{cert_file}: {anchor.subject} is not a root certificate (issued by {anchor.issuer})")
+    store = ctx.keystore
+    for existing in store.trust_anchor_files():
+        if existing.stem == name and load_certificates(existing.read_bytes()) != [anchor]:
+            raise Failure(f"trust anchor {name!r} already exists with another certificate")
+    path = store.add_trust_anchor(name, anchor)
+    click.echo(f"trusted {anchor.subject} (until {anchor.not_after.isoformat()[:10]}): {path}")

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 
 import click
 
 from certstore.access import Role
 from certstore.cli.common import Context, handle_errors, pass_context
-from certstore.services import access
+from certstore.services import access, logins
 from certstore.services.catalogue import list_entries, load_shipped
 from certstore.services.keys import init_dev_keys
 
@@ -42,6 +43,19 @@ def _prepare_demo(ctx: Context) -> None:
     with os.fdopen(descriptor, "w", encoding="utf-8") as out:
         out.write(json.dumps(tokens, indent=2) + "\n")
     click.echo(f"demo: a 7-day token per role written to {tokens_file}", err=True)
+    # the web pages' logins (docs/pages.md): a fresh random password per demo principal
+    pages: dict[str, dict[str, str]] = {}
+    for role, org, _org_name, name in DEMO_PRINCIPALS:
+        password = secrets.token_urlsafe(12)
+        logins.set_password(repo, organisation_code=org, name=name, password=password)
+        pages[role.value] = {"organisation_code": org, "name": name, "password": password}
+    logins_file = ctx.data_dir / "demo-logins.json"
+    descriptor = os.open(logins_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as out:
+        out.write(json.dumps(pages, ensure_ascii=False, indent=2) + "\n")
+    click.echo(
+        f"demo: web-page logins (organisation code, name, password) written to {logins_file}", err=True
+    )
 
 
 @click.command("serve")

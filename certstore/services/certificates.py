@@ -6,16 +6,20 @@ points at it is committed, so a crash leaves at most an orphan blob (removed by
 :func:`sweep_orphan_blobs`), never a row pointing at a missing blob. Pushes are idempotent on
 (issuer code, certificate number, version): the same content twice gives one record; different content
 under the same key is refused with :class:`DuplicateConflictError`.
+
+``within`` (issue, change, renew, act) runs a caller's writes in the transaction of the change itself — the
+exchange's exactly-once ledger, an arrival record. :class:`CertificateBatch` applies many file-less writes in one
+transaction of the caller under the same rules (the exchange's batches).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -38,25 +42,36 @@ from certstore.store.blobs import BlobRef
 from certstore.store.models import CertificateEventRow, CertificateRow
 
 __all__ = [
+    "CertificateBatch",
     "CertificateNotFoundError",
     "DuplicateConflictError",
     "FileMaker",
     "IssueResult",
     "NotLatestVersionError",
+    "Within",
     "act",
     "change",
     "change_feed",
+    "find_identical",
     "get",
     "history",
     "issue",
     "list_by_holder",
     "list_page",
     "renew",
+    "stored_version",
     "sweep_orphan_blobs",
 ]
 
 #: Makes the certificate file for a prepared version (face + metadata + seal), returning (bytes, media type).
 FileMaker = Callable[[PreparedVersion], tuple[bytes, str]]
+
+#: Called with the session inside the transaction that writes a certificate change, after the change is
+#: flushed and before the commit: the caller's own records (an exchange ledger entry and cursor, an arrival)
+#: then commit together with the change or not at all. Whatever it raises rolls the change back and propagates
+#: (an ``IntegrityError`` it raises is treated like the change's own: the function looks for an identical
+#: stored version and returns it, or re-raises).
+Within = Callable[[Session], None]
 
 
 class CertificateNotFoundError(LookupError):
@@ -136,6 +151,40 @@ def _row_by_key(session: Session, issuer_code: str, number: str, version: int) -
             CertificateRow.version == version,
         )
     ).first()
+
+
+def stored_version(
+    repo: Repository, issuer_code: str, certificate_number: str, version: int | None = None
+) -> Certificate | None:
+    """Version ``version`` of the certificate (issuer, number), or its latest version when None; None if absent."""
+    with repo.db.session(readonly=True) as session:
+        if version is not None:
+            row = _row_by_key(session, issuer_code, certificate_number, version)
+        else:
+            row = session.scalars(
+                select(CertificateRow)
+                .where(
+                    CertificateRow.issuer_code == issuer_code,
+                    CertificateRow.certificate_number == certificate_number,
+                )
+                .order_by(CertificateRow.version.desc())
+                .limit(1)
+            ).first()
+        return _view(session, row) if row is not None else None
+
+
+def find_identical(repo: Repository, prepared: PreparedVersion) -> Certificate | None:
+    """The stored version with the key of ``prepared`` (issuer, certificate number, version) when its content is
+    the same (an idempotent repeat); None when there is none; :class:`DuplicateConflictError` when it was stored
+    with other content."""
+    with repo.db.session(readonly=True) as session:
+        existing = _row_by_key(
+            session,
+            prepared.identifier.issuer_code,
+            prepared.draft.certificate_number,
+            prepared.identifier.version,
+        )
+        return None if existing is None else _same_or_conflict(session, existing, prepared).certificate
 
 
 def get(repo: Repository, identifier: str) -> Certificate:
@@ -242,8 +291,13 @@ def _ensure_file(repo: Repository, blob: BlobRef | None, file: bytes | None) -> 
 
 
 def _new_row(prepared: PreparedVersion, blob: BlobRef | None, *, at: datetime) -> CertificateRow:
+    return CertificateRow(**_row_values(prepared, blob, at=at))
+
+
+def _row_values(prepared: PreparedVersion, blob: BlobRef | None, *, at: datetime) -> dict[str, Any]:
+    """The columns of a new version's row (attribute names of :class:`CertificateRow`)."""
     entry, draft = prepared.entry, prepared.draft
-    return CertificateRow(
+    return dict(
         identifier=str(prepared.identifier),
         type_code=prepared.identifier.type_code,
         issuer_code=prepared.identifier.issuer_code,
@@ -274,7 +328,12 @@ def _new_row(prepared: PreparedVersion, blob: BlobRef | None, *, at: datetime) -
 
 def _event(action: Action, from_status: Status | None, to_status: Status, reason: str, actor: str, at: datetime,
            **details: object) -> CertificateEventRow:  # fmt: skip
-    return CertificateEventRow(
+    return CertificateEventRow(**_event_values(action, from_status, to_status, reason, actor, at, **details))
+
+
+def _event_values(action: Action, from_status: Status | None, to_status: Status, reason: str, actor: str,
+                  at: datetime, **details: object) -> dict[str, Any]:  # fmt: skip
+    return dict(
         action=action.value,
         from_status=from_status.value if from_status else None,
         to_status=to_status.value,
@@ -313,8 +372,10 @@ def issue(
     file_media_type: str | None = None,
     file_maker: FileMaker | None = None,
     catalogue_version: int | None = None,
+    within: Within | None = None,
 ) -> IssueResult:
-    """Issue version 1 of a certificate (签发). Idempotent: an identical earlier push is returned unchanged."""
+    """Issue version 1 of a certificate (签发). Idempotent: an identical earlier push is returned unchanged
+    (``created`` False; ``within`` is then not called)."""
     entry = get_entry(repo, draft.catalogue_code, catalogue_version)
     file_key = sm3(file).hex() if file is not None else None
     prepared = prepare_version(entry, draft, version=1, holder_key=repo.holder_key, file_key=file_key)
@@ -332,6 +393,8 @@ def issue(
             row.events.append(_event(Action.ISSUE, None, Status.VALID, "签发", actor, at))
             session.add(row)
             session.flush()
+            if within is not None:
+                within(session)
             result = IssueResult(_view(session, row), created=True)
         _ensure_file(repo, blob, data)
         return result
@@ -354,6 +417,7 @@ def _new_version(
     file: bytes | None,
     file_media_type: str | None,
     file_maker: FileMaker | None,
+    within: Within | None,
 ) -> Certificate:
     with repo.db.session() as session:
         current_row = _row_by_identifier(session, identifier)
@@ -402,6 +466,8 @@ def _new_version(
                 )
             )
             session.flush()
+            if within is not None:
+                within(session)
             created = _view(session, new)
         _ensure_file(repo, blob, data)
         return created
@@ -428,11 +494,13 @@ def change(
     file: bytes | None = None,
     file_media_type: str | None = None,
     file_maker: FileMaker | None = None,
+    within: Within | None = None,
 ) -> Certificate:
-    """变更: a new version with new content replaces ``identifier`` (which becomes SUPERSEDED)."""
+    """变更: a new version with new content replaces ``identifier`` (which becomes SUPERSEDED). ``within`` runs
+    in the transaction that writes the new version (not when an identical version was already stored)."""
     return _new_version(
         repo, identifier, Action.CHANGE, lambda _current, _entry: draft, reason=reason, actor=actor,
-        file=file, file_media_type=file_media_type, file_maker=file_maker,
+        file=file, file_media_type=file_media_type, file_maker=file_maker, within=within,
     )  # fmt: skip
 
 
@@ -446,8 +514,10 @@ def renew(
     file: bytes | None = None,
     file_media_type: str | None = None,
     file_maker: FileMaker | None = None,
+    within: Within | None = None,
 ) -> Certificate:
-    """延续: a new version with the same content and a later end of validity (None: long-term)."""
+    """延续: a new version with the same content and a later end of validity (None: long-term). ``within`` as
+    for :func:`change`."""
 
     def renewed(current: Certificate, entry: CatalogueEntry) -> CertificateDraft:
         if valid_until is not None and current.valid_until is not None and valid_until <= current.valid_until:
@@ -468,12 +538,21 @@ def renew(
 
     return _new_version(
         repo, identifier, Action.RENEW, renewed, reason=reason, actor=actor,
-        file=file, file_media_type=file_media_type, file_maker=file_maker,
+        file=file, file_media_type=file_media_type, file_maker=file_maker, within=within,
     )  # fmt: skip
 
 
-def act(repo: Repository, identifier: str, action: Action, *, reason: str, actor: str) -> Certificate:
-    """挂起 / 恢复 / 吊销 / 注销 / 废止 — effective immediately for every reader."""
+def act(
+    repo: Repository,
+    identifier: str,
+    action: Action,
+    *,
+    reason: str,
+    actor: str,
+    within: Within | None = None,
+) -> Certificate:
+    """挂起 / 恢复 / 吊销 / 注销 / 废止 — effective immediately for every reader. ``within`` runs in the
+    transaction that changes the status."""
     if action.creates_version or action is Action.ISSUE:
         raise ValueError(f"{action.value} makes a new version: use issue/change/renew")
     with repo.db.session() as session:
@@ -486,7 +565,241 @@ def act(repo: Repository, identifier: str, action: Action, *, reason: str, actor
         row.status_changed_at = at
         row.events.append(_event(action, event.from_status, event.to_status, event.reason, actor, at))
         session.flush()
+        if within is not None:
+            within(session)
         return _view(session, row)
+
+
+# --- many writes in one transaction (the exchange) ------------------------------------------------------
+
+
+class _Version:
+    """A version as :class:`CertificateBatch` sees it: a stored row (``id`` set) or one it will insert."""
+
+    __slots__ = ("catalogue_code", "changed", "digest", "id", "identifier", "number", "status", "successor",
+                 "valid_until", "values", "version")  # fmt: skip
+
+    def __init__(self, id: int | None, identifier: str, number: str, version: int, status: str,
+                 valid_until: date | None, catalogue_code: str, digest: str,
+                 values: dict[str, Any] | None = None) -> None:  # fmt: skip
+        self.id, self.identifier, self.number, self.version = id, identifier, number, version
+        self.status, self.valid_until, self.catalogue_code, self.digest = (
+            status,
+            valid_until,
+            catalogue_code,
+            digest,
+        )
+        self.values = values  # the new row's columns; None for a stored row
+        self.successor: _Version | None = None
+        self.changed = False  # a stored row whose status changed
+
+
+class CertificateBatch:
+    """Many certificate writes in the caller's transaction, under the rules of :func:`issue`, :func:`change` and
+    :func:`act` — the same rows, lifecycle events and errors — for versions without a file (a file is made and
+    stored before its row by those functions, one at a time). The exchange applies a chunk of front-end rows
+    with its ledger this way: one commit for hundreds of changes.
+
+    Every stored version of the certificate numbers named up front is loaded (``FOR UPDATE`` on PostgreSQL, so
+    concurrent API calls on them wait); the methods decide in memory, in call order (a version issued earlier
+    in the batch can be changed or suspended later in it); :meth:`flush` writes everything with a few
+    multi-row statements. A version inserted meanwhile by someone else makes the flush fail with
+    ``IntegrityError``: roll the transaction back and run the batch again (it then sees that version).
+
+    Errors are raised before anything is recorded for the call, so a refused call leaves the batch usable:
+    :class:`DuplicateConflictError`, :class:`CertificateNotFoundError` (the version to change or act on is not
+    stored), :class:`NotLatestVersionError`, :class:`~certstore.lifecycle.TransitionError`, ``RecordError``."""
+
+    def __init__(
+        self,
+        repo: Repository,
+        session: Session,
+        *,
+        issuer_code: str,
+        numbers: Iterable[str],
+        at: datetime | None = None,
+    ) -> None:
+        self.repo = repo
+        self.session = session
+        self.issuer_code = issuer_code
+        self.at = at or repo.now()
+        self._versions: dict[str, dict[int, _Version]] = {}
+        self._new: list[_Version] = []
+        self._events: list[tuple[_Version, dict[str, Any]]] = []
+        wanted = sorted(set(numbers))
+        c = CertificateRow
+        for start in range(0, len(wanted), 500):
+            query = select(
+                c.id, c.identifier, c.certificate_number, c.version, c.status, c.valid_until, c.catalogue_code,
+                c.content_digest, c.superseded_by_id,
+            ).where(c.issuer_code == issuer_code, c.certificate_number.in_(wanted[start : start + 500]))  # fmt: skip
+            if session.get_bind().dialect.name == "postgresql":
+                query = query.order_by(c.id).with_for_update()  # one lock order: no deadlock between batches
+            for row in session.execute(query):
+                version = _Version(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7])
+                if row[8] is not None:
+                    version.successor = version  # replaced by a stored version (its id is not needed)
+                self._versions.setdefault(version.number, {})[version.version] = version
+
+    def _key_check(self, prepared: PreparedVersion) -> _Version | None:
+        if prepared.identifier.issuer_code != self.issuer_code:
+            raise ValueError(f"this batch writes certificates of issuer {self.issuer_code} only")
+        existing = self._versions.get(prepared.draft.certificate_number, {}).get(prepared.identifier.version)
+        if existing is not None and existing.digest != prepared.digest:
+            raise DuplicateConflictError(
+                f"certificate {existing.number!r} version {existing.version} of issuer "
+                f"{self.issuer_code} was already pushed with different content ({existing.identifier})"
+            )
+        return existing
+
+    def _add(self, prepared: PreparedVersion, event: dict[str, Any]) -> _Version:
+        values = _row_values(prepared, None, at=self.at)
+        version = _Version(
+            None, values["identifier"], values["certificate_number"], values["version"], values["status"],
+            values["valid_until"], values["catalogue_code"], values["content_digest"], values,
+        )  # fmt: skip
+        self._new.append(version)
+        self._events.append((version, event))
+        self._versions.setdefault(version.number, {})[version.version] = version
+        return version
+
+    def _set_status(self, version: _Version, status: Status, event: dict[str, Any]) -> None:
+        version.status = status.value
+        if version.values is not None:
+            version.values["status"] = status.value
+            version.values["status_changed_at"] = self.at
+        else:
+            version.changed = True
+        self._events.append((version, event))
+
+    def issue(self, prepared: PreparedVersion, *, actor: str) -> tuple[str, bool]:
+        """签发 version 1; returns (identifier, created) — created False for an identical earlier version."""
+        if prepared.identifier.version != 1:
+            raise ValueError("issue makes version 1; later versions are changes")
+        existing = self._key_check(prepared)
+        if existing is not None:
+            return existing.identifier, False
+        version = self._add(prepared, _event_values(Action.ISSUE, None, Status.VALID, "签发", actor, self.at))
+        return version.identifier, True
+
+    def change(self, prepared: PreparedVersion, *, reason: str, actor: str) -> tuple[str, bool]:
+        """变更: version N of ``prepared`` replaces version N-1; returns (identifier, created)."""
+        existing = self._key_check(prepared)
+        if existing is not None:
+            return existing.identifier, False
+        number, version = prepared.draft.certificate_number, prepared.identifier.version
+        old = self._versions.get(number, {}).get(version - 1)
+        if old is None:
+            raise CertificateNotFoundError(
+                f"version {version - 1} of certificate {number!r} of issuer {self.issuer_code} is not stored"
+            )
+        if old.successor is not None:
+            raise NotLatestVersionError(f"{old.identifier} was already replaced; change the latest version")
+        if prepared.entry.code != old.catalogue_code:
+            raise RecordError(
+                f"a new version keeps the catalogue type {old.catalogue_code}",
+                [("catalogue_code", f"{prepared.entry.code} is not {old.catalogue_code}")],
+            )
+        event = transition(
+            Status(old.status), Action.CHANGE, valid_until=old.valid_until, reason=reason, actor=actor,
+            at=self.at,
+        )  # fmt: skip
+        new = self._add(
+            prepared,
+            _event_values(
+                Action.CHANGE, None, Status.VALID, event.reason, actor, self.at, replaces=old.identifier
+            ),
+        )
+        old.successor = new
+        self._set_status(
+            old, event.to_status,
+            _event_values(Action.CHANGE, event.from_status, event.to_status, event.reason, actor, self.at,
+                          replaced_by=new.identifier),
+        )  # fmt: skip
+        return new.identifier, True
+
+    def version(self, number: str, version: int | None = None) -> tuple[str, Status] | None:
+        """(identifier, stored status) of that version (None: the latest) as this batch sees it, or None."""
+        versions = self._versions.get(number)
+        if not versions:
+            return None
+        found = versions[max(versions)] if version is None else versions.get(version)
+        return None if found is None else (found.identifier, Status(found.status))
+
+    def act(self, number: str, version: int | None, action: Action, *, reason: str, actor: str) -> str:
+        """挂起 / 恢复 / 吊销 / 注销 / 废止 on version ``version`` (None: the latest); returns its identifier."""
+        if action.creates_version or action is Action.ISSUE:
+            raise ValueError(f"{action.value} makes a new version: use issue/change")
+        versions = self._versions.get(number, {})
+        target = (versions[max(versions)] if versions else None) if version is None else versions.get(version)
+        if target is None:
+            which = "any version" if version is None else f"version {version}"
+            raise CertificateNotFoundError(
+                f"{which} of certificate {number!r} of issuer {self.issuer_code} is not stored"
+            )
+        event = transition(
+            Status(target.status),
+            action,
+            valid_until=target.valid_until,
+            reason=reason,
+            actor=actor,
+            at=self.at,
+        )
+        self._set_status(
+            target, event.to_status,
+            _event_values(action, event.from_status, event.to_status, event.reason, actor, self.at),
+        )  # fmt: skip
+        return target.identifier
+
+    def flush(self) -> None:
+        """Write everything: new versions, status changes of stored ones, links to successors, events."""
+        session, c, table = self.session, CertificateRow, CertificateRow.__table__
+        if self._new:
+            # Core executemany, then the ids by identifier (unique): RETURNING in parameter order would make
+            # SQLite insert one row per statement.
+            columns = {attr.key: attr.columns[0].key for attr in c.__mapper__.column_attrs}
+            session.execute(insert(table), [{columns[k]: v for k, v in n.values.items()} for n in self._new])
+            by_identifier = {n.identifier: n for n in self._new}
+            wanted = list(by_identifier)
+            for start in range(0, len(wanted), 500):
+                for id_, identifier in session.execute(
+                    select(c.id, c.identifier).where(c.identifier.in_(wanted[start : start + 500]))
+                ):
+                    by_identifier[identifier].id = id_
+        updates = [
+            {"_id": v.id, "status": v.status, "status_changed_at": self.at}
+            for versions in self._versions.values() for v in versions.values() if v.changed
+        ]  # fmt: skip
+        if updates:
+            session.execute(
+                update(c.__table__)
+                .where(c.__table__.c.id == bindparam("_id"))
+                .values(status=bindparam("status"), status_changed_at=bindparam("status_changed_at")),
+                updates,
+            )
+        links = [
+            {"_id": v.id, "successor": v.successor.id}
+            for versions in self._versions.values() for v in versions.values()
+            if v.successor is not None and v.successor is not v
+        ]  # fmt: skip
+        if links:
+            session.execute(
+                update(c.__table__)
+                .where(c.__table__.c.id == bindparam("_id"))
+                .values(superseded_by_id=bindparam("successor")),
+                links,
+            )
+        if self._events:
+            session.execute(
+                insert(CertificateEventRow.__table__),
+                [{**event, "certificate_id": v.id} for v, event in self._events],
+            )
+        self._new, self._events = [], []
+        for versions in self._versions.values():
+            for v in versions.values():
+                v.changed = False
+                if v.successor is not None:
+                    v.successor = v  # linked now: stored
 
 
 # --- maintenance -----------------------------------------------------------------------------------------

@@ -14,7 +14,9 @@ Service layer (revision 0002):
   organisation and have one role; tokens are stored as SM3 hashes with expiry and revocation (``kind`` "mtls"
   rows bind a client-certificate fingerprint passed by a TLS-terminating proxy instead of a secret).
 - ``access_grants`` — time-limited grants for bulk queries and exports, issued by the big-data bureau.
-- ``audit_events`` — every API operation and every denial, appended (the audit issue makes it tamper-evident).
+- ``audit_events`` — every API operation and every denial, appended (revision 0005_audit rebuilds it as a
+  hash chain + Merkle tree with ``audit_chain``, ``audit_pending``, ``audit_checkpoints``, ``audit_tree_nodes``
+  and ``audit_archives``; PostgreSQL partitions it by month — see ``docs/audit.md``).
 - ``review_requests`` — 复核 requests with their 5-working-day deadline; ``calendar_days`` — the configurable
   working-day calendar (holidays and make-up workdays).
 - ``inspections`` — 年检 results per certificate and year.
@@ -40,9 +42,11 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
@@ -53,7 +57,12 @@ __all__ = [
     "AccessGrantRow",
     "ApiTokenRow",
     "ArrivalRow",
+    "AuditArchiveRow",
+    "AuditChainRow",
+    "AuditCheckpointRow",
     "AuditEventRow",
+    "AuditPendingRow",
+    "AuditTreeNodeRow",
     "Base",
     "BatchItemRow",
     "BatchJobRow",
@@ -266,29 +275,155 @@ class AccessGrantRow(Base):
 
 
 class AuditEventRow(Base):
-    """One audited operation (allowed, denied or failed). Holder IDs appear only as their keyed digest."""
+    """One entry of the audit trail (审计日志): an API call or web action (allowed, denied or failed), an exchange
+    row, a status change, a verification. Appended only, in one total order (``seq``), each entry hash-chained to
+    the previous one and a leaf of the log's Merkle tree (see :mod:`certstore.audit`).
+
+    ``occurred_at`` is when it happened; ``at`` when it was chained — never earlier than the entry before it, so a
+    month of ``at`` (PostgreSQL: one partition) is one contiguous range of ``seq``. Holder IDs appear only as their
+    keyed reference (``holder_digest``); ``details`` is canonical JSON text, hashed exactly as stored.
+    """
 
     __tablename__ = "audit_events"
     __table_args__ = (
-        Index("ix_audit_events_at", "at"),
-        Index("ix_audit_events_matter", "organisation_code", "matter"),
+        PrimaryKeyConstraint("seq", "at"),
+        Index("ix_audit_events_occurred", "occurred_at", "seq"),
+        Index("ix_audit_events_principal", "principal", "occurred_at", "seq"),
+        Index("ix_audit_events_organisation", "organisation_code", "occurred_at", "seq"),
+        Index("ix_audit_events_action", "action", "occurred_at", "seq"),
+        Index(
+            "ix_audit_events_certificate",
+            "certificate_identifier",
+            "occurred_at",
+            "seq",
+            postgresql_where=text("certificate_identifier IS NOT NULL"),
+            sqlite_where=text("certificate_identifier IS NOT NULL"),
+        ),
+        Index(
+            "ix_audit_events_holder",
+            "holder_digest",
+            "occurred_at",
+            "seq",
+            postgresql_where=text("holder_digest IS NOT NULL"),
+            sqlite_where=text("holder_digest IS NOT NULL"),
+        ),
+        Index(
+            "ix_audit_events_matter",
+            "matter",
+            "organisation_code",
+            postgresql_where=text("matter IS NOT NULL"),
+            sqlite_where=text("matter IS NOT NULL"),
+        ),
+        Index(
+            "ix_audit_events_grant",
+            "grant_id",
+            "occurred_at",
+            postgresql_where=text("grant_id IS NOT NULL"),
+            sqlite_where=text("grant_id IS NOT NULL"),
+        ),
+        {"postgresql_partition_by": "RANGE (at)"},
     )
 
-    id: Mapped[int] = mapped_column(Id, primary_key=True)
-    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    seq: Mapped[int] = mapped_column(BigInteger, autoincrement=False)  # position in the log, from 0
+    at: Mapped[datetime] = mapped_column(UTCDateTime())  # chained at (partition key)
+    prev_hash: Mapped[bytes] = mapped_column(LargeBinary(32))  # entry_hash of seq - 1 (zeros for seq 0)
+    entry_hash: Mapped[bytes] = mapped_column(LargeBinary(32))  # SM3 of the canonical encoding
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    event_id: Mapped[str] = mapped_column(
+        String(32)
+    )  # random, unique per event (spool replay de-duplication)
     request_id: Mapped[str] = mapped_column(String(64))
     principal: Mapped[str | None] = mapped_column(String(200), nullable=True)  # "ORGCODE/name"
     organisation_code: Mapped[str | None] = mapped_column(String(32), nullable=True)
     role: Mapped[str | None] = mapped_column(String(16), nullable=True)
-    action: Mapped[str] = mapped_column(String(100))  # e.g. "certificate.issue", "holder.list"
+    action: Mapped[str] = mapped_column(String(100))  # e.g. "issue_certificate", "holder_certificates"
     resource: Mapped[str | None] = mapped_column(String(300), nullable=True)
     matter: Mapped[str | None] = mapped_column(String(100), nullable=True)  # 事项/办件 number
     holder_digest: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    certificate_identifier: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    grant_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # bulk-access grant used
     outcome: Mapped[str] = mapped_column(String(8))  # allow | deny | error
     status_code: Mapped[int] = mapped_column(Integer)
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     client: Mapped[str | None] = mapped_column(String(100), nullable=True)  # client address
-    details: Mapped[dict[str, Any]] = mapped_column(JSONDocument, default=dict)
+    user_agent: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    details: Mapped[str] = mapped_column(Text)  # canonical JSON
+
+
+class AuditChainRow(Base):
+    """The head of the audit chain: one row (``id`` 1), locked by every append so that all writers — threads,
+    API worker processes, hosts — extend one total order. ``frontier`` holds the Merkle tree in compact form
+    (hex hashes of its complete subtrees, largest first); ``retention_years`` can only grow (a trigger refuses
+    lowering it, and anything under 3)."""
+
+    __tablename__ = "audit_chain"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    size: Mapped[int] = mapped_column(BigInteger)  # entries so far = the next seq
+    head_hash: Mapped[bytes] = mapped_column(LargeBinary(32))  # entry_hash of seq size - 1 (zeros when empty)
+    last_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    frontier: Mapped[str] = mapped_column(Text)  # JSON list of hex hashes
+    checkpoint_size: Mapped[int] = mapped_column(BigInteger)  # tree size of the newest checkpoint
+    checkpoint_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    retention_years: Mapped[int] = mapped_column(Integer)
+
+
+class AuditPendingRow(Base):
+    """An audit event written in the transaction of the action it records (a mutation), waiting to be chained:
+    it commits or rolls back with the action; a writer moves it into ``audit_events`` in order."""
+
+    __tablename__ = "audit_pending"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    payload: Mapped[str] = mapped_column(Text)  # the event as JSON
+
+
+class AuditCheckpointRow(Base):
+    """A signed checkpoint (签名检查点): tree size, root hash, head entry hash and time, signed with the
+    repository's SM2 key (``body`` is exactly the signed text)."""
+
+    __tablename__ = "audit_checkpoints"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    tree_size: Mapped[int] = mapped_column(BigInteger, index=True)
+    root_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    head_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    body: Mapped[str] = mapped_column(Text)
+    signature: Mapped[bytes] = mapped_column(LargeBinary())
+    certificate: Mapped[bytes] = mapped_column(LargeBinary())  # DER of the signing certificate
+    chain: Mapped[bytes] = mapped_column(LargeBinary())  # PEM of its issuers (may be empty)
+
+
+class AuditTreeNodeRow(Base):
+    """A complete subtree of the Merkle tree (2^level leaves from ``position`` · 2^level), stored for levels ≥ 8 as
+    the chain grows, so proofs read a few hundred rows whatever the log's size."""
+
+    __tablename__ = "audit_tree_nodes"
+
+    level: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    position: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+
+
+class AuditArchiveRow(Base):
+    """One archived month (归档): its entries [first_seq, end_seq) left the hot table after a sealed, verified
+    export into the Object Lock archive (COMPLIANCE retention until ``retain_until``). ``frontier_end`` is the
+    tree in compact form after the month, so later entries still verify against every checkpoint."""
+
+    __tablename__ = "audit_archives"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    month: Mapped[str] = mapped_column(String(7), unique=True)  # "YYYY-MM" of ``at``
+    first_seq: Mapped[int] = mapped_column(BigInteger)
+    end_seq: Mapped[int] = mapped_column(BigInteger)
+    last_hash: Mapped[bytes] = mapped_column(LargeBinary(32))  # entry_hash of end_seq - 1
+    frontier_end: Mapped[str] = mapped_column(Text)  # JSON list of hex hashes (tree of end_seq leaves)
+    manifest_key: Mapped[str] = mapped_column(String(64))  # SM3 key of the manifest in the archive
+    segments: Mapped[str] = mapped_column(Text)  # JSON list of the SM3 keys of the JSONL segments
+    retain_until: Mapped[datetime] = mapped_column(UTCDateTime())
+    archived_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class ReviewRequestRow(Base):
@@ -485,3 +620,50 @@ class UpwardReceivedRow(Base):
     source_id: Mapped[int] = mapped_column(BigInteger)
     identifier: Mapped[str | None] = mapped_column(String(128), nullable=True)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+# --- web pages: staff logins (revision 0004_credentials) ---------------------------------------------------
+
+
+class PrincipalCredentialRow(Base):
+    """A principal's password for the web pages (员工登录口令): scrypt with its salt and parameters stored, so
+    they can be raised later without invalidating older hashes; consecutive failures lock the login for a while."""
+
+    __tablename__ = "principal_credentials"
+
+    principal_id: Mapped[int] = mapped_column(ForeignKey("principals.id"), primary_key=True)
+    algorithm: Mapped[str] = mapped_column(String(16))  # "scrypt"
+    n: Mapped[int] = mapped_column(Integer)  # scrypt CPU/memory cost
+    r: Mapped[int] = mapped_column(Integer)  # block size
+    p: Mapped[int] = mapped_column(Integer)  # parallelism
+    salt: Mapped[bytes] = mapped_column(LargeBinary(32))
+    password_hash: Mapped[bytes] = mapped_column(LargeBinary(64))
+    set_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+    principal: Mapped[PrincipalRow] = relationship(lazy="joined")
+
+
+class WebSessionRow(Base):
+    """A logged-in browser (会话). The cookie holds a random token; only its SM3 hash is stored. ``serving`` is
+    the window case in progress (matter and holder being served), encrypted under a key derived from the token,
+    so the table alone never shows a holder's ID number."""
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    principal_id: Mapped[int] = mapped_column(ForeignKey("principals.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())  # absolute end, whatever the activity
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)  # logout
+    client: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    serving: Mapped[bytes | None] = mapped_column(LargeBinary(), nullable=True)
+
+    principal: Mapped[PrincipalRow] = relationship(lazy="joined")
+
+
+__all__ += ["PrincipalCredentialRow", "WebSessionRow"]

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from fastapi.routing import APIRoute, iter_route_contexts
 
+from api.pages.common import PageRoute
 from certstore.services.repository import Repository
 from tests.api.conftest import CONSTRUCTION, Clients, construction_data, serving
 
@@ -68,6 +69,16 @@ MATRIX: dict[tuple[str, str], set[str]] = {
     ("DELETE", "/api/v1/calendar/{day}"): {B},
     ("GET", "/api/v1/audit/events"): {AU},
     ("GET", "/api/v1/upstream/changes"): {U},
+    ("GET", "/api/v1/exchange/late"): {A, B},
+    ("GET", "/api/v1/exchange/offenders"): {B},
+    ("POST", "/api/v1/aggregate/batches"): {U},
+    ("GET", "/metrics"): {B},
+    ("GET", "/api/v1/audit/export"): {AU},
+    ("GET", "/api/v1/audit/summary"): {AU},
+    ("GET", "/api/v1/audit/checkpoints"): {AU},
+    ("POST", "/api/v1/audit/checkpoints"): {AU},
+    ("GET", "/api/v1/audit/proofs/inclusion"): {AU},
+    ("GET", "/api/v1/audit/proofs/consistency"): {AU},
 }
 
 #: Routes outside the API contract (documentation and the HTML page of the QR code), public by design.
@@ -79,6 +90,8 @@ def _api_routes(app: Any) -> set[tuple[str, str]]:
     found = set()
     for context in iter_route_contexts(app.routes):
         route = context.original_route
+        if isinstance(route, PageRoute):
+            continue  # web pages: tests/pages/test_page_access.py (PAGE_MATRIX, with session logins)
         if isinstance(route, APIRoute) and context.path not in UNAUDITED_PUBLIC:
             for method in route.methods - {"HEAD", "OPTIONS"}:
                 found.add((method, str(context.path)))

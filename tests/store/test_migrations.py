@@ -49,6 +49,13 @@ TABLES = {
     "arrivals",
     "upward_targets",
     "upward_received",
+    "principal_credentials",
+    "web_sessions",
+    "audit_chain",
+    "audit_pending",
+    "audit_checkpoints",
+    "audit_tree_nodes",
+    "audit_archives",
 }
 
 

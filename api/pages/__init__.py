@@ -1,0 +1,34 @@
+"""Server-rendered web pages in Chinese (网页) for window staff, citizens, agencies and auditors — ``docs/pages.md``.
+
+The pages are another face of the API, not a second implementation: they authenticate people with a password
+and a server-side session (:mod:`certstore.services.logins`) instead of a bearer token, then check the same
+roles (:func:`certstore.access.require_role`), the same resource rules (:mod:`api.scope`) and call the same
+service functions. The audit middleware records every page request like an API call.
+
+Modules: :mod:`~api.pages.auth` (login, logout, home), :mod:`~api.pages.window` (窗口办件),
+:mod:`~api.pages.public` (文件验证, 扫码核验), :mod:`~api.pages.agency` (证照填报, 批量导入, 目录编辑),
+:mod:`~api.pages.auditor` (审计日志); shared machinery in :mod:`~api.pages.common`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from api.pages import agency, auditor, auth, public, window
+
+__all__ = ["STATIC_DIR", "install_pages", "router"]
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+
+router = APIRouter(include_in_schema=False)
+for _module in (auth, public, window, agency, auditor):
+    router.include_router(_module.router)
+
+
+def install_pages(app: FastAPI) -> None:
+    """Mount the stylesheet and scripts under ``/static`` and add the page routes to ``app``."""
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.include_router(router)

@@ -1,0 +1,464 @@
+"""Agency pages (发证机构): fill a certificate form generated from the catalogue's form schema, batch import from a
+CSV template made from the same schema (per-row errors, a progress bar), and the catalogue entry editor.
+
+Every operation is the API's: a form submission calls the generation route's function
+(:func:`api.routes.certificates.issue_certificate`, so the same checks, idempotency and arrival record apply),
+a batch is :func:`certstore.services.batches.submit_batch` handed to the same runner, the editor calls
+:func:`certstore.services.catalogue.submit_entry`, and forms and templates come from
+:func:`api.routes.catalogue.form_schema` (``GET /api/v1/catalogue/{code}/form-schema``).
+
+Templates are CSV only (UTF-8 with a byte-order mark, which Excel and WPS open with the Chinese intact); an XLSX
+template would need a spreadsheet library as a new dependency for no gain in what can be expressed. Uploads are
+read as UTF-8 and, failing that, GB 18030 (what Excel on a Chinese Windows saves "CSV" as).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, Response
+from fastapi.responses import RedirectResponse
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from api.models import CertificateData
+from api.pages.common import (
+    HOLDER_ID_TYPES,
+    PageRoute,
+    attachment,
+    csrf_protected,
+    render,
+    services_of,
+    staff,
+)
+from api.routes import certificates as certificate_routes
+from api.routes.catalogue import form_schema
+from api.scope import Serving
+from certstore.access import AccessDeniedError, Role
+from certstore.catalogue import CatalogueEntry, CatalogueError
+from certstore.records import RecordError
+from certstore.services import batches, logins
+from certstore.services.batches import MAX_BATCH_ITEMS, BatchError
+from certstore.services.catalogue import get_entry, list_entries, list_submissions, submit_entry
+
+__all__ = ["FormField", "document_from_values", "form_fields", "parse_csv", "router"]
+
+router = APIRouter(route_class=PageRoute, include_in_schema=False)
+
+AgencyStaff = Annotated[logins.WebSession, Depends(staff(Role.AGENCY))]
+Registrar = Annotated[logins.WebSession, Depends(staff(Role.AGENCY, Role.BUREAU))]
+CodePath = Annotated[str, Path(max_length=32)]
+_MAX_CSV_BYTES = 10 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class FormField:
+    """One input of a generated form: ``name`` is the dotted path in the certificate document."""
+
+    name: str
+    label: str
+    kind: str  # text | textarea | number | integer | date | select
+    required: bool = False
+    options: tuple[tuple[str, str], ...] = ()
+    example: str = ""
+    pattern: str | None = None
+    unit: str | None = None
+    help: str = ""
+    section: str = "face"
+    extra: Mapping[str, Any] = field(default_factory=dict, hash=False)
+
+
+def _face_field(name: str, spec: Mapping[str, Any], required: bool) -> FormField:
+    kind = "text"
+    declared = spec.get("type")
+    if "enum" in spec:
+        kind = "select"
+    elif declared == "number":
+        kind = "number"
+    elif declared == "integer":
+        kind = "integer"
+    elif spec.get("format") == "date":
+        kind = "date"
+    elif spec.get("x-multiline"):
+        kind = "textarea"
+    examples = spec.get("examples") or []
+    return FormField(
+        name=f"face.{name}",
+        label=str(spec.get("x-label") or spec.get("title") or name),
+        kind=kind,
+        required=required,
+        options=tuple((str(v), str(v)) for v in spec.get("enum", ())),
+        example=str(examples[0]) if examples else "",
+        pattern=spec.get("pattern"),
+        unit=spec.get("x-unit"),
+        help=str(
+            spec.get("description")
+            or ("长期有效请填写“长期”" if spec.get("format") == "date-or-permanent" else "")
+        ),
+    )
+
+
+def form_fields(entry: CatalogueEntry) -> list[FormField]:
+    """The inputs of ``entry``'s form, from its form schema: certificate, holder, then face fields in layout
+    order (``x-order``)."""
+    schema = form_schema(entry)
+    example = schema["example"]
+    properties = schema["schema"]["properties"]
+    holder_types = tuple(HOLDER_ID_TYPES.items())
+    fields = [
+        FormField(
+            "certificate_number", "证照编号", "text", True, example=str(example["certificate_number"]),
+            pattern=properties["certificate_number"]["pattern"], section="certificate",
+        ),
+        FormField("issue_date", "发证日期", "date", True, example=str(example["issue_date"]), section="certificate"),
+        FormField("valid_from", "有效期起", "date", help="留空：自发证日期起", section="certificate"),
+        FormField("valid_until", "有效期至", "date", help="留空：按目录规定的有效期计算", section="certificate"),
+        FormField("holder.name", "持证主体名称", "text", True, example=str(example["holder"]["name"]), section="holder"),
+        FormField(
+            "holder.id_type", "持证主体代码类型", "select", True, options=holder_types,
+            example=str(example["holder"]["id_type"]), section="holder",
+        ),
+        FormField(
+            "holder.id_number", "持证主体代码", "text", True, example=str(example["holder"]["id_number"]),
+            section="holder",
+        ),
+    ]  # fmt: skip
+    face = entry.face_schema
+    required = set(face.get("required", ()))
+    ordered = sorted(
+        face.get("properties", {}).items(), key=lambda item: (item[1].get("x-order", 999), item[0])
+    )
+    for name, spec in ordered:
+        fields.append(_face_field(name, spec, name in required))
+    face_example = example.get("face", {})
+    return [
+        f if f.example or f.section != "face" else _with_example(f, face_example.get(f.name[5:]))
+        for f in fields
+    ]
+
+
+def _with_example(item: FormField, value: Any) -> FormField:
+    if value is None:
+        return item
+    return FormField(**{**item.__dict__, "example": str(value)})
+
+
+def _convert(item: FormField, text: str) -> Any:
+    """A form or CSV cell as the JSON value the schema expects; what cannot be converted stays text, so the
+    service's validation names the field."""
+    if item.kind == "integer" and re.fullmatch(r"[-+]?\d+", text):
+        return int(text)
+    if item.kind == "number":
+        cleaned = text.replace(",", "")
+        if re.fullmatch(r"[-+]?\d+", cleaned):
+            return int(cleaned)
+        try:
+            return float(cleaned)
+        except ValueError:
+            return text
+    return text
+
+
+def document_from_values(entry: CatalogueEntry, values: Mapping[str, str]) -> dict[str, Any]:
+    """The certificate document (DATA.json) of form or CSV ``values`` keyed by field name; empty cells omitted."""
+    document: dict[str, Any] = {"catalogue": entry.code, "holder": {}, "face": {}}
+    for item in form_fields(entry):
+        text = (values.get(item.name) or "").strip()
+        if not text:
+            continue
+        value = _convert(item, text)
+        if item.name.startswith("holder."):
+            document["holder"][item.name[7:]] = value
+        elif item.name.startswith("face."):
+            document["face"][item.name[5:]] = value
+        else:
+            document[item.name] = value
+    return document
+
+
+def _field_errors(exc: Exception) -> list[tuple[str, str]]:
+    """(field name, message) of a validation failure, field names as in :func:`form_fields`."""
+    if isinstance(exc, ValidationError):
+        return [(".".join(str(p) for p in err["loc"]), str(err["msg"])) for err in exc.errors()]
+    if isinstance(exc, RecordError):
+        return [(path, message) for path, message in exc.problems] or [("", str(exc))]
+    return [("", str(exc))]
+
+
+# --- the agency's home: its catalogue types --------------------------------------------------------------
+
+
+@router.get("/agency", name="page_agency")
+def agency_home(request: Request, session: AgencyStaff) -> Response:
+    own = [
+        e
+        for e in list_entries(services_of(request).repo)
+        if e.issuer.credit_code == session.principal.organisation_code
+    ]
+    return render(request, "agency.html", {"entries": own})
+
+
+def _own_entry(request: Request, session: logins.WebSession, code: str) -> CatalogueEntry:
+    entry = get_entry(services_of(request).repo, code)
+    if entry.issuer.credit_code != session.principal.organisation_code:
+        raise AccessDeniedError(
+            f"catalogue type {entry.code} is issued by {entry.issuer.credit_code}; agencies issue only their own "
+            "catalogue types"
+        )
+    return entry
+
+
+# --- the certificate form --------------------------------------------------------------------------------
+
+
+@router.get("/agency/types/{code}/issue", name="page_agency_form")
+def certificate_form(request: Request, session: AgencyStaff, code: CodePath) -> Response:
+    entry = _own_entry(request, session, code)
+    context = {"entry": entry, "fields": form_fields(entry), "values": {}, "errors": {}, "general": []}
+    return render(request, "agency_form.html", context)
+
+
+@router.post("/agency/types/{code}/issue", name="page_agency_issue", dependencies=[Depends(csrf_protected)])
+async def issue(request: Request, session: AgencyStaff, code: CodePath) -> Response:
+    form = await request.form()
+    values = {k: v for k, v in form.items() if isinstance(v, str) and k != "csrf_token"}
+    return await run_in_threadpool(_issue, request, session, code, values)
+
+
+def _issue(request: Request, session: logins.WebSession, code: str, values: dict[str, str]) -> Response:
+    entry = _own_entry(request, session, code)
+    document = document_from_values(entry, values)
+    services = services_of(request)
+    try:
+        data = CertificateData.model_validate(document)
+        response = Response()
+        issued = certificate_routes.issue_certificate(services, session.principal, data, response)
+    except (ValidationError, RecordError) as exc:
+        errors = _field_errors(exc)
+        request.state.problem = "Invalid certificate data: " + "; ".join(f"{f}: {m}" for f, m in errors[:5])
+        by_field: dict[str, list[str]] = {}
+        general = []
+        names = {f.name for f in form_fields(entry)}
+        for name, message in errors:
+            (by_field.setdefault(name, []) if name in names else general).append(
+                message if name in names else f"{name}: {message}"
+            )
+        context = {
+            "entry": entry,
+            "fields": form_fields(entry),
+            "values": values,
+            "errors": by_field,
+            "general": general,
+        }
+        return render(request, "agency_form.html", context, status=422)
+    created = response.status_code == 201
+    return render(
+        request,
+        "agency_result.html",
+        {"entry": entry, "certificate": issued, "created": created},
+        status=201 if created else 200,
+    )
+
+
+@router.get("/agency/certificates/{identifier}/file", name="page_agency_file")
+def certificate_file(
+    request: Request, session: AgencyStaff, identifier: str, format: str = "ofd"
+) -> Response:
+    """The sealed file, as ``GET /api/v1/certificates/{id}/file`` answers the issuing agency."""
+    if format not in ("ofd", "pdf"):
+        raise ValueError("format: ofd or pdf")
+    return certificate_routes.get_file(services_of(request), session.principal, identifier, format)  # type: ignore[arg-type]
+
+
+@router.get("/agency/certificates/{identifier}/face.png", name="page_agency_face")
+def certificate_face(request: Request, session: AgencyStaff, identifier: str) -> Response:
+    """The face preview, as ``GET /api/v1/certificates/{id}/preview.png`` answers the issuing agency."""
+    return certificate_routes.get_preview(
+        services_of(request), session.principal, identifier, Serving(None, None, None), request, 96
+    )
+
+
+# --- batch import ----------------------------------------------------------------------------------------
+
+
+def _header(item: FormField) -> str:
+    mark = "*" if item.required else ""
+    return f"{mark}{item.label}({item.name})"
+
+
+@router.get("/agency/types/{code}/template.csv", name="page_agency_template")
+def csv_template(request: Request, session: AgencyStaff, code: CodePath) -> Response:
+    """The batch template: one column per form field (``*`` marks required ones), one example row."""
+    entry = _own_entry(request, session, code)
+    fields = form_fields(entry)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow([_header(f) for f in fields])
+    writer.writerow([f.example for f in fields])
+    data = ("\ufeff" + out.getvalue()).encode("utf-8")
+    return attachment(data, "text/csv; charset=utf-8", f"{entry.name}-批量导入模板.csv")
+
+
+_HEADER = re.compile(r"^\*?(?P<label>.*?)[(（](?P<name>[A-Za-z0-9_.]+)[)）]\s*$")
+
+
+def parse_csv(entry: CatalogueEntry, data: bytes) -> list[dict[str, Any]]:
+    """The certificate documents of a filled-in template; :class:`BatchError` for a file that does not fit
+    (unknown or missing columns, too many rows). Cell values are not judged here: each row's errors come from
+    the same validation as a single push, reported per row by the batch job."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        try:
+            text = data.decode("gb18030")
+        except UnicodeDecodeError:
+            raise BatchError("文件编码无法识别：请保存为 UTF-8 或 GB18030 编码的 CSV") from None
+    rows = list(csv.reader(io.StringIO(text)))
+    if not rows:
+        raise BatchError("文件为空")
+    fields = {f.name: f for f in form_fields(entry)}
+    by_label = {f.label: f.name for f in fields.values()}
+    names: list[str] = []
+    for cell in rows[0]:
+        cell = cell.strip()
+        match = _HEADER.match(cell)
+        name = match.group("name") if match else by_label.get(cell.lstrip("*"), cell)
+        if name not in fields:
+            raise BatchError(f"第 1 行（表头）有未知的列“{cell}”：请使用本页下载的模板")
+        names.append(name)
+    missing = [fields[n].label for n in fields if fields[n].required and n not in names]
+    if missing:
+        raise BatchError("缺少必填列：" + "、".join(missing))
+    body = rows[1:]
+    while body and not any(c.strip() for c in body[-1]):
+        body.pop()
+    if not body:
+        raise BatchError("模板中没有数据行")
+    if len(body) > MAX_BATCH_ITEMS:
+        raise BatchError(f"一次最多导入 {MAX_BATCH_ITEMS} 行，文件有 {len(body)} 行")
+    documents = []
+    for line, row in enumerate(body, start=2):
+        if not any(c.strip() for c in row):
+            raise BatchError(f"第 {line} 行为空行：请删除后重新上传")
+        if len(row) > len(names):
+            raise BatchError(f"第 {line} 行的列数（{len(row)}）多于表头（{len(names)}）")
+        documents.append(document_from_values(entry, dict(zip(names, row, strict=False))))
+    return documents
+
+
+@router.get("/agency/types/{code}/batch", name="page_agency_batch_form")
+def batch_form(request: Request, session: AgencyStaff, code: CodePath) -> Response:
+    entry = _own_entry(request, session, code)
+    return render(request, "batch_upload.html", {"entry": entry, "error": None})
+
+
+@router.post(
+    "/agency/types/{code}/batch", name="page_agency_batch_submit", dependencies=[Depends(csrf_protected)]
+)
+def batch_submit(
+    request: Request, session: AgencyStaff, code: CodePath, file: Annotated[bytes, File()]
+) -> Response:
+    entry = _own_entry(request, session, code)
+    services = services_of(request)
+    try:
+        if len(file) > _MAX_CSV_BYTES:
+            raise BatchError(f"文件超过 {_MAX_CSV_BYTES // (1024 * 1024)} MiB")
+        documents = parse_csv(entry, file)
+        job = batches.submit_batch(services.repo, session.principal, documents)
+    except BatchError as exc:
+        request.state.problem = f"Invalid batch: {exc}"
+        return render(request, "batch_upload.html", {"entry": entry, "error": str(exc)}, status=422)
+    if services.batch_runner is not None:
+        services.batch_runner.submit(job.id)
+    return RedirectResponse(f"/agency/batches/{job.id}", status_code=303)
+
+
+def _job_context(request: Request, session: logins.WebSession, job_id: str) -> dict[str, Any]:
+    job = batches.get_batch(
+        services_of(request).repo,
+        job_id,
+        organisation_code=session.principal.organisation_code,
+        with_items=True,
+    )
+    done = job.succeeded + job.failed
+    rows = [
+        {
+            "line": item.position + 2,
+            "number": item.position + 1,
+            "status": item.status,
+            "identifier": item.identifier,
+            "error": item.error,
+        }
+        for item in job.items
+    ]
+    return {"job": job, "done": done, "rows": rows, "finished": job.status == batches.DONE}
+
+
+@router.get("/agency/batches/{job_id}", name="page_agency_batch")
+def batch_progress(
+    request: Request, session: AgencyStaff, job_id: Annotated[str, Path(max_length=36)]
+) -> Response:
+    return render(request, "batch.html", _job_context(request, session, job_id))
+
+
+@router.get("/agency/batches/{job_id}/rows", name="page_agency_batch_rows")
+def batch_rows(
+    request: Request, session: AgencyStaff, job_id: Annotated[str, Path(max_length=36)]
+) -> Response:
+    """The progress bar and the rows, as an HTML fragment the page polls (batch.js)."""
+    return render(request, "batch_rows.html", _job_context(request, session, job_id))
+
+
+# --- the catalogue entry editor --------------------------------------------------------------------------
+
+
+def _editor_context(request: Request, session: logins.WebSession, **extra: Any) -> dict[str, Any]:
+    repo = services_of(request).repo
+    issuer = session.principal.organisation_code if session.principal.role is Role.AGENCY else None
+    return {"submissions": list_submissions(repo, issuer_code=issuer), "errors": [], "result": None, **extra}
+
+
+@router.get("/agency/catalogue", name="page_catalogue_editor")
+def catalogue_editor(
+    request: Request, session: Registrar, code: Annotated[str | None, Query(max_length=32)] = None
+) -> Response:
+    document = ""
+    if code:
+        entry = get_entry(services_of(request).repo, code)
+        start = entry.to_document()
+        start["version"] = entry.version + 1
+        document = json.dumps(start, ensure_ascii=False, indent=2)
+    return render(
+        request, "catalogue_editor.html", _editor_context(request, session, document=document, code=code)
+    )
+
+
+@router.post("/agency/catalogue", name="page_catalogue_submit", dependencies=[Depends(csrf_protected)])
+def catalogue_submit(
+    request: Request, session: Registrar, document: Annotated[str, Form(max_length=1_000_000)]
+) -> Response:
+    """Submit the edited entry for the bureau's approval (``POST /api/v1/catalogue``'s service)."""
+    errors: list[tuple[str, str]] = []
+    try:
+        parsed = json.loads(document)
+    except json.JSONDecodeError as exc:
+        errors = [(f"第 {exc.lineno} 行第 {exc.colno} 列", f"JSON 语法错误：{exc.msg}")]
+    else:
+        try:
+            submission, created = submit_entry(services_of(request).repo, parsed, principal=session.principal)
+        except CatalogueError as exc:
+            errors = [(path, message) for path, message in exc.errors]
+        else:
+            context = _editor_context(
+                request, session, document=document, code=None, result=submission, created=created
+            )
+            return render(request, "catalogue_editor.html", context, status=201 if created else 200)
+    request.state.problem = "Invalid catalogue entry: " + "; ".join(f"{p}: {m}" for p, m in errors[:5])
+    context = _editor_context(request, session, document=document, code=None, errors=errors)
+    return render(request, "catalogue_editor.html", context, status=422)

@@ -1,0 +1,98 @@
+"""The auditor page (审计日志): the auditor API (``/api/v1/audit``) rendered — query the log with filters, page
+through it, export it.
+
+The page calls the API's own functions (:mod:`api.routes.audit`): the same filters (:class:`AuditFilters`), the
+same listing (``list_events``, which first waits for the events acknowledged so far) and the same export
+(``export_events``: JSON Lines or CSV with the covering signed checkpoint and range proof, verifiable offline with
+``certstore audit verify-export``). Holders appear only as keyed digests. Times typed without an offset are China
+time here (the API reads them as UTC); empty form fields are no filter.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+
+from api.pages.common import PageRoute, render, services_of, staff
+from api.routes import audit as audit_routes
+from api.routes.audit import AuditFilters
+from certstore.access import Role
+from certstore.services import logins
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/audit", route_class=PageRoute, include_in_schema=False)
+
+Auditor = Annotated[logins.WebSession, Depends(staff(Role.AUDITOR))]
+
+CHINA = timezone(timedelta(hours=8))
+PAGE_SIZE = 50
+OUTCOMES = {"allow": "允许", "deny": "拒绝", "error": "错误"}
+_FORM_FIELDS = ("from", "to", "actor", "action", "outcome", "matter")
+
+
+def _time(value: str | None, field: str) -> datetime | None:
+    """A ``datetime-local`` field: empty means no bound; without an offset it is China time."""
+    if not value or not value.strip():
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise ValueError(f"{field}: not a date and time: {value!r}") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=CHINA)
+
+
+def page_filters(
+    start: Annotated[str | None, Query(alias="from", max_length=40)] = None,
+    end: Annotated[str | None, Query(alias="to", max_length=40)] = None,
+    actor: Annotated[str | None, Query(max_length=200)] = None,
+    action: Annotated[str | None, Query(max_length=100)] = None,
+    outcome: Annotated[str | None, Query(pattern="^(allow|deny|error)?$")] = None,
+    matter: Annotated[str | None, Query(max_length=100)] = None,
+) -> AuditFilters:
+    """The API's filters from the page's form, where every field is sent, empty or not."""
+    return AuditFilters(
+        start=_time(start, "from"),
+        end=_time(end, "to"),
+        actor=(actor or "").strip() or None,
+        action=(action or "").strip() or None,
+        outcome=outcome or None,  # type: ignore[arg-type]
+        matter=(matter or "").strip() or None,
+    )
+
+
+Filters = Annotated[AuditFilters, Depends(page_filters)]
+
+
+def _form(request: Request) -> dict[str, str]:
+    return {name: request.query_params.get(name, "") for name in _FORM_FIELDS}
+
+
+@router.get("", name="page_audit")
+def audit_log(
+    request: Request,
+    session: Auditor,
+    filters: Filters,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> Response:
+    page = audit_routes.list_events(services_of(request), session.principal, filters, cursor, PAGE_SIZE)
+    context: dict[str, Any] = {
+        "events": page.items,
+        "filters": _form(request),
+        "next_cursor": page.next_cursor,
+        "outcomes": OUTCOMES,
+    }
+    return render(request, "audit.html", context)
+
+
+@router.get("/export", name="page_audit_export")
+async def export(
+    request: Request,
+    session: Auditor,
+    filters: Filters,
+    format: Literal["jsonl", "csv"] = "csv",
+) -> Response:
+    """The API's verifiable export of the matching entries."""
+    return await audit_routes.export_events(services_of(request), session.principal, filters, format)

@@ -1,0 +1,89 @@
+"""Public pages, no login: verification of a presented file (``/verify``, 文件验证) and the page the QR code on a
+face opens (``/v/{identifier}``, 扫码核验).
+
+Neither shows personal data from the repository. The verification page shows the face of the *presented* file,
+drawn from the file itself (:func:`certstore.packaging.ofd.render.render_first_page`) — what the presenter
+already holds — and only when the file is not INVALID; the QR page shows the type, issuer, dates and status.
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, File, Form, Request, Response, UploadFile
+
+from api.pages.common import PageRoute, csrf_protected, optional_session, render, services_of
+from api.pages.report_view import present_report
+from api.problems import ProblemError
+from api.routes.public import public_status_of
+from certstore.packaging.ofd.render import render_first_page
+from certstore.verify import UnreadableFileError, verify_file
+
+__all__ = ["router"]
+
+router = APIRouter(route_class=PageRoute, include_in_schema=False)
+
+
+@router.get("/verify", name="page_verify")
+def verify_form(request: Request) -> Response:
+    optional_session(request)
+    return render(request, "verify.html", {"error": None})
+
+
+@router.post("/verify", name="page_verify_submit", dependencies=[Depends(csrf_protected)])
+def verify_presented(
+    request: Request,
+    file: Annotated[UploadFile, File()],
+    at: Annotated[str, Form(max_length=40)] = "",
+) -> Response:
+    """Verify the uploaded OFD/PDF with the same function and repository check as ``POST /api/v1/public/verify``."""
+    services = services_of(request)
+    limit = services.settings.max_upload_bytes
+    data = file.file.read(limit + 1)
+    if len(data) > limit:
+        raise ProblemError(
+            413, "file-too-large", "文件过大", f"超过 {limit // (1024 * 1024)} MiB 的文件不予验证"
+        )
+    when = None
+    if at.strip():
+        try:
+            when = datetime.fromisoformat(at.strip())
+        except ValueError:
+            return render(request, "verify.html", {"error": f"时间格式有误：{at}"}, status=422)
+        when = when if when.tzinfo else when.replace(tzinfo=UTC)
+    try:
+        report = verify_file(
+            data,
+            trust=services.trust,
+            at=when,
+            repository=services.repository_check(),
+            file_name=file.filename or None,
+        )
+    except UnreadableFileError as exc:
+        request.state.problem = f"Unreadable file: {exc}"
+        error = f"无法读取该文件：它不是 OFD 或 PDF 电子证照文件（{exc}）"
+        return render(request, "verify.html", {"error": error}, status=422)
+    view = present_report(report.to_dict())
+    preview = None
+    if view["format"] == "ofd" and view["indication"] != "INVALID":
+        png = render_first_page(data)
+        if png is not None:
+            preview = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+    context = {
+        "report": view,
+        "preview_data": preview,
+        "back": "/verify",
+        "subject": file.filename or "",
+        "presented": True,
+    }
+    return render(request, "report.html", context)
+
+
+@router.get("/v/{identifier}", name="page_qr_status")
+def qr_status(request: Request, identifier: str) -> Response:
+    """扫码核验: the certificate's type, issuer, validity and current status — no personal data."""
+    services = services_of(request)
+    status = public_status_of(services, identifier)
+    return render(request, "qr.html", {"status": status})

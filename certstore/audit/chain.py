@@ -1,0 +1,350 @@
+"""Appending to the audit chain (审计链): one total order, whoever writes.
+
+Every append runs in one database transaction that first locks the chain head (``audit_chain``, one row:
+``SELECT … FOR UPDATE`` on PostgreSQL; SQLite's ``BEGIN IMMEDIATE`` already serialises writers). Under that lock
+it reads the head (next ``seq``, last entry hash, the Merkle tree in compact form), chains the batch — each entry
+gets ``seq``, ``at`` (never earlier than the head's), ``prev_hash`` and ``entry_hash`` — inserts the rows
+(PostgreSQL: ``COPY``), stores completed subtrees of 256+ leaves, moves head and, when due, signs a checkpoint.
+Threads, API worker processes and hosts sharing the database therefore extend a single chain; a transaction that
+fails leaves the head where it was.
+
+Mutations write their event *in their own transaction* with :func:`append_in_transaction` (``audit_pending``):
+the event commits or rolls back with the change it records, and the next append (any writer) chains it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, insert, select
+from sqlalchemy.orm import Session
+
+from certstore.audit.checkpoints import (
+    Checkpoint,
+    CheckpointKey,
+    checkpoint_from_row,
+    checkpoint_row,
+    sign_checkpoint,
+    with_id,
+)
+from certstore.audit.events import (
+    AuditEvent,
+    compute_entry_hash,
+    event_from_payload,
+    event_to_payload,
+    format_time,
+    outcome_text,
+)
+from certstore.audit.merkle import Frontier, leaf_hash
+from certstore.store.db import Database
+from certstore.store.models import (
+    AuditChainRow,
+    AuditCheckpointRow,
+    AuditEventRow,
+    AuditPendingRow,
+    AuditTreeNodeRow,
+)
+
+__all__ = [
+    "STORED_NODE_LEVEL",
+    "AppendResult",
+    "CheckpointPolicy",
+    "KeyProvider",
+    "append_events",
+    "append_in_transaction",
+    "chain_pending",
+    "head",
+    "latest_checkpoint",
+    "make_checkpoint",
+    "record_event",
+]
+
+#: Complete subtrees of 2^8 = 256 leaves and more are stored (``audit_tree_nodes``): about one row per 128 entries.
+STORED_NODE_LEVEL = 8
+
+#: Returns the checkpoint key, or None when the repository has none (checkpoints are then not signed).
+KeyProvider = Callable[[], CheckpointKey | None]
+
+_COLUMNS = (
+    "seq",
+    "at",
+    "prev_hash",
+    "entry_hash",
+    "occurred_at",
+    "event_id",
+    "request_id",
+    "principal",
+    "organisation_code",
+    "role",
+    "action",
+    "resource",
+    "matter",
+    "holder_digest",
+    "certificate_identifier",
+    "grant_id",
+    "outcome",
+    "status_code",
+    "reason",
+    "client",
+    "user_agent",
+    "details",
+)
+
+
+@dataclass(frozen=True)
+class CheckpointPolicy:
+    """When an append also signs a checkpoint: after ``every_entries`` new entries, or when the newest
+    checkpoint is older than ``every_seconds`` and entries were added since."""
+
+    every_entries: int = 10_000
+    every_seconds: float = 300.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> CheckpointPolicy:
+        """``CERTSTORE_AUDIT_CHECKPOINT_ENTRIES`` / ``CERTSTORE_AUDIT_CHECKPOINT_SECONDS`` (defaults 10000, 300)."""
+        return cls(
+            every_entries=int(env.get("CERTSTORE_AUDIT_CHECKPOINT_ENTRIES") or cls.every_entries),
+            every_seconds=float(env.get("CERTSTORE_AUDIT_CHECKPOINT_SECONDS") or cls.every_seconds),
+        )
+
+    def due(self, head: AuditChainRow, now: datetime) -> bool:
+        if head.size <= head.checkpoint_size:
+            return False
+        if head.size - head.checkpoint_size >= self.every_entries:
+            return True
+        return head.checkpoint_at is None or now - head.checkpoint_at >= timedelta(seconds=self.every_seconds)
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    """What one append did: entries ``[first_seq, size)`` were added (``count`` of them, pending ones included)."""
+
+    first_seq: int
+    count: int
+    size: int
+    checkpoint: Checkpoint | None = None
+
+
+def _lock_head(session: Session) -> AuditChainRow:
+    query = select(AuditChainRow).where(AuditChainRow.id == 1)
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update()
+    row = session.scalars(query).one_or_none()
+    if row is None:
+        raise RuntimeError("audit_chain has no head row: the database is not at schema 0005_audit or later")
+    return row
+
+
+def head(session: Session) -> AuditChainRow:
+    """The chain head, locked for this transaction (PostgreSQL) — read it to know the current size."""
+    return _lock_head(session)
+
+
+def _existing_event_ids(session: Session, events: Sequence[AuditEvent]) -> set[str]:
+    if not events:
+        return set()
+    first = min(e.at for e in events)
+    last = max(e.at for e in events)
+    found: set[str] = set()
+    ids = [e.event_id for e in events]
+    for start in range(0, len(ids), 500):
+        found.update(
+            session.scalars(
+                select(AuditEventRow.event_id).where(
+                    AuditEventRow.occurred_at >= first,
+                    AuditEventRow.occurred_at <= last,
+                    AuditEventRow.event_id.in_(ids[start : start + 500]),
+                )
+            )
+        )
+    return found
+
+
+_NEEDS_ESCAPE = re.compile(r"[\\\t\n\r]")
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_text(value: Any) -> str:
+    """One field in COPY's text format."""
+    if value is None:
+        return "\\N"
+    if isinstance(value, str):
+        return value.translate(_COPY_ESCAPES) if _NEEDS_ESCAPE.search(value) else value
+    if isinstance(value, bytes):
+        return "\\\\x" + value.hex()
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
+def _copy_rows(session: Session, rows: list[tuple[Any, ...]]) -> None:
+    """PostgreSQL: COPY the rows in the session's transaction (an order of magnitude faster than INSERT); the
+    text format is written here, which is several times faster than adapting value by value."""
+    connection = session.connection().connection.driver_connection
+    with (
+        connection.cursor() as cursor,  # type: ignore[union-attr]
+        cursor.copy(f"COPY audit_events ({', '.join(_COLUMNS)}) FROM STDIN") as copy,
+    ):
+        lines = ["\t".join(map(_copy_text, row)) + "\n" for row in rows]
+        copy.write("".join(lines).encode("utf-8"))
+
+
+def append_events(
+    session: Session,
+    events: Sequence[AuditEvent],
+    *,
+    now: datetime | None = None,
+    key: CheckpointKey | None = None,
+    policy: CheckpointPolicy | None = None,
+    deduplicate: bool = False,
+    pending_limit: int = 0,
+    force_checkpoint: bool = False,
+) -> AppendResult:
+    """Chain ``events`` (and up to ``pending_limit`` events waiting in ``audit_pending``) in ``session``'s
+    transaction; the caller commits. ``deduplicate`` skips events whose ``event_id`` is already in the log
+    (spool replay after a crash). With ``key``, a checkpoint is signed when ``policy`` says it is due, or when
+    ``force_checkpoint`` (then even with nothing new)."""
+    now = now or datetime.now(UTC)
+    chain = _lock_head(session)
+    batch: list[AuditEvent] = []
+    pending_ids: list[int] = []
+    if pending_limit > 0:
+        query = select(AuditPendingRow).order_by(AuditPendingRow.id).limit(pending_limit)
+        if session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        for pending in session.scalars(query):
+            pending_ids.append(pending.id)
+            batch.append(event_from_payload(pending.payload).normalised())
+    normalised = [event.normalised() for event in events]
+    if deduplicate and normalised:
+        known = _existing_event_ids(session, normalised)
+        normalised = [e for e in normalised if e.event_id not in known]
+    batch.extend(normalised)
+
+    first_seq = chain.size
+    nodes: list[tuple[int, int, bytes]] = []
+
+    def keep(level: int, position: int, digest: bytes) -> None:
+        if level >= STORED_NODE_LEVEL:
+            nodes.append((level, position, digest))
+
+    if batch:
+        frontier = Frontier(chain.size, (bytes.fromhex(h) for h in json.loads(chain.frontier)), on_node=keep)
+        logged_at = max(now, chain.last_at) if chain.last_at is not None else now
+        logged_text = format_time(logged_at)
+        prev = bytes(chain.head_hash)
+        seq = chain.size
+        rows: list[tuple[Any, ...]] = []
+        for event in batch:
+            details = event.details_text
+            digest = compute_entry_hash(seq, logged_text, prev, event, details)
+            frontier.append(leaf_hash(digest))
+            rows.append(
+                (
+                    seq,
+                    logged_at,
+                    prev,
+                    digest,
+                    event.at,
+                    event.event_id,
+                    event.request_id,
+                    event.principal,
+                    event.organisation_code,
+                    event.role,
+                    event.action,
+                    event.resource,
+                    event.matter,
+                    event.holder_digest,
+                    event.certificate_identifier,
+                    event.grant_id,
+                    outcome_text(event.outcome),
+                    event.status_code,
+                    event.reason,
+                    event.client,
+                    event.user_agent,
+                    details,
+                )
+            )
+            prev = digest
+            seq += 1
+        if session.get_bind().dialect.name == "postgresql":
+            _copy_rows(session, rows)
+        else:
+            session.execute(insert(AuditEventRow), [dict(zip(_COLUMNS, row, strict=True)) for row in rows])
+        if nodes:
+            session.execute(
+                insert(AuditTreeNodeRow), [{"level": lv, "position": p, "hash": h} for lv, p, h in nodes]
+            )
+        if pending_ids:
+            session.execute(delete(AuditPendingRow).where(AuditPendingRow.id.in_(pending_ids)))
+        chain.size = seq
+        chain.head_hash = prev
+        chain.last_at = logged_at
+        chain.frontier = json.dumps(frontier.to_hex())
+
+    checkpoint = None
+    if key is not None and (force_checkpoint or (policy is not None and policy.due(chain, now))):
+        frontier = Frontier(chain.size, (bytes.fromhex(h) for h in json.loads(chain.frontier)))
+        checkpoint = sign_checkpoint(key, chain.size, frontier.root(), bytes(chain.head_hash), now)
+        stored = checkpoint_row(checkpoint)
+        session.add(stored)
+        chain.checkpoint_size = chain.size
+        chain.checkpoint_at = now
+        session.flush()
+        checkpoint = with_id(checkpoint, stored.id)
+    session.flush()
+    return AppendResult(first_seq, chain.size - first_seq, chain.size, checkpoint)
+
+
+def append_in_transaction(session: Session, event: AuditEvent) -> None:
+    """Write ``event`` in the caller's transaction (write-ahead for mutations, 变更留痕): it is durable exactly
+    when the action it records commits, and is chained by the next append of any writer."""
+    event = event.normalised()
+    session.add(AuditPendingRow(occurred_at=event.at, payload=event_to_payload(event)))
+
+
+def chain_pending(
+    db: Database,
+    *,
+    key: CheckpointKey | None = None,
+    policy: CheckpointPolicy | None = None,
+    batch: int = 5_000,
+) -> int:
+    """Chain every event waiting in ``audit_pending``; returns how many were chained."""
+    total = 0
+    while True:
+        with db.session() as session:
+            result = append_events(session, [], key=key, policy=policy, pending_limit=batch)
+        total += result.count
+        if result.count < batch:
+            return total
+
+
+def record_event(db: Database, event: AuditEvent) -> int:
+    """Append one event synchronously (its own transaction); returns its ``seq``. The API uses the batched
+    :class:`certstore.audit.trail.AuditTrail` instead."""
+    with db.session() as session:
+        result = append_events(session, [event], pending_limit=1_000)
+        return result.size - 1
+
+
+def make_checkpoint(db: Database, key: CheckpointKey, *, now: datetime | None = None) -> Checkpoint:
+    """Sign a checkpoint of the log as it is now (pending events chained first)."""
+    with db.session() as session:
+        result = append_events(session, [], key=key, now=now, pending_limit=100_000, force_checkpoint=True)
+        assert result.checkpoint is not None
+        return result.checkpoint
+
+
+def latest_checkpoint(session: Session) -> Checkpoint | None:
+    """The checkpoint of the largest tree (the newest of those)."""
+    row = session.scalars(
+        select(AuditCheckpointRow).order_by(AuditCheckpointRow.tree_size.desc(), AuditCheckpointRow.id.desc())
+    ).first()
+    return checkpoint_from_row(row) if row is not None else None

@@ -1,0 +1,47 @@
+"""Child process of the exchange crash test: runs exchange cycles of one source in a loop until killed.
+
+Usage: python -m tests.exchange.crash_worker DATA_DIR FRONTEND_URL SEED  (repository from CERTSTORE_DATABASE_URL)
+
+Small random batches make commits frequent, so a SIGKILL lands anywhere: mid-batch, between the repository
+commit and the receipts, inside a per-version transaction. Half of the workers seal with a fast stand-in file
+maker, so versions also take the one-at-a-time path of certificates.issue/change with the within hook.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+from certstore.exchange.worker import ExchangeSource, LeaseHeldError, run_cycle
+from certstore.records import PreparedVersion
+from certstore.services.repository import Repository
+from tests.exchange.support import ISSUER
+
+
+def stand_in_file(prepared: PreparedVersion) -> tuple[bytes, str]:
+    return f"file of {prepared.identifier}\n".encode() * 50, "application/octet-stream"
+
+
+def main() -> None:
+    data_dir, url, seed = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+    rng = random.Random(seed)
+    repo = Repository.open(data_dir)
+    source = ExchangeSource("crash-fe", url, ISSUER)
+    maker = stand_in_file if rng.random() < 0.5 else None
+    print("ready", flush=True)
+    while True:
+        try:
+            run_cycle(
+                repo, source, file_maker=maker, worker=f"crash-{seed}", batch_size=rng.randint(1, 25),
+                lease=timedelta(seconds=1), gap_grace=timedelta(minutes=10),
+            )  # fmt: skip
+        except LeaseHeldError:  # the killed predecessor's lease has not expired yet
+            time.sleep(0.1)
+        time.sleep(rng.uniform(0, 0.05))
+
+
+if __name__ == "__main__":
+    main()
