@@ -36,7 +36,7 @@ def test_list_never_shows_secrets_and_revoke_takes_effect(cli: Cli, data_dir: Pa
     assert listing.code == 0
     rows = listing.json()
     assert isinstance(rows, list) and len(rows) == 1
-    assert token.split("_")[2] not in listing.out
+    assert token.split("_", 2)[2] not in listing.out
     token_id = rows[0]["id"]
     assert cli("token", "revoke", token_id).code == 0
     repo = Repository.open(data_dir)
