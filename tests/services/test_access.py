@@ -24,7 +24,8 @@ def test_tokens_are_stored_hashed_and_authenticate_until_expiry(repo: Repository
     with repo.db.session() as session:
         stored = session.scalars(select(ApiTokenRow)).one()
         assert (
-            stored.secret_hash is not None and issued.token.split("_", 2)[2].encode() not in stored.secret_hash
+            stored.secret_hash is not None
+            and issued.token.split("_", 2)[2].encode() not in stored.secret_hash
         )
         assert len(stored.secret_hash) == 32
     principal = access.authenticate(repo, issued.token)
