@@ -13,14 +13,13 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
-from sqlalchemy import select
 
 from api.security import flush_audit
 from certstore.access import AccessDeniedError, Principal, Role
+from certstore.audit.query import other_holder_under_matter
 from certstore.identifiers import HolderIdType, holder_id_digest, holder_ref, validate_holder_id
 from certstore.records import Certificate
 from certstore.services.repository import Repository
-from certstore.store.models import AuditEventRow
 
 __all__ = ["Serving", "ServingQuery", "authorize_certificate", "require_own_issuer", "serving_holder"]
 
@@ -66,19 +65,9 @@ def _matter_bound_elsewhere(
     request: Request, repo: Repository, principal: Principal, matter: str, digest: str
 ) -> bool:
     flush_audit(request)  # the log is written in batches: the look-ups just answered must be in it
-    with repo.db.session(readonly=True) as session:
-        other = session.scalars(
-            select(AuditEventRow.holder_digest)
-            .where(
-                AuditEventRow.organisation_code == principal.organisation_code,
-                AuditEventRow.matter == matter,
-                AuditEventRow.holder_digest.is_not(None),
-                AuditEventRow.holder_digest != digest,
-                AuditEventRow.outcome == "allow",
-            )
-            .limit(1)
-        ).first()
-    return other is not None
+    return other_holder_under_matter(
+        repo.db, organisation_code=principal.organisation_code, matter=matter, holder_digest=digest
+    )
 
 
 def serving_holder(request: Request, repo: Repository, principal: Principal, serving: Serving) -> str:

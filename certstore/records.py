@@ -341,6 +341,39 @@ def draft_from_json(document: Mapping[str, Any]) -> CertificateDraft:
     )
 
 
+def submission_schema(entry: CatalogueEntry) -> dict[str, Any]:
+    """JSON Schema of the JSON form :func:`draft_from_json` reads, for one catalogue type (face fields from the
+    catalogue's face schema) — what an agency's form or CSV template is built from."""
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": f"{entry.name} — 证照数据",
+        "type": "object",
+        "required": ["catalogue", "certificate_number", "holder", "issue_date", "face"],
+        "properties": {
+            "catalogue": {"const": entry.code},
+            "certificate_number": {
+                "type": "string",
+                "pattern": entry.number_format.pattern,
+                "examples": [entry.number_format.example],
+            },
+            "holder": {
+                "type": "object",
+                "required": ["name", "id_type", "id_number"],
+                "properties": {
+                    "name": {"type": "string"},
+                    "id_type": {"type": "string"},
+                    "id_number": {"type": "string"},
+                },
+            },
+            "issue_date": {"type": "string", "format": "date"},
+            "valid_from": {"type": "string", "format": "date"},
+            "valid_until": {"type": "string", "format": "date"},
+            "face": entry.face_schema,
+            "metadata": {"type": "object"},
+        },
+    }
+
+
 def draft_to_json(draft: CertificateDraft) -> dict[str, Any]:
     document: dict[str, Any] = {
         "catalogue": draft.catalogue_code,

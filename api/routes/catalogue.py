@@ -14,7 +14,7 @@ from api.problems import PROBLEM_RESPONSES
 from api.security import allow
 from certstore.access import Principal, Role
 from certstore.catalogue import CatalogueEntry
-from certstore.records import draft_to_json, example_draft
+from certstore.records import draft_to_json, example_draft, submission_schema
 from certstore.services.catalogue import (
     CatalogueSubmission,
     get_entry,
@@ -78,40 +78,13 @@ class ReviewDecision(BaseModel):
 
 
 def form_schema(entry: CatalogueEntry) -> dict[str, Any]:
-    """The submission form of ``entry`` as JSON Schema (face fields included) with an example — what
-    ``GET /catalogue/{code}/form-schema`` answers and the agency pages build their forms and CSV templates from."""
+    """What ``GET /catalogue/{code}/form-schema`` answers (the agency pages build forms and CSV templates from
+    it): the submission schema of :func:`certstore.records.submission_schema` with an example."""
     return {
         "catalogue": entry.code,
         "version": entry.version,
         "name": entry.name,
-        "schema": {
-            "$schema": "https://json-schema.org/draft/2020-12/schema",
-            "title": f"{entry.name} — 证照数据",
-            "type": "object",
-            "required": ["catalogue", "certificate_number", "holder", "issue_date", "face"],
-            "properties": {
-                "catalogue": {"const": entry.code},
-                "certificate_number": {
-                    "type": "string",
-                    "pattern": entry.number_format.pattern,
-                    "examples": [entry.number_format.example],
-                },
-                "holder": {
-                    "type": "object",
-                    "required": ["name", "id_type", "id_number"],
-                    "properties": {
-                        "name": {"type": "string"},
-                        "id_type": {"type": "string"},
-                        "id_number": {"type": "string"},
-                    },
-                },
-                "issue_date": {"type": "string", "format": "date"},
-                "valid_from": {"type": "string", "format": "date"},
-                "valid_until": {"type": "string", "format": "date"},
-                "face": entry.face_schema,
-                "metadata": {"type": "object"},
-            },
-        },
+        "schema": submission_schema(entry),
         "example": draft_to_json(example_draft(entry)),
     }
 

@@ -205,7 +205,9 @@ class ChainVerifier:
                 other_seq=seq - 1,
             )
             self._tree_broken = True
-            self._frontier = Frontier(seq, [b"\0" * 32] * bin(seq).count("1"))  # placeholder: unusable
+            self._frontier = Frontier(
+                seq, [b"\0" * 32] * bin(seq).count("1")
+            )  # the tree is reported broken above; a frontier of the right shape only keeps the walk going
             self._expected = seq
             self._after_gap.add(seq)
         computed = entry.computed_hash()
