@@ -3,6 +3,15 @@
 Every route except the public ones depends on :func:`allow` with the roles it admits; the finer rules (an agency
 only touches its own catalogue, window staff only the holder and matter they are serving, bulk access only with a
 grant) live in the route handlers through :mod:`api.scope`, because they depend on the resource.
+
+Every audited request leaves exactly one audit entry, built by :func:`request_event`:
+
+- a mutation whose service runs a database transaction writes it *inside that transaction*
+  (:class:`ActionAudit`, passed to the service as its ``within`` hook): the entry commits exactly when the change
+  does, and nothing the process does afterwards (a failing response, a crash) can lose it;
+- every other request — reads, denials, failures, and mutations whose transaction rolled back — is logged by the
+  middleware :func:`audit_requests` after the response, through the durable spool of
+  :class:`certstore.audit.AuditTrail`.
 """
 
 from __future__ import annotations
@@ -17,19 +26,25 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import event as orm_event
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.problems import problem_response
 from certstore.access import AuthenticationError, Principal, Role, require_role
-from certstore.audit import AuditEvent, Outcome, record_event
+from certstore.audit import AuditEvent, Outcome, append_in_transaction, record_event
 from certstore.services import access
+from certstore.services.transaction import Within
 
 __all__ = [
+    "ActionAudit",
+    "ActionAuditDep",
     "AuthenticatedPrincipal",
     "allow",
     "audit_requests",
     "current_principal",
     "flush_audit",
+    "request_event",
     "services_of",
 ]
 
@@ -127,31 +142,26 @@ async def _nul_problem(request: Request) -> Response | None:
     )
 
 
-async def audit_requests(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-    """Middleware: a request id on every response, and one audit event per API call (allowed, denied, failed)."""
-    request_id = request.headers.get("X-Request-ID") or uuid.uuid4().hex
-    if len(request_id) > 64 or not request_id.isprintable():
-        request_id = uuid.uuid4().hex
-    request.state.request_id = request_id
-    started = time.perf_counter()
-    response = await _nul_problem(request) or await call_next(request)
-    response.headers["X-Request-ID"] = request_id
-    path = request.url.path
-    if path in _UNAUDITED or path.startswith(_UNAUDITED_PREFIXES):
-        return response
+def request_event(request: Request, status_code: int) -> AuditEvent:
+    """The audit event of an API call as the request shows it now: who (the authenticated principal), what (the
+    route's name and template — never the raw path, whose holder ID number must not reach the log; the other
+    path parameters go to ``details``), on what (matter, holder digest, certificate, grant, as the handler
+    recorded them on ``request.state``), from where, the outcome of ``status_code`` and the time since the
+    request arrived. The one place an entry about a request is made: the middleware after the response, and
+    :class:`ActionAudit` inside a mutation's transaction."""
     route = request.scope.get("route")
     principal: Principal | None = getattr(request.state, "principal", None)
-    # The route template, not the raw path: a holder's ID number in the path must not reach the log (its
-    # keyed digest does, as holder_digest); the other path parameters are kept.
     template = getattr(route, "path", None)
     params = {k: v for k, v in request.path_params.items() if k not in _SECRET_PATH_PARAMS}
     resource = f"{request.method} {template}" if template else f"{request.method} (unrouted)"
-    event = AuditEvent(
+    started: float | None = getattr(request.state, "audit_started", None)
+    elapsed = {"ms": round((time.perf_counter() - started) * 1000, 1)} if started is not None else {}
+    return AuditEvent(
         at=datetime.now(UTC),
-        request_id=request_id,
+        request_id=getattr(request.state, "request_id", None) or "-",
         action=getattr(route, "name", None) or f"{request.method} (no route)",
-        outcome=_outcome(response.status_code),
-        status_code=response.status_code,
+        outcome=_outcome(status_code),
+        status_code=status_code,
         principal=principal.ref if principal else None,
         organisation_code=principal.organisation_code if principal else None,
         role=principal.role.value if principal else None,
@@ -163,15 +173,101 @@ async def audit_requests(request: Request, call_next: Callable[[Request], Awaita
         reason=getattr(request.state, "problem", None),
         client=request.client.host if request.client else None,
         user_agent=request.headers.get("user-agent"),
-        details={"ms": round((time.perf_counter() - started) * 1000, 1), **params},
+        details={**elapsed, **params},
     )
-    services = services_of(request)
-    trail = getattr(services, "audit", None)
+
+
+#: ``request.state`` attribute: the ``event_id`` of the request's entry, once committed in the action's own
+#: transaction (:class:`ActionAudit`); the middleware then does not log the request again.
+_COMMITTED = "audit_committed"
+
+
+class ActionAudit:
+    """The audit entry of one mutating API call, written in the action's own database transaction (write-ahead,
+    :func:`certstore.audit.append_in_transaction`): it is stored exactly when the change is, and the next append
+    of any audit writer chains it.
+
+    The route passes :meth:`within` to the service (composed with its own hook, if any); the service calls it
+    only when it changes something. Once that transaction has committed the request is marked, and
+    :func:`audit_requests` does not log it a second time — even when the response then fails, the entry of the
+    committed action is the request's one entry. When the transaction rolls back, the entry is gone with it and
+    the middleware logs the request (its failure) as usual.
+    """
+
+    def __init__(self, request: Request) -> None:
+        self.request = request
+
+    @property
+    def committed(self) -> bool:
+        """Whether this request's entry has been committed with its action."""
+        return getattr(self.request.state, _COMMITTED, None) is not None
+
+    def write(self, session: Session, status_code: int | None = None) -> None:
+        """Add the request's event to ``session``'s transaction (at most once per request). ``status_code``:
+        the success status the route answers with (default: the status its decorator declares, else 200)."""
+        if self.committed:
+            return
+        if status_code is None:
+            status_code = getattr(self.request.scope.get("route"), "status_code", None) or 200
+        event = request_event(self.request, status_code).normalised()
+        append_in_transaction(session, event)
+        state = self.request.state
+
+        def committed(_session: Session) -> None:
+            setattr(state, _COMMITTED, event.event_id)
+
+        orm_event.listen(session, "after_commit", committed, once=True)  # never if it rolls back
+
+    def within(self, status_code: int | None = None, *, then: Within | None = None) -> Within:
+        """The ``within`` hook for the service: first ``then`` (the route's own records, e.g. an arrival), then
+        the audit event — so the event sees what ``then`` noted on the request."""
+
+        def hook(session: Session) -> None:
+            if then is not None:
+                then(session)
+            self.write(session, status_code)
+
+        return hook
+
+
+def action_audit(request: Request) -> ActionAudit:
+    """Dependency: the in-transaction audit of the current (mutating) request."""
+    return ActionAudit(request)
+
+
+#: A route parameter giving the handler its :class:`ActionAudit` (nothing in the OpenAPI document).
+ActionAuditDep = Annotated[ActionAudit, Depends(action_audit)]
+
+
+async def audit_requests(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    """Middleware: a request id on every response, and one audit event per API call (allowed, denied, failed).
+
+    A mutation whose entry was committed in its own transaction (:class:`ActionAudit`) is not logged again. A
+    handler that fails with an unexpected exception is logged as a 500 before the exception goes on to the
+    server-error handler."""
+    request_id = request.headers.get("X-Request-ID") or uuid.uuid4().hex
+    if len(request_id) > 64 or not request_id.isprintable():
+        request_id = uuid.uuid4().hex
+    request.state.request_id = request_id
+    request.state.audit_started = time.perf_counter()
+    path = request.url.path
+    audited = not (path in _UNAUDITED or path.startswith(_UNAUDITED_PREFIXES))
     try:
-        if trail is not None:
-            await trail.asubmit(event)
-        else:
-            await run_in_threadpool(record_event, services.repo.db, event)
+        response = await _nul_problem(request) or await call_next(request)
+    except Exception:
+        if audited and getattr(request.state, _COMMITTED, None) is None:
+            request.state.problem = "unexpected server error"
+            try:
+                await _submit(request, request_event(request, 500))
+            except Exception:
+                log.exception("audit event of failed request %s could not be recorded", request_id)
+        raise  # on to the server-error handler (a 500 problem)
+    response.headers["X-Request-ID"] = request_id
+    if not audited or getattr(request.state, _COMMITTED, None) is not None:
+        return response
+    event = request_event(request, response.status_code)
+    try:
+        await _submit(request, event)
     except Exception:
         # Not acknowledged, not answered: a read is never served without its log entry.
         log.exception("audit event of request %s could not be recorded", request_id)
@@ -181,6 +277,17 @@ async def audit_requests(request: Request, call_next: Callable[[Request], Awaita
         failed.headers["X-Request-ID"] = request_id
         return failed
     return response
+
+
+async def _submit(request: Request, event: AuditEvent) -> None:
+    """Record ``event`` durably: the process's audit trail (spool, then batched appends) or, without one, a
+    synchronous append."""
+    services = services_of(request)
+    trail = getattr(services, "audit", None)
+    if trail is not None:
+        await trail.asubmit(event)
+    else:
+        await run_in_threadpool(record_event, services.repo.db, event)
 
 
 def _certificate_identifier(request: Request) -> str | None:
@@ -200,8 +307,10 @@ def _grant_id(request: Request) -> int | None:
 
 
 def flush_audit(request: Request, timeout: float = 5.0) -> None:
-    """Wait until this process's acknowledged audit events are in the database (rules that read the log, such as
-    one matter serving one holder, must see the requests just answered)."""
+    """Wait until this process's acknowledged audit events are in the database, and the events committed by
+    mutations (``audit_pending``, any process) are chained: rules that read the log, such as one matter serving
+    one holder, must see the requests just answered — a review request filed for a holder under a matter is
+    written in its own transaction."""
     trail = getattr(services_of(request), "audit", None)
     if trail is not None:
-        trail.flush(timeout, pending=False)
+        trail.flush(timeout, pending=True)

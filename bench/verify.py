@@ -5,11 +5,14 @@ Everything runs in-process on one core against a throwaway repository (SQLite + 
 - **issuance**: face layout + OFD package + seal + store, through ``certstore.services.certificates.issue``
   with the OFD file maker — the full path an agency push takes (the content changes per certificate, so
   nothing is served from a cache).
-- **verification**: ``certstore.verify.verify_file`` on issued OFD files (warm caches: the trust store, the
-  certificate chain and the seal's own signature are memoised, as in a long-running API worker), offline (no
-  repository look-up), p50/p99 of single-file latency.
+- **verification**: ``certstore.verify.verify_file`` on issued OFD files (warm caches: the trust store, parsed
+  certificates, certificate signatures, the seal's own signature and the digests of files that recur from
+  certificate to certificate — base image, Seal.esl — are memoised, as in a long-running API worker), offline
+  (no repository look-up). ``ofd_verify_per_s`` and p50/p99 are in CPU time of the one core (files per
+  CPU-second, ms of CPU per file), so that neighbours on a shared machine do not move them;
+  ``ofd_verify_wall_per_s`` is the wall-clock rate of the same loop.
 
-Reference measured in the same run: ``SM2PublicKey.verify`` per second on this machine (one SES signature
+Reference measured in the same run: ``SM2PublicKey.verify`` per CPU-second on this machine (one SES signature
 needs one SM2 verification when caches are warm), so ``verify_vs_sm2_ratio`` tells how close the whole
 verification gets to its cryptographic floor.
 """
@@ -25,6 +28,7 @@ from datetime import date
 from pathlib import Path
 
 from bench import BenchContext, Results, register, single_cpu
+from bench.crypto import cpu_rate
 from certstore.crypto.sm2 import SM2PrivateKey
 from certstore.keystore import KeyStore
 from certstore.records import example_draft
@@ -81,30 +85,30 @@ def verify(ctx: BenchContext) -> Results:
         def verify_one() -> None:
             verify_file(files[next(index) % len(files)], trust=trust)
 
-        verifying = ctx.rate(verify_one, seconds=ctx.pick(full=6.0, quick=1.0))
+        verifying = cpu_rate(verify_one, ctx.pick(full=6.0, quick=1.0))
+        wall = ctx.rate(verify_one, seconds=ctx.pick(full=2.0, quick=0.3))
         latencies = []
         for i in range(int(ctx.pick(full=2000, quick=200))):
-            start = time.perf_counter()
+            start = time.process_time()
             verify_file(files[i % len(files)], trust=trust)
-            latencies.append((time.perf_counter() - start) * 1000)
+            latencies.append((time.process_time() - start) * 1000)
         latencies.sort()
         p50 = statistics.median(latencies)
         p99 = latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))]
-        ctx.log(f"verification: {verifying.per_s:.0f} files/s, p50 {p50:.2f} ms, p99 {p99:.2f} ms "
-                f"({len(files[0]) / 1024:.0f} KiB OFD)")  # fmt: skip
+        ctx.log(f"verification: {verifying.per_s:.0f} files per CPU-second, p50 {p50:.2f} ms, p99 {p99:.2f} ms of "
+                f"CPU ({len(files[0]) / 1024:.0f} KiB OFD); wall clock {wall.per_s:.0f} files/s")  # fmt: skip
 
         sm2_key = SM2PrivateKey.generate()
         message = os.urandom(1024)
         signature = sm2_key.sign(message)
-        sm2 = ctx.rate(
-            lambda: sm2_key.public_key.verify(message, signature), seconds=ctx.pick(full=2.0, quick=0.3)
-        )
+        sm2 = cpu_rate(lambda: sm2_key.public_key.verify(message, signature), ctx.pick(full=2.0, quick=0.3))
         ratio = verifying.per_s / sm2.per_s
         ctx.log(
             f"reference: SM2 verify {sm2.per_s:.0f}/s → whole-file verification at {ratio:.2f} of that floor"
         )
     return {
         "ofd_verify_per_s": verifying.per_s,
+        "ofd_verify_wall_per_s": wall.per_s,
         "verify_p50_ms": p50,
         "verify_p99_ms": p99,
         "issue_per_s": issuing.per_s,

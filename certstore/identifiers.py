@@ -31,6 +31,7 @@ from datetime import date
 from enum import StrEnum
 
 __all__ = [
+    "HOLDER_ID_TYPE_LABELS",
     "IDENTIFIER_ROOT",
     "CertificateIdentifier",
     "HolderIdError",
@@ -215,6 +216,18 @@ class HolderIdType(StrEnum):
     HK_MACAO_PERMIT = "516"  # 港澳居民来往内地通行证
     FOREIGN_PERMANENT_RESIDENCE = "553"  # 外国人永久居留身份证
     OTHER = "999"  # 其他
+
+
+#: The Chinese name of every holder ID type, as forms and templates show it.
+HOLDER_ID_TYPE_LABELS: dict[str, str] = {
+    HolderIdType.CREDIT_CODE.value: "统一社会信用代码",
+    HolderIdType.RESIDENT_ID.value: "公民身份号码",
+    HolderIdType.PASSPORT.value: "护照",
+    HolderIdType.TAIWAN_PERMIT.value: "台湾居民来往大陆通行证",
+    HolderIdType.HK_MACAO_PERMIT.value: "港澳居民来往内地通行证",
+    HolderIdType.FOREIGN_PERMANENT_RESIDENCE.value: "外国人永久居留身份证",
+    HolderIdType.OTHER.value: "其他",
+}
 
 
 class HolderIdError(ValueError):

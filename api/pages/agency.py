@@ -4,12 +4,13 @@ CSV template made from the same schema (per-row errors, a progress bar), and the
 Every operation is the API's: a form submission calls the generation route's function
 (:func:`api.routes.certificates.issue_certificate`, so the same checks, idempotency and arrival record apply),
 a batch is :func:`certstore.services.batches.submit_batch` handed to the same runner, the editor calls
-:func:`certstore.services.catalogue.submit_entry`, and forms and templates come from
-:func:`api.routes.catalogue.form_schema` (``GET /api/v1/catalogue/{code}/form-schema``).
+:func:`certstore.services.catalogue.submit_entry`, and forms, templates and the reading of filled-in rows come
+from :mod:`certstore.forms` (the fields of the submission schema, as ``GET /api/v1/catalogue/{code}/form-schema``
+serves it) — the same mapping as ``certstore import`` uses for legacy certificates.
 
-Templates are CSV only (UTF-8 with a byte-order mark, which Excel and WPS open with the Chinese intact); an XLSX
-template would need a spreadsheet library as a new dependency for no gain in what can be expressed. Uploads are
-read as UTF-8 and, failing that, GB 18030 (what Excel on a Chinese Windows saves "CSV" as).
+Page batches are CSV (UTF-8 with a byte-order mark, which Excel and WPS open with the Chinese intact; at most
+1,000 rows); uploads are read as UTF-8 and, failing that, GB 18030 (what Excel on a Chinese Windows saves "CSV"
+as). Large legacy tables, CSV or XLSX, go through ``certstore import``.
 """
 
 from __future__ import annotations
@@ -17,9 +18,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, Response
@@ -29,7 +27,6 @@ from starlette.concurrency import run_in_threadpool
 
 from api.models import CertificateData
 from api.pages.common import (
-    HOLDER_ID_TYPES,
     PageRoute,
     attachment,
     csrf_protected,
@@ -38,16 +35,24 @@ from api.pages.common import (
     staff,
 )
 from api.routes import certificates as certificate_routes
-from api.routes.catalogue import form_schema
 from api.scope import Serving
+from api.security import ActionAudit
 from certstore.access import AccessDeniedError, Role
 from certstore.catalogue import CatalogueEntry, CatalogueError
+from certstore.forms import (
+    TableError,
+    column_names,
+    document_from_values,
+    form_fields,
+    header_cell,
+    row_values,
+)
 from certstore.records import RecordError
 from certstore.services import batches, logins
 from certstore.services.batches import MAX_BATCH_ITEMS, BatchError
 from certstore.services.catalogue import get_entry, list_entries, list_submissions, submit_entry
 
-__all__ = ["FormField", "document_from_values", "form_fields", "parse_csv", "router"]
+__all__ = ["parse_csv", "router"]
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
@@ -55,131 +60,6 @@ AgencyStaff = Annotated[logins.WebSession, Depends(staff(Role.AGENCY))]
 Registrar = Annotated[logins.WebSession, Depends(staff(Role.AGENCY, Role.BUREAU))]
 CodePath = Annotated[str, Path(max_length=32)]
 _MAX_CSV_BYTES = 10 * 1024 * 1024
-
-
-@dataclass(frozen=True)
-class FormField:
-    """One input of a generated form: ``name`` is the dotted path in the certificate document."""
-
-    name: str
-    label: str
-    kind: str  # text | textarea | number | integer | date | select
-    required: bool = False
-    options: tuple[tuple[str, str], ...] = ()
-    example: str = ""
-    pattern: str | None = None
-    unit: str | None = None
-    help: str = ""
-    section: str = "face"
-    extra: Mapping[str, Any] = field(default_factory=dict, hash=False)
-
-
-def _face_field(name: str, spec: Mapping[str, Any], required: bool) -> FormField:
-    kind = "text"
-    declared = spec.get("type")
-    if "enum" in spec:
-        kind = "select"
-    elif declared == "number":
-        kind = "number"
-    elif declared == "integer":
-        kind = "integer"
-    elif spec.get("format") == "date":
-        kind = "date"
-    elif spec.get("x-multiline"):
-        kind = "textarea"
-    examples = spec.get("examples") or []
-    return FormField(
-        name=f"face.{name}",
-        label=str(spec.get("x-label") or spec.get("title") or name),
-        kind=kind,
-        required=required,
-        options=tuple((str(v), str(v)) for v in spec.get("enum", ())),
-        example=str(examples[0]) if examples else "",
-        pattern=spec.get("pattern"),
-        unit=spec.get("x-unit"),
-        help=str(
-            spec.get("description")
-            or ("长期有效请填写“长期”" if spec.get("format") == "date-or-permanent" else "")
-        ),
-    )
-
-
-def form_fields(entry: CatalogueEntry) -> list[FormField]:
-    """The inputs of ``entry``'s form, from its form schema: certificate, holder, then face fields in layout
-    order (``x-order``)."""
-    schema = form_schema(entry)
-    example = schema["example"]
-    properties = schema["schema"]["properties"]
-    holder_types = tuple(HOLDER_ID_TYPES.items())
-    fields = [
-        FormField(
-            "certificate_number", "证照编号", "text", True, example=str(example["certificate_number"]),
-            pattern=properties["certificate_number"]["pattern"], section="certificate",
-        ),
-        FormField("issue_date", "发证日期", "date", True, example=str(example["issue_date"]), section="certificate"),
-        FormField("valid_from", "有效期起", "date", help="留空：自发证日期起", section="certificate"),
-        FormField("valid_until", "有效期至", "date", help="留空：按目录规定的有效期计算", section="certificate"),
-        FormField("holder.name", "持证主体名称", "text", True, example=str(example["holder"]["name"]), section="holder"),
-        FormField(
-            "holder.id_type", "持证主体代码类型", "select", True, options=holder_types,
-            example=str(example["holder"]["id_type"]), section="holder",
-        ),
-        FormField(
-            "holder.id_number", "持证主体代码", "text", True, example=str(example["holder"]["id_number"]),
-            section="holder",
-        ),
-    ]  # fmt: skip
-    face = entry.face_schema
-    required = set(face.get("required", ()))
-    ordered = sorted(
-        face.get("properties", {}).items(), key=lambda item: (item[1].get("x-order", 999), item[0])
-    )
-    for name, spec in ordered:
-        fields.append(_face_field(name, spec, name in required))
-    face_example = example.get("face", {})
-    return [
-        f if f.example or f.section != "face" else _with_example(f, face_example.get(f.name[5:]))
-        for f in fields
-    ]
-
-
-def _with_example(item: FormField, value: Any) -> FormField:
-    if value is None:
-        return item
-    return FormField(**{**item.__dict__, "example": str(value)})
-
-
-def _convert(item: FormField, text: str) -> Any:
-    """A form or CSV cell as the JSON value the schema expects; what cannot be converted stays text, so the
-    service's validation names the field."""
-    if item.kind == "integer" and re.fullmatch(r"[-+]?\d+", text):
-        return int(text)
-    if item.kind == "number":
-        cleaned = text.replace(",", "")
-        if re.fullmatch(r"[-+]?\d+", cleaned):
-            return int(cleaned)
-        try:
-            return float(cleaned)
-        except ValueError:
-            return text
-    return text
-
-
-def document_from_values(entry: CatalogueEntry, values: Mapping[str, str]) -> dict[str, Any]:
-    """The certificate document (DATA.json) of form or CSV ``values`` keyed by field name; empty cells omitted."""
-    document: dict[str, Any] = {"catalogue": entry.code, "holder": {}, "face": {}}
-    for item in form_fields(entry):
-        text = (values.get(item.name) or "").strip()
-        if not text:
-            continue
-        value = _convert(item, text)
-        if item.name.startswith("holder."):
-            document["holder"][item.name[7:]] = value
-        elif item.name.startswith("face."):
-            document["face"][item.name[5:]] = value
-        else:
-            document[item.name] = value
-    return document
 
 
 def _field_errors(exc: Exception) -> list[tuple[str, str]]:
@@ -238,7 +118,9 @@ def _issue(request: Request, session: logins.WebSession, code: str, values: dict
     try:
         data = CertificateData.model_validate(document)
         response = Response()
-        issued = certificate_routes.issue_certificate(services, session.principal, data, response)
+        issued = certificate_routes.issue_certificate(
+            services, session.principal, data, response, audit=ActionAudit(request)
+        )  # the page action's audit entry commits with the certificate, as the API route's does
     except (ValidationError, RecordError) as exc:
         errors = _field_errors(exc)
         request.state.problem = "Invalid certificate data: " + "; ".join(f"{f}: {m}" for f, m in errors[:5])
@@ -287,11 +169,6 @@ def certificate_face(request: Request, session: AgencyStaff, identifier: str) ->
 # --- batch import ----------------------------------------------------------------------------------------
 
 
-def _header(item: FormField) -> str:
-    mark = "*" if item.required else ""
-    return f"{mark}{item.label}({item.name})"
-
-
 @router.get("/agency/types/{code}/template.csv", name="page_agency_template")
 def csv_template(request: Request, session: AgencyStaff, code: CodePath) -> Response:
     """The batch template: one column per form field (``*`` marks required ones), one example row."""
@@ -299,13 +176,10 @@ def csv_template(request: Request, session: AgencyStaff, code: CodePath) -> Resp
     fields = form_fields(entry)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow([_header(f) for f in fields])
+    writer.writerow([header_cell(f) for f in fields])
     writer.writerow([f.example for f in fields])
     data = ("\ufeff" + out.getvalue()).encode("utf-8")
     return attachment(data, "text/csv; charset=utf-8", f"{entry.name}-批量导入模板.csv")
-
-
-_HEADER = re.compile(r"^\*?(?P<label>.*?)[(（](?P<name>[A-Za-z0-9_.]+)[)）]\s*$")
 
 
 def parse_csv(entry: CatalogueEntry, data: bytes) -> list[dict[str, Any]]:
@@ -322,19 +196,11 @@ def parse_csv(entry: CatalogueEntry, data: bytes) -> list[dict[str, Any]]:
     rows = list(csv.reader(io.StringIO(text)))
     if not rows:
         raise BatchError("文件为空")
-    fields = {f.name: f for f in form_fields(entry)}
-    by_label = {f.label: f.name for f in fields.values()}
-    names: list[str] = []
-    for cell in rows[0]:
-        cell = cell.strip()
-        match = _HEADER.match(cell)
-        name = match.group("name") if match else by_label.get(cell.lstrip("*"), cell)
-        if name not in fields:
-            raise BatchError(f"第 1 行（表头）有未知的列“{cell}”：请使用本页下载的模板")
-        names.append(name)
-    missing = [fields[n].label for n in fields if fields[n].required and n not in names]
-    if missing:
-        raise BatchError("缺少必填列：" + "、".join(missing))
+    fields = form_fields(entry)
+    try:
+        names = column_names(fields, rows[0])
+    except TableError as exc:
+        raise BatchError(str(exc)) from None
     body = rows[1:]
     while body and not any(c.strip() for c in body[-1]):
         body.pop()
@@ -346,9 +212,11 @@ def parse_csv(entry: CatalogueEntry, data: bytes) -> list[dict[str, Any]]:
     for line, row in enumerate(body, start=2):
         if not any(c.strip() for c in row):
             raise BatchError(f"第 {line} 行为空行：请删除后重新上传")
-        if len(row) > len(names):
-            raise BatchError(f"第 {line} 行的列数（{len(row)}）多于表头（{len(names)}）")
-        documents.append(document_from_values(entry, dict(zip(names, row, strict=False))))
+        try:
+            values = row_values(names, row)
+        except ValueError as exc:
+            raise BatchError(f"第 {line} 行：{exc}") from None
+        documents.append(document_from_values(entry, values, fields=fields))
     return documents
 
 

@@ -33,7 +33,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.problems import domain_status
 from certstore.access import AccessDeniedError, AuthenticationError, Principal, Role, require_role
-from certstore.identifiers import HolderIdType
+from certstore.identifiers import HOLDER_ID_TYPE_LABELS
 from certstore.lifecycle import Status
 from certstore.services import logins
 
@@ -68,15 +68,7 @@ TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
 
 #: 持证主体代码类型 for the pages' selects.
-HOLDER_ID_TYPES: dict[str, str] = {
-    HolderIdType.CREDIT_CODE.value: "统一社会信用代码",
-    HolderIdType.RESIDENT_ID.value: "公民身份号码",
-    HolderIdType.PASSPORT.value: "护照",
-    HolderIdType.TAIWAN_PERMIT.value: "台湾居民来往大陆通行证",
-    HolderIdType.HK_MACAO_PERMIT.value: "港澳居民来往内地通行证",
-    HolderIdType.FOREIGN_PERMANENT_RESIDENCE.value: "外国人永久居留身份证",
-    HolderIdType.OTHER.value: "其他",
-}
+HOLDER_ID_TYPES: dict[str, str] = HOLDER_ID_TYPE_LABELS
 
 #: The pages' navigation per role.
 NAVIGATION: dict[Role, list[tuple[str, str]]] = {

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.deps import ServicesDep
 from api.models import MAX_ID
 from api.problems import PROBLEM_RESPONSES
-from api.security import allow
+from api.security import ActionAuditDep, allow
 from certstore.access import Principal, Role
 from certstore.services import access, calendar
 from certstore.services.access import Grant
@@ -77,7 +77,7 @@ class GrantOut(BaseModel):
     responses={422: PROBLEM_RESPONSES[422]},
     summary="Grant an organisation time-limited bulk access (批量查询授权)",
 )
-def create_grant(services: ServicesDep, principal: Bureau, body: GrantIn) -> GrantOut:
+def create_grant(services: ServicesDep, principal: Bureau, body: GrantIn, audit: ActionAuditDep) -> GrantOut:
     grant = access.issue_grant(
         services.repo,
         organisation_code=body.organisation_code,
@@ -85,6 +85,7 @@ def create_grant(services: ServicesDep, principal: Bureau, body: GrantIn) -> Gra
         valid_until=body.valid_until,
         issued_by=principal,
         scope=body.scope,
+        within=audit.within(),
     )
     return GrantOut.of(grant)
 
@@ -104,9 +105,14 @@ def list_grants(services: ServicesDep, principal: GrantReader) -> list[GrantOut]
     summary="Revoke a grant, effective for the next query",
 )
 def revoke_grant(
-    services: ServicesDep, principal: Bureau, grant_id: Annotated[int, Path(ge=1, le=MAX_ID)]
+    services: ServicesDep,
+    principal: Bureau,
+    grant_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+    audit: ActionAuditDep,
 ) -> GrantOut:
-    return GrantOut.of(access.revoke_grant(services.repo, grant_id, revoked_by=principal))
+    return GrantOut.of(
+        access.revoke_grant(services.repo, grant_id, revoked_by=principal, within=audit.within())
+    )
 
 
 class CalendarDayIn(BaseModel):
@@ -148,9 +154,9 @@ def list_calendar(
     summary="Set a holiday or a make-up workday (bureau)",
 )
 def set_calendar_day(
-    services: ServicesDep, principal: Bureau, day: date, body: CalendarDayIn
+    services: ServicesDep, principal: Bureau, day: date, body: CalendarDayIn, audit: ActionAuditDep
 ) -> CalendarDayOut:
-    calendar.set_day(services.repo, day, body.kind, body.name)
+    calendar.set_day(services.repo, day, body.kind, body.name, within=audit.within())
     return CalendarDayOut(day=day, kind=body.kind, name=body.name)
 
 
@@ -160,6 +166,8 @@ def set_calendar_day(
     response_class=Response,
     summary="Remove a calendar exception (bureau)",
 )
-def remove_calendar_day(services: ServicesDep, principal: Bureau, day: date) -> Response:
-    calendar.remove_day(services.repo, day)
+def remove_calendar_day(
+    services: ServicesDep, principal: Bureau, day: date, audit: ActionAuditDep
+) -> Response:
+    calendar.remove_day(services.repo, day, within=audit.within())
     return Response(status_code=204)

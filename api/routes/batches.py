@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from api.deps import ServicesDep
 from api.problems import PROBLEM_RESPONSES
-from api.security import allow
+from api.security import ActionAuditDep, allow
 from certstore.access import Principal, Role
 from certstore.services import batches
 from certstore.services.batches import MAX_BATCH_ITEMS, BatchJob
@@ -72,8 +72,9 @@ def submit_batch(
     documents: Annotated[
         list[dict[str, Any]], Body(description="Certificate data documents", max_length=MAX_BATCH_ITEMS)
     ],
+    audit: ActionAuditDep,
 ) -> BatchOut:
-    job = batches.submit_batch(services.repo, principal, documents)
+    job = batches.submit_batch(services.repo, principal, documents, within=audit.within())
     if services.batch_runner is not None:
         services.batch_runner.submit(job.id)
     response.headers["Location"] = f"/api/v1/batches/{job.id}"

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from api.deps import ServicesDep
 from api.problems import PROBLEM_RESPONSES
-from api.security import allow
+from api.security import ActionAuditDep, allow
 from certstore.access import Principal, Role
 from certstore.catalogue import CatalogueEntry
 from certstore.records import draft_to_json, example_draft, submission_schema
@@ -161,8 +161,9 @@ def submit_catalogue_entry(
     principal: Registrar,
     response: Response,
     document: Annotated[dict[str, Any], Body(description="A catalogue-entry document (schemas/catalogue)")],
+    audit: ActionAuditDep,
 ) -> SubmissionOut:
-    submission, created = submit_entry(services.repo, document, principal=principal)
+    submission, created = submit_entry(services.repo, document, principal=principal, within=audit.within())
     response.status_code = 201 if created else 200
     return SubmissionOut.of(submission)
 
@@ -178,11 +179,14 @@ def approve_catalogue_entry(
     principal: Bureau,
     code: CodePath,
     version: VersionPath,
+    audit: ActionAuditDep,
     body: ReviewDecision | None = None,
 ) -> SubmissionOut:
     note = body.note if body else ""
     return SubmissionOut.of(
-        review_entry(services.repo, code, version, approve=True, reviewer=principal, note=note)
+        review_entry(
+            services.repo, code, version, approve=True, reviewer=principal, note=note, within=audit.within()
+        )
     )
 
 
@@ -193,8 +197,14 @@ def approve_catalogue_entry(
     summary="Reject a pending version with a note (bureau)",
 )
 def reject_catalogue_entry(
-    services: ServicesDep, principal: Bureau, code: CodePath, version: VersionPath, body: ReviewDecision
+    services: ServicesDep,
+    principal: Bureau,
+    code: CodePath,
+    version: VersionPath,
+    body: ReviewDecision,
+    audit: ActionAuditDep,
 ) -> SubmissionOut:
-    return SubmissionOut.of(
-        review_entry(services.repo, code, version, approve=False, reviewer=principal, note=body.note)
+    decided = review_entry(
+        services.repo, code, version, approve=False, reviewer=principal, note=body.note, within=audit.within()
     )
+    return SubmissionOut.of(decided)

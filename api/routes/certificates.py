@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from sqlalchemy.orm import Session
 
 from api.deps import ServicesDep
 from api.models import (
@@ -25,7 +26,7 @@ from api.models import (
 )
 from api.problems import PROBLEM_RESPONSES, FieldProblem, ProblemError
 from api.scope import ServingQuery, authorize_certificate, require_own_issuer
-from api.security import allow
+from api.security import ActionAudit, ActionAuditDep, action_audit, allow
 from certstore.access import AccessDeniedError, Principal, Role
 from certstore.exchange.deadlines import ArrivalError, check_completed_at, record_arrival
 from certstore.lifecycle import Action
@@ -38,6 +39,7 @@ from certstore.services import access, certificates
 from certstore.services.calendar import load_calendar
 from certstore.services.catalogue import get_entry
 from certstore.services.issuance import OFD_MEDIA_TYPE, PDF_MEDIA_TYPE, make_pdf
+from certstore.services.transaction import Within, compose
 
 router = APIRouter(prefix="/api/v1/certificates")
 
@@ -74,10 +76,13 @@ def _completed_at(data: CertificateData, services: Any, field: str) -> datetime:
         ) from None
 
 
-def _record_arrival(services: Any, data: CertificateData, completed_at: datetime, new: Certificate) -> None:
-    """The arrival of a new certificate version pushed through the API, against its deadline (第十一条)."""
-    calendar = load_calendar(services.repo)
-    with services.repo.db.session() as session:
+def _arrival(services: Any, data: CertificateData, completed_at: datetime) -> Within:
+    """The ``within`` hook recording the arrival of the new version a push writes, against its deadline (第十一条),
+    in the push's own transaction: the version and its arrival are stored together or not at all."""
+    calendar = load_calendar(services.repo)  # read before the write transaction starts
+
+    def record(session: Session) -> None:
+        new = certificates.written_version(session)
         record_arrival(
             session,
             identifier=new.identifier,
@@ -88,6 +93,22 @@ def _record_arrival(services: Any, data: CertificateData, completed_at: datetime
             arrived_at=new.created_at,
             calendar=calendar,
         )
+
+    return record
+
+
+def _audited(audit: ActionAudit | None, then: Within | None = None) -> Within | None:
+    """The route's hook for a certificate change: ``then`` (the arrival), then the request's audit entry, which
+    names the version written when the request has no identifier in its path (a push)."""
+    if audit is None:  # called as a function (the agency pages): the middleware logs the page request
+        return then
+    request = audit.request
+
+    def name_new_version(session: Session) -> None:
+        if request.path_params.get("identifier") is None:
+            request.state.certificate_identifier = certificates.written_version(session).identifier
+
+    return audit.within(then=compose(then, name_new_version))
 
 
 def _readable(
@@ -120,13 +141,18 @@ def _out(services: Any, certificate: Certificate) -> CertificateOut:
     summary="Submit certificate data; the repository seals it online and stores it (签发)",
 )
 def issue_certificate(
-    services: ServicesDep, principal: Agency, data: CertificateData, response: Response
+    services: ServicesDep,
+    principal: Agency,
+    data: CertificateData,
+    response: Response,
+    audit: Annotated[ActionAudit | None, Depends(action_audit)] = None,
 ) -> CertificateOut:
     draft = _draft(data, principal, services)
     completed_at = _completed_at(data, services, "body")
-    result = certificates.issue(services.repo, draft, actor=principal.ref, file_maker=services.file_maker())
-    if result.created:
-        _record_arrival(services, data, completed_at, result.certificate)
+    result = certificates.issue(
+        services.repo, draft, actor=principal.ref, file_maker=services.file_maker(),
+        within=_audited(audit, _arrival(services, data, completed_at)),
+    )  # fmt: skip
     response.status_code = 201 if result.created else 200
     response.headers["Location"] = f"/api/v1/certificates/{result.certificate.identifier}"
     return _out(services, result.certificate)
@@ -270,16 +296,15 @@ def get_preview(
     summary="变更: a new version with new content; the old one becomes superseded",
 )
 def change_certificate(
-    services: ServicesDep, principal: Agency, identifier: str, body: ChangeRequest
+    services: ServicesDep, principal: Agency, identifier: str, body: ChangeRequest, audit: ActionAuditDep
 ) -> CertificateOut:
     _managed(services, principal, identifier)
     draft = _draft(body.data, principal, services)
     completed_at = _completed_at(body.data, services, "body.data")
     new = certificates.change(
         services.repo, identifier, draft, reason=body.reason, actor=principal.ref,
-        file_maker=services.file_maker(),
+        file_maker=services.file_maker(), within=_audited(audit, _arrival(services, body.data, completed_at)),
     )  # fmt: skip
-    _record_arrival(services, body.data, completed_at, new)
     return _out(services, new)
 
 
@@ -292,12 +317,12 @@ def change_certificate(
     summary="延续: a new version with a later end of validity",
 )
 def renew_certificate(
-    services: ServicesDep, principal: Agency, identifier: str, body: RenewRequest
+    services: ServicesDep, principal: Agency, identifier: str, body: RenewRequest, audit: ActionAuditDep
 ) -> CertificateOut:
     _managed(services, principal, identifier)
     new = certificates.renew(
         services.repo, identifier, valid_until=body.valid_until, reason=body.reason, actor=principal.ref,
-        file_maker=services.file_maker(),
+        file_maker=services.file_maker(), within=_audited(audit),
     )  # fmt: skip
     return _out(services, new)
 
@@ -310,10 +335,11 @@ def renew_certificate(
     summary="挂起 / 恢复 / 吊销 / 注销 / 废止 — effective immediately for every reader",
 )
 def act_on_certificate(
-    services: ServicesDep, principal: Agency, identifier: str, body: ActionRequest
+    services: ServicesDep, principal: Agency, identifier: str, body: ActionRequest, audit: ActionAuditDep
 ) -> CertificateOut:
     _managed(services, principal, identifier)
     updated = certificates.act(
-        services.repo, identifier, Action(body.action), reason=body.reason, actor=principal.ref
-    )
+        services.repo, identifier, Action(body.action), reason=body.reason, actor=principal.ref,
+        within=_audited(audit),
+    )  # fmt: skip
     return _out(services, updated)

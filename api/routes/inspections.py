@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.deps import ServicesDep
 from api.problems import PROBLEM_RESPONSES
 from api.scope import ServingQuery, authorize_certificate
-from api.security import allow
+from api.security import ActionAuditDep, allow
 from certstore.access import Principal, Role
 from certstore.services import certificates, inspections
 from certstore.services.inspections import Inspection
@@ -66,7 +66,7 @@ class InspectionOut(BaseModel):
     summary="Record an annual-inspection result (issuing agency)",
 )
 def record_inspection(
-    services: ServicesDep, principal: Agency, identifier: str, body: InspectionIn
+    services: ServicesDep, principal: Agency, identifier: str, body: InspectionIn, audit: ActionAuditDep
 ) -> InspectionOut:
     item = inspections.record_inspection(
         services.repo,
@@ -76,6 +76,7 @@ def record_inspection(
         inspected_on=body.inspected_on,
         remarks=body.remarks,
         inspector=principal,
+        within=audit.within(),
     )
     return InspectionOut.of(item)
 

@@ -13,7 +13,7 @@ from api.deps import ServicesDep
 from api.models import MAX_ID
 from api.problems import PROBLEM_RESPONSES
 from api.scope import Serving, authorize_certificate
-from api.security import allow
+from api.security import ActionAuditDep, allow
 from certstore.access import AccessDeniedError, Principal, Role
 from certstore.services import certificates, reviews
 from certstore.services.reviews import ReviewRequest
@@ -113,7 +113,9 @@ def _visible(review: ReviewRequest, principal: Principal) -> ReviewRequest:
     responses={s: PROBLEM_RESPONSES[s] for s in (404, 422)},
     summary="File a review request (复核申请) for the holder being served; due in 5 working days",
 )
-def submit_review(services: ServicesDep, principal: Window, body: ReviewIn, request: Request) -> ReviewOut:
+def submit_review(
+    services: ServicesDep, principal: Window, body: ReviewIn, request: Request, audit: ActionAuditDep
+) -> ReviewOut:
     certificate = certificates.get(services.repo, body.identifier)
     authorize_certificate(
         request,
@@ -123,8 +125,9 @@ def submit_review(services: ServicesDep, principal: Window, body: ReviewIn, requ
         Serving(body.matter, body.holder_id_type, body.holder_id),
     )
     review = reviews.submit_review(
-        services.repo, body.identifier, requester=principal, reason=body.reason, matter=body.matter
-    )
+        services.repo, body.identifier, requester=principal, reason=body.reason, matter=body.matter,
+        within=audit.within(),
+    )  # fmt: skip
     return ReviewOut.of(review)
 
 
@@ -171,10 +174,13 @@ def get_review(services: ServicesDep, principal: Reader, review_id: ReviewId) ->
     responses={s: PROBLEM_RESPONSES[s] for s in (404, 409)},
     summary="Answer a review request (the issuing agency)",
 )
-def answer_review(services: ServicesDep, principal: Agency, review_id: ReviewId, body: AnswerIn) -> ReviewOut:
+def answer_review(
+    services: ServicesDep, principal: Agency, review_id: ReviewId, body: AnswerIn, audit: ActionAuditDep
+) -> ReviewOut:
     review = reviews.answer_review(
-        services.repo, review_id, responder=principal, outcome=body.outcome, answer=body.answer
-    )
+        services.repo, review_id, responder=principal, outcome=body.outcome, answer=body.answer,
+        within=audit.within(),
+    )  # fmt: skip
     return ReviewOut.of(review)
 
 
@@ -184,5 +190,9 @@ def answer_review(services: ServicesDep, principal: Agency, review_id: ReviewId,
     responses={s: PROBLEM_RESPONSES[s] for s in (404, 409)},
     summary="Withdraw a review request (the requesting unit)",
 )
-def withdraw_review(services: ServicesDep, principal: Window, review_id: ReviewId) -> ReviewOut:
-    return ReviewOut.of(reviews.withdraw_review(services.repo, review_id, requester=principal))
+def withdraw_review(
+    services: ServicesDep, principal: Window, review_id: ReviewId, audit: ActionAuditDep
+) -> ReviewOut:
+    return ReviewOut.of(
+        reviews.withdraw_review(services.repo, review_id, requester=principal, within=audit.within())
+    )

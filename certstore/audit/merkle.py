@@ -51,14 +51,25 @@ class ProofError(ValueError):
     """A proof is malformed (wrong length, sizes out of range) — as opposed to one that simply fails."""
 
 
+# SM3 states with the domain-separation byte already absorbed: copying one (a C call) is about twice as fast as
+# ``hashlib.new("sm3", …)``, which looks the algorithm up by name every time.
+_LEAF_STATE = hashlib.new("sm3", b"\x00")
+_NODE_STATE = hashlib.new("sm3", b"\x01")
+
+
 def leaf_hash(entry_hash: bytes) -> bytes:
     """SM3(0x00 ‖ entry hash)."""
-    return hashlib.new("sm3", b"\x00" + entry_hash).digest()
+    state = _LEAF_STATE.copy()
+    state.update(entry_hash)
+    return state.digest()
 
 
 def node_hash(left: bytes, right: bytes) -> bytes:
     """SM3(0x01 ‖ left ‖ right)."""
-    return hashlib.new("sm3", b"\x01" + left + right).digest()
+    state = _NODE_STATE.copy()
+    state.update(left)
+    state.update(right)
+    return state.digest()
 
 
 def split_point(size: int) -> int:

@@ -1,8 +1,12 @@
 """The local spool (本地暂存) of the audit write path: acknowledged events not yet in the database.
 
-Each process appends to its own files (one per spool thread) ``spool-<pid>-<random>.jsonl`` (one event per line, the payload format of
-:func:`certstore.audit.events.event_to_payload`) and ``fsync``s before an event is acknowledged; it holds an
-exclusive ``flock`` on the file while it lives. Once every line is in the database the file is truncated. After a
+Each process appends to its own files (one per spool thread) ``spool-<pid>-<random>.jsonl``, one event per
+line, and ``fdatasync``s before an event is acknowledged; it holds an exclusive ``flock`` on the file while it
+lives. A line (spool format 2) is the JSON array ``[2, occurred_at, event_id, …, details_text]``: the version,
+then exactly the event's part of the canonical encoding that its entry hash will cover
+(:func:`certstore.audit.events.canonical_tail`) — written as is, and the writer hashes those same bytes, so an
+event is encoded once. Lines of format 1 (a JSON object ``{"v": 1, …}``), left by an
+older version (:func:`certstore.audit.events.event_to_payload`), are still read. Once every line is in the database the file is truncated. After a
 crash the lock is gone with the process: the next process to start finds the file (:func:`orphans`), replays its
 events — de-duplicated by ``event_id``, since some may have reached the database before the crash — and deletes
 it. A torn last line (the crash hit mid-write) was never acknowledged and is skipped.
@@ -12,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import logging
 import os
 import uuid
@@ -19,14 +24,33 @@ from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from certstore.audit.events import AuditEvent, event_from_payload, event_to_payload
+from certstore.audit.events import AuditEvent, canonical_tail, event_from_payload, event_from_tail
 
-__all__ = ["OrphanSpool", "Spool", "orphans"]
+__all__ = ["SPOOL_FORMAT", "OrphanSpool", "Spool", "event_from_line", "orphans", "spool_line"]
 
 log = logging.getLogger("certstore.audit")
 
 _PREFIX = "spool-"
 _SUFFIX = ".jsonl"
+SPOOL_FORMAT = 2
+_LINE_START = b"[%d," % SPOOL_FORMAT
+
+
+def spool_line(event: AuditEvent) -> bytes:
+    """One spool line (format 2, newline included) for ``event``, normalised here if it is not yet."""
+    return _LINE_START + canonical_tail(event.normalised()) + b"]\n"
+
+
+def event_from_line(line: bytes) -> AuditEvent:
+    """The event of a spool line of format 2, or of format 1 (``ValueError``/``KeyError``/``TypeError`` when
+    unreadable). The event is rebuilt from the decoded fields and normalised again when chained: normalising is
+    idempotent, so it hashes exactly as the line's bytes would have."""
+    if line.startswith(b"{"):
+        return event_from_payload(line)
+    values = json.loads(line)
+    if not isinstance(values, list) or not values or values[0] != SPOOL_FORMAT:
+        raise ValueError(f"unknown audit spool line format {values[0] if values else None!r}")
+    return event_from_tail(values[1:])
 
 
 def _fsync_dir(path: Path) -> None:
@@ -50,7 +74,7 @@ class Spool:
 
     def append(self, events: list[AuditEvent]) -> None:
         """Write the events and fsync: when this returns they survive a crash of the process or the host."""
-        data = b"".join(event_to_payload(e).encode("utf-8") + b"\n" for e in events)
+        data = b"".join([spool_line(event) for event in events])
         view = memoryview(data)
         while view:
             written = os.write(self._fd, view)
@@ -124,7 +148,7 @@ def orphans(directory: Path, *, exclude: Collection[Path] = ()) -> Iterator[Orph
             if not line.strip():
                 continue
             try:
-                events.append(event_from_payload(line))
+                events.append(event_from_line(line))
             except (ValueError, KeyError, TypeError) as exc:
                 skipped += 1
                 log.warning("audit spool %s: unreadable line skipped (%s)", path.name, exc)

@@ -37,7 +37,15 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
-from certstore.audit.chain import CheckpointPolicy, KeyProvider, append_events, make_checkpoint
+from certstore.audit.chain import (
+    CheckpointPolicy,
+    KeyProvider,
+    PreparedEntry,
+    append_events,
+    append_prepared,
+    make_checkpoint,
+    prepare_entries,
+)
 from certstore.audit.checkpoints import Checkpoint, CheckpointKey
 from certstore.audit.events import AuditEvent
 from certstore.audit.spool import Spool, orphans
@@ -60,15 +68,18 @@ class TrailStats:
     last_error: str | None = None
 
 
-@dataclass
-class _Item:
-    """An event waiting for the spool, and who waits for it: a thread (``future``) or a coroutine (``waiter`` on
-    ``loop``; all coroutines of one group are resolved with a single call into their loop)."""
+class _Group:
+    """Events that arrived while the spool threads were busy: written and fsynced together (one group commit),
+    acknowledged together. Threads wait on ``future`` (one per group); coroutines each on their own asyncio
+    future (``waiters``, by event loop — a shared one would be cancelled with the first cancelled request), all
+    those of one loop resolved with a single call into it."""
 
-    event: AuditEvent
-    future: Future[None] | None = None
-    loop: asyncio.AbstractEventLoop | None = None
-    waiter: asyncio.Future[None] | None = None
+    __slots__ = ("events", "future", "waiters")
+
+    def __init__(self) -> None:
+        self.events: list[AuditEvent] = []
+        self.future: Future[None] | None = None
+        self.waiters: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
 
 
 def _resolve(waiters: list[asyncio.Future[None]], error: BaseException | None) -> None:
@@ -112,10 +123,13 @@ class AuditTrail:
         self._key: CheckpointKey | None = None
         self._key_loaded = False
         self._max_pending = max_pending
-        self._slots = threading.BoundedSemaphore(max_pending)
         self._lock = threading.Condition()
-        self._intake: list[_Item] = []
-        self._ready: deque[tuple[AuditEvent, int | None]] = deque()  # (event, index of its spool file)
+        self._outstanding = 0  # events accepted by submit and not yet in the database (≤ max_pending)
+        self._intake = _Group()
+        # Spooled groups waiting for the writer, in order: (their prepared entries, index of their spool file);
+        # the first may be what is left of a group the writer took part of.
+        self._ready: deque[tuple[list[PreparedEntry], int | None]] = deque()
+        self._ready_count = 0
         self._spool_threads = max(1, spool_threads)
         self._unwritten: list[int] = []  # per spool file: its lines not yet in the database
         self._cycle_started = 0
@@ -126,6 +140,7 @@ class AuditTrail:
         self._spools: list[Spool] = []
         self._threads: list[threading.Thread] = []
         self._partitions = partitions
+        self._postgresql = db.backend == "postgresql"
         self._partitions_checked = 0.0
 
     # -- lifecycle -------------------------------------------------------------------------------------------
@@ -168,7 +183,7 @@ class AuditTrail:
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
         self._threads = []
-        clean = not self._ready and not self._intake and not any(self._unwritten)
+        clean = not self._ready and not self._intake.events and not any(self._unwritten)
         if clean:
             key = self._checkpoint_key()
             if key is not None:
@@ -182,7 +197,9 @@ class AuditTrail:
         for spool in self._spools:
             spool.close(remove=clean)
         if self._spools and not clean:
-            log.error("audit: %s events not yet in the database stay in %s", len(self._ready), self.spool_dir)
+            log.error(
+                "audit: %s events not yet in the database stay in %s", self._ready_count, self.spool_dir
+            )
         self._spools = []
 
     def __enter__(self) -> AuditTrail:
@@ -199,9 +216,19 @@ class AuditTrail:
         if not self._running:
             self._write_now([event])
             return
-        self._slots.acquire()
-        future: Future[None] = Future()
-        if not self._enqueue(_Item(event.normalised(), future=future)):
+        normalised = event.normalised()
+        with self._lock:
+            while self._running and self._outstanding >= self._max_pending:
+                self._lock.wait(1.0)  # back-pressure: the writer frees room
+            if self._running:
+                group = self._intake
+                if group.future is None:
+                    group.future = Future()
+                future = group.future
+                self._accept(normalised)
+            else:
+                future = None
+        if future is None:
             self._write_now([event])
             return
         future.result()
@@ -212,23 +239,39 @@ class AuditTrail:
         if not self._running:
             await loop.run_in_executor(None, self._write_now, [event])
             return
-        if not self._slots.acquire(blocking=False):
-            await loop.run_in_executor(None, self._slots.acquire)
-        waiter: asyncio.Future[None] = loop.create_future()
-        if not self._enqueue(_Item(event.normalised(), loop=loop, waiter=waiter)):
+        normalised = event.normalised()
+        waiter: asyncio.Future[None] | None = None
+        while True:
+            with self._lock:
+                if not self._running:
+                    break
+                if self._outstanding < self._max_pending:
+                    waiter = loop.create_future()
+                    waiters = self._intake.waiters.get(loop)
+                    if waiters is None:
+                        self._intake.waiters[loop] = [waiter]
+                    else:
+                        waiters.append(waiter)
+                    self._accept(normalised)
+                    break
+            await loop.run_in_executor(None, self._wait_for_room)
+        if waiter is None:
             await loop.run_in_executor(None, self._write_now, [event])
             return
         await waiter
 
-    def _enqueue(self, item: _Item) -> bool:
+    def _accept(self, event: AuditEvent) -> None:
+        """Add ``event`` to the group the spool threads take next (``_lock`` held)."""
+        events = self._intake.events
+        events.append(event)
+        self._outstanding += 1
+        if len(events) == 1:
+            self._lock.notify_all()
+
+    def _wait_for_room(self) -> None:
         with self._lock:
-            if not self._running:
-                self._slots.release()
-                return False
-            self._intake.append(item)
-            if len(self._intake) == 1:
-                self._lock.notify_all()
-        return True
+            while self._running and self._outstanding >= self._max_pending:
+                self._lock.wait(1.0)
 
     def _write_now(self, events: list[AuditEvent]) -> None:
         with self.db.session() as session:
@@ -250,7 +293,7 @@ class AuditTrail:
             return True
         deadline = time.monotonic() + timeout
         with self._lock:
-            target_events = self.stats.accepted + len(self._intake)
+            target_events = self.stats.accepted + len(self._intake.events)
             wanted_cycle = self._cycle_started + 1 if pending else 0
             if pending:
                 self._flush_wanted = max(self._flush_wanted, wanted_cycle)
@@ -318,39 +361,38 @@ class AuditTrail:
         spool = self._spools[index] if self._spools else None
         while True:
             with self._lock:
-                while not self._intake and not self._stopping:
+                while not self._intake.events and not self._stopping:
                     if spool is not None and self._unwritten[index] == 0 and spool.size:
                         spool.truncate()
                     self._lock.wait(1.0)
-                if not self._intake and self._stopping:
+                if not self._intake.events and self._stopping:
                     self._lock.notify_all()
                     return
-                items, self._intake = self._intake, []
+                group, self._intake = self._intake, _Group()
+            events = group.events
             error: OSError | None = None
             where: int | None = None
             if spool is not None:
                 try:
-                    spool.append([item.event for item in items])
+                    spool.append(events)
                     where = index
                 except OSError as exc:  # the disk failed: the events still go to the database, unacknowledged
                     log.error("audit: spool write failed: %s", exc)
                     error = exc
+            prepared = prepare_entries(events, postgresql=self._postgresql)
             with self._lock:
-                self._ready.extend((item.event, where) for item in items)
+                self._ready.append((prepared, where))
+                self._ready_count += len(events)
                 if where is not None:
-                    self._unwritten[where] += len(items)
-                self.stats.accepted += len(items)
+                    self._unwritten[where] += len(events)
+                self.stats.accepted += len(events)
                 self._lock.notify_all()
-            by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
-            for item in items:
-                if item.future is not None:
-                    if error is None:
-                        item.future.set_result(None)
-                    else:
-                        item.future.set_exception(error)
-                elif item.loop is not None and item.waiter is not None:
-                    by_loop.setdefault(item.loop, []).append(item.waiter)
-            for loop, waiters in by_loop.items():
+            if group.future is not None:
+                if error is None:
+                    group.future.set_result(None)
+                else:
+                    group.future.set_exception(error)
+            for loop, waiters in group.waiters.items():
                 with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
                     loop.call_soon_threadsafe(_resolve, waiters, error)
 
@@ -374,9 +416,9 @@ class AuditTrail:
         backoff = 0.1
         while True:
             with self._lock:
-                if not self._ready and self._flush_wanted <= self._cycle_done:
+                if not self._ready_count and self._flush_wanted <= self._cycle_done:
                     if self._stopping:
-                        if not self._intake and not any(
+                        if not self._intake.events and not any(
                             t.name.startswith("audit-spool") and t.is_alive() for t in self._threads
                         ):
                             self._cycle_started += 1
@@ -388,13 +430,21 @@ class AuditTrail:
                     self._lock.wait(self.idle_interval)
                 self._cycle_started += 1
                 cycle = self._cycle_started
-                taken = [self._ready[i] for i in range(min(len(self._ready), self.batch_size))]
-            batch = [event for event, _ in taken]
+                # (entries, spool file) from the front of the queue, at most batch_size entries
+                taken: list[tuple[list[PreparedEntry], int | None]] = []
+                room = self.batch_size
+                for entries, where in self._ready:
+                    if room <= 0:
+                        break
+                    part = entries if len(entries) <= room else entries[:room]
+                    taken.append((part, where))
+                    room -= len(part)
+            batch = [entry for part, _ in taken for entry in part]
             self._ensure_partitions()
             try:
                 if batch or self._has_work_in_db():
                     with self.db.session() as session:
-                        result = append_events(
+                        result = append_prepared(
                             session,
                             batch,
                             key=self._checkpoint_key(),
@@ -416,13 +466,17 @@ class AuditTrail:
                 backoff = min(backoff * 2, 5.0)
                 continue
             with self._lock:
-                for _ in taken:
-                    self._ready.popleft()
-                    self._slots.release()
-                self.stats.written += len(taken)
-                for _, where in taken:
+                for part, where in taken:
+                    entries, _ = self._ready[0]
+                    if len(part) == len(entries):
+                        self._ready.popleft()
+                    else:  # the batch ended inside this group: the rest stays first in line
+                        self._ready[0] = (entries[len(part) :], where)
                     if where is not None:
-                        self._unwritten[where] -= 1
+                        self._unwritten[where] -= len(part)
+                self._ready_count -= len(batch)
+                self._outstanding -= len(batch)
+                self.stats.written += len(batch)
                 self._cycle_done = cycle
                 self._lock.notify_all()
 

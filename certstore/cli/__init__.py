@@ -11,7 +11,20 @@ from pathlib import Path
 
 import click
 
-from certstore.cli import audit, catalogue, db, exchange, issue, keys, seal, serve, token, user, verify
+from certstore.cli import (
+    audit,
+    catalogue,
+    db,
+    exchange,
+    imports,
+    issue,
+    keys,
+    seal,
+    serve,
+    token,
+    user,
+    verify,
+)
 from certstore.cli.common import Context, ExitCode, Failure
 
 __all__ = ["cli", "main"]
@@ -36,6 +49,7 @@ cli.add_command(audit.group)
 cli.add_command(catalogue.group)
 cli.add_command(db.group)
 cli.add_command(exchange.group)
+cli.add_command(imports.import_command)
 cli.add_command(issue.issue)
 cli.add_command(keys.group)
 cli.add_command(seal.group)

@@ -15,13 +15,9 @@ from certstore.cli.common import Context, Failure, handle_errors, pass_context, 
 from certstore.exchange.frontend import init_frontend
 from certstore.exchange.metrics import REGISTRY, exchange_status
 from certstore.exchange.worker import DEFAULT_INTERVAL, ExchangeSource, ExchangeWorker
-from certstore.keystore import KeyStore
-from certstore.packaging.layout import FaceData
-from certstore.records import PreparedVersion
-from certstore.services.certificates import FileMaker
-from certstore.services.issuance import OFD_MEDIA_TYPE, SealingKey, make_ofd, sealing_key_for_seal
+from certstore.services.issuance import catalogue_file_maker
 
-__all__ = ["catalogue_file_maker", "group", "parse_source", "read_sources"]
+__all__ = ["group", "parse_source", "read_sources"]
 
 SOURCES_FILE = "exchange-sources.json"
 
@@ -88,20 +84,6 @@ def read_sources(path: Path) -> list[ExchangeSource]:
         except ValueError as exc:
             raise Failure(f"{where}: {exc}") from None
     return sources
-
-
-def catalogue_file_maker(keystore: KeyStore, *, verify_base_url: str) -> FileMaker:
-    """Seals like the API: an OFD sealed with the seal each catalogue type names (loaded once per seal)."""
-    keys: dict[str, SealingKey] = {}
-
-    def make(prepared: PreparedVersion) -> tuple[bytes, str]:
-        seal = prepared.entry.seal
-        if seal not in keys:
-            keys[seal] = sealing_key_for_seal(keystore, seal)
-        data = FaceData.from_prepared(prepared)
-        return make_ofd(data, keys[seal], verify_base_url=verify_base_url), OFD_MEDIA_TYPE
-
-    return make
 
 
 @group.command("run")

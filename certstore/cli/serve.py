@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import secrets
+import socket
 
 import click
 
@@ -70,9 +72,7 @@ def _prepare_demo(ctx: Context) -> None:
 @pass_context
 @handle_errors
 def serve(ctx: Context, host: str, port: int, workers: int, demo: bool) -> None:
-    """Run the API (and web pages) on HOST:PORT."""
-    import uvicorn  # the server is only needed here
-
+    """Run the API (and web pages) on HOST:PORT, in WORKERS processes sharing the database and blob store."""
     if demo:
         _prepare_demo(ctx)
     else:
@@ -80,4 +80,36 @@ def serve(ctx: Context, host: str, port: int, workers: int, demo: bool) -> None:
     os.environ["CERTSTORE_DATA_DIR"] = str(ctx.data_dir)
     os.environ.setdefault("CERTSTORE_PUBLIC_URL", f"http://{host}:{port}")
     click.echo(f"certstore API on http://{host}:{port} — OpenAPI at /docs", err=True)
-    uvicorn.run("api:create_app", factory=True, host=host, port=port, workers=workers, log_level="info")
+    run_uvicorn(host, port, workers)
+
+
+APP = "api:create_app"  # an import string: worker processes import the factory themselves
+
+
+def run_uvicorn(host: str, port: int, workers: int) -> None:
+    """Serve :data:`APP` with uvicorn: in this process for one worker, else under uvicorn's supervisor.
+
+    With several workers uvicorn binds the listening socket itself with ``proto`` 0; the connections accepted
+    from it inherit that, and asyncio then skips ``TCP_NODELAY`` (Kludex/uvicorn#3149), so on Linux every
+    answer on a keep-alive connection after the first waits ~40 ms for the client's delayed ACK. The
+    listener is therefore re-wrapped as ``IPPROTO_TCP`` before the workers inherit it.
+    """
+    import uvicorn  # the server is only needed here
+    from uvicorn.supervisors import Multiprocess
+
+    if workers == 1:
+        uvicorn.run(APP, factory=True, host=host, port=port, log_level="info")
+        return
+    config = uvicorn.Config(APP, factory=True, host=host, port=port, workers=workers, log_level="info")
+    bound = config.bind_socket()
+    listener = socket.socket(bound.family, bound.type, socket.IPPROTO_TCP, fileno=bound.detach())
+    listener.set_inheritable(True)
+    supervisor_options: dict[str, object] = {"sockets": [listener]}
+    if "target" in inspect.signature(Multiprocess).parameters:  # uvicorn < 0.36 passes the target
+        supervisor_options["target"] = uvicorn.Server(config).run
+    try:
+        Multiprocess(config, **supervisor_options).run()  # type: ignore[arg-type]
+    except KeyboardInterrupt:
+        pass
+    finally:
+        listener.close()

@@ -23,7 +23,7 @@ from typing import Protocol, runtime_checkable
 import gmssl_pyx
 from asn1crypto.algos import DSASignature
 
-from certstore.crypto import libcrypto
+from certstore.crypto import gmssl_sign, libcrypto
 
 __all__ = [
     "DEFAULT_SM2_ID",
@@ -93,7 +93,35 @@ def _cached_z(public_point: bytes, sm2_id: bytes) -> bytes:
 
 def encode_signature(r: int, s: int) -> bytes:
     """DER SEQUENCE { r, s }."""
+    if 0 < r < _SHORT_FORM_LIMIT and 0 < s < _SHORT_FORM_LIMIT:
+        body = _der_positive_integer(r) + _der_positive_integer(s)
+        return b"\x30" + bytes((len(body),)) + body
     return DSASignature({"r": r, "s": s}).dump()
+
+
+#: Positive integers below this encode in < 64 content bytes, so both lengths of the SEQUENCE are short-form.
+_SHORT_FORM_LIMIT = 1 << 496
+
+
+def _der_positive_integer(value: int) -> bytes:
+    content = value.to_bytes((value.bit_length() + 8) // 8, "big")  # one spare bit: a leading 0x00 if needed
+    return b"\x02" + bytes((len(content),)) + content
+
+
+def _decode_canonical_der(signature: bytes) -> tuple[int, int] | None:
+    """(r, s) when ``signature`` is exactly the canonical DER of two positive integers (what
+    :func:`encode_signature` writes for them); None for anything else, which the full parser then judges."""
+    size = len(signature)
+    if size < 8 or signature[0] != 0x30 or signature[1] != size - 2 or signature[2] != 0x02:
+        return None
+    r_end = 4 + signature[3]
+    if r_end + 2 > size or signature[r_end] != 0x02 or r_end + 2 + signature[r_end + 1] != size:
+        return None
+    r = int.from_bytes(signature[4:r_end], "big")
+    s = int.from_bytes(signature[r_end + 2 :], "big")
+    if not (0 < r < _SHORT_FORM_LIMIT and 0 < s < _SHORT_FORM_LIMIT) or encode_signature(r, s) != signature:
+        return None  # zero, leading zeros, sign bits, long forms: the strict parser decides
+    return r, s
 
 
 def decode_signature(signature: bytes) -> tuple[int, int]:
@@ -104,7 +132,10 @@ def decode_signature(signature: bytes) -> tuple[int, int]:
     DER structure is read as raw r ‖ s — also when r happens to start with 0x30.
     """
     r = s = None
-    if signature[:1] == b"\x30":
+    fast = _decode_canonical_der(signature) if signature[:1] == b"\x30" else None
+    if fast is not None:
+        r, s = fast
+    elif signature[:1] == b"\x30":
         try:
             parsed = DSASignature.load(signature, strict=True)
             r, s = parsed["r"].native, parsed["s"].native
@@ -251,6 +282,11 @@ class SM2PrivateKey:
 
     scalar: bytes = field(repr=False)
     public_key: SM2PublicKey
+    #: The key prepared for signing in GmSSL (see :mod:`certstore.crypto.gmssl_sign`); made on first use.
+    _prepared: gmssl_sign.PreparedSigningKey | None = field(
+        default=None, init=False, repr=False, compare=False, hash=False
+    )
+    _prepared_tried: bool = field(default=False, init=False, repr=False, compare=False, hash=False)
 
     @classmethod
     def generate(cls) -> SM2PrivateKey:
@@ -275,13 +311,35 @@ class SM2PrivateKey:
         return self.sign_digest(self.public_key.digest(message, sm2_id))
 
     def sign_digest(self, e: bytes) -> bytes:
-        """DER SM2 signature of a precomputed e = SM3(Z_A ‖ M).
+        """DER SM2 signature of a precomputed e = SM3(Z_A ‖ M), with a fresh random nonce.
 
-        All arithmetic on the private scalar and the nonce stays inside GmSSL. Finishing r and s in Python with a
-        cached (1 + d)^-1 would be about twice as fast, but Python integers are not constant-time and nonce-length
-        timing leaks are how ECDSA-family keys get recovered (Minerva); see ``docs/performance.md``.
+        All arithmetic on the private scalar and the nonce stays inside GmSSL's C code. The key is prepared once
+        ((1 + d)^-1 mod n kept in a C buffer, :mod:`certstore.crypto.gmssl_sign`) instead of being rebuilt from
+        the scalar on every call; where that is not available, the ``gmssl-pyx`` binding signs. Finishing r and
+        s in Python would be faster still, but Python integers are not constant-time and nonce-length timing
+        leaks are how ECDSA-family keys get recovered (Minerva); see ``docs/performance.md``.
         """
+        prepared = self._prepared if self._prepared_tried else self._prepare()
+        if prepared is not None:
+            return encode_signature(*prepared.sign_digest(e))
         return gmssl_pyx.sm2_sign_sm3_digest(self.scalar, e)
+
+    def __getstate__(self) -> dict[str, object]:
+        """Pickle (process pools) and copy the key, not the prepared C buffer: it is made again on first use."""
+        return {"scalar": self.scalar, "public_key": self.public_key}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        for name, value in (*state.items(), ("_prepared", None), ("_prepared_tried", False)):
+            object.__setattr__(self, name, value)
+
+    def _prepare(self) -> gmssl_sign.PreparedSigningKey | None:
+        public_key = self.public_key
+        prepared = gmssl_sign.prepare(
+            self.scalar, public_key.point, lambda e, rs: public_key.verify_digest(e, encode_signature(*rs))
+        )
+        object.__setattr__(self, "_prepared", prepared)  # a cache: the key's value does not change
+        object.__setattr__(self, "_prepared_tried", True)
+        return prepared
 
 
 @runtime_checkable

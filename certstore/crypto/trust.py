@@ -119,7 +119,8 @@ def _issuer_candidates(cert: Certificate, pool: Sequence[Certificate]) -> list[C
     looks like, so a same-named CA with another key still counts as a candidate (and the result is
     BAD_SIGNATURE, not "unknown CA"); the reason then points out the key-identifier mismatch."""
     aki = cert.authority_key_id
-    by_name = [c for c in pool if names_equal(c.subject_name, cert.issuer_name)]
+    issuer = cert.issuer_der
+    by_name = [c for c in pool if c.subject_der == issuer or names_equal(c.subject_name, cert.issuer_name)]
     by_key = [c for c in pool if aki is not None and c.subject_key_id == aki and c not in by_name]
     return by_name + by_key
 

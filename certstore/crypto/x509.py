@@ -145,28 +145,38 @@ class Certificate:
     def subject_name(self) -> asn1_x509.Name:
         return self._asn1.subject
 
+    @cached_property
+    def subject_der(self) -> bytes:
+        """DER of the subject Name as encoded in the certificate."""
+        return self._asn1.subject.dump()
+
+    @cached_property
+    def issuer_der(self) -> bytes:
+        """DER of the issuer Name as encoded in the certificate."""
+        return self._asn1.issuer.dump()
+
     @property
     def issuer_name(self) -> asn1_x509.Name:
         return self._asn1.issuer
 
-    @property
+    @cached_property
     def common_name(self) -> str | None:
         value = self._asn1.subject.native.get("common_name")
         return value[-1] if isinstance(value, list) else value
 
-    @property
+    @cached_property
     def serial(self) -> int:
         return self._asn1.serial_number
 
-    @property
+    @cached_property
     def serial_hex(self) -> str:
         return format(self.serial, "X")
 
-    @property
+    @cached_property
     def not_before(self) -> datetime:
         return self._asn1["tbs_certificate"]["validity"]["not_before"].native
 
-    @property
+    @cached_property
     def not_after(self) -> datetime:
         return self._asn1["tbs_certificate"]["validity"]["not_after"].native
 
@@ -177,51 +187,51 @@ class Certificate:
     def public_key(self) -> SM2PublicKey:
         return public_key_from_info(self._asn1.public_key, f"certificate {self.subject!r}")
 
-    @property
+    @cached_property
     def is_ca(self) -> bool:
         return bool(self._asn1.ca)
 
-    @property
+    @cached_property
     def has_basic_constraints(self) -> bool:
         return self._asn1.basic_constraints_value is not None
 
-    @property
+    @cached_property
     def path_length(self) -> int | None:
         return self._asn1.max_path_length
 
-    @property
+    @cached_property
     def key_usage(self) -> frozenset[str] | None:
         """Asserted key usages (asn1crypto names), or None when the certificate has no keyUsage extension."""
         value = self._asn1.key_usage_value
         return None if value is None else frozenset(value.native)
 
-    @property
+    @cached_property
     def subject_key_id(self) -> bytes | None:
         return self._asn1.key_identifier
 
-    @property
+    @cached_property
     def authority_key_id(self) -> bytes | None:
         return self._asn1.authority_key_identifier
 
-    @property
+    @cached_property
     def critical_extensions(self) -> frozenset[str]:
         return frozenset(self._asn1.critical_extensions)
 
-    @property
+    @cached_property
     def signature_algorithm(self) -> str:
         """Dotted OID of the algorithm the issuer signed with."""
         return self._asn1["signature_algorithm"]["algorithm"].dotted
 
-    @property
+    @cached_property
     def tbs_bytes(self) -> bytes:
         """The exact signed bytes (DER TBSCertificate as received)."""
         return self._asn1["tbs_certificate"].dump()
 
-    @property
+    @cached_property
     def signature(self) -> bytes:
         return self._asn1["signature_value"].native
 
-    @property
+    @cached_property
     def is_self_issued(self) -> bool:
         return names_equal(self._asn1.subject, self._asn1.issuer)
 

@@ -37,12 +37,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import segno
 from PIL import Image
 
 from certstore.catalogue import CatalogueEntry, FaceField, base_image_path
 from certstore.packaging import fonts
 from certstore.packaging.layout import Align, Box, FaceData, FaceLayout, ImageItem, TextItem
+from certstore.packaging.qr import qr_png
 
 __all__ = [
     "BODY_SIZES_PT",
@@ -235,15 +235,6 @@ def _field_text(entry: CatalogueEntry, field: FaceField, face: Mapping[str, Any]
 def verification_url(identifier: str, verify_base_url: str) -> str:
     """The public check page of a certificate (``…/v/<identifier>``), which the QR code carries."""
     return f"{verify_base_url.rstrip('/')}/v/{identifier}"
-
-
-def qr_png(text: str) -> bytes:
-    """A QR code (error correction level M, not boosted) as a black-on-white PNG, 8 px per module with a
-    two-module quiet zone (the light page around it adds to it)."""
-    code = segno.make(text, error="m", micro=False, boost_error=False)
-    out = io.BytesIO()
-    code.save(out, kind="png", scale=8, border=2, dark="black", light="white")
-    return out.getvalue()
 
 
 # --- line breaking ------------------------------------------------------------------------------------------

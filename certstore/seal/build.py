@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from functools import lru_cache
 
 from asn1crypto import core
 
@@ -149,7 +150,7 @@ def sign_seal(
         raise SigningRefusedError(
             f"only GB/T 38540 seals can be applied; this is a {parsed.layout.value} seal"
         )
-    if not parsed.maker_certificate.public_key.verify(parsed.signed_bytes, parsed.signature_value):
+    if not _maker_signature_verifies(parsed.der):
         raise SigningRefusedError(f"seal {parsed.es_id!r}: the maker signature does not verify; seal damaged")
     if signer.public_key != signer_certificate.public_key:
         raise SigningRefusedError(f"the signer does not hold the key of {signer_certificate.subject!r}")
@@ -176,6 +177,14 @@ def sign_seal(
         signing_time=when,
         ext_datas=ext_datas,
     )
+
+
+@lru_cache(maxsize=64)
+def _maker_signature_verifies(seal: bytes) -> bool:
+    """Whether the seal maker's signature over the seal verifies — once per seal and process (a sealing worker
+    applies the same seal to thousands of files; the bytes, not a name, are the key)."""
+    parsed = parse_seal(seal)
+    return parsed.maker_certificate.public_key.verify(parsed.signed_bytes, parsed.signature_value)
 
 
 def _assemble_signature(

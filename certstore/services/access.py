@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from certstore.access import AccessDeniedError, AuthenticationError, Principal, Role
 from certstore.crypto.sm2 import sm3
 from certstore.services.repository import Repository
+from certstore.services.transaction import Within, run_within
 from certstore.store.models import AccessGrantRow, ApiTokenRow, OrganisationRow, PrincipalRow
 
 __all__ = [
@@ -174,9 +175,11 @@ def create_token(
     name: str | None = None,
     organisation_name: str | None = None,
     days: int | None = 90,
+    within: Within | None = None,
 ) -> IssuedToken:
     """A new bearer token for principal ``name`` (default: the role's name) of ``organisation_code``, valid for
-    ``days`` (None: no expiry). Unknown organisations are registered; the principal is created if needed."""
+    ``days`` (None: no expiry). Unknown organisations are registered; the principal is created if needed.
+    ``within`` (:mod:`certstore.services.transaction`) runs in the transaction that stores the token."""
     if days is not None and days <= 0:
         raise ValueError("a token must be valid for at least one day")
     at = repo.now()
@@ -196,7 +199,7 @@ def create_token(
                 expires_at=expires,
             )
         )
-        session.flush()
+        run_within(session, within)
         view = _principal(principal)
     return IssuedToken(f"{TOKEN_PREFIX}{lookup}_{secret}", lookup, view, expires)
 
@@ -300,14 +303,16 @@ def list_tokens(repo: Repository, *, organisation_code: str | None = None) -> li
         ]
 
 
-def revoke_token(repo: Repository, lookup: str) -> TokenInfo:
-    """Revoke the token (or client-certificate binding) ``lookup``; revoking twice keeps the first time."""
+def revoke_token(repo: Repository, lookup: str, *, within: Within | None = None) -> TokenInfo:
+    """Revoke the token (or client-certificate binding) ``lookup``; revoking twice keeps the first time.
+    ``within`` runs in the transaction that revokes it (not when it was revoked already)."""
     with repo.db.session() as session:
         row = session.scalars(select(ApiTokenRow).where(ApiTokenRow.lookup == lookup)).one_or_none()
         if row is None:
             raise LookupError(f"no token {lookup!r}")
         if row.revoked_at is None:
             row.revoked_at = repo.now()
+            run_within(session, within)
         return _token_info(row)
 
 
@@ -346,8 +351,10 @@ def issue_grant(
     valid_until: datetime,
     issued_by: Principal,
     scope: Mapping[str, Any] | None = None,
+    within: Within | None = None,
 ) -> Grant:
-    """The bureau grants ``organisation_code`` bulk access for ``purpose`` until ``valid_until``."""
+    """The bureau grants ``organisation_code`` bulk access for ``purpose`` until ``valid_until``. ``within``
+    (:mod:`certstore.services.transaction`) runs in the transaction that stores the grant."""
     if issued_by.role is not Role.BUREAU:
         raise AccessDeniedError("only the big-data bureau (bureau role) issues bulk-access grants")
     if not purpose.strip():
@@ -376,6 +383,7 @@ def issue_grant(
         )
         session.add(row)
         session.flush()
+        run_within(session, within)
         return _grant(row)
 
 
@@ -385,7 +393,11 @@ def list_grants(repo: Repository, *, organisation_code: str | None = None) -> li
         return [_grant(r) for r in rows if organisation_code is None or r.grantee.code == organisation_code]
 
 
-def revoke_grant(repo: Repository, grant_id: int, *, revoked_by: Principal) -> Grant:
+def revoke_grant(
+    repo: Repository, grant_id: int, *, revoked_by: Principal, within: Within | None = None
+) -> Grant:
+    """The bureau revokes grant ``grant_id``, effective for the next query; revoking twice keeps the first time.
+    ``within`` runs in the transaction that revokes it (not when it was revoked already)."""
     if revoked_by.role is not Role.BUREAU:
         raise AccessDeniedError("only the big-data bureau revokes grants")
     with repo.db.session() as session:
@@ -394,6 +406,7 @@ def revoke_grant(repo: Repository, grant_id: int, *, revoked_by: Principal) -> G
             raise GrantNotFoundError(f"no grant {grant_id}")
         if row.revoked_at is None:
             row.revoked_at = repo.now()
+            run_within(session, within)
         return _grant(row)
 
 

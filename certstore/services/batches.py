@@ -45,6 +45,7 @@ from certstore.records import PreparedVersion, RecordError, draft_from_json
 from certstore.services.catalogue import UnknownCatalogueError, get_entry
 from certstore.services.certificates import DuplicateConflictError, FileMaker, issue
 from certstore.services.repository import Repository
+from certstore.services.transaction import Within, run_within
 from certstore.store.models import BatchItemRow, BatchJobRow
 
 __all__ = [
@@ -167,9 +168,16 @@ def resumable_jobs(repo: Repository) -> list[str]:
 # --- submitting ------------------------------------------------------------------------------------------
 
 
-def submit_batch(repo: Repository, principal: Principal, documents: Sequence[Mapping[str, Any]]) -> BatchJob:
+def submit_batch(
+    repo: Repository,
+    principal: Principal,
+    documents: Sequence[Mapping[str, Any]],
+    *,
+    within: Within | None = None,
+) -> BatchJob:
     """Store a batch of DATA.json documents (the body of a single push, each) as a queued job, in one
-    transaction. Only agencies push; which catalogue types they may push is checked per item when processed."""
+    transaction. Only agencies push; which catalogue types they may push is checked per item when processed.
+    ``within`` (:mod:`certstore.services.transaction`) runs in that transaction."""
     require_role(principal, Role.AGENCY)
     if isinstance(documents, str | bytes | Mapping) or not isinstance(documents, Sequence):
         raise BatchError("a batch is a list of certificate documents")
@@ -204,6 +212,7 @@ def submit_batch(repo: Repository, principal: Principal, documents: Sequence[Map
                 for position, document in enumerate(documents)
             ],
         )
+        run_within(session, within)
         job = _job_view(row)
     logger.info("batch %s submitted by %s: %d items", job_id, principal.ref, len(documents))
     return job

@@ -27,6 +27,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from certstore.services.repository import Repository
+from certstore.services.transaction import Within, run_within
 from certstore.store.models import CalendarDayRow
 from certstore.workdays import CalendarError, WorkCalendar
 
@@ -115,22 +116,30 @@ def load_calendar(repo: Repository) -> WorkCalendar:
         )
 
 
-def set_day(repo: Repository, day: date, kind: DayKind | str, name: str) -> CalendarDay:
-    """Store ``day`` as a holiday (节假日) or a make-up workday (调休上班); an existing entry is replaced."""
+def set_day(
+    repo: Repository, day: date, kind: DayKind | str, name: str, *, within: Within | None = None
+) -> CalendarDay:
+    """Store ``day`` as a holiday (节假日) or a make-up workday (调休上班); an existing entry is replaced.
+    ``within`` (:mod:`certstore.services.transaction`) runs in the transaction that stores it."""
     if not isinstance(day, date) or isinstance(day, datetime):
         raise TypeError(f"expected a datetime.date, got {type(day).__name__}")
     entry = CalendarDay(day, _kind(kind), name.strip() if isinstance(name, str) else name)
     _validate([entry])
     with repo.db.session() as session:
         _upsert(session, [entry])
+        run_within(session, within)
     return entry
 
 
-def remove_day(repo: Repository, day: date) -> bool:
-    """Remove the stored exception for ``day``; False when there was none."""
+def remove_day(repo: Repository, day: date, *, within: Within | None = None) -> bool:
+    """Remove the stored exception for ``day``; False when there was none. ``within`` runs in the transaction
+    that removes it (not when there was nothing to remove)."""
     with repo.db.session() as session:
         result = session.execute(delete(CalendarDayRow).where(CalendarDayRow.day == day))
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        removed = bool(result.rowcount)  # type: ignore[attr-defined]
+        if removed:
+            run_within(session, within)
+        return removed
 
 
 def list_days(repo: Repository, year: int | None = None) -> list[CalendarDay]:
@@ -178,10 +187,12 @@ def _parse_document(document: object) -> list[CalendarDay]:
     return days
 
 
-def import_days(repo: Repository, document: object) -> list[CalendarDay]:
+def import_days(repo: Repository, document: object, *, within: Within | None = None) -> list[CalendarDay]:
     """Write every day of an import document (see the module docstring) in one transaction: all or nothing.
-    Returns the days written, in date order; :class:`CalendarError` lists every problem of a bad document."""
+    Returns the days written, in date order; :class:`CalendarError` lists every problem of a bad document.
+    ``within`` runs in that transaction."""
     days = sorted(_parse_document(document), key=lambda d: d.day)
     with repo.db.session() as session:
         _upsert(session, days)
+        run_within(session, within)
     return days

@@ -15,6 +15,7 @@ from certstore.access import AccessDeniedError, Principal, Role, require_role
 from certstore.catalogue import CatalogueEntry
 from certstore.catalogue.definitions import shipped_entries
 from certstore.services.repository import Repository
+from certstore.services.transaction import Within, run_within
 from certstore.store.models import CatalogueEntryRow
 
 __all__ = [
@@ -52,10 +53,17 @@ def _entry_from_json(document: str) -> CatalogueEntry:
 
 
 def register_entry(
-    repo: Repository, entry: CatalogueEntry, *, status: str = "approved", submitted_by: str | None = None
+    repo: Repository,
+    entry: CatalogueEntry,
+    *,
+    status: str = "approved",
+    submitted_by: str | None = None,
+    within: Within | None = None,
 ) -> tuple[CatalogueEntry, bool]:
     """Store ``entry``; returns (entry, created). Registering the same version again with the same content is a
-    no-op; a different document under an existing version, or a version lower than the latest, is refused."""
+    no-op; a different document under an existing version, or a version lower than the latest, is refused.
+    ``within`` (:mod:`certstore.services.transaction`) runs in the transaction that stores a new version (not on
+    a no-op)."""
     document = entry.to_document()
     with repo.db.session() as session:
         existing = session.scalars(
@@ -89,6 +97,7 @@ def register_entry(
                 submitted_by=submitted_by,
             )
         )
+        run_within(session, within)
     return entry, True
 
 
@@ -162,12 +171,13 @@ def _submission(row: CatalogueEntryRow) -> CatalogueSubmission:
 
 
 def submit_entry(
-    repo: Repository, document: object, *, principal: Principal
+    repo: Repository, document: object, *, principal: Principal, within: Within | None = None
 ) -> tuple[CatalogueSubmission, bool]:
     """An agency registers a catalogue type or a new version of one (pending until the bureau approves it).
 
     The entry's issuer must be the agency itself (agencies only touch their own catalogue); the bureau may
-    register entries for any issuer. Returns (submission, created)."""
+    register entries for any issuer. Returns (submission, created). ``within`` runs in the transaction that
+    stores a new version (:func:`register_entry`)."""
     require_role(principal, Role.AGENCY, Role.BUREAU)
     entry = CatalogueEntry.from_document(document, source="submitted catalogue entry")
     if principal.role is Role.AGENCY and entry.issuer.credit_code != principal.organisation_code:
@@ -180,7 +190,7 @@ def submit_entry(
     foreign = [row for row in others if row.issuer_code != entry.issuer.credit_code]
     if foreign and principal.role is Role.AGENCY:
         raise AccessDeniedError(f"catalogue code {entry.code} belongs to issuer {foreign[0].issuer_code}")
-    _, created = register_entry(repo, entry, status="pending", submitted_by=principal.ref)
+    _, created = register_entry(repo, entry, status="pending", submitted_by=principal.ref, within=within)
     return get_submission(repo, entry.code, entry.version), created
 
 
@@ -203,9 +213,17 @@ def list_submissions(
 
 
 def review_entry(
-    repo: Repository, code: str, version: int, *, approve: bool, reviewer: Principal, note: str = ""
+    repo: Repository,
+    code: str,
+    version: int,
+    *,
+    approve: bool,
+    reviewer: Principal,
+    note: str = "",
+    within: Within | None = None,
 ) -> CatalogueSubmission:
-    """The bureau approves or rejects a pending catalogue version; approval makes it the one issuance uses."""
+    """The bureau approves or rejects a pending catalogue version; approval makes it the one issuance uses.
+    ``within`` runs in the transaction that records the decision."""
     require_role(reviewer, Role.BUREAU)
     with repo.db.session() as session:
         row = _latest(session, code, version)
@@ -217,5 +235,5 @@ def review_entry(
         row.reviewed_by = reviewer.ref
         row.reviewed_at = repo.now()
         row.review_note = note.strip() or None
-        session.flush()
+        run_within(session, within)
         return _submission(row)

@@ -36,6 +36,7 @@ from certstore.records import (
     RecordError,
     prepare_version,
 )
+from certstore.services import transaction
 from certstore.services.catalogue import get_entry
 from certstore.services.repository import Repository
 from certstore.store.blobs import BlobRef
@@ -61,17 +62,22 @@ __all__ = [
     "renew",
     "stored_version",
     "sweep_orphan_blobs",
+    "written_version",
 ]
 
 #: Makes the certificate file for a prepared version (face + metadata + seal), returning (bytes, media type).
 FileMaker = Callable[[PreparedVersion], tuple[bytes, str]]
 
-#: Called with the session inside the transaction that writes a certificate change, after the change is
-#: flushed and before the commit: the caller's own records (an exchange ledger entry and cursor, an arrival)
-#: then commit together with the change or not at all. Whatever it raises rolls the change back and propagates
-#: (an ``IntegrityError`` it raises is treated like the change's own: the function looks for an identical
-#: stored version and returns it, or re-raises).
-Within = Callable[[Session], None]
+#: ``within`` (:mod:`certstore.services.transaction`) of issue/change/renew/act: called with the session inside
+#: the transaction that writes a certificate change, after the change is flushed and before the commit: the
+#: caller's own records (an exchange ledger entry and cursor, an arrival, the request's audit entry) then commit
+#: together with the change or not at all; :func:`written_version` tells the hook which version was written.
+#: Whatever it raises rolls the change back and propagates (an ``IntegrityError`` it raises is treated like the
+#: change's own: the function looks for an identical stored version and returns it, or re-raises).
+Within = transaction.Within
+
+#: ``Session.info`` key: the row a change wrote, for :func:`written_version` (set just before ``within`` runs).
+_WRITTEN = "certstore.certificates.written"
 
 
 class CertificateNotFoundError(LookupError):
@@ -393,8 +399,7 @@ def issue(
             row.events.append(_event(Action.ISSUE, None, Status.VALID, "签发", actor, at))
             session.add(row)
             session.flush()
-            if within is not None:
-                within(session)
+            _run_within(session, row, within)
             result = IssueResult(_view(session, row), created=True)
         _ensure_file(repo, blob, data)
         return result
@@ -466,8 +471,7 @@ def _new_version(
                 )
             )
             session.flush()
-            if within is not None:
-                within(session)
+            _run_within(session, new, within)
             created = _view(session, new)
         _ensure_file(repo, blob, data)
         return created
@@ -565,9 +569,25 @@ def act(
         row.status_changed_at = at
         row.events.append(_event(action, event.from_status, event.to_status, event.reason, actor, at))
         session.flush()
-        if within is not None:
-            within(session)
+        _run_within(session, row, within)
         return _view(session, row)
+
+
+def _run_within(session: Session, row: CertificateRow, within: Within | None) -> None:
+    """Run the caller's hook in the change's transaction, telling it (:func:`written_version`) what was written."""
+    if within is not None:
+        session.info[_WRITTEN] = row
+        transaction.run_within(session, within)
+
+
+def written_version(session: Session) -> Certificate:
+    """Inside a ``within`` hook of :func:`issue`, :func:`change`, :func:`renew` or :func:`act`: the version the
+    transaction wrote — the new version (issue, change, renew) or the one whose status changed (act), as the
+    function will return it. ``LookupError`` outside such a hook."""
+    row = session.info.get(_WRITTEN)
+    if not isinstance(row, CertificateRow):
+        raise LookupError("no certificate version was written in this transaction")
+    return _view(session, row)
 
 
 # --- many writes in one transaction (the exchange) ------------------------------------------------------
@@ -652,8 +672,8 @@ class CertificateBatch:
             )
         return existing
 
-    def _add(self, prepared: PreparedVersion, event: dict[str, Any]) -> _Version:
-        values = _row_values(prepared, None, at=self.at)
+    def _add(self, prepared: PreparedVersion, event: dict[str, Any], blob: BlobRef | None = None) -> _Version:
+        values = _row_values(prepared, blob, at=self.at)
         version = _Version(
             None, values["identifier"], values["certificate_number"], values["version"], values["status"],
             values["valid_until"], values["catalogue_code"], values["content_digest"], values,
@@ -672,14 +692,20 @@ class CertificateBatch:
             version.changed = True
         self._events.append((version, event))
 
-    def issue(self, prepared: PreparedVersion, *, actor: str) -> tuple[str, bool]:
-        """签发 version 1; returns (identifier, created) — created False for an identical earlier version."""
+    def issue(
+        self, prepared: PreparedVersion, *, actor: str, blob: BlobRef | None = None
+    ) -> tuple[str, bool]:
+        """签发 version 1; returns (identifier, created) — created False for an identical earlier version.
+
+        ``blob``: the certificate file, already in the blob store (file before row, as :func:`issue` does) —
+        the bulk import seals and stores files in worker processes, then commits their rows here."""
         if prepared.identifier.version != 1:
             raise ValueError("issue makes version 1; later versions are changes")
         existing = self._key_check(prepared)
         if existing is not None:
             return existing.identifier, False
-        version = self._add(prepared, _event_values(Action.ISSUE, None, Status.VALID, "签发", actor, self.at))
+        event = _event_values(Action.ISSUE, None, Status.VALID, "签发", actor, self.at)
+        version = self._add(prepared, event, blob)
         return version.identifier, True
 
     def change(self, prepared: PreparedVersion, *, reason: str, actor: str) -> tuple[str, bool]:

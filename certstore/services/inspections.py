@@ -24,6 +24,7 @@ from certstore.lifecycle import Status
 from certstore.services import certificates
 from certstore.services.catalogue import get_entry
 from certstore.services.repository import Repository
+from certstore.services.transaction import Within, run_within
 from certstore.store.models import CatalogueEntryRow, CertificateRow, InspectionRow
 from certstore.workdays import local_date
 
@@ -136,6 +137,7 @@ def record_inspection(
     inspected_on: date,
     remarks: str = "",
     inspector: Principal,
+    within: Within | None = None,
 ) -> Inspection:
     """Record the ``year`` 年检 result of the certificate ``identifier`` (any of its versions).
 
@@ -143,7 +145,8 @@ def record_inspection(
     the inspector's organisation did not issue the certificate, :class:`InspectionNotRequiredError` when its
     type has no annual inspection, :class:`InspectionConflictError` when another result is recorded for that
     year, and ``ValueError`` for a year or inspection date in the future. The same result again (same result,
-    date and remarks) returns the stored one."""
+    date and remarks) returns the stored one. ``within`` (:mod:`certstore.services.transaction`) runs in the
+    transaction that stores a new result (not for a repeat)."""
     try:
         result = InspectionResult(result)
     except ValueError:
@@ -188,6 +191,7 @@ def record_inspection(
             )
             session.add(row)
             session.flush()
+            run_within(session, within)
             return _view(row)
     except IntegrityError:  # a concurrent recording of the same year won the race
         with repo.db.session(readonly=True) as session:

@@ -16,7 +16,7 @@ from certstore.crypto.x509 import Certificate
 from certstore.keystore import KeyStore, KeyStoreError, SignerRole
 from certstore.packaging.face import lay_out_face
 from certstore.packaging.layout import FaceData, FaceLayout
-from certstore.packaging.ofd import add_seal, build_ofd
+from certstore.packaging.ofd import add_seal, build_ofd_files
 from certstore.packaging.pdf import build_pdf
 from certstore.records import PreparedVersion
 from certstore.seal import parse_seal
@@ -26,6 +26,7 @@ __all__ = [
     "OFD_MEDIA_TYPE",
     "PDF_MEDIA_TYPE",
     "SealingKey",
+    "catalogue_file_maker",
     "file_maker",
     "make_ofd",
     "make_pdf",
@@ -93,7 +94,7 @@ def make_ofd(
 ) -> bytes:
     """The sealed OFD of one certificate version: face, metadata inside the package, the issuer's seal."""
     layout = _layout(data, verify_base_url)
-    package = build_ofd(
+    package = build_ofd_files(
         layout, metadata={k: str(v) for k, v in data.metadata.items()}, doc_id=data.identifier
     )
     if layout.seal_box is None:
@@ -137,5 +138,20 @@ def file_maker(key: SealingKey, *, verify_base_url: str = DEFAULT_VERIFY_BASE_UR
         return make_ofd(
             FaceData.from_prepared(prepared), key, verify_base_url=verify_base_url
         ), OFD_MEDIA_TYPE
+
+    return make
+
+
+def catalogue_file_maker(store: KeyStore, *, verify_base_url: str = DEFAULT_VERIFY_BASE_URL) -> FileMaker:
+    """A :data:`~certstore.services.certificates.FileMaker` that seals like an API push: each catalogue type
+    with the seal it names (``seal``), the key loaded once per seal."""
+    keys: dict[str, SealingKey] = {}
+
+    def make(prepared: PreparedVersion) -> tuple[bytes, str]:
+        seal = prepared.entry.seal
+        if seal not in keys:
+            keys[seal] = sealing_key_for_seal(store, seal)
+        data = FaceData.from_prepared(prepared)
+        return make_ofd(data, keys[seal], verify_base_url=verify_base_url), OFD_MEDIA_TYPE
 
     return make

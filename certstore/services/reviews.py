@@ -23,6 +23,7 @@ from certstore.access import AccessDeniedError, Principal
 from certstore.services import certificates
 from certstore.services.calendar import load_calendar
 from certstore.services.repository import Repository
+from certstore.services.transaction import Within, run_within
 from certstore.store.models import ReviewRequestRow
 from certstore.workdays import local_date
 
@@ -131,12 +132,19 @@ def _require_open(row: ReviewRequestRow, doing: str) -> None:
 
 
 def submit_review(
-    repo: Repository, identifier: str, *, requester: Principal, reason: str, matter: str | None = None
+    repo: Repository,
+    identifier: str,
+    *,
+    requester: Principal,
+    reason: str,
+    matter: str | None = None,
+    within: Within | None = None,
 ) -> ReviewRequest:
     """Open a 复核 request about the certificate ``identifier`` (any version); due in
     :data:`REVIEW_WORKING_DAYS` working days after the submission day. Raises
     :class:`certstore.services.certificates.CertificateNotFoundError` for an unknown certificate and
-    ``ValueError`` for an empty reason or an over-long matter number."""
+    ``ValueError`` for an empty reason or an over-long matter number. ``within``
+    (:mod:`certstore.services.transaction`) runs in the transaction that stores the request."""
     reason = _text(reason, "the reason for a review request")
     if matter is not None:
         matter = matter.strip() or None
@@ -160,6 +168,7 @@ def submit_review(
     with repo.db.session() as session:
         session.add(row)
         session.flush()
+        run_within(session, within)
         return _view(row, today)
 
 
@@ -170,10 +179,12 @@ def answer_review(
     responder: Principal,
     outcome: ReviewOutcome | str,
     answer: str,
+    within: Within | None = None,
 ) -> ReviewRequest:
     """The issuing agency's answer. Only a principal of the organisation that issued the certificate may answer
     (:class:`AccessDeniedError` otherwise), and only an open request (:class:`ReviewStateError`). A late answer
-    is accepted; the request then shows it was answered after ``due_date``."""
+    is accepted; the request then shows it was answered after ``due_date``. ``within`` runs in the transaction
+    that stores the answer."""
     try:
         outcome = ReviewOutcome(outcome)
     except ValueError:
@@ -194,13 +205,15 @@ def answer_review(
         row.answered_by = responder.ref
         row.outcome = outcome.value
         row.answer = answer
-        session.flush()
+        run_within(session, within)
         return _view(row, local_date(at))
 
 
-def withdraw_review(repo: Repository, review_id: int, *, requester: Principal) -> ReviewRequest:
+def withdraw_review(
+    repo: Repository, review_id: int, *, requester: Principal, within: Within | None = None
+) -> ReviewRequest:
     """The requesting organisation withdraws its open request (:class:`AccessDeniedError` for anyone else,
-    :class:`ReviewStateError` when it is no longer open)."""
+    :class:`ReviewStateError` when it is no longer open). ``within`` runs in the transaction that withdraws it."""
     with repo.db.session() as session:
         row = _row(session, review_id, lock=True)
         if requester.organisation_code != row.requester_organisation_code:
@@ -210,7 +223,7 @@ def withdraw_review(repo: Repository, review_id: int, *, requester: Principal) -
             )
         _require_open(row, "withdrawn")
         row.status = ReviewStatus.WITHDRAWN.value
-        session.flush()
+        run_within(session, within)
         return _view(row, local_date(repo.now()))
 
 

@@ -29,6 +29,7 @@ from datetime import datetime
 
 from certstore.crypto.sm2 import sm3
 from certstore.packaging.ofd.reader import OfdFormatError, OfdPackage, OfdReader
+from certstore.records import Certificate
 from certstore.seal import SealFormatError, parse_seal_signature
 from certstore.services import certificates
 from certstore.services.repository import Repository
@@ -69,11 +70,24 @@ def _as_text(value: object) -> str:
 
 
 class RepositoryStatusCheck:
-    """:class:`~certstore.verify.RepositoryCheck` over a repository opened on first use."""
+    """:class:`~certstore.verify.RepositoryCheck` over a repository opened on first use.
+
+    Make one per verification (:func:`repository_check`): the record is read once and serves both questions
+    of that verification (status, content match); a new verification reads it again, so a suspension or a
+    revocation is seen by the next verification at once."""
 
     def __init__(self, open_repository: Callable[[], Repository]) -> None:
         self._open = open_repository
         self._repo: Repository | None = None
+        self._records: dict[str, Certificate | None] = {}
+
+    def _certificate(self, identifier: str) -> Certificate | None:
+        if identifier not in self._records:
+            try:
+                self._records[identifier] = certificates.get(self.repo, identifier)
+            except certificates.CertificateNotFoundError:
+                self._records[identifier] = None
+        return self._records[identifier]
 
     @property
     def repo(self) -> Repository:
@@ -82,17 +96,15 @@ class RepositoryStatusCheck:
         return self._repo
 
     def status(self, identifier: str, at: datetime | None = None) -> tuple[str, str] | None:
-        try:
-            cert = certificates.get(self.repo, identifier)
-        except certificates.CertificateNotFoundError:
+        cert = self._certificate(identifier)
+        if cert is None:
             return None
         status = cert.status_at(at or self.repo.now())
         return status.value, status.label
 
     def content_digest_matches(self, identifier: str, package: bytes) -> bool | None:
-        try:
-            cert = certificates.get(self.repo, identifier)
-        except certificates.CertificateNotFoundError:
+        cert = self._certificate(identifier)
+        if cert is None:
             return None
         if cert.file_key is not None and sm3(package).hex() == cert.file_key:
             return True
@@ -116,4 +128,5 @@ class RepositoryStatusCheck:
 
 
 def repository_check(open_repository: Callable[[], Repository]) -> RepositoryCheck:
+    """The repository questions of one verification (make a new one for each)."""
     return RepositoryStatusCheck(open_repository)

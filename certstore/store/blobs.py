@@ -25,6 +25,7 @@ put is protected like a new one), and deletes the unreferenced rest.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import fcntl
 import hashlib
@@ -33,7 +34,7 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -163,6 +164,12 @@ class BlobStore(Protocol):
 
     def put_stream(self, stream: BinaryIO, *, media_type: str = DEFAULT_MEDIA_TYPE) -> BlobRef:
         """Store a large file read from ``stream`` (hashed while spooling, never whole in memory)."""
+        ...
+
+    def put_many(self, items: Sequence[tuple[bytes, str]]) -> list[BlobRef]:
+        """Store several ``(data, media type)`` blobs, each as :meth:`put` would, in one go: when it returns,
+        all are durable; the refs come back in the order given. Faster than ``put`` in a loop (the bulk
+        import stores a chunk of sealed files this way before committing their rows)."""
         ...
 
     def get(self, key: str) -> bytes:
@@ -616,6 +623,63 @@ class FileBlobStore(_FileObjects):
         with _file_errors(f"writing a blob under {self._root}"):
             return self._write(stream, media_type, lambda path, present: None)
 
+    def put_many(self, items: Sequence[tuple[bytes, str]]) -> list[BlobRef]:
+        """:meth:`put` for many blobs with one flush: every new blob and its sidecar are written to temporary
+        files, all of those are fsynced, then each is published (sidecar first) under its directory's lock, and
+        each touched directory is fsynced once. After a crash before the return, a blob is absent, or
+        complete with its sidecar, as with :meth:`put`. Content already present is handled by :meth:`put`."""
+        for _, media_type in items:
+            _check_media_type(media_type)
+        refs: list[BlobRef | None] = [None] * len(items)
+        staged: list[tuple[int, str, Path, Path]] = []  # index, key, blob tmp, sidecar tmp
+        with _file_errors(f"writing blobs under {self._root}"):
+            _makedirs_durable(self._tmp)
+            try:
+                files: list[Path] = []
+                for index, (data, media_type) in enumerate(items):
+                    key = blob_key(data)
+                    if self._path(key).exists() or any(key == k for _, k, _, _ in staged):
+                        continue  # present (or twice in this call): put() refreshes it, below
+                    blob_tmp = self._unsynced_tmp(data)
+                    files.append(blob_tmp)
+                    sidecar_tmp = self._unsynced_tmp(_meta_json(key, media_type))
+                    files.append(sidecar_tmp)
+                    staged.append((index, key, blob_tmp, sidecar_tmp))
+                for path in files:  # one after another: the first flush carries most of the rest
+                    fd = os.open(path, os.O_RDONLY)
+                    try:
+                        os.fsync(fd)
+                    finally:
+                        os.close(fd)
+                directories: set[Path] = set()
+                for index, key, blob_tmp, sidecar_tmp in staged:
+                    path = self._path(key)
+                    for parent in (path.parent.parent, path.parent):
+                        if not parent.is_dir():
+                            with contextlib.suppress(FileExistsError):
+                                parent.mkdir()
+                            directories.add(parent.parent)
+                    with _dir_lock(path.parent):
+                        if not path.exists():
+                            sidecar_tmp.replace(self._sidecar(path, ".json"))
+                            blob_tmp.replace(path)
+                            refs[index] = BlobRef(key, len(items[index][0]), items[index][1])
+                    directories.add(path.parent)
+                for directory in sorted(directories, key=lambda d: len(d.parts), reverse=True):
+                    _fsync_dir(directory)
+            finally:
+                for _, _, blob_tmp, sidecar_tmp in staged:
+                    blob_tmp.unlink(missing_ok=True)
+                    sidecar_tmp.unlink(missing_ok=True)
+        return [ref if ref is not None else self.put(data, media_type=media_type)
+                for ref, (data, media_type) in zip(refs, items, strict=True)]  # fmt: skip
+
+    def _unsynced_tmp(self, data: bytes) -> Path:
+        fd, name = tempfile.mkstemp(dir=self._tmp, prefix="put-")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        return Path(name)
+
     def delete(self, key: str) -> None:
         """Remove the blob and its sidecar; missing is not an error."""
         path = self._path(key)
@@ -891,6 +955,14 @@ class S3BlobStore(_S3Objects):
             return self._refresh(key, st)
         self._upload(key, io.BytesIO(data), len(data), media_type)
         return BlobRef(key, len(data), media_type)
+
+    def put_many(self, items: Sequence[tuple[bytes, str]]) -> list[BlobRef]:
+        """:meth:`put` for many blobs, eight uploads at a time (each is a HEAD and a PUT: latency, not
+        bandwidth, bounds a loop of small objects)."""
+        if len(items) <= 1:
+            return [self.put(data, media_type=media_type) for data, media_type in items]
+        with concurrent.futures.ThreadPoolExecutor(max_workers=min(8, len(items))) as pool:
+            return list(pool.map(lambda item: self.put(item[0], media_type=item[1]), items))
 
     def put_stream(self, stream: BinaryIO, *, media_type: str = DEFAULT_MEDIA_TYPE) -> BlobRef:
         """Store a large stream: spooled to a temporary file while hashing, then uploaded (multipart)."""

@@ -45,6 +45,8 @@ import base64
 import binascii
 import hashlib
 import posixpath
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -214,7 +216,7 @@ def embedded_originals(package: OfdPackage) -> tuple[tuple[str, bytes], ...]:
     found: list[tuple[str, bytes]] = []
     for document in package.documents:
         try:
-            root = package.parse_xml(document.root_path)
+            root = package.read_only_xml(document.root_path)
         except OfdFormatError:
             continue
         base = posixpath.dirname(document.root_path)
@@ -223,7 +225,7 @@ def embedded_originals(package: OfdPackage) -> tuple[tuple[str, bytes], ...]:
                 continue
             try:
                 list_path = resolve_location(element.text or "", base)
-                listing = package.parse_xml(list_path)
+                listing = package.read_only_xml(list_path)
             except OfdFormatError:
                 continue
             list_base = posixpath.dirname(list_path)
@@ -534,7 +536,7 @@ def _check_method(check_method: str | None, key: SM2PublicKey | None, options: O
 
 class _Digests:
     """Digests of package files, each computed once per method: a hostile Signature.xml may name one large file
-    thousands of times."""
+    thousands of times. Large files go through :data:`_SHARED_DIGESTS`."""
 
     def __init__(self, package: OfdPackage) -> None:
         self.package = package
@@ -544,8 +546,61 @@ class _Digests:
         assert method.digest is not None
         key = (method.cache_id, path)
         if key not in self._cache:
-            self._cache[key] = method.digest(self.package.files[path])
+            self._cache[key] = _SHARED_DIGESTS.digest(method, self.package.files[path])
         return self._cache[key]
+
+
+class _SharedDigests:
+    """Process-wide memo of the digests of large package files that recur from file to file.
+
+    Certificates of one type carry the same base image, and every file sealed with one seal carries the same
+    Seal.esl; in a long-running verifier their SM3 is the largest cost after the file's own identity digest. An
+    entry keeps the exact bytes it was computed from and is used only for byte-identical content (the look-up key
+    — method, size, first and last bytes — merely finds the candidate), so a digest is always the digest of the
+    bytes presented. Bounded by :attr:`max_bytes` of retained content, least recently used first out;
+    thread-safe.
+    """
+
+    min_size = 4 * 1024
+    max_entry = 4 * 1024 * 1024
+    max_bytes = 32 * 1024 * 1024
+    _EDGE = 32
+
+    def __init__(self) -> None:
+        self._entries: OrderedDict[tuple[str, int, bytes, bytes], tuple[bytes, bytes]] = OrderedDict()
+        self._retained = 0
+        self._lock = threading.Lock()
+
+    def digest(self, method: _CheckMethod, data: bytes) -> bytes:
+        assert method.digest is not None
+        if not self.min_size <= len(data) <= self.max_entry:
+            return method.digest(data)
+        key = (method.cache_id, len(data), data[: self._EDGE], data[-self._EDGE :])
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None:
+                self._entries.move_to_end(key)
+        if entry is not None and entry[0] == data:
+            return entry[1]
+        value = method.digest(data)
+        with self._lock:
+            previous = self._entries.pop(key, None)
+            if previous is not None:
+                self._retained -= len(previous[0])
+            self._entries[key] = (data, value)
+            self._retained += len(data)
+            while self._retained > self.max_bytes:
+                _, (dropped, _digest) = self._entries.popitem(last=False)
+                self._retained -= len(dropped)
+        return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._retained = 0
+
+
+_SHARED_DIGESTS = _SharedDigests()
 
 
 def _references_check(

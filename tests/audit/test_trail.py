@@ -70,13 +70,13 @@ def test_submit_is_synchronous_when_the_trail_is_not_running(database: Database)
 
 def test_the_queue_is_bounded(database: Database, spool_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     gate = threading.Event()
-    real = trail_module.append_events
+    real = trail_module.append_prepared
 
     def stalled(*args: Any, **kwargs: Any) -> Any:
         gate.wait(10)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(trail_module, "append_events", stalled)
+    monkeypatch.setattr(trail_module, "append_prepared", stalled)
     trail = AuditTrail(database, spool_dir=spool_dir, max_pending=5, idle_interval=0.05)
     trail.start()
     try:

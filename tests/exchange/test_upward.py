@@ -59,6 +59,7 @@ from certstore.store.models import (
     UpwardTargetRow,
 )
 from certstore.verify import verify_file
+from tests.servers.ports import free_port
 from tests.services import conftest as services_fixtures
 from tests.services.conftest import Clock, DraftMaker
 
@@ -423,12 +424,6 @@ def test_keys_trust_add(tmp_path: Path, city_keys) -> None:
 # --- the Province test: two real servers over HTTP ------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _certstore(data_dir: Path, *args: str, env: dict[str, str] | None = None) -> str:
     done = subprocess.run(
         [sys.executable, "-c", "from certstore.cli import main; main()", "--data-dir", str(data_dir), *args],
@@ -489,7 +484,7 @@ def test_province(tmp_path: Path) -> None:
     cursors still), then up: everything arrives once; a batch whose acknowledgement was lost is not applied
     twice; files verify at the province against its own trust store."""
     city_dir, province_dir = tmp_path / "city", tmp_path / "province"
-    city_port, province_port = _free_port(), _free_port()
+    city_port, province_port = free_port(), free_port()
     city_server = Server(city_dir, city_port, "--demo")
     servers = [city_server]
     try:
@@ -616,7 +611,7 @@ def test_push_upward_command_once(tmp_path: Path) -> None:
     city = context.repository()
     load_shipped(city)  # something to deliver
     city.db.dispose()
-    args = ["--target", f"henan=http://127.0.0.1:{_free_port()}", "--token-env", "UPWARD_TOKEN", "--once"]
+    args = ["--target", f"henan=http://127.0.0.1:{free_port()}", "--token-env", "UPWARD_TOKEN", "--once"]
     missing = runner.invoke(push_upward_command, args, obj=context, env={"UPWARD_TOKEN": ""})
     assert missing.exit_code == 3 and "UPWARD_TOKEN" in missing.output
     down = runner.invoke(push_upward_command, args, obj=context, env={"UPWARD_TOKEN": "cst_x_y"})

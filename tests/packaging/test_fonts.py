@@ -62,3 +62,62 @@ def test_subset_has_the_glyphs_and_is_small() -> None:
     assert len(data) * 20 < fonts.FONT_PATH.stat().st_size
     one = TTFont(io.BytesIO(fonts.subset_font(example_layout(ENTRIES[0].code).characters())))
     assert len(one.getGlyphOrder()) < len(font.getGlyphOrder())
+
+
+def _outlines(font: TTFont, char: str) -> tuple[object, ...]:
+    """What a renderer draws for ``char``: the decomposed contour points, end points and advance."""
+    from fontTools.pens.recordingPen import DecomposingRecordingPen
+
+    name = font.getBestCmap()[ord(char)]
+    pen = DecomposingRecordingPen(font.getGlyphSet())
+    font.getGlyphSet()[name].draw(pen)
+    return tuple(pen.value), font["hmtx"][name][0]
+
+
+def test_fast_subset_draws_what_the_subsetter_draws() -> None:
+    """The glyph-by-glyph subset (composites renumbered) against fontTools' own Subsetter on the full font:
+    the same outlines and advances for ideographs built from components, Latin, digits and punctuation; a
+    font that OpenType sanitisers accept (maxp, head bounds, loca consistent)."""
+    from fontTools import subset
+
+    text = "建筑工程施工许可证郑州市金水区（）〔2024〕第0087号 ABCxyz-·—“”"
+    _, covered = fonts._glyph_source()
+    assert set(text) <= covered  # the fast path is taken (龘 would send it to the Subsetter)
+    assert "龘" not in covered and ord("龘") in TTFont(io.BytesIO(fonts.subset_font("龘"))).getBestCmap()
+    fast = TTFont(io.BytesIO(fonts.subset_font(text)))
+    with TTFont(str(fonts.FONT_PATH), fontNumber=fonts.FONT_INDEX, lazy=True) as full:
+        subsetter = subset.Subsetter(fonts._subset_options())
+        subsetter.populate(unicodes=[ord(ch) for ch in text])
+        subsetter.subset(full)
+        reference = TTFont(io.BytesIO(_saved(full)))
+    for char in set(text) - {" "}:
+        assert _outlines(fast, char) == _outlines(reference, char), char
+    glyf = fast["glyf"]
+    order = fast.getGlyphOrder()
+    assert order[0] == ".notdef" and fast["maxp"].numGlyphs == len(order)
+    assert any(glyf[name].isComposite() for name in order)  # the components came along, renumbered
+    for name in order:
+        glyph = glyf[name]
+        if glyph.numberOfContours:
+            assert fast["head"].yMin <= glyph.yMin and glyph.yMax <= fast["head"].yMax
+    assert fonts.subset_font(text) == fonts._subset.__wrapped__("".join(sorted(set(text) | {" "})))  # stable
+
+
+def _saved(font: TTFont) -> bytes:
+    out = io.BytesIO()
+    font.save(out)
+    return out.getvalue()
+
+
+def test_working_font_cache_is_reused_and_repaired(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("CERTSTORE_CACHE_DIR", str(tmp_path))
+    cached = fonts._working_font_cache()
+    assert cached is not None and cached.parent == tmp_path
+    monkeypatch.setattr(fonts, "_working_font", fonts._working_font.__wrapped__)
+    data = fonts._working_font()
+    assert cached.read_bytes() == data  # written for the next process
+    assert fonts._working_font() == data  # and read back
+    cached.write_bytes(b"damaged")
+    monkeypatch.setattr(fonts, "_glyph_source", fonts._glyph_source.__wrapped__)
+    _, covered = fonts._glyph_source()
+    assert "郑" in covered and cached.read_bytes() == data  # cut again, the copy replaced

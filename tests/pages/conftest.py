@@ -14,7 +14,6 @@ from __future__ import annotations
 import io
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -39,6 +38,7 @@ from certstore.services.catalogue import get_entry, load_shipped
 from certstore.services.keys import init_dev_keys
 from certstore.services.repository import Repository
 from certstore.store.db import Database, database_url
+from tests.servers.ports import free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -88,12 +88,6 @@ class Site:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _issue(repo: Repository, services: Services, code: str, number: str, holder: Holder) -> str:
     entry = get_entry(repo, code)
     document = draft_to_json(example_draft(entry))
@@ -129,7 +123,7 @@ def _server_env(data_dir: Path, public_url: str) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     data_dir = tmp_path_factory.mktemp("pages-site") / "data"
-    port = _free_port()
+    port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     env = _server_env(data_dir, base_url)
     with Database(database_url(data_dir, env=env)) as database:

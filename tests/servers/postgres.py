@@ -24,7 +24,6 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -32,6 +31,8 @@ from pathlib import Path
 
 import psycopg
 import pytest
+
+from tests.servers.ports import free_port
 
 __all__ = [
     "PostgresServer",
@@ -68,12 +69,6 @@ def find_postgres_bin() -> Path:
         "PostgreSQL server binaries not found (no /usr/lib/postgresql/*/bin/initdb, no initdb on PATH); "
         "install them with `apt-get install -y postgresql`"
     )
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class PostgresServer:
@@ -168,7 +163,7 @@ class PostgresServer:
                 *("--locale=C.UTF-8", "--no-sync", "--no-instructions"),
             )
             for attempt in range(START_ATTEMPTS):
-                self.port = _free_port()
+                self.port = free_port()
                 try:
                     self._pg_ctl_start()
                     break

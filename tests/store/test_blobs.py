@@ -98,6 +98,29 @@ def archive(request: pytest.FixtureRequest, tmp_path: Path) -> Archive:
 # The blob store contract, on both backends
 
 
+def test_put_many_stores_each_as_put_would(backend: Backend) -> None:
+    store = backend.store
+    present = store.put(b"already stored", media_type="application/ofd")
+    items = [(b"first", "application/ofd"), (b"already stored", "application/ofd"), (b"second", "text/plain"),
+             (b"first", "application/ofd"), *[(f"file {i}".encode(), "application/ofd") for i in range(20)]]  # fmt: skip
+    refs = store.put_many(items)
+    assert [r.key for r in refs] == [sm3_hex(d) for d, _ in items]
+    assert refs[1] == present and refs[0] == refs[3]
+    for ref, (data, media_type) in zip(refs, items, strict=True):
+        assert store.get(ref.key) == data and ref.size == len(data)
+        assert store.stat(ref.key).media_type == media_type  # type: ignore[union-attr]
+    assert store.put_many([]) == []
+    with pytest.raises(ValueError):
+        store.put_many([(b"x", "not a media type")])
+
+
+def test_put_many_leaves_no_temporary_files(tmp_path: Path) -> None:
+    store = FileBlobStore(tmp_path / "blobs")
+    store.put_many([(bytes([i]) * 100, "application/ofd") for i in range(30)])
+    assert list((tmp_path / "blobs" / ".tmp").iterdir()) == []
+    assert sorted(store.iter_keys()) == sorted(sm3_hex(bytes([i]) * 100) for i in range(30))
+
+
 def test_put_get_stat_exists_delete(backend: Backend) -> None:
     store = backend.store
     assert isinstance(store, BlobStore)

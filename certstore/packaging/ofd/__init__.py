@@ -11,7 +11,7 @@ Package paths, element names and identifiers live in :mod:`.names`.
 
 from .annotations import OfdAnnotationError, add_watermark
 from .signing import OfdSigningError, Protect, add_seal, add_sign
-from .writer import Attachment, OfdBuildError, build_ofd
+from .writer import Attachment, OfdBuildError, build_ofd, build_ofd_files
 
 __all__ = [
     "Attachment",
@@ -23,4 +23,5 @@ __all__ = [
     "add_sign",
     "add_watermark",
     "build_ofd",
+    "build_ofd_files",
 ]

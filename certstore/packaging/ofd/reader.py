@@ -35,6 +35,7 @@ import io
 import posixpath
 import re
 import struct
+import threading
 import zipfile
 import zlib
 from collections.abc import Mapping
@@ -68,6 +69,9 @@ MiB = 1024 * 1024
 
 _STORED, _DEFLATED = zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED
 _EOCD = b"PK\x05\x06"
+_LOCAL_MAGIC = b"PK\x03\x04"
+_LOCAL_HEADER = struct.Struct("<4s5H3I2H")
+_LOCAL_HEADER_SIZE = _LOCAL_HEADER.size
 _EOCD_SIZE = 22
 _MAX_COMMENT = 0xFFFF
 _URI_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
@@ -219,6 +223,12 @@ class OfdPackage:
     prefix_bytes: int = 0
     errors: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+    #: Document roots and attachment lists as the reader parsed them, and the limits it parsed them under
+    #: (see :meth:`read_only_xml`).
+    parsed: Mapping[str, etree._Element] = field(
+        default_factory=lambda: MappingProxyType({}), repr=False, compare=False
+    )
+    parsed_limits: Limits | None = field(default=None, repr=False, compare=False)
 
     @property
     def doc_info(self) -> DocInfo:
@@ -239,6 +249,13 @@ class OfdPackage:
         if path not in self.files:
             raise OfdFormatError(f"{path}: not in the package")
         return parse_xml(self.files[path], path, limits)
+
+    def read_only_xml(self, path: str, limits: Limits = DEFAULT_LIMITS) -> etree._Element:
+        """Like :meth:`parse_xml`, but returns the tree the reader already parsed under the same limits when
+        there is one (no second parse): the caller must not modify it."""
+        if limits == self.parsed_limits and path in self.parsed:
+            return self.parsed[path]
+        return self.parse_xml(path, limits)
 
 
 # --- XML ------------------------------------------------------------------------------------------------
@@ -270,16 +287,8 @@ def parse_xml(data: bytes, path: str, limits: Limits = DEFAULT_LIMITS) -> etree.
             f"{path}: XML with a DOCTYPE declaration refused (DTDs and entities are not allowed in OFD: "
             "external entities / entity expansion)"
         )
-    parser = etree.XMLParser(
-        resolve_entities=False,
-        no_network=True,
-        load_dtd=False,
-        dtd_validation=False,
-        huge_tree=False,
-        collect_ids=False,
-    )
     try:
-        root = etree.fromstring(data, parser)
+        root = etree.fromstring(data, _safe_parser())
     except etree.XMLSyntaxError as exc:
         raise OfdFormatError(f"{path}: not well-formed XML: {exc}") from None
     except ValueError as exc:  # e.g. an encoding declaration lxml cannot honour
@@ -290,6 +299,26 @@ def parse_xml(data: bytes, path: str, limits: Limits = DEFAULT_LIMITS) -> etree.
     if _deeper_than(limits.max_xml_depth)(root):
         raise OfdFormatError(f"{path}: XML nested deeper than {limits.max_xml_depth} elements")
     return root
+
+
+_PARSERS = threading.local()
+
+
+def _safe_parser() -> etree.XMLParser:
+    """This thread's parser (lxml parsers are not shared between threads): no DTD loading, no entity resolution,
+    no network, no huge trees. Reused, because building one costs about as much as parsing a small file."""
+    parser: etree.XMLParser | None = getattr(_PARSERS, "parser", None)
+    if parser is None:
+        parser = etree.XMLParser(
+            resolve_entities=False,
+            no_network=True,
+            load_dtd=False,
+            dtd_validation=False,
+            huge_tree=False,
+            collect_ids=False,
+        )
+        _PARSERS.parser = parser
+    return parser
 
 
 @lru_cache(maxsize=8)
@@ -315,7 +344,13 @@ def local_name(element: etree._Element) -> str:
 
 
 def _children(element: etree._Element, name: str) -> list[etree._Element]:
-    return [child for child in element if local_name(child) == name]
+    """The child elements with local name ``name``, in any namespace or none (matched inside lxml)."""
+    return list(element.iterchildren(_any_namespace(name)))
+
+
+@lru_cache(maxsize=256)
+def _any_namespace(name: str) -> str:
+    return "{*}" + name
 
 
 def _child(element: etree._Element, name: str) -> etree._Element | None:
@@ -332,8 +367,9 @@ def _grandchildren(element: etree._Element, child: str, name: str) -> list[etree
 def _text(element: etree._Element | None) -> str | None:
     if element is None:
         return None
-    text = "".join(element.itertext()).strip()
-    return text or None
+    # With children (comments included) their text and tails count; without, the element's own text is all.
+    text = "".join(element.itertext()) if len(element) else (element.text or "")
+    return text.strip() or None
 
 
 def _attr(element: etree._Element, name: str) -> str | None:
@@ -368,6 +404,17 @@ def _entry_name(raw: str) -> str:
 def resolve_location(location: str, base_dir: str) -> str:
     """Resolve an ST_Loc: ``/x`` from the package root, ``x`` against ``base_dir`` (the directory of the XML
     file that holds it). Refuses URIs, backslashes, NUL bytes, and locations that climb out of the package."""
+    if len(location) + len(base_dir) <= _MEMO_LOCATION_LENGTH:
+        return _resolve_location_memo(location, base_dir)  # the same few locations recur in every file
+    return _resolve_location(location, base_dir)
+
+
+#: Locations (with their base) up to this length are memoised; longer ones, which only odd or hostile files
+#: carry, are resolved afresh so that the memo stays small.
+_MEMO_LOCATION_LENGTH = 256
+
+
+def _resolve_location(location: str, base_dir: str) -> str:
     loc = location.strip()
     if not loc:
         raise OfdFormatError("empty location")
@@ -391,6 +438,9 @@ def resolve_location(location: str, base_dir: str) -> str:
     return "/".join(parts)
 
 
+_resolve_location_memo = lru_cache(maxsize=4096)(_resolve_location)  # errors are raised again, not memoised
+
+
 # --- The reader -----------------------------------------------------------------------------------------
 
 
@@ -404,6 +454,12 @@ def _declared_directory(data: bytes) -> tuple[int, int] | None:
         "<HHHHIIH", data[offset + 4 : offset + _EOCD_SIZE]
     )
     return entries, size
+
+
+#: Parsed trees the package keeps for :meth:`OfdPackage.read_only_xml` (what a copy's check reads again), and
+#: the most XML source they may come from: the other trees are dropped as the walk goes, as before.
+_KEPT_ROLES = frozenset({"document root", "attachment list"})
+_MAX_KEPT_XML = 4 * MiB
 
 
 class OfdReader:
@@ -421,6 +477,8 @@ class OfdReader:
         self._inflated = 0
         self._walked: set[str] = set()
         self._signature_paths: dict[str, str] = {}
+        self._parsed: dict[str, etree._Element] = {}
+        self._kept_xml = 0
         self._suppressed = 0
 
     @classmethod
@@ -440,7 +498,7 @@ class OfdReader:
         with archive:
             infos = self._check_directory(archive)
             for info, name in infos:
-                self._files[name] = self._inflate(archive, info, name)
+                self._files[name] = self._inflate(info, name)
         for name in self._files:
             self._lower.setdefault(name.lower(), []).append(name)
         documents = self._read_documents()
@@ -453,6 +511,8 @@ class OfdReader:
             prefix_bytes=self._prefix,
             errors=tuple(self._errors),
             warnings=tuple(self._warnings),
+            parsed=MappingProxyType(self._parsed),
+            parsed_limits=self._limits,
         )
 
     def _open_archive(self) -> zipfile.ZipFile:
@@ -545,28 +605,68 @@ class OfdReader:
             raise OfdFormatError("no OFD.xml at the package root")
         return files
 
-    def _inflate(self, archive: zipfile.ZipFile, info: zipfile.ZipInfo, name: str) -> bytes:
+    def _inflate(self, info: zipfile.ZipInfo, name: str) -> bytes:
         """Decompress one entry, never producing more than its declared size + 1 bytes.
 
         The declared sizes were checked against the per-entry, ratio and total limits before anything was
         inflated (:meth:`_check_directory`), so capping the output at the declared size keeps every limit
-        even when the declaration lies; a mismatch in either direction is refused."""
+        even when the declaration lies; a mismatch in either direction is refused, and so is a CRC-32 that does
+        not match. The entry is read straight from the file's bytes (its local header checked as
+        :mod:`zipfile` checks it), one ``zlib`` call for a deflated entry."""
         try:
-            with archive.open(info) as stream:
-                data = stream.read(info.file_size + 1)
-        except (zipfile.BadZipFile, zlib.error, EOFError, ValueError, OSError, RuntimeError) as exc:
+            data = self._entry_data(info)
+        except (zlib.error, ValueError) as exc:
             raise OfdFormatError(f"ZIP entry {name!r} cannot be read: {exc}") from None
-        except NotImplementedError as exc:
-            raise OfdFormatError(f"ZIP entry {name!r}: {exc}") from None
         size = len(data)
         if size > info.file_size:
+            if zlib.crc32(data[: info.file_size]) != info.CRC:  # what zipfile reports for an over-long entry
+                raise OfdFormatError(
+                    f"ZIP entry {name!r} cannot be read: Bad CRC-32 for file {info.filename!r}"
+                )
             raise OfdFormatError(f"ZIP entry {name!r} inflates beyond its declared {info.file_size} bytes")
+        if zlib.crc32(data) != info.CRC:
+            raise OfdFormatError(f"ZIP entry {name!r} cannot be read: Bad CRC-32 for file {info.filename!r}")
         if size != info.file_size:
             raise OfdFormatError(
                 f"ZIP entry {name!r} declares {info.file_size} bytes but holds {size}: sizes do not match"
             )
         self._inflated += size
         return data
+
+    def _entry_data(self, info: zipfile.ZipInfo) -> bytes:
+        """The bytes of one entry, at most its declared size + 1; ValueError or zlib.error when unreadable."""
+        data = self._data
+        offset = info.header_offset  # zipfile has shifted it by any bytes before the archive
+        if offset < 0:
+            raise ValueError("negative local header offset")
+        header = data[offset : offset + _LOCAL_HEADER_SIZE]
+        if len(header) != _LOCAL_HEADER_SIZE:
+            raise ValueError("Truncated file header")
+        signature, _version, flags, _method, _time, _date, _crc, _csize, _usize, name_length, extra_length = (
+            _LOCAL_HEADER.unpack(header)
+        )
+        if signature != _LOCAL_MAGIC:
+            raise ValueError("Bad magic number for file header")
+        if info.flag_bits & 0x20:
+            raise ValueError("compressed patched data (flag bit 5)")
+        if info.flag_bits & 0x40:
+            raise ValueError("strong encryption (flag bit 6)")
+        start = offset + _LOCAL_HEADER_SIZE
+        raw_name = data[start : start + name_length]
+        if raw_name.isascii():  # the same in UTF-8 and cp437, and decoded in C
+            local_name_ = raw_name.decode("ascii")
+        else:
+            local_name_ = raw_name.decode("utf-8" if flags & 0x800 else "cp437")
+        if local_name_ != info.orig_filename:
+            raise ValueError(f"File name in directory {info.orig_filename!r} and header {raw_name!r} differ.")
+        start += name_length + extra_length
+        end = start + info.compress_size
+        if end > len(data):
+            raise ValueError("the archive ends inside the entry (truncated)")
+        if info.compress_type == _STORED:
+            return data[start : min(end, start + info.file_size + 1)]
+        inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+        return inflater.decompress(memoryview(data)[start:end], info.file_size + 1)
 
     # -- locations ---------------------------------------------------------------------------------------
 
@@ -597,7 +697,12 @@ class OfdReader:
         return None, f"{location.strip()!r} ({path}) is not in the package"
 
     def _xml(self, path: str) -> etree._Element:
-        return parse_xml(self._files[path], path, self._limits)
+        data = self._files[path]
+        root = parse_xml(data, path, self._limits)
+        if self._content.get(path) in _KEPT_ROLES and self._kept_xml + len(data) <= _MAX_KEPT_XML:
+            self._parsed[path] = root  # for OfdPackage.read_only_xml
+            self._kept_xml += len(data)
+        return root
 
     def _warn(self, message: str) -> None:
         """Keep a warning, up to :attr:`Limits.max_warnings` of them (errors are always kept)."""

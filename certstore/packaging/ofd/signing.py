@@ -39,7 +39,7 @@ import base64
 import math
 import posixpath
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -117,11 +117,16 @@ def _id_number(value: str | None) -> int:
 class _Package:
     """The parts of an OFD package signing needs: document, pages, existing signatures."""
 
-    def __init__(self, data: bytes) -> None:
-        try:
-            self.files = read_package(data)
-        except ValueError as exc:
-            raise OfdSigningError(str(exc)) from exc
+    def __init__(self, data: bytes | Mapping[str, bytes]) -> None:
+        if isinstance(
+            data, Mapping
+        ):  # unzipped files (straight from the writer): signed without a round trip
+            self.files = dict(data)
+        else:
+            try:
+                self.files = read_package(data)
+            except ValueError as exc:
+                raise OfdSigningError(str(exc)) from exc
         self.ofd = _parse(self.files, n.OFD_XML)
         if self.ofd.tag != n.q(n.OFD):
             raise OfdSigningError(f"OFD.xml has root {self.ofd.tag!r}, not ofd:OFD in {n.OFD_NS}")
@@ -225,7 +230,7 @@ def _check_stamp(stamp_box: Box, page_box: tuple[float, float, float, float], pa
 
 
 def _add_signature(
-    ofd: bytes,
+    ofd: bytes | Mapping[str, bytes],
     *,
     kind: str,
     seal: bytes | None,
@@ -343,7 +348,7 @@ def _add_signature(
 
 
 def add_seal(
-    ofd: bytes,
+    ofd: bytes | Mapping[str, bytes],
     *,
     seal: bytes,
     signer: Signer,
@@ -353,7 +358,8 @@ def add_seal(
     signing_time: datetime | None = None,
     protect: Protect = "all",
 ) -> bytes:
-    """Apply the electronic seal ``seal`` (DER SESeal, GB/T 38540) to ``ofd``; returns the sealed package.
+    """Apply the electronic seal ``seal`` (DER SESeal, GB/T 38540) to ``ofd`` — a package, or the files of one
+    (:func:`~certstore.packaging.ofd.writer.build_ofd_files`); returns the sealed package.
 
     The seal picture is placed at ``stamp_box`` (mm, top-left origin) on page ``stamp_page`` (0-based;
     the StampAnnot's PageRef is that page's ID). ``signing_time`` (default: now) becomes both

@@ -205,8 +205,7 @@ class _FontProgram:
 def _font_program(characters: str) -> _FontProgram:
     """The face font (:mod:`certstore.packaging.fonts`) subset to ``characters``, with its advances.
 
-    The subset's ``head.modified`` is pinned to ``head.created`` so the same characters always give the
-    same bytes (fontTools otherwise stamps the time of saving). Advances come from the embedded program
+    Advances come from the embedded program
     itself, so DeltaX matches exactly what a reader draws.
     """
     try:
@@ -219,15 +218,13 @@ def _font_program(characters: str) -> _FontProgram:
         raise OfdBuildError(
             f"the face font {fonts.FONT_FAMILY} has no glyph for {shown}; the text cannot be drawn"
         )
-    font = TTFont(io.BytesIO(fonts.subset_font(characters)), recalcTimestamp=False)
-    font["head"].modified = font["head"].created
-    out = io.BytesIO()
-    font.save(out)
+    data = fonts.subset_font(characters)  # reproducible: the same characters give the same bytes
+    font = TTFont(io.BytesIO(data), lazy=True)
     units = font["head"].unitsPerEm
     metrics = font["hmtx"].metrics
     advances = {chr(cp): metrics[glyph][0] / units for cp, glyph in font.getBestCmap().items()}
     head = font["head"]
-    return _FontProgram(fonts.FONT_FAMILY, out.getvalue(), advances, head.yMax / units, -head.yMin / units)
+    return _FontProgram(fonts.FONT_FAMILY, data, advances, head.yMax / units, -head.yMin / units)
 
 
 # --- page content -----------------------------------------------------------------------------------------
@@ -434,7 +431,25 @@ def build_ofd(
     doc_id: str | None = None,
     creation_date: date | None = None,
 ) -> bytes:
-    """Build the unsigned OFD package of one certificate face; returns the ZIP bytes.
+    """Build the unsigned OFD package of one certificate face; returns the ZIP bytes (see
+    :func:`build_ofd_files`)."""
+    files = build_ofd_files(
+        layout, metadata=metadata, attachments=attachments, doc_id=doc_id, creation_date=creation_date
+    )
+    return write_package(files.items())
+
+
+def build_ofd_files(
+    layout: FaceLayout,
+    *,
+    metadata: Mapping[str, object],
+    attachments: Sequence[Attachment] = (),
+    doc_id: str | None = None,
+    creation_date: date | None = None,
+) -> dict[str, bytes]:
+    """The files of the unsigned OFD package of one certificate face, in package order (path → bytes): what
+    :func:`build_ofd` zips, and what :func:`certstore.packaging.ofd.signing.add_seal` can seal directly, so a
+    file sealed at issuance is compressed once.
 
     ``metadata`` (GB/T 36903-style elements, ``ZZBS``, ``ZZMC``, …) goes into DocInfo/CustomDatas and the
     ``metadata.xml`` attachment in the given order; non-string values are written as JSON (dates as ISO
@@ -582,4 +597,9 @@ def build_ofd(
     files.extend((f"{n.ATTACHS_DIR}/{a.file_name}", data) for a, data in attached)
     files.append((n.CUSTOM_TAGS_XML, serialize_xml(custom_tags)))
     files.append((n.TAG_FILE_XML, _tag_xml(page_id, list(tags.items()))))
-    return write_package(files)
+    package: dict[str, bytes] = {}
+    for name, data in files:
+        if name in package:
+            raise OfdBuildError(f"package path {name!r} written twice")
+        package[name] = data
+    return package

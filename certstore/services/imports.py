@@ -1,0 +1,424 @@
+"""Bulk import of legacy certificates (存量证照导入, 第十三条): a CSV/XLSX table of one catalogue type → sealed
+OFD files and certificate records, in parallel, resumable.
+
+The table is the agency template of :mod:`certstore.forms` (headers ``*标签(field.name)``, one certificate per
+row). The importing process streams it and hands chunks of rows to worker processes; each worker, for its chunk:
+
+1. reads every row into a draft and validates it (:func:`~certstore.records.prepare_version`) — a bad row is
+   *rejected* with its problems and never stops the import;
+2. looks the chunk's certificate numbers up: a row already stored with the same content is *existing* and is not
+   sealed again (this is what makes an interrupted import resumable: run the same command again), one stored with
+   different content is rejected as a conflict;
+3. lays out, packages and seals the others (the catalogue type's seal, as an API push) and puts each file in the
+   blob store — files before rows, so a crash leaves at most orphan blobs (``sweep_orphan_blobs``);
+4. commits the chunk's rows and their 签发 events in **one** transaction
+   (:class:`~certstore.services.certificates.CertificateBatch`). If another worker committed one of the same
+   numbers meanwhile (a number twice in the table), the transaction is retried once and then sees it.
+
+Workers open the repository themselves from the data directory and ``CERTSTORE_*`` settings
+(:meth:`Repository.open`), so the import works the same on SQLite + files and on PostgreSQL + S3, and needs
+nothing from the importing process but rows. ``workers=0`` runs everything in the calling process.
+
+Legacy certificates record no exchange arrival (the deadlines of 第十一条 are for matters handled now); each
+import run leaves one audit entry (``certificates.import``) with its counts.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import multiprocessing
+import os
+import signal
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from certstore.audit import AuditEvent, Outcome, record_event
+from certstore.catalogue import CatalogueEntry
+from certstore.forms import (
+    FormField,
+    TableError,
+    column_names,
+    document_from_values,
+    form_fields,
+    read_table,
+    row_values,
+)
+from certstore.keystore import KeyStore
+from certstore.packaging.face import LayoutError
+from certstore.packaging.layout import FaceData
+from certstore.records import PreparedVersion, RecordError, draft_from_json, prepare_version
+from certstore.services.catalogue import get_entry
+from certstore.services.certificates import CertificateBatch, DuplicateConflictError
+from certstore.services.issuance import (
+    DEFAULT_VERIFY_BASE_URL,
+    OFD_MEDIA_TYPE,
+    SealingKey,
+    make_ofd,
+    sealing_key_for_seal,
+)
+from certstore.services.repository import Repository
+from certstore.store.blobs import BlobRef
+from certstore.store.models import CertificateRow
+
+__all__ = [
+    "DEFAULT_CHUNK_ROWS",
+    "ImportProgress",
+    "ImportReport",
+    "ImportSettings",
+    "RowRejection",
+    "TableError",
+    "default_workers",
+    "import_table",
+]
+
+#: Rows per worker task and per commit: large enough that a commit and a look-up serve many rows, small enough
+#: that an interruption re-seals little and the progress bar moves.
+DEFAULT_CHUNK_ROWS = 200
+
+
+def default_workers() -> int:
+    """One sealing worker per CPU this process may use."""
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
+@dataclass(frozen=True)
+class RowRejection:
+    """A row not imported: its line in the table (the header is line 1), the certificate number if it had one,
+    and (field, message) problems — field names as in the template (``face.contract_price``)."""
+
+    line: int
+    certificate_number: str | None
+    problems: tuple[tuple[str, str], ...]
+
+
+@dataclass
+class ImportProgress:
+    """Counts so far. ``total`` is the number of data rows (None when unknown)."""
+
+    total: int | None
+    imported: int = 0
+    existing: int = 0
+    rejected: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def done(self) -> int:
+        return self.imported + self.existing + self.rejected
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    @property
+    def rate(self) -> float:
+        """Rows per second so far."""
+        return self.done / self.elapsed if self.elapsed > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    """The outcome of one run: rows imported now, already stored (identical), rejected (with the rows)."""
+
+    catalogue_code: str
+    imported: int
+    existing: int
+    rejections: tuple[RowRejection, ...]
+    seconds: float
+    interrupted: bool = False
+
+    @property
+    def rejected(self) -> int:
+        return len(self.rejections)
+
+    @property
+    def rows(self) -> int:
+        return self.imported + self.existing + self.rejected
+
+
+@dataclass(frozen=True)
+class ImportSettings:
+    """Where the repository is (what :meth:`Repository.open` reads) and how to seal — everything a worker
+    process needs besides rows. ``seal``: a key-store seal name to use instead of the catalogue type's own."""
+
+    data_dir: Path
+    catalogue_code: str
+    env: Mapping[str, str] = field(default_factory=dict)
+    verify_base_url: str = DEFAULT_VERIFY_BASE_URL
+    actor: str = "import"
+    seal: str | None = None
+
+
+# --- one chunk (in a worker process) ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _ChunkResult:
+    imported: int
+    existing: int
+    rejections: tuple[RowRejection, ...]
+
+
+class _Importer:
+    """What a worker holds between chunks: the repository, the catalogue type, its form fields, the sealing
+    key (the font and key caches warm up on the first chunk)."""
+
+    def __init__(self, settings: ImportSettings, repo: Repository | None = None) -> None:
+        self.settings = settings
+        self.repo = repo or Repository.open(settings.data_dir, {**os.environ, **settings.env})
+        self.entry: CatalogueEntry = get_entry(self.repo, settings.catalogue_code)
+        self.fields: list[FormField] = form_fields(self.entry)
+        self.names: list[str] | None = None
+        keystore = KeyStore(settings.data_dir / "keys")
+        self.key: SealingKey = sealing_key_for_seal(keystore, settings.seal or self.entry.seal)
+
+    def run(self, names: Sequence[str], rows: Sequence[tuple[int, list[str]]]) -> _ChunkResult:
+        rejections: list[RowRejection] = []
+        prepared: list[tuple[int, PreparedVersion]] = []
+        for line, cells in rows:
+            number: str | None = None
+            try:
+                document = document_from_values(self.entry, row_values(names, cells), fields=self.fields)
+                number = str(document.get("certificate_number") or "") or None
+                draft = draft_from_json(document)
+                version = prepare_version(self.entry, draft, version=1, holder_key=self.repo.holder_key)
+            except RecordError as exc:
+                rejections.append(RowRejection(line, number, tuple(exc.problems) or (("", str(exc)),)))
+                continue
+            except ValueError as exc:
+                rejections.append(RowRejection(line, number, (("", str(exc)),)))
+                continue
+            prepared.append((line, version))
+        stored = self._stored_digests([p.draft.certificate_number for _, p in prepared])
+        made: list[tuple[int, bytes]] = []
+        for line, version in prepared:
+            if version.draft.certificate_number in stored:
+                continue  # already imported (identical: existing) or a conflict, decided in the batch
+            try:
+                data = make_ofd(
+                    FaceData.from_prepared(version), self.key, verify_base_url=self.settings.verify_base_url
+                )
+            except (LayoutError, ValueError) as exc:
+                rejections.append(RowRejection(line, version.draft.certificate_number, (("", str(exc)),)))
+                continue
+            made.append((line, data))
+        # the files of the chunk, durable before any of their rows commits (one flush for all of them)
+        refs = self.repo.blobs.put_many([(data, OFD_MEDIA_TYPE) for _, data in made])
+        files = {line: ref for (line, _), ref in zip(made, refs, strict=True)}
+        sealed = [(line, version) for line, version in prepared if line in files or
+                  version.draft.certificate_number in stored]  # fmt: skip
+        for attempt in (1, 2):
+            try:
+                imported, existing, conflicts = self._commit(sealed, files)
+                break
+            except IntegrityError:  # a number of this chunk committed meanwhile by another worker
+                if attempt == 2:
+                    raise
+        return _ChunkResult(imported, existing, (*rejections, *conflicts))
+
+    def _stored_digests(self, numbers: Sequence[str]) -> dict[str, str]:
+        """certificate number → content digest of its stored version 1, for the numbers of this issuer."""
+        issuer = self.entry.issuer.credit_code
+        found: dict[str, str] = {}
+        wanted = sorted(set(numbers))
+        c = CertificateRow
+        with self.repo.db.session() as session:
+            for start in range(0, len(wanted), 500):
+                query = select(c.certificate_number, c.content_digest).where(
+                    c.issuer_code == issuer,
+                    c.version == 1,
+                    c.certificate_number.in_(wanted[start : start + 500]),
+                )
+                found.update({number: digest for number, digest in session.execute(query)})
+        return found
+
+    def _commit(
+        self, sealed: Sequence[tuple[int, PreparedVersion]], files: Mapping[int, BlobRef]
+    ) -> tuple[int, int, list[RowRejection]]:
+        imported = existing = 0
+        conflicts: list[RowRejection] = []
+        if not sealed:
+            return 0, 0, conflicts
+        with self.repo.db.session() as session:
+            batch = CertificateBatch(
+                self.repo,
+                session,
+                issuer_code=self.entry.issuer.credit_code,
+                numbers=[version.draft.certificate_number for _, version in sealed],
+            )
+            for line, version in sealed:
+                try:
+                    _, created = batch.issue(version, actor=self.settings.actor, blob=files.get(line))
+                except DuplicateConflictError as exc:
+                    number = version.draft.certificate_number
+                    conflicts.append(RowRejection(line, number, (("certificate_number", str(exc)),)))
+                    continue
+                if (
+                    created and line not in files
+                ):  # stored meanwhile, then changed? never issue without a file
+                    raise RuntimeError(f"line {line}: no sealed file for a new certificate")
+                imported += created
+                existing += not created
+            batch.flush()
+        return imported, existing, conflicts
+
+
+_WORKER: _Importer | None = None
+
+
+def _init_worker(settings: ImportSettings) -> None:
+    global _WORKER
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the importing process's: it lets chunks finish
+    _WORKER = _Importer(settings)
+
+
+def _run_chunk(names: Sequence[str], rows: Sequence[tuple[int, list[str]]]) -> _ChunkResult:
+    assert _WORKER is not None, "worker not initialised"
+    return _WORKER.run(names, rows)
+
+
+# --- the run ---------------------------------------------------------------------------------------------
+
+
+def _chunks(rows: Iterator[tuple[int, list[str]]], size: int) -> Iterator[list[tuple[int, list[str]]]]:
+    chunk: list[tuple[int, list[str]]] = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def import_table(
+    path: Path,
+    settings: ImportSettings,
+    *,
+    workers: int | None = None,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    on_progress: Callable[[ImportProgress], None] | None = None,
+    repo: Repository | None = None,
+) -> ImportReport:
+    """Import the table at ``path`` into the repository ``settings`` names; see the module text.
+
+    ``workers``: sealing processes (default: one per CPU; 0 = in this process, with ``repo`` if given).
+    ``on_progress`` is called after every chunk. Raises :class:`~certstore.forms.TableError` when the table as
+    a whole does not fit (unreadable, unknown or missing columns) — before anything is imported. On
+    ``KeyboardInterrupt`` the chunks in flight finish (each commits whole or not at all) and the report says
+    ``interrupted``: run the same import again to continue."""
+    if chunk_rows < 1:
+        raise ValueError("chunk_rows must be at least 1")
+    workers = default_workers() if workers is None else workers
+    table = read_table(path)
+    rejections: list[RowRejection] = []
+    interrupted = False
+    progress = ImportProgress(total=table.total)
+    try:
+        local = _Importer(settings, repo) if workers == 0 else None
+        entry = local.entry if local is not None else get_entry(
+            repo or Repository.open(settings.data_dir, {**os.environ, **settings.env}), settings.catalogue_code
+        )  # fmt: skip
+        names = column_names(form_fields(entry), table.header)
+        progress.started = time.monotonic()
+
+        def account(result: _ChunkResult) -> None:
+            progress.imported += result.imported
+            progress.existing += result.existing
+            progress.rejected += len(result.rejections)
+            rejections.extend(result.rejections)
+            if on_progress is not None:
+                on_progress(progress)
+
+        chunks = _chunks(table.rows(), chunk_rows)
+        if local is not None:
+            try:
+                for chunk in chunks:
+                    account(local.run(names, chunk))
+            except KeyboardInterrupt:
+                interrupted = True
+        else:
+            interrupted = _run_pool(settings, names, chunks, workers, account)
+    finally:
+        table.close()
+    report = ImportReport(
+        settings.catalogue_code,
+        progress.imported,
+        progress.existing,
+        tuple(sorted(rejections, key=lambda r: r.line)),
+        progress.elapsed,
+        interrupted,
+    )
+    _audit(repo, settings, path, report)
+    return report
+
+
+def _run_pool(
+    settings: ImportSettings,
+    names: Sequence[str],
+    chunks: Iterator[list[tuple[int, list[str]]]],
+    workers: int,
+    account: Callable[[_ChunkResult], None],
+) -> bool:
+    """Feed ``chunks`` to ``workers`` processes, at most two chunks per worker in flight (memory stays flat on
+    any table size); returns True when interrupted."""
+    context = multiprocessing.get_context("forkserver" if os.name == "posix" else "spawn")
+    pool = concurrent.futures.ProcessPoolExecutor(
+        max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(settings,)
+    )
+    in_flight: set[concurrent.futures.Future[_ChunkResult]] = set()
+    try:
+        for chunk in chunks:
+            in_flight.add(pool.submit(_run_chunk, names, chunk))
+            if len(in_flight) >= 2 * workers:
+                finished, in_flight = concurrent.futures.wait(
+                    in_flight, return_when=concurrent.futures.FIRST_COMPLETED
+                )
+                for future in finished:
+                    account(future.result())
+        for future in concurrent.futures.as_completed(in_flight):
+            account(future.result())
+        in_flight = set()
+        return False
+    except KeyboardInterrupt:
+        for future in in_flight:  # the started ones finish (whole chunks); the queued ones never start
+            future.cancel()
+        for future in in_flight:
+            if not future.cancelled():
+                with contextlib.suppress(KeyboardInterrupt, concurrent.futures.CancelledError):
+                    account(future.result())
+        return True
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _audit(repo: Repository | None, settings: ImportSettings, path: Path, report: ImportReport) -> None:
+    """One audit entry for the run (who imported what, how many)."""
+    repo = repo or Repository.open(settings.data_dir, {**os.environ, **settings.env})
+    record_event(
+        repo.db,
+        AuditEvent(
+            at=datetime.now(UTC),
+            request_id=f"import-{uuid.uuid4().hex[:16]}",
+            action="certificates.import",
+            outcome=Outcome.ALLOW,
+            status_code=0 if not report.rejected else 1,
+            principal=settings.actor,
+            resource=settings.catalogue_code,
+            details={
+                "file": path.name,
+                "imported": report.imported,
+                "existing": report.existing,
+                "rejected": report.rejected,
+                "interrupted": report.interrupted,
+                "seconds": round(report.seconds, 3),
+            },
+        ),
+    )

@@ -1,0 +1,294 @@
+"""Bulk import of legacy certificates (certstore.services.imports): sealed files that verify, rows committed per
+chunk, bad rows reported by line and field, resumable after a crash without duplicates, on SQLite + files and
+PostgreSQL, with real worker processes."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from certstore.catalogue import shipped_entry
+from certstore.forms import TableError, form_fields, header_cell
+from certstore.keystore import KeyStore
+from certstore.records import draft_to_json, example_draft
+from certstore.services import certificates
+from certstore.services.catalogue import load_shipped
+from certstore.services.imports import ImportReport, ImportSettings, import_table
+from certstore.services.keys import init_dev_keys
+from certstore.services.repository import Repository
+from certstore.store.db import Database, database_url
+from certstore.store.models import CertificateEventRow, CertificateRow
+from certstore.verify import verify_file
+
+CODE = "11410100990000025A001"  # 建筑工程施工许可证: number 4101xx + YYYYMMDD + 2 + 2 digits
+ENTRY = shipped_entry(CODE)
+FIELDS = form_fields(ENTRY)
+BASE = draft_to_json(example_draft(ENTRY, issue_date=date(2020, 3, 9)))
+
+
+def number(n: int) -> str:
+    return f"410105{20200309}{n // 100 % 100:02d}{n % 100:02d}"
+
+
+def row(n: int, **changes: str) -> dict[str, str]:
+    """Template values of certificate ``n`` (field name → cell text)."""
+    values = {
+        "certificate_number": number(n),
+        "issue_date": "2020-03-09",
+        "holder.name": f"郑州第{n}置业有限公司",
+        "holder.id_type": BASE["holder"]["id_type"],
+        "holder.id_number": BASE["holder"]["id_number"],
+        **{f"face.{k}": str(v) for k, v in BASE["face"].items()},
+        "face.project_name": f"历史项目第{n}号",
+    }
+    values.update(changes)
+    return values
+
+
+def write_csv(path: Path, rows: list[Mapping[str, str]], *, extra: Mapping[int, list[str]] | None = None,
+              encoding: str = "utf-8-sig") -> Path:  # fmt: skip
+    with path.open("w", encoding=encoding, newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow([header_cell(f) for f in FIELDS])
+        for index, values in enumerate(rows):
+            writer.writerow([values.get(f.name, "") for f in FIELDS] + (extra or {}).get(index, []))
+    return path
+
+
+@pytest.fixture
+def env(database_backend: str, request: pytest.FixtureRequest) -> dict[str, str]:
+    if database_backend == "sqlite":
+        return {}
+    return {"CERTSTORE_DATABASE_URL": str(request.getfixturevalue("postgres_database"))}
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, env: dict[str, str]) -> Path:
+    root = tmp_path / "data"
+    init_dev_keys(KeyStore(root / "keys"))
+    with Database(database_url(root, env)) as database:
+        database.upgrade()
+    load_shipped(Repository.open(root, env))
+    return root
+
+
+@pytest.fixture
+def repo(data_dir: Path, env: dict[str, str]) -> Repository:
+    return Repository.open(data_dir, env)
+
+
+def run_import(
+    path: Path, data_dir: Path, env: dict[str, str], repo: Repository, **options: Any
+) -> ImportReport:
+    settings = ImportSettings(data_dir=data_dir, catalogue_code=CODE, env=env)
+    return import_table(path, settings, repo=repo, **options)
+
+
+def stored_numbers(repo: Repository) -> list[str]:
+    with repo.db.session() as session:
+        return list(session.scalars(select(CertificateRow.certificate_number).order_by(CertificateRow.id)))
+
+
+def test_rows_are_sealed_stored_and_verify(tmp_path: Path, data_dir: Path, env: dict[str, str],
+                                          repo: Repository) -> None:  # fmt: skip
+    table = write_csv(tmp_path / "legacy.csv", [row(n) for n in range(11)])
+    seen: list[int] = []
+    report = run_import(table, data_dir, env, repo, workers=2, chunk_rows=4,
+                        on_progress=lambda p: seen.append(p.done))  # fmt: skip
+    assert (report.imported, report.existing, report.rejected, report.interrupted) == (11, 0, 0, False)
+    assert sorted(seen) == seen and seen[-1] == 11 and len(seen) == 3  # one report per chunk of 4, 4, 3
+    assert sorted(stored_numbers(repo)) == [number(n) for n in range(11)]
+    trust = KeyStore(data_dir / "keys").trust_store()
+    with repo.db.session() as session:
+        rows = session.scalars(select(CertificateRow)).all()
+        events = session.scalars(select(CertificateEventRow)).all()
+    assert {(e.action, e.actor, e.reason) for e in events} == {("issue", "import", "签发")} and len(
+        events
+    ) == 11
+    for stored in rows[:3]:
+        assert stored.file_key is not None and stored.file_media_type == "application/ofd"
+        report_ = verify_file(repo.blobs.get(stored.file_key), trust=trust)
+        assert report_.indication.value == "VALID", report_.to_dict()
+        cert = certificates.get(repo, stored.identifier)
+        assert cert.holder.name == stored.holder_name and cert.face["project_name"].startswith("历史项目第")
+
+
+def test_running_again_resumes_without_duplicates(tmp_path: Path, data_dir: Path, env: dict[str, str],
+                                                 repo: Repository) -> None:  # fmt: skip
+    first = write_csv(tmp_path / "first.csv", [row(n) for n in range(5)])
+    assert run_import(first, data_dir, env, repo, workers=0, chunk_rows=2).imported == 5
+    keys_before = set(repo.blobs.iter_keys())
+    whole = write_csv(tmp_path / "whole.csv", [row(n) for n in range(9)])
+    report = run_import(whole, data_dir, env, repo, workers=0, chunk_rows=2)
+    assert (report.imported, report.existing, report.rejected) == (4, 5, 0)
+    assert sorted(stored_numbers(repo)) == [number(n) for n in range(9)]
+    assert len(set(repo.blobs.iter_keys()) - keys_before) == 4  # the 5 stored ones were not sealed again
+
+
+def test_bad_rows_are_rejected_by_line_and_field(tmp_path: Path, data_dir: Path, env: dict[str, str],
+                                                repo: Repository) -> None:  # fmt: skip
+    rows = [
+        row(0),
+        row(1, certificate_number="ABC"),  # line 3: number format
+        row(2, **{"face.contract_price": ""}),  # line 4: a required face field left empty
+        row(3, **{"holder.id_number": "91410100MA44A1B2X0"}),  # line 5: check character
+        row(4),  # line 6: an extra filled cell
+        row(5, **{"holder.id_type": "统一社会信用代码"}),  # the label instead of the code is accepted
+        row(6, **{"holder.id_type": "1"}),  # so is "001" after Excel dropped the zeros
+    ]
+    table = write_csv(tmp_path / "mixed.csv", rows, extra={4: ["stray"]})
+    report = run_import(table, data_dir, env, repo, workers=0)
+    assert (report.imported, report.rejected) == (3, 4)
+    by_line = {r.line: r for r in report.rejections}
+    assert sorted(by_line) == [3, 4, 5, 6]
+    assert by_line[3].certificate_number == "ABC" and by_line[3].problems[0][0] == "certificate_number"
+    assert any("contract_price" in path for path, _ in by_line[4].problems)
+    assert by_line[5].problems[0][0] == "holder.id_number"
+    assert "多于表头" in by_line[6].problems[0][1]
+    assert sorted(stored_numbers(repo)) == [number(0), number(5), number(6)]
+
+
+def test_a_number_twice_in_the_table(tmp_path: Path, data_dir: Path, env: dict[str, str],
+                                     repo: Repository) -> None:  # fmt: skip
+    rows = [row(0), row(1), row(0), row(1, **{"holder.name": "另一家公司"})]
+    # chunks of one row on two workers: the duplicates race each other across processes
+    report = run_import(write_csv(tmp_path / "dup.csv", rows), data_dir, env, repo, workers=2, chunk_rows=1)
+    assert (report.imported, report.existing, report.rejected) == (2, 1, 1)
+    (conflict,) = report.rejections
+    assert conflict.certificate_number == number(1) and "different content" in conflict.problems[0][1]
+    assert sorted(stored_numbers(repo)) == [number(0), number(1)]
+
+
+def test_xlsx_with_spreadsheet_cell_types(tmp_path: Path, data_dir: Path, env: dict[str, str],
+                                          repo: Repository) -> None:  # fmt: skip
+    from openpyxl import Workbook
+
+    book = Workbook()
+    sheet = book.active
+    sheet.append([header_cell(f) for f in FIELDS])
+    for n in range(3):
+        values: dict[str, object] = dict(row(n))
+        values["issue_date"] = date(2020, 3, 9)  # a date cell
+        values["holder.id_type"] = 1  # Excel's number for "001"
+        values["face.contract_price"] = 18650.42  # a number cell
+        values["face.contract_duration"] = 912.0  # whole numbers come back as floats
+        sheet.append([values.get(f.name) for f in FIELDS])
+    sheet.append([None] * len(FIELDS))  # trailing blank rows are skipped
+    book.save(tmp_path / "legacy.xlsx")
+    report = run_import(tmp_path / "legacy.xlsx", data_dir, env, repo, workers=0)
+    assert (report.imported, report.rejected) == (3, 0), report.rejections
+    cert = certificates.get(repo, next(iter(_identifiers(repo))))
+    assert cert.issue_date == date(2020, 3, 9) and cert.face["contract_duration"] == 912
+
+
+def _identifiers(repo: Repository) -> list[str]:
+    with repo.db.session() as session:
+        return list(session.scalars(select(CertificateRow.identifier)))
+
+
+def test_tables_that_do_not_fit_are_refused_before_anything_is_stored(
+    tmp_path: Path, data_dir: Path, env: dict[str, str], repo: Repository
+) -> None:
+    unknown = tmp_path / "unknown.csv"
+    unknown.write_text("*证照编号(certificate_number),颜色\n1,红\n", encoding="utf-8")
+    with pytest.raises(TableError, match="未知的列“颜色”"):
+        run_import(unknown, data_dir, env, repo, workers=0)
+    missing = tmp_path / "missing.csv"
+    missing.write_text("*证照编号(certificate_number)\n1\n", encoding="utf-8")
+    with pytest.raises(TableError, match="缺少必填列：发证日期"):
+        run_import(missing, data_dir, env, repo, workers=0)
+    with pytest.raises(TableError, match="只支持"):
+        run_import(tmp_path / "table.ods", data_dir, env, repo, workers=0)
+    assert stored_numbers(repo) == []
+
+
+@pytest.mark.parametrize("database_backend", ["sqlite"], indirect=True)
+def test_gb18030_csv_as_excel_saves_it(tmp_path: Path, data_dir: Path, env: dict[str, str],
+                                       repo: Repository) -> None:  # fmt: skip
+    table = write_csv(tmp_path / "gbk.csv", [row(0), row(1)], encoding="gb18030")
+    assert run_import(table, data_dir, env, repo, workers=0).imported == 2
+
+
+@pytest.mark.parametrize("database_backend", ["sqlite"], indirect=True)
+def test_killed_import_resumes_to_exactly_the_table(tmp_path: Path, data_dir: Path, env: dict[str, str],
+                                                    repo: Repository) -> None:  # fmt: skip
+    """SIGKILL the whole importing process group mid-way (workers included), then run it again: every row once,
+    every stored row's file present and verifying; what the crash left is at most orphan blobs."""
+    rows = 24
+    table = write_csv(tmp_path / "legacy.csv", [row(n) for n in range(rows)])
+    command = [sys.executable, "-c", "from certstore.cli import main; main()", "--data-dir", str(data_dir), "import", str(table),
+               "--catalogue", CODE, "--workers", "1", "--chunk-rows", "2"]  # fmt: skip
+    process = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, env={**os.environ, **env})  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while len(stored_numbers(repo)) < 4:  # a few chunks committed, more in flight
+            assert process.poll() is None, process.stderr.read().decode() if process.stderr else ""
+            assert time.monotonic() < deadline, "the import made no progress"
+            time.sleep(0.05)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    partial = len(stored_numbers(repo))
+    assert 4 <= partial < rows
+    report = run_import(table, data_dir, env, repo, workers=0)
+    assert report.imported + report.existing == rows and report.existing >= partial
+    numbers = stored_numbers(repo)
+    assert sorted(numbers) == sorted({number(n) for n in range(rows)}) and len(numbers) == rows
+    trust = KeyStore(data_dir / "keys").trust_store()
+    with repo.db.session() as session:
+        keys = list(session.scalars(select(CertificateRow.file_key)))
+        assert session.scalar(select(func.count()).select_from(CertificateEventRow)) == rows
+    for key in keys:
+        assert key is not None and repo.blobs.exists(key)
+    assert verify_file(repo.blobs.get(keys[0]), trust=trust).indication.value == "VALID"
+    orphans = set(repo.blobs.iter_keys()) - set(keys)
+    assert len(orphans) <= 2  # at most the chunk in flight when killed
+
+
+def test_postgresql_and_s3_from_worker_processes(tmp_path: Path, postgres_database: str, s3_server) -> None:  # type: ignore[no-untyped-def]
+    """The production layout: workers open PostgreSQL and the S3 bucket themselves from the settings."""
+    env = {
+        "CERTSTORE_DATABASE_URL": postgres_database,
+        "CERTSTORE_BLOB_URL": f"s3://{s3_server.endpoint}/import-{os.urandom(4).hex()}",
+        **s3_server.env(),
+    }
+    root = tmp_path / "data"
+    init_dev_keys(KeyStore(root / "keys"))
+    with Database(database_url(root, env)) as database:
+        database.upgrade()
+    repo = Repository.open(root, env)
+    load_shipped(repo)
+    table = write_csv(tmp_path / "legacy.csv", [row(n) for n in range(6)])
+    report = run_import(table, root, env, repo, workers=2, chunk_rows=2)
+    assert (report.imported, report.rejected) == (6, 0)
+    with repo.db.session() as session:
+        keys = list(session.scalars(select(CertificateRow.file_key)))
+    assert sorted(keys) == sorted(repo.blobs.iter_keys())  # every file in the bucket, nothing else
+    trust = KeyStore(root / "keys").trust_store()
+    assert verify_file(repo.blobs.get(keys[0]), trust=trust).indication.value == "VALID"  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("database_backend", ["sqlite"], indirect=True)
+def test_a_workbook_that_inflates_too_far_is_refused(tmp_path: Path, data_dir: Path, env: dict[str, str],
+                                                      repo: Repository) -> None:  # fmt: skip
+    import zipfile
+
+    bomb = tmp_path / "bomb.xlsx"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("[Content_Types].xml", "<Types/>")
+        archive.writestr("xl/sharedStrings.xml", b"<sst>" + b" " * (64 << 20) + b"</sst>")
+    assert bomb.stat().st_size < 1 << 20
+    with pytest.raises(TableError, match="解压后过大"):
+        run_import(bomb, data_dir, env, repo, workers=0)
