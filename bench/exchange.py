@@ -7,8 +7,8 @@ Row mix (one source, one agency, one catalogue type), written before the clock s
   changes (挂起 suspend of the latest version) — each certificate row with its business completion time and
   channel, so every new version also records its arrival (第十一条);
 - **data only**: the versions carry no file and the worker runs without a file maker, so the repository stores
-  the certificate data without sealing. Sealing costs ~80 ms of CPU per certificate (``python -m bench
-  verify``): 80k sealed versions would take ~1.8 hours on one core, ~55 minutes on two — no 30-second
+  the certificate data without sealing. Sealing costs ~11–14 ms of CPU per certificate (``python -m bench
+  verify`` / ``import``): 80k sealed versions would take ~15 minutes on one core, ~8 on two — no 30-second
   target can include it. What this measures is the exchange itself: reading, validating (DATA.json, face
   schema, number format, holder ID check digits), lifecycle rules, the exactly-once ledger, cursors,
   arrivals and receipts.

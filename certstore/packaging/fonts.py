@@ -17,6 +17,8 @@ from __future__ import annotations
 import io
 import os
 import struct
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,7 @@ __all__ = [
     "FONT_PATH",
     "MM_PER_PT",
     "FontMissingError",
+    "SubsetMetrics",
     "char_advance_em",
     "load_font",
     "missing_font_message",
@@ -38,6 +41,7 @@ __all__ = [
     "pt_to_mm",
     "require_font",
     "subset_font",
+    "subset_metrics",
     "text_width_mm",
 ]
 
@@ -129,6 +133,36 @@ def subset_font(characters: str) -> bytes:
     font. Results are cached by character set, so the order and repetition of ``characters`` do not matter.
     """
     return _subset("".join(sorted(set(characters) | {" "})))
+
+
+@dataclass(frozen=True)
+class SubsetMetrics:
+    """What the subset of some characters says about them: each character's advance (em), and how far the
+    subset's glyphs reach above and below the baseline (em, from its ``head`` bounding box)."""
+
+    advances: Mapping[str, float] = field(repr=False)
+    ascent: float
+    descent: float
+
+
+def subset_metrics(characters: str) -> SubsetMetrics:
+    """The metrics of :func:`subset_font` of ``characters`` — taken from the parsed working font when the subset
+    comes from it (no need to parse the subset back), else read from the subset."""
+    return _metrics("".join(sorted(set(characters) | {" "})))
+
+
+@lru_cache(maxsize=32)
+def _metrics(characters: str) -> SubsetMetrics:
+    from fontTools.ttLib import TTFont
+
+    source, covered = _glyph_source()
+    if set(characters) <= covered:
+        return source.metrics(characters)
+    font = TTFont(io.BytesIO(_subset(characters)), lazy=True)
+    units = font["head"].unitsPerEm
+    hmtx = font["hmtx"].metrics
+    advances = {chr(cp): hmtx[glyph][0] / units for cp, glyph in font.getBestCmap().items()}
+    return SubsetMetrics(advances, font["head"].yMax / units, -font["head"].yMin / units)
 
 
 def _subset_options() -> Any:
@@ -272,12 +306,9 @@ class _GlyphSource:
         for tag in ("glyf", "hmtx", "cmap", "loca"):  # rebuilt per subset; free the parsed copies' caches
             font[tag]
 
-    def subset(self, characters: str) -> bytes:
-        import copy
-
-        from fontTools.fontBuilder import FontBuilder
-        from fontTools.ttLib import newTable
-
+    def _closure(self, characters: str) -> tuple[dict[int, str], list[str]]:
+        """The cmap of ``characters`` and the glyph order of their subset: .notdef, their glyphs and every
+        component those use, in the source's order."""
         mapping = {ord(ch): self.cmap[ord(ch)] for ch in characters if ord(ch) in self.cmap}
         wanted = {".notdef", *mapping.values()}
         stack = list(wanted)
@@ -286,7 +317,30 @@ class _GlyphSource:
                 if component not in wanted:
                     wanted.add(component)
                     stack.append(component)
-        order = sorted(wanted, key=self.index.__getitem__)  # .notdef is glyph 0 in the source too
+        return mapping, sorted(wanted, key=self.index.__getitem__)  # .notdef is glyph 0 in the source too
+
+    def _bounds(self, order: list[str]) -> tuple[int, int, int, int] | None:
+        boxes = [self.bounds[name] for name in order if name in self.bounds]
+        if not boxes:
+            return None
+        return (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes),
+                max(b[3] for b in boxes))  # fmt: skip
+
+    def metrics(self, characters: str) -> SubsetMetrics:
+        """What :meth:`subset` of ``characters`` will say about itself, without building it."""
+        mapping, order = self._closure(characters)
+        units = self.units_per_em
+        box = self._bounds(order) or (0, 0, 0, 0)
+        advances = {chr(cp): self.hmtx[name][0] / units for cp, name in mapping.items()}
+        return SubsetMetrics(advances, box[3] / units, -box[1] / units)
+
+    def subset(self, characters: str) -> bytes:
+        import copy
+
+        from fontTools.fontBuilder import FontBuilder
+        from fontTools.ttLib import newTable
+
+        mapping, order = self._closure(characters)
 
         builder = FontBuilder(self.units_per_em, isTTF=True)
         font = builder.font
@@ -299,12 +353,9 @@ class _GlyphSource:
                 font[tag] = copy.copy(self.font[tag])
         head = font["head"]
         head.modified = head.created  # the same characters give the same bytes
-        boxes = [self.bounds[name] for name in order if name in self.bounds]
-        if boxes:
-            head.xMin = min(b[0] for b in boxes)
-            head.yMin = min(b[1] for b in boxes)
-            head.xMax = max(b[2] for b in boxes)
-            head.yMax = max(b[3] for b in boxes)
+        box = self._bounds(order)
+        if box is not None:
+            head.xMin, head.yMin, head.xMax, head.yMax = box
         font["loca"] = newTable("loca")
         glyf = newTable("glyf")
         glyf.glyphs = {name: self.glyphs[name] for name in order}

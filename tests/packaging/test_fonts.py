@@ -121,3 +121,15 @@ def test_working_font_cache_is_reused_and_repaired(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(fonts, "_glyph_source", fonts._glyph_source.__wrapped__)
     _, covered = fonts._glyph_source()
     assert "郑" in covered and cached.read_bytes() == data  # cut again, the copy replaced
+
+
+@pytest.mark.parametrize("text", ["建筑工程施工许可证（2024）第0087号 ABCxyz", "龘靐 and 郑州"])
+def test_subset_metrics_are_what_the_subset_says(text: str) -> None:
+    """Without parsing the subset (working-font path) or by parsing it (rare characters): the same advances and
+    extent as the embedded program itself."""
+    font = TTFont(io.BytesIO(fonts.subset_font(text)))
+    units = font["head"].unitsPerEm
+    metrics = fonts.subset_metrics(text)
+    cmap = font.getBestCmap()
+    assert metrics.advances == {chr(cp): font["hmtx"][name][0] / units for cp, name in cmap.items()}
+    assert (metrics.ascent, metrics.descent) == (font["head"].yMax / units, -font["head"].yMin / units)

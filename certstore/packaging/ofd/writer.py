@@ -41,7 +41,6 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
-from fontTools.ttLib import TTFont
 from lxml import etree
 
 from certstore.packaging import fonts
@@ -120,7 +119,8 @@ def write_package(entries: Iterable[tuple[str, bytes]]) -> bytes:
             info.compress_type = _compression(name)
             info.create_system = 3  # Unix, so external_attr means the same everywhere
             info.external_attr = 0o100644 << 16
-            archive.writestr(info, data, compress_type=info.compress_type, compresslevel=9)
+            # level 1: files ~1 % larger than at 9, deflated in half the time (sealing at bulk-import rates)
+            archive.writestr(info, data, compress_type=info.compress_type, compresslevel=1)
     return out.getvalue()
 
 
@@ -205,8 +205,8 @@ class _FontProgram:
 def _font_program(characters: str) -> _FontProgram:
     """The face font (:mod:`certstore.packaging.fonts`) subset to ``characters``, with its advances.
 
-    Advances come from the embedded program
-    itself, so DeltaX matches exactly what a reader draws.
+    Advances are the embedded program's own (:func:`certstore.packaging.fonts.subset_metrics`), so DeltaX
+    matches exactly what a reader draws.
     """
     try:
         fonts.require_font()
@@ -219,12 +219,8 @@ def _font_program(characters: str) -> _FontProgram:
             f"the face font {fonts.FONT_FAMILY} has no glyph for {shown}; the text cannot be drawn"
         )
     data = fonts.subset_font(characters)  # reproducible: the same characters give the same bytes
-    font = TTFont(io.BytesIO(data), lazy=True)
-    units = font["head"].unitsPerEm
-    metrics = font["hmtx"].metrics
-    advances = {chr(cp): metrics[glyph][0] / units for cp, glyph in font.getBestCmap().items()}
-    head = font["head"]
-    return _FontProgram(fonts.FONT_FAMILY, data, advances, head.yMax / units, -head.yMin / units)
+    metrics = fonts.subset_metrics(characters)
+    return _FontProgram(fonts.FONT_FAMILY, data, metrics.advances, metrics.ascent, metrics.descent)
 
 
 # --- page content -----------------------------------------------------------------------------------------
