@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from certstore.access import AccessDeniedError, AuthenticationError, Role
 from certstore.services import access
@@ -33,6 +33,37 @@ def test_tokens_are_stored_hashed_and_authenticate_until_expiry(repo: Repository
     clock.advance(days=1, seconds=1)
     with pytest.raises(AuthenticationError, match="expired"):
         access.authenticate(repo, issued.token)
+
+
+def test_last_use_is_recorded_to_the_minute_without_a_write_per_request(
+    repo: Repository, clock: Clock
+) -> None:
+    issued = access.create_token(repo, role=Role.WINDOW, organisation_code=ORG)
+
+    def last_used() -> object:
+        (token,) = access.list_tokens(repo)
+        return token.last_used_at
+
+    writes: list[str] = []
+
+    def count(conn: object, cursor: object, statement: str, *args: object) -> None:
+        if statement.lstrip().upper().startswith("UPDATE"):
+            writes.append(statement)
+
+    event.listen(repo.db.engine, "before_cursor_execute", count)
+    try:
+        access.authenticate(repo, issued.token)
+        first = last_used()
+        assert first == clock.now and len(writes) == 1
+        clock.advance(seconds=30)
+        for _ in range(5):
+            access.authenticate(repo, issued.token)
+        assert last_used() == first and len(writes) == 1  # concurrent readers do not queue on the token's row
+        clock.advance(seconds=31)
+        access.authenticate(repo, issued.token)
+        assert last_used() == clock.now and len(writes) == 2
+    finally:
+        event.remove(repo.db.engine, "before_cursor_execute", count)
 
 
 def test_a_wrong_secret_or_malformed_token_is_refused_without_detail(repo: Repository) -> None:

@@ -292,3 +292,34 @@ def test_a_workbook_that_inflates_too_far_is_refused(tmp_path: Path, data_dir: P
     assert bomb.stat().st_size < 1 << 20
     with pytest.raises(TableError, match="解压后过大"):
         run_import(bomb, data_dir, env, repo, workers=0)
+
+
+@pytest.mark.parametrize("database_backend", ["sqlite"], indirect=True)
+def test_ctrl_c_lets_the_chunks_in_flight_finish(tmp_path: Path, data_dir: Path, env: dict[str, str],
+                                                 repo: Repository) -> None:  # fmt: skip
+    """SIGINT to the importing process group (what Ctrl-C sends): the workers ignore it, the chunks in flight
+    commit, the counts so far are printed, exit 130; the same command then imports the rest."""
+    rows = 80  # ~1 s of sealing after the first commit: the signal lands mid-import
+    table = write_csv(tmp_path / "legacy.csv", [row(n) for n in range(rows)])
+    command = [sys.executable, "-c", "from certstore.cli import main; main()", "--data-dir", str(data_dir),
+               "import", str(table), "--catalogue", CODE, "--workers", "2", "--chunk-rows", "2"]  # fmt: skip
+    process = subprocess.Popen(command, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               env={**os.environ, **env})  # fmt: skip
+    deadline = time.monotonic() + 120
+    while len(stored_numbers(repo)) < 2:
+        assert process.poll() is None and time.monotonic() < deadline, "the import made no progress"
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err.decode()
+    assert "run the same command again" in err.decode()
+    imported = int(
+        next(line for line in out.decode().splitlines() if line.startswith("imported:")).split()[1]
+    )
+    stored = len(stored_numbers(repo))
+    assert (
+        2 <= imported == stored < rows
+    )  # everything counted was committed, nothing committed went uncounted
+    report = run_import(table, data_dir, env, repo, workers=0)
+    assert (report.imported, report.existing) == (rows - stored, stored)
+    assert sorted(stored_numbers(repo)) == [number(n) for n in range(rows)]
