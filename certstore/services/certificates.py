@@ -831,21 +831,39 @@ class CertificateBatch:
 # --- maintenance -----------------------------------------------------------------------------------------
 
 
-def sweep_orphan_blobs(repo: Repository, *, older_than: timedelta = timedelta(hours=1)) -> list[str]:
+def sweep_orphan_blobs(
+    repo: Repository, *, older_than: timedelta = timedelta(hours=1), batch: int = 1000
+) -> list[str]:
     """Delete blobs no certificate row references and that are older than ``older_than`` (young blobs may
-    belong to a push whose row is being committed right now). Returns the deleted keys."""
+    belong to a push whose row is being committed right now). Returns the deleted keys.
+
+    The store is walked once, ``batch`` keys at a time, each batch checked against the rows with one indexed
+    query (``ix_certificates_file_key``): memory stays flat whatever the number of certificates."""
     cutoff = repo.now() - older_than
-    with repo.db.session() as session:
-        referenced = set(
-            session.scalars(select(CertificateRow.file_key).where(CertificateRow.file_key.is_not(None)))
-        )
-    deleted = []
+    deleted: list[str] = []
+    pending: list[str] = []
+
+    def sweep(keys: list[str]) -> None:
+        with repo.db.session(readonly=True) as session:
+            referenced = set(
+                session.scalars(select(CertificateRow.file_key).where(CertificateRow.file_key.in_(keys)))
+            )
+        for key in keys:
+            if key in referenced:
+                continue
+            current = repo.blobs.stat(key)  # a put of identical content since the listing refreshes it
+            if current is None or current.created > cutoff:
+                continue
+            repo.blobs.delete(key)
+            deleted.append(key)
+
     for info in repo.blobs.iter_infos():
-        if info.key in referenced or info.created > cutoff:
+        if info.created > cutoff:
             continue
-        current = repo.blobs.stat(info.key)  # a put of identical content since the listing refreshes it
-        if current is None or current.created > cutoff:
-            continue
-        repo.blobs.delete(info.key)
-        deleted.append(info.key)
+        pending.append(info.key)
+        if len(pending) >= batch:
+            sweep(pending)
+            pending = []
+    if pending:
+        sweep(pending)
     return deleted

@@ -153,6 +153,7 @@ class CertificateRow(Base):
         UniqueConstraint("issuer_code", "certificate_number", "version"),
         Index("ix_certificates_holder", "holder_id_digest"),
         Index("ix_certificates_serial", "issuer_code", "serial"),
+        Index("ix_certificates_file_key", "file_key"),  # the orphan sweep asks "is this blob referenced?"
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)

@@ -142,6 +142,18 @@ def test_sweep_removes_only_old_orphans(repo: Repository, draft: DraftMaker, clo
     assert repo.blobs.exists(cert.file_key or "")
 
 
+def test_sweep_walks_the_store_in_batches(repo: Repository, draft: DraftMaker, clock: Clock) -> None:
+    kept = [
+        certificates.issue(repo, draft(number=f"选字第41010020240{n:04d}号"), actor="a", file=FILE + bytes([n]))
+        .certificate.file_key
+        for n in range(5)
+    ]  # fmt: skip
+    orphans = {repo.blobs.put(b"orphan %d" % n).key for n in range(7)}
+    clock.advance(hours=2)
+    assert set(certificates.sweep_orphan_blobs(repo, older_than=timedelta(hours=1), batch=3)) == orphans
+    assert sorted(repo.blobs.iter_keys()) == sorted(k for k in kept if k)
+
+
 def test_push_survives_a_racing_sweep(repo: Repository, draft: DraftMaker) -> None:
     """A sweep that deletes the blob between the push's put and its commit (it saw an identical old orphan)
     must not leave the committed row without its file."""
