@@ -20,11 +20,9 @@ from certstore.audit import AuditTrail, CheckpointPolicy
 from certstore.catalogue import CatalogueEntry
 from certstore.crypto.trust import TrustStore
 from certstore.keystore import KeyStore
-from certstore.packaging.layout import FaceData
-from certstore.records import PreparedVersion
 from certstore.services.batches import BatchRunner
 from certstore.services.certificates import FileMaker
-from certstore.services.issuance import OFD_MEDIA_TYPE, SealingKey, make_ofd, sealing_key_for_seal
+from certstore.services.issuance import SealingKey, catalogue_file_maker, sealing_key_for_seal
 from certstore.services.repository import Repository
 from certstore.services.verification import repository_check
 from certstore.verify import RepositoryCheck
@@ -89,12 +87,8 @@ class Services:
             return key
 
     def file_maker(self) -> FileMaker:
-        def make(prepared: PreparedVersion) -> tuple[bytes, str]:
-            data = FaceData.from_prepared(prepared)
-            key = self.sealing_key(prepared.entry)
-            return make_ofd(data, key, verify_base_url=self.settings.public_url), OFD_MEDIA_TYPE
-
-        return make
+        """Seals each catalogue type with the seal it names, keys from :meth:`sealing_key` (shared by threads)."""
+        return catalogue_file_maker(self.sealing_key, verify_base_url=self.settings.public_url)
 
     def repository_sealing_key(self) -> SealingKey:
         """The repository's own key, which seals copies (副本)."""

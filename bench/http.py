@@ -46,16 +46,15 @@ from pathlib import Path
 import httpx
 
 from bench import BenchContext, Results, register, single_cpu
+from bench._setup import prepared_data_dir
 from certstore.access import Role
 from certstore.keystore import KeyStore
 from certstore.records import example_draft
 from certstore.services import access, certificates
-from certstore.services.catalogue import get_entry, load_shipped
+from certstore.services.catalogue import get_entry
 from certstore.services.issuance import file_maker, sealing_key
-from certstore.services.keys import init_dev_keys
 from certstore.services.repository import Repository
 from certstore.services.verification import repository_check
-from certstore.store.db import Database, database_url
 from certstore.verify import verify_file
 
 CATALOGUE = "11410100990000025A001"  # 建筑工程施工许可证: the densest face of the shipped types
@@ -205,13 +204,8 @@ def _prepare(ctx: BenchContext, data_dir: Path, store_env: dict[str, str], count
     env = {k: v for k, v in os.environ.items() if not k.startswith("CERTSTORE_")}
     env.update(store_env, CERTSTORE_DATA_DIR=str(data_dir), CERTSTORE_HOLDER_KEY=os.urandom(32).hex())
     data_dir.mkdir(parents=True)
-    with Database(database_url(data_dir, env)) as database:
-        database.upgrade()
-    store = KeyStore(data_dir / "keys")
-    init_dev_keys(store)
-    repo = Repository.open(data_dir, env)
+    repo, store = prepared_data_dir(data_dir, env)
     try:
-        load_shipped(repo)
         entry = get_entry(repo, CATALOGUE)
         maker = file_maker(sealing_key(store))
         base = example_draft(entry, issue_date=date(2026, 11, 26))

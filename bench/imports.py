@@ -30,15 +30,15 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from bench import BenchContext, Results, register
+from bench._setup import prepared_data_dir
 from certstore.catalogue import CatalogueEntry
 from certstore.forms import form_fields, header_cell
 from certstore.keystore import KeyStore
 from certstore.packaging.layout import FaceData
 from certstore.records import draft_to_json, example_draft, prepare_version
-from certstore.services.catalogue import get_entry, load_shipped
+from certstore.services.catalogue import get_entry
 from certstore.services.imports import ImportSettings, default_workers, import_table
 from certstore.services.issuance import make_ofd, sealing_key_for_seal
-from certstore.services.keys import init_dev_keys
 from certstore.services.repository import Repository
 
 __all__ = ["write_table"]
@@ -76,18 +76,6 @@ def write_table(path: Path, entry: CatalogueEntry, rows: int, *, seed: int = 7, 
             writer.writerow([values.get(f.name, "") for f in fields])
 
 
-def _data_dir(root: Path, env: dict[str, str]) -> Repository:
-    """A data directory with dev keys and the shipped catalogue; the database/blob settings from ``env``."""
-    init_dev_keys(KeyStore(root / "keys"))
-    from certstore.store.db import Database, database_url
-
-    with Database(database_url(root, env)) as database:
-        database.upgrade()
-    repo = Repository.open(root, env)
-    load_shipped(repo)
-    return repo
-
-
 def _sealing_rate(ctx: BenchContext, root: Path, repo: Repository) -> float:
     """Files sealed per second by one process in a loop (layout + OFD + seal; nothing stored)."""
     entry = get_entry(repo, CATALOGUE)
@@ -112,7 +100,7 @@ def _run(
     ctx: BenchContext, root: Path, env: dict[str, str], rows: int, label: str
 ) -> tuple[float, float, float]:
     """(seconds for ``rows``, seconds of the resume pass, single-process sealing rate)."""
-    repo = _data_dir(root, env)
+    repo, _ = prepared_data_dir(root, env)
     table = root / "legacy.csv"
     write_table(table, get_entry(repo, CATALOGUE), rows)
     settings = ImportSettings(data_dir=root, catalogue_code=CATALOGUE, env=env)

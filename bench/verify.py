@@ -28,30 +28,16 @@ from datetime import date
 from pathlib import Path
 
 from bench import BenchContext, Results, register, single_cpu
+from bench._setup import prepared_data_dir
 from bench.crypto import cpu_rate
 from certstore.crypto.sm2 import SM2PrivateKey
-from certstore.keystore import KeyStore
 from certstore.records import example_draft
 from certstore.services import certificates
-from certstore.services.catalogue import get_entry, load_shipped
+from certstore.services.catalogue import get_entry
 from certstore.services.issuance import file_maker, sealing_key
-from certstore.services.keys import init_dev_keys
-from certstore.services.repository import Repository
-from certstore.store.blobs import FileBlobStore
-from certstore.store.db import Database
 from certstore.verify import verify_file
 
 CATALOGUE = "11410100990000025A001"  # 建筑工程施工许可证: the densest face of the shipped types
-
-
-def _repository(root: Path) -> tuple[Repository, KeyStore]:
-    database = Database(f"sqlite:///{root / 'certstore.db'}")
-    database.upgrade()
-    store = KeyStore(root / "keys")
-    init_dev_keys(store)
-    repo = Repository(db=database, blobs=FileBlobStore(root / "blobs"), holder_key=os.urandom(32))
-    load_shipped(repo)
-    return repo, store
 
 
 @register(
@@ -59,7 +45,7 @@ def _repository(root: Path) -> tuple[Repository, KeyStore]:
 )
 def verify(ctx: BenchContext) -> Results:
     with tempfile.TemporaryDirectory(prefix="certstore-bench-") as tmp, single_cpu():
-        repo, store = _repository(Path(tmp))
+        repo, store = prepared_data_dir(Path(tmp), {})
         key = sealing_key(store)
         maker = file_maker(key)
         entry = get_entry(repo, CATALOGUE)

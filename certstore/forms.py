@@ -19,6 +19,7 @@ openpyxl's reader refuses external entities).
 from __future__ import annotations
 
 import csv
+import dataclasses
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -136,7 +137,7 @@ def form_fields(entry: CatalogueEntry) -> list[FormField]:
 def _with_example(item: FormField, value: Any) -> FormField:
     if value is None:
         return item
-    return FormField(**{**item.__dict__, "example": str(value)})
+    return dataclasses.replace(item, example=str(value))
 
 
 def _convert(item: FormField, text: str) -> Any:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -28,7 +28,7 @@ from certstore.crypto.sm2 import SM2PrivateKey, SoftwareSigner
 from certstore.crypto.trust import TrustStore
 from certstore.crypto.x509 import Certificate, CertificateError, load_certificates
 
-__all__ = ["KeyStore", "KeyStoreError", "SignerEntry", "SignerRole"]
+__all__ = ["KeyStore", "KeyStoreError", "SignerEntry", "SignerRole", "secret_key"]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -83,6 +83,44 @@ def _write_private(path: Path, data: bytes) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     tmp.replace(path)
+
+
+def secret_key(
+    path: Path, setting: str, env: Mapping[str, str], *, prepare: Callable[[], None] | None = None
+) -> bytes:
+    """A 32-byte repository secret: the setting ``setting`` of ``env`` (64 hex digits) when given, else the hex
+    file at ``path``, created (mode 0600) on first use — after ``prepare()``, which makes its directory (default:
+    ``path.parent`` and its parents); of two processes racing, exactly one key wins. :class:`KeyStoreError` (a
+    ``ValueError``) for a malformed setting or file."""
+    configured = env.get(setting)
+    if configured:
+        try:
+            key = bytes.fromhex(configured)
+        except ValueError:
+            key = b""
+        if len(key) != 32:
+            raise KeyStoreError(f"{setting} must be 64 hexadecimal digits (32 bytes)")
+        return key
+    if not path.exists():
+        if prepare is not None:
+            prepare()
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.stem}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+        _write_private(tmp, os.urandom(32).hex().encode("ascii"))
+        try:
+            os.link(tmp, path)  # atomic: an existing key is never replaced
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    try:
+        key = bytes.fromhex(path.read_text(encoding="ascii").strip())
+    except ValueError:
+        key = b""
+    if len(key) != 32:
+        raise KeyStoreError(f"{path} is damaged: expected 64 hexadecimal digits")
+    return key
 
 
 def _write_public(path: Path, data: bytes) -> None:
@@ -226,30 +264,9 @@ class KeyStore:
         ``CERTSTORE_HOLDER_KEY`` (64 hex digits) overrides the file, so several API workers and the exchange
         worker can share one key without sharing a disk. Losing the key makes holder look-ups miss until
         the digests are recomputed; it is not needed to read certificates."""
-        configured = os.environ.get("CERTSTORE_HOLDER_KEY")
-        if configured:
-            try:
-                key = bytes.fromhex(configured)
-            except ValueError:
-                key = b""
-            if len(key) != 32:
-                raise KeyStoreError("CERTSTORE_HOLDER_KEY must be 64 hexadecimal digits (32 bytes)")
-            return key
-        path = self.root / "holder-index.key"
-        if not path.exists():
-            self._ensure()
-            tmp = path.with_name(f".holder-index.{os.getpid()}.tmp")
-            _write_private(tmp, os.urandom(32).hex().encode())
-            try:
-                os.link(tmp, path)  # atomic: of two processes racing, exactly one key wins
-            except FileExistsError:
-                pass
-            finally:
-                tmp.unlink()
-        key = bytes.fromhex(path.read_text().strip())
-        if len(key) != 32:
-            raise KeyStoreError(f"{path} is damaged: expected 64 hexadecimal digits")
-        return key
+        return secret_key(
+            self.root / "holder-index.key", "CERTSTORE_HOLDER_KEY", os.environ, prepare=self._ensure
+        )
 
     # --- seals ---------------------------------------------------------------------------------------
 

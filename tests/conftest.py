@@ -12,7 +12,6 @@ Tests on PostgreSQL carry the ``postgres`` marker: ``pytest -m "not postgres"`` 
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,9 +20,7 @@ import pytest
 from certstore.store.db import Database
 from certstore.store.db import database_url as sqlite_database_url
 from tests.servers.postgres import postgres_database, postgres_server  # noqa: F401
-
-with contextlib.suppress(ImportError):  # being written concurrently; used once it imports
-    from tests.servers.seaweedfs import s3_server  # noqa: F401
+from tests.servers.seaweedfs import s3_server  # noqa: F401
 
 POSTGRES_FIXTURES = frozenset({"postgres_server", "postgres_database"})
 

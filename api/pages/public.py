@@ -9,7 +9,7 @@ already holds — and only when the file is not INVALID; the QR page shows the t
 from __future__ import annotations
 
 import base64
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, Request, Response, UploadFile
@@ -17,9 +17,9 @@ from fastapi import APIRouter, Depends, File, Form, Request, Response, UploadFil
 from api.pages.common import PageRoute, csrf_protected, optional_session, render, services_of
 from api.pages.report_view import present_report
 from api.problems import ProblemError
-from api.routes.public import public_status_of
+from api.routes.public import public_status_of, read_upload, verify_upload
 from certstore.packaging.ofd.render import render_first_page
-from certstore.verify import UnreadableFileError, verify_file
+from certstore.verify import UnreadableFileError
 
 __all__ = ["router"]
 
@@ -40,9 +40,9 @@ def verify_presented(
 ) -> Response:
     """Verify the uploaded OFD/PDF with the same function and repository check as ``POST /api/v1/public/verify``."""
     services = services_of(request)
-    limit = services.settings.max_upload_bytes
-    data = file.file.read(limit + 1)
-    if len(data) > limit:
+    data = read_upload(services, file)
+    if data is None:
+        limit = services.settings.max_upload_bytes
         raise ProblemError(
             413, "file-too-large", "文件过大", f"超过 {limit // (1024 * 1024)} MiB 的文件不予验证"
         )
@@ -52,15 +52,8 @@ def verify_presented(
             when = datetime.fromisoformat(at.strip())
         except ValueError:
             return render(request, "verify.html", {"error": f"时间格式有误：{at}"}, status=422)
-        when = when if when.tzinfo else when.replace(tzinfo=UTC)
     try:
-        report = verify_file(
-            data,
-            trust=services.trust,
-            at=when,
-            repository=services.repository_check(),
-            file_name=file.filename or None,
-        )
+        report = verify_upload(services, data, at=when, file_name=file.filename or None)
     except UnreadableFileError as exc:
         request.state.problem = f"Unreadable file: {exc}"
         error = f"无法读取该文件：它不是 OFD 或 PDF 电子证照文件（{exc}）"

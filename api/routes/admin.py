@@ -9,12 +9,11 @@ from fastapi import APIRouter, Depends, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import ServicesDep
-from api.models import MAX_ID
+from api.models import MAX_ID, RecordOut
 from api.problems import PROBLEM_RESPONSES
 from api.security import ActionAuditDep, allow
 from certstore.access import Principal, Role
 from certstore.services import access, calendar
-from certstore.services.access import Grant
 
 router = APIRouter(prefix="/api/v1", tags=["administration"])
 
@@ -46,7 +45,7 @@ class GrantIn(BaseModel):
     )
 
 
-class GrantOut(BaseModel):
+class GrantOut(RecordOut):
     id: int
     organisation_code: str
     purpose: str
@@ -55,19 +54,6 @@ class GrantOut(BaseModel):
     valid_from: datetime | None
     valid_until: datetime | None
     revoked_at: datetime | None
-
-    @classmethod
-    def of(cls, grant: Grant) -> GrantOut:
-        return cls(
-            id=grant.id,
-            organisation_code=grant.organisation_code,
-            purpose=grant.purpose,
-            scope=dict(grant.scope),
-            issued_by=grant.issued_by,
-            valid_from=grant.valid_from,
-            valid_until=grant.valid_until,
-            revoked_at=grant.revoked_at,
-        )
 
 
 @router.post(
@@ -126,14 +112,10 @@ class CalendarDayIn(BaseModel):
     name: str = Field(min_length=1, max_length=100)
 
 
-class CalendarDayOut(BaseModel):
+class CalendarDayOut(RecordOut):
     day: date
     kind: Literal["holiday", "workday"]
     name: str
-
-
-def _day_out(item: Any) -> CalendarDayOut:
-    return CalendarDayOut(day=item.day, kind=item.kind, name=item.name)
 
 
 @router.get(
@@ -144,7 +126,7 @@ def _day_out(item: Any) -> CalendarDayOut:
 def list_calendar(
     services: ServicesDep, principal: Anyone, year: Annotated[int | None, Query(ge=1900, le=2100)] = None
 ) -> list[CalendarDayOut]:
-    return [_day_out(item) for item in calendar.list_days(services.repo, year)]
+    return [CalendarDayOut.of(item) for item in calendar.list_days(services.repo, year)]
 
 
 @router.put(

@@ -7,7 +7,7 @@ in the database, so an auditor sees everything that happened before the query.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import ServicesDep
@@ -104,14 +105,16 @@ class AuditFilters:
                 raise ProblemError(
                     422, "invalid-holder", "Invalid holder", f"not a valid holder ID: {exc}"
                 ) from None
-        for key in ("start", "end"):
-            value = values[key]
-            if value is not None and value.tzinfo is None:
-                values[key] = value.replace(tzinfo=UTC)
+        values["start"], values["end"] = _utc(values["start"]), _utc(values["end"])
         return AuditQuery(**values)
 
 
 Filters = Annotated[AuditFilters, Depends()]
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    """A query bound without an offset is read as UTC."""
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
 def _flush(services: Any) -> None:
@@ -129,10 +132,24 @@ def _fresh_checkpoint(services: Any, *, covering: int | None = None) -> Checkpoi
     wanted = size if covering is None else covering + 1
     if newest is not None and newest.tree_size >= wanted:
         return newest
+    return _sign_checkpoint(services)
+
+
+def _sign_checkpoint(services: Any) -> Checkpoint:
+    """A checkpoint signed now; 409 without a repository key to sign it."""
     try:
         return services.audit.checkpoint()
     except LookupError as exc:
         raise ProblemError(409, "no-checkpoint-key", "Cannot sign a checkpoint", str(exc)) from None
+
+
+def _proof(services: Any, prove: Callable[[Session], Any]) -> dict[str, Any]:
+    """``prove`` run on a read-only session of the log, as a dictionary; 404 when the log cannot give it."""
+    try:
+        with services.repo.db.session(readonly=True) as session:
+            return prove(session).to_dict()
+    except ProofUnavailableError as exc:
+        raise ProblemError(404, "proof-unavailable", "No such proof", str(exc)) from None
 
 
 @router.get(
@@ -196,9 +213,7 @@ def audit_summary(
     top: Annotated[int, Query(ge=1, le=200)] = 20,
 ) -> dict[str, Any]:
     _flush(services)
-    start = start.replace(tzinfo=UTC) if start is not None and start.tzinfo is None else start
-    end = end.replace(tzinfo=UTC) if end is not None and end.tzinfo is None else end
-    return summary(services.repo.db, start, end, top=top)
+    return summary(services.repo.db, _utc(start), _utc(end), top=top)
 
 
 @router.get(
@@ -228,10 +243,7 @@ def list_checkpoints(
     responses={409: PROBLEM_RESPONSES[409]},
 )
 def create_checkpoint(services: ServicesDep, principal: Auditor) -> dict[str, Any]:
-    try:
-        return services.audit.checkpoint().to_dict()
-    except LookupError as exc:
-        raise ProblemError(409, "no-checkpoint-key", "Cannot sign a checkpoint", str(exc)) from None
+    return _sign_checkpoint(services).to_dict()
 
 
 @router.get(
@@ -250,11 +262,7 @@ def inclusion(
     _flush(services)
     if tree_size is None:
         _fresh_checkpoint(services, covering=seq)
-    try:
-        with services.repo.db.session(readonly=True) as session:
-            return prove_inclusion(session, seq, tree_size).to_dict()
-    except ProofUnavailableError as exc:
-        raise ProblemError(404, "proof-unavailable", "No such proof", str(exc)) from None
+    return _proof(services, lambda session: prove_inclusion(session, seq, tree_size))
 
 
 @router.get(
@@ -273,8 +281,4 @@ def consistency(
     _flush(services)
     if second is None:
         _fresh_checkpoint(services)
-    try:
-        with services.repo.db.session(readonly=True) as session:
-            return prove_consistency(session, first, second).to_dict()
-    except ProofUnavailableError as exc:
-        raise ProblemError(404, "proof-unavailable", "No such proof", str(exc)) from None
+    return _proof(services, lambda session: prove_consistency(session, first, second))

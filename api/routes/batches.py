@@ -9,6 +9,7 @@ from fastapi import APIRouter, Body, Depends, Path, Response
 from pydantic import BaseModel
 
 from api.deps import ServicesDep
+from api.models import RecordOut
 from api.problems import PROBLEM_RESPONSES
 from api.security import ActionAuditDep, allow
 from certstore.access import Principal, Role
@@ -20,7 +21,7 @@ router = APIRouter(prefix="/api/v1/batches", tags=["generation"])
 Agency = Annotated[Principal, Depends(allow(Role.AGENCY))]
 
 
-class BatchItemOut(BaseModel):
+class BatchItemOut(RecordOut):
     position: int
     status: str
     identifier: str | None
@@ -49,12 +50,7 @@ class BatchOut(BaseModel):
             pending=job.pending,
             created_at=job.created_at,
             updated_at=job.updated_at,
-            items=[
-                BatchItemOut(position=i.position, status=i.status, identifier=i.identifier, error=i.error)
-                for i in job.items
-            ]
-            if with_items
-            else None,
+            items=[BatchItemOut.of(i) for i in job.items] if with_items else None,
         )
 
 

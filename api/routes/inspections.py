@@ -9,12 +9,12 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import ServicesDep
+from api.models import RecordOut
 from api.problems import PROBLEM_RESPONSES
 from api.scope import ServingQuery, authorize_certificate
 from api.security import ActionAuditDep, allow
 from certstore.access import Principal, Role
 from certstore.services import certificates, inspections
-from certstore.services.inspections import Inspection
 
 router = APIRouter(prefix="/api/v1", tags=["inspection"])
 
@@ -36,7 +36,7 @@ class InspectionIn(BaseModel):
     remarks: str = Field(default="", max_length=2000)
 
 
-class InspectionOut(BaseModel):
+class InspectionOut(RecordOut):
     certificate_identifier: str
     year: int
     result: str
@@ -44,18 +44,6 @@ class InspectionOut(BaseModel):
     remarks: str
     inspector: str
     recorded_at: datetime
-
-    @classmethod
-    def of(cls, item: Inspection) -> InspectionOut:
-        return cls(
-            certificate_identifier=item.certificate_identifier,
-            year=item.year,
-            result=item.result,
-            inspected_on=item.inspected_on,
-            remarks=item.remarks,
-            inspector=item.inspector,
-            recorded_at=item.recorded_at,
-        )
 
 
 @router.post(
@@ -95,7 +83,7 @@ def list_certificate_inspections(
     return [InspectionOut.of(i) for i in inspections.list_inspections(services.repo, identifier)]
 
 
-class DueInspectionOut(BaseModel):
+class DueInspectionOut(RecordOut):
     identifier: str
     certificate_number: str
     name: str
@@ -113,14 +101,4 @@ def list_due_inspections(
     services: ServicesDep, principal: Agency, year: Annotated[int, Query(ge=2000, le=2100)]
 ) -> list[DueInspectionOut]:
     due = inspections.due_inspections(services.repo, year=year, issuer_code=principal.organisation_code)
-    return [
-        DueInspectionOut(
-            identifier=c.identifier,
-            certificate_number=c.certificate_number,
-            name=c.name,
-            catalogue_code=c.catalogue_code,
-            holder_name=c.holder_name,
-            valid_until=c.valid_until,
-        )
-        for c in due
-    ]
+    return [DueInspectionOut.of(c) for c in due]

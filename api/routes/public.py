@@ -13,9 +13,9 @@ from api.deps import ServicesDep
 from api.models import PublicStatus
 from api.problems import PROBLEM_RESPONSES, ProblemError
 from certstore.services import certificates
-from certstore.verify import UnreadableFileError, verify_file
+from certstore.verify import UnreadableFileError, VerificationReport, verify_file
 
-__all__ = ["public_status_of", "router"]
+__all__ = ["public_status_of", "read_upload", "router", "verify_upload"]
 
 router = APIRouter(tags=["verification"])
 
@@ -35,6 +35,25 @@ def public_status_of(services: ServicesDep, identifier: str) -> PublicStatus:
         status_label=status.label,
         is_current_version=certificate.superseded_by is None,
         checked_at=at.replace(microsecond=0),
+    )
+
+
+def read_upload(services: ServicesDep, file: UploadFile) -> bytes | None:
+    """The uploaded file, or None when it is over the upload limit (never read past it)."""
+    limit = services.settings.max_upload_bytes
+    data = file.file.read(limit + 1)
+    return None if len(data) > limit else data
+
+
+def verify_upload(
+    services: ServicesDep, data: bytes, *, at: datetime | None, file_name: str | None
+) -> VerificationReport:
+    """Verify a presented file with the repository's trust store and status check (``POST /api/v1/public/verify``
+    and the ``/verify`` page); a time without offset is read as UTC."""
+    if at is not None and at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    return verify_file(
+        data, trust=services.trust, at=at, repository=services.repository_check(), file_name=file_name
     )
 
 
@@ -62,22 +81,14 @@ def verify(
         Form(description="Judge validity at this time instead of the signing time (ISO 8601 with offset)"),
     ] = None,
 ) -> dict[str, Any]:
-    limit = services.settings.max_upload_bytes
-    data = file.file.read(limit + 1)
-    if len(data) > limit:
+    data = read_upload(services, file)
+    if data is None:
+        limit = services.settings.max_upload_bytes
         raise ProblemError(
             413, "file-too-large", "File too large", f"files over {limit} bytes are not verified"
         )
-    if at is not None and at.tzinfo is None:
-        at = at.replace(tzinfo=UTC)
     try:
-        report = verify_file(
-            data,
-            trust=services.trust,
-            at=at,
-            repository=services.repository_check(),
-            file_name=(file.filename or None),
-        )
+        report = verify_upload(services, data, at=at, file_name=file.filename or None)
     except UnreadableFileError as exc:
         raise ProblemError(422, "unreadable-file", "Unreadable file", str(exc)) from None
     return report.to_dict()

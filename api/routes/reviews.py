@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import ServicesDep
-from api.models import MAX_ID
+from api.models import MAX_ID, RecordOut
 from api.problems import PROBLEM_RESPONSES
 from api.scope import Serving, authorize_certificate
 from api.security import ActionAuditDep, allow
@@ -58,7 +58,7 @@ class AnswerIn(BaseModel):
     answer: str = Field(min_length=1, max_length=4000)
 
 
-class ReviewOut(BaseModel):
+class ReviewOut(RecordOut):
     id: int
     certificate_identifier: str
     issuer_code: str
@@ -74,26 +74,6 @@ class ReviewOut(BaseModel):
     answered_by: str | None
     outcome: str | None
     answer: str | None
-
-    @classmethod
-    def of(cls, review: ReviewRequest) -> ReviewOut:
-        return cls(
-            id=review.id,
-            certificate_identifier=review.certificate_identifier,
-            issuer_code=review.issuer_code,
-            requester=review.requester,
-            requester_organisation_code=review.requester_organisation_code,
-            matter=review.matter,
-            reason=review.reason,
-            status=review.status,
-            submitted_at=review.submitted_at,
-            due_date=review.due_date,
-            overdue=review.overdue,
-            answered_at=review.answered_at,
-            answered_by=review.answered_by,
-            outcome=review.outcome,
-            answer=review.answer,
-        )
 
 
 def _visible(review: ReviewRequest, principal: Principal) -> ReviewRequest:

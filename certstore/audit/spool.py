@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from certstore.audit.events import AuditEvent, canonical_tail, event_from_payload, event_from_tail
+from certstore.store.blobs import fsync_dir
 
 __all__ = ["SPOOL_FORMAT", "OrphanSpool", "Spool", "event_from_line", "orphans", "spool_line"]
 
@@ -53,14 +54,6 @@ def event_from_line(line: bytes) -> AuditEvent:
     return event_from_tail(values[1:])
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class Spool:
     """This process's spool file (created, locked and fsynced on construction)."""
 
@@ -69,7 +62,7 @@ class Spool:
         self.path = directory / f"{_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:12]}{_SUFFIX}"
         self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_EXCL, 0o600)
         fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        _fsync_dir(directory)
+        fsync_dir(directory)
         self.size = 0
 
     def append(self, events: list[AuditEvent]) -> None:

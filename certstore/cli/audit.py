@@ -40,6 +40,7 @@ from certstore.cli.common import (
     Failure,
     exit_with,
     handle_errors,
+    parse_time,
     pass_context,
     print_json,
 )
@@ -78,16 +79,6 @@ def _trust(ctx: Context, extra: tuple[Path, ...]) -> tuple[TrustStore | None, li
         except (OSError, CertificateError) as exc:
             raise Failure(f"--trust {path}: {exc}") from None
     return (TrustStore(anchors) if anchors else None), pinned
-
-
-def _time(value: str | None, option: str) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise Failure(f"{option}: not an ISO 8601 time: {value!r}") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _report(document: dict[str, Any], as_json: bool, lines: list[str]) -> None:
@@ -180,8 +171,8 @@ def export_command(
         except ValueError as exc:
             raise Failure(f"--holder-id: {exc}") from None
     query = AuditQuery(
-        start=_time(start, "--from"),
-        end=_time(end, "--to"),
+        start=parse_time(start, "--from"),
+        end=parse_time(end, "--to"),
         principal=actor,
         organisation_code=organisation,
         action=action,

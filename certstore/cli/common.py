@@ -6,7 +6,7 @@ import functools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from enum import IntEnum
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -100,15 +100,15 @@ def read_file(path: Path, what: str) -> bytes:
         raise Failure(f"cannot read {what} {path}: {exc.strerror}") from None
 
 
-def parse_time(value: str | None) -> datetime | None:
-    """ISO 8601; a time without offset is taken as UTC."""
+def parse_time(value: str | None, option: str = "--at", *, zone: tzinfo = UTC) -> datetime | None:
+    """ISO 8601 given as ``option``; a time without offset is taken in ``zone`` (default UTC)."""
     if value is None:
         return None
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        raise Failure(f"--at: not an ISO 8601 time: {value!r}") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        raise Failure(f"{option}: not an ISO 8601 time: {value!r}") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=zone)
 
 
 def print_json(data: Any) -> None:

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 import click
 
-from certstore.cli.common import Context, Failure, handle_errors, pass_context, print_json
+from certstore.cli.common import Context, Failure, handle_errors, parse_time, pass_context, print_json
 from certstore.exchange.deadlines import ArrivalError, OffenderSummary, offenders
 from certstore.workdays import CHINA_STANDARD_TIME
 
@@ -17,13 +17,7 @@ __all__ = ["late_command"]
 def _time(value: str | None, option: str) -> datetime | None:
     """ISO 8601; without an offset in China Standard Time (the report is about China working days), so
     ``--from 2026-11-01 --to 2026-12-01`` is November in Beijing time."""
-    if value is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise Failure(f"{option}: not an ISO 8601 time: {value!r}") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=CHINA_STANDARD_TIME)
+    return parse_time(value, option, zone=CHINA_STANDARD_TIME)
 
 
 def _duration(value: timedelta) -> str:

@@ -58,7 +58,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Engine, event, insert, or_, select, update
+from sqlalchemy import CursorResult, Engine, Update, event, insert, or_, select, update
 from sqlalchemy.dialects import postgresql as postgresql_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.exc import IntegrityError
@@ -264,17 +264,7 @@ class _Lease:
         """Inside a repository transaction: renew the lease if it is still this worker's, else raise
         :class:`LeaseLostError` (the transaction must then roll back). The new token counts once committed."""
         until = self.repo.now() + self.duration
-        renewed = session.execute(
-            update(ExchangeLeaseRow)
-            .where(
-                ExchangeLeaseRow.source == self.source,
-                ExchangeLeaseRow.holder == self.worker,
-                ExchangeLeaseRow.lease_until == self.token,
-            )
-            .values(lease_until=until)
-            .execution_options(synchronize_session=False)
-        )
-        if _rowcount(renewed) != 1:
+        if _rowcount(session.execute(self._set_own(until))) != 1:
             raise LeaseLostError(f"worker {self.worker} lost the lease of source {self.source}")
 
         def adopt() -> None:
@@ -286,17 +276,21 @@ class _Lease:
         if self.token is None:
             return
         with self.repo.db.session() as session:
-            session.execute(
-                update(ExchangeLeaseRow)
-                .where(
-                    ExchangeLeaseRow.source == self.source,
-                    ExchangeLeaseRow.holder == self.worker,
-                    ExchangeLeaseRow.lease_until == self.token,
-                )
-                .values(lease_until=None)
-                .execution_options(synchronize_session=False)
-            )
+            session.execute(self._set_own(None))
         self.token = None
+
+    def _set_own(self, until: datetime | None) -> Update:
+        """UPDATE of ``lease_until`` to ``until``, matching only while the row still carries this worker's token."""
+        return (
+            update(ExchangeLeaseRow)
+            .where(
+                ExchangeLeaseRow.source == self.source,
+                ExchangeLeaseRow.holder == self.worker,
+                ExchangeLeaseRow.lease_until == self.token,
+            )
+            .values(lease_until=until)
+            .execution_options(synchronize_session=False)
+        )
 
 
 # --- the cursor ------------------------------------------------------------------------------------------

@@ -132,7 +132,12 @@ def subset_font(characters: str) -> bytes:
     dropped. A typical face (a few hundred distinct characters) gives 50–100 KB against 5 MB for the full
     font. Results are cached by character set, so the order and repetition of ``characters`` do not matter.
     """
-    return _subset("".join(sorted(set(characters) | {" "})))
+    return _subset(_character_set(characters))
+
+
+def _character_set(characters: str) -> str:
+    """``characters`` as the caches key them: each once, sorted, with the space."""
+    return "".join(sorted(set(characters) | {" "}))
 
 
 @dataclass(frozen=True)
@@ -148,7 +153,7 @@ class SubsetMetrics:
 def subset_metrics(characters: str) -> SubsetMetrics:
     """The metrics of :func:`subset_font` of ``characters`` — taken from the parsed working font when the subset
     comes from it (no need to parse the subset back), else read from the subset."""
-    return _metrics("".join(sorted(set(characters) | {" "})))
+    return _metrics(_character_set(characters))
 
 
 @lru_cache(maxsize=32)
@@ -303,8 +308,6 @@ class _GlyphSource:
             self.bounds[name] = (x_min, y_min, x_max, y_max)
             if contours < 0:  # composite: expand once so components are named, not numbered
                 self.components[name] = tuple(c.glyphName for c in glyf[name].components)
-        for tag in ("glyf", "hmtx", "cmap", "loca"):  # rebuilt per subset; free the parsed copies' caches
-            font[tag]
 
     def _closure(self, characters: str) -> tuple[dict[int, str], list[str]]:
         """The cmap of ``characters`` and the glyph order of their subset: .notdef, their glyphs and every

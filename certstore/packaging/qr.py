@@ -72,7 +72,7 @@ def qr_matrix(text: str) -> list[bytes]:
         raw = ctypes.string_at(symbol.contents.data, width * width)
     finally:
         library.QRcode_free(symbol)
-    modules = raw.translate(bytes(b & 1 for b in range(256)))  # bit 0 of each byte: dark
+    modules = raw.translate(_DARK_BIT)
     return [modules[i : i + width] for i in range(0, width * width, width)]
 
 
@@ -93,3 +93,4 @@ def qr_png(text: str, *, scale: int = 8, border: int = 2) -> bytes:
 
 
 _TO_GREY = bytes([255, 0] + [0] * 254)  # module 0 → white, 1 → black
+_DARK_BIT = bytes(b & 1 for b in range(256))  # libqrencode's module byte → 1 when bit 0 (dark) is set

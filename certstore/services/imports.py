@@ -155,6 +155,9 @@ class ImportSettings:
     actor: str = "import"
     seal: str | None = None
 
+    def open_repository(self) -> Repository:
+        return Repository.open(self.data_dir, {**os.environ, **self.env})
+
 
 # --- one chunk (in a worker process) ---------------------------------------------------------------------
 
@@ -172,7 +175,7 @@ class _Importer:
 
     def __init__(self, settings: ImportSettings, repo: Repository | None = None) -> None:
         self.settings = settings
-        self.repo = repo or Repository.open(settings.data_dir, {**os.environ, **settings.env})
+        self.repo = repo or settings.open_repository()
         self.entry: CatalogueEntry = get_entry(self.repo, settings.catalogue_code)
         self.fields: list[FormField] = form_fields(self.entry)
         self.names: list[str] | None = None
@@ -189,14 +192,12 @@ class _Importer:
                 number = str(document.get("certificate_number") or "") or None
                 draft = draft_from_json(document)
                 version = prepare_version(self.entry, draft, version=1, holder_key=self.repo.holder_key)
-            except RecordError as exc:
-                rejections.append(RowRejection(line, number, tuple(exc.problems) or (("", str(exc)),)))
-                continue
-            except ValueError as exc:
-                rejections.append(RowRejection(line, number, (("", str(exc)),)))
+            except ValueError as exc:  # a RecordError names its problems
+                problems = tuple(exc.problems) if isinstance(exc, RecordError) else ()
+                rejections.append(RowRejection(line, number, problems or (("", str(exc)),)))
                 continue
             prepared.append((line, version))
-        stored = self._stored_digests([p.draft.certificate_number for _, p in prepared])
+        stored = self._stored_numbers([p.draft.certificate_number for _, p in prepared])
         made: list[tuple[int, bytes]] = []
         for line, version in prepared:
             if version.draft.certificate_number in stored:
@@ -212,8 +213,7 @@ class _Importer:
         # the files of the chunk, durable before any of their rows commits (one flush for all of them)
         refs = self.repo.blobs.put_many([(data, OFD_MEDIA_TYPE) for _, data in made])
         files = {line: ref for (line, _), ref in zip(made, refs, strict=True)}
-        sealed = [(line, version) for line, version in prepared if line in files or
-                  version.draft.certificate_number in stored]  # fmt: skip
+        sealed = [(line, v) for line, v in prepared if line in files or v.draft.certificate_number in stored]
         for attempt in (1, 2):
             try:
                 imported, existing, conflicts = self._commit(sealed, files)
@@ -223,20 +223,20 @@ class _Importer:
                     raise
         return _ChunkResult(imported, existing, (*rejections, *conflicts))
 
-    def _stored_digests(self, numbers: Sequence[str]) -> dict[str, str]:
-        """certificate number → content digest of its stored version 1, for the numbers of this issuer."""
+    def _stored_numbers(self, numbers: Sequence[str]) -> set[str]:
+        """Those of ``numbers`` this issuer has a version 1 of (identical or not: the batch tells)."""
         issuer = self.entry.issuer.credit_code
-        found: dict[str, str] = {}
+        found: set[str] = set()
         wanted = sorted(set(numbers))
         c = CertificateRow
         with self.repo.db.session() as session:
             for start in range(0, len(wanted), 500):
-                query = select(c.certificate_number, c.content_digest).where(
+                query = select(c.certificate_number).where(
                     c.issuer_code == issuer,
                     c.version == 1,
                     c.certificate_number.in_(wanted[start : start + 500]),
                 )
-                found.update({number: digest for number, digest in session.execute(query)})
+                found.update(session.scalars(query))
         return found
 
     def _commit(
@@ -260,9 +260,8 @@ class _Importer:
                     number = version.draft.certificate_number
                     conflicts.append(RowRejection(line, number, (("certificate_number", str(exc)),)))
                     continue
-                if (
-                    created and line not in files
-                ):  # stored meanwhile, then changed? never issue without a file
+                # stored when looked up, then changed? never issue without a file
+                if created and line not in files:
                     raise RuntimeError(f"line {line}: no sealed file for a new certificate")
                 imported += created
                 existing += not created
@@ -322,10 +321,9 @@ def import_table(
     interrupted = False
     progress = ImportProgress(total=table.total)
     try:
+        repo = repo or settings.open_repository()
         local = _Importer(settings, repo) if workers == 0 else None
-        entry = local.entry if local is not None else get_entry(
-            repo or Repository.open(settings.data_dir, {**os.environ, **settings.env}), settings.catalogue_code
-        )  # fmt: skip
+        entry = local.entry if local is not None else get_entry(repo, settings.catalogue_code)
         names = column_names(form_fields(entry), table.header)
         progress.started = time.monotonic()
 
@@ -399,9 +397,8 @@ def _run_pool(
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _audit(repo: Repository | None, settings: ImportSettings, path: Path, report: ImportReport) -> None:
+def _audit(repo: Repository, settings: ImportSettings, path: Path, report: ImportReport) -> None:
     """One audit entry for the run (who imported what, how many)."""
-    repo = repo or Repository.open(settings.data_dir, {**os.environ, **settings.env})
     record_event(
         repo.db,
         AuditEvent(

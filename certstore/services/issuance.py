@@ -7,10 +7,11 @@ into a sealed OFD, which ``certstore.services.certificates.issue`` stores before
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from certstore.catalogue import CatalogueEntry
 from certstore.crypto.sm2 import Signer
 from certstore.crypto.x509 import Certificate
 from certstore.keystore import KeyStore, KeyStoreError, SignerRole
@@ -133,25 +134,29 @@ def make_pdf(
 
 def file_maker(key: SealingKey, *, verify_base_url: str = DEFAULT_VERIFY_BASE_URL) -> FileMaker:
     """A :data:`~certstore.services.certificates.FileMaker` producing the sealed OFD for a prepared version."""
-
-    def make(prepared: PreparedVersion) -> tuple[bytes, str]:
-        return make_ofd(
-            FaceData.from_prepared(prepared), key, verify_base_url=verify_base_url
-        ), OFD_MEDIA_TYPE
-
-    return make
+    return catalogue_file_maker(lambda _entry: key, verify_base_url=verify_base_url)
 
 
-def catalogue_file_maker(store: KeyStore, *, verify_base_url: str = DEFAULT_VERIFY_BASE_URL) -> FileMaker:
+def catalogue_file_maker(
+    keys: KeyStore | Callable[[CatalogueEntry], SealingKey], *, verify_base_url: str = DEFAULT_VERIFY_BASE_URL
+) -> FileMaker:
     """A :data:`~certstore.services.certificates.FileMaker` that seals like an API push: each catalogue type
-    with the seal it names (``seal``), the key loaded once per seal."""
-    keys: dict[str, SealingKey] = {}
+    with the seal it names (``seal``). ``keys``: the key store (each seal's key then loaded once, on first use),
+    or a look-up of a catalogue type's key that caches them itself (the API's, shared by its threads)."""
+    if isinstance(keys, KeyStore):
+        store = keys
+        loaded: dict[str, SealingKey] = {}
+
+        def key_for(entry: CatalogueEntry) -> SealingKey:
+            if entry.seal not in loaded:
+                loaded[entry.seal] = sealing_key_for_seal(store, entry.seal)
+            return loaded[entry.seal]
+
+    else:
+        key_for = keys
 
     def make(prepared: PreparedVersion) -> tuple[bytes, str]:
-        seal = prepared.entry.seal
-        if seal not in keys:
-            keys[seal] = sealing_key_for_seal(store, seal)
         data = FaceData.from_prepared(prepared)
-        return make_ofd(data, keys[seal], verify_base_url=verify_base_url), OFD_MEDIA_TYPE
+        return make_ofd(data, key_for(prepared.entry), verify_base_url=verify_base_url), OFD_MEDIA_TYPE
 
     return make

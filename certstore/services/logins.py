@@ -38,6 +38,7 @@ from sqlalchemy import delete, or_, select
 
 from certstore.access import AuthenticationError, Principal, Role
 from certstore.crypto.sm2 import sm3
+from certstore.keystore import secret_key
 from certstore.services.access import _organisation, _principal, _principal_row
 from certstore.services.repository import Repository
 from certstore.store.models import OrganisationRow, PrincipalCredentialRow, PrincipalRow, WebSessionRow
@@ -301,29 +302,4 @@ def end_session(repo: Repository, token: str) -> None:
 def session_key(data_dir: Path, env: Mapping[str, str] = os.environ) -> bytes:
     """The 32-byte key of CSRF tokens and case encryption: ``CERTSTORE_SESSION_KEY`` (64 hex digits) or
     ``<data_dir>/keys/session.key``, created (mode 0600) on first use; of two processes racing, one key wins."""
-    configured = env.get("CERTSTORE_SESSION_KEY")
-    if configured:
-        try:
-            key = bytes.fromhex(configured)
-        except ValueError:
-            key = b""
-        if len(key) != 32:
-            raise ValueError("CERTSTORE_SESSION_KEY must be 64 hexadecimal digits (32 bytes)")
-        return key
-    path = data_dir / "keys" / "session.key"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".session.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-        descriptor = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "wb") as out:
-            out.write(secrets.token_bytes(32).hex().encode("ascii"))
-        try:
-            os.link(tmp, path)  # atomic: an existing key is never replaced
-        except FileExistsError:
-            pass
-        finally:
-            tmp.unlink()
-    key = bytes.fromhex(path.read_text(encoding="ascii").strip())
-    if len(key) != 32:
-        raise ValueError(f"{path}: not a 32-byte hex key")
-    return key
+    return secret_key(data_dir / "keys" / "session.key", "CERTSTORE_SESSION_KEY", env)

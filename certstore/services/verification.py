@@ -47,9 +47,8 @@ def _open_ofd(data: bytes) -> OfdPackage | None:
         return None
 
 
-def _ofd_sealers(data: bytes) -> set[tuple[str, bytes]]:
-    """(seal id, signer certificate DER) of every readable seal signature in an OFD."""
-    package = _open_ofd(data)
+def _ofd_sealers(package: OfdPackage | None) -> set[tuple[str, bytes]]:
+    """(seal id, signer certificate DER) of every readable seal signature in an OFD (none when unreadable)."""
     if package is None:
         return set()
     found = set()
@@ -102,11 +101,13 @@ class RepositoryStatusCheck:
         status = cert.status_at(at or self.repo.now())
         return status.value, status.label
 
-    def content_digest_matches(self, identifier: str, package: bytes) -> bool | None:
+    def content_digest_matches(
+        self, identifier: str, package: bytes, *, package_sm3: str | None = None
+    ) -> bool | None:
         cert = self._certificate(identifier)
         if cert is None:
             return None
-        if cert.file_key is not None and sm3(package).hex() == cert.file_key:
+        if cert.file_key is not None and (package_sm3 or sm3(package).hex()) == cert.file_key:
             return True
         is_pdf = package.startswith(b"%PDF-")
         if is_pdf:
@@ -124,7 +125,7 @@ class RepositoryStatusCheck:
             return len(originals) == 1 and sm3(originals[0][1]).hex() == cert.file_key
         if is_pdf or cert.file_key is None:
             return True
-        return _ofd_sealers(self.repo.blobs.get(cert.file_key)) <= _ofd_sealers(package)
+        return _ofd_sealers(_open_ofd(self.repo.blobs.get(cert.file_key))) <= _ofd_sealers(ofd)
 
 
 def repository_check(open_repository: Callable[[], Repository]) -> RepositoryCheck:

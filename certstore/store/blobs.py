@@ -73,6 +73,7 @@ __all__ = [
     "archive_from_url",
     "blob_key",
     "blob_store_from_url",
+    "fsync_dir",
     "validate_key",
 ]
 
@@ -377,7 +378,8 @@ def _check_content(key: str, data: bytes) -> bytes:
 # Filesystem backend
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """Make the entries of directory ``path`` durable (new, renamed or removed files survive a crash)."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
@@ -395,7 +397,7 @@ def _makedirs_durable(path: Path) -> None:
     for d in reversed(missing):
         with contextlib.suppress(FileExistsError):
             d.mkdir()
-        _fsync_dir(d.parent)
+        fsync_dir(d.parent)
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
@@ -411,7 +413,7 @@ def _atomic_write(path: Path, data: bytes) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 @contextlib.contextmanager
@@ -520,7 +522,7 @@ class _FileObjects:
                 _atomic_write(self._sidecar(path, ".json"), _meta_json(spool.key, media_type))
                 sidecars(path, False)
                 tmp.replace(path)
-                _fsync_dir(path.parent)
+                fsync_dir(path.parent)
                 return BlobRef(spool.key, spool.size, media_type)
         finally:
             tmp.unlink(missing_ok=True)
@@ -596,7 +598,7 @@ class _FileObjects:
         for p in (path, *(path.with_name(path.name + s) for s in sidecars)):
             with contextlib.suppress(FileNotFoundError):
                 p.unlink()
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
 
 
 def _meta_json(key: str, media_type: str) -> bytes:
@@ -632,14 +634,16 @@ class FileBlobStore(_FileObjects):
             _check_media_type(media_type)
         refs: list[BlobRef | None] = [None] * len(items)
         staged: list[tuple[int, str, Path, Path]] = []  # index, key, blob tmp, sidecar tmp
+        staged_keys: set[str] = set()
         with _file_errors(f"writing blobs under {self._root}"):
             _makedirs_durable(self._tmp)
             try:
                 files: list[Path] = []
                 for index, (data, media_type) in enumerate(items):
                     key = blob_key(data)
-                    if self._path(key).exists() or any(key == k for _, k, _, _ in staged):
+                    if key in staged_keys or self._path(key).exists():
                         continue  # present (or twice in this call): put() refreshes it, below
+                    staged_keys.add(key)
                     blob_tmp = self._unsynced_tmp(data)
                     files.append(blob_tmp)
                     sidecar_tmp = self._unsynced_tmp(_meta_json(key, media_type))
@@ -666,7 +670,7 @@ class FileBlobStore(_FileObjects):
                             refs[index] = BlobRef(key, len(items[index][0]), items[index][1])
                     directories.add(path.parent)
                 for directory in sorted(directories, key=lambda d: len(d.parts), reverse=True):
-                    _fsync_dir(directory)
+                    fsync_dir(directory)
             finally:
                 for _, _, blob_tmp, sidecar_tmp in staged:
                     blob_tmp.unlink(missing_ok=True)

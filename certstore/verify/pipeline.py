@@ -73,13 +73,16 @@ class RepositoryCheck(Protocol):
     asked about another time; None when the repository does not know the identifier.
     ``content_digest_matches`` says whether ``package`` (the presented file's bytes) is the content the
     repository recorded for ``identifier`` — for a copy (副本): whether its metadata are the record's and the
-    original it embeds is the stored file; None when it holds no record to compare with.
-    Either may raise when the repository is unreachable; the check is then UNKNOWN.
+    original it embeds is the stored file; None when it holds no record to compare with. ``package_sm3`` is
+    the package's SM3 (hex) when the caller has it already (the pipeline hashes every file once, for the
+    report's file identity). Either may raise when the repository is unreachable; the check is then UNKNOWN.
     """
 
     def status(self, identifier: str, at: datetime | None = None) -> tuple[str, str] | None: ...
 
-    def content_digest_matches(self, identifier: str, package: bytes) -> bool | None: ...
+    def content_digest_matches(
+        self, identifier: str, package: bytes, *, package_sm3: str | None = None
+    ) -> bool | None: ...
 
 
 def detect_format(data: bytes) -> Format:
@@ -135,7 +138,7 @@ def verify_file(
     else:
         report = _guarded(file_format, lambda: _verify_pdf(data, trust, at))
     if report.certificate is not None:
-        report = _with_certificate_checks(report, report.certificate, repository, data, at)
+        report = _with_certificate_checks(report, report.certificate, repository, data, file.sm3, at)
     return replace(report, file=file, verified_at=datetime.now(UTC).replace(microsecond=0))
 
 
@@ -196,6 +199,7 @@ def _with_certificate_checks(
     certificate: CertificateReport,
     repository: RepositoryCheck | None,
     data: bytes,
+    data_sm3: str,
     at: datetime | None,
 ) -> VerificationReport:
     identifier = certificate.identifier
@@ -216,7 +220,7 @@ def _with_certificate_checks(
             certificate,
             status=status,
             label=label,
-            checks=(status_check, _content_check(repository, identifier, data, copy=copy), *own),
+            checks=(status_check, _content_check(repository, identifier, data, data_sm3, copy=copy), *own),
         )
     return replace(report, certificate=checked, indication=worst([report.indication, checked.indication]))
 
@@ -250,9 +254,11 @@ def _status_check(
     return Check(STATUS, CheckResult.PASSED, reason), status, label
 
 
-def _content_check(repository: RepositoryCheck, identifier: str, data: bytes, *, copy: bool) -> Check:
+def _content_check(
+    repository: RepositoryCheck, identifier: str, data: bytes, data_sm3: str, *, copy: bool
+) -> Check:
     try:
-        matches = repository.content_digest_matches(identifier, data)
+        matches = repository.content_digest_matches(identifier, data, package_sm3=data_sm3)
     except Exception as exc:  # the repository's own errors: content unknown
         log.warning("repository content check of %s failed: %s", identifier, exc)
         return Check(

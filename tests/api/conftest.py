@@ -8,7 +8,6 @@ issuer of the three planning types), ``window`` and ``other_window`` (two using 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,12 +22,12 @@ from certstore.access import Role
 from certstore.keystore import KeyStore
 from certstore.records import draft_to_json, example_draft
 from certstore.services import access
-from certstore.services.catalogue import get_entry, load_shipped
+from certstore.services.catalogue import get_entry
 from certstore.services.keys import init_dev_keys
 from certstore.services.repository import Repository
-from certstore.store.blobs import FileBlobStore
 from certstore.store.db import Database
-from tests.services.conftest import Clock
+from tests.support.clock import Clock
+from tests.support.repository import make_repo
 
 CONSTRUCTION = "11410100990000025A001"  # 建筑工程施工许可证, issuer 11410100990000025A
 AGENCY_ORG = "11410100990000025A"
@@ -56,11 +55,7 @@ def api_keystore(tmp_path_factory: pytest.TempPathFactory) -> KeyStore:
 
 @pytest.fixture
 def api_repo(database: Database, tmp_path: Path, clock: Clock) -> Repository:
-    repository = Repository(
-        db=database, blobs=FileBlobStore(tmp_path / "blobs"), holder_key=os.urandom(32), clock=clock
-    )
-    load_shipped(repository)
-    return repository
+    return make_repo(database, tmp_path, clock)
 
 
 @pytest.fixture

@@ -43,35 +43,38 @@ def _reference_time(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def _event_fields(event: AuditEvent, *, at: str, outcome: str, details: str) -> list[Any]:
+    """The event's fields in the order docs/audit.md documents, which the COPY columns follow too."""
+    return [
+        at,
+        event.event_id,
+        event.request_id,
+        event.principal,
+        event.organisation_code,
+        event.role,
+        event.action,
+        event.resource,
+        event.matter,
+        event.holder_digest,
+        event.certificate_identifier,
+        event.grant_id,
+        outcome,
+        event.status_code,
+        event.reason,
+        event.client,
+        event.user_agent,
+        details,
+    ]
+
+
 def _reference_canonical(
     seq: int, logged_at: datetime, prev: bytes, event: AuditEvent, details: str
 ) -> bytes:
     """docs/audit.md, spelled out with nothing but json."""
+    outcome = event.outcome.value if isinstance(event.outcome, Outcome) else str(event.outcome)
+    fields = _event_fields(event, at=_reference_time(event.at), outcome=outcome, details=details)
     return json.dumps(
-        [
-            "certstore.audit/1",
-            seq,
-            _reference_time(logged_at),
-            prev.hex(),
-            _reference_time(event.at),
-            event.event_id,
-            event.request_id,
-            event.principal,
-            event.organisation_code,
-            event.role,
-            event.action,
-            event.resource,
-            event.matter,
-            event.holder_digest,
-            event.certificate_identifier,
-            event.grant_id,
-            event.outcome.value if isinstance(event.outcome, Outcome) else str(event.outcome),
-            event.status_code,
-            event.reason,
-            event.client,
-            event.user_agent,
-            details,
-        ],
+        ["certstore.audit/1", seq, _reference_time(logged_at), prev.hex(), *fields],
         ensure_ascii=False,
         separators=(",", ":"),
     ).encode()
@@ -170,26 +173,7 @@ def test_copy_fields_escape_exactly_like_field_by_field(value: Any) -> None:
         grant_id=value if isinstance(value, int) else None,
         details={"v": value},
     ).normalised()
-    values = (
-        event.at.isoformat(),
-        event.event_id,
-        event.request_id,
-        event.principal,
-        event.organisation_code,
-        event.role,
-        event.action,
-        event.resource,
-        event.matter,
-        event.holder_digest,
-        event.certificate_identifier,
-        event.grant_id,
-        "allow",
-        event.status_code,
-        event.reason,
-        event.client,
-        event.user_agent,
-        event.details_text,
-    )
+    values = _event_fields(event, at=event.at.isoformat(), outcome="allow", details=event.details_text)
     assert _copy_fields(event) == "\t".join(map(_copy_text, values)).encode()
 
 

@@ -6,7 +6,7 @@ import csv
 from pathlib import Path
 
 from tests.cli.conftest import Cli
-from tests.services.test_imports import CODE, row, write_csv
+from tests.support.legacy_table import CODE, row, write_csv
 
 
 def test_import_counts_and_exit_codes(cli: Cli, tmp_path: Path) -> None:

@@ -144,7 +144,7 @@ def test_repository_hook_is_used_unless_offline(cli, tmp_path: Path, monkeypatch
         def status(self, identifier: str, at: object = None) -> tuple[str, str]:
             return "revoked", "吊销"
 
-        def content_digest_matches(self, identifier: str, package: bytes) -> bool:
+        def content_digest_matches(self, identifier: str, package: bytes, **_: object) -> bool:
             return True
 
     monkeypatch.setattr(verify_command, "repository_for", lambda ctx: Revoked())

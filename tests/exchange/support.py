@@ -3,10 +3,8 @@ repository state computed from a front-end database (what "the repository equals
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +14,11 @@ from sqlalchemy import create_engine, func, select
 from certstore.catalogue.definitions import example_face, shipped_entries
 from certstore.exchange.frontend import CERTIFICATE_TABLE, STATUS_TABLE, FrontendWriter, frontend_engine
 from certstore.exchange.worker import ExchangeSource
-from certstore.services.catalogue import load_shipped
 from certstore.services.repository import Repository
-from certstore.store.blobs import FileBlobStore
 from certstore.store.db import Database
 from certstore.store.models import CertificateEventRow, CertificateRow, ExchangeAppliedRow
+from tests.support.clock import Clock
+from tests.support.repository import make_repo
 
 CATALOGUE = "11410100990000017F002"  # 建设用地规划许可证, issued by ISSUER
 ISSUER = "11410100990000017F"
@@ -28,27 +26,6 @@ OTHER_CATALOGUE = "11410100990000025A001"  # 建筑工程施工许可证: anothe
 HOLDER = {"name": "郑州示例置业有限公司", "id_type": "001", "id_number": "91410100MA44A1B2XW"}
 ACTION_RESULT = {"suspend": "suspended", "resume": "valid", "revoke": "revoked", "cancel": "cancelled",
                  "annul": "annulled"}  # fmt: skip
-
-
-class Clock:
-    """A settable clock that starts at the real time (leases and gaps are judged by it)."""
-
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
-
-
-def make_repo(database: Database, root: Path, clock: Callable[[], datetime] | None = None) -> Repository:
-    repo = Repository(db=database, blobs=FileBlobStore(root / "blobs"), holder_key=os.urandom(32))
-    if clock is not None:
-        repo.clock = clock
-    load_shipped(repo)
-    return repo
 
 
 @pytest.fixture

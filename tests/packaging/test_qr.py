@@ -12,7 +12,7 @@ import pytest
 from certstore.packaging import qr
 from tests.packaging.test_face import level_of
 
-pytestmark = pytest.mark.skipif(shutil.which("zbarimg") is None, reason="zbarimg (zbar-tools) not installed")
+needs_zbar = pytest.mark.skipif(shutil.which("zbarimg") is None, reason="zbarimg (zbar-tools) not installed")
 
 TEXTS = [
     "http://127.0.0.1:8000/v/11410100990000025A001410105202003090199",
@@ -33,6 +33,7 @@ def encoder(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
     qr._libqrencode.cache_clear()
 
 
+@needs_zbar
 def test_symbols_decode_to_the_text_at_level_m(encoder: str, tmp_path: Path) -> None:
     assert qr.encoder_name() == encoder
     for index, text in enumerate(TEXTS):

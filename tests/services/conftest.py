@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -12,24 +11,10 @@ import pytest
 from certstore.catalogue.definitions import example_face, shipped_entries
 from certstore.identifiers import HolderIdType
 from certstore.records import CertificateDraft, Holder
-from certstore.services.catalogue import load_shipped
 from certstore.services.repository import Repository
-from certstore.store.blobs import FileBlobStore
 from certstore.store.db import Database
-
-
-class Clock:
-    """A settable clock, so tests can move time (expiry, sweeps) without sleeping. It starts at the real time
-    because blob stores stamp blobs with the real time."""
-
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
+from tests.support.clock import Clock
+from tests.support.repository import make_repo
 
 
 @pytest.fixture
@@ -39,11 +24,7 @@ def clock() -> Clock:
 
 @pytest.fixture
 def repo(database: Database, tmp_path: Path, clock: Clock) -> Repository:
-    repository = Repository(
-        db=database, blobs=FileBlobStore(tmp_path / "blobs"), holder_key=os.urandom(32), clock=clock
-    )
-    load_shipped(repository)
-    return repository
+    return make_repo(database, tmp_path, clock)
 
 
 RESIDENT_IDS = ["11010519491231002X", "410105198001010017", "410102199003076541"]

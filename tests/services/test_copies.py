@@ -4,19 +4,15 @@ original) → verify, on each database backend, with the development key store's
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
-import subprocess
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from asn1crypto import core
 from lxml import etree
 
 from certstore.checks import CheckResult, Indication
 from certstore.crypto.trust import TrustStore
-from certstore.crypto.x509 import Certificate
 from certstore.keystore import KeyStore, KeyStoreError
 from certstore.lifecycle import Action
 from certstore.packaging.layout import Box
@@ -37,10 +33,9 @@ from certstore.services.keys import DEV_AGENCY, DEV_REPOSITORY, init_dev_keys
 from certstore.services.repository import Repository
 from certstore.services.verification import RepositoryStatusCheck, repository_check
 from certstore.verify import VerificationReport, verify_file
-from tests.openssl import verifies as openssl_verifies
 from tests.packaging.ofd.structure import OFD_NS, Package, check_package
-from tests.packaging.ofd.test_writer import _easyofd_python
 from tests.services.conftest import Clock, DraftMaker
+from tests.support.ofd import assert_openssl_verifies_seal, easyofd_render
 
 NS = {"ofd": OFD_NS}
 PAGE_ANNOT = "Doc_0/Annots/Page_0/Annotation.xml"
@@ -79,6 +74,12 @@ def _copy(repo: Repository, identifier: str, dev_keys, clock: Clock, **kwargs: o
     return make_copy(
         repo, identifier, REQUEST, key=repository, trust=store.trust_store(), at=_at(clock), **kwargs
     )
+
+
+def _issue_and_copy(repo: Repository, draft: DraftMaker, dev_keys, clock: Clock) -> tuple[str, bytes]:
+    """An original sealed by the agency and its copy sealed by the repository: (identifier, copy)."""
+    identifier = _issue(repo, draft, dev_keys[1])
+    return identifier, _copy(repo, identifier, dev_keys, clock)
 
 
 def _stored(repo: Repository, identifier: str) -> bytes:
@@ -122,9 +123,8 @@ def test_originals_verify_valid_without_warnings(repo: Repository, draft: DraftM
 def test_copy_verifies_offline_and_online(
     repo: Repository, draft: DraftMaker, dev_keys, clock: Clock
 ) -> None:
-    store, agency, repository = dev_keys
-    identifier = _issue(repo, draft, agency)
-    copy = _copy(repo, identifier, dev_keys, clock)
+    store, _, repository = dev_keys
+    identifier, copy = _issue_and_copy(repo, draft, dev_keys, clock)
     assert check_package(copy) == []
 
     offline = verify_file(copy, trust=store.trust_store())
@@ -163,8 +163,7 @@ def test_the_embedded_original_is_the_stored_file_and_verifies_on_its_own(
     repo: Repository, draft: DraftMaker, dev_keys, clock: Clock
 ) -> None:
     store, agency, _ = dev_keys
-    identifier = _issue(repo, draft, agency)
-    copy = _copy(repo, identifier, dev_keys, clock)
+    identifier, copy = _issue_and_copy(repo, draft, dev_keys, clock)
     pkg = Package.load(copy)
     embedded = pkg.files[ORIGINAL]
     assert embedded == _stored(repo, identifier)
@@ -193,9 +192,8 @@ def test_copy_carries_the_metadata_the_face_and_the_watermark(
     repo: Repository, draft: DraftMaker, dev_keys, clock: Clock
 ) -> None:
     _, agency, _ = dev_keys
-    identifier = _issue(repo, draft, agency)
+    identifier, copy = _issue_and_copy(repo, draft, dev_keys, clock)
     at = _at(clock)
-    copy = _copy(repo, identifier, dev_keys, clock)
     original, pkg = Package.load(_stored(repo, identifier)), Package.load(copy)
     china = at + timedelta(hours=8)
 
@@ -269,9 +267,8 @@ def test_copy_carries_the_metadata_the_face_and_the_watermark(
 def test_repository_stamp_sits_bottom_right_clear_of_the_issuer_seal_picture(
     repo: Repository, draft: DraftMaker, dev_keys, clock: Clock
 ) -> None:
-    _, agency, repository = dev_keys
-    identifier = _issue(repo, draft, agency)
-    copy = _copy(repo, identifier, dev_keys, clock)
+    _, _, repository = dev_keys
+    identifier, copy = _issue_and_copy(repo, draft, dev_keys, clock)
     pkg, original = Package.load(copy), Package.load(_stored(repo, identifier))
     issuer = _box(original.xml(SIGNATURE).find("ofd:SignedInfo/ofd:StampAnnot", NS).get("Boundary"))
     ours = _box(pkg.xml(SIGNATURE).find("ofd:SignedInfo/ofd:StampAnnot", NS).get("Boundary"))
@@ -287,8 +284,8 @@ def test_repository_stamp_sits_bottom_right_clear_of_the_issuer_seal_picture(
 def test_one_byte_of_the_watermark_breaks_the_repository_seal(
     repo: Repository, draft: DraftMaker, dev_keys, clock: Clock
 ) -> None:
-    store, agency, _ = dev_keys
-    copy = _copy(repo, _issue(repo, draft, agency), dev_keys, clock)
+    store, _, _ = dev_keys
+    _, copy = _issue_and_copy(repo, draft, dev_keys, clock)
     files = dict(Package.load(copy).files)
     before = files[PAGE_ANNOT]
     files[PAGE_ANNOT] = before.replace(b"000123", b"000124", 1)
@@ -440,14 +437,9 @@ def test_request_and_time_are_checked(repo: Repository, draft: DraftMaker, dev_k
 def test_openssl_verifies_the_repository_seal(
     tmp_path: Path, repo: Repository, draft: DraftMaker, dev_keys, clock: Clock
 ) -> None:
-    _, agency, repository = dev_keys
-    pkg = Package.load(_copy(repo, _issue(repo, draft, agency), dev_keys, clock))
-    ses = core.load(pkg.files["Doc_0/Signs/Sign_0/SignedValue.dat"])
-    tbs_der, signature_value = ses[0].dump(), ses[3].contents[1:]
-    assert ses[0][3].contents[1:] == hashlib.new("sm3", pkg.files[SIGNATURE]).digest()
-    signer = Certificate.from_der(ses[1].contents)
-    assert signer == repository.certificate
-    assert openssl_verifies(tmp_path, signer, tbs_der, signature_value)
+    _, _, repository = dev_keys
+    _, copy = _issue_and_copy(repo, draft, dev_keys, clock)
+    assert_openssl_verifies_seal(tmp_path, Package.load(copy).files, repository.certificate)
 
 
 def test_easyofd_opens_the_copy(
@@ -456,25 +448,10 @@ def test_easyofd_opens_the_copy(
     """easyofd (PyPI) reads the copy — face, issuer's seal picture, watermark annotation, repository seal,
     attachments — without error and draws its text (see tests/packaging/ofd/test_annotations.py for how it
     approximates annotations)."""
-    python = _easyofd_python()
-    if python is None:
-        pytest.skip("easyofd is not installed (pip install easyofd, or set CERTSTORE_EASYOFD_PYTHON)")
     if database_backend != "sqlite":
         pytest.skip("the rendering does not depend on the database: once is enough")
-    _, agency, _ = dev_keys
-    identifier = _issue(repo, draft, agency)
-    source = tmp_path / "copy.ofd"
-    source.write_bytes(_copy(repo, identifier, dev_keys, clock))
-    script = Path(__file__).parents[1] / "packaging" / "ofd" / "easyofd_render.py"
-    run = subprocess.run(
-        [python, str(script), str(source), str(tmp_path / "copy")],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=tmp_path,
-    )
-    assert run.returncode == 0, run.stderr[-2000:]
-    result = json.loads(run.stdout.strip().splitlines()[-1])
+    identifier, copy = _issue_and_copy(repo, draft, dev_keys, clock)
+    result = easyofd_render(copy, tmp_path, "copy")
     assert result["pages"] == 1
     assert f"证照标识：{identifier}" in result["text"][0]  # the face
     assert REQUEST.matter in result["text"][0]  # the watermark

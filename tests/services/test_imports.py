@@ -4,13 +4,10 @@ PostgreSQL, with real worker processes."""
 
 from __future__ import annotations
 
-import csv
 import os
 import signal
 import subprocess
-import sys
 import time
-from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -18,52 +15,24 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from certstore.catalogue import shipped_entry
-from certstore.forms import TableError, form_fields, header_cell
+from bench._setup import prepared_data_dir
+from certstore.forms import TableError, header_cell
 from certstore.keystore import KeyStore
-from certstore.records import draft_to_json, example_draft
 from certstore.services import certificates
-from certstore.services.catalogue import load_shipped
 from certstore.services.imports import ImportReport, ImportSettings, import_table
-from certstore.services.keys import init_dev_keys
 from certstore.services.repository import Repository
-from certstore.store.db import Database, database_url
 from certstore.store.models import CertificateEventRow, CertificateRow
 from certstore.verify import verify_file
-
-CODE = "11410100990000025A001"  # 建筑工程施工许可证: number 4101xx + YYYYMMDD + 2 + 2 digits
-ENTRY = shipped_entry(CODE)
-FIELDS = form_fields(ENTRY)
-BASE = draft_to_json(example_draft(ENTRY, issue_date=date(2020, 3, 9)))
-
-
-def number(n: int) -> str:
-    return f"410105{20200309}{n // 100 % 100:02d}{n % 100:02d}"
-
-
-def row(n: int, **changes: str) -> dict[str, str]:
-    """Template values of certificate ``n`` (field name → cell text)."""
-    values = {
-        "certificate_number": number(n),
-        "issue_date": "2020-03-09",
-        "holder.name": f"郑州第{n}置业有限公司",
-        "holder.id_type": BASE["holder"]["id_type"],
-        "holder.id_number": BASE["holder"]["id_number"],
-        **{f"face.{k}": str(v) for k, v in BASE["face"].items()},
-        "face.project_name": f"历史项目第{n}号",
-    }
-    values.update(changes)
-    return values
-
-
-def write_csv(path: Path, rows: list[Mapping[str, str]], *, extra: Mapping[int, list[str]] | None = None,
-              encoding: str = "utf-8-sig") -> Path:  # fmt: skip
-    with path.open("w", encoding=encoding, newline="") as out:
-        writer = csv.writer(out)
-        writer.writerow([header_cell(f) for f in FIELDS])
-        for index, values in enumerate(rows):
-            writer.writerow([values.get(f.name, "") for f in FIELDS] + (extra or {}).get(index, []))
-    return path
+from tests.packaging.ofd.structure import Package
+from tests.support.legacy_table import (
+    CODE,
+    FIELDS,
+    import_command,
+    number,
+    row,
+    write_csv,
+)
+from tests.support.ofd import assert_openssl_verifies_seal
 
 
 @pytest.fixture
@@ -76,10 +45,7 @@ def env(database_backend: str, request: pytest.FixtureRequest) -> dict[str, str]
 @pytest.fixture
 def data_dir(tmp_path: Path, env: dict[str, str]) -> Path:
     root = tmp_path / "data"
-    init_dev_keys(KeyStore(root / "keys"))
-    with Database(database_url(root, env)) as database:
-        database.upgrade()
-    load_shipped(Repository.open(root, env))
+    prepared_data_dir(root, env)
     return root
 
 
@@ -188,8 +154,11 @@ def test_xlsx_with_spreadsheet_cell_types(tmp_path: Path, data_dir: Path, env: d
     book.save(tmp_path / "legacy.xlsx")
     report = run_import(tmp_path / "legacy.xlsx", data_dir, env, repo, workers=0)
     assert (report.imported, report.rejected) == (3, 0), report.rejections
-    cert = certificates.get(repo, next(iter(_identifiers(repo))))
-    assert cert.issue_date == date(2020, 3, 9) and cert.face["contract_duration"] == 912
+    identifiers = _identifiers(repo)
+    assert len(identifiers) == 3
+    for identifier in identifiers:
+        cert = certificates.get(repo, identifier)
+        assert cert.issue_date == date(2020, 3, 9) and cert.face["contract_duration"] == 912
 
 
 def _identifiers(repo: Repository) -> list[str]:
@@ -227,8 +196,7 @@ def test_killed_import_resumes_to_exactly_the_table(tmp_path: Path, data_dir: Pa
     every stored row's file present and verifying; what the crash left is at most orphan blobs."""
     rows = 24
     table = write_csv(tmp_path / "legacy.csv", [row(n) for n in range(rows)])
-    command = [sys.executable, "-c", "from certstore.cli import main; main()", "--data-dir", str(data_dir), "import", str(table),
-               "--catalogue", CODE, "--workers", "1", "--chunk-rows", "2"]  # fmt: skip
+    command = import_command(data_dir, table, workers=1, chunk_rows=2)
     process = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE, env={**os.environ, **env})  # fmt: skip
     try:
@@ -265,11 +233,7 @@ def test_postgresql_and_s3_from_worker_processes(tmp_path: Path, postgres_databa
         **s3_server.env(),
     }
     root = tmp_path / "data"
-    init_dev_keys(KeyStore(root / "keys"))
-    with Database(database_url(root, env)) as database:
-        database.upgrade()
-    repo = Repository.open(root, env)
-    load_shipped(repo)
+    repo, _ = prepared_data_dir(root, env)
     table = write_csv(tmp_path / "legacy.csv", [row(n) for n in range(6)])
     report = run_import(table, root, env, repo, workers=2, chunk_rows=2)
     assert (report.imported, report.rejected) == (6, 0)
@@ -301,16 +265,20 @@ def test_ctrl_c_lets_the_chunks_in_flight_finish(tmp_path: Path, data_dir: Path,
     commit, the counts so far are printed, exit 130; the same command then imports the rest."""
     rows = 80  # ~1 s of sealing after the first commit: the signal lands mid-import
     table = write_csv(tmp_path / "legacy.csv", [row(n) for n in range(rows)])
-    command = [sys.executable, "-c", "from certstore.cli import main; main()", "--data-dir", str(data_dir),
-               "import", str(table), "--catalogue", CODE, "--workers", "2", "--chunk-rows", "2"]  # fmt: skip
+    command = import_command(data_dir, table, workers=2, chunk_rows=2)
     process = subprocess.Popen(command, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                env={**os.environ, **env})  # fmt: skip
-    deadline = time.monotonic() + 120
-    while len(stored_numbers(repo)) < 2:
-        assert process.poll() is None and time.monotonic() < deadline, "the import made no progress"
-        time.sleep(0.05)
-    os.killpg(process.pid, signal.SIGINT)
-    out, err = process.communicate(timeout=120)
+    try:
+        deadline = time.monotonic() + 120
+        while len(stored_numbers(repo)) < 2:
+            assert process.poll() is None and time.monotonic() < deadline, "the import made no progress"
+            time.sleep(0.05)
+        os.killpg(process.pid, signal.SIGINT)
+        out, err = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:  # the test failed before the import ended: leave no process behind
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
     assert process.returncode == 130, err.decode()
     assert "run the same command again" in err.decode()
     imported = int(
@@ -323,3 +291,17 @@ def test_ctrl_c_lets_the_chunks_in_flight_finish(tmp_path: Path, data_dir: Path,
     report = run_import(table, data_dir, env, repo, workers=0)
     assert (report.imported, report.existing) == (rows - stored, stored)
     assert sorted(stored_numbers(repo)) == [number(n) for n in range(rows)]
+
+
+@pytest.mark.openssl
+@pytest.mark.parametrize("database_backend", ["sqlite"], indirect=True)
+def test_openssl_verifies_an_imported_seal(tmp_path: Path, data_dir: Path, env: dict[str, str],
+                                           repo: Repository) -> None:  # fmt: skip
+    """The seal the import puts on a row is the development agency's, and OpenSSL accepts its signature."""
+    table = write_csv(tmp_path / "one.csv", [row(0)])
+    assert run_import(table, data_dir, env, repo, workers=0).imported == 1
+    (identifier,) = _identifiers(repo)
+    stored = certificates.get(repo, identifier)
+    agency = KeyStore(data_dir / "keys").signer_entry("agency").certificate
+    files = Package.load(repo.blobs.get(stored.file_key or "")).files
+    assert_openssl_verifies_seal(tmp_path, files, agency)

@@ -14,6 +14,7 @@ from certstore.services import certificates
 from certstore.services.catalogue import get_entry, register_entry
 from certstore.services.certificates import CertificateNotFoundError
 from certstore.services.inspections import (
+    Inspection,
     InspectionConflictError,
     InspectionNotRequiredError,
     InspectionResult,
@@ -41,6 +42,19 @@ def _number(n: int) -> str:
     return f"选字第4101002026{n:05d}号"
 
 
+def _record(repo: Repository, identifier: str, **changes: object) -> Inspection:
+    """record_inspection with the usual arguments: the 2026 result "passed", inspected on 2026-12-10, recorded by
+    the issuing agency; ``changes`` overrides any of them."""
+    arguments: dict[str, object] = {
+        "year": 2026,
+        "result": "passed",
+        "inspected_on": date(2026, 12, 10),
+        "inspector": PLANNING_BUREAU,
+    }
+    arguments.update(changes)
+    return record_inspection(repo, identifier, **arguments)  # type: ignore[arg-type]
+
+
 def _require_inspection(repo: Repository, code: str) -> CatalogueEntry:
     document = get_entry(repo, code).to_document()
     document["version"] += 1
@@ -64,15 +78,7 @@ def opinion(repo: Repository, draft: DraftMaker, annual: CatalogueEntry) -> str:
 
 
 def test_record_and_list(repo: Repository, clock: Clock, opinion: str) -> None:
-    recorded = record_inspection(
-        repo,
-        opinion,
-        year=2026,
-        result="passed",
-        inspected_on=date(2026, 12, 10),
-        remarks=" 资料齐全 ",
-        inspector=PLANNING_BUREAU,
-    )
+    recorded = _record(repo, opinion, remarks=" 资料齐全 ")
     assert recorded.certificate_identifier == opinion
     assert (recorded.issuer_code, recorded.year) == ("11410100990000017F", 2026)
     assert recorded.serial == certificates.get(repo, opinion).serial
@@ -84,60 +90,36 @@ def test_record_and_list(repo: Repository, clock: Clock, opinion: str) -> None:
     assert list_inspections(repo, opinion) == [recorded]
 
 
-def test_same_result_again_is_idempotent_and_another_conflicts(
-    repo: Repository, clock: Clock, opinion: str
-) -> None:
-    first = record_inspection(
-        repo,
-        opinion,
-        year=2026,
-        result="failed",
-        inspected_on=date(2026, 12, 10),
-        remarks="消防验收材料缺失",
-        inspector=PLANNING_BUREAU,
-    )
+FAILED_ON_THE_10TH = {"result": "failed", "remarks": "消防验收材料缺失"}
+
+
+def test_same_result_again_is_idempotent(repo: Repository, clock: Clock, opinion: str) -> None:
+    first = _record(repo, opinion, **FAILED_ON_THE_10TH)
     clock.advance(hours=1)
     colleague = Principal(9, "wu.shi", Role.AGENCY, "11410100990000017F", "郑州市自然资源和规划局")
-    again = record_inspection(
-        repo,
-        opinion,
-        year=2026,
-        result=InspectionResult.FAILED,
-        inspected_on=date(2026, 12, 10),
-        remarks="消防验收材料缺失",
-        inspector=colleague,
+    again = _record(
+        repo, opinion, **{**FAILED_ON_THE_10TH, "result": InspectionResult.FAILED}, inspector=colleague
     )
     assert again == first  # the stored one, recorded_at and inspector unchanged
-    with pytest.raises(InspectionConflictError, match="result failed, not passed"):
-        record_inspection(
-            repo,
-            opinion,
-            year=2026,
-            result="passed",
-            inspected_on=date(2026, 12, 10),
-            remarks="消防验收材料缺失",
-            inspector=PLANNING_BUREAU,
-        )
-    with pytest.raises(InspectionConflictError, match="inspected on 2026-12-10, not 2026-12-11"):
-        record_inspection(
-            repo,
-            opinion,
-            year=2026,
-            result="failed",
-            inspected_on=date(2026, 12, 11),
-            remarks="消防验收材料缺失",
-            inspector=PLANNING_BUREAU,
-        )
-    with pytest.raises(InspectionConflictError, match="other remarks"):
-        record_inspection(
-            repo,
-            opinion,
-            year=2026,
-            result="failed",
-            inspected_on=date(2026, 12, 10),
-            remarks="",
-            inspector=PLANNING_BUREAU,
-        )
+    assert again.recorded_at == first.recorded_at != clock.now and again.inspector.endswith("/zhou.jiu")
+    assert list_inspections(repo, opinion) == [first]
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"result": "passed"}, "result failed, not passed"),
+        ({"inspected_on": date(2026, 12, 11)}, "inspected on 2026-12-10, not 2026-12-11"),
+        ({"remarks": ""}, "other remarks"),
+    ],
+    ids=["result", "inspected_on", "remarks"],
+)
+def test_another_result_for_the_year_conflicts(
+    repo: Repository, opinion: str, changes: dict[str, object], message: str
+) -> None:
+    first = _record(repo, opinion, **FAILED_ON_THE_10TH)
+    with pytest.raises(InspectionConflictError, match=message):
+        _record(repo, opinion, **{**FAILED_ON_THE_10TH, **changes})
     assert list_inspections(repo, opinion) == [first]
 
 
@@ -147,14 +129,7 @@ def test_type_without_annual_inspection_is_refused(
     permit = certificates.issue(repo, draft(LAND_USE_PERMIT), actor="agency:test").certificate
     entry = get_entry(repo, LAND_USE_PERMIT)
     with pytest.raises(InspectionNotRequiredError, match=f"{entry.name} \\({LAND_USE_PERMIT} version 1\\)"):
-        record_inspection(
-            repo,
-            permit.identifier,
-            year=2026,
-            result="passed",
-            inspected_on=date(2026, 12, 10),
-            inspector=PLANNING_BUREAU,
-        )
+        _record(repo, permit.identifier)
     assert list_inspections(repo, permit.identifier) == []
 
 
@@ -166,35 +141,19 @@ def test_the_catalogue_version_issued_under_decides(
     old = certificates.issue(repo, draft(SITE_OPINION, _number(7)), actor="agency:test").certificate
     _require_inspection(repo, SITE_OPINION)
     with pytest.raises(InspectionNotRequiredError):
-        record_inspection(
-            repo,
-            old.identifier,
-            year=2026,
-            result="passed",
-            inspected_on=date(2026, 12, 10),
-            inspector=PLANNING_BUREAU,
-        )
+        _record(repo, old.identifier)
     assert due_inspections(repo, year=2026) == []
 
 
 def test_only_the_issuing_agency_records(repo: Repository, opinion: str) -> None:
     with pytest.raises(AccessDeniedError, match="only that agency"):
-        record_inspection(
-            repo,
-            opinion,
-            year=2026,
-            result="passed",
-            inspected_on=date(2026, 12, 10),
-            inspector=MARKET_BUREAU,
-        )
+        _record(repo, opinion, inspector=MARKET_BUREAU)
     assert list_inspections(repo, opinion) == []
 
 
 def test_bad_input(repo: Repository, opinion: str) -> None:
     def record(identifier: str = opinion, **changes: object) -> None:
-        arguments: dict[str, object] = {"year": 2026, "result": "passed", "inspected_on": date(2026, 12, 10)}
-        arguments.update(changes)
-        record_inspection(repo, identifier, inspector=PLANNING_BUREAU, **arguments)  # type: ignore[arg-type]
+        _record(repo, identifier, **changes)
 
     with pytest.raises(CertificateNotFoundError):
         record(opinion[:-1] + ("0" if opinion[-1] != "0" else "1"))
@@ -210,32 +169,13 @@ def test_bad_input(repo: Repository, opinion: str) -> None:
 
 
 def test_results_follow_the_certificate_across_versions(repo: Repository, clock: Clock, opinion: str) -> None:
-    r2026 = record_inspection(
-        repo, opinion, year=2026, result="passed", inspected_on=date(2026, 12, 10), inspector=PLANNING_BUREAU
-    )
+    r2026 = _record(repo, opinion)
     clock.now = datetime(2027, 12, 1, 2, 0, tzinfo=UTC)
     renewed = certificates.renew(repo, opinion, valid_until=date(2031, 12, 31), reason="延续", actor="a")
     assert renewed.serial == r2026.serial and renewed.identifier != opinion
     # the 2026 result recorded on version 1 is found through version 2: the same result is idempotent
-    assert (
-        record_inspection(
-            repo,
-            renewed.identifier,
-            year=2026,
-            result="passed",
-            inspected_on=date(2026, 12, 10),
-            inspector=PLANNING_BUREAU,
-        )
-        == r2026
-    )
-    r2027 = record_inspection(
-        repo,
-        renewed.identifier,
-        year=2027,
-        result="failed",
-        inspected_on=date(2027, 11, 30),
-        inspector=PLANNING_BUREAU,
-    )
+    assert _record(repo, renewed.identifier) == r2026
+    r2027 = _record(repo, renewed.identifier, year=2027, result="failed", inspected_on=date(2027, 11, 30))
     assert r2027.certificate_identifier == renewed.identifier
     assert list_inspections(repo, opinion) == [r2026, r2027]
     assert list_inspections(repo, renewed.identifier) == [r2026, r2027]
@@ -253,14 +193,7 @@ def test_due_inspections(repo: Repository, clock: Clock, draft: DraftMaker, annu
     issue(BUSINESS_LICENCE)  # another agency's type without inspection
     certificates.act(repo, suspended, Action.SUSPEND, reason="挂起", actor="a")
     renewed = certificates.renew(repo, renewed_from, valid_until=date(2032, 1, 1), reason="延续", actor="a")
-    record_inspection(
-        repo,
-        inspected,
-        year=2026,
-        result="passed",
-        inspected_on=date(2026, 12, 10),
-        inspector=PLANNING_BUREAU,
-    )
+    _record(repo, inspected)
 
     due = due_inspections(repo, year=2026)
     assert [d.identifier for d in due] == [pending, renewed.identifier]  # current versions only, by number

@@ -323,7 +323,7 @@ def test_file_stray_entries_are_not_listed(tmp_path: Path) -> None:
     assert list(store.iter_keys()) == [ref.key]
 
 
-def _put_many(root: str, payload: bytes, rounds: int) -> list[str]:
+def _put_repeatedly(root: str, payload: bytes, rounds: int) -> list[str]:
     store = FileBlobStore(Path(root))
     return [store.put(payload, media_type="application/ofd").key for _ in range(rounds)]
 
@@ -358,7 +358,7 @@ def test_file_concurrent_puts_of_the_same_content_from_processes(tmp_path: Path)
     payload = os.urandom(512 * 1024)
     ctx = multiprocessing.get_context("fork")
     with ctx.Pool(4) as pool:
-        results = pool.starmap(_put_many, [(str(root), payload, 10)] * 4)
+        results = pool.starmap(_put_repeatedly, [(str(root), payload, 10)] * 4)
     assert {k for keys in results for k in keys} == {sm3_hex(payload)}
     store = FileBlobStore(root)
     assert list(store.iter_keys()) == [sm3_hex(payload)]

@@ -67,7 +67,10 @@ class FakeRepository:
             raise self.error
         return self.status_answer
 
-    def content_digest_matches(self, identifier: str, package: bytes) -> bool | None:
+    def content_digest_matches(
+        self, identifier: str, package: bytes, *, package_sm3: str | None = None
+    ) -> bool | None:
+        assert package_sm3 is None or package_sm3 == sm3(package).hex()
         if self.error is not None:
             raise self.error
         return self.content

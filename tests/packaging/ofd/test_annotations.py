@@ -4,29 +4,23 @@ reader."""
 
 from __future__ import annotations
 
-import hashlib
 import io
-import json
 import math
-import subprocess
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from asn1crypto import core
 from fontTools.ttLib import TTFont
 from lxml import etree
 
 from certstore.checks import CheckResult, Indication
-from certstore.crypto.x509 import Certificate
 from certstore.packaging import fonts
 from certstore.packaging.ofd import OfdAnnotationError, add_seal, add_watermark
 from certstore.packaging.ofd.writer import write_package
 from certstore.verify import verify_file
-from tests.openssl import verifies as openssl_verifies
 from tests.packaging.ofd.conftest import NOW, REPOSITORY_STAMP, Pki
 from tests.packaging.ofd.structure import OFD_NS, Package, check_element, check_package, resolve
-from tests.packaging.ofd.test_writer import _easyofd_python
+from tests.support.ofd import assert_openssl_verifies_seal, easyofd_render
 
 NS = {"ofd": OFD_NS}
 MATTER = "410100-2026-000123"
@@ -291,15 +285,7 @@ def test_one_byte_of_the_watermark_changed_breaks_the_seal(copy: bytes, pki: Pki
 
 @pytest.mark.openssl
 def test_openssl_verifies_the_repository_seal(tmp_path: Path, copy: bytes, pki: Pki) -> None:
-    pkg = Package.load(copy)
-    path = "Doc_0/Signs/Sign_0/Signature.xml"
-    der = pkg.files["Doc_0/Signs/Sign_0/SignedValue.dat"]
-    ses = core.load(der)
-    tbs_der, signature_value = ses[0].dump(), ses[3].contents[1:]
-    assert ses[0][3].contents[1:] == hashlib.new("sm3", pkg.files[path]).digest()
-    signer = Certificate.from_der(ses[1].contents)
-    assert signer == pki.repository.certificate
-    assert openssl_verifies(tmp_path, signer, tbs_der, signature_value)
+    assert_openssl_verifies_seal(tmp_path, Package.load(copy).files, pki.repository.certificate)
 
 
 def test_easyofd_opens_the_sealed_watermark(tmp_path: Path, copy: bytes) -> None:
@@ -307,21 +293,7 @@ def test_easyofd_opens_the_sealed_watermark(tmp_path: Path, copy: bytes) -> None
     and draws the watermark text. (It places every annotation text at the Appearance's corner, turned half
     round, and in the face font — its own approximation, not ours: only that it opens and shows the text is
     checked.)"""
-    python = _easyofd_python()
-    if python is None:
-        pytest.skip("easyofd is not installed (pip install easyofd, or set CERTSTORE_EASYOFD_PYTHON)")
-    source = tmp_path / "copy.ofd"
-    source.write_bytes(copy)
-    script = Path(__file__).with_name("easyofd_render.py")
-    run = subprocess.run(
-        [python, str(script), str(source), str(tmp_path / "copy")],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=tmp_path,
-    )
-    assert run.returncode == 0, run.stderr[-2000:]
-    result = json.loads(run.stdout.strip().splitlines()[-1])
+    result = easyofd_render(copy, tmp_path, "copy")
     assert result["pages"] == 1
     assert MATTER in result["text"][0]
     assert (tmp_path / "copy_0.png").is_file()

@@ -4,12 +4,8 @@ and rendering by an independent OFD reader."""
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import io
 import json
-import os
-import subprocess
-import sys
 import zipfile
 from datetime import date
 from pathlib import Path
@@ -24,6 +20,7 @@ from certstore.packaging.ofd import Attachment, OfdBuildError, build_ofd
 from certstore.records import PreparedVersion
 from tests.packaging.ofd.conftest import MAIN_CODE
 from tests.packaging.ofd.structure import OFD_NS, Package, check_element, check_package
+from tests.support.ofd import easyofd_render
 
 NS = {"ofd": OFD_NS}
 TAG_NS = {"t": "urn:certstore:ofd:certificate-tags:1"}
@@ -353,13 +350,6 @@ def test_structure_checks_catch_vendor_deviations() -> None:
 # --- an independent OFD reader ---------------------------------------------------------------------------------
 
 
-def _easyofd_python() -> str | None:
-    configured = os.environ.get("CERTSTORE_EASYOFD_PYTHON")
-    if configured:
-        return configured
-    return sys.executable if importlib.util.find_spec("easyofd") is not None else None
-
-
 def _red_share(png: Path, box: Box, page_mm: tuple[float, float]) -> float:
     image = Image.open(png).convert("RGB")
     sx, sy = image.width / page_mm[0], image.height / page_mm[1]
@@ -380,23 +370,9 @@ def test_easyofd_opens_and_renders_our_file(
     """easyofd (PyPI) parses our package, draws the text with the embedded font and the seals from
     SignedValue.dat at their StampAnnot. Set CERTSTORE_EASYOFD_PYTHON to a Python that has easyofd when it
     lives in its own virtual environment (it brings PyMuPDF, reportlab, numpy, onnxruntime)."""
-    python = _easyofd_python()
-    if python is None:
-        pytest.skip("easyofd is not installed (pip install easyofd, or set CERTSTORE_EASYOFD_PYTHON)")
     _, layout = main_face
-    script = Path(__file__).with_name("easyofd_render.py")
-    results = {}
-    for name, data in (("unsigned", unsigned_ofd), ("sealed", doubly_sealed)):
-        (tmp_path / f"{name}.ofd").write_bytes(data)
-        run = subprocess.run(
-            [python, str(script), str(tmp_path / f"{name}.ofd"), str(tmp_path / name)],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            cwd=tmp_path,
-        )
-        assert run.returncode == 0, run.stderr[-2000:]
-        results[name] = json.loads(run.stdout.strip().splitlines()[-1])
+    results = {name: easyofd_render(data, tmp_path, name)
+               for name, data in (("unsigned", unsigned_ofd), ("sealed", doubly_sealed))}  # fmt: skip
     assert results["unsigned"]["pages"] == 1
     text = results["unsigned"]["text"][0]
     for role in ("title", "number", "issuer", "date", "value:project_name"):

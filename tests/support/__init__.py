@@ -1,0 +1,1 @@
+"""Helpers shared by tests of several areas (import them; they define no fixtures)."""
