@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
@@ -16,16 +16,11 @@ from api.problems import PROBLEM_MEDIA_TYPE, PROBLEM_RESPONSES, install_problem_
 from api.security import audit_requests
 from api.settings import Settings
 from certstore import __version__
+from certstore.app import Application
 from certstore.audit import AuditTrail, CheckpointPolicy
-from certstore.catalogue import CatalogueEntry
-from certstore.crypto.trust import TrustStore
 from certstore.keystore import KeyStore
 from certstore.services.batches import BatchRunner
-from certstore.services.certificates import FileMaker
-from certstore.services.issuance import SealingKey, catalogue_file_maker, sealing_key_for_seal
-from certstore.services.repository import Repository
-from certstore.services.verification import repository_check
-from certstore.verify import RepositoryCheck
+from certstore.store.repository import Repository
 
 __all__ = ["Services", "create_app"]
 
@@ -60,48 +55,11 @@ TAGS = [
 
 
 @dataclass
-class Services:
-    """What the routers use: one per process, shared by all requests (every member is thread-safe)."""
+class Services(Application):
+    """The API process's :class:`~certstore.app.Application`, with the API's settings and its batch worker."""
 
-    settings: Settings
-    repo: Repository
-    keystore: KeyStore
+    settings: Settings = field(default_factory=lambda: Settings(Path(".certstore")))
     batch_runner: Any = None
-    audit: AuditTrail | None = None  # the batched, durable audit writer (certstore.audit.trail)
-    _keys: dict[str, SealingKey] = field(default_factory=dict)
-    _trust: TrustStore | None = None
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    @property
-    def trust(self) -> TrustStore:
-        if self._trust is None:
-            self._trust = self.keystore.trust_store()
-        return self._trust
-
-    def sealing_key(self, entry: CatalogueEntry) -> SealingKey:
-        """The key of the seal the catalogue type names (``seal``), loaded once per process."""
-        with self._lock:
-            key = self._keys.get(entry.seal)
-            if key is None:
-                key = self._keys[entry.seal] = sealing_key_for_seal(self.keystore, entry.seal)
-            return key
-
-    def file_maker(self) -> FileMaker:
-        """Seals each catalogue type with the seal it names, keys from :meth:`sealing_key` (shared by threads)."""
-        return catalogue_file_maker(self.sealing_key, verify_base_url=self.settings.public_url)
-
-    def repository_sealing_key(self) -> SealingKey:
-        """The repository's own key, which seals copies (副本)."""
-        from certstore.services.copies import repository_sealing_key
-
-        with self._lock:
-            key = self._keys.get("\0repository")
-            if key is None:
-                key = self._keys["\0repository"] = repository_sealing_key(self.keystore)
-            return key
-
-    def repository_check(self) -> RepositoryCheck:
-        return repository_check(lambda: self.repo)
 
 
 def create_app(
@@ -112,7 +70,12 @@ def create_app(
     settings = settings or Settings.from_env()
     if repo is None:
         repo = Repository.open(settings.data_dir)
-    services = Services(settings, repo, keystore or KeyStore(settings.data_dir / "keys"))
+    services = Services(
+        repo,
+        keystore or KeyStore(settings.data_dir / "keys"),
+        public_url=settings.public_url,
+        settings=settings,
+    )
     services.audit = AuditTrail(
         repo.db,
         spool_dir=settings.data_dir / "audit-spool",

@@ -7,9 +7,9 @@ from typing import Any, Literal, Self
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from certstore.exchange.deadlines import Channel
 from certstore.lifecycle import Status
 from certstore.records import Certificate
+from certstore.services.deadlines import Channel
 
 #: Largest database id (64-bit signed): ids and cursors beyond it are refused as invalid input (422).
 MAX_ID = 2**63 - 1

@@ -12,9 +12,9 @@ from typing import Any
 
 from api.app import create_app
 from api.settings import Settings
-from certstore.services.repository import Repository
 from certstore.store.blobs import FileBlobStore
 from certstore.store.db import Database
+from certstore.store.repository import Repository
 
 DEFAULT_PATH = Path(__file__).resolve().parent.parent / "docs" / "openapi.json"
 

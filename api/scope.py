@@ -19,7 +19,7 @@ from certstore.access import AccessDeniedError, Principal, Role
 from certstore.audit.query import other_holder_under_matter
 from certstore.identifiers import HolderIdType, holder_id_digest, holder_ref, validate_holder_id
 from certstore.records import Certificate
-from certstore.services.repository import Repository
+from certstore.store.repository import Repository
 
 __all__ = ["Serving", "ServingQuery", "authorize_certificate", "require_own_issuer", "serving_holder"]
 

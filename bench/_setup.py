@@ -9,8 +9,8 @@ from pathlib import Path
 from certstore.keystore import KeyStore
 from certstore.services.catalogue import load_shipped
 from certstore.services.keys import init_dev_keys
-from certstore.services.repository import Repository
 from certstore.store.db import Database, database_url
+from certstore.store.repository import Repository
 
 __all__ = ["prepared_data_dir"]
 

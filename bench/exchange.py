@@ -38,9 +38,9 @@ from certstore.catalogue.definitions import example_face, shipped_entries
 from certstore.exchange.frontend import CERTIFICATE_TABLE, STATUS_TABLE, frontend_engine, init_frontend
 from certstore.exchange.worker import ExchangeSource, run_cycle
 from certstore.services.catalogue import load_shipped
-from certstore.services.repository import Repository
 from certstore.store.blobs import FileBlobStore
 from certstore.store.db import Database
+from certstore.store.repository import Repository
 
 CATALOGUE = "11410100990000017F002"  # 建设用地规划许可证
 FULL = 100_000

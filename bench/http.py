@@ -53,8 +53,8 @@ from certstore.records import example_draft
 from certstore.services import access, certificates
 from certstore.services.catalogue import get_entry
 from certstore.services.issuance import file_maker, sealing_key
-from certstore.services.repository import Repository
 from certstore.services.verification import repository_check
+from certstore.store.repository import Repository
 from certstore.verify import verify_file
 
 CATALOGUE = "11410100990000025A001"  # 建筑工程施工许可证: the densest face of the shipped types

@@ -39,7 +39,7 @@ from certstore.records import draft_to_json, example_draft, prepare_version
 from certstore.services.catalogue import get_entry
 from certstore.services.imports import ImportSettings, default_workers, import_table
 from certstore.services.issuance import make_ofd, sealing_key_for_seal
-from certstore.services.repository import Repository
+from certstore.store.repository import Repository
 
 __all__ = ["write_table"]
 

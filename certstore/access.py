@@ -7,10 +7,12 @@ and the rules that do not need a database look-up. Tokens, organisations and gra
 
 from __future__ import annotations
 
+import getpass
+import socket
 from dataclasses import dataclass
 from enum import StrEnum
 
-__all__ = ["AccessDeniedError", "AuthenticationError", "Principal", "Role", "require_role"]
+__all__ = ["AccessDeniedError", "Actor", "AuthenticationError", "Principal", "Role", "require_role"]
 
 
 class Role(StrEnum):
@@ -21,6 +23,7 @@ class Role(StrEnum):
     BUREAU = "bureau"  # 大数据管理局 administrator: approves catalogue entries, grants bulk access
     AUDITOR = "auditor"  # 审计: reads the access logs, never certificate content
     UPSTREAM = "upstream"  # 省级平台: aggregates the repository upward
+    OPERATOR = "operator"  # 运维人员: runs the command line on the repository's host (no token, OS account)
 
     @property
     def label(self) -> str:
@@ -33,6 +36,7 @@ _ROLE_LABELS = {
     Role.BUREAU: "大数据管理局",
     Role.AUDITOR: "审计人员",
     Role.UPSTREAM: "省级平台",
+    Role.OPERATOR: "运维人员（命令行）",
 }
 
 
@@ -49,6 +53,47 @@ class Principal:
     @property
     def ref(self) -> str:
         """How logs and records name the caller: ``ORGCODE/name``."""
+        return f"{self.organisation_code}/{self.name}"
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who performs a use case (行为人), as every service function receives it and every audit entry names it:
+    an authenticated principal (API, pages, batches), an agency's system feeding the exchange, a city sending to
+    the province, or an operator at the command line (the OS account and host; role ``operator``)."""
+
+    name: str
+    role: Role
+    organisation_code: str | None = None
+    principal: Principal | None = None
+
+    @classmethod
+    def of(cls, principal: Principal) -> Actor:
+        """The actor of an authenticated principal."""
+        return cls(principal.name, principal.role, principal.organisation_code, principal)
+
+    @classmethod
+    def operator(cls, user: str | None = None, host: str | None = None) -> Actor:
+        """The person running the command line: ``user@host`` (default: this process's OS user and host)."""
+        if user is None:
+            try:
+                user = getpass.getuser()
+            except (KeyError, OSError):
+                user = "unknown"
+        return cls(f"{user}@{host or socket.gethostname()}", Role.OPERATOR)
+
+    @classmethod
+    def agency_system(cls, organisation_code: str, name: str) -> Actor:
+        """An agency's own system acting for it (its exchange source, 前置库): role agency, bound to its code."""
+        return cls(name, Role.AGENCY, organisation_code)
+
+    @property
+    def ref(self) -> str:
+        """How records and logs name the actor: ``ORGCODE/name``, or ``operator:user@host``."""
+        if self.principal is not None:
+            return self.principal.ref
+        if self.organisation_code is None:
+            return f"{self.role.value}:{self.name}"
         return f"{self.organisation_code}/{self.name}"
 
 

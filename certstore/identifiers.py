@@ -22,13 +22,13 @@ repository indexes and logs the keyed digest :func:`holder_id_digest` (HMAC-SM3)
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
+
+from certstore.crypto.sm3 import hmac_sm3, sm3
 
 __all__ = [
     "HOLDER_ID_TYPE_LABELS",
@@ -197,7 +197,7 @@ def serial_for(issuer_code: str, certificate_number: str) -> str:
     for name, value in (("issuer code", issuer_code), ("certificate number", certificate_number)):
         if not value or "\x00" in value:
             raise IdentifierError(name, "must be a non-empty string without NUL characters")
-    digest = hashlib.new("sm3", issuer_code.encode() + b"\x00" + certificate_number.encode()).digest()
+    digest = sm3(issuer_code.encode() + b"\x00" + certificate_number.encode())
     return digest[:16].hex().upper()
 
 
@@ -411,7 +411,7 @@ def holder_id_digest(secret: bytes, id_type: HolderIdType | str, value: str) -> 
         raise ValueError(f"the holder-ID secret must be at least {_MIN_SECRET} bytes")
     kind = _holder_id_type(id_type)
     normalised = validate_holder_id(kind, value)
-    return hmac.new(secret, f"{kind.value}:{normalised}".encode(), "sm3").digest()
+    return hmac_sm3(secret, f"{kind.value}:{normalised}".encode())
 
 
 def holder_ref(digest: bytes) -> str:

@@ -8,7 +8,6 @@ service layer (``certstore.services.certificates``) persists the result.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from datetime import date, datetime
 from typing import Any
 
 from certstore.catalogue import CatalogueEntry, HolderType, example_face
+from certstore.crypto.sm3 import sm3_hex
 from certstore.identifiers import (
     CertificateIdentifier,
     HolderIdType,
@@ -157,7 +157,7 @@ def _canonical(value: Any) -> Any:
 def content_digest(content: Mapping[str, Any]) -> str:
     """SM3 hex of the canonical JSON (sorted keys, UTF-8, no spaces) of ``content``."""
     canonical = json.dumps(_canonical(content), ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-    return hashlib.new("sm3", canonical.encode()).hexdigest()
+    return sm3_hex(canonical.encode())
 
 
 def prepare_version(

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from types import MappingProxyType
+
+from certstore.timezones import CHINA_STANDARD_TIME
 
 __all__ = ["CHINA_STANDARD_TIME", "CalendarError", "WorkCalendar", "local_date"]
 
 #: China Standard Time (北京时间), the zone the measures' calendar days are in.
-CHINA_STANDARD_TIME = timezone(timedelta(hours=8), "CST")
 
 _WEEKDAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 

@@ -47,8 +47,8 @@ from certstore.records import draft_to_json, example_draft
 from certstore.services import access
 from certstore.services.catalogue import get_entry, load_shipped
 from certstore.services.keys import init_dev_keys
-from certstore.services.repository import Repository
 from certstore.store.db import Database
+from certstore.store.repository import Repository
 from tests.servers.api import ApiServer
 from tests.servers.postgres import PostgresServer
 from tests.servers.seaweedfs import S3Server

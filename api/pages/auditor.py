@@ -10,7 +10,7 @@ time here (the API reads them as UTC); empty form fields are no filter.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -20,6 +20,7 @@ from api.routes import audit as audit_routes
 from api.routes.audit import AuditFilters
 from certstore.access import Role
 from certstore.services import logins
+from certstore.timezones import CHINA_STANDARD_TIME
 
 __all__ = ["router"]
 
@@ -27,7 +28,7 @@ router = APIRouter(prefix="/audit", route_class=PageRoute, include_in_schema=Fal
 
 Auditor = Annotated[logins.WebSession, Depends(staff(Role.AUDITOR))]
 
-CHINA = timezone(timedelta(hours=8))
+CHINA = CHINA_STANDARD_TIME
 PAGE_SIZE = 50
 OUTCOMES = {"allow": "允许", "deny": "拒绝", "error": "错误"}
 _FORM_FIELDS = ("from", "to", "actor", "action", "outcome", "matter")

@@ -18,7 +18,7 @@ import hmac
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -36,6 +36,7 @@ from certstore.access import AccessDeniedError, AuthenticationError, Principal, 
 from certstore.identifiers import HOLDER_ID_TYPE_LABELS
 from certstore.lifecycle import Status
 from certstore.services import logins
+from certstore.timezones import CHINA_STANDARD_TIME
 
 __all__ = [
     "FORM_COOKIE",
@@ -62,7 +63,7 @@ log = logging.getLogger("certstore.pages")
 
 SESSION_COOKIE = "certstore_session"
 FORM_COOKIE = "certstore_form"  # the pre-session cookie anonymous forms are bound to (login, verification)
-CHINA = timezone(timedelta(hours=8), "CST")
+CHINA = CHINA_STANDARD_TIME
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 templates = Jinja2Templates(directory=str(TEMPLATES_DIR))

@@ -28,7 +28,6 @@ from api.problems import PROBLEM_RESPONSES, FieldProblem, ProblemError
 from api.scope import ServingQuery, authorize_certificate, require_own_issuer
 from api.security import ActionAudit, ActionAuditDep, action_audit, allow
 from certstore.access import AccessDeniedError, Principal, Role
-from certstore.exchange.deadlines import ArrivalError, check_completed_at, record_arrival
 from certstore.lifecycle import Action
 from certstore.packaging.face import lay_out_face
 from certstore.packaging.layout import FaceData
@@ -38,6 +37,7 @@ from certstore.seal import parse_seal
 from certstore.services import access, certificates
 from certstore.services.calendar import load_calendar
 from certstore.services.catalogue import get_entry
+from certstore.services.deadlines import ArrivalError, check_completed_at, record_arrival
 from certstore.services.issuance import OFD_MEDIA_TYPE, PDF_MEDIA_TYPE, make_pdf
 from certstore.services.transaction import Within, compose
 

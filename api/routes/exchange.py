@@ -1,7 +1,7 @@
 """Arrival deadlines (第十一条): late arrivals and the agencies that miss them (第二十九条).
 
 Every certificate version that reaches the repository (API push or exchange) is recorded with its business
-completion time, channel and deadline (:mod:`certstore.exchange.deadlines`). The bureau lists late arrivals of
+completion time, channel and deadline (:mod:`certstore.services.deadlines`). The bureau lists late arrivals of
 every agency and the offenders; an agency sees its own late arrivals.
 """
 
@@ -17,8 +17,8 @@ from api.deps import ServicesDep
 from api.problems import PROBLEM_RESPONSES, FieldProblem, ProblemError
 from api.security import allow
 from certstore.access import AccessDeniedError, Principal, Role
-from certstore.exchange import deadlines
-from certstore.exchange.deadlines import Arrival, Channel, ChannelSummary, OffenderSummary
+from certstore.services import deadlines
+from certstore.services.deadlines import Arrival, Channel, ChannelSummary, OffenderSummary
 
 router = APIRouter(prefix="/api/v1/exchange", tags=["exchange"])
 

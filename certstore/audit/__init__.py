@@ -17,7 +17,9 @@ Holder ID numbers never enter the log: only their keyed reference (``holder_dige
 
 from certstore.audit.chain import (
     AppendResult,
+    AuditSink,
     CheckpointPolicy,
+    DirectSink,
     append_events,
     append_in_transaction,
     chain_pending,
@@ -35,10 +37,12 @@ __all__ = [
     "AuditEntry",
     "AuditEvent",
     "AuditQuery",
+    "AuditSink",
     "AuditTrail",
     "Checkpoint",
     "CheckpointKey",
     "CheckpointPolicy",
+    "DirectSink",
     "EventPage",
     "Finding",
     "Outcome",

@@ -14,14 +14,13 @@ the event commits or rolls back with the change it records, and the next append 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
@@ -44,6 +43,7 @@ from certstore.audit.events import (
     outcome_text,
 )
 from certstore.audit.merkle import Frontier, leaf_hash
+from certstore.crypto.sm3 import new as new_sm3
 from certstore.store.db import Database
 from certstore.store.models import (
     AuditChainRow,
@@ -74,7 +74,7 @@ __all__ = [
 STORED_NODE_LEVEL = 8
 
 #: An empty SM3 state: ``copy()`` of it is cheaper than ``hashlib.new("sm3")`` (no lookup by name).
-_SM3_STATE = hashlib.new("sm3")
+_SM3_STATE = new_sm3()
 
 #: Returns the checkpoint key, or None when the repository has none (checkpoints are then not signed).
 KeyProvider = Callable[[], CheckpointKey | None]
@@ -437,6 +437,24 @@ def record_event(db: Database, event: AuditEvent) -> int:
     with db.session() as session:
         result = append_events(session, [event], pending_limit=1_000)
         return result.size - 1
+
+
+class AuditSink(Protocol):
+    """Where the use cases send an audit entry that is not part of a database transaction of theirs (reads,
+    denials): ``submit`` returns once the entry is durable. :class:`~certstore.audit.trail.AuditTrail` (the
+    API's batched spool) and :class:`DirectSink` (one append per entry: the command line, workers) are the two."""
+
+    def submit(self, event: AuditEvent) -> None: ...
+
+
+class DirectSink:
+    """An :class:`AuditSink` appending each entry in its own transaction (:func:`record_event`)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def submit(self, event: AuditEvent) -> None:
+        record_event(self.db, event)
 
 
 def make_checkpoint(db: Database, key: CheckpointKey, *, now: datetime | None = None) -> Checkpoint:

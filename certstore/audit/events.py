@@ -27,7 +27,7 @@ from enum import StrEnum
 from json import encoder as _json_encoder
 from typing import Any
 
-from certstore.crypto.sm2 import sm3
+from certstore.crypto.sm3 import sm3
 from certstore.store.models import AuditEventRow
 
 __all__ = [

@@ -18,9 +18,11 @@ Pure functions and one small class:
 
 from __future__ import annotations
 
-import hashlib
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+
+from certstore.crypto.sm3 import new as new_sm3
+from certstore.crypto.sm3 import sm3
 
 __all__ = [
     "EMPTY_ROOT",
@@ -41,7 +43,7 @@ __all__ = [
 ]
 
 HASH_SIZE = 32
-EMPTY_ROOT = hashlib.new("sm3", b"").digest()
+EMPTY_ROOT = sm3(b"")
 
 #: ``subtree(lo, hi)``: the RFC 6962 hash of leaves ``[lo, hi)`` (``hi > lo``).
 SubtreeHash = Callable[[int, int], bytes]
@@ -53,8 +55,8 @@ class ProofError(ValueError):
 
 # SM3 states with the domain-separation byte already absorbed: copying one (a C call) is about twice as fast as
 # ``hashlib.new("sm3", …)``, which looks the algorithm up by name every time.
-_LEAF_STATE = hashlib.new("sm3", b"\x00")
-_NODE_STATE = hashlib.new("sm3", b"\x01")
+_LEAF_STATE = new_sm3(b"\x00")
+_NODE_STATE = new_sm3(b"\x01")
 
 
 def leaf_hash(entry_hash: bytes) -> bytes:

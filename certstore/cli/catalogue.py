@@ -8,7 +8,7 @@ from certstore.catalogue import shipped_entries
 from certstore.cli.common import Context, Failure, handle_errors, pass_context, print_json
 from certstore.records import draft_to_json, example_draft
 from certstore.services.catalogue import UnknownCatalogueError, get_entry, list_entries, load_shipped
-from certstore.services.repository import Repository
+from certstore.store.repository import Repository
 
 
 def _repository(ctx: Context) -> Repository:

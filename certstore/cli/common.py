@@ -13,14 +13,15 @@ from typing import Any, ParamSpec, TypeVar
 
 import click
 
+from certstore.app import Application
 from certstore.checks import Indication
 from certstore.crypto.encoding import KeyEncodingError
 from certstore.crypto.x509 import CertificateError
 from certstore.keystore import KeyStore, KeyStoreError
 from certstore.records import RecordError
 from certstore.services.catalogue import CatalogueConflictError, UnknownCatalogueError
-from certstore.services.repository import Repository
-from certstore.store.db import Database, DatabaseURLError, SchemaError, database_url, sqlite_path
+from certstore.store.db import DatabaseURLError, SchemaError
+from certstore.store.repository import Repository
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -48,14 +49,15 @@ class Context:
     def keystore(self) -> KeyStore:
         return KeyStore(self.data_dir / "keys")
 
+    def application(self) -> Application:
+        """The application of the data directory (:class:`certstore.app.Application`). The embedded SQLite
+        database is migrated to the newest schema on open; a PostgreSQL database must be upgraded explicitly
+        (``certstore db upgrade``)."""
+        return Application.open(self.data_dir, upgrade_sqlite=True)
+
     def repository(self) -> Repository:
-        """The repository under the data directory. The embedded SQLite database is migrated to the newest
-        schema on open; a PostgreSQL database must be upgraded explicitly (``certstore db upgrade``)."""
-        url = database_url(self.data_dir)
-        if sqlite_path(url) is not None:
-            with Database(url) as database:
-                database.upgrade()
-        return Repository.open(self.data_dir)
+        """The repository of :meth:`application` (commands that need nothing else)."""
+        return self.application().repo
 
 
 pass_context = click.make_pass_decorator(Context)

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 import click
 
 from certstore.cli.common import Context, Failure, handle_errors, parse_time, pass_context, print_json
-from certstore.exchange.deadlines import ArrivalError, OffenderSummary, offenders
+from certstore.services.deadlines import ArrivalError, OffenderSummary, offenders
 from certstore.workdays import CHINA_STANDARD_TIME
 
 __all__ = ["late_command"]

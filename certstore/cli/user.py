@@ -23,7 +23,7 @@ def group() -> None:
 @click.option("--name", required=True, help="Principal name (the login name on the pages).")
 @click.option(
     "--role",
-    type=click.Choice([r.value for r in Role]),
+    type=click.Choice([r.value for r in Role if r is not Role.OPERATOR]),
     help="Create the principal with this role if it does not exist yet.",
 )
 @click.option("--org-name", help="The organisation's name, when registering it.")

@@ -25,7 +25,7 @@ from certstore.cli.common import (
 )
 from certstore.crypto.x509 import load_certificates
 from certstore.keystore import SignerRole
-from certstore.services.repository import Repository
+from certstore.store.repository import Repository
 from certstore.verify import OfdOptions, RepositoryCheck, UnreadableFileError, VerificationReport, verify_file
 
 FILE = click.Path(path_type=Path, dir_okay=False)

@@ -14,7 +14,6 @@ signer (HSM, PKCS#11 token, UKey) can replace :class:`SoftwareSigner` without to
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -24,6 +23,8 @@ import gmssl_pyx
 from asn1crypto.algos import DSASignature
 
 from certstore.crypto import gmssl_sign, libcrypto
+from certstore.crypto.sm3 import new as new_sm3
+from certstore.crypto.sm3 import sm3
 
 __all__ = [
     "DEFAULT_SM2_ID",
@@ -37,7 +38,6 @@ __all__ = [
     "compute_z",
     "decode_signature",
     "encode_signature",
-    "sm3",
 ]
 
 #: The default signer identity of GM/T 0009 §10 / GB/T 35276 (ENTL = 0x0080).
@@ -71,11 +71,6 @@ class InvalidKeyError(ValueError):
 
 class InvalidSignatureEncodingError(ValueError):
     """A signature is neither DER SEQUENCE{r, s} nor raw 64-byte r ‖ s, or r/s are out of range."""
-
-
-def sm3(data: bytes) -> bytes:
-    """SM3 digest (32 bytes) through OpenSSL's hashlib provider."""
-    return hashlib.new("sm3", data).digest()
 
 
 def compute_z(public_point: bytes, sm2_id: bytes = DEFAULT_SM2_ID) -> bytes:
@@ -251,7 +246,7 @@ class SM2PublicKey:
 
     def digest(self, message: bytes, sm2_id: bytes = DEFAULT_SM2_ID) -> bytes:
         """e = SM3(Z_A ‖ M), the value SM2 actually signs."""
-        h = hashlib.new("sm3", self.z(sm2_id))
+        h = new_sm3(self.z(sm2_id))
         h.update(message)
         return h.digest()
 

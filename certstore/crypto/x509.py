@@ -20,7 +20,8 @@ from asn1crypto import x509 as asn1_x509
 
 from certstore.crypto import oids
 from certstore.crypto.encoding import KeyEncodingError, public_key_from_info, public_key_info
-from certstore.crypto.sm2 import DEFAULT_SM2_ID, Signer, SM2PublicKey, sm3
+from certstore.crypto.sm2 import DEFAULT_SM2_ID, Signer, SM2PublicKey
+from certstore.crypto.sm3 import sm3
 
 __all__ = [
     "Certificate",

@@ -28,8 +28,8 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
-from certstore.services.repository import Repository
 from certstore.store.models import ExchangeAppliedRow, ExchangeCursorRow, ExchangeCycleRow, ExchangeLeaseRow
+from certstore.store.repository import Repository
 
 if TYPE_CHECKING:
     from certstore.exchange.worker import CycleStats

@@ -71,7 +71,6 @@ from certstore.services.aggregation import (
     Outcome,
     delivery_to_json,
 )
-from certstore.services.repository import Repository
 from certstore.store.models import (
     CatalogueEntryRow,
     CertificateEventRow,
@@ -79,6 +78,7 @@ from certstore.store.models import (
     ExchangeLeaseRow,
     UpwardTargetRow,
 )
+from certstore.store.repository import Repository
 
 __all__ = [
     "BATCH_PATH",

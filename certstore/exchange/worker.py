@@ -67,9 +67,9 @@ from sqlalchemy.orm import Session
 from certstore.access import AccessDeniedError, Principal, Role
 from certstore.catalogue import CatalogueEntry
 from certstore.checks import Indication
-from certstore.crypto.sm2 import sm3
+from certstore.crypto.sm3 import sm3
 from certstore.crypto.trust import TrustStore
-from certstore.exchange import deadlines, metrics
+from certstore.exchange import metrics
 from certstore.exchange.frontend import (
     CATALOGUE_TABLE,
     CERTIFICATE_TABLE,
@@ -81,7 +81,7 @@ from certstore.identifiers import validate_credit_code
 from certstore.lifecycle import Action, Status, TransitionError
 from certstore.packaging.face import LayoutError
 from certstore.records import CertificateDraft, PreparedVersion, RecordError, draft_from_json, prepare_version
-from certstore.services import certificates
+from certstore.services import certificates, deadlines
 from certstore.services.calendar import load_calendar
 from certstore.services.catalogue import (
     CatalogueConflictError,
@@ -96,7 +96,6 @@ from certstore.services.certificates import (
     FileMaker,
     NotLatestVersionError,
 )
-from certstore.services.repository import Repository
 from certstore.store.models import (
     ArrivalRow,
     ExchangeAppliedRow,
@@ -104,6 +103,7 @@ from certstore.store.models import (
     ExchangeCycleRow,
     ExchangeLeaseRow,
 )
+from certstore.store.repository import Repository
 from certstore.verify import verify_file
 from certstore.workdays import WorkCalendar
 

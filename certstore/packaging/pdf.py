@@ -74,7 +74,8 @@ from pyhanko.stamp import StaticStampStyle
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from certstore.crypto import oids
-from certstore.crypto.sm2 import DEFAULT_SM2_ID, Signer, sm3
+from certstore.crypto.sm2 import DEFAULT_SM2_ID, Signer
+from certstore.crypto.sm3 import sm3
 from certstore.crypto.x509 import Certificate
 from certstore.packaging import fonts
 from certstore.packaging.layout import Align, Box, FaceLayout, ImageItem, TextItem

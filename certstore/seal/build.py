@@ -16,7 +16,8 @@ from functools import lru_cache
 from asn1crypto import core
 
 from certstore.crypto import oids
-from certstore.crypto.sm2 import Signer, sm3
+from certstore.crypto.sm2 import Signer
+from certstore.crypto.sm3 import sm3
 from certstore.crypto.x509 import Certificate
 
 from . import asn1

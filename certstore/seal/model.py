@@ -17,15 +17,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 from enum import StrEnum
 from functools import lru_cache
 from hashlib import sha256
 
 from asn1crypto import cms, core, parser, tsp
 
-from certstore.crypto.sm2 import sm3
+from certstore.crypto.sm3 import sm3
 from certstore.crypto.x509 import Certificate, CertificateError
+from certstore.timezones import CHINA_STANDARD_TIME
 
 from . import asn1
 
@@ -42,7 +43,6 @@ __all__ = [
 ]
 
 #: China Standard Time, the zone GM/T 0031 vendors write zone-less ``yyyy-MM-dd HH:mm:ss`` times in.
-CHINA_STANDARD_TIME = timezone(timedelta(hours=8), "CST")
 
 # AttributeError: asn1crypto fails that way on some malformed input (e.g. an "InstanceOf" child without .native).
 _DECODE_ERRORS = (ValueError, TypeError, KeyError, IndexError, OverflowError, AttributeError)

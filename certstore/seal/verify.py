@@ -26,7 +26,8 @@ from asn1crypto import cms, core, tsp
 
 from certstore.checks import Check, CheckResult, Indication, indication_of
 from certstore.crypto import oids
-from certstore.crypto.sm2 import SM2PublicKey, sm3
+from certstore.crypto.sm2 import SM2PublicKey
+from certstore.crypto.sm3 import sm3
 from certstore.crypto.trust import ChainStatus, TrustStore, validate_chain
 from certstore.crypto.x509 import Certificate, CertificateError
 

@@ -26,10 +26,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from certstore.access import AccessDeniedError, AuthenticationError, Principal, Role
-from certstore.crypto.sm2 import sm3
-from certstore.services.repository import Repository
+from certstore.crypto.sm3 import sm3
 from certstore.services.transaction import Within, run_within
 from certstore.store.models import AccessGrantRow, ApiTokenRow, OrganisationRow, PrincipalRow
+from certstore.store.repository import Repository
 
 __all__ = [
     "TOKEN_PREFIX",

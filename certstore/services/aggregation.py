@@ -63,13 +63,12 @@ from sqlalchemy.orm import Session
 
 from certstore.catalogue import CatalogueEntry, CatalogueError
 from certstore.checks import Indication
-from certstore.crypto.sm2 import sm3
+from certstore.crypto.sm3 import sm3
 from certstore.crypto.trust import TrustStore
 from certstore.identifiers import HolderIdType, holder_id_digest, validate_holder_id
 from certstore.lifecycle import Status
 from certstore.packaging.ofd.reader import OfdFormatError, OfdReader
 from certstore.records import Holder
-from certstore.services.repository import Repository
 from certstore.store.blobs import BlobRef
 from certstore.store.models import (
     CatalogueEntryRow,
@@ -77,6 +76,7 @@ from certstore.store.models import (
     CertificateRow,
     UpwardReceivedRow,
 )
+from certstore.store.repository import Repository
 from certstore.verify import UnreadableFileError, verify_file
 
 __all__ = [

@@ -44,9 +44,9 @@ from certstore.packaging.face import LayoutError
 from certstore.records import PreparedVersion, RecordError, draft_from_json
 from certstore.services.catalogue import UnknownCatalogueError, get_entry
 from certstore.services.certificates import DuplicateConflictError, FileMaker, issue
-from certstore.services.repository import Repository
 from certstore.services.transaction import Within, run_within
 from certstore.store.models import BatchItemRow, BatchJobRow
+from certstore.store.repository import Repository
 
 __all__ = [
     "DEFAULT_LEASE",

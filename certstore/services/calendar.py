@@ -26,9 +26,9 @@ from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from certstore.services.repository import Repository
 from certstore.services.transaction import Within, run_within
 from certstore.store.models import CalendarDayRow
+from certstore.store.repository import Repository
 from certstore.workdays import CalendarError, WorkCalendar
 
 __all__ = [

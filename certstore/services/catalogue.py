@@ -14,9 +14,9 @@ from sqlalchemy.orm import Session
 from certstore.access import AccessDeniedError, Principal, Role, require_role
 from certstore.catalogue import CatalogueEntry
 from certstore.catalogue.definitions import shipped_entries
-from certstore.services.repository import Repository
 from certstore.services.transaction import Within, run_within
 from certstore.store.models import CatalogueEntryRow
+from certstore.store.repository import Repository
 
 __all__ = [
     "CatalogueConflictError",

@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from certstore.catalogue import CatalogueEntry
-from certstore.crypto.sm2 import sm3
+from certstore.crypto.sm3 import sm3
 from certstore.identifiers import HolderIdType, holder_id_digest, holder_ref, validate_holder_id
 from certstore.lifecycle import Action, Status, transition
 from certstore.records import (
@@ -38,9 +38,9 @@ from certstore.records import (
 )
 from certstore.services import transaction
 from certstore.services.catalogue import get_entry
-from certstore.services.repository import Repository
 from certstore.store.blobs import BlobRef
 from certstore.store.models import CertificateEventRow, CertificateRow
+from certstore.store.repository import Repository
 
 __all__ = [
     "CertificateBatch",

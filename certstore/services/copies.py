@@ -38,17 +38,17 @@ which is randomised like every SM2 signature.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields, replace
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 
 from lxml import etree
 from PIL import Image, UnidentifiedImageError
 
 from certstore.checks import CheckResult, Indication
+from certstore.crypto.sm3 import sm3_hex
 from certstore.crypto.trust import TrustStore
 from certstore.keystore import KeyStore, KeyStoreError
 from certstore.lifecycle import Status
@@ -72,7 +72,8 @@ from certstore.services import certificates
 from certstore.services.catalogue import get_entry
 from certstore.services.issuance import DEFAULT_VERIFY_BASE_URL, OFD_MEDIA_TYPE, SealingKey, sealing_key
 from certstore.services.keys import REPOSITORY_SEAL_NAME, REPOSITORY_SIGNER_NAME
-from certstore.services.repository import Repository
+from certstore.store.repository import Repository
+from certstore.timezones import CHINA_STANDARD_TIME
 from certstore.verify import VerificationReport, verify_file
 from certstore.verify.ofd import ORIGINAL_ATTACHMENT_FORMAT, ORIGINAL_ATTACHMENT_USAGE
 
@@ -86,7 +87,6 @@ __all__ = [
 ]
 
 #: China Standard Time (UTC+8, no daylight saving): the time printed on copies.
-CHINA_STANDARD_TIME = timezone(timedelta(hours=8), "CST")
 
 #: The embedded original's file name in ``Doc_0/Attachs/`` and its Attachment/@Name.
 ORIGINAL_FILE_NAME = "original.ofd"
@@ -389,7 +389,7 @@ def _copy_doc_id(identifier: str, request: CopyRequest, made: datetime) -> str:
     basis = "\n".join(
         ["certstore-copy", identifier, made.isoformat(), *(getattr(request, f.name) for f in fields(request))]
     )
-    return hashlib.new("sm3", basis.encode()).hexdigest()[:32]
+    return sm3_hex(basis.encode())[:32]
 
 
 def make_copy(
@@ -452,7 +452,7 @@ def make_copy(
         "FB_SQR": request.requested_by,
         "FB_SCSJ": made.isoformat(),
         "FB_ZZZT": status.value,
-        "FB_YJSM3": hashlib.new("sm3", original).hexdigest(),
+        "FB_YJSM3": sm3_hex(original),
     }
     clash = sorted(set(copy_data) & set(metadata))
     if clash:

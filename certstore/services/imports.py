@@ -64,9 +64,9 @@ from certstore.services.issuance import (
     make_ofd,
     sealing_key_for_seal,
 )
-from certstore.services.repository import Repository
 from certstore.store.blobs import BlobRef
 from certstore.store.models import CertificateRow
+from certstore.store.repository import Repository
 
 __all__ = [
     "DEFAULT_CHUNK_ROWS",

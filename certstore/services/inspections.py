@@ -23,9 +23,9 @@ from certstore.access import AccessDeniedError, Principal
 from certstore.lifecycle import Status
 from certstore.services import certificates
 from certstore.services.catalogue import get_entry
-from certstore.services.repository import Repository
 from certstore.services.transaction import Within, run_within
 from certstore.store.models import CatalogueEntryRow, CertificateRow, InspectionRow
+from certstore.store.repository import Repository
 from certstore.workdays import local_date
 
 __all__ = [

@@ -37,11 +37,11 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import delete, or_, select
 
 from certstore.access import AuthenticationError, Principal, Role
-from certstore.crypto.sm2 import sm3
+from certstore.crypto.sm3 import sm3
 from certstore.keystore import secret_key
 from certstore.services.access import _organisation, _principal, _principal_row
-from certstore.services.repository import Repository
 from certstore.store.models import OrganisationRow, PrincipalCredentialRow, PrincipalRow, WebSessionRow
+from certstore.store.repository import Repository
 
 __all__ = [
     "ABSOLUTE_TIMEOUT",

@@ -22,9 +22,9 @@ from sqlalchemy.orm import Session
 from certstore.access import AccessDeniedError, Principal
 from certstore.services import certificates
 from certstore.services.calendar import load_calendar
-from certstore.services.repository import Repository
 from certstore.services.transaction import Within, run_within
 from certstore.store.models import ReviewRequestRow
+from certstore.store.repository import Repository
 from certstore.workdays import local_date
 
 __all__ = [

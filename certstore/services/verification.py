@@ -27,12 +27,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from datetime import datetime
 
-from certstore.crypto.sm2 import sm3
+from certstore.crypto.sm3 import sm3
 from certstore.packaging.ofd.reader import OfdFormatError, OfdPackage, OfdReader
 from certstore.records import Certificate
 from certstore.seal import SealFormatError, parse_seal_signature
 from certstore.services import certificates
-from certstore.services.repository import Repository
+from certstore.store.repository import Repository
 from certstore.verify import RepositoryCheck
 from certstore.verify.ofd import embedded_originals
 from certstore.verify.pdf import signed_metadata

@@ -28,7 +28,6 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import fcntl
-import hashlib
 import io
 import json
 import os
@@ -48,6 +47,9 @@ from minio.commonconfig import REPLACE, CopySource
 from minio.datatypes import Object
 from minio.error import MinioException, S3Error
 from minio.retention import Retention
+
+from certstore.crypto.sm3 import new as new_sm3
+from certstore.crypto.sm3 import sm3_hex
 
 __all__ = [
     "ARCHIVE_URL_ENV",
@@ -265,7 +267,7 @@ class Archive(Protocol):
 
 def blob_key(data: bytes) -> str:
     """The key of ``data``: its SM3 digest as 64 lower-case hex digits."""
-    return hashlib.new("sm3", data).hexdigest()
+    return sm3_hex(data)
 
 
 def validate_key(key: object) -> str:
@@ -304,7 +306,7 @@ class _Spool:
     """Copy a stream into a temporary file while hashing it with SM3."""
 
     def __init__(self, stream: BinaryIO, sink: BinaryIO) -> None:
-        hasher = hashlib.new("sm3")
+        hasher = new_sm3()
         size = 0
         while chunk := stream.read(_CHUNK):
             if not isinstance(chunk, bytes | bytearray | memoryview):
@@ -325,7 +327,7 @@ class _VerifyingReader(io.RawIOBase):
         self._key = key
         self._read = read
         self._close = close
-        self._hasher = hashlib.new("sm3")
+        self._hasher = new_sm3()
         self._done = False
 
     def readable(self) -> bool:

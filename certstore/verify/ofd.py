@@ -53,7 +53,8 @@ from datetime import datetime
 
 from certstore.checks import Check, CheckResult, Indication, worst
 from certstore.crypto import oids
-from certstore.crypto.sm2 import SM2PublicKey, sm3
+from certstore.crypto.sm2 import SM2PublicKey
+from certstore.crypto.sm3 import sm3
 from certstore.crypto.trust import TrustStore
 from certstore.crypto.x509 import Certificate
 from certstore.packaging.ofd.reader import (

@@ -38,7 +38,7 @@ from pyhanko.sign.validation.pdf_embedded import EmbeddedPdfSignature
 
 from certstore.checks import Check, CheckResult
 from certstore.crypto import oids
-from certstore.crypto.sm2 import sm3
+from certstore.crypto.sm3 import sm3
 from certstore.crypto.trust import TrustStore, validate_chain
 from certstore.crypto.x509 import Certificate, CertificateError
 from certstore.packaging.pdf import GM_DATA, PKCS7_DATA, register_gm_algorithms

@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from typing import Protocol, runtime_checkable
 
 from certstore.checks import Check, CheckResult, Indication, worst
-from certstore.crypto.sm2 import sm3
+from certstore.crypto.sm3 import sm3
 from certstore.crypto.trust import TrustStore
 from certstore.lifecycle import Status
 from certstore.packaging.ofd.reader import NotOfdError

@@ -33,11 +33,11 @@ from asn1crypto import cms, core, parser
 
 from certstore.checks import Check, CheckResult
 from certstore.crypto import oids
-from certstore.crypto.sm2 import sm3
+from certstore.crypto.sm3 import sm3
 from certstore.crypto.trust import TrustStore, validate_chain
 from certstore.crypto.x509 import Certificate, CertificateError
-from certstore.seal.model import CHINA_STANDARD_TIME
 from certstore.seal.verify import SIGNING_KEY_USAGES
+from certstore.timezones import CHINA_STANDARD_TIME
 
 __all__ = [
     "GBT35275_DATA",

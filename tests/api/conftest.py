@@ -24,8 +24,8 @@ from certstore.records import draft_to_json, example_draft
 from certstore.services import access
 from certstore.services.catalogue import get_entry
 from certstore.services.keys import init_dev_keys
-from certstore.services.repository import Repository
 from certstore.store.db import Database
+from certstore.store.repository import Repository
 from tests.support.clock import Clock
 from tests.support.repository import make_repo
 

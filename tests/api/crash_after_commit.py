@@ -19,9 +19,9 @@ import api.routes.certificates as certificate_routes
 from api import create_app
 from api.settings import Settings
 from certstore.keystore import KeyStore
-from certstore.services.repository import Repository
 from certstore.store.blobs import FileBlobStore
 from certstore.store.db import Database
+from certstore.store.repository import Repository
 
 
 def _die(services: Any, certificate: Any) -> Any:

@@ -14,8 +14,8 @@ from certstore.audit.merkle import leaf_hash, verify_consistency, verify_inclusi
 from certstore.audit.query import verify_export
 from certstore.audit.verify import verify_log
 from certstore.keystore import KeyStore
-from certstore.services.repository import Repository
 from certstore.store.models import AuditEventRow
+from certstore.store.repository import Repository
 from tests.api.conftest import Clients, construction_data, serving
 
 

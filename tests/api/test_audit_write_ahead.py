@@ -23,12 +23,11 @@ from api.security import ActionAudit
 from certstore.access import Role
 from certstore.audit.events import AuditEvent, entry_from_row, event_from_payload
 from certstore.audit.verify import verify_log
-from certstore.exchange.deadlines import get_arrival
 from certstore.lifecycle import Status
 from certstore.records import example_draft
 from certstore.services import access, certificates
 from certstore.services.catalogue import get_entry
-from certstore.services.repository import Repository
+from certstore.services.deadlines import get_arrival
 from certstore.store.models import (
     AccessGrantRow,
     ArrivalRow,
@@ -36,6 +35,7 @@ from certstore.store.models import (
     AuditPendingRow,
     CertificateRow,
 )
+from certstore.store.repository import Repository
 from tests.api.conftest import AGENCY_ORG, CONSTRUCTION, Clients, construction_data, serving
 
 ROOT = Path(__file__).resolve().parents[2]

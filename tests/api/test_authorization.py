@@ -20,7 +20,7 @@ import pytest
 from fastapi.routing import APIRoute, iter_route_contexts
 
 from api.pages.common import PageRoute
-from certstore.services.repository import Repository
+from certstore.store.repository import Repository
 from tests.api.conftest import CONSTRUCTION, Clients, construction_data, serving
 
 ROLES = ("anonymous", "agency", "window", "bureau", "auditor", "upstream")

@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from certstore.exchange.deadlines import Channel, get_arrival
-from certstore.services.repository import Repository
+from certstore.services.deadlines import Channel, get_arrival
+from certstore.store.repository import Repository
 from tests.api.conftest import AGENCY_ORG, Clients, construction_data
 from tests.services.conftest import Clock
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import concurrent.futures
 from typing import Any
 
-from certstore.services.repository import Repository
+from certstore.store.repository import Repository
 from certstore.verify import verify_file
 from tests.api.conftest import CONSTRUCTION, PLANNING_TYPE, Clients, construction_data
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from certstore.catalogue import shipped_entry
 from certstore.services import access
-from certstore.services.repository import Repository
+from certstore.store.repository import Repository
 from tests.api.conftest import CONSTRUCTION, PLANNING_TYPE, Clients, construction_data, serving
 from tests.services.conftest import Clock
 

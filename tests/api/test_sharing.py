@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from certstore.services.repository import Repository
+from certstore.store.repository import Repository
 from tests.api.conftest import AGENCY_ORG, CONSTRUCTION, Clients, construction_data, serving
 from tests.services.conftest import CREDIT_CODES
 

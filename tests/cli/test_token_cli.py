@@ -6,7 +6,7 @@ from pathlib import Path
 
 from certstore.access import AuthenticationError, Role
 from certstore.services import access
-from certstore.services.repository import Repository
+from certstore.store.repository import Repository
 from tests.cli.conftest import Cli
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from certstore.access import AuthenticationError, Role
 from certstore.services import logins
-from certstore.services.repository import Repository
+from certstore.store.repository import Repository
 from tests.cli.conftest import Cli
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from certstore.exchange.worker import ExchangeSource, LeaseHeldError, run_cycle
 from certstore.records import PreparedVersion
-from certstore.services.repository import Repository
+from certstore.store.repository import Repository
 from tests.exchange.support import ISSUER
 
 

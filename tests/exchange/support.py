@@ -14,9 +14,9 @@ from sqlalchemy import create_engine, func, select
 from certstore.catalogue.definitions import example_face, shipped_entries
 from certstore.exchange.frontend import CERTIFICATE_TABLE, STATUS_TABLE, FrontendWriter, frontend_engine
 from certstore.exchange.worker import ExchangeSource
-from certstore.services.repository import Repository
 from certstore.store.db import Database
 from certstore.store.models import CertificateEventRow, CertificateRow, ExchangeAppliedRow
+from certstore.store.repository import Repository
 from tests.support.clock import Clock
 from tests.support.repository import make_repo
 

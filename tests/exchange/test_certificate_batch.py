@@ -17,9 +17,9 @@ from certstore.services.certificates import (
     CertificateNotFoundError,
     DuplicateConflictError,
 )
-from certstore.services.repository import Repository
 from certstore.store.db import Database
 from certstore.store.models import CertificateEventRow, CertificateRow
+from certstore.store.repository import Repository
 from tests.exchange.support import CATALOGUE, ISSUER, document, make_repo, number
 
 COLUMNS = ("identifier", "version", "status", "content_digest", "face", "meta", "valid_until", "holder_id_digest",

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from certstore.cli.common import Context
 from certstore.cli.exchange_reports import late_command
-from certstore.exchange.deadlines import (
+from certstore.services.deadlines import (
     CLOCK_SKEW,
     REAL_TIME_TOLERANCE,
     ArrivalError,
@@ -29,10 +29,10 @@ from certstore.exchange.deadlines import (
     offenders,
     record_arrival,
 )
-from certstore.services.repository import Repository
 from certstore.store.blobs import FileBlobStore
 from certstore.store.db import Database
 from certstore.store.models import ArrivalRow, OrganisationRow
+from certstore.store.repository import Repository
 from certstore.workdays import CHINA_STANDARD_TIME, WorkCalendar
 from tests.services.conftest import Clock
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from certstore.exchange.frontend import CERTIFICATE_TABLE, STATUS_TABLE, FrontendWriter, init_frontend
 from certstore.exchange.worker import ExchangeSource, LeaseHeldError, run_cycle
 from certstore.services.catalogue import load_shipped
-from certstore.services.repository import Repository
+from certstore.store.repository import Repository
 from tests.exchange.support import ISSUER, assert_repository_equals
 
 ROOT = Path(__file__).resolve().parents[2]

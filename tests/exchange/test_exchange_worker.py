@@ -22,7 +22,6 @@ from certstore.exchange.worker import ExchangeSource, ExchangeWorker, LeaseHeldE
 from certstore.lifecycle import Status
 from certstore.services import certificates
 from certstore.services.catalogue import list_submissions
-from certstore.services.repository import Repository
 from certstore.store.models import (
     ArrivalRow,
     CertificateEventRow,
@@ -30,6 +29,7 @@ from certstore.store.models import (
     ExchangeAppliedRow,
     ExchangeCursorRow,
 )
+from certstore.store.repository import Repository
 from tests.exchange.support import CATALOGUE, ISSUER, Clock, assert_repository_equals, document, number
 
 ROOT = Path(__file__).resolve().parents[2]

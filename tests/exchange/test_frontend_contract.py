@@ -22,7 +22,7 @@ from certstore.exchange.frontend import (
     init_frontend,
 )
 from certstore.exchange.worker import run_cycle
-from certstore.services.repository import Repository
+from certstore.store.repository import Repository
 from tests.cli.conftest import Cli, cli  # noqa: F401 - the fixture
 from tests.exchange.support import ISSUER, document, number
 

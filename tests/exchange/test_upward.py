@@ -46,7 +46,6 @@ from certstore.services.aggregation import Outcome, apply_batch
 from certstore.services.catalogue import get_entry, list_submissions, load_shipped, review_entry, submit_entry
 from certstore.services.issuance import SealingKey, file_maker, sealing_key
 from certstore.services.keys import init_dev_keys
-from certstore.services.repository import Repository
 from certstore.services.verification import repository_check
 from certstore.store.blobs import FileBlobStore
 from certstore.store.db import Database
@@ -58,6 +57,7 @@ from certstore.store.models import (
     UpwardReceivedRow,
     UpwardTargetRow,
 )
+from certstore.store.repository import Repository
 from certstore.verify import verify_file
 from tests.servers.ports import free_port
 from tests.services import conftest as services_fixtures

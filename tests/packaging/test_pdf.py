@@ -34,7 +34,8 @@ from pyhanko.sign.validation.status import SignatureCoverageLevel
 from certstore.catalogue import CatalogueEntry, shipped_entries
 from certstore.checks import CheckResult, Indication
 from certstore.crypto import oids
-from certstore.crypto.sm2 import DEFAULT_SM2_ID, SM2PrivateKey, SM2PublicKey, SoftwareSigner, sm3
+from certstore.crypto.sm2 import DEFAULT_SM2_ID, SM2PrivateKey, SM2PublicKey, SoftwareSigner
+from certstore.crypto.sm3 import sm3
 from certstore.crypto.trust import TrustStore
 from certstore.crypto.x509 import CertificateProfile, issue_certificate
 from certstore.packaging.face import lay_out_face

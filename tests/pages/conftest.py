@@ -36,8 +36,8 @@ from certstore.records import Holder, draft_from_json, draft_to_json, example_dr
 from certstore.services import certificates, logins
 from certstore.services.catalogue import get_entry, load_shipped
 from certstore.services.keys import init_dev_keys
-from certstore.services.repository import Repository
 from certstore.store.db import Database, database_url
+from certstore.store.repository import Repository
 from tests.servers.ports import free_port
 
 CHROMIUM = Path("/usr/bin/chromium")

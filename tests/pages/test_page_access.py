@@ -23,8 +23,8 @@ from certstore.records import draft_from_json, draft_to_json, example_draft
 from certstore.services import certificates, logins
 from certstore.services.catalogue import get_entry, load_shipped
 from certstore.services.keys import init_dev_keys
-from certstore.services.repository import Repository
 from certstore.store.db import Database, database_url
+from certstore.store.repository import Repository
 
 CONSTRUCTION = "11410100990000025A001"
 PASSWORD = "correct-horse-9"

@@ -15,7 +15,7 @@ from asn1crypto.x509 import Time
 from PIL import Image
 
 from certstore.crypto import oids
-from certstore.crypto.sm2 import sm3
+from certstore.crypto.sm3 import sm3
 from certstore.crypto.trust import TrustStore
 from certstore.crypto.x509 import Certificate, CertificateProfile
 from certstore.seal import SealPicture

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from certstore.crypto import oids
-from certstore.crypto.sm2 import sm3
+from certstore.crypto.sm3 import sm3
 from certstore.crypto.x509 import CertificateProfile
 from certstore.seal import (
     ExtData,

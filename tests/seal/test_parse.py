@@ -13,7 +13,7 @@ from asn1crypto import cms, core
 from asn1crypto.x509 import Time
 
 from certstore.crypto import oids
-from certstore.crypto.sm2 import sm3
+from certstore.crypto.sm3 import sm3
 from certstore.seal import SealFormatError, SealLayout, parse_seal, parse_seal_signature
 from certstore.seal import asn1 as ses
 from tests.seal.seal_builders import (

@@ -10,7 +10,8 @@ import pytest
 from asn1crypto import core
 
 from certstore.checks import CheckResult, Indication
-from certstore.crypto.sm2 import decode_signature, sm3
+from certstore.crypto.sm2 import decode_signature
+from certstore.crypto.sm3 import sm3
 from certstore.crypto.trust import TrustStore
 from certstore.seal import (
     SealLayout,

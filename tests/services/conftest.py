@@ -11,8 +11,8 @@ import pytest
 from certstore.catalogue.definitions import example_face, shipped_entries
 from certstore.identifiers import HolderIdType
 from certstore.records import CertificateDraft, Holder
-from certstore.services.repository import Repository
 from certstore.store.db import Database
+from certstore.store.repository import Repository
 from tests.support.clock import Clock
 from tests.support.repository import make_repo
 

@@ -16,8 +16,8 @@ from certstore.catalogue.definitions import example_face, shipped_entries
 from certstore.identifiers import HolderIdType
 from certstore.records import CertificateDraft, Holder
 from certstore.services import certificates
-from certstore.services.repository import Repository
 from certstore.store.blobs import BlobRef, BlobStore
+from certstore.store.repository import Repository
 
 CATALOGUE = "11410100990000017F002"  # 建设用地规划许可证
 

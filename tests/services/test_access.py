@@ -9,8 +9,8 @@ from sqlalchemy import event, select
 
 from certstore.access import AccessDeniedError, AuthenticationError, Role
 from certstore.services import access
-from certstore.services.repository import Repository
 from certstore.store.models import ApiTokenRow
+from certstore.store.repository import Repository
 from tests.services.conftest import Clock
 
 ORG = "12410100MB0000001X"

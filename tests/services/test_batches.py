@@ -32,8 +32,8 @@ from certstore.services.certificates import FileMaker
 from certstore.services.issuance import file_maker as sealing_file_maker
 from certstore.services.issuance import sealing_key
 from certstore.services.keys import init_dev_keys
-from certstore.services.repository import Repository
 from certstore.store.models import BatchJobRow, CertificateRow
+from certstore.store.repository import Repository
 from certstore.verify import verify_file
 from tests.services.conftest import RESIDENT_IDS, Clock, DraftMaker
 

@@ -16,7 +16,7 @@ from certstore.services.calendar import (
     remove_day,
     set_day,
 )
-from certstore.services.repository import Repository
+from certstore.store.repository import Repository
 from certstore.workdays import CalendarError, WorkCalendar
 
 # TEST DATA, not an authoritative calendar (shaped like the State Council's 2026 National Day notice).

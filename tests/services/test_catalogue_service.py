@@ -13,7 +13,7 @@ from certstore.services.catalogue import (
     load_shipped,
     register_entry,
 )
-from certstore.services.repository import Repository
+from certstore.store.repository import Repository
 
 
 def _bump(entry: CatalogueEntry, version: int, name_suffix: str = "") -> CatalogueEntry:

@@ -8,13 +8,13 @@ from datetime import date, timedelta
 import pytest
 
 from certstore.catalogue.definitions import shipped_entries
-from certstore.crypto.sm2 import sm3
+from certstore.crypto.sm3 import sm3
 from certstore.identifiers import CertificateIdentifier, HolderIdType
 from certstore.lifecycle import Action, Status, TransitionError
 from certstore.records import Holder, RecordError
 from certstore.services import certificates
 from certstore.services.certificates import DuplicateConflictError, NotLatestVersionError
-from certstore.services.repository import Repository
+from certstore.store.repository import Repository
 from tests.services.conftest import RESIDENT_IDS, Clock, DraftMaker
 
 FILE = b"%OFD placeholder bytes are not what this test is about; any file content will do"

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from certstore.services import certificates
 from certstore.services.catalogue import load_shipped
-from certstore.services.repository import Repository
 from certstore.store.blobs import blob_store_from_url
 from certstore.store.db import Database
+from certstore.store.repository import Repository
 from tests.services.conftest import Clock, DraftMaker
 
 

@@ -30,8 +30,8 @@ from certstore.services.copies import (
 )
 from certstore.services.issuance import OFD_MEDIA_TYPE, SealingKey, file_maker, sealing_key
 from certstore.services.keys import DEV_AGENCY, DEV_REPOSITORY, init_dev_keys
-from certstore.services.repository import Repository
 from certstore.services.verification import RepositoryStatusCheck, repository_check
+from certstore.store.repository import Repository
 from certstore.verify import VerificationReport, verify_file
 from tests.packaging.ofd.structure import OFD_NS, Package, check_package
 from tests.services.conftest import Clock, DraftMaker

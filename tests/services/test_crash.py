@@ -18,8 +18,8 @@ from sqlalchemy import func, select
 
 from certstore.services import certificates
 from certstore.services.catalogue import load_shipped
-from certstore.services.repository import Repository
 from certstore.store.models import CertificateRow
+from certstore.store.repository import Repository
 
 ROOT = Path(__file__).resolve().parents[2]
 TOTAL = 40  # certificate numbers per run

@@ -20,8 +20,8 @@ from certstore.forms import TableError, header_cell
 from certstore.keystore import KeyStore
 from certstore.services import certificates
 from certstore.services.imports import ImportReport, ImportSettings, import_table
-from certstore.services.repository import Repository
 from certstore.store.models import CertificateEventRow, CertificateRow
+from certstore.store.repository import Repository
 from certstore.verify import verify_file
 from tests.packaging.ofd.structure import Package
 from tests.support.legacy_table import (

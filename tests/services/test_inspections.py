@@ -22,7 +22,7 @@ from certstore.services.inspections import (
     list_inspections,
     record_inspection,
 )
-from certstore.services.repository import Repository
+from certstore.store.repository import Repository
 from tests.services.conftest import Clock, DraftMaker
 
 # No shipped type requires annual inspection, so the tests register version 2 of the site selection opinion

@@ -12,8 +12,8 @@ from certstore.services import certificates
 from certstore.services.catalogue import get_entry
 from certstore.services.issuance import SealingKey, file_maker, make_pdf, sealing_key
 from certstore.services.keys import init_dev_keys
-from certstore.services.repository import Repository
 from certstore.services.verification import repository_check
+from certstore.store.repository import Repository
 from certstore.verify import verify_file
 from tests.services.conftest import DraftMaker
 

@@ -12,8 +12,8 @@ from sqlalchemy import select
 
 from certstore.access import AuthenticationError, Principal, Role
 from certstore.services import logins
-from certstore.services.repository import Repository
 from certstore.store.models import PrincipalCredentialRow, WebSessionRow
+from certstore.store.repository import Repository
 from tests.services.conftest import Clock
 
 ORG = "12410100MB0000001X"

@@ -10,7 +10,6 @@ from certstore.access import AccessDeniedError, Principal, Role
 from certstore.services import certificates
 from certstore.services.calendar import import_days
 from certstore.services.certificates import CertificateNotFoundError
-from certstore.services.repository import Repository
 from certstore.services.reviews import (
     REVIEW_WORKING_DAYS,
     ReviewNotFoundError,
@@ -23,6 +22,7 @@ from certstore.services.reviews import (
     submit_review,
     withdraw_review,
 )
+from certstore.store.repository import Repository
 from certstore.workdays import local_date
 from tests.services.conftest import Clock, DraftMaker
 

@@ -18,7 +18,6 @@ from certstore.access import Principal, Role
 from certstore.catalogue import CatalogueEntry
 from certstore.lifecycle import Action, Status
 from certstore.services import access, batches, calendar, catalogue, certificates, inspections, reviews
-from certstore.services.repository import Repository
 from certstore.services.transaction import Within, compose
 from certstore.store.models import (
     AccessGrantRow,
@@ -30,6 +29,7 @@ from certstore.store.models import (
     InspectionRow,
     ReviewRequestRow,
 )
+from certstore.store.repository import Repository
 from tests.services.conftest import Clock, DraftMaker
 
 SITE_OPINION = "11410100990000017F001"  # issued by the planning bureau

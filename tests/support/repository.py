@@ -10,9 +10,9 @@ from datetime import datetime
 from pathlib import Path
 
 from certstore.services.catalogue import load_shipped
-from certstore.services.repository import Repository
 from certstore.store.blobs import FileBlobStore
 from certstore.store.db import Database
+from certstore.store.repository import Repository
 
 
 def make_repo(database: Database, root: Path, clock: Callable[[], datetime] | None = None) -> Repository:

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from asn1crypto import core
 
 from certstore.crypto import oids
-from certstore.crypto.sm2 import sm3
+from certstore.crypto.sm3 import sm3
 from certstore.seal import make_seal, sign_seal
 from tests.seal.seal_builders import FIXTURES, NOW, Hierarchy, Party, tiny_picture
 

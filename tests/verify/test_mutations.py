@@ -27,10 +27,10 @@ from certstore.services import certificates
 from certstore.services.catalogue import list_entries, load_shipped
 from certstore.services.issuance import SealingKey, file_maker
 from certstore.services.keys import init_dev_keys
-from certstore.services.repository import Repository
 from certstore.services.verification import repository_check
 from certstore.store.blobs import FileBlobStore
 from certstore.store.db import Database
+from certstore.store.repository import Repository
 from certstore.verify import UnreadableFileError, VerificationReport, verify_file
 from tests.seal.seal_builders import tiny_picture
 

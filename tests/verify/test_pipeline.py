@@ -13,7 +13,7 @@ import pytest
 
 import certstore.verify.pipeline as pipeline
 from certstore.checks import Check, CheckResult, Indication
-from certstore.crypto.sm2 import sm3
+from certstore.crypto.sm3 import sm3
 from certstore.verify import (
     CertificateReport,
     Format,

@@ -7,7 +7,7 @@ import random
 import pytest
 
 from certstore.checks import CheckResult, Indication
-from certstore.crypto.sm2 import sm3
+from certstore.crypto.sm3 import sm3
 from certstore.verify import verify_file
 from certstore.verify.ofd import _CHECK_METHODS, _SHARED_DIGESTS, _CheckMethod, _SharedDigests
 from tests.seal.seal_builders import Hierarchy, make_hierarchy

@@ -45,7 +45,8 @@ from typing import Literal
 
 from lxml import etree
 
-from certstore.crypto.sm2 import Signer, sm3
+from certstore.crypto.sm2 import Signer
+from certstore.crypto.sm3 import sm3
 from certstore.crypto.x509 import Certificate
 from certstore.packaging.layout import Box
 from certstore.seal import sign_seal

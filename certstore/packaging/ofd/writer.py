@@ -26,7 +26,6 @@ has no glyph for, unknown image types, unsafe attachment names) is refused with 
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import math
@@ -43,6 +42,7 @@ from typing import Any
 
 from lxml import etree
 
+from certstore.crypto.sm3 import sm3_hex
 from certstore.packaging import fonts
 from certstore.packaging.layout import Align, Box, FaceLayout, ImageItem, TextItem
 
@@ -382,7 +382,7 @@ def _default_doc_id(items: Sequence[tuple[str, str]]) -> str:
     """32 hex digits derived from the certificate identifier (or, lacking one, all metadata)."""
     values = dict(items)
     basis = values.get(n.META_IDENTIFIER) or json.dumps(items, ensure_ascii=False)
-    return hashlib.new("sm3", f"certstore-ofd-docid:{basis}".encode()).hexdigest()[:32]
+    return sm3_hex(f"certstore-ofd-docid:{basis}".encode())[:32]
 
 
 def _default_creation_date(items: Sequence[tuple[str, str]]) -> date:

@@ -57,8 +57,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from certstore.services.repository import Repository
 from certstore.store.models import ArrivalRow, OrganisationRow
+from certstore.store.repository import Repository
 from certstore.workdays import CHINA_STANDARD_TIME, WorkCalendar
 
 __all__ = [
