@@ -25,15 +25,12 @@ from api.models import (
     RenewRequest,
 )
 from api.problems import PROBLEM_RESPONSES, FieldProblem, ProblemError
-from api.scope import ServingQuery, authorize_certificate, require_own_issuer
+from api.scope import require_own_issuer
 from api.security import ActionAudit, ActionAuditDep, action_audit, allow
 from certstore.access import AccessDeniedError, Principal, Role
 from certstore.lifecycle import Action
-from certstore.packaging.face import lay_out_face
 from certstore.packaging.layout import FaceData
-from certstore.packaging.preview import render_preview
 from certstore.records import Certificate, draft_from_json
-from certstore.seal import parse_seal
 from certstore.services import access, certificates
 from certstore.services.calendar import load_calendar
 from certstore.services.catalogue import get_entry
@@ -111,14 +108,6 @@ def _audited(audit: ActionAudit | None, then: Within | None = None) -> Within | 
     return audit.within(then=compose(then, name_new_version))
 
 
-def _readable(
-    request: Request, services: Any, principal: Principal, identifier: str, serving: Any
-) -> Certificate:
-    certificate = certificates.get(services.repo, identifier)
-    authorize_certificate(request, services.repo, principal, certificate, serving)
-    return certificate
-
-
 def _managed(services: Any, principal: Principal, identifier: str) -> Certificate:
     certificate = certificates.get(services.repo, identifier)
     require_own_issuer(principal, certificate)
@@ -189,33 +178,6 @@ def list_certificates(
 
 
 @router.get(
-    "/{identifier}",
-    tags=["sharing"],
-    response_model=CertificateOut,
-    responses={404: PROBLEM_RESPONSES[404]},
-    summary="One certificate version: metadata, face data, status (issuer, or window staff serving its holder)",
-)
-def get_certificate(
-    services: ServicesDep, principal: Reader, identifier: str, serving: ServingQuery, request: Request
-) -> CertificateOut:
-    return _out(services, _readable(request, services, principal, identifier, serving))
-
-
-@router.get(
-    "/{identifier}/history",
-    tags=["sharing"],
-    response_model=list[CertificateOut],
-    responses={404: PROBLEM_RESPONSES[404]},
-    summary="Every version of the certificate with its lifecycle events (变更历史)",
-)
-def get_history(
-    services: ServicesDep, principal: Reader, identifier: str, serving: ServingQuery, request: Request
-) -> list[CertificateOut]:
-    _readable(request, services, principal, identifier, serving)
-    return [_out(services, c) for c in certificates.history(services.repo, identifier)]
-
-
-@router.get(
     "/{identifier}/file",
     tags=["generation"],
     responses={
@@ -254,34 +216,6 @@ def get_file(
 
 def _attachment(name: str) -> dict[str, str]:
     return {"Content-Disposition": f'attachment; filename="{name}"'}
-
-
-@router.get(
-    "/{identifier}/preview.png",
-    tags=["sharing"],
-    responses={
-        200: {"content": {"image/png": {}}, "description": "The face as a PNG"},
-        404: PROBLEM_RESPONSES[404],
-    },
-    response_class=Response,
-    summary="Preview of the face (照面预览) as PNG",
-)
-def get_preview(
-    services: ServicesDep,
-    principal: Reader,
-    identifier: str,
-    serving: ServingQuery,
-    request: Request,
-    dpi: Annotated[int, Query(ge=36, le=200)] = 96,
-) -> Response:
-    certificate = _readable(request, services, principal, identifier, serving)
-    entry = get_entry(services.repo, certificate.catalogue_code, certificate.catalogue_version)
-    layout = lay_out_face(
-        FaceData.from_certificate(certificate, entry), verify_base_url=services.settings.public_url
-    )
-    picture = parse_seal(services.sealing_key(entry).seal).picture
-    png = render_preview(layout, dpi=dpi, seal_picture=picture.data if picture else None)
-    return Response(png, media_type="image/png", headers={"Cache-Control": "private, no-store"})
 
 
 # --- management ------------------------------------------------------------------------------------------

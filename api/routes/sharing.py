@@ -3,10 +3,10 @@ sealed copy (副本). Window staff always state the matter and the holder they s
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from api.deps import ServicesDep
 from api.models import CertificateOut, CopyRequestIn, StatusOut
@@ -15,13 +15,31 @@ from api.scope import Serving, ServingQuery, authorize_certificate, serving_hold
 from api.security import allow
 from certstore.access import Principal, Role
 from certstore.identifiers import HolderIdType
+from certstore.packaging.face import lay_out_face
+from certstore.packaging.layout import FaceData
+from certstore.packaging.preview import render_preview
+from certstore.records import Certificate
+from certstore.seal import parse_seal
 from certstore.services import certificates, copies
+from certstore.services.catalogue import get_entry
 from certstore.services.issuance import OFD_MEDIA_TYPE
 
 router = APIRouter(tags=["sharing"])
 
 Reader = Annotated[Principal, Depends(allow(Role.AGENCY, Role.WINDOW))]
 Window = Annotated[Principal, Depends(allow(Role.WINDOW))]
+
+
+def _readable(
+    request: Request, services: Any, principal: Principal, identifier: str, serving: Any
+) -> Certificate:
+    certificate = certificates.get(services.repo, identifier)
+    authorize_certificate(request, services.repo, principal, certificate, serving)
+    return certificate
+
+
+def _out(services: Any, certificate: Certificate) -> CertificateOut:
+    return CertificateOut.of(certificate, services.repo.now())
 
 
 @router.get(
@@ -123,3 +141,55 @@ def make_copy(
         media_type=OFD_MEDIA_TYPE,
         headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}"},
     )
+
+
+@router.get(
+    "/api/v1/certificates/{identifier}",
+    response_model=CertificateOut,
+    responses={404: PROBLEM_RESPONSES[404]},
+    summary="One certificate version: metadata, face data, status (issuer, or window staff serving its holder)",
+)
+def get_certificate(
+    services: ServicesDep, principal: Reader, identifier: str, serving: ServingQuery, request: Request
+) -> CertificateOut:
+    return _out(services, _readable(request, services, principal, identifier, serving))
+
+
+@router.get(
+    "/api/v1/certificates/{identifier}/history",
+    response_model=list[CertificateOut],
+    responses={404: PROBLEM_RESPONSES[404]},
+    summary="Every version of the certificate with its lifecycle events (变更历史)",
+)
+def get_history(
+    services: ServicesDep, principal: Reader, identifier: str, serving: ServingQuery, request: Request
+) -> list[CertificateOut]:
+    _readable(request, services, principal, identifier, serving)
+    return [_out(services, c) for c in certificates.history(services.repo, identifier)]
+
+
+@router.get(
+    "/api/v1/certificates/{identifier}/preview.png",
+    responses={
+        200: {"content": {"image/png": {}}, "description": "The face as a PNG"},
+        404: PROBLEM_RESPONSES[404],
+    },
+    response_class=Response,
+    summary="Preview of the face (照面预览) as PNG",
+)
+def get_preview(
+    services: ServicesDep,
+    principal: Reader,
+    identifier: str,
+    serving: ServingQuery,
+    request: Request,
+    dpi: Annotated[int, Query(ge=36, le=200)] = 96,
+) -> Response:
+    certificate = _readable(request, services, principal, identifier, serving)
+    entry = get_entry(services.repo, certificate.catalogue_code, certificate.catalogue_version)
+    layout = lay_out_face(
+        FaceData.from_certificate(certificate, entry), verify_base_url=services.settings.public_url
+    )
+    picture = parse_seal(services.sealing_key(entry).seal).picture
+    png = render_preview(layout, dpi=dpi, seal_picture=picture.data if picture else None)
+    return Response(png, media_type="image/png", headers={"Cache-Control": "private, no-store"})
