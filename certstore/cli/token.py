@@ -16,7 +16,10 @@ def group() -> None:
 
 @group.command("create")
 @click.option(
-    "--role", required=True, type=click.Choice([r.value for r in Role if r is not Role.OPERATOR]), help="The principal's role."
+    "--role",
+    required=True,
+    type=click.Choice([r.value for r in Role if r is not Role.OPERATOR]),
+    help="The principal's role.",
 )
 @click.option("--org", "org", required=True, help="Organisation code (e.g. its USCC); registered if new.")
 @click.option("--org-name", help="The organisation's name, when registering it.")

@@ -89,8 +89,8 @@ from certstore.services.catalogue import (
     get_entry,
     submit_entry,
 )
+from certstore.services.certificate_batch import CertificateBatch
 from certstore.services.certificates import (
-    CertificateBatch,
     CertificateNotFoundError,
     DuplicateConflictError,
     FileMaker,

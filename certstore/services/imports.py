@@ -56,7 +56,8 @@ from certstore.packaging.face import LayoutError
 from certstore.packaging.layout import FaceData
 from certstore.records import PreparedVersion, RecordError, draft_from_json, prepare_version
 from certstore.services.catalogue import get_entry
-from certstore.services.certificates import CertificateBatch, DuplicateConflictError
+from certstore.services.certificate_batch import CertificateBatch
+from certstore.services.certificates import DuplicateConflictError
 from certstore.services.issuance import (
     DEFAULT_VERIFY_BASE_URL,
     OFD_MEDIA_TYPE,

@@ -12,8 +12,8 @@ from certstore.lifecycle import Action, Status, TransitionError
 from certstore.records import draft_from_json, prepare_version
 from certstore.services import certificates
 from certstore.services.catalogue import get_entry
+from certstore.services.certificate_batch import CertificateBatch
 from certstore.services.certificates import (
-    CertificateBatch,
     CertificateNotFoundError,
     DuplicateConflictError,
 )
