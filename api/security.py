@@ -31,9 +31,10 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.problems import problem_response
-from certstore.access import AuthenticationError, Principal, Role, require_role
+from certstore.access import Actor, AuthenticationError, Principal, Role, require_role
 from certstore.audit import AuditEvent, Outcome, append_in_transaction, record_event
 from certstore.services import access
+from certstore.services.calls import Call, Origin, Via
 from certstore.services.transaction import Within
 
 __all__ = [
@@ -42,6 +43,8 @@ __all__ = [
     "AuthenticatedPrincipal",
     "allow",
     "audit_requests",
+    "call_of",
+    "calling",
     "current_principal",
     "flush_audit",
     "request_event",
@@ -95,6 +98,44 @@ def allow(*roles: Role) -> Callable[[Principal], Principal]:
 
     check.__name__ = "allow_" + "_".join(role.value for role in roles)
     return check
+
+
+def call_of(request: Request, principal: Principal, *, via: Via = Via.API) -> Call:
+    """The :class:`~certstore.services.calls.Call` of this request for the use cases: the principal as actor; the
+    request id, route template (never the raw path), client and user agent as origin. Kept on the request: the
+    middleware does not log a request whose call the core has recorded (:func:`audit_requests`)."""
+    existing: Call | None = getattr(request.state, "call", None)
+    if existing is not None:
+        return existing
+    route = request.scope.get("route")
+    template = getattr(route, "path", None)
+    origin = Origin(
+        via,
+        request_id=getattr(request.state, "request_id", None) or uuid.uuid4().hex,
+        resource=(f"{request.method} {template}" if template else f"{request.method} (unrouted)")[:300],
+        client=request.client.host if request.client else None,
+        user_agent=request.headers.get("user-agent"),
+    )
+    call = Call(Actor.of(principal), origin)
+    request.state.call = call
+    return call
+
+
+def calling(*roles: Role) -> Callable[..., Call]:
+    """A dependency admitting only ``roles`` and giving the handler the request's :class:`Call` (use as
+    ``call: Annotated[Call, Depends(calling(Role.AGENCY))]``)."""
+    admit = allow(*roles)
+
+    def dependency(request: Request, principal: Annotated[Principal, Depends(admit)]) -> Call:
+        return call_of(request, principal)
+
+    dependency.__name__ = "calling_" + "_".join(role.value for role in roles)
+    return dependency
+
+
+def _recorded_by_core(request: Request) -> bool:
+    call: Call | None = getattr(request.state, "call", None)
+    return call is not None and bool(call.recorded)
 
 
 def _outcome(status: int) -> Outcome:
@@ -255,7 +296,7 @@ async def audit_requests(request: Request, call_next: Callable[[Request], Awaita
     try:
         response = await _nul_problem(request) or await call_next(request)
     except Exception:
-        if audited and getattr(request.state, _COMMITTED, None) is None:
+        if audited and getattr(request.state, _COMMITTED, None) is None and not _recorded_by_core(request):
             request.state.problem = "unexpected server error"
             try:
                 await _submit(request, request_event(request, 500))
@@ -263,7 +304,7 @@ async def audit_requests(request: Request, call_next: Callable[[Request], Awaita
                 log.exception("audit event of failed request %s could not be recorded", request_id)
         raise  # on to the server-error handler (a 500 problem)
     response.headers["X-Request-ID"] = request_id
-    if not audited or getattr(request.state, _COMMITTED, None) is not None:
+    if not audited or getattr(request.state, _COMMITTED, None) is not None or _recorded_by_core(request):
         return response
     event = request_event(request, response.status_code)
     try:
