@@ -1,4 +1,7 @@
-"""The FastAPI application: ``create_app`` wires settings, the repository and the key store to the routers."""
+"""The FastAPI application: ``create_app`` builds the process's :class:`Services` — the one application object
+(:class:`certstore.app.Application`) with the API's settings, its audit trail and batch worker — and hands it to
+the routers and pages, which build each request's :class:`~certstore.services.calls.Call` and call the services
+with it."""
 
 from __future__ import annotations
 
@@ -69,23 +72,21 @@ def create_app(
     data directory would give (tests)."""
     settings = settings or Settings.from_env()
     if repo is None:
-        repo = Repository.open(settings.data_dir)
-    services = Services(
-        repo,
-        keystore or KeyStore(settings.data_dir / "keys"),
-        public_url=settings.public_url,
-        settings=settings,
-    )
+        services = Services.open(settings.data_dir, public_url=settings.public_url)
+        if keystore is not None:
+            services.keystore = keystore
+    else:
+        keys = keystore or KeyStore(settings.data_dir / "keys")
+        services = Services(repo, keys, public_url=settings.public_url)
+    services.settings = settings
     services.audit = AuditTrail(
-        repo.db,
+        services.repo.db,
         spool_dir=settings.data_dir / "audit-spool",
         key_provider=services.repository_sealing_key,
         policy=CheckpointPolicy.from_env(),
     )
     if settings.batch_worker:
-        services.batch_runner = BatchRunner(
-            repo, file_maker=services.file_maker(), worker=f"api-{os.getpid()}"
-        )
+        services.batch_runner = BatchRunner(services, worker=f"api-{os.getpid()}")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

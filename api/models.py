@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, datetime
 from typing import Any, Literal, Self
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from certstore.lifecycle import Status
-from certstore.records import Certificate
+from certstore.records import Certificate, CertificateDraft, draft_from_json
+from certstore.services.calls import Call
 from certstore.services.deadlines import Channel
 
 #: Largest database id (64-bit signed): ids and cursors beyond it are refused as invalid input (422).
@@ -77,6 +79,16 @@ class CertificateData(BaseModel):
         description="办理渠道: online 在线办理 (due in real time, 10 minutes), offline 线下办理 (1 working day), "
         "bulk 批量/存量 (3 working days)",
     )
+
+    def draft(self) -> CertificateDraft:
+        """The certificate content of this push (without the arrival fields)."""
+        return draft_from_json(self.model_dump(mode="json", exclude_none=True, exclude=set(ARRIVAL_FIELDS)))
+
+    def stated_by(self, call: Call) -> Call:
+        """``call`` with the completion time and channel this push states in its origin (the use case records
+        the arrival from them)."""
+        call.origin = replace(call.origin, completed_at=self.completed_at, channel=self.channel.value)
+        return call
 
 
 #: The fields of :class:`CertificateData` that are about the arrival, not the certificate (not in the draft).

@@ -1,17 +1,21 @@
 """Authentication and role checks as FastAPI dependencies, and the audit of every request.
 
-Every route except the public ones depends on :func:`allow` with the roles it admits; the finer rules (an agency
-only touches its own catalogue, window staff only the holder and matter they are serving, bulk access only with a
-grant) live in the route handlers through :mod:`api.scope`, because they depend on the resource.
+Every route except the public ones depends on :func:`allow` (or :func:`calling`) with the roles it admits; the
+finer rules (an agency only touches its own catalogue types and certificates, window staff only the holder bound
+to their matter, bulk access only with a grant) live in the use cases (``certstore.services.authorization``,
+``certstore.services.scope``), whichever entry point calls them.
 
-Every audited request leaves exactly one audit entry, built by :func:`request_event`:
+Every audited request leaves exactly one audit entry:
 
-- a mutation whose service runs a database transaction writes it *inside that transaction*
-  (:class:`ActionAudit`, passed to the service as its ``within`` hook): the entry commits exactly when the change
-  does, and nothing the process does afterwards (a failing response, a crash) can lose it;
-- every other request — reads, denials, failures, and mutations whose transaction rolled back — is logged by the
-  middleware :func:`audit_requests` after the response, through the durable spool of
-  :class:`certstore.audit.AuditTrail`.
+- a use case that takes the request's :class:`~certstore.services.calls.Call` (:func:`call_of`, :func:`calling`:
+  the certificate use cases, batches, sharing) records it itself — inside its transaction for a change, through
+  the durable sink for a read, a repeat or a denial — and notes it in ``call.recorded``;
+- a mutation whose service does not take a call yet (catalogue, reviews, inspections, grants, calendar) writes the
+  entry built by :func:`request_event` *inside its transaction* (:class:`ActionAudit`, passed to the service as
+  its ``within`` hook): the entry commits exactly when the change does;
+- every other request — denials, validation failures, unrouted paths, and mutations whose transaction rolled
+  back — is logged by the middleware :func:`audit_requests` after the response, through the durable spool of
+  :class:`certstore.audit.AuditTrail`. It skips a request the core or :class:`ActionAudit` recorded.
 """
 
 from __future__ import annotations
@@ -46,7 +50,6 @@ __all__ = [
     "call_of",
     "calling",
     "current_principal",
-    "flush_audit",
     "request_event",
     "services_of",
 ]
@@ -126,7 +129,9 @@ def calling(*roles: Role) -> Callable[..., Call]:
     ``call: Annotated[Call, Depends(calling(Role.AGENCY))]``)."""
     admit = allow(*roles)
 
-    def dependency(request: Request, principal: Annotated[Principal, Depends(admit)]) -> Call:
+    # ``Depends`` as the default, not in ``Annotated``: the annotation is a string here (postponed evaluation),
+    # which FastAPI resolves in this module's globals, where the closure's ``admit`` does not exist.
+    def dependency(request: Request, principal: Principal = Depends(admit)) -> Call:  # noqa: B008
         return call_of(request, principal)
 
     dependency.__name__ = "calling_" + "_".join(role.value for role in roles)
@@ -345,13 +350,3 @@ def _grant_id(request: Request) -> int | None:
     except (TypeError, ValueError):
         return None
     return grant if grant is not None and 0 <= grant < 2**63 else None
-
-
-def flush_audit(request: Request, timeout: float = 5.0) -> None:
-    """Wait until this process's acknowledged audit events are in the database, and the events committed by
-    mutations (``audit_pending``, any process) are chained: rules that read the log, such as one matter serving
-    one holder, must see the requests just answered — a review request filed for a holder under a matter is
-    written in its own transaction."""
-    trail = getattr(services_of(request), "audit", None)
-    if trail is not None:
-        trail.flush(timeout, pending=True)

@@ -34,13 +34,11 @@ from pathlib import Path
 from sqlalchemy import insert
 
 from bench import BenchContext, Results, register
+from bench._setup import prepared_data_dir
 from certstore.catalogue.definitions import example_face, shipped_entries
+from certstore.exchange.cycle import run_cycle
 from certstore.exchange.frontend import CERTIFICATE_TABLE, STATUS_TABLE, frontend_engine, init_frontend
-from certstore.exchange.worker import ExchangeSource, run_cycle
-from certstore.services.catalogue import load_shipped
-from certstore.store.blobs import FileBlobStore
-from certstore.store.db import Database
-from certstore.store.repository import Repository
+from certstore.exchange.source import ExchangeSource
 
 CATALOGUE = "11410100990000017F002"  # 建设用地规划许可证
 FULL = 100_000
@@ -108,10 +106,7 @@ def exchange(ctx: BenchContext) -> Results:
     rows = int(ctx.pick(full=FULL, quick=10_000))
     with tempfile.TemporaryDirectory(prefix="certstore-bench-exchange-") as tmp:
         root = Path(tmp)
-        database = Database(f"sqlite:///{root / 'certstore.db'}")
-        database.upgrade()
-        repo = Repository(db=database, blobs=FileBlobStore(root / "blobs"), holder_key=os.urandom(32))
-        load_shipped(repo)
+        app = prepared_data_dir(root, {})  # SQLite + file blobs: <root>/certstore.db, <root>/blobs
         url = f"sqlite:///{root / 'frontend.db'}"
         start = time.perf_counter()
         new, changed, statuses = _write_frontend(url, rows)
@@ -123,7 +118,7 @@ def exchange(ctx: BenchContext) -> Results:
         if profiler is not None:
             profiler.enable()
         start, cpu_start = time.perf_counter(), time.process_time()
-        stats = run_cycle(repo, source, file_maker=None, worker="bench", batch_size=500)
+        stats = run_cycle(app, source, file_maker=None, worker="bench", batch_size=500)
         elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
         if profiler is not None:
             profiler.disable()
@@ -133,7 +128,7 @@ def exchange(ctx: BenchContext) -> Results:
         if stats.error or stats.accepted != rows:
             raise RuntimeError(f"the cycle did not apply every row: {stats.to_dict()}")
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-        database.dispose()
+        app.close()
     per_row_us = elapsed / rows * 1e6
     scaled = elapsed * FULL / rows
     ctx.log(

@@ -46,15 +46,12 @@ from pathlib import Path
 import httpx
 
 from bench import BenchContext, Results, register, single_cpu
-from bench._setup import prepared_data_dir
+from bench._setup import bench_call, prepared_data_dir
 from certstore.access import Role
-from certstore.keystore import KeyStore
+from certstore.app import Application
 from certstore.records import example_draft
 from certstore.services import access, certificates
 from certstore.services.catalogue import get_entry
-from certstore.services.issuance import file_maker, sealing_key
-from certstore.services.verification import repository_check
-from certstore.store.repository import Repository
 from certstore.verify import verify_file
 
 CATALOGUE = "11410100990000025A001"  # 建筑工程施工许可证: the densest face of the shipped types
@@ -200,40 +197,39 @@ def _store(ctx: BenchContext, root: Path) -> Iterator[tuple[dict[str, str], bool
 
 
 def _prepare(ctx: BenchContext, data_dir: Path, store_env: dict[str, str], count: int) -> Prepared:
-    """Migrate, make keys, load the catalogue, issue ``count`` certificates, create a token."""
+    """Migrate, make keys, load the catalogue, issue ``count`` certificates, create a token. The server reads
+    the same data directory (keys, holder-index key) as this process."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CERTSTORE_")}
-    env.update(store_env, CERTSTORE_DATA_DIR=str(data_dir), CERTSTORE_HOLDER_KEY=os.urandom(32).hex())
+    env.update(store_env, CERTSTORE_DATA_DIR=str(data_dir))
     data_dir.mkdir(parents=True)
-    repo, store = prepared_data_dir(data_dir, env)
+    app = prepared_data_dir(data_dir, env)
     try:
-        entry = get_entry(repo, CATALOGUE)
-        maker = file_maker(sealing_key(store))
+        entry = get_entry(app.repo, CATALOGUE)
         base = example_draft(entry, issue_date=date(2026, 11, 26))
+        call = bench_call("http")
         identifiers: list[str] = []
         files: list[bytes] = []
         for n in range(count):
             draft = replace(base, certificate_number=f"41010020241126{n:04d}")
-            issued = certificates.issue(repo, draft, actor="bench", file_maker=maker).certificate
+            issued = certificates.issue(app, call, draft).certificate
             assert issued.file_key is not None
             identifiers.append(issued.identifier)
-            files.append(repo.blobs.get(issued.file_key))
+            files.append(app.repo.blobs.get(issued.file_key))
         token = access.create_token(
-            repo, role=Role.AGENCY, organisation_code=entry.issuer.credit_code,
+            app.repo, role=Role.AGENCY, organisation_code=entry.issuer.credit_code,
             organisation_name=entry.issuer.name, name="bench-agency", days=1,
         ).token  # fmt: skip
-
     finally:
-        repo.db.dispose()
+        app.close()
     return Prepared(env, identifiers, files, token)
 
 
 def measure_inprocess_verify(ctx: BenchContext, data_dir: Path, prepared: Prepared) -> float:
     """``verify_file`` per second with the repository look-up the API does, in this process on one core —
     measured just before the HTTP verification run, under the same conditions (the server idles meanwhile)."""
-    repo = Repository.open(data_dir, prepared.env)
+    app = Application.open(data_dir, prepared.env)
     try:
-        trust = KeyStore(data_dir / "keys").trust_store()
-        check = repository_check(lambda: repo)
+        trust, check = app.trust, app.repository_check()
         files = prepared.files
         report = verify_file(files[0], trust=trust, repository=check)
         if report.indication.value != "VALID":
@@ -246,7 +242,7 @@ def measure_inprocess_verify(ctx: BenchContext, data_dir: Path, prepared: Prepar
         with single_cpu():
             return ctx.rate(verify_one, seconds=ctx.pick(full=5.0, quick=1.0)).per_s
     finally:
-        repo.db.dispose()
+        app.close()
 
 
 def _nan_results() -> Results:

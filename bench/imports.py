@@ -3,7 +3,8 @@
 A synthetic table of 建筑工程施工许可证 (the densest shipped face) is written as the agency template
 (:mod:`certstore.forms`); every row has its own certificate number, holder name and project text drawn from the
 common hanzi, so every certificate needs its own font subset and QR code as real data would. It is imported with
-:func:`certstore.services.imports.import_table` — parallel sealing workers, one commit per chunk — into:
+:func:`certstore.services.imports.import_table` as the operator through the import entry point — parallel
+sealing workers, one commit per chunk with each row's audit entry — into:
 
 - **SQLite + files** (the embedded default): ``import_100k_s``;
 - **PostgreSQL + S3** (throwaway PostgreSQL 15 cluster and SeaweedFS server, as in the tests): ``import_100k_pg_s``.
@@ -30,16 +31,16 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from bench import BenchContext, Results, register
-from bench._setup import prepared_data_dir
+from bench._setup import bench_call, prepared_data_dir
+from certstore.app import Application
 from certstore.catalogue import CatalogueEntry
 from certstore.forms import form_fields, header_cell
-from certstore.keystore import KeyStore
 from certstore.packaging.layout import FaceData
 from certstore.records import draft_to_json, example_draft, prepare_version
+from certstore.services.calls import Via
 from certstore.services.catalogue import get_entry
 from certstore.services.imports import ImportSettings, default_workers, import_table
-from certstore.services.issuance import make_ofd, sealing_key_for_seal
-from certstore.store.repository import Repository
+from certstore.services.issuance import make_ofd
 
 __all__ = ["write_table"]
 
@@ -76,10 +77,10 @@ def write_table(path: Path, entry: CatalogueEntry, rows: int, *, seed: int = 7, 
             writer.writerow([values.get(f.name, "") for f in fields])
 
 
-def _sealing_rate(ctx: BenchContext, root: Path, repo: Repository) -> float:
+def _sealing_rate(ctx: BenchContext, app: Application) -> float:
     """Files sealed per second by one process in a loop (layout + OFD + seal; nothing stored)."""
-    entry = get_entry(repo, CATALOGUE)
-    key = sealing_key_for_seal(KeyStore(root / "keys"), entry.seal)
+    entry = get_entry(app.repo, CATALOGUE)
+    key = app.sealing_key(entry)
     base = example_draft(entry, issue_date=date(2019, 5, 20))
     counter = iter(range(10**9))
     rng = random.Random(3)
@@ -90,8 +91,8 @@ def _sealing_rate(ctx: BenchContext, root: Path, repo: Repository) -> float:
         issued = date(2019, 1, 2) + timedelta(days=n // 10_000)
         number = f"410105{issued:%Y%m%d}{n // 100 % 100:02d}{n % 100:02d}"
         draft = replace(base, certificate_number=number, issue_date=issued, face=face)
-        prepared = prepare_version(entry, draft, version=1, holder_key=repo.holder_key)
-        make_ofd(FaceData.from_prepared(prepared), key)
+        prepared = prepare_version(entry, draft, version=1, holder_key=app.repo.holder_key)
+        make_ofd(FaceData.from_prepared(prepared), key, verify_base_url=app.public_url)
 
     return ctx.rate(seal_one, seconds=ctx.pick(full=6.0, quick=1.0)).per_s
 
@@ -100,22 +101,28 @@ def _run(
     ctx: BenchContext, root: Path, env: dict[str, str], rows: int, label: str
 ) -> tuple[float, float, float]:
     """(seconds for ``rows``, seconds of the resume pass, single-process sealing rate)."""
-    repo, _ = prepared_data_dir(root, env)
+    app = prepared_data_dir(root, env)
+    repo = app.repo
     table = root / "legacy.csv"
     write_table(table, get_entry(repo, CATALOGUE), rows)
     settings = ImportSettings(data_dir=root, catalogue_code=CATALOGUE, env=env)
     workers = default_workers()
     start = time.perf_counter()
-    report = import_table(table, settings, workers=workers, repo=repo)
+    report = import_table(
+        table, settings, workers=workers, repo=repo, call=bench_call("import", Via.IMPORT), audit=app.audit
+    )
     seconds = time.perf_counter() - start
     if report.imported != rows or report.rejected:
         raise RuntimeError(f"{label}: imported {report.imported} of {rows}, rejected {report.rejections[:3]}")
     start = time.perf_counter()
-    again = import_table(table, settings, workers=workers, repo=repo)
+    again = import_table(
+        table, settings, workers=workers, repo=repo, call=bench_call("import", Via.IMPORT), audit=app.audit
+    )
     resume = time.perf_counter() - start
     if again.existing != rows:
         raise RuntimeError(f"{label}: resume pass saw {again.existing} existing of {rows}")
-    sealing = _sealing_rate(ctx, root, repo)
+    sealing = _sealing_rate(ctx, app)
+    app.close()
     ctx.log(
         f"{label}: {rows} rows in {seconds:.1f} s ({rows / seconds:.0f}/s, {workers} workers); "
         f"resume pass {resume:.1f} s; one process seals {sealing:.0f}/s"

@@ -2,9 +2,10 @@
 
 Everything runs in-process on one core against a throwaway repository (SQLite + files + dev keys):
 
-- **issuance**: face layout + OFD package + seal + store, through ``certstore.services.certificates.issue``
-  with the OFD file maker — the full path an agency push takes (the content changes per certificate, so
-  nothing is served from a cache).
+- **issuance**: face layout + OFD package + seal + store + audit entry, through
+  ``certstore.services.certificates.issue`` with the application's file maker (the seal the catalogue type
+  names) — the full path an agency push takes (the content changes per certificate, so nothing is served from
+  a cache).
 - **verification**: ``certstore.verify.verify_file`` on issued OFD files (warm caches: the trust store, parsed
   certificates, certificate signatures, the seal's own signature and the digests of files that recur from
   certificate to certificate — base image, Seal.esl — are memoised, as in a long-running API worker), offline
@@ -28,13 +29,12 @@ from datetime import date
 from pathlib import Path
 
 from bench import BenchContext, Results, register, single_cpu
-from bench._setup import prepared_data_dir
+from bench._setup import bench_call, prepared_data_dir
 from bench.crypto import cpu_rate
 from certstore.crypto.sm2 import SM2PrivateKey
 from certstore.records import example_draft
 from certstore.services import certificates
 from certstore.services.catalogue import get_entry
-from certstore.services.issuance import file_maker, sealing_key
 from certstore.verify import verify_file
 
 CATALOGUE = "11410100990000025A001"  # 建筑工程施工许可证: the densest face of the shipped types
@@ -45,24 +45,24 @@ CATALOGUE = "11410100990000025A001"  # 建筑工程施工许可证: the densest 
 )
 def verify(ctx: BenchContext) -> Results:
     with tempfile.TemporaryDirectory(prefix="certstore-bench-") as tmp, single_cpu():
-        repo, store = prepared_data_dir(Path(tmp), {})
-        key = sealing_key(store)
-        maker = file_maker(key)
+        app = prepared_data_dir(Path(tmp), {})
+        repo = app.repo
         entry = get_entry(repo, CATALOGUE)
         base = example_draft(entry, issue_date=date(2026, 11, 26))
         counter = iter(range(10**9))
+        call = bench_call("verify")
 
         def issue_one() -> None:
             n = next(counter)
             number = f"4101002024061{n:05d}"[:18]
             draft = replace(base, certificate_number=number)
-            certificates.issue(repo, draft, actor="bench", file_maker=maker)
+            certificates.issue(app, call, draft)
 
         issuing = ctx.rate(issue_one, seconds=ctx.pick(full=8.0, quick=1.0))
         ctx.log(f"issuance: {issuing.per_s:.1f} certificates/s ({issuing.us_per_call / 1000:.1f} ms each)")
 
-        files = [repo.blobs.get(key_) for key_ in list(repo.blobs.iter_keys())[:50]]
-        trust = store.trust_store()
+        files = [repo.blobs.get(key) for key in list(repo.blobs.iter_keys())[:50]]
+        trust = app.trust
         report = verify_file(files[0], trust=trust)
         if report.indication.value != "VALID":
             raise RuntimeError(f"benchmark file does not verify: {report.to_dict()}")
@@ -92,6 +92,7 @@ def verify(ctx: BenchContext) -> Results:
         ctx.log(
             f"reference: SM2 verify {sm2.per_s:.0f}/s → whole-file verification at {ratio:.2f} of that floor"
         )
+        app.close()
     return {
         "ofd_verify_per_s": verifying.per_s,
         "ofd_verify_wall_per_s": wall.per_s,

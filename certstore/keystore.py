@@ -258,15 +258,13 @@ class KeyStore:
 
     # --- repository secrets ------------------------------------------------------------------------------
 
-    def holder_index_key(self) -> bytes:
+    def holder_index_key(self, env: Mapping[str, str] = os.environ) -> bytes:
         """The 32-byte key of the holder-ID digests (HMAC-SM3), created on first use.
 
         ``CERTSTORE_HOLDER_KEY`` (64 hex digits) overrides the file, so several API workers and the exchange
         worker can share one key without sharing a disk. Losing the key makes holder look-ups miss until
         the digests are recomputed; it is not needed to read certificates."""
-        return secret_key(
-            self.root / "holder-index.key", "CERTSTORE_HOLDER_KEY", os.environ, prepare=self._ensure
-        )
+        return secret_key(self.root / "holder-index.key", "CERTSTORE_HOLDER_KEY", env, prepare=self._ensure)
 
     # --- seals ---------------------------------------------------------------------------------------
 

@@ -1,9 +1,11 @@
 """Server-rendered web pages in Chinese (网页) for window staff, citizens, agencies and auditors — ``docs/pages.md``.
 
 The pages are another face of the API, not a second implementation: they authenticate people with a password
-and a server-side session (:mod:`certstore.services.logins`) instead of a bearer token, then check the same
-roles (:func:`certstore.access.require_role`), the same resource rules (:mod:`api.scope`) and call the same
-service functions. The audit middleware records every page request like an API call.
+and a server-side session (:mod:`certstore.services.logins`) instead of a bearer token, check the same roles
+(:func:`certstore.access.require_role`), build the request's :class:`~certstore.services.calls.Call` (entry point
+``page``) and call the same use cases as the API routes — never a route function — which apply the same rules
+(knowledge scope, issuer checks) and record the audit entry. The audit middleware records every page request the
+use cases did not record (denials, validation errors) like an API call.
 
 Modules: :mod:`~api.pages.auth` (login, logout, home), :mod:`~api.pages.window` (窗口办件),
 :mod:`~api.pages.public` (文件验证, 扫码核验), :mod:`~api.pages.agency` (证照填报, 批量导入, 目录编辑),

@@ -1,9 +1,11 @@
 """Agency pages (发证机构): fill a certificate form generated from the catalogue's form schema, batch import from a
 CSV template made from the same schema (per-row errors, a progress bar), and the catalogue entry editor.
 
-Every operation is the API's: a form submission calls the generation route's function
-(:func:`api.routes.certificates.issue_certificate`, so the same checks, idempotency and arrival record apply),
-a batch is :func:`certstore.services.batches.submit_batch` handed to the same runner, the editor calls
+Every operation is the API's use case, called with the page request's :class:`~certstore.services.calls.Call`
+(entry point ``page``): a form submission is :func:`certstore.services.certificates.issue` (the same
+authorisation, idempotency, arrival record and audit entry as a push), the sealed file and the face preview are
+:func:`certstore.services.certificates.file`, a batch is :func:`certstore.services.batches.submit_batch`
+handed to the same runner, the editor calls
 :func:`certstore.services.catalogue.submit_entry`, and forms, templates and the reading of filled-in rows come
 from :mod:`certstore.forms` (the fields of the submission schema, as ``GET /api/v1/catalogue/{code}/form-schema``
 serves it) — the same mapping as ``certstore import`` uses for legacy certificates.
@@ -18,14 +20,14 @@ from __future__ import annotations
 import csv
 import io
 import json
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, Response
 from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from api.models import CertificateData
+from api.models import CertificateData, CertificateOut
 from api.pages.common import (
     PageRoute,
     attachment,
@@ -34,10 +36,8 @@ from api.pages.common import (
     services_of,
     staff,
 )
-from api.routes import certificates as certificate_routes
-from api.scope import Serving
-from api.security import ActionAudit
-from certstore.access import AccessDeniedError, Role
+from api.security import call_of
+from certstore.access import Actor, Role
 from certstore.catalogue import CatalogueEntry, CatalogueError
 from certstore.forms import (
     TableError,
@@ -48,8 +48,10 @@ from certstore.forms import (
     row_values,
 )
 from certstore.records import RecordError
-from certstore.services import batches, logins
+from certstore.services import batches, certificates, logins
+from certstore.services.authorization import require_issuer_of_type
 from certstore.services.batches import MAX_BATCH_ITEMS, BatchError
+from certstore.services.calls import Call, Via
 from certstore.services.catalogue import get_entry, list_entries, list_submissions, submit_entry
 
 __all__ = ["parse_csv", "router"]
@@ -85,13 +87,15 @@ def agency_home(request: Request, session: AgencyStaff) -> Response:
 
 
 def _own_entry(request: Request, session: logins.WebSession, code: str) -> CatalogueEntry:
+    """A catalogue type the agency issues (forms and templates are offered for these only)."""
     entry = get_entry(services_of(request).repo, code)
-    if entry.issuer.credit_code != session.principal.organisation_code:
-        raise AccessDeniedError(
-            f"catalogue type {entry.code} is issued by {entry.issuer.credit_code}; agencies issue only their own "
-            "catalogue types"
-        )
+    require_issuer_of_type(Actor.of(session.principal), entry)
     return entry
+
+
+def _call(request: Request, session: logins.WebSession) -> Call:
+    """The page request's call: the logged-in principal, entry point ``page``."""
+    return call_of(request, session.principal, via=Via.PAGE)
 
 
 # --- the certificate form --------------------------------------------------------------------------------
@@ -117,10 +121,7 @@ def _issue(request: Request, session: logins.WebSession, code: str, values: dict
     services = services_of(request)
     try:
         data = CertificateData.model_validate(document)
-        response = Response()
-        issued = certificate_routes.issue_certificate(
-            services, session.principal, data, response, audit=ActionAudit(request)
-        )  # the page action's audit entry commits with the certificate, as the API route's does
+        result = certificates.issue(services, data.stated_by(_call(request, session)), data.draft())
     except (ValidationError, RecordError) as exc:
         errors = _field_errors(exc)
         request.state.problem = "Invalid certificate data: " + "; ".join(f"{f}: {m}" for f, m in errors[:5])
@@ -139,12 +140,12 @@ def _issue(request: Request, session: logins.WebSession, code: str, values: dict
             "general": general,
         }
         return render(request, "agency_form.html", context, status=422)
-    created = response.status_code == 201
+    issued = CertificateOut.of(result.certificate, services.now())
     return render(
         request,
         "agency_result.html",
-        {"entry": entry, "certificate": issued, "created": created},
-        status=201 if created else 200,
+        {"entry": entry, "certificate": issued, "created": result.created},
+        status=201 if result.created else 200,
     )
 
 
@@ -155,15 +156,16 @@ def certificate_file(
     """The sealed file, as ``GET /api/v1/certificates/{id}/file`` answers the issuing agency."""
     if format not in ("ofd", "pdf"):
         raise ValueError("format: ofd or pdf")
-    return certificate_routes.get_file(services_of(request), session.principal, identifier, format)  # type: ignore[arg-type]
+    chosen: Literal["ofd", "pdf"] = "pdf" if format == "pdf" else "ofd"
+    made = certificates.file(services_of(request), _call(request, session), identifier, chosen)
+    return attachment(made.data, made.media_type, made.name)
 
 
 @router.get("/agency/certificates/{identifier}/face.png", name="page_agency_face")
 def certificate_face(request: Request, session: AgencyStaff, identifier: str) -> Response:
-    """The face preview, as ``GET /api/v1/certificates/{id}/preview.png`` answers the issuing agency."""
-    return certificate_routes.get_preview(
-        services_of(request), session.principal, identifier, Serving(None, None, None), request, 96
-    )
+    """The face preview of one of the agency's certificates (issuer only, audited as ``certificate.preview``)."""
+    made = certificates.file(services_of(request), _call(request, session), identifier, "png")
+    return Response(made.data, media_type=made.media_type)
 
 
 # --- batch import ----------------------------------------------------------------------------------------
@@ -238,7 +240,7 @@ def batch_submit(
         if len(file) > _MAX_CSV_BYTES:
             raise BatchError(f"文件超过 {_MAX_CSV_BYTES // (1024 * 1024)} MiB")
         documents = parse_csv(entry, file)
-        job = batches.submit_batch(services.repo, session.principal, documents)
+        job = batches.submit_batch(services, _call(request, session), documents)
     except BatchError as exc:
         request.state.problem = f"Invalid batch: {exc}"
         return render(request, "batch_upload.html", {"entry": entry, "error": str(exc)}, status=422)

@@ -1,11 +1,10 @@
-"""The auditor page (审计日志): the auditor API (``/api/v1/audit``) rendered — query the log with filters, page
-through it, export it.
+"""The auditor page (审计日志): query the log with filters, page through it, export it.
 
-The page calls the API's own functions (:mod:`api.routes.audit`): the same filters (:class:`AuditFilters`), the
-same listing (``list_events``, which first waits for the events acknowledged so far) and the same export
-(``export_events``: JSON Lines or CSV with the covering signed checkpoint and range proof, verifiable offline with
-``certstore audit verify-export``). Holders appear only as keyed digests. Times typed without an offset are China
-time here (the API reads them as UTC); empty form fields are no filter.
+The page calls the use cases the auditor API (``/api/v1/audit``) calls, :mod:`certstore.services.auditing`: the
+same filters (:class:`~certstore.services.auditing.AuditFilters`), the same search (which first waits for the
+events recorded so far) and the same export (JSON Lines or CSV with the covering signed checkpoint and range
+proof, verifiable offline with ``certstore audit verify-export``). Holders appear only as keyed digests. Times
+typed without an offset are China time here (the API reads them as UTC); empty form fields are no filter.
 """
 
 from __future__ import annotations
@@ -14,12 +13,14 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
 from api.pages.common import PageRoute, render, services_of, staff
-from api.routes import audit as audit_routes
-from api.routes.audit import AuditFilters
+from api.problems import ProblemError
 from certstore.access import Role
-from certstore.services import logins
+from certstore.services import auditing, logins
+from certstore.services.auditing import AuditFilters, NoCheckpointKeyError
 from certstore.timezones import CHINA_STANDARD_TIME
 
 __all__ = ["router"]
@@ -53,13 +54,13 @@ def page_filters(
     outcome: Annotated[str | None, Query(pattern="^(allow|deny|error)?$")] = None,
     matter: Annotated[str | None, Query(max_length=100)] = None,
 ) -> AuditFilters:
-    """The API's filters from the page's form, where every field is sent, empty or not."""
+    """The auditor's filters from the page's form, where every field is sent, empty or not."""
     return AuditFilters(
         start=_time(start, "from"),
         end=_time(end, "to"),
-        actor=(actor or "").strip() or None,
+        principal=(actor or "").strip() or None,
         action=(action or "").strip() or None,
-        outcome=outcome or None,  # type: ignore[arg-type]
+        outcome=outcome or None,
         matter=(matter or "").strip() or None,
     )
 
@@ -78,9 +79,9 @@ def audit_log(
     filters: Filters,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Response:
-    page = audit_routes.list_events(services_of(request), session.principal, filters, cursor, PAGE_SIZE)
+    page = auditing.search(services_of(request), filters, cursor=cursor, limit=PAGE_SIZE)
     context: dict[str, Any] = {
-        "events": page.items,
+        "events": [entry.to_dict() for entry in page.entries],
         "filters": _form(request),
         "next_cursor": page.next_cursor,
         "outcomes": OUTCOMES,
@@ -95,5 +96,13 @@ async def export(
     filters: Filters,
     format: Literal["jsonl", "csv"] = "csv",
 ) -> Response:
-    """The API's verifiable export of the matching entries."""
-    return await audit_routes.export_events(services_of(request), session.principal, filters, format)
+    """The verifiable export of the matching entries (the API's ``/api/v1/audit/export``)."""
+    try:
+        made = await run_in_threadpool(auditing.export, services_of(request), filters, format)
+    except NoCheckpointKeyError as exc:
+        raise ProblemError(409, "no-checkpoint-key", "Cannot sign a checkpoint", str(exc)) from None
+    return StreamingResponse(
+        (line.encode("utf-8") for line in made.lines),
+        media_type=made.media_type,
+        headers={"Content-Disposition": f'attachment; filename="{made.file_name}"'},
+    )

@@ -20,7 +20,7 @@ import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from fastapi import Request, Response
@@ -37,6 +37,9 @@ from certstore.identifiers import HOLDER_ID_TYPE_LABELS
 from certstore.lifecycle import Status
 from certstore.services import logins
 from certstore.timezones import CHINA_STANDARD_TIME
+
+if TYPE_CHECKING:
+    from api.app import Services
 
 __all__ = [
     "FORM_COOKIE",
@@ -90,8 +93,10 @@ class LoginRequiredError(AuthenticationError):
     """The page needs a logged-in principal (answered with the login form, status 401)."""
 
 
-def services_of(request: Request) -> Any:
-    return request.app.state.services
+def services_of(request: Request) -> Services:
+    """The process's application (:class:`api.app.Services`): what every page hands to the services."""
+    services: Services = request.app.state.services
+    return services
 
 
 def session_key_of(request: Request) -> bytes:

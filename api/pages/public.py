@@ -2,8 +2,10 @@
 face opens (``/v/{identifier}``, 扫码核验).
 
 Neither shows personal data from the repository. The verification page shows the face of the *presented* file,
-drawn from the file itself (:func:`certstore.packaging.ofd.render.render_first_page`) — what the presenter
-already holds — and only when the file is not INVALID; the QR page shows the type, issuer, dates and status.
+drawn from the file itself (:func:`certstore.services.verification.presented_preview`, from the package the
+verification read: the file is read once) — what the presenter already holds — and only when the file is not
+INVALID; the QR page shows the type, issuer, dates and status. Both call the use cases of
+:mod:`certstore.services.verification`, as the API routes of :mod:`api.routes.public` do.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ from fastapi import APIRouter, Depends, File, Form, Request, Response, UploadFil
 from api.pages.common import PageRoute, csrf_protected, optional_session, render, services_of
 from api.pages.report_view import present_report
 from api.problems import ProblemError
-from api.routes.public import public_status_of, read_upload, verify_upload
-from certstore.packaging.ofd.render import render_first_page
+from api.uploads import read_upload
+from certstore.services import verification
 from certstore.verify import UnreadableFileError
 
 __all__ = ["router"]
@@ -38,7 +40,7 @@ def verify_presented(
     file: Annotated[UploadFile, File()],
     at: Annotated[str, Form(max_length=40)] = "",
 ) -> Response:
-    """Verify the uploaded OFD/PDF with the same function and repository check as ``POST /api/v1/public/verify``."""
+    """Verify the uploaded OFD/PDF with the same use case as ``POST /api/v1/public/verify``."""
     services = services_of(request)
     data = read_upload(services, file)
     if data is None:
@@ -53,17 +55,14 @@ def verify_presented(
         except ValueError:
             return render(request, "verify.html", {"error": f"时间格式有误：{at}"}, status=422)
     try:
-        report = verify_upload(services, data, at=when, file_name=file.filename or None)
+        presented = verification.verify_presented(services, data, at=when, file_name=file.filename or None)
     except UnreadableFileError as exc:
         request.state.problem = f"Unreadable file: {exc}"
         error = f"无法读取该文件：它不是 OFD 或 PDF 电子证照文件（{exc}）"
         return render(request, "verify.html", {"error": error}, status=422)
-    view = present_report(report.to_dict())
-    preview = None
-    if view["format"] == "ofd" and view["indication"] != "INVALID":
-        png = render_first_page(data)
-        if png is not None:
-            preview = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+    view = present_report(presented.report.to_dict())
+    png = verification.presented_preview(presented)
+    preview = None if png is None else "data:image/png;base64," + base64.b64encode(png).decode("ascii")
     context = {
         "report": view,
         "preview_data": preview,
@@ -78,5 +77,5 @@ def verify_presented(
 def qr_status(request: Request, identifier: str) -> Response:
     """扫码核验: the certificate's type, issuer, validity and current status — no personal data."""
     services = services_of(request)
-    status = public_status_of(services, identifier)
+    status = verification.public_status(services, identifier)
     return render(request, "qr.html", {"status": status})

@@ -2,16 +2,16 @@
 holder's certificates with face previews and status, verify them, attach the chosen ones to the matter and print
 the sealed, watermarked copy (副本).
 
-The rules are the API's, called from :mod:`api.scope`: every request re-checks the case kept with the session
-(:func:`api.scope.serving_holder`: matter stated, holder ID valid, one matter serves one holder) and every
-certificate against the holder served (:func:`api.scope.authorize_certificate`). The holder's ID number never
-appears in a URL: it is posted once and kept, encrypted, with the session (:mod:`certstore.services.logins`).
+The pages call the API's use cases (:mod:`certstore.services.sharing`) with the case kept with the session as
+the window's declaration (:class:`certstore.services.scope.Serving`): every request re-checks it (matter stated,
+holder ID valid, one matter serves one holder) and every certificate against the holder served, and each read is
+audited once by the service. The holder's ID number never appears in a URL: it is posted once and kept,
+encrypted, with the session (:mod:`certstore.services.logins`).
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Query, Request, Response
 from fastapi.responses import RedirectResponse
@@ -27,19 +27,14 @@ from api.pages.common import (
     staff,
 )
 from api.pages.report_view import present_report
-from api.scope import Serving, authorize_certificate, serving_holder
+from api.security import call_of
 from certstore.access import AccessDeniedError, Role
-from certstore.audit import AuditEvent, Outcome, record_event
 from certstore.identifiers import HolderIdType, validate_holder_id
 from certstore.lifecycle import Status
-from certstore.packaging.face import lay_out_face
-from certstore.packaging.layout import FaceData
-from certstore.packaging.preview import render_preview, thumbnail
-from certstore.records import Certificate
-from certstore.seal import parse_seal
-from certstore.services import certificates, copies, logins
-from certstore.services.catalogue import get_entry
+from certstore.services import logins, scope, sharing
+from certstore.services.calls import Call, Via
 from certstore.services.issuance import OFD_MEDIA_TYPE
+from certstore.services.scope import Serving
 from certstore.verify import verify_file
 
 __all__ = ["router"]
@@ -65,22 +60,8 @@ def _serving(session: logins.WebSession) -> Serving:
     return Serving(case.get("matter"), case.get("holder_id_type"), case.get("holder_id"))
 
 
-def _readable(request: Request, session: logins.WebSession, identifier: str) -> Certificate:
-    """The certificate, if the holder being served owns it (知悉范围) — the API's rule, same function."""
-    repo = services_of(request).repo
-    certificate = certificates.get(repo, identifier)
-    authorize_certificate(request, repo, session.principal, certificate, _serving(session))
-    return certificate
-
-
-def _face(request: Request, certificate: Certificate) -> tuple[Any, bytes | None]:
-    services = services_of(request)
-    entry = get_entry(services.repo, certificate.catalogue_code, certificate.catalogue_version)
-    layout = lay_out_face(
-        FaceData.from_certificate(certificate, entry), verify_base_url=services.settings.public_url
-    )
-    picture = parse_seal(services.sealing_key(entry).seal).picture
-    return layout, picture.data if picture else None
+def _call(request: Request, session: logins.WebSession) -> Call:
+    return call_of(request, session.principal, via=Via.PAGE)
 
 
 @router.get("", name="page_window")
@@ -88,12 +69,16 @@ def window(request: Request, session: WindowStaff, superseded: Annotated[bool, Q
     case = session.serving
     if not case:
         return render(request, "window.html", {"case": None, "rows": [], "form": {}, "error": None})
-    repo = services_of(request).repo
-    serving_holder(request, repo, session.principal, _serving(session))
-    found = certificates.list_by_holder(
-        repo, HolderIdType(case["holder_id_type"]), case["holder_id"], current_only=not superseded
+    services = services_of(request)
+    found = sharing.holder_certificates(
+        services,
+        _call(request, session),
+        case["holder_id_type"],
+        case["holder_id"],
+        _serving(session),
+        include_superseded=superseded,
     )
-    at = repo.now()
+    at = services.now()
     rows = sorted(
         ((c, c.status_at(at)) for c in found),
         key=lambda pair: (_ORDER.get(pair[1], 5), pair[0].catalogue_code, pair[0].certificate_number),
@@ -121,7 +106,8 @@ def serve_holder(
     holder_id_type: Annotated[str, Form(max_length=3)],
     holder_id: Annotated[str, Form(max_length=64)],
 ) -> Response:
-    """Start (or switch to) a case: the matter and the holder being served."""
+    """Start (or switch to) a case: the matter and the holder being served (the matter is bound to that holder,
+    :func:`certstore.services.scope.serve`)."""
     matter = matter.strip()
     number = holder_id.strip().upper()
     form = {"matter": matter, "holder_id_type": holder_id_type, "holder_id": number}
@@ -134,17 +120,19 @@ def serve_holder(
         request.state.problem = f"Invalid request: {exc}"
         context = {"case": None, "rows": [], "form": form, "error": f"输入有误：{exc}"}
         return render(request, "window.html", context, status=422)
-    repo = services_of(request).repo
+    services = services_of(request)
+    request.state.matter = matter
     try:
-        serving_holder(request, repo, session.principal, Serving(matter, id_type.value, number))
+        served = scope.serve(services, _call(request, session), Serving(matter, id_type.value, number))
     except AccessDeniedError as exc:
         request.state.problem = f"Access denied: {exc}"
         context = {"case": None, "rows": [], "form": form, "error": f"拒绝访问：{exc}"}
         return render(request, "window.html", context, status=403)
+    request.state.holder_digest = served.holder_ref  # for the request's audit entry (the middleware's)
     token = session_token(request)
     assert token is not None
     case = {"matter": matter, "holder_id_type": id_type.value, "holder_id": number, "selected": []}
-    logins.set_serving(repo, token, session_key_of(request), case)
+    logins.set_serving(services.repo, token, session_key_of(request), case)
     return RedirectResponse("/window", status_code=303)
 
 
@@ -164,21 +152,20 @@ def face(
     identifier: str,
     size: Annotated[str, Query(pattern="^(thumb|full)$")] = "thumb",
 ) -> Response:
-    certificate = _readable(request, session, identifier)
-    layout, seal = _face(request, certificate)
-    png = (
-        thumbnail(layout, max_px=320, seal_picture=seal)
-        if size == "thumb"
-        else render_preview(layout, dpi=110, seal_picture=seal)
-    )
+    services, call, serving = services_of(request), _call(request, session), _serving(session)
+    if size == "thumb":
+        png = sharing.preview(services, call, identifier, serving, max_px=320)
+    else:
+        png = sharing.preview(services, call, identifier, serving, dpi=110)
     return Response(png, media_type="image/png", headers={"Cache-Control": "private, no-store"})
 
 
 @router.get("/certificates/{identifier}/verify", name="page_window_verify")
 def verify_stored(request: Request, session: WindowStaff, identifier: str) -> Response:
-    """Verify the stored, issuer-sealed file with the repository's status: the report, as for a presented file."""
-    certificate = _readable(request, session, identifier)
+    """Verify the stored, issuer-sealed file with the repository's status: the report, as for a presented file.
+    The certificate is read through :func:`certstore.services.sharing.read` (authorised and audited)."""
     services = services_of(request)
+    certificate = sharing.read(services, _call(request, session), identifier, _serving(session))
     if certificate.file_key is None:
         raise ValueError(f"certificate {identifier} was stored without a file")
     report = verify_file(
@@ -202,39 +189,15 @@ def select(
     session: WindowStaff,
     identifier: Annotated[list[str] | None, Form(max_length=100)] = None,
 ) -> Response:
-    """Attach the chosen certificates to the matter (用证): recorded as an audit event naming them."""
-    chosen = list(dict.fromkeys(identifier or []))
+    """Attach the chosen certificates to the matter (用证): :func:`certstore.services.sharing.attach` checks
+    them against the holder served and records the selection (one audit entry naming them)."""
     services = services_of(request)
-    serving_holder(request, services.repo, session.principal, _serving(session))
-    for one in chosen:
-        _readable(request, session, one)
+    chosen = sharing.attach(services, _call(request, session), identifier or [], _serving(session))
     case = dict(session.serving or {})
     case["selected"] = chosen
     token = session_token(request)
     assert token is not None
     logins.set_serving(services.repo, token, session_key_of(request), case)
-    principal = session.principal
-    # The selection itself (用证记录): the middleware's event of this request names the matter and the holder
-    # digest; this one also names the certificates, through the same audit trail.
-    event = AuditEvent(
-        at=datetime.now(UTC),
-        request_id=getattr(request.state, "request_id", "-"),
-        action="matter.attach_certificates",
-        outcome=Outcome.ALLOW,
-        status_code=200,
-        principal=principal.ref,
-        organisation_code=principal.organisation_code,
-        role=principal.role.value,
-        resource="POST /window/select",
-        matter=getattr(request.state, "matter", None),
-        holder_digest=getattr(request.state, "holder_digest", None),
-        details={"identifiers": chosen},
-    )
-    trail = getattr(services, "audit", None)
-    if trail is not None:
-        trail.submit(event)
-    else:
-        record_event(services.repo.db, event)
     return RedirectResponse("/window", status_code=303)
 
 
@@ -247,22 +210,8 @@ def print_copy(
     identifier: str,
     purpose: Annotated[str, Form(min_length=1, max_length=40)],
 ) -> Response:
-    """打印副本: the sealed, watermarked copy for this matter (the API's copies.make_copy, same parameters)."""
-    certificate = _readable(request, session, identifier)
-    services = services_of(request)
-    principal = session.principal
-    matter = str((session.serving or {}).get("matter", ""))
-    data = copies.make_copy(
-        services.repo,
-        identifier,
-        copies.CopyRequest(
-            using_unit=principal.organisation_name,
-            matter=matter,
-            purpose=purpose.strip(),
-            requested_by=principal.ref,
-        ),
-        key=services.repository_sealing_key(),
-        trust=services.trust,
-        verify_base_url=services.settings.public_url,
+    """打印副本: the sealed, watermarked copy for this matter (the API's use case, same parameters)."""
+    made = sharing.copy(
+        services_of(request), _call(request, session), identifier, purpose.strip(), _serving(session)
     )
-    return attachment(data, OFD_MEDIA_TYPE, f"{certificate.certificate_number}-副本.ofd")
+    return attachment(made.data, OFD_MEDIA_TYPE, made.file_name)

@@ -3,23 +3,27 @@ events in batches; each item is applied once (``certstore.services.aggregation``
 
 Mounted in every mode, so the authorization matrix and the OpenAPI document cover it; a repository not in
 ``province`` mode (``CERTSTORE_MODE``) answers 404. The sender is the caller's organisation (role ``upstream``:
-a city's system account at the province), never a field of the request.
+a city's system account at the province), never a field of the request; the route only builds the call (the
+principal, through the province's intake, from the sending city) — each applied item's audit entry is the
+service's.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Depends
+from fastapi import APIRouter, Body, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import ServicesDep
 from api.models import MAX_ID
 from api.problems import PROBLEM_RESPONSES, ProblemError
-from api.security import allow
+from api.security import allow, call_of
 from certstore.access import Principal, Role
 from certstore.services.aggregation import MAX_BATCH_ITEMS, Outcome, apply_batch
+from certstore.services.calls import Via
 
 router = APIRouter(prefix="/api/v1/aggregate", tags=["upstream"])
 
@@ -134,6 +138,7 @@ class AggregateBatchOut(BaseModel):
     summary="Province: apply a city's batch of catalogue entries and certificate events, each exactly once",
 )
 def post_aggregate_batch(
+    request: Request,
     services: ServicesDep,
     principal: Upstream,
     batch: Annotated[AggregateBatchIn, Body()],
@@ -144,9 +149,13 @@ def post_aggregate_batch(
             "this repository does not accept aggregated batches (it is not in province mode: CERTSTORE_MODE)",
         )  # fmt: skip
     items = [item.model_dump(mode="json") for item in batch.items]
+    call = call_of(request, principal, via=Via.PROVINCE)
+    call.origin = replace(
+        call.origin, via=Via.PROVINCE, source=principal.organisation_code
+    )  # the sending city
     results = apply_batch(
         services.repo,
-        principal.organisation_code,
+        call,
         items,
         trust=services.trust,
         max_file_bytes=services.settings.max_upload_bytes,

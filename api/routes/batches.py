@@ -1,4 +1,7 @@
-"""Batch pushes (批量推送): many certificates in one request, issued in the background; poll for progress."""
+"""Batch pushes (批量推送): many certificates in one request, issued in the background; poll for progress.
+
+The submission is the use case :func:`certstore.services.batches.submit_batch` with the request's call; each item
+is later issued by the batch worker in the submitting agency's name (its own call, arrival and audit entry)."""
 
 from __future__ import annotations
 
@@ -11,10 +14,11 @@ from pydantic import BaseModel
 from api.deps import ServicesDep
 from api.models import RecordOut
 from api.problems import PROBLEM_RESPONSES
-from api.security import ActionAuditDep, allow
+from api.security import allow, calling
 from certstore.access import Principal, Role
 from certstore.services import batches
 from certstore.services.batches import MAX_BATCH_ITEMS, BatchJob
+from certstore.services.calls import Call
 
 router = APIRouter(prefix="/api/v1/batches", tags=["generation"])
 
@@ -63,14 +67,13 @@ class BatchOut(BaseModel):
 )
 def submit_batch(
     services: ServicesDep,
-    principal: Agency,
+    call: Annotated[Call, Depends(calling(Role.AGENCY))],
     response: Response,
     documents: Annotated[
         list[dict[str, Any]], Body(description="Certificate data documents", max_length=MAX_BATCH_ITEMS)
     ],
-    audit: ActionAuditDep,
 ) -> BatchOut:
-    job = batches.submit_batch(services.repo, principal, documents, within=audit.within())
+    job = batches.submit_batch(services, call, documents)
     if services.batch_runner is not None:
         services.batch_runner.submit(job.id)
     response.headers["Location"] = f"/api/v1/batches/{job.id}"

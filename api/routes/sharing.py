@@ -1,45 +1,33 @@
-"""Sharing (共享服务) for using units: a holder's certificates by ID number (一号查询), business status, and the
-sealed copy (副本). Window staff always state the matter and the holder they serve (知悉范围)."""
+"""Sharing (共享服务) for issuing agencies and using units: a certificate, its history and status, its face preview,
+a holder's certificates by ID number (一号查询) and the sealed copy (副本). Window staff always state the matter
+and the holder they serve (知悉范围).
+
+Each handler builds the request's :class:`~certstore.services.calls.Call` (:func:`api.security.calling`) and calls
+one use case of :mod:`certstore.services.sharing`, which authorises and audits the read; the handler only turns
+the answer into HTTP."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Response
 
 from api.deps import ServicesDep
 from api.models import CertificateOut, CopyRequestIn, StatusOut
 from api.problems import PROBLEM_RESPONSES, ProblemError
-from api.scope import Serving, ServingQuery, authorize_certificate, serving_holder
-from api.security import allow
-from certstore.access import Principal, Role
-from certstore.identifiers import HolderIdType
-from certstore.packaging.face import lay_out_face
-from certstore.packaging.layout import FaceData
-from certstore.packaging.preview import render_preview
-from certstore.records import Certificate
-from certstore.seal import parse_seal
-from certstore.services import certificates, copies
-from certstore.services.catalogue import get_entry
+from api.scope import ServingQuery
+from api.security import calling
+from certstore.access import Role
+from certstore.services import sharing
+from certstore.services.calls import Call
 from certstore.services.issuance import OFD_MEDIA_TYPE
+from certstore.services.scope import Serving
 
 router = APIRouter(tags=["sharing"])
 
-Reader = Annotated[Principal, Depends(allow(Role.AGENCY, Role.WINDOW))]
-Window = Annotated[Principal, Depends(allow(Role.WINDOW))]
-
-
-def _readable(
-    request: Request, services: Any, principal: Principal, identifier: str, serving: Any
-) -> Certificate:
-    certificate = certificates.get(services.repo, identifier)
-    authorize_certificate(request, services.repo, principal, certificate, serving)
-    return certificate
-
-
-def _out(services: Any, certificate: Certificate) -> CertificateOut:
-    return CertificateOut.of(certificate, services.repo.now())
+Reader = Annotated[Call, Depends(calling(Role.AGENCY, Role.WINDOW))]
+Window = Annotated[Call, Depends(calling(Role.WINDOW))]
 
 
 @router.get(
@@ -50,33 +38,19 @@ def _out(services: Any, certificate: Certificate) -> CertificateOut:
 )
 def list_holder_certificates(
     services: ServicesDep,
-    principal: Reader,
-    request: Request,
+    call: Reader,
     id_type: str,
     id_number: str,
     serving: ServingQuery,
     include_superseded: bool = False,
 ) -> list[CertificateOut]:
     try:
-        holder_type = HolderIdType(id_type)
-    except ValueError:
-        raise ProblemError(
-            422, "invalid-holder-id", "Invalid holder ID", f"unknown holder ID type {id_type!r}"
-        ) from None
-    if principal.role is Role.WINDOW:
-        declared = Serving(serving.matter, id_type, id_number)
-        serving_holder(request, services.repo, principal, declared)
-    else:
-        request.state.matter = serving.matter
-    try:
-        found = certificates.list_by_holder(
-            services.repo, holder_type, id_number, current_only=not include_superseded
+        found = sharing.holder_certificates(
+            services, call, id_type, id_number, serving, include_superseded=include_superseded
         )
     except ValueError as exc:
         raise ProblemError(422, "invalid-holder-id", "Invalid holder ID", str(exc)) from None
-    if principal.role is Role.AGENCY:
-        found = [c for c in found if c.issuer_code == principal.organisation_code]
-    at = services.repo.now()
+    at = services.now()
     return [CertificateOut.of(c, at) for c in found]
 
 
@@ -87,19 +61,16 @@ def list_holder_certificates(
     summary="Business status of a certificate (业务状态核验), in real time",
 )
 def certificate_status(
-    services: ServicesDep, principal: Reader, identifier: str, serving: ServingQuery, request: Request
+    services: ServicesDep, call: Reader, identifier: str, serving: ServingQuery
 ) -> StatusOut:
-    certificate = certificates.get(services.repo, identifier)
-    authorize_certificate(request, services.repo, principal, certificate, serving)
-    at = services.repo.now()
-    status = certificate.status_at(at)
+    found = sharing.status(services, call, identifier, serving)
     return StatusOut(
-        identifier=certificate.identifier,
-        status=status,
-        status_label=status.label,
-        valid_until=certificate.valid_until,
-        superseded_by=certificate.superseded_by,
-        checked_at=at.replace(microsecond=0),
+        identifier=found.identifier,
+        status=found.status,
+        status_label=found.status.label,
+        valid_until=found.valid_until,
+        superseded_by=found.superseded_by,
+        checked_at=found.checked_at,
     )
 
 
@@ -116,30 +87,13 @@ def certificate_status(
     },
     summary="Download a copy (副本下载) with the using unit, matter, purpose and time watermarked, sealed by the repository",
 )
-def make_copy(
-    services: ServicesDep, principal: Window, identifier: str, body: CopyRequestIn, request: Request
-) -> Response:
-    certificate = certificates.get(services.repo, identifier)
+def make_copy(services: ServicesDep, call: Window, identifier: str, body: CopyRequestIn) -> Response:
     serving = Serving(body.matter, body.holder_id_type, body.holder_id)
-    authorize_certificate(request, services.repo, principal, certificate, serving)
-    data = copies.make_copy(
-        services.repo,
-        identifier,
-        copies.CopyRequest(
-            using_unit=principal.organisation_name,
-            matter=body.matter,
-            purpose=body.purpose,
-            requested_by=principal.ref,
-        ),
-        key=services.repository_sealing_key(),
-        trust=services.trust,
-        verify_base_url=services.settings.public_url,
-    )
-    name = f"{certificate.certificate_number}-副本.ofd"
+    made = sharing.copy(services, call, identifier, body.purpose, serving)
     return Response(
-        data,
+        made.data,
         media_type=OFD_MEDIA_TYPE,
-        headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}"},
+        headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(made.file_name)}"},
     )
 
 
@@ -150,9 +104,9 @@ def make_copy(
     summary="One certificate version: metadata, face data, status (issuer, or window staff serving its holder)",
 )
 def get_certificate(
-    services: ServicesDep, principal: Reader, identifier: str, serving: ServingQuery, request: Request
+    services: ServicesDep, call: Reader, identifier: str, serving: ServingQuery
 ) -> CertificateOut:
-    return _out(services, _readable(request, services, principal, identifier, serving))
+    return CertificateOut.of(sharing.read(services, call, identifier, serving), services.now())
 
 
 @router.get(
@@ -162,10 +116,10 @@ def get_certificate(
     summary="Every version of the certificate with its lifecycle events (变更历史)",
 )
 def get_history(
-    services: ServicesDep, principal: Reader, identifier: str, serving: ServingQuery, request: Request
+    services: ServicesDep, call: Reader, identifier: str, serving: ServingQuery
 ) -> list[CertificateOut]:
-    _readable(request, services, principal, identifier, serving)
-    return [_out(services, c) for c in certificates.history(services.repo, identifier)]
+    at = services.now()
+    return [CertificateOut.of(c, at) for c in sharing.history(services, call, identifier, serving)]
 
 
 @router.get(
@@ -179,17 +133,10 @@ def get_history(
 )
 def get_preview(
     services: ServicesDep,
-    principal: Reader,
+    call: Reader,
     identifier: str,
     serving: ServingQuery,
-    request: Request,
     dpi: Annotated[int, Query(ge=36, le=200)] = 96,
 ) -> Response:
-    certificate = _readable(request, services, principal, identifier, serving)
-    entry = get_entry(services.repo, certificate.catalogue_code, certificate.catalogue_version)
-    layout = lay_out_face(
-        FaceData.from_certificate(certificate, entry), verify_base_url=services.settings.public_url
-    )
-    picture = parse_seal(services.sealing_key(entry).seal).picture
-    png = render_preview(layout, dpi=dpi, seal_picture=picture.data if picture else None)
+    png = sharing.preview(services, call, identifier, serving, dpi)
     return Response(png, media_type="image/png", headers={"Cache-Control": "private, no-store"})

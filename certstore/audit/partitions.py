@@ -43,6 +43,9 @@ _MONTH = re.compile(r"(\d{4})-(\d{2})")
 APPEND_ONLY_TABLES = ("audit_events", "audit_checkpoints", "audit_tree_nodes")
 #: Tables only the maintenance role writes.
 READ_ONLY_TABLES = ("audit_archives",)
+#: Other tables the application role only reads and appends to: the matter bindings (知悉范围, one matter serves
+#: one holder — a binding, once written, is never changed; :mod:`certstore.services.scope`).
+APPEND_ONLY_STATE_TABLES = ("matter_bindings",)
 
 
 class RetentionError(ValueError):
@@ -134,8 +137,8 @@ def set_retention_years(db: Database, years: int) -> int:
 def grant_statements(app_role: str, *, schema: str = "public") -> list[str]:
     """SQL for the owning role to run so that ``app_role`` (the API's database login) can use certstore but
     never change or remove audit entries: everything it needs on the other tables, SELECT + INSERT on the
-    append-only audit tables, SELECT on archive records, and UPDATE only on the chain head row's table (whose
-    trigger lets it only grow)."""
+    append-only audit tables and the matter bindings, SELECT on archive records, and UPDATE only on the chain
+    head row's table (whose trigger lets it only grow)."""
     if not _ROLE.fullmatch(app_role):
         raise ValueError(f"unsafe role name {app_role!r}")
     if not _ROLE.fullmatch(schema):
@@ -147,6 +150,7 @@ def grant_statements(app_role: str, *, schema: str = "public") -> list[str]:
         f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {schema} TO {app_role}",
         f"REVOKE UPDATE, DELETE, TRUNCATE ON {audit}, {', '.join(READ_ONLY_TABLES)}, audit_chain FROM {app_role}",
         f"REVOKE INSERT ON {', '.join(READ_ONLY_TABLES)} FROM {app_role}",
+        f"REVOKE UPDATE, DELETE, TRUNCATE ON {', '.join(APPEND_ONLY_STATE_TABLES)} FROM {app_role}",
         f"GRANT UPDATE ON audit_chain TO {app_role}",
         f"REVOKE ALL ON ALL TABLES IN SCHEMA {PARTITION_SCHEMA} FROM {app_role}",
         f"ALTER DEFAULT PRIVILEGES IN SCHEMA {PARTITION_SCHEMA} REVOKE ALL ON TABLES FROM {app_role}",

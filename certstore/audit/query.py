@@ -49,7 +49,6 @@ __all__ = [
     "export_lines",
     "holder_reference",
     "iter_entries",
-    "other_holder_under_matter",
     "query_entries",
     "query_events",
     "summary",
@@ -479,23 +478,3 @@ def summary(db: Database, start: datetime | None, end: datetime | None, *, top: 
             for grant, org, n, d, first, last in bulk
         ],
     }
-
-
-def other_holder_under_matter(
-    db: Database, *, organisation_code: str, matter: str, holder_digest: str
-) -> bool:
-    """Whether ``organisation_code`` already looked up another holder than ``holder_digest`` under ``matter``
-    (allowed look-ups in the log): one matter (办件) serves one holder (知悉范围)."""
-    with db.session(readonly=True) as session:
-        other = session.scalars(
-            select(AuditEventRow.holder_digest)
-            .where(
-                AuditEventRow.organisation_code == organisation_code,
-                AuditEventRow.matter == matter,
-                AuditEventRow.holder_digest.is_not(None),
-                AuditEventRow.holder_digest != holder_digest,
-                AuditEventRow.outcome == "allow",
-            )
-            .limit(1)
-        ).first()
-    return other is not None

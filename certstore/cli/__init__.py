@@ -1,4 +1,5 @@
-"""The ``certstore`` command line (contract: ``CLI.md``). Thin: parses options, calls services, prints.
+"""The ``certstore`` command line (contract: ``CLI.md``). Thin: parses options, opens the application
+(:meth:`~certstore.cli.common.Context.application`), calls services as the operator, prints.
 
 Built on click. Usage errors exit 3, not click's default 2, because 2 means INDETERMINATE for the
 verification commands.
@@ -43,6 +44,7 @@ __all__ = ["cli", "main"]
 def cli(ctx: click.Context, data_dir: Path) -> None:
     """certstore — city e-certificate repository (电子证照库)."""
     ctx.obj = Context(data_dir=data_dir)
+    ctx.call_on_close(ctx.obj.close)
 
 
 cli.add_command(audit.group)

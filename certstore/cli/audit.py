@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import os
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import click
 from sqlalchemy import select
 
-from certstore.audit import AuditQuery, make_checkpoint, verify_log
+from certstore.audit import make_checkpoint, verify_log
 from certstore.audit.archive import ArchiveError, archive_month, verify_archive
-from certstore.audit.checkpoints import CheckpointKey
 from certstore.audit.partitions import (
     RetentionError,
     ensure_partitions,
@@ -27,13 +25,7 @@ from certstore.audit.partitions import (
     retention_years,
     set_retention_years,
 )
-from certstore.audit.query import (
-    EXPORT_FORMATS,
-    export_checkpoint,
-    export_lines,
-    holder_reference,
-    verify_export,
-)
+from certstore.audit.query import EXPORT_FORMATS, verify_export
 from certstore.cli.common import (
     Context,
     ExitCode,
@@ -47,6 +39,8 @@ from certstore.cli.common import (
 from certstore.crypto.trust import TrustStore
 from certstore.crypto.x509 import Certificate, CertificateError, load_certificates
 from certstore.keystore import KeyStoreError
+from certstore.services import auditing
+from certstore.services.auditing import AuditFilters, InvalidHolderError, NoCheckpointKeyError
 from certstore.store.blobs import archive_from_url
 from certstore.store.models import AuditArchiveRow
 
@@ -56,12 +50,6 @@ __all__ = ["group"]
 @click.group("audit")
 def group() -> None:
     """The audit log (审计日志): verify, export, archive, retention."""
-
-
-def _key(ctx: Context) -> CheckpointKey:
-    from certstore.services.copies import repository_sealing_key
-
-    return repository_sealing_key(ctx.keystore)
 
 
 def _trust(ctx: Context, extra: tuple[Path, ...]) -> tuple[TrustStore | None, list[Certificate]]:
@@ -99,8 +87,7 @@ def _report(document: dict[str, Any], as_json: bool, lines: list[str]) -> None:
 def verify_command(ctx: Context, as_json: bool, trust: tuple[Path, ...]) -> None:
     """Recompute the chain and tree from the stored rows and check every checkpoint (0 intact, 1 tampered)."""
     anchors, pinned = _trust(ctx, trust)
-    repo = ctx.repository()
-    result = verify_log(repo.db, trust=anchors, pinned=pinned)
+    result = verify_log(ctx.repository().db, trust=anchors, pinned=pinned)
     lines = [
         f"entries checked: {result.entries} (positions {result.first_seq}..{result.size - 1})",
         f"checkpoints checked: {result.checkpoints}; archived months: {result.archived_months}; "
@@ -120,7 +107,8 @@ def verify_command(ctx: Context, as_json: bool, trust: tuple[Path, ...]) -> None
 @handle_errors
 def checkpoint_command(ctx: Context, as_json: bool) -> None:
     """Sign a checkpoint of the log now (pending events are chained first)."""
-    checkpoint = make_checkpoint(ctx.repository().db, _key(ctx))
+    app = ctx.application()
+    checkpoint = make_checkpoint(app.repo.db, app.repository_sealing_key())
     _report(
         checkpoint.to_dict(),
         as_json,
@@ -160,17 +148,13 @@ def export_command(
     matter: str | None,
     grant: int | None,
 ) -> None:
-    """Export entries with the checkpoint that covers them and a proof: ``verify-export`` checks it offline."""
-    repo = ctx.repository()
-    holder = None
-    if holder_id_type or holder_id:
-        if not (holder_id_type and holder_id):
-            raise Failure("--holder-id-type and --holder-id go together")
-        try:
-            holder = holder_reference(repo.holder_key, holder_id_type, holder_id)
-        except ValueError as exc:
-            raise Failure(f"--holder-id: {exc}") from None
-    query = AuditQuery(
+    """Export entries with the checkpoint that covers them and a proof: ``verify-export`` checks it offline.
+
+    The checkpoint is signed now with the repository's key; without one, the newest checkpoint covers the export
+    (entries logged after it are not in it)."""
+    if bool(holder_id_type) != bool(holder_id):
+        raise Failure("--holder-id-type and --holder-id go together")
+    filters = AuditFilters(
         start=parse_time(start, "--from"),
         end=parse_time(end, "--to"),
         principal=actor,
@@ -178,18 +162,29 @@ def export_command(
         action=action,
         outcome=outcome,
         certificate_identifier=certificate,
-        holder_digest=holder,
+        holder_id_type=holder_id_type,
+        holder_id=holder_id,
         matter=matter,
         grant_id=grant,
     )
-    checkpoint = make_checkpoint(repo.db, _key(ctx)) if ctx.keystore.exists() else export_checkpoint(repo.db)
-    if checkpoint is None:
+    try:
+        made = auditing.export(
+            ctx.application(),
+            filters,
+            fmt,  # type: ignore[arg-type]  # click.Choice(EXPORT_FORMATS)
+            signed_now=True,
+            newest_without_key=True,
+        )
+    except InvalidHolderError as exc:
+        raise Failure(f"--holder-id: {exc}") from None
+    except NoCheckpointKeyError:
         raise Failure(
             "no checkpoint to cover the export and no repository key to sign one (certstore keys init)"
-        )
+        ) from None
     with out.open("w", encoding="utf-8", newline="") as sink:
-        for line in export_lines(repo.db, query, checkpoint, fmt=fmt, generated_at=datetime.now(UTC)):  # type: ignore[arg-type]
+        for line in made.lines:
             sink.write(line)
+    checkpoint = made.checkpoint
     click.echo(f"exported to {out} under checkpoint {checkpoint.id} ({checkpoint.tree_size} entries)")
 
 
@@ -222,11 +217,12 @@ def verify_export_command(ctx: Context, file: Path, as_json: bool, trust: tuple[
 @handle_errors
 def archive_command(ctx: Context, month: str, as_json: bool) -> None:
     """Seal, export and lock a month in the archive bucket, verify the copy, then drop it from the hot table."""
-    repo = ctx.repository()
+    app = ctx.application()
     archive = archive_from_url(os.environ.get("CERTSTORE_ARCHIVE_URL"), data_dir=ctx.data_dir)
     anchors, pinned = _trust(ctx, ())
     try:
-        result = archive_month(repo.db, archive, _key(ctx), month, trust=anchors, pinned=pinned)
+        key = app.repository_sealing_key()
+        result = archive_month(app.repo.db, archive, key, month, trust=anchors, pinned=pinned)
     except (ArchiveError, ValueError) as exc:
         raise Failure(str(exc)) from None
     _report(

@@ -1,11 +1,18 @@
-"""What every command shares: the data directory, exit codes, error reporting, time parsing."""
+"""What every command shares: the data directory and its application, exit codes, error reporting, time parsing.
+
+The command line is one of the entry points that build the one application object
+(:class:`certstore.app.Application`): :meth:`Context.application` opens it once per invocation (the group closes it
+when the command ends); commands hand it to ``certstore.services`` with a
+:class:`~certstore.services.calls.Call` of the operator (``Call.operator()``: OS user and host, role operator).
+Commands that touch only the key store (``keys``, ``seal``, offline verification) do not open the repository.
+"""
 
 from __future__ import annotations
 
 import functools
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from enum import IntEnum
 from pathlib import Path
@@ -44,20 +51,28 @@ INDICATION_EXIT = {
 @dataclass(frozen=True)
 class Context:
     data_dir: Path
+    _opened: list[Application] = field(default_factory=list, compare=False, repr=False)
 
     @property
     def keystore(self) -> KeyStore:
         return KeyStore(self.data_dir / "keys")
 
     def application(self) -> Application:
-        """The application of the data directory (:class:`certstore.app.Application`). The embedded SQLite
-        database is migrated to the newest schema on open; a PostgreSQL database must be upgraded explicitly
-        (``certstore db upgrade``)."""
-        return Application.open(self.data_dir, upgrade_sqlite=True)
+        """The application of the data directory (:class:`certstore.app.Application`), opened on first use and
+        kept for the rest of the command. The embedded SQLite database is migrated to the newest schema on open;
+        a PostgreSQL database must be upgraded explicitly (``certstore db upgrade``)."""
+        if not self._opened:
+            self._opened.append(Application.open(self.data_dir, upgrade_sqlite=True))
+        return self._opened[0]
 
     def repository(self) -> Repository:
-        """The repository of :meth:`application` (commands that need nothing else)."""
+        """The repository of :meth:`application` (a shortcut for commands that need nothing else)."""
         return self.application().repo
+
+    def close(self) -> None:
+        """Close the application, if one was opened (its database connections)."""
+        while self._opened:
+            self._opened.pop().close()
 
 
 pass_context = click.make_pass_decorator(Context)

@@ -15,7 +15,7 @@ from certstore.cli.common import Context, Failure, handle_errors, pass_context, 
 from certstore.exchange.frontend import init_frontend
 from certstore.exchange.metrics import REGISTRY, exchange_status
 from certstore.exchange.worker import DEFAULT_INTERVAL, ExchangeSource, ExchangeWorker
-from certstore.services.issuance import catalogue_file_maker
+from certstore.services.catalogue import list_entries, load_shipped
 
 __all__ = ["group", "parse_source", "read_sources"]
 
@@ -138,15 +138,16 @@ def run(
     sources = [parse_source(spec, listed) for spec in source_specs] if source_specs else listed
     if not sources:
         raise Failure(f"no sources: give --source NAME=ISSUERCODE=URL or --sources FILE (or {default_file})")
-    repo = ctx.repository()
-    keystore = ctx.keystore
-    trust = keystore.trust_store() if keystore.exists() else None
+    app = ctx.application()
+    if not list_entries(app.repo):
+        load_shipped(app.repo)
+    keystore = app.keystore
+    trust = app.trust if keystore.exists() else None
     maker = None
     if seal:
         if not keystore.exists():
             raise Failure("no key store to seal with: run 'certstore keys init' (or pass --no-seal)")
-        public_url = os.environ.get("CERTSTORE_PUBLIC_URL", "http://127.0.0.1:8000")
-        maker = catalogue_file_maker(keystore, verify_base_url=public_url)
+        maker = app.file_maker()
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if metrics_port is not None:
@@ -154,7 +155,7 @@ def run(
 
         start_http_server(metrics_port, registry=REGISTRY)
     worker = ExchangeWorker(
-        repo, sources, file_maker=maker, interval=interval, trust=trust, worker=worker_name,
+        app, sources, file_maker=maker, interval=interval, trust=trust, worker=worker_name,
         batch_size=batch_size, gap_grace=timedelta(seconds=gap_grace),
     )  # fmt: skip
     if not once:

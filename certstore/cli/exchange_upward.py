@@ -16,6 +16,7 @@ import click
 
 from certstore.cli.common import Context, ExitCode, Failure, exit_with, handle_errors, pass_context
 from certstore.exchange.upward import UpwardTarget, push_upward
+from certstore.services.calls import Call, Via
 
 __all__ = ["push_upward_command"]
 
@@ -67,7 +68,10 @@ def push_upward_command(
     """Deliver new and changed certificates (with their sealed files), status changes and catalogue entries to
     the provincial repository, exactly once; a province that is down is retried with backoff."""
     target = _target(target_spec, token_env)
-    repo = ctx.repository()
+    repo = ctx.application().repo
+    call = Call.operator(
+        via=Via.UPWARD, source=target.name
+    )  # who pushes: the refusals' audit entries name them
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -78,7 +82,7 @@ def push_upward_command(
         signal.signal(signal.SIGINT, on_signal)
     while True:
         try:
-            stats = push_upward(repo, target, batch=batch, force=force)
+            stats = push_upward(repo, target, batch=batch, force=force, call=call)
         except Exception as exc:  # this repository's own trouble (database …): report, keep the worker alive
             if once:
                 raise

@@ -14,8 +14,10 @@ from pathlib import Path
 
 import click
 
+from certstore.access import Actor
 from certstore.cli.common import Context, ExitCode, Failure, handle_errors, pass_context
 from certstore.forms import TableError
+from certstore.services.calls import Call, Origin, Via
 from certstore.services.catalogue import list_entries, load_shipped
 from certstore.services.imports import (
     DEFAULT_CHUNK_ROWS,
@@ -25,7 +27,6 @@ from certstore.services.imports import (
     default_workers,
     import_table,
 )
-from certstore.services.issuance import DEFAULT_VERIFY_BASE_URL
 
 __all__ = ["import_command"]
 
@@ -55,7 +56,11 @@ __all__ = ["import_command"]
     help="Where to list rejected rows (default: FILE's name + .rejected.csv, next to it).",
 )
 @click.option("--seal", "seal_name", help="Key-store seal to use instead of the catalogue type's own.")
-@click.option("--actor", default="import", show_default=True, help="Who imports, for the lifecycle records.")
+@click.option(
+    "--actor",
+    metavar="USER",
+    help="Who imports (the operator named in the audit entries and lifecycle records; default: this OS user).",
+)
 @pass_context
 @handle_errors
 def import_command(
@@ -66,25 +71,27 @@ def import_command(
     chunk_rows: int,
     rejects_path: Path | None,
     seal_name: str | None,
-    actor: str,
+    actor: str | None,
 ) -> None:
     """Import and seal legacy certificates (存量证照) from a CSV or XLSX table of one catalogue type.
 
     The columns are those of the agency batch template (``*标签(field.name)``, or just the labels). Each row is
     validated like an API push, sealed with the type's seal and stored; rows already stored with the same
     content are skipped, so an interrupted import is resumed by running it again. Prints the counts and where
-    rejected rows are listed."""
-    repo = ctx.repository()
+    rejected rows are listed. Every certificate imported has its audit entry (certificate.import, the
+    operator as actor); the run adds a summary entry (import.run)."""
+    app = ctx.application()
+    repo = app.repo
     if not list_entries(repo):
         load_shipped(repo)
     settings = ImportSettings(
         data_dir=ctx.data_dir,
         catalogue_code=code,
         env={k: v for k, v in os.environ.items() if k.startswith("CERTSTORE_")},
-        verify_base_url=os.environ.get("CERTSTORE_PUBLIC_URL", DEFAULT_VERIFY_BASE_URL),
-        actor=actor,
+        verify_base_url=app.public_url,
         seal=seal_name,
     )
+    call = Call(Actor.operator(user=actor), Origin(Via.IMPORT, source=file.name))
     count = default_workers() if workers is None else workers
     click.echo(f"importing {file.name} into {code} with {count or 'no'} sealing worker(s)", err=True)
     with click.progressbar(
@@ -102,8 +109,9 @@ def import_command(
 
         try:
             report = import_table(
-                file, settings, workers=workers, chunk_rows=chunk_rows, on_progress=on_progress, repo=repo
-            )
+                file, settings, workers=workers, chunk_rows=chunk_rows, on_progress=on_progress, repo=repo,
+                call=call, audit=app.audit,
+            )  # fmt: skip
         except TableError as exc:
             raise Failure(str(exc)) from None
     _print(report, file, rejects_path)

@@ -31,7 +31,7 @@ def _prepare_demo(ctx: Context) -> None:
     if not store.exists():
         init_dev_keys(store)
         click.echo(f"demo: dev keys created under {store.root}", err=True)
-    repo = ctx.repository()
+    repo = ctx.application().repo
     if not list_entries(repo):
         load_shipped(repo)
     tokens_file = ctx.data_dir / "demo-tokens.json"
@@ -76,7 +76,8 @@ def serve(ctx: Context, host: str, port: int, workers: int, demo: bool) -> None:
     if demo:
         _prepare_demo(ctx)
     else:
-        ctx.repository()  # migrate the embedded database / check the schema before serving
+        ctx.application()  # migrate the embedded database / check the schema before serving
+    ctx.close()  # the workers open their own application (api.create_app)
     os.environ["CERTSTORE_DATA_DIR"] = str(ctx.data_dir)
     os.environ.setdefault("CERTSTORE_PUBLIC_URL", f"http://{host}:{port}")
     click.echo(f"certstore API on http://{host}:{port} — OpenAPI at /docs", err=True)

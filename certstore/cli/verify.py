@@ -5,8 +5,6 @@ Exit codes: 0 VALID, 1 INVALID, 2 INDETERMINATE, 3 unreadable input or usage err
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -25,29 +23,15 @@ from certstore.cli.common import (
 )
 from certstore.crypto.x509 import load_certificates
 from certstore.keystore import SignerRole
-from certstore.store.repository import Repository
 from certstore.verify import OfdOptions, RepositoryCheck, UnreadableFileError, VerificationReport, verify_file
 
 FILE = click.Path(path_type=Path, dir_okay=False)
-_REPOSITORY_MODULE = "certstore.services.verification"
 
 
-def repository_for(ctx: Context) -> RepositoryCheck | None:
-    """The repository the verification consults (status and content of the certificate), or None.
-
-    Provided by ``certstore.services.verification.repository_check(open_repository)``, which receives a
-    zero-argument callable opening the repository under ``--data-dir`` (so nothing is opened for files that name
-    no certificate). Until that module exists, verification runs offline.
-    """
-    try:
-        verification = importlib.import_module(_REPOSITORY_MODULE)
-    except ModuleNotFoundError as exc:
-        if exc.name != _REPOSITORY_MODULE:
-            raise
-        return None
-    open_repository: Callable[[], Repository] = ctx.repository
-    check: RepositoryCheck | None = verification.repository_check(open_repository)
-    return check
+def repository_for(ctx: Context) -> RepositoryCheck:
+    """The repository the verification consults (status of the certificate at a time, its recorded content):
+    the application's view (:meth:`certstore.app.Application.repository_check`)."""
+    return ctx.application().repository_check()
 
 
 @click.command("verify")

@@ -32,7 +32,7 @@ from certstore.store.models import ExchangeAppliedRow, ExchangeCursorRow, Exchan
 from certstore.store.repository import Repository
 
 if TYPE_CHECKING:
-    from certstore.exchange.worker import CycleStats
+    from certstore.exchange.cycle import CycleStats
 
 __all__ = [
     "REGISTRY",

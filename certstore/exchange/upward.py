@@ -34,7 +34,9 @@ push before that time does nothing unless forced. A success resets them.
 Permanently refused items do not block the feed: the province answers per item, and an item it refuses (its
 file does not verify against the province's trust store, its identifier is held with other content …) is
 passed by the cursor, logged at WARNING, and recorded as an audit event ``upward.refused`` (reason, target,
-kind, source id, identifier; :func:`list_refusals`) in the transaction that moves the cursor past it. A whole
+kind, source id, identifier; :func:`list_refusals`) in the transaction that moves the cursor past it — built by
+:meth:`~certstore.services.calls.Call.event` for the push's call (the operator or the repository's own system
+pushing, through the upward entry point). A whole
 batch answered 400/413/422 (the batch itself could not be read) is split in halves until the offending item is
 alone; that item is then refused in the same way — provided the target read other items of the batch (if it read
 none, the target is more likely at fault than the items: the push stops and retries instead).
@@ -56,7 +58,8 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, lazyload
 
-from certstore.audit import AuditEntry, AuditEvent, AuditQuery, append_in_transaction, chain_pending
+from certstore.access import Actor, Role
+from certstore.audit import AuditEntry, AuditEvent, AuditQuery, chain_pending
 from certstore.audit import Outcome as AuditOutcome
 from certstore.audit.query import iter_entries
 from certstore.identifiers import HolderIdType
@@ -71,6 +74,7 @@ from certstore.services.aggregation import (
     Outcome,
     delivery_to_json,
 )
+from certstore.services.calls import Call, Origin, Via, audit_in
 from certstore.store.models import (
     CatalogueEntryRow,
     CertificateEventRow,
@@ -89,6 +93,7 @@ __all__ = [
     "UpwardTarget",
     "list_refusals",
     "push_upward",
+    "system_call",
     "target_state",
 ]
 
@@ -450,15 +455,17 @@ def _first_stop(results: Sequence[ItemResult], stopped: str | None) -> str | Non
     return stopped
 
 
-def _refusal_event(target: str, result: ItemResult, at: datetime) -> AuditEvent:
-    return AuditEvent(
-        at=at,
-        request_id=uuid.uuid4().hex,
-        action=REFUSED_ACTION,
+def system_call(target: str) -> Call:
+    """The call of this repository's own system pushing to ``target`` (the scheduled push; role operator)."""
+    return Call(Actor("upward", Role.OPERATOR), Origin(Via.UPWARD, source=target))
+
+
+def _refusal_event(call: Call, target: str, result: ItemResult, at: datetime) -> AuditEvent:
+    return call.event(
+        REFUSED_ACTION,
         outcome=AuditOutcome.ERROR,
         status_code=422,
-        resource=f"upward:{target} {result.kind} {result.source_id}",
-        certificate_identifier=result.identifier if result.kind == "event" else None,
+        certificate=result.identifier if result.kind == "event" else None,
         reason=result.reason or "refused",
         details={
             "target": target,
@@ -466,11 +473,13 @@ def _refusal_event(target: str, result: ItemResult, at: datetime) -> AuditEvent:
             "source_id": result.source_id,
             "identifier": result.identifier,
         },
+        at=at,
     )
 
 
 def _commit(
     repo: Repository,
+    call: Call,
     stats: PushStats,
     *,
     catalogue_cursor: int | None = None,
@@ -495,7 +504,7 @@ def _commit(
                 "upward %s: %s %s (%s) refused: %s",
                 stats.target, result.kind, result.source_id, result.identifier, result.reason,
             )  # fmt: skip
-            append_in_transaction(session, _refusal_event(stats.target, result, now))
+            audit_in(session, call, _refusal_event(call, stats.target, result, now))
         row = _target_row(session, stats.target)
         session.refresh(row)
         if error is None:
@@ -522,7 +531,14 @@ def _count(stats: PushStats, results: Sequence[ItemResult]) -> None:
 
 
 def _push_catalogue(
-    repo: Repository, sender: _Sender, stats: PushStats, *, batch: int, grace: timedelta, backoff: Backoff
+    repo: Repository,
+    call: Call,
+    sender: _Sender,
+    stats: PushStats,
+    *,
+    batch: int,
+    grace: timedelta,
+    backoff: Backoff,
 ) -> bool:
     """Deliver the catalogue feed; False when the push must stop (failure recorded)."""
     while True:
@@ -548,6 +564,7 @@ def _push_catalogue(
         error = _first_stop(results, stopped)
         _commit(
             repo,
+            call,
             stats,
             catalogue_cursor=new_cursor,
             refused=[r for r in passed if r.outcome is Outcome.REFUSED],
@@ -562,6 +579,7 @@ def _push_catalogue(
 
 def _push_events(
     repo: Repository,
+    call: Call,
     sender: _Sender,
     stats: PushStats,
     *,
@@ -577,7 +595,7 @@ def _push_events(
         try:
             page = _event_page(repo, cursor, batch, max_bytes, repo.now(), grace)
         except Exception as exc:  # this repository's own trouble (a missing blob …): retry later
-            _commit(repo, stats, error=f"reading the feed after event {cursor}: {type(exc).__name__}: {exc}",
+            _commit(repo, call, stats, error=f"reading the feed after event {cursor}: {type(exc).__name__}: {exc}",
                     backoff=backoff)  # fmt: skip
             return False
         if not page:
@@ -593,6 +611,7 @@ def _push_events(
         error = _first_stop(results, stopped)
         _commit(
             repo,
+            call,
             stats,
             event_cursor=acknowledged[-1].source_id if acknowledged else None,
             refused=[r for r in acknowledged if r.outcome is Outcome.REFUSED],
@@ -618,15 +637,19 @@ def push_upward(
     backoff: Backoff | None = None,
     hole_grace: timedelta = timedelta(minutes=5),
     worker: str | None = None,
+    call: Call | None = None,
 ) -> PushStats:
     """Deliver what ``target`` has not acknowledged yet: the catalogue feed, then the event feed, until caught
     up or the target fails (then the retry state is recorded and the cursors stay). Does nothing while the
     target is backing off (``next_attempt_at`` in the future) unless ``force``, or while another pusher holds
     the target's lease. ``http``: the client to use, with its own timeouts (default: a new one per call, with
-    ``timeout`` seconds per request)."""
+    ``timeout`` seconds per request). ``call``: who pushes, for the audit entries of refused items — the operator
+    at the command line (``Call.operator(via=Via.UPWARD, source=target.name)``); default the repository's own
+    system (:func:`system_call`)."""
     if not 1 <= batch <= 1000:
         raise ValueError("batch: 1 to 1000 items")
     backoff = backoff or Backoff()
+    call = call or system_call(target.name)
     stats = PushStats(target=target.name)
     _ensure_target(repo, target.name)
     with repo.db.session(readonly=True) as session:
@@ -645,9 +668,9 @@ def push_upward(
     try:
         sender = _Sender(target, client)
         try:
-            if _push_catalogue(repo, sender, stats, batch=batch, grace=hole_grace, backoff=backoff):
+            if _push_catalogue(repo, call, sender, stats, batch=batch, grace=hole_grace, backoff=backoff):
                 _push_events(
-                    repo, sender, stats, batch=batch, max_bytes=max_batch_bytes, grace=hole_grace,
+                    repo, call, sender, stats, batch=batch, max_bytes=max_batch_bytes, grace=hole_grace,
                     backoff=backoff, renew=lambda: _take_lease(repo, source, holder, repo.now()),
                 )  # fmt: skip
         finally:

@@ -12,6 +12,9 @@ Seal signature (:func:`verify_seal_signature`): ``structure`` → ``signature`` 
 
 Times are judged at the signing time (``timeInfo``) unless the caller gives ``at``: certificates and seals
 expire, and a signature made while they were valid stays valid (GB/T 38540 §7.3 d–f, GM/T 0031 §6.2.3).
+``signer_chain`` and ``signing_time`` are the signer checks every verifier shares
+(:func:`certstore.crypto.signer.signer_checks`: chain at the judgement time; signing time within the signer
+certificate's validity — here also the seal's — and not in the future); the seal adds only its own window.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from asn1crypto import cms, core, tsp
 
 from certstore.checks import Check, CheckResult, Indication, indication_of
 from certstore.crypto import oids
+from certstore.crypto.signer import SIGNING_KEY_USAGES, ClaimedTime, ValidityWindow, signer_checks
 from certstore.crypto.sm2 import SM2PublicKey
 from certstore.crypto.sm3 import sm3
 from certstore.crypto.trust import ChainStatus, TrustStore, validate_chain
@@ -49,9 +53,6 @@ __all__ = [
     "verify_seal",
     "verify_seal_signature",
 ]
-
-#: Key usages that allow a certificate to sign seals or seal signatures (any one suffices).
-SIGNING_KEY_USAGES = frozenset({"digital_signature", "non_repudiation"})
 
 #: Signature algorithms of GM/T 0031 RSA seals: recognised, but not verifiable here.
 _RSA_SIGNATURE_ALGORITHMS = {
@@ -313,8 +314,14 @@ def verify_seal_signature(
         )
         return SignatureVerification(indication_of(checks), checks, None)
 
-    when = at if at is not None else sig.signing_time
     seal = sig.seal
+    signer = signer_checks(
+        sig.signer_certificate,
+        trust=trust,
+        claimed=ClaimedTime(sig.signing_time, "timeInfo"),
+        at=at,
+        windows=(ValidityWindow("the seal", seal.valid_start, seal.valid_end, "validStart", "validEnd"),),
+    )
     checks = (
         Check(
             STRUCTURE, CheckResult.PASSED, _signature_structure_reason(sig), (*sig.warnings, *seal.warnings)
@@ -322,9 +329,9 @@ def verify_seal_signature(
         _signature_check(sig),
         _signer_in_seal_check(sig),
         _seal_signature_check(seal),
-        _seal_validity_check(sig, trust, when),
-        _signer_chain_check(sig, trust, when),
-        _signing_time_check(sig),
+        _seal_validity_check(sig, trust, signer.judged_at),
+        signer.chain,
+        signer.signing_time,
         _data_hash_check(sig, data),
         _timestamp_check(sig, trust),
     )
@@ -425,36 +432,6 @@ def _seal_validity_check(sig: SealSignature, trust: TrustStore, when: datetime) 
         _worst(maker_result, window_result),
         f"{window_reason}; {maker_reason}",
         tuple(warnings),
-    )
-
-
-def _signer_chain_check(sig: SealSignature, trust: TrustStore, when: datetime) -> Check:
-    """§7.3 e): signer certificate chain, validity and key usage (digitalSignature or nonRepudiation)."""
-    chain = validate_chain(sig.signer_certificate, trust=trust, at=when, key_usage=SIGNING_KEY_USAGES)
-    check = chain.to_check(SIGNER_CHAIN)
-    return Check(SIGNER_CHAIN, check.result, f"signer certificate: {check.reason}")
-
-
-def _signing_time_check(sig: SealSignature) -> Check:
-    """§7.3 f) and d): timeInfo within the signer certificate's validity and within the seal's validity."""
-    t = sig.signing_time
-    signer = sig.signer_certificate
-    seal = sig.seal
-    problems = []
-    if t < signer.not_before:
-        problems.append(f"before the signer certificate's notBefore {_iso(signer.not_before)}")
-    if t > signer.not_after:
-        problems.append(f"after the signer certificate's notAfter {_iso(signer.not_after)}")
-    if t < seal.valid_start:
-        problems.append(f"before the seal's validStart {_iso(seal.valid_start)}")
-    if t > seal.valid_end:
-        problems.append(f"after the seal's validEnd {_iso(seal.valid_end)}")
-    if problems:
-        return Check(SIGNING_TIME, CheckResult.FAILED, f"signing time {_iso(t)} is " + " and ".join(problems))
-    return Check(
-        SIGNING_TIME,
-        CheckResult.PASSED,
-        f"signing time {_iso(t)} is within the signer certificate's validity and the seal's validity",
     )
 
 

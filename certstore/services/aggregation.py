@@ -43,6 +43,13 @@ city stored none) is kept without one: there is nothing to verify.
 Catalogue entries arrive as approved (the city's bureau approved them): registered as ``approved`` with the city's
 submitter and reviewer; the same (code, version) with the same document is a no-op, with another document a
 refusal.
+
+Audited like every entry point. The intake is made for a :class:`~certstore.services.calls.Call`: the sending
+principal as actor (role ``upstream``; its organisation is the sender), the province as origin. Every applied
+item records one audit entry ``province.intake`` in the item's own transaction — with the certificate identifier,
+the holder reference (the province's digest) and the event's action for a certificate event, the entry's label
+for a catalogue entry — so an item applied has its entry and an item not applied (refused, already applied,
+failed) has none.
 """
 
 from __future__ import annotations
@@ -65,10 +72,11 @@ from certstore.catalogue import CatalogueEntry, CatalogueError
 from certstore.checks import Indication
 from certstore.crypto.sm3 import sm3
 from certstore.crypto.trust import TrustStore
-from certstore.identifiers import HolderIdType, holder_id_digest, validate_holder_id
+from certstore.identifiers import HolderIdType, holder_id_digest, holder_ref, validate_holder_id
 from certstore.lifecycle import Status
 from certstore.packaging.ofd.reader import OfdFormatError, OfdReader
 from certstore.records import Holder
+from certstore.services.calls import Call, audit_in
 from certstore.store.blobs import BlobRef
 from certstore.store.models import (
     CatalogueEntryRow,
@@ -80,6 +88,7 @@ from certstore.store.repository import Repository
 from certstore.verify import UnreadableFileError, verify_file
 
 __all__ = [
+    "INTAKE_ACTION",
     "MAX_BATCH_ITEMS",
     "CatalogueDelivery",
     "CertificateDelivery",
@@ -100,6 +109,8 @@ log = logging.getLogger(__name__)
 
 #: Most items one batch may carry.
 MAX_BATCH_ITEMS = 1000
+#: The audit action of an applied item.
+INTAKE_ACTION = "province.intake"
 _SM3_HEX = re.compile(r"[0-9a-f]{64}")
 
 
@@ -549,8 +560,32 @@ def _event_row(delivery: CertificateDelivery, sender: str) -> CertificateEventRo
     )
 
 
+def _intake(
+    session: Session,
+    call: Call,
+    delivery: Delivery,
+    *,
+    certificate: str | None = None,
+    holder_digest: bytes | None = None,
+    **details: Any,
+) -> None:
+    """The applied item's one audit entry, in its transaction."""
+    if isinstance(delivery, CertificateDelivery):
+        details = {"action": delivery.action, "to_status": delivery.to_status, **details}
+    audit_in(session, call, call.event(
+        INTAKE_ACTION, certificate=certificate, holder_digest=None if holder_digest is None else holder_ref(holder_digest),
+        details={"sender": call.actor.organisation_code, "kind": delivery.kind.value, "source_id": delivery.source_id,
+                 **details},
+    ))  # fmt: skip
+
+
 def _store_version(
-    repo: Repository, sender: str, delivery: CertificateDelivery, trust: TrustStore, max_file_bytes: int
+    repo: Repository,
+    call: Call,
+    sender: str,
+    delivery: CertificateDelivery,
+    trust: TrustStore,
+    max_file_bytes: int,
 ) -> ItemResult:
     version = delivery.version
     assert version is not None
@@ -576,6 +611,8 @@ def _store_version(
                 raise _RefusedError(
                     f"{identifier} is already held at the province with other content or from another sender"
                 )
+            _intake(session, call, delivery, certificate=identifier, holder_digest=existing.holder_id_digest,
+                    held=True)  # fmt: skip
             return ItemResult(
                 kind.value, delivery.source_id, Outcome.APPLIED, identifier, "identical version held"
             )
@@ -609,6 +646,7 @@ def _store_version(
         row.events.append(_event_row(delivery, sender))
         session.add(row)
         session.flush()
+        _intake(session, call, delivery, certificate=identifier, holder_digest=row.holder_id_digest)
     if blob is not None and version.file is not None and not repo.blobs.exists(blob.key):
         repo.blobs.put(version.file.data, media_type=blob.media_type)  # a concurrent orphan sweep took it
     return ItemResult(kind.value, delivery.source_id, Outcome.APPLIED, identifier)
@@ -624,7 +662,7 @@ def _status(value: str) -> str:
     return status.value
 
 
-def _store_event(repo: Repository, sender: str, delivery: CertificateDelivery) -> ItemResult:
+def _store_event(repo: Repository, call: Call, sender: str, delivery: CertificateDelivery) -> ItemResult:
     kind, identifier = DeliveryKind.EVENT, delivery.identifier
     to_status = _status(delivery.to_status)
     with repo.db.session() as session:
@@ -650,10 +688,11 @@ def _store_event(repo: Repository, sender: str, delivery: CertificateDelivery) -
                 row.superseded_by_id = new.id
         row.events.append(_event_row(delivery, sender))
         session.flush()
+        _intake(session, call, delivery, certificate=identifier, holder_digest=row.holder_id_digest)
     return ItemResult(kind.value, delivery.source_id, Outcome.APPLIED, identifier)
 
 
-def _store_catalogue(repo: Repository, sender: str, delivery: CatalogueDelivery) -> ItemResult:
+def _store_catalogue(repo: Repository, call: Call, sender: str, delivery: CatalogueDelivery) -> ItemResult:
     kind = DeliveryKind.CATALOGUE
     try:
         entry = CatalogueEntry.from_document(dict(delivery.document), source="delivered catalogue entry")
@@ -676,6 +715,7 @@ def _store_catalogue(repo: Repository, sender: str, delivery: CatalogueDelivery)
                 existing.reviewed_by = delivery.reviewed_by
                 existing.reviewed_at = delivery.reviewed_at
                 existing.review_note = f"approved in the city repository {sender}"
+            _intake(session, call, delivery, catalogue=label, held=True)
             return ItemResult(kind.value, delivery.source_id, Outcome.APPLIED, label, "identical entry held")
         session.add(
             CatalogueEntryRow(
@@ -694,21 +734,31 @@ def _store_catalogue(repo: Repository, sender: str, delivery: CatalogueDelivery)
                 review_note=f"approved in the city repository {sender}",
             )
         )
+        _intake(session, call, delivery, catalogue=label)
     return ItemResult(kind.value, delivery.source_id, Outcome.APPLIED, label)
+
+
+def _sender(call: Call) -> str:
+    sender = call.actor.organisation_code
+    if not sender:
+        raise ValueError("a delivery is sent by an organisation: the call's actor names none")
+    return sender
 
 
 def apply_delivery(
     repo: Repository,
-    sender: str,
+    call: Call,
     delivery: Delivery,
     *,
     trust: TrustStore,
     max_file_bytes: int = 20 * 1024 * 1024,
 ) -> ItemResult:
-    """Apply one delivered item exactly once; ``sender`` is the authenticated sending organisation's code.
+    """Apply one delivered item exactly once, for ``call``: its actor is the authenticated sender (the sending
+    organisation's code is the sender), and an applied item records its audit entry with its effect.
 
     Returns ``applied``, ``already_applied`` or ``refused``; the province's own failures (database, blob store)
     raise, and nothing of the item is stored."""
+    sender = _sender(call)
     kind, source_id = delivery.kind, delivery.source_id
     identifier = delivery.identifier if isinstance(delivery, CertificateDelivery) else None
     for _ in range(2):  # a unique-key race is decided on the second pass
@@ -717,10 +767,10 @@ def apply_delivery(
             return done
         try:
             if isinstance(delivery, CatalogueDelivery):
-                return _store_catalogue(repo, sender, delivery)
+                return _store_catalogue(repo, call, sender, delivery)
             if delivery.version is not None:
-                return _store_version(repo, sender, delivery, trust, max_file_bytes)
-            return _store_event(repo, sender, delivery)
+                return _store_version(repo, call, sender, delivery, trust, max_file_bytes)
+            return _store_event(repo, call, sender, delivery)
         except _RefusedError as exc:
             log.warning("aggregation: refused %s %s of %s: %s", kind.value, source_id, sender, exc)
             return ItemResult(kind.value, source_id, Outcome.REFUSED, identifier, str(exc))
@@ -735,18 +785,20 @@ def apply_delivery(
 
 def apply_batch(
     repo: Repository,
-    sender: str,
+    call: Call,
     items: Sequence[Mapping[str, Any]],
     *,
     trust: TrustStore,
     max_file_bytes: int = 20 * 1024 * 1024,
 ) -> list[ItemResult]:
-    """Apply a delivered batch (JSON items, :func:`delivery_to_json`) in order, each item exactly once.
+    """Apply a delivered batch (JSON items, :func:`delivery_to_json`) in order, each item exactly once, for
+    ``call`` (the sending principal; see :func:`apply_delivery`).
 
     One result per item, in order. A malformed item is refused on its own; when the province itself fails on
     an item, that item is ``failed`` and the rest ``not_processed`` (later events may depend on it)."""
     if len(items) > MAX_BATCH_ITEMS:
         raise ValueError(f"items: at most {MAX_BATCH_ITEMS} per batch")
+    sender = _sender(call)
     results: list[ItemResult] = []
     failed = False
     for document in items:
@@ -762,7 +814,7 @@ def apply_batch(
             results.append(ItemResult(kind, source_id, Outcome.REFUSED, None, f"malformed item: {exc}"))
             continue
         try:
-            results.append(apply_delivery(repo, sender, delivery, trust=trust, max_file_bytes=max_file_bytes))
+            results.append(apply_delivery(repo, call, delivery, trust=trust, max_file_bytes=max_file_bytes))
         except Exception as exc:  # the province's own failure: retry later, in order
             log.exception("aggregation: %s %s of %s failed", kind, source_id, sender)
             reason = f"the province failed: {type(exc).__name__}: {exc}"[:500]

@@ -2,10 +2,19 @@
 issues them one by one, each sealed like a single push; the caller polls the job for progress and per-item
 results.
 
+Each item is one call of the use case :func:`~certstore.services.certificates.issue` in the name of the agency
+principal that submitted the job (:class:`~certstore.access.Actor` rebuilt from the job's organisation and
+submitter), entry point ``batch`` (:class:`~certstore.services.calls.Via`), the job id as source and
+``<job id>:<position>`` as request id: it is authorised (an agency pushes only its own catalogue types,
+:mod:`certstore.services.authorization`), and its arrival (第十一条) and its one audit entry are written in the
+item's own transaction. An item may state ``completed_at`` and ``channel`` like a single push; by default it
+was completed when the job was submitted, channel ``bulk`` (批量, 3 working days). The submission itself is
+audited (``batch.submit``) in the transaction that stores the job.
+
 Crash safety. Every item's result is committed right after its :func:`~certstore.services.certificates.issue`
 call, so a crash loses at most the item in flight; that item stays ``pending`` and is issued again by the next
 worker, which :func:`~certstore.services.certificates.issue` makes idempotent (same issuer + certificate number +
-version → same record; the retried item then reports ``existing``).
+version → same record; the retried item then reports ``existing``, audited as a repeat).
 
 Leases. A worker owns a job while ``batch_jobs.lease_until`` lies in the future. It takes the job with one
 conditional UPDATE (``... WHERE status <> 'done' AND (lease_until IS NULL OR lease_until <= now)``), which the
@@ -16,8 +25,8 @@ expired and was taken over notices at its next item and stops (:class:`BatchLeas
 written only while the item is still ``pending`` and the job counters move in the same transaction, so even a
 worker that lost its lease mid-item cannot count an item twice.
 
-Rules per item: the document is read with :func:`~certstore.records.draft_from_json`; an agency may only push
-catalogue types whose issuer credit code (颁证单位统一社会信用代码) is its own organisation code. A bad item is
+Rules per item: the document is read with :func:`~certstore.records.draft_from_json`; the use case refuses a
+catalogue type whose issuer credit code (颁证单位统一社会信用代码) is not the agency's own. A bad item is
 ``rejected`` with an error document ``{"title", "detail", "problems": [[path, message], ...]}``; it never stops
 the batch. Unexpected failures (database down, sealing key unusable) propagate and leave the item ``pending``.
 """
@@ -34,19 +43,25 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import CursorResult, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from certstore.access import Principal, Role, require_role
+from certstore.access import AccessDeniedError, Actor, Role
+from certstore.audit import Outcome
 from certstore.packaging.face import LayoutError
 from certstore.records import PreparedVersion, RecordError, draft_from_json
-from certstore.services.catalogue import UnknownCatalogueError, get_entry
-from certstore.services.certificates import DuplicateConflictError, FileMaker, issue
-from certstore.services.transaction import Within, run_within
+from certstore.services import calls
+from certstore.services.calls import Call, Origin, Via
+from certstore.services.catalogue import UnknownCatalogueError
+from certstore.services.certificates import NO_FILE, DuplicateConflictError, FileMaker, issue
+from certstore.services.deadlines import ArrivalError, Channel
 from certstore.store.models import BatchItemRow, BatchJobRow
 from certstore.store.repository import Repository
+
+if TYPE_CHECKING:
+    from certstore.app import Application
 
 __all__ = [
     "DEFAULT_LEASE",
@@ -168,17 +183,21 @@ def resumable_jobs(repo: Repository) -> list[str]:
 # --- submitting ------------------------------------------------------------------------------------------
 
 
-def submit_batch(
-    repo: Repository,
-    principal: Principal,
-    documents: Sequence[Mapping[str, Any]],
-    *,
-    within: Within | None = None,
-) -> BatchJob:
-    """Store a batch of DATA.json documents (the body of a single push, each) as a queued job, in one
-    transaction. Only agencies push; which catalogue types they may push is checked per item when processed.
-    ``within`` (:mod:`certstore.services.transaction`) runs in that transaction."""
-    require_role(principal, Role.AGENCY)
+def submit_batch(app: Application, call: Call, documents: Sequence[Mapping[str, Any]]) -> BatchJob:
+    """Store a batch of DATA.json documents (the body of a single push, each) as a queued job for ``call``'s
+    agency, with the call's audit entry (``batch.submit``), in one transaction. Only agencies push; which
+    catalogue types they may push is checked per item when processed."""
+    actor = call.actor
+    if actor.role is not Role.AGENCY or actor.organisation_code is None:
+        denied = AccessDeniedError(
+            f"role {actor.role.value} does not push batches; allowed: agency (发证机构)"
+        )
+        assert app.audit is not None
+        calls.audit_now(app.audit, call, call.event(
+            "batch.submit", outcome=Outcome.DENY, status_code=403, reason=str(denied),
+        ))  # fmt: skip
+        raise denied
+    repo = app.repo
     if isinstance(documents, str | bytes | Mapping) or not isinstance(documents, Sequence):
         raise BatchError("a batch is a list of certificate documents")
     if not 1 <= len(documents) <= MAX_BATCH_ITEMS:
@@ -193,8 +212,8 @@ def submit_batch(
     with repo.db.session() as session:
         row = BatchJobRow(
             id=job_id,
-            organisation_code=principal.organisation_code,
-            submitted_by=principal.ref,
+            organisation_code=actor.organisation_code,
+            submitted_by=actor.ref,
             status=QUEUED,
             total=len(documents),
             succeeded=0,
@@ -212,9 +231,11 @@ def submit_batch(
                 for position, document in enumerate(documents)
             ],
         )
-        run_within(session, within)
+        calls.audit_in(session, call, call.event(
+            "batch.submit", status_code=202, details={"batch": job_id, "items": len(documents)},
+        ))  # fmt: skip
         job = _job_view(row)
-    logger.info("batch %s submitted by %s: %d items", job_id, principal.ref, len(documents))
+    logger.info("batch %s submitted by %s: %d items", job_id, actor.ref, len(documents))
     return job
 
 
@@ -287,20 +308,62 @@ class _GuardedMaker:
             raise
 
 
+@dataclass(frozen=True)
+class _Job:
+    """What every item of a job is issued with: the submitter (as the actor of each item's call) and when."""
+
+    id: str
+    actor: Actor
+    submitted_at: datetime
+
+    def call(self, position: int, stated: Mapping[str, Any]) -> Call:
+        """The call of item ``position``: entry point batch, the job as source, its completion time and channel
+        as the item states them (default: submitted with the job, channel bulk)."""
+        completed_at = stated.get("completed_at", self.submitted_at)
+        if isinstance(completed_at, str):
+            try:
+                completed_at = datetime.fromisoformat(completed_at)
+            except ValueError:
+                raise ArrivalError(
+                    "completed_at", f"not an ISO 8601 date and time: {completed_at!r}"
+                ) from None
+        if not isinstance(completed_at, datetime):
+            raise ArrivalError("completed_at", "an ISO 8601 date and time with its UTC offset")
+        channel = stated.get("channel", Channel.BULK.value)
+        origin = Origin(Via.BATCH, request_id=f"{self.id}:{position}", source=self.id, completed_at=completed_at,
+                        channel=str(channel))  # fmt: skip
+        return Call(self.actor, origin)
+
+
+def _submitter(organisation_code: str, submitted_by: str) -> Actor:
+    """The agency principal that submitted a job, as the actor of its items (``submitted_by`` is its ref,
+    ``ORGCODE/name``)."""
+    name = submitted_by.removeprefix(f"{organisation_code}/")
+    return Actor(name, Role.AGENCY, organisation_code)
+
+
+_ARRIVAL_KEYS = ("completed_at", "channel")
+
+
 def _process_item(
-    repo: Repository, payload: Any, *, organisation_code: str, actor: str, maker: _GuardedMaker | None
+    app: Application, job: _Job, position: int, payload: Any, *, maker: FileMaker | None
 ) -> _Outcome:
+    stated: dict[str, Any] = {}
+    if isinstance(payload, Mapping):
+        stated = {key: payload[key] for key in _ARRIVAL_KEYS if key in payload}
+        payload = {key: value for key, value in payload.items() if key not in _ARRIVAL_KEYS}
     try:
         draft = draft_from_json(payload)
-        entry = get_entry(repo, draft.catalogue_code)
-        if entry.issuer.credit_code != organisation_code:
-            return _rejected(
-                "not this agency's catalogue type",
-                f"catalogue {entry.code} ({entry.name}) is issued by {entry.issuer.name} "
-                f"({entry.issuer.credit_code}); organisation {organisation_code} may not push it",
-                [("catalogue", f"issued by {entry.issuer.credit_code}, not {organisation_code}")],
-            )
-        result = issue(repo, draft, actor=actor, file_maker=maker, catalogue_version=entry.version)
+        result = issue(app, job.call(position, stated), draft, file_maker=maker)
+    except AccessDeniedError as exc:
+        organisation = job.actor.organisation_code
+        return _rejected(
+            "not this agency's catalogue type",
+            f"{exc}; organisation {organisation} may not push it",
+            [("catalogue", str(exc))],
+        )
+    except ArrivalError as exc:
+        return _rejected("invalid completion time", str(exc), [(exc.field, exc.message)])
     except RecordError as exc:
         return _rejected("invalid certificate data", str(exc), exc.problems)
     except UnknownCatalogueError as exc:
@@ -308,7 +371,7 @@ def _process_item(
     except DuplicateConflictError as exc:
         return _rejected("conflicts with an earlier push", str(exc), [("certificate_number", str(exc))])
     except ValueError as exc:
-        if maker is not None and exc is maker.failure:
+        if isinstance(maker, _GuardedMaker) and exc is maker.failure:
             raise
         problems = getattr(exc, "problems", None) or getattr(exc, "errors", None) or []
         return _rejected("invalid certificate data", str(exc), problems)
@@ -367,25 +430,27 @@ def _finish(session: Session, job_id: str, token: datetime, now: datetime) -> bo
 
 
 def process_batch(
-    repo: Repository,
+    app: Application,
     job_id: str,
     *,
-    file_maker: FileMaker | None,
+    file_maker: FileMaker | None = None,
     worker: str,
     lease: timedelta = DEFAULT_LEASE,
 ) -> BatchJob:
-    """Process the pending items of ``job_id`` in position order and return the job.
+    """Process the pending items of ``job_id`` in position order and return the job. ``file_maker``: how items
+    are sealed (default: the application's keys; :data:`~certstore.services.certificates.NO_FILE`: records
+    only).
 
     Takes the job's lease first (:class:`BatchLeaseError` if another worker holds it; a job already done is
     returned as it is), commits each item's result as soon as it is known, renews the lease with every item,
     and at the end marks the job done and clears the lease. ``worker`` names this worker in the logs.
     Unexpected exceptions propagate: the item in flight stays pending and the lease is given up, so the job is
     listed by :func:`resumable_jobs` again."""
-    return _process(repo, job_id, file_maker=file_maker, worker=worker, lease=lease, should_stop=None)
+    return _process(app, job_id, file_maker=file_maker, worker=worker, lease=lease, should_stop=None)
 
 
 def _process(
-    repo: Repository,
+    app: Application,
     job_id: str,
     *,
     file_maker: FileMaker | None,
@@ -395,6 +460,7 @@ def _process(
 ) -> BatchJob:
     if lease <= timedelta(0):
         raise ValueError("the lease must be positive")
+    repo = app.repo
     token = _claim(repo, job_id, lease)
     if token is None:
         job = get_batch(repo, job_id)
@@ -402,12 +468,12 @@ def _process(
             return job
         raise BatchLeaseError(f"batch {job_id} is being processed by another worker")
     logger.info("worker %s took batch %s", worker, job_id)
-    maker = _GuardedMaker(file_maker) if file_maker is not None else None
+    maker: FileMaker = NO_FILE if file_maker is NO_FILE else _GuardedMaker(file_maker or app.file_maker())
     try:
         with repo.db.session(readonly=True) as session:
-            job = session.get(BatchJobRow, job_id)
-            assert job is not None  # just claimed; jobs are never deleted
-            organisation_code, actor = job.organisation_code, job.submitted_by
+            row = session.get(BatchJobRow, job_id)
+            assert row is not None  # just claimed; jobs are never deleted
+            job = _Job(job_id, _submitter(row.organisation_code, row.submitted_by), row.created_at)
             items = session.execute(
                 select(BatchItemRow.id, BatchItemRow.position, BatchItemRow.payload)
                 .where(BatchItemRow.job_id == job_id, BatchItemRow.status == PENDING)
@@ -418,11 +484,9 @@ def _process(
                 logger.info("worker %s stops batch %s before item %d", worker, job_id, position)
                 _release(repo, job_id, token)
                 return get_batch(repo, job_id)
-            if maker is not None:
+            if isinstance(maker, _GuardedMaker):
                 maker.failure = None
-            outcome = _process_item(
-                repo, payload, organisation_code=organisation_code, actor=actor, maker=maker
-            )
+            outcome = _process_item(app, job, position, payload, maker=maker)
             renewed = _record(repo, job_id, item_id, outcome, token, lease)
             if renewed is None:
                 raise BatchLeaseError(f"worker {worker} lost the lease of batch {job_id} at item {position}")
@@ -471,16 +535,17 @@ class BatchRunner:
 
     def __init__(
         self,
-        repo: Repository,
+        app: Application,
         *,
-        file_maker: FileMaker | None,
+        file_maker: FileMaker | None = None,
         worker: str | None = None,
         lease: timedelta = DEFAULT_LEASE,
         poll_interval: float | None = 60.0,
     ) -> None:
         if lease <= timedelta(0):
             raise ValueError("the lease must be positive")
-        self.repo = repo
+        self.app = app
+        self.repo = app.repo
         self.file_maker = file_maker
         self.worker = worker or _default_worker_name()
         self.lease = lease
@@ -554,7 +619,7 @@ class BatchRunner:
     def _run_one(self, job_id: str) -> None:
         try:
             _process(
-                self.repo, job_id, file_maker=self.file_maker, worker=self.worker, lease=self.lease,
+                self.app, job_id, file_maker=self.file_maker, worker=self.worker, lease=self.lease,
                 should_stop=self._stopping.is_set,
             )  # fmt: skip
         except BatchLeaseError as exc:

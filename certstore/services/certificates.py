@@ -1,5 +1,22 @@
-"""Certificate use cases: issue (签发), change (变更), renew (延续), status actions (挂起/恢复/吊销/注销/废止),
-look-ups, and the orphan-blob sweep.
+"""Certificate use cases: issue (签发), change (变更), renew (延续), status actions (挂起/恢复/吊销/注销/废止), the
+issuing agency's own files (OFD, PDF rendition, face preview), look-ups, and the orphan-blob sweep.
+
+Every use case that changes certificate data takes the application and the :class:`~certstore.services.calls.Call`
+(who, through which entry point) and does the whole job in **one transaction**:
+
+1. authorises — an agency issues only its own catalogue types and manages only the certificates it issued
+   (:mod:`certstore.services.authorization`; checked again on the locked row inside the transaction);
+2. applies the change (the rules below);
+3. records the arrival against its deadline (第十一条, :func:`certstore.services.deadlines.record_arrival`) when
+   the entry point has one (:attr:`~certstore.services.calls.Via.has_deadline`: API, pages, batches, exchange),
+   with the completion time and channel the origin states (default: now, online);
+4. runs the caller's ``within`` hook (its own records: the exchange's ledger and cursor);
+5. appends the call's one audit entry (:func:`certstore.services.calls.audit_in`: actor, action
+   ``certificate.issue`` / ``.change`` / ``.renew`` / ``.act``, certificate, holder digest, outcome).
+
+All of it commits together or not at all. An idempotent repeat (nothing changed) still yields exactly one audit
+entry (``details.repeat``, through the application's durable sink) and no arrival; a denial yields one entry with
+outcome ``deny``. Entry points only build the call: there is no public way to write a certificate without one.
 
 Consistency rule (issue 3 §6): a certificate file is written to the blob store *before* the row that
 points at it is committed, so a crash leaves at most an orphan blob (removed by
@@ -7,22 +24,25 @@ points at it is committed, so a crash leaves at most an orphan blob (removed by
 (issuer code, certificate number, version): the same content twice gives one record; different content
 under the same key is refused with :class:`DuplicateConflictError`.
 
-``within`` (issue, change, renew, act) runs a caller's writes in the transaction of the change itself — the
-exchange's exactly-once ledger, an arrival record. :class:`CertificateBatch` applies many file-less writes in one
-transaction of the caller under the same rules (the exchange's batches).
+:class:`~certstore.services.certificate_batch.CertificateBatch` applies many file-less writes in one transaction
+of the caller under the same rules (the exchange's and the import's chunks), using :func:`row_values` and
+:func:`event_values`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from certstore.access import AccessDeniedError
+from certstore.audit import Outcome
 from certstore.catalogue import CatalogueEntry
 from certstore.crypto.sm3 import sm3
 from certstore.identifiers import HolderIdType, holder_id_digest, holder_ref, validate_holder_id
@@ -36,22 +56,33 @@ from certstore.records import (
     RecordError,
     prepare_version,
 )
-from certstore.services import transaction
+from certstore.services import authorization, calls, deadlines, transaction
+from certstore.services.calendar import load_calendar
+from certstore.services.calls import Call
 from certstore.services.catalogue import get_entry
 from certstore.store.blobs import BlobRef
 from certstore.store.models import CertificateEventRow, CertificateRow
 from certstore.store.repository import Repository
+from certstore.workdays import WorkCalendar
+
+if TYPE_CHECKING:
+    from certstore.app import Application
 
 __all__ = [
+    "NO_FILE",
+    "CertificateFile",
     "CertificateNotFoundError",
     "DuplicateConflictError",
     "FileMaker",
     "IssueResult",
+    "NoFileError",
     "NotLatestVersionError",
     "Within",
     "act",
     "change",
     "change_feed",
+    "event_values",
+    "file",
     "find_identical",
     "get",
     "history",
@@ -59,6 +90,7 @@ __all__ = [
     "list_by_holder",
     "list_page",
     "renew",
+    "row_values",
     "stored_version",
     "sweep_orphan_blobs",
     "written_version",
@@ -67,9 +99,18 @@ __all__ = [
 #: Makes the certificate file for a prepared version (face + metadata + seal), returning (bytes, media type).
 FileMaker = Callable[[PreparedVersion], tuple[bytes, str]]
 
+
+def _no_file(prepared: PreparedVersion) -> tuple[bytes, str]:
+    raise AssertionError("NO_FILE is a marker, never called")
+
+
+#: ``file_maker=NO_FILE``: store the record without a sealed file (a record-only push; tests, and batches run
+#: without sealing keys). The default (``file_maker=None``) seals with the application's keys.
+NO_FILE: FileMaker = _no_file
+
 #: ``within`` (:mod:`certstore.services.transaction`) of issue/change/renew/act: called with the session inside
-#: the transaction that writes a certificate change, after the change is flushed and before the commit: the
-#: caller's own records (an exchange ledger entry and cursor, an arrival, the request's audit entry) then commit
+#: the transaction that writes a certificate change, after the change and its arrival are written and before the
+#: call's audit entry and the commit: the caller's own records (an exchange ledger entry and cursor) then commit
 #: together with the change or not at all; :func:`written_version` tells the hook which version was written.
 #: Whatever it raises rolls the change back and propagates (an ``IntegrityError`` it raises is treated like the
 #: change's own: the function looks for an identical stored version and returns it, or re-raises).
@@ -78,9 +119,16 @@ Within = transaction.Within
 #: ``Session.info`` key: the row a change wrote, for :func:`written_version` (set just before ``within`` runs).
 _WRITTEN = "certstore.certificates.written"
 
+ISSUE, CHANGE, RENEW, ACT = "certificate.issue", "certificate.change", "certificate.renew", "certificate.act"
+FILE, PREVIEW = "certificate.file", "certificate.preview"
+
 
 class CertificateNotFoundError(LookupError):
     """No certificate with that identifier."""
+
+
+class NoFileError(CertificateNotFoundError):
+    """The certificate was stored without a file (a record-only push)."""
 
 
 class DuplicateConflictError(ValueError):
@@ -95,6 +143,15 @@ class NotLatestVersionError(ValueError):
 class IssueResult:
     certificate: Certificate
     created: bool  # False when an identical push had already been stored
+
+
+@dataclass(frozen=True)
+class CertificateFile:
+    """What :func:`file` hands the issuing agency: the bytes, their media type and a file name."""
+
+    data: bytes
+    media_type: str
+    name: str
 
 
 # --- reading ---------------------------------------------------------------------------------------------
@@ -278,7 +335,105 @@ def change_feed(
     return items, (items[-1]["event_id"] if len(rows) > limit else None)
 
 
-# --- writing ---------------------------------------------------------------------------------------------
+# --- the guarantees every change carries -------------------------------------------------------------------
+
+
+class _Guard:
+    """Turns an :class:`AccessDeniedError` of a use case into its one audit entry (outcome ``deny``, through the
+    application's durable sink — the transaction, if any, has rolled back) and lets it propagate. ``certificate``
+    and ``holder_digest`` are filled in as the use case learns them."""
+
+    def __init__(self, app: Application, call: Call, action: str, certificate: str | None = None) -> None:
+        self.app, self.call, self.action = app, call, action
+        self.certificate = certificate
+        self.holder_digest: str | None = None
+
+    def saw(self, certificate: Certificate) -> None:
+        self.certificate, self.holder_digest = certificate.identifier, certificate.holder_ref
+
+    @contextmanager
+    def denials(self) -> Iterator[None]:
+        try:
+            yield
+        except AccessDeniedError as exc:
+            assert self.app.audit is not None
+            calls.audit_now(self.app.audit, self.call, self.call.event(
+                self.action, outcome=Outcome.DENY, status_code=403, certificate=self.certificate,
+                holder_digest=self.holder_digest, reason=str(exc),
+            ))  # fmt: skip
+            raise
+
+
+@dataclass(frozen=True)
+class _Arrival:
+    """The arrival a change records in its transaction (第十一条), prepared before the transaction starts."""
+
+    source: str
+    channel: deadlines.Channel
+    completed_at: datetime
+    calendar: WorkCalendar
+
+    def record(self, session: Session, row: CertificateRow) -> None:
+        deadlines.record_arrival(
+            session, identifier=row.identifier, issuer_code=row.issuer_code, source=self.source,
+            channel=self.channel, completed_at=self.completed_at, arrived_at=row.created_at,
+            calendar=self.calendar,
+        )  # fmt: skip
+
+
+def _arrival(app: Application, call: Call) -> _Arrival | None:
+    """The arrival of a new version coming in through ``call`` — None when its entry point has no deadline —
+    with the completion time checked now, before anything is stored (:class:`~deadlines.ArrivalError`)."""
+    origin = call.origin
+    if origin.completed_at is None and not origin.via.has_deadline:
+        return None
+    now = app.now()
+    completed = deadlines.check_completed_at(origin.completed_at or now, now=now)
+    if not origin.via.has_deadline:
+        return None
+    try:
+        channel = deadlines.Channel(origin.channel or deadlines.Channel.ONLINE)
+    except ValueError:
+        allowed = ", ".join(c.value for c in deadlines.Channel)
+        raise deadlines.ArrivalError("channel", f"one of {allowed}, got {origin.channel!r}") from None
+    source = origin.source or origin.via.value
+    return _Arrival(source, channel, completed, load_calendar(app.repo))  # read before the write transaction
+
+
+def _effects(
+    session: Session,
+    call: Call,
+    row: CertificateRow,
+    *,
+    arrival: _Arrival | None,
+    within: Within | None,
+    action: str,
+    status_code: int,
+    details: dict[str, Any],
+) -> Certificate:
+    """What every change writes after its rows, in its transaction: the arrival, the caller's hook, the call's
+    audit entry. Returns the version written, as the use case returns it."""
+    if arrival is not None:
+        arrival.record(session, row)
+    _run_within(session, row, within)
+    written = _view(session, row)
+    calls.audit_in(session, call, call.event(
+        action, certificate=written.identifier, holder_digest=written.holder_ref, status_code=status_code,
+        details=details,
+    ))  # fmt: skip
+    return written
+
+
+def _repeat(app: Application, call: Call, action: str, stored: Certificate) -> Certificate:
+    """An idempotent repeat changed nothing: its one audit entry, through the durable sink; no arrival."""
+    assert app.audit is not None
+    calls.audit_now(app.audit, call, call.event(
+        action, certificate=stored.identifier, holder_digest=stored.holder_ref, details={"repeat": True},
+    ))  # fmt: skip
+    return stored
+
+
+# --- writing -----------------------------------------------------------------------------------------------
 
 
 def _store_file(repo: Repository, file: bytes | None, media_type: str | None) -> BlobRef | None:
@@ -338,6 +493,7 @@ def _event(action: Action, from_status: Status | None, to_status: Status, reason
 
 def event_values(action: Action, from_status: Status | None, to_status: Status, reason: str, actor: str,
                   at: datetime, **details: object) -> dict[str, Any]:  # fmt: skip
+    """The columns of a lifecycle event row (``actor``: the :attr:`~certstore.access.Actor.ref` of the call)."""
     return dict(
         action=action.value,
         from_status=from_status.value if from_status else None,
@@ -359,78 +515,107 @@ def _same_or_conflict(session: Session, existing: CertificateRow, prepared: Prep
 
 
 def _make_file(
-    prepared: PreparedVersion, file: bytes | None, media_type: str | None, file_maker: FileMaker | None
+    app: Application,
+    prepared: PreparedVersion,
+    file: bytes | None,
+    media_type: str | None,
+    file_maker: FileMaker | None,
 ) -> tuple[bytes | None, str | None]:
-    if file is not None and file_maker is not None:
-        raise ValueError("give either a file or a file maker, not both")
-    if file_maker is not None:
-        return file_maker(prepared)
-    return file, media_type
+    if file is not None:
+        if file_maker is not None:
+            raise ValueError("give either a file or a file maker, not both")
+        return file, media_type
+    if file_maker is NO_FILE:
+        return None, None
+    return (file_maker or app.file_maker())(prepared)
+
+
+def _prepare(
+    repo: Repository, entry: CatalogueEntry, draft: CertificateDraft, version: int, file: bytes | None
+) -> PreparedVersion:
+    file_key = sm3(file).hex() if file is not None else None
+    return prepare_version(entry, draft, version=version, holder_key=repo.holder_key, file_key=file_key)
 
 
 def issue(
-    repo: Repository,
+    app: Application,
+    call: Call,
     draft: CertificateDraft,
     *,
-    actor: str,
+    within: Within | None = None,
     file: bytes | None = None,
     file_media_type: str | None = None,
     file_maker: FileMaker | None = None,
     catalogue_version: int | None = None,
-    within: Within | None = None,
 ) -> IssueResult:
-    """Issue version 1 of a certificate (签发). Idempotent: an identical earlier push is returned unchanged
-    (``created`` False; ``within`` is then not called)."""
+    """Issue version 1 of a certificate (签发) for ``call`` — authorised, stored, arrival and audit entry in one
+    transaction (module docstring). The file: sealed by the application (default), by ``file_maker``, or
+    ``file`` as presented (a file the agency sealed itself); ``NO_FILE`` stores the record only.
+
+    Idempotent: an identical earlier push is returned unchanged (``created`` False; ``within`` is then not
+    called, no arrival is recorded, the audit entry says ``repeat``)."""
+    repo = app.repo
+    guard = _Guard(app, call, ISSUE)
     entry = get_entry(repo, draft.catalogue_code, catalogue_version)
-    file_key = sm3(file).hex() if file is not None else None
-    prepared = prepare_version(entry, draft, version=1, holder_key=repo.holder_key, file_key=file_key)
+    with guard.denials():
+        authorization.require_issuer_of_type(call.actor, entry)
+    arrival = _arrival(app, call)
+    prepared = _prepare(repo, entry, draft, 1, file)
     key = (prepared.identifier.issuer_code, draft.certificate_number, 1)
     with repo.db.session() as session:
         existing = _row_by_key(session, *key)
-        if existing is not None:
-            return _same_or_conflict(session, existing, prepared)
-    data, media_type = _make_file(prepared, file, file_media_type, file_maker)
+        stored = None if existing is None else _same_or_conflict(session, existing, prepared)
+    if stored is not None:
+        _repeat(app, call, ISSUE, stored.certificate)
+        return stored
+    data, media_type = _make_file(app, prepared, file, file_media_type, file_maker)
     blob = _store_file(repo, data, media_type)  # the blob first: a crash after this leaves only an orphan
     at = repo.now()
     try:
         with repo.db.session() as session:
             row = _new_row(prepared, blob, at=at)
-            row.events.append(_event(Action.ISSUE, None, Status.VALID, "签发", actor, at))
+            row.events.append(_event(Action.ISSUE, None, Status.VALID, "签发", call.actor.ref, at))
             session.add(row)
             session.flush()
-            _run_within(session, row, within)
-            result = IssueResult(_view(session, row), created=True)
+            new = _effects(session, call, row, arrival=arrival, within=within, action=ISSUE, status_code=201,
+                           details={"version": 1})  # fmt: skip
         _ensure_file(repo, blob, data)
-        return result
+        return IssueResult(new, created=True)
     except IntegrityError:  # a concurrent identical push won the race
         with repo.db.session() as session:
             existing = _row_by_key(session, *key)
             if existing is None:
                 raise
-            return _same_or_conflict(session, existing, prepared)
+            stored = _same_or_conflict(session, existing, prepared)
+        _repeat(app, call, ISSUE, stored.certificate)
+        return stored
 
 
 def _new_version(
-    repo: Repository,
+    app: Application,
+    call: Call,
+    guard: _Guard,
     identifier: str,
     action: Action,
     make_draft: Callable[[Certificate, CatalogueEntry], CertificateDraft],
     *,
     reason: str,
-    actor: str,
     file: bytes | None,
     file_media_type: str | None,
     file_maker: FileMaker | None,
     within: Within | None,
 ) -> Certificate:
+    repo = app.repo
     with repo.db.session() as session:
-        current_row = _row_by_identifier(session, identifier)
-        current = _view(session, current_row)
+        current = _view(session, _row_by_identifier(session, identifier))
+    guard.saw(current)
+    authorization.require_issuer_of(call.actor, current.issuer_code)  # early: nothing is sealed for nothing
     if current.superseded_by is not None:
         raise NotLatestVersionError(
             f"{identifier} was already replaced by {current.superseded_by}; {action.label} the latest version"
         )
     at = repo.now()
+    actor = call.actor.ref
     event = transition(
         current.stored_status, action, valid_until=current.valid_until, reason=reason, actor=actor, at=at
     )
@@ -438,15 +623,15 @@ def _new_version(
     draft = make_draft(current, entry)
     if draft.certificate_number != current.certificate_number:
         raise RecordError("a new version keeps the certificate number", [("certificate_number", "changed")])
-    file_key = sm3(file).hex() if file is not None else None
-    prepared = prepare_version(
-        entry, draft, version=current.version + 1, holder_key=repo.holder_key, file_key=file_key
-    )
-    data, media_type = _make_file(prepared, file, file_media_type, file_maker)
+    arrival = _arrival(app, call)
+    prepared = _prepare(repo, entry, draft, current.version + 1, file)
+    data, media_type = _make_file(app, prepared, file, file_media_type, file_maker)
     blob = _store_file(repo, data, media_type)
+    name = guard.action
     try:
         with repo.db.session() as session:
             old = _row_by_identifier(session, identifier, lock=True)
+            authorization.require_issuer_of(call.actor, old.issuer_code)  # on the locked row
             if old.superseded_by_id is not None or old.status != current.stored_status.value:
                 raise NotLatestVersionError(f"{identifier} changed while the new version was prepared; retry")
             new = _new_row(prepared, blob, at=at)
@@ -470,8 +655,11 @@ def _new_version(
                 )
             )
             session.flush()
-            _run_within(session, new, within)
-            created = _view(session, new)
+            details: dict[str, Any] = {"version": new.version, "replaces": identifier}
+            if new.holder_id_digest != old.holder_id_digest:  # searchable by the former holder too
+                details["replaces_holder"] = current.holder_ref
+            created = _effects(session, call, new, arrival=arrival, within=within, action=name, status_code=201,
+                               details=details)  # fmt: skip
         _ensure_file(repo, blob, data)
         return created
     except IntegrityError:
@@ -484,43 +672,52 @@ def _new_version(
             )
             if existing is None:
                 raise
-            return _same_or_conflict(session, existing, prepared).certificate
+            stored = _same_or_conflict(session, existing, prepared).certificate
+        return _repeat(app, call, name, stored)
 
 
 def change(
-    repo: Repository,
+    app: Application,
+    call: Call,
     identifier: str,
     draft: CertificateDraft,
     *,
     reason: str,
-    actor: str,
+    within: Within | None = None,
     file: bytes | None = None,
     file_media_type: str | None = None,
     file_maker: FileMaker | None = None,
-    within: Within | None = None,
 ) -> Certificate:
-    """变更: a new version with new content replaces ``identifier`` (which becomes SUPERSEDED). ``within`` runs
-    in the transaction that writes the new version (not when an identical version was already stored)."""
-    return _new_version(
-        repo, identifier, Action.CHANGE, lambda _current, _entry: draft, reason=reason, actor=actor,
-        file=file, file_media_type=file_media_type, file_maker=file_maker, within=within,
-    )  # fmt: skip
+    """变更: a new version with new content replaces ``identifier`` (which becomes SUPERSEDED) — for the
+    issuer of the certificate, with a draft of a catalogue type it issues; arrival and audit entry in the same
+    transaction. ``within`` runs in that transaction (not when an identical version was already stored)."""
+
+    def changed(_current: Certificate, _entry: CatalogueEntry) -> CertificateDraft:
+        authorization.require_issuer_of_type(call.actor, get_entry(app.repo, draft.catalogue_code))
+        return draft
+
+    guard = _Guard(app, call, CHANGE, identifier)
+    with guard.denials():
+        return _new_version(
+            app, call, guard, identifier, Action.CHANGE, changed, reason=reason,
+            file=file, file_media_type=file_media_type, file_maker=file_maker, within=within,
+        )  # fmt: skip
 
 
 def renew(
-    repo: Repository,
+    app: Application,
+    call: Call,
     identifier: str,
     *,
     valid_until: date | None,
     reason: str,
-    actor: str,
+    within: Within | None = None,
     file: bytes | None = None,
     file_media_type: str | None = None,
     file_maker: FileMaker | None = None,
-    within: Within | None = None,
 ) -> Certificate:
-    """延续: a new version with the same content and a later end of validity (None: long-term). ``within`` as
-    for :func:`change`."""
+    """延续: a new version with the same content and a later end of validity (None: long-term), for the issuer
+    of the certificate. ``within`` as for :func:`change`."""
 
     def renewed(current: Certificate, entry: CatalogueEntry) -> CertificateDraft:
         if valid_until is not None and current.valid_until is not None and valid_until <= current.valid_until:
@@ -533,34 +730,42 @@ def renew(
             certificate_number=current.certificate_number,
             holder=current.holder,
             face=current.face,
-            issue_date=repo.now().date(),
+            issue_date=app.now().date(),
             valid_from=current.valid_from,
             valid_until=valid_until,
             metadata={k[3:]: v for k, v in current.metadata.items() if k.startswith("KZ_")},
         )
 
-    return _new_version(
-        repo, identifier, Action.RENEW, renewed, reason=reason, actor=actor,
-        file=file, file_media_type=file_media_type, file_maker=file_maker, within=within,
-    )  # fmt: skip
+    guard = _Guard(app, call, RENEW, identifier)
+    with guard.denials():
+        return _new_version(
+            app, call, guard, identifier, Action.RENEW, renewed, reason=reason,
+            file=file, file_media_type=file_media_type, file_maker=file_maker, within=within,
+        )  # fmt: skip
 
 
 def act(
-    repo: Repository,
+    app: Application,
+    call: Call,
     identifier: str,
     action: Action,
     *,
     reason: str,
-    actor: str,
     within: Within | None = None,
 ) -> Certificate:
-    """挂起 / 恢复 / 吊销 / 注销 / 废止 — effective immediately for every reader. ``within`` runs in the
-    transaction that changes the status."""
+    """挂起 / 恢复 / 吊销 / 注销 / 废止 — effective immediately for every reader; for the issuer of the
+    certificate (checked on the locked row). ``within`` and the audit entry run in the transaction that changes
+    the status (no arrival: no new version arrives)."""
     if action.creates_version or action is Action.ISSUE:
         raise ValueError(f"{action.value} makes a new version: use issue/change/renew")
-    with repo.db.session() as session:
+    repo = app.repo
+    guard = _Guard(app, call, ACT, identifier)
+    with guard.denials(), repo.db.session() as session:
         row = _row_by_identifier(session, identifier, lock=True)
+        guard.holder_digest = holder_ref(row.holder_id_digest)
+        authorization.require_issuer_of(call.actor, row.issuer_code)
         at = repo.now()
+        actor = call.actor.ref
         event = transition(
             Status(row.status), action, valid_until=row.valid_until, reason=reason, actor=actor, at=at
         )
@@ -568,8 +773,13 @@ def act(
         row.status_changed_at = at
         row.events.append(_event(action, event.from_status, event.to_status, event.reason, actor, at))
         session.flush()
-        _run_within(session, row, within)
-        return _view(session, row)
+        details = {
+            "action": action.value,
+            "from_status": event.from_status.value,
+            "to_status": event.to_status.value,
+        }
+        return _effects(session, call, row, arrival=None, within=within, action=ACT, status_code=200,
+                        details=details)  # fmt: skip
 
 
 def _run_within(session: Session, row: CertificateRow, within: Within | None) -> None:
@@ -587,6 +797,50 @@ def written_version(session: Session) -> Certificate:
     if not isinstance(row, CertificateRow):
         raise LookupError("no certificate version was written in this transaction")
     return _view(session, row)
+
+
+# --- the issuing agency's own files ------------------------------------------------------------------------
+
+
+def file(
+    app: Application,
+    call: Call,
+    identifier: str,
+    format: Literal["ofd", "pdf", "png"] = "ofd",
+    *,
+    dpi: int = 96,
+) -> CertificateFile:
+    """The issuing agency's file of its certificate: the sealed OFD as stored, the PDF rendition signed with its
+    type's key, or the face as a PNG (``dpi``) — authorised (the issuer only) and audited
+    (``certificate.file`` / ``certificate.preview``, durable before the bytes are returned).
+    :class:`NoFileError` for the OFD of a record stored without a file."""
+    from certstore.services import renditions
+    from certstore.services.issuance import OFD_MEDIA_TYPE, PDF_MEDIA_TYPE
+
+    if format not in ("ofd", "pdf", "png"):
+        raise ValueError(f"format: ofd, pdf or png, not {format!r}")
+    action = PREVIEW if format == "png" else FILE
+    guard = _Guard(app, call, action, identifier)
+    certificate = get(app.repo, identifier)
+    guard.saw(certificate)
+    with guard.denials():
+        authorization.require_issuer_of(call.actor, certificate.issuer_code)
+    name = f"{certificate.certificate_number}-v{certificate.version}"
+    if format == "pdf":
+        made = CertificateFile(renditions.pdf_rendition(app, certificate), PDF_MEDIA_TYPE, f"{name}.pdf")
+    elif format == "png":
+        made = CertificateFile(renditions.preview_png(app, certificate, dpi=dpi), "image/png", f"{name}.png")
+    elif certificate.file_key is None:
+        raise NoFileError(f"certificate {identifier} was stored without a file")
+    else:
+        data = app.repo.blobs.get(certificate.file_key)
+        made = CertificateFile(data, certificate.file_media_type or OFD_MEDIA_TYPE, f"{name}.ofd")
+    assert app.audit is not None
+    calls.audit_now(app.audit, call, call.event(
+        action, certificate=certificate.identifier, holder_digest=certificate.holder_ref,
+        details={"format": format},
+    ))  # fmt: skip
+    return made
 
 
 # --- maintenance -----------------------------------------------------------------------------------------

@@ -30,7 +30,9 @@ issuer-sealed OFD (the original, 原件) is never changed. :func:`make_copy` bui
   the copy is closed, nothing can be added without breaking the repository's seal.
 
 The repository certifies only copies of originals that verify: the stored file is verified offline first
-(:func:`certstore.verify.verify_file` with the given trust store) and a file that is not VALID is refused.
+(:func:`certstore.verify.verify_and_read` with the given trust store; the package it reads is the one the copy
+is made from) and a file that is not VALID is refused. The OFD work itself — CustomData, the seal pictures of
+page 1, the stamp's place, the comparison of the face — is :mod:`certstore.packaging.ofd.edit`'s.
 
 The copy's bytes follow from the stored file, the request and ``at`` — except the seal's SM2 signature value,
 which is randomised like every SM2 signature.
@@ -38,14 +40,9 @@ which is randomised like every SM2 signature.
 
 from __future__ import annotations
 
-import io
 import unicodedata
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
-
-from lxml import etree
-from PIL import Image, UnidentifiedImageError
 
 from certstore.checks import CheckResult, Indication
 from certstore.crypto.sm3 import sm3_hex
@@ -54,7 +51,7 @@ from certstore.keystore import KeyStore, KeyStoreError
 from certstore.lifecycle import Status
 from certstore.packaging import fonts
 from certstore.packaging.face import lay_out_face
-from certstore.packaging.layout import Box, FaceData, ImageItem
+from certstore.packaging.layout import Box, FaceData
 from certstore.packaging.ofd import (
     Attachment,
     OfdAnnotationError,
@@ -63,18 +60,26 @@ from certstore.packaging.ofd import (
     add_watermark,
     build_ofd,
 )
-from certstore.packaging.ofd import names as n
-from certstore.packaging.ofd.reader import OfdFormatError, OfdPackage, OfdReader
-from certstore.packaging.ofd.writer import read_package, serialize_xml, write_package
+from certstore.packaging.ofd.edit import (
+    OfdEditError,
+    PageStamp,
+    add_custom_datas,
+    differing_files,
+    in_custom_data_order,
+    place_stamp,
+    seal_stamps,
+    stamp_image,
+)
+from certstore.packaging.ofd.reader import OfdFormatError, OfdPackage
 from certstore.records import Certificate
-from certstore.seal import SealFormatError, SealPicture, parse_seal, parse_seal_signature
+from certstore.seal import parse_seal
 from certstore.services import certificates
 from certstore.services.catalogue import get_entry
 from certstore.services.issuance import DEFAULT_VERIFY_BASE_URL, OFD_MEDIA_TYPE, SealingKey, sealing_key
 from certstore.services.keys import REPOSITORY_SEAL_NAME, REPOSITORY_SIGNER_NAME
 from certstore.store.repository import Repository
 from certstore.timezones import CHINA_STANDARD_TIME
-from certstore.verify import VerificationReport, verify_file
+from certstore.verify import VerificationReport, verify_and_read
 from certstore.verify.ofd import ORIGINAL_ATTACHMENT_FORMAT, ORIGINAL_ATTACHMENT_USAGE
 
 __all__ = [
@@ -85,8 +90,6 @@ __all__ = [
     "make_copy",
     "repository_sealing_key",
 ]
-
-#: China Standard Time (UTC+8, no daylight saving): the time printed on copies.
 
 #: The embedded original's file name in ``Doc_0/Attachs/`` and its Attachment/@Name.
 ORIGINAL_FILE_NAME = "original.ofd"
@@ -106,13 +109,8 @@ COPY_FIELDS = {
 
 #: Longest accepted request fields (characters), so every watermark line fits a tile.
 _MAX_LENGTHS = {"using_unit": 60, "matter": 40, "purpose": 40, "requested_by": 64}
-#: Stamp placement (mm): gap to the seals already on the page, margin to the page edge.
-_STAMP_GAP = 3.0
-_PAGE_MARGIN = 8.0
 #: Stamp size when the seal's picture gives none.
 _DEFAULT_STAMP_MM = 40.0
-_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp")
-_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
 
 
 class CopyUnavailableError(ValueError):
@@ -215,10 +213,11 @@ def _findings(report: VerificationReport) -> str:
     return "; ".join(reasons[:3]) or "no further detail"
 
 
-def _verify_original(original: bytes, identifier: str, trust: TrustStore) -> None:
+def _verify_original(original: bytes, identifier: str, trust: TrustStore) -> OfdPackage:
     """The stored file must verify VALID (offline) and name ``identifier``: the repository does not certify a
-    copy of a broken or foreign original."""
-    report = verify_file(original, trust=trust)
+    copy of a broken or foreign original. Returns the package read for the verification (read once)."""
+    verified = verify_and_read(original, trust=trust)
+    report = verified.report
     if report.indication is not Indication.VALID:
         raise CopyUnavailableError(
             f"certificate {identifier}'s stored file does not verify ({report.indication.value}: "
@@ -229,30 +228,15 @@ def _verify_original(original: bytes, identifier: str, trust: TrustStore) -> Non
         raise CopyUnavailableError(
             f"certificate {identifier}'s stored file names certificate {named!r}; no copy is made of it"
         )
-
-
-def _same_pixels(first: bytes, second: bytes) -> bool:
-    try:
-        with Image.open(io.BytesIO(first)) as a, Image.open(io.BytesIO(second)) as b:
-            return (a.mode, a.size) == (b.mode, b.size) and a.tobytes() == b.tobytes()
-    except (UnidentifiedImageError, OSError, ValueError):
-        return False
+    if verified.package is None:  # a VALID OFD was read; this guards the type
+        raise CopyUnavailableError(f"certificate {identifier}'s stored file is not an OFD package")
+    return verified.package
 
 
 def _check_same_face(original: bytes, rebuilt: bytes, identifier: str) -> None:
-    """Every file of the face built again (``rebuilt``, unsealed) must be in the original as it is: OFD.xml
-    aside (the seal links its signature list there; the metadata are compared in ``metadata.xml``), fonts
-    aside (the page content pins their advances; the subset program's bytes may differ between fontTools
-    releases) and images compared by their pixels when the bytes differ (PNG encoders differ too)."""
-    stored = read_package(original)
-    differing = []
-    for path, data in read_package(rebuilt).items():
-        theirs = stored.get(path)
-        if path == n.OFD_XML or path.lower().endswith(".ttf") or theirs == data:
-            continue
-        if theirs is not None and path.lower().endswith(_IMAGE_SUFFIXES) and _same_pixels(theirs, data):
-            continue
-        differing.append(path)
+    """Every file of the face built again (``rebuilt``, unsealed) must be in the original as it is
+    (:func:`certstore.packaging.ofd.edit.differing_files`: OFD.xml and fonts aside, images by their pixels)."""
+    differing = differing_files(original, rebuilt)
     if differing:
         raise CopyUnavailableError(
             f"the face of certificate {identifier} laid out again differs from its stored original in "
@@ -261,59 +245,12 @@ def _check_same_face(original: bytes, rebuilt: bytes, identifier: str) -> None:
         )
 
 
-@dataclass(frozen=True)
-class _Stamp:
-    """A seal the original shows on page 1: where (its StampAnnot) and its picture."""
-
-    box: Box
-    picture: SealPicture
-
-
-def _parse_box(text: str | None) -> Box | None:
-    try:
-        values = [float(v) for v in (text or "").split()]
-    except ValueError:
-        return None
-    return Box(*values) if len(values) == 4 and values[2] > 0 and values[3] > 0 else None
-
-
-def _read(original: bytes) -> OfdPackage:
-    try:
-        return OfdReader.open(original)
-    except OfdFormatError as exc:
-        raise CopyUnavailableError(f"the stored original cannot be read: {exc}") from exc
-
-
-def _in_original_order(metadata: Mapping[str, object], original: OfdPackage) -> dict[str, str]:
-    """The record's metadata as text, in the order the original carries them (its CustomData): the record's
-    own order does not survive every database (PostgreSQL's jsonb orders keys its own way). Names the original
-    lacks follow in the record's order."""
-    order = {name: index for index, name in enumerate(original.doc_info.custom_datas)}
-    names = sorted(metadata, key=lambda name: order.get(name, len(order)))
-    return {name: str(metadata[name]) for name in names}
-
-
-def _issuer_stamps(package: OfdPackage) -> list[_Stamp]:
+def _issuer_stamps(package: OfdPackage) -> list[PageStamp]:
     """Every seal picture the original shows on page 1, from the seal signatures that sealed it."""
-    document = package.documents[0]
     try:
-        root = package.parse_xml(document.root_path)
+        stamps = seal_stamps(package, page=0)
     except OfdFormatError as exc:
         raise CopyUnavailableError(f"the stored original cannot be read: {exc}") from exc
-    page = root.find(f"{n.q(n.PAGES)}/{n.q(n.PAGE)}")
-    page_id = None if page is None else page.get("ID")
-    stamps = []
-    for signature in document.signatures:
-        if signature.signed_value is None or signature.signed_info is None:
-            continue
-        try:
-            picture = parse_seal_signature(signature.signed_value).seal.picture
-        except SealFormatError:
-            continue
-        for annot in signature.signed_info.stamp_annots:
-            box = _parse_box(annot.boundary)
-            if annot.page_ref == page_id and box is not None:
-                stamps.append(_Stamp(box, picture))
     if not stamps:
         raise CopyUnavailableError(
             "the stored original shows no seal on page 1: there is no seal picture to copy"
@@ -321,67 +258,7 @@ def _issuer_stamps(package: OfdPackage) -> list[_Stamp]:
     return stamps
 
 
-def _picture_item(stamp: _Stamp) -> ImageItem:
-    data = stamp.picture.data
-    for media_type, (_, _, magics) in n.IMAGE_FORMATS.items():
-        if data.startswith(magics):
-            return ImageItem(SEAL_PICTURE_ROLE, data, media_type, stamp.box)
-    raise CopyUnavailableError(
-        f"the issuer's seal picture is {stamp.picture.type!r}, which a page cannot show as an image "
-        f"(one of {', '.join(sorted(n.IMAGE_FORMATS))})"
-    )
-
-
 # --- the copy ---------------------------------------------------------------------------------------------------
-
-
-def _overlaps(a: Box, b: Box, gap: float) -> bool:
-    return not (
-        a.x + a.w + gap <= b.x or b.x + b.w + gap <= a.x or a.y + a.h + gap <= b.y or b.y + b.h + gap <= a.y
-    )
-
-
-def _stamp_box(page: Box, stamps: Sequence[Box], width: float, height: float) -> Box:
-    """Where the repository's stamp goes on page 1: left of the bottom-right-most seal picture (bottom edges
-    aligned), else above it, else the page's bottom-right corner — the first that stays on the page and clear of
-    every seal picture on it."""
-    corner = Box(
-        page.x + page.w - _PAGE_MARGIN - width, page.y + page.h - _PAGE_MARGIN - height, width, height
-    )
-    candidates = []
-    if stamps:
-        last = max(stamps, key=lambda b: (b.x + b.w) + (b.y + b.h))
-        candidates += [
-            Box(last.x - _STAMP_GAP - width, last.y + last.h - height, width, height),
-            Box(last.x + last.w - width, last.y - _STAMP_GAP - height, width, height),
-        ]
-    candidates.append(corner)
-    for box in candidates:
-        on_page = (
-            box.x >= page.x + _PAGE_MARGIN
-            and box.y >= page.y + _PAGE_MARGIN
-            and box.x + box.w <= page.x + page.w - _PAGE_MARGIN
-            and box.y + box.h <= page.y + page.h - _PAGE_MARGIN
-        )
-        if on_page and not any(_overlaps(box, stamp, _STAMP_GAP) for stamp in stamps):
-            return box
-    raise CopyUnavailableError("page 1 has no room for the repository's stamp clear of the issuer's seal")
-
-
-def _with_custom_datas(package: bytes, items: Mapping[str, str]) -> bytes:
-    """``package`` (unsigned) with ``items`` appended to OFD.xml's DocInfo/CustomDatas."""
-    files = read_package(package)
-    root = etree.fromstring(files[n.OFD_XML], _PARSER)
-    info = root.find(f"{n.q(n.DOC_BODY)}/{n.q(n.DOC_INFO)}")
-    if info is None:
-        raise CopyUnavailableError("the copy's OFD.xml has no DocInfo")  # build_ofd always writes one
-    datas = info.find(n.q(n.CUSTOM_DATAS))
-    if datas is None:
-        datas = etree.SubElement(info, n.q(n.CUSTOM_DATAS))  # the last child of DocInfo in the schema
-    for name, value in items.items():
-        etree.SubElement(datas, n.q(n.CUSTOM_DATA), Name=name).text = value
-    files[n.OFD_XML] = serialize_xml(root)
-    return write_package(files.items())
 
 
 def _copy_doc_id(identifier: str, request: CopyRequest, made: datetime) -> str:
@@ -427,24 +304,24 @@ def make_copy(
     missing = fonts.missing_glyphs("".join(lines))
     if missing:
         raise ValueError(f"the copy request has characters the face font cannot draw: {missing!r}")
-    _verify_original(original, certificate.identifier, trust)
+    stored = _verify_original(original, certificate.identifier, trust)
 
     # the face, as the original was made (issuance.make_ofd), and the proof that it is the original's
     entry = get_entry(repo, certificate.catalogue_code, certificate.catalogue_version)
     data = FaceData.from_certificate(certificate, entry)
     layout = lay_out_face(data, verify_base_url=verify_base_url)
-    stored = _read(original)
-    metadata = _in_original_order(data.metadata, stored)
+    # the record's own order does not survive every database (PostgreSQL's jsonb orders keys its own way)
+    metadata = in_custom_data_order(data.metadata, stored)
     _check_same_face(
         original, build_ofd(layout, metadata=metadata, doc_id=certificate.identifier), identifier
     )
 
     stamps = _issuer_stamps(stored)
-    face = replace(
-        layout,
-        images=(*layout.images, *(_picture_item(stamp) for stamp in stamps)),
-        title=f"{layout.title or entry.name}（副本）",
-    )
+    try:
+        pictures = tuple(stamp_image(stamp, SEAL_PICTURE_ROLE) for stamp in stamps)
+    except OfdEditError as exc:
+        raise CopyUnavailableError(f"the issuer's seal picture cannot be copied: {exc}") from exc
+    face = replace(layout, images=(*layout.images, *pictures), title=f"{layout.title or entry.name}（副本）")
     copy_data = {
         "FB_YYDW": request.using_unit,
         "FB_SXBH": request.matter,
@@ -475,7 +352,7 @@ def make_copy(
             creation_date=made.date(),
         )
         watermarked = add_watermark(
-            _with_custom_datas(package, copy_data),
+            add_custom_datas(package, copy_data),
             lines=lines,
             modified=made.date(),
             parameters={
@@ -488,19 +365,25 @@ def make_copy(
                 "made_at": made.isoformat(),
             },
         )
-    except (OfdBuildError, OfdAnnotationError) as exc:
+    except (OfdBuildError, OfdAnnotationError, OfdEditError) as exc:
         raise CopyUnavailableError(f"the copy of certificate {identifier} cannot be built: {exc}") from exc
 
     picture = parse_seal(key.seal).picture
     width = float(picture.width_mm) if picture.width_mm > 0 else _DEFAULT_STAMP_MM
     height = float(picture.height_mm) if picture.height_mm > 0 else _DEFAULT_STAMP_MM
     page = Box(0.0, 0.0, layout.width_mm, layout.height_mm)
+    try:
+        box = place_stamp(page, [stamp.box for stamp in stamps], width, height)
+    except OfdEditError:
+        raise CopyUnavailableError(
+            "page 1 has no room for the repository's stamp clear of the issuer's seal"
+        ) from None
     return add_seal(
         watermarked,
         seal=key.seal,
         signer=key.signer,
         signer_certificate=key.certificate,
-        stamp_box=_stamp_box(page, [stamp.box for stamp in stamps], width, height),
+        stamp_box=box,
         signing_time=when,
         protect="all",
     )

@@ -11,16 +11,21 @@ row). The importing process streams it and hands chunks of rows to worker proces
    different content is rejected as a conflict;
 3. lays out, packages and seals the others (the catalogue type's seal, as an API push) and puts each file in the
    blob store — files before rows, so a crash leaves at most orphan blobs (``sweep_orphan_blobs``);
-4. commits the chunk's rows and their 签发 events in **one** transaction
-   (:class:`~certstore.services.certificates.CertificateBatch`). If another worker committed one of the same
-   numbers meanwhile (a number twice in the table), the transaction is retried once and then sees it.
+4. commits the chunk's rows, their 签发 events and their audit entries in **one** transaction
+   (:class:`~certstore.services.certificate_batch.CertificateBatch`). If another worker committed one of the
+   same numbers meanwhile (a number twice in the table), the transaction is retried once and then sees it.
 
 Workers open the repository themselves from the data directory and ``CERTSTORE_*`` settings
 (:meth:`Repository.open`), so the import works the same on SQLite + files and on PostgreSQL + S3, and needs
 nothing from the importing process but rows. ``workers=0`` runs everything in the calling process.
 
-Legacy certificates record no exchange arrival (the deadlines of 第十一条 are for matters handled now); each
-import run leaves one audit entry (``certificates.import``) with its counts.
+Audited per certificate. The import is made for a :class:`~certstore.services.calls.Call` — the operator at the
+command line (``Actor.operator()``: OS user and host) through the import entry point, the file's name as source.
+Every certificate imported now has one audit entry ``certificate.import`` (actor, certificate, holder reference,
+outcome ALLOW) written in its chunk's transaction, so a certificate is never stored without its entry; a row
+already stored (a resumed run) records none. Legacy certificates record no arrival (the deadlines of 第十一条
+are for matters handled now: :attr:`~certstore.services.calls.Via.has_deadline` is false for imports). Besides,
+each run leaves one summary entry ``import.run`` with its counts (imported, existing, rejected, interrupted).
 """
 
 from __future__ import annotations
@@ -31,16 +36,14 @@ import multiprocessing
 import os
 import signal
 import time
-import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from certstore.audit import AuditEvent, Outcome, record_event
+from certstore.audit import AuditSink, DirectSink, Outcome
 from certstore.catalogue import CatalogueEntry
 from certstore.forms import (
     FormField,
@@ -55,6 +58,7 @@ from certstore.keystore import KeyStore
 from certstore.packaging.face import LayoutError
 from certstore.packaging.layout import FaceData
 from certstore.records import PreparedVersion, RecordError, draft_from_json, prepare_version
+from certstore.services.calls import Call, Via, audit_now
 from certstore.services.catalogue import get_entry
 from certstore.services.certificate_batch import CertificateBatch
 from certstore.services.certificates import DuplicateConflictError
@@ -71,6 +75,8 @@ from certstore.store.repository import Repository
 
 __all__ = [
     "DEFAULT_CHUNK_ROWS",
+    "IMPORT_ACTION",
+    "RUN_ACTION",
     "ImportProgress",
     "ImportReport",
     "ImportSettings",
@@ -83,6 +89,8 @@ __all__ = [
 #: Rows per worker task and per commit: large enough that a commit and a look-up serve many rows, small enough
 #: that an interruption re-seals little and the progress bar moves.
 DEFAULT_CHUNK_ROWS = 200
+#: The audit action of each certificate imported, and of the run's summary.
+IMPORT_ACTION, RUN_ACTION = "certificate.import", "import.run"
 
 
 def default_workers() -> int:
@@ -147,13 +155,13 @@ class ImportReport:
 @dataclass(frozen=True)
 class ImportSettings:
     """Where the repository is (what :meth:`Repository.open` reads) and how to seal — everything a worker
-    process needs besides rows. ``seal``: a key-store seal name to use instead of the catalogue type's own."""
+    process needs besides rows and the call. ``seal``: a key-store seal name to use instead of the catalogue
+    type's own."""
 
     data_dir: Path
     catalogue_code: str
     env: Mapping[str, str] = field(default_factory=dict)
     verify_base_url: str = DEFAULT_VERIFY_BASE_URL
-    actor: str = "import"
     seal: str | None = None
 
     def open_repository(self) -> Repository:
@@ -183,7 +191,7 @@ class _Importer:
         keystore = KeyStore(settings.data_dir / "keys")
         self.key: SealingKey = sealing_key_for_seal(keystore, settings.seal or self.entry.seal)
 
-    def run(self, names: Sequence[str], rows: Sequence[tuple[int, list[str]]]) -> _ChunkResult:
+    def run(self, call: Call, names: Sequence[str], rows: Sequence[tuple[int, list[str]]]) -> _ChunkResult:
         rejections: list[RowRejection] = []
         prepared: list[tuple[int, PreparedVersion]] = []
         for line, cells in rows:
@@ -217,7 +225,7 @@ class _Importer:
         sealed = [(line, v) for line, v in prepared if line in files or v.draft.certificate_number in stored]
         for attempt in (1, 2):
             try:
-                imported, existing, conflicts = self._commit(sealed, files)
+                imported, existing, conflicts = self._commit(call, sealed, files)
                 break
             except IntegrityError:  # a number of this chunk committed meanwhile by another worker
                 if attempt == 2:
@@ -241,8 +249,9 @@ class _Importer:
         return found
 
     def _commit(
-        self, sealed: Sequence[tuple[int, PreparedVersion]], files: Mapping[int, BlobRef]
+        self, call: Call, sealed: Sequence[tuple[int, PreparedVersion]], files: Mapping[int, BlobRef]
     ) -> tuple[int, int, list[RowRejection]]:
+        """The chunk's rows, lifecycle events and audit entries (one per certificate imported now), one commit."""
         imported = existing = 0
         conflicts: list[RowRejection] = []
         if not sealed:
@@ -253,10 +262,11 @@ class _Importer:
                 session,
                 issuer_code=self.entry.issuer.credit_code,
                 numbers=[version.draft.certificate_number for _, version in sealed],
+                call=call,
             )
             for line, version in sealed:
                 try:
-                    _, created = batch.issue(version, actor=self.settings.actor, blob=files.get(line))
+                    _, created = batch.issue(version, blob=files.get(line), audit_action=IMPORT_ACTION)
                 except DuplicateConflictError as exc:
                     number = version.draft.certificate_number
                     conflicts.append(RowRejection(line, number, (("certificate_number", str(exc)),)))
@@ -279,9 +289,9 @@ def _init_worker(settings: ImportSettings) -> None:
     _WORKER = _Importer(settings)
 
 
-def _run_chunk(names: Sequence[str], rows: Sequence[tuple[int, list[str]]]) -> _ChunkResult:
+def _run_chunk(call: Call, names: Sequence[str], rows: Sequence[tuple[int, list[str]]]) -> _ChunkResult:
     assert _WORKER is not None, "worker not initialised"
-    return _WORKER.run(names, rows)
+    return _WORKER.run(call, names, rows)
 
 
 # --- the run ---------------------------------------------------------------------------------------------
@@ -306,10 +316,15 @@ def import_table(
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     on_progress: Callable[[ImportProgress], None] | None = None,
     repo: Repository | None = None,
+    call: Call | None = None,
+    audit: AuditSink | None = None,
 ) -> ImportReport:
-    """Import the table at ``path`` into the repository ``settings`` names; see the module text.
+    """Import the table at ``path`` into the repository ``settings`` names, for ``call``; see the module text.
 
-    ``workers``: sealing processes (default: one per CPU; 0 = in this process, with ``repo`` if given).
+    ``call``: who imports, through the import entry point (default: the operator at this host's command line,
+    the file's name as source). ``audit``: where the run's summary entry goes (the application's sink; default
+    one append to ``repo``'s log). ``workers``: sealing processes (default: one per CPU; 0 = in this process,
+    with ``repo`` if given; the entries they write are not listed in ``call.recorded`` of this process).
     ``on_progress`` is called after every chunk. Raises :class:`~certstore.forms.TableError` when the table as
     a whole does not fit (unreadable, unknown or missing columns) — before anything is imported. On
     ``KeyboardInterrupt`` the chunks in flight finish (each commits whole or not at all) and the report says
@@ -317,6 +332,9 @@ def import_table(
     if chunk_rows < 1:
         raise ValueError("chunk_rows must be at least 1")
     workers = default_workers() if workers is None else workers
+    call = call or Call.operator(source=path.name, via=Via.IMPORT)
+    if call.origin.via is not Via.IMPORT:
+        raise ValueError(f"an import is a call through the import entry point, not {call.origin.via.value}")
     table = read_table(path)
     rejections: list[RowRejection] = []
     interrupted = False
@@ -340,11 +358,11 @@ def import_table(
         if local is not None:
             try:
                 for chunk in chunks:
-                    account(local.run(names, chunk))
+                    account(local.run(call, names, chunk))
             except KeyboardInterrupt:
                 interrupted = True
         else:
-            interrupted = _run_pool(settings, names, chunks, workers, account)
+            interrupted = _run_pool(settings, call, names, chunks, workers, account)
     finally:
         table.close()
     report = ImportReport(
@@ -355,12 +373,13 @@ def import_table(
         progress.elapsed,
         interrupted,
     )
-    _audit(repo, settings, path, report)
+    _summary(audit or DirectSink(repo.db), call, settings, path, report)
     return report
 
 
 def _run_pool(
     settings: ImportSettings,
+    call: Call,
     names: Sequence[str],
     chunks: Iterator[list[tuple[int, list[str]]]],
     workers: int,
@@ -375,7 +394,7 @@ def _run_pool(
     in_flight: set[concurrent.futures.Future[_ChunkResult]] = set()
     try:
         for chunk in chunks:
-            in_flight.add(pool.submit(_run_chunk, names, chunk))
+            in_flight.add(pool.submit(_run_chunk, call, names, chunk))
             if len(in_flight) >= 2 * workers:
                 finished, in_flight = concurrent.futures.wait(
                     in_flight, return_when=concurrent.futures.FIRST_COMPLETED
@@ -398,25 +417,14 @@ def _run_pool(
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _audit(repo: Repository, settings: ImportSettings, path: Path, report: ImportReport) -> None:
-    """One audit entry for the run (who imported what, how many)."""
-    record_event(
-        repo.db,
-        AuditEvent(
-            at=datetime.now(UTC),
-            request_id=f"import-{uuid.uuid4().hex[:16]}",
-            action="certificates.import",
-            outcome=Outcome.ALLOW,
-            status_code=0 if not report.rejected else 1,
-            principal=settings.actor,
-            resource=settings.catalogue_code,
-            details={
-                "file": path.name,
-                "imported": report.imported,
-                "existing": report.existing,
-                "rejected": report.rejected,
-                "interrupted": report.interrupted,
-                "seconds": round(report.seconds, 3),
-            },
-        ),
-    )
+def _summary(sink: AuditSink, call: Call, settings: ImportSettings, path: Path, report: ImportReport) -> None:
+    """The run's summary entry (``import.run``: who imported which file, how many) — besides the one entry per
+    certificate imported, which its chunk's transaction wrote."""
+    audit_now(sink, call, call.event(
+        RUN_ACTION, outcome=Outcome.ALLOW, status_code=0 if not report.rejected else 1,
+        details={
+            "catalogue": settings.catalogue_code, "file": path.name, "imported": report.imported,
+            "existing": report.existing, "rejected": report.rejected, "interrupted": report.interrupted,
+            "seconds": round(report.seconds, 3),
+        },
+    ))  # fmt: skip

@@ -25,6 +25,9 @@ Service layer (revision 0002):
 The exchange (revision 0003): ``exchange_cursors``, ``exchange_leases``, ``exchange_applied`` (the exactly-once
 ledger), ``exchange_cycles`` (per-cycle statistics), ``arrivals`` (deadline tracking, 第十一条), and for upward
 aggregation ``upward_targets`` (sender side) and ``upward_received`` (receiver side).
+
+Knowledge scope (revision 0007): ``matter_bindings`` — which holder a using unit's matter (办件) serves, fixed by
+its first look-up (one matter serves one holder, 知悉范围; see :mod:`certstore.services.scope`).
 """
 
 from __future__ import annotations
@@ -667,4 +670,21 @@ class WebSessionRow(Base):
     principal: Mapped[PrincipalRow] = relationship(lazy="joined")
 
 
-__all__ += ["PrincipalCredentialRow", "WebSessionRow"]
+class MatterBindingRow(Base):
+    """A matter (事项/办件编号) of a using unit bound to the one holder it serves (知悉范围), written by the matter's
+    first look-up and never changed: the unique key (organisation, matter) is what makes two concurrent first
+    look-ups for different holders serve only one of them. ``holder_digest`` is the holder's keyed reference
+    (:func:`certstore.identifiers.holder_ref`, as certificates and audit entries show it), never the number."""
+
+    __tablename__ = "matter_bindings"
+    __table_args__ = (UniqueConstraint("organisation_code", "matter"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    organisation_code: Mapped[str] = mapped_column(String(32))
+    matter: Mapped[str] = mapped_column(String(100))
+    holder_digest: Mapped[str] = mapped_column(String(64))
+    principal: Mapped[str] = mapped_column(String(200))  # who first used the matter: "ORGCODE/name"
+    first_used_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+__all__ += ["MatterBindingRow", "PrincipalCredentialRow", "WebSessionRow"]

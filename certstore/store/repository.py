@@ -34,7 +34,7 @@ class Repository:
         db = Database(database_url(data_dir, env))
         db.check_schema()
         blobs = blob_store_from_url(env.get("CERTSTORE_BLOB_URL"), data_dir=data_dir, env=env)
-        return cls(db=db, blobs=blobs, holder_key=KeyStore(data_dir / "keys").holder_index_key())
+        return cls(db=db, blobs=blobs, holder_key=KeyStore(data_dir / "keys").holder_index_key(env))
 
     def now(self) -> datetime:
         return self.clock()

@@ -95,6 +95,7 @@ __all__ = [
     "SIGN_CHECKS",
     "OfdOptions",
     "embedded_originals",
+    "read_and_verify_ofd",
     "verify_ofd",
     "verify_ofd_package",
 ]
@@ -159,13 +160,21 @@ def verify_ofd(
     """Read ``data`` as an OFD package and verify it. A package the reader refuses yields an INVALID report whose
     problem names the reason; :class:`~certstore.packaging.ofd.reader.NotOfdError` (not a ZIP, or no OFD.xml)
     propagates: that input is not an OFD file at all."""
+    return read_and_verify_ofd(data, trust=trust, at=at, options=options)[0]
+
+
+def read_and_verify_ofd(
+    data: bytes, *, trust: TrustStore, at: datetime | None = None, options: OfdOptions = DEFAULT_OPTIONS
+) -> tuple[VerificationReport, OfdPackage | None]:
+    """:func:`verify_ofd`, also returning the package it read (None when the reader refused it), so that a caller
+    showing or copying the file does not read it a second time."""
     try:
         package = OfdReader.open(data, limits=options.limits)
     except NotOfdError:
         raise
     except OfdFormatError as exc:
-        return VerificationReport(Indication.INVALID, Format.OFD, (), (f"package refused: {exc}",))
-    return verify_ofd_package(package, trust=trust, at=at, options=options)
+        return VerificationReport(Indication.INVALID, Format.OFD, (), (f"package refused: {exc}",)), None
+    return verify_ofd_package(package, trust=trust, at=at, options=options), package
 
 
 def verify_ofd_package(

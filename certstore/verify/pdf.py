@@ -19,13 +19,16 @@ pyHanko reads the file (cross-references, AcroForm signature fields, ``/ByteRang
   from the CMS) at the signing time, or at ``at`` when given.
 * ``signing_time`` — the claimed signing time (signingTime attribute, else the signature's ``/M``) lies within
   the signer certificate's validity and is not in the future.
+
+The last two are :func:`certstore.crypto.signer.signer_checks`, the one signer policy of seal, OFD Sign and PDF
+signatures.
 """
 
 from __future__ import annotations
 
 import io
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from asn1crypto import cms, parser
@@ -38,11 +41,11 @@ from pyhanko.sign.validation.pdf_embedded import EmbeddedPdfSignature
 
 from certstore.checks import Check, CheckResult
 from certstore.crypto import oids
+from certstore.crypto.signer import CLOCK_SKEW, ClaimedTime, signer_checks
 from certstore.crypto.sm3 import sm3
-from certstore.crypto.trust import TrustStore, validate_chain
+from certstore.crypto.trust import TrustStore
 from certstore.crypto.x509 import Certificate, CertificateError
 from certstore.packaging.pdf import GM_DATA, PKCS7_DATA, register_gm_algorithms
-from certstore.seal.verify import SIGNING_KEY_USAGES
 from certstore.verify.report import (
     CertificateReport,
     Format,
@@ -67,8 +70,6 @@ PDF_STEPS = (PACKAGE, DATA_HASH, SIGNATURE, SIGNER_CHAIN, SIGNING_TIME)
 
 _SUBFILTERS = ("/adbe.pkcs7.detached", "/ETSI.CAdES.detached")
 _SM2_SIGNATURE_ALGORITHMS = {oids.SM2_SIGN, oids.SM2_WITH_SM3}
-#: Tolerated difference between the signingTime attribute and /M, and clock skew for "in the future".
-_CLOCK_SKEW = timedelta(minutes=5)
 
 register_gm_algorithms()
 
@@ -214,13 +215,20 @@ def _verify_signature(
     )
     signer, signer_problem = _signer_certificate(signed)
     claimed = _claimed_time(emb)
-    when = at if at is not None else (claimed.time if claimed is not None else datetime.now(UTC))
+    checked = signer_checks(
+        signer,
+        trust=trust,
+        claimed=claimed,
+        at=at,
+        intermediates=signed.certificates,
+        missing_time="the signature states none (no signingTime, no /M)",
+    )
     checks = (
         package,
         _data_hash_check(signed, data),
         _signature_check(signed, signer, signer_problem, data),
-        _chain_check(signed, signer, trust, when),
-        _signing_time_check(signer, claimed),
+        checked.chain,
+        checked.signing_time,
     )
     report = SignatureReport(
         id=emb.field_name,
@@ -529,23 +537,7 @@ def _signature_check(
     )
 
 
-def _chain_check(signed: _Signed, signer: Certificate | None, trust: TrustStore, when: datetime) -> Check:
-    if signer is None:
-        return Check(SIGNER_CHAIN, CheckResult.SKIPPED, "not run: no signer certificate (see signature)")
-    others = [c for c in signed.certificates if c != signer]
-    chain = validate_chain(signer, trust=trust, at=when, intermediates=others, key_usage=SIGNING_KEY_USAGES)
-    check = chain.to_check(SIGNER_CHAIN)
-    return Check(SIGNER_CHAIN, check.result, f"signer certificate: {check.reason}")
-
-
-@dataclass(frozen=True)
-class _ClaimedTime:
-    time: datetime
-    source: str
-    warnings: tuple[str, ...]
-
-
-def _claimed_time(emb: EmbeddedPdfSignature) -> _ClaimedTime | None:
+def _claimed_time(emb: EmbeddedPdfSignature) -> ClaimedTime | None:
     """The signingTime attribute (signed), else the signature dictionary's /M (not signed)."""
     attribute = None
     if emb.signer_info["signed_attrs"]:
@@ -559,41 +551,11 @@ def _claimed_time(emb: EmbeddedPdfSignature) -> _ClaimedTime | None:
         modified = None
     if attribute is not None:
         warnings: tuple[str, ...] = ()
-        if modified is not None and abs(modified - attribute) > _CLOCK_SKEW:
+        if modified is not None and abs(modified - attribute) > CLOCK_SKEW:
             warnings = (
                 f"/M {modified.isoformat()} differs from the signingTime attribute {attribute.isoformat()}",
             )
-        return _ClaimedTime(attribute, "signingTime attribute", warnings)
+        return ClaimedTime(attribute, "signingTime attribute", warnings)
     if modified is not None:
-        return _ClaimedTime(modified, "/M of the signature dictionary (not signed)", ())
+        return ClaimedTime(modified, "/M of the signature dictionary (not signed)", ())
     return None
-
-
-def _signing_time_check(signer: Certificate | None, claimed: _ClaimedTime | None) -> Check:
-    if claimed is None:
-        return Check(
-            SIGNING_TIME, CheckResult.UNKNOWN, "the signature states no signing time (no signingTime, no /M)"
-        )
-    if signer is None:
-        return Check(SIGNING_TIME, CheckResult.SKIPPED, "not run: no signer certificate (see signature)")
-    t = claimed.time
-    problems = []
-    if t < signer.not_before:
-        problems.append(f"before the signer certificate's notBefore {signer.not_before.isoformat()}")
-    if t > signer.not_after:
-        problems.append(f"after the signer certificate's notAfter {signer.not_after.isoformat()}")
-    if t > datetime.now(UTC) + _CLOCK_SKEW:
-        problems.append("in the future")
-    if problems:
-        return Check(
-            SIGNING_TIME,
-            CheckResult.FAILED,
-            f"signing time {t.isoformat()} ({claimed.source}) is " + " and ".join(problems),
-            claimed.warnings,
-        )
-    return Check(
-        SIGNING_TIME,
-        CheckResult.PASSED,
-        f"signing time {t.isoformat()} ({claimed.source}) is within the signer certificate's validity",
-        claimed.warnings,
-    )

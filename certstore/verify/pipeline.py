@@ -15,6 +15,10 @@
    — and says so;
 4. stamps the file's size and digests and the verification time.
 
+:func:`verify_and_read` is the same and also hands back the OFD package it read (:class:`VerifiedFile`): a file
+is read once for its report, the repository's content check and whatever the caller shows of it (the
+verification page's preview) or makes from it (a copy).
+
 Everything else — a package the reader refuses (limits, zip bombs, traversal, DTDs …), a broken signature, a
 file that proves tampering — is a *report*, INVALID with the reason, never an exception. An unexpected error
 inside a format verifier is logged and reported as INDETERMINATE rather than crashing the caller.
@@ -27,7 +31,7 @@ import io
 import logging
 import zipfile
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Protocol, runtime_checkable
 
@@ -35,15 +39,17 @@ from certstore.checks import Check, CheckResult, Indication, worst
 from certstore.crypto.sm3 import sm3
 from certstore.crypto.trust import TrustStore
 from certstore.lifecycle import Status
-from certstore.packaging.ofd.reader import NotOfdError
-from certstore.verify.ofd import DEFAULT_OPTIONS, EMBEDDED_ORIGINAL, OfdOptions, verify_ofd
+from certstore.packaging.ofd.reader import NotOfdError, OfdPackage
+from certstore.verify.ofd import DEFAULT_OPTIONS, EMBEDDED_ORIGINAL, OfdOptions, read_and_verify_ofd
 from certstore.verify.report import CertificateReport, FileInfo, Format, VerificationReport
 
 __all__ = [
     "OFFLINE_REASON",
     "RepositoryCheck",
     "UnreadableFileError",
+    "VerifiedFile",
     "detect_format",
+    "verify_and_read",
     "verify_file",
 ]
 
@@ -75,14 +81,30 @@ class RepositoryCheck(Protocol):
     repository recorded for ``identifier`` — for a copy (副本): whether its metadata are the record's and the
     original it embeds is the stored file; None when it holds no record to compare with. ``package_sm3`` is
     the package's SM3 (hex) when the caller has it already (the pipeline hashes every file once, for the
-    report's file identity). Either may raise when the repository is unreachable; the check is then UNKNOWN.
+    report's file identity); ``ofd`` is the OFD package the pipeline read from those bytes (None for a PDF), so
+    that it need not be read again. Either may raise when the repository is unreachable; the check is then
+    UNKNOWN.
     """
 
     def status(self, identifier: str, at: datetime | None = None) -> tuple[str, str] | None: ...
 
     def content_digest_matches(
-        self, identifier: str, package: bytes, *, package_sm3: str | None = None
+        self,
+        identifier: str,
+        package: bytes,
+        *,
+        package_sm3: str | None = None,
+        ofd: OfdPackage | None = None,
     ) -> bool | None: ...
+
+
+@dataclass(frozen=True)
+class VerifiedFile:
+    """What :func:`verify_and_read` returns: the report, and the OFD package read for it (None for a PDF, or an
+    OFD the reader refused)."""
+
+    report: VerificationReport
+    package: OfdPackage | None
 
 
 def detect_format(data: bytes) -> Format:
@@ -120,12 +142,29 @@ def verify_file(
     ``at`` judges certificate and seal validity at that time instead of each signature's signing time, and asks
     the repository for the status at that time; ``repository`` None means offline.
     """
+    return verify_and_read(
+        data, trust=trust, at=at, repository=repository, file_name=file_name, ofd_options=ofd_options
+    ).report
+
+
+def verify_and_read(
+    data: bytes,
+    *,
+    trust: TrustStore,
+    at: datetime | None = None,
+    repository: RepositoryCheck | None = None,
+    file_name: str | None = None,
+    ofd_options: OfdOptions = DEFAULT_OPTIONS,
+) -> VerifiedFile:
+    """:func:`verify_file`, also returning the OFD package read for the report (read once: the repository's
+    content check gets it too)."""
     if at is not None and at.tzinfo is None:
         raise ValueError("the verification time must be a timezone-aware datetime")
     data = bytes(data)
     file = FileInfo(len(data), sm3(data).hex(), hashlib.sha256(data).hexdigest(), file_name)
     file_format = detect_format(data)
     limit = ofd_options.limits.max_file_size
+    package: OfdPackage | None = None
     if len(data) > limit:
         report = VerificationReport(
             Indication.INVALID,
@@ -134,34 +173,39 @@ def verify_file(
             (f"file of {len(data)} bytes exceeds the {limit}-byte limit",),
         )
     elif file_format is Format.OFD:
-        report = _guarded(file_format, lambda: _verify_ofd(data, trust, at, ofd_options))
+        report, package = _guarded(file_format, lambda: _verify_ofd(data, trust, at, ofd_options))
     else:
-        report = _guarded(file_format, lambda: _verify_pdf(data, trust, at))
+        report, _ = _guarded(file_format, lambda: (_verify_pdf(data, trust, at), None))
     if report.certificate is not None:
-        report = _with_certificate_checks(report, report.certificate, repository, data, file.sm3, at)
-    return replace(report, file=file, verified_at=datetime.now(UTC).replace(microsecond=0))
+        report = _with_certificate_checks(report, report.certificate, repository, data, file.sm3, at, package)
+    return VerifiedFile(
+        replace(report, file=file, verified_at=datetime.now(UTC).replace(microsecond=0)), package
+    )
 
 
-def _guarded(file_format: Format, verify: Callable[[], VerificationReport]) -> VerificationReport:
+def _guarded(
+    file_format: Format, verify: Callable[[], tuple[VerificationReport, OfdPackage | None]]
+) -> tuple[VerificationReport, OfdPackage | None]:
     try:
         return verify()
     except UnreadableFileError:
         raise
     except Exception as exc:  # a bug must not turn a hostile file into a crash of the caller
         log.exception("verification of a %s file failed unexpectedly", file_format.value)
-        return VerificationReport(
+        report = VerificationReport(
             Indication.INDETERMINATE,
             file_format,
             (),
             (f"internal error while verifying: {type(exc).__name__}: {exc}",),
         )
+        return report, None
 
 
 def _verify_ofd(
     data: bytes, trust: TrustStore, at: datetime | None, options: OfdOptions
-) -> VerificationReport:
+) -> tuple[VerificationReport, OfdPackage | None]:
     try:
-        return verify_ofd(data, trust=trust, at=at, options=options)
+        return read_and_verify_ofd(data, trust=trust, at=at, options=options)
     except NotOfdError as exc:
         raise UnreadableFileError(str(exc)) from None
 
@@ -201,6 +245,7 @@ def _with_certificate_checks(
     data: bytes,
     data_sm3: str,
     at: datetime | None,
+    package: OfdPackage | None,
 ) -> VerificationReport:
     identifier = certificate.identifier
     own = certificate.checks  # the format verifier's: a copy's embedded_original
@@ -220,7 +265,11 @@ def _with_certificate_checks(
             certificate,
             status=status,
             label=label,
-            checks=(status_check, _content_check(repository, identifier, data, data_sm3, copy=copy), *own),
+            checks=(
+                status_check,
+                _content_check(repository, identifier, data, data_sm3, package, copy=copy),
+                *own,
+            ),
         )
     return replace(report, certificate=checked, indication=worst([report.indication, checked.indication]))
 
@@ -255,10 +304,19 @@ def _status_check(
 
 
 def _content_check(
-    repository: RepositoryCheck, identifier: str, data: bytes, data_sm3: str, *, copy: bool
+    repository: RepositoryCheck,
+    identifier: str,
+    data: bytes,
+    data_sm3: str,
+    package: OfdPackage | None,
+    *,
+    copy: bool,
 ) -> Check:
     try:
-        matches = repository.content_digest_matches(identifier, data, package_sm3=data_sm3)
+        if package is None:
+            matches = repository.content_digest_matches(identifier, data, package_sm3=data_sm3)
+        else:
+            matches = repository.content_digest_matches(identifier, data, package_sm3=data_sm3, ofd=package)
     except Exception as exc:  # the repository's own errors: content unknown
         log.warning("repository content check of %s failed: %s", identifier, exc)
         return Check(

@@ -13,7 +13,8 @@ exact bytes of ``Signature.xml`` directly, without a seal. Three forms are seen 
 Both GB/T 35275 (``1.2.156.10197.6.1.4.2.2``) and PKCS#7 (``1.2.840.113549.1.7.2``) signedData OIDs are read; the
 structures are the same. :func:`verify_sign_value` yields the checks ``data_hash``, ``signer_chain``,
 ``signature``, ``signing_time`` and ``timestamp``, plus a structure verdict the OFD verifier folds into its
-``package`` check.
+``package`` check. ``signer_chain`` and ``signing_time`` come from :func:`certstore.crypto.signer.signer_checks`,
+the policy seal and PDF signatures share.
 """
 
 # asn1crypto specs are declared as mutable class attributes (_fields).
@@ -33,10 +34,10 @@ from asn1crypto import cms, core, parser
 
 from certstore.checks import Check, CheckResult
 from certstore.crypto import oids
+from certstore.crypto.signer import ClaimedTime, signer_checks
 from certstore.crypto.sm3 import sm3
-from certstore.crypto.trust import TrustStore, validate_chain
+from certstore.crypto.trust import TrustStore
 from certstore.crypto.x509 import Certificate, CertificateError
-from certstore.seal.verify import SIGNING_KEY_USAGES
 from certstore.timezones import CHINA_STANDARD_TIME
 
 __all__ = [
@@ -214,44 +215,8 @@ def verify_sign_value(
     )
 
 
-def _when(at: datetime | None, signing_time: datetime | None) -> datetime:
-    """When validity is judged: the requested time, else the signing time, else now."""
-    if at is not None:
-        return at
-    if signing_time is not None:
-        return signing_time
-    return datetime.now(UTC).replace(microsecond=0)
-
-
-def _chain_check(
-    certificate: Certificate | None, trust: TrustStore, when: datetime, intermediates: Sequence[Certificate]
-) -> Check:
-    if certificate is None:
-        return Check(SIGNER_CHAIN, CheckResult.SKIPPED, "not run: no signer certificate")
-    chain = validate_chain(
-        certificate, trust=trust, at=when, intermediates=intermediates, key_usage=SIGNING_KEY_USAGES
-    )
-    check = chain.to_check(SIGNER_CHAIN)
-    return Check(SIGNER_CHAIN, check.result, f"signer certificate: {check.reason}")
-
-
-def _signing_time_check(certificate: Certificate | None, signing_time: datetime | None, source: str) -> Check:
-    if signing_time is None:
-        return Check(SIGNING_TIME, CheckResult.UNKNOWN, f"signing time not established: {source}")
-    if certificate is None:
-        return Check(SIGNING_TIME, CheckResult.SKIPPED, "not run: no signer certificate")
-    t = signing_time.isoformat()
-    if signing_time < certificate.not_before:
-        reason = f"signing time {t} ({source}) is before the signer certificate's notBefore"
-        return Check(SIGNING_TIME, CheckResult.FAILED, f"{reason} {certificate.not_before.isoformat()}")
-    if signing_time > certificate.not_after:
-        reason = f"signing time {t} ({source}) is after the signer certificate's notAfter"
-        return Check(SIGNING_TIME, CheckResult.FAILED, f"{reason} {certificate.not_after.isoformat()}")
-    return Check(
-        SIGNING_TIME,
-        CheckResult.PASSED,
-        f"signing time {t} ({source}) is within the signer certificate's validity",
-    )
+def _claimed(signing_time: datetime | None, source: str) -> ClaimedTime | None:
+    return None if signing_time is None else ClaimedTime(signing_time, source)
 
 
 # --- Raw SM2 -----------------------------------------------------------------------------------------------
@@ -292,12 +257,15 @@ def _verify_raw(
             f"raw SM2 signature over Signature.xml verifies with none of the {len(sign_certificates)} given "
             "signer certificate(s): Signature.xml was altered or signed with another key",
         )
-    when = _when(at, claimed_time)
+    source = "SignatureDateTime in Signature.xml"
+    checked = signer_checks(
+        signer, trust=trust, claimed=_claimed(claimed_time, source), at=at, missing_time=source
+    )
     checks = (
         data_hash,
-        _chain_check(signer, trust, when, ()),
+        checked.chain,
         signature,
-        _signing_time_check(signer, claimed_time, "SignatureDateTime in Signature.xml"),
+        checked.signing_time,
         Check(TIMESTAMP, CheckResult.SKIPPED, "no timestamp"),
     )
     return SignVerification(structure, checks, SignForm.RAW, signer, claimed_time)
@@ -401,7 +369,14 @@ def _verify_signed_data(
             time_source = "signed signingTime attribute"
         except _DECODE_ERRORS:
             time_source = "signingTime attribute unreadable; SignatureDateTime in Signature.xml"
-    when = _when(at, signing_time)
+    checked = signer_checks(
+        signer,
+        trust=trust,
+        claimed=_claimed(signing_time, time_source),
+        at=at,
+        intermediates=parsed.certificates,
+        missing_time=time_source,
+    )
 
     unsigned = signer_info["unsigned_attrs"]
     has_timestamp = not isinstance(unsigned, core.Void) and any(
@@ -419,9 +394,9 @@ def _verify_signed_data(
     )
     checks = (
         _digest_check(parsed, attributes, content, data),
-        _chain_check(signer, trust, when, parsed.certificates),
+        checked.chain,
         _signed_data_signature_check(parsed, attributes, content, signer, signer_source),
-        _signing_time_check(signer, signing_time, time_source),
+        checked.signing_time,
         timestamp,
     )
     return SignVerification(structure, checks, form, signer, signing_time)

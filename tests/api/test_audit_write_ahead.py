@@ -1,7 +1,9 @@
-"""Write-ahead audit of mutations (issue 7): a mutating API call writes its audit entry inside the transaction of
-the action itself, so the entry and the change are stored together or not at all; the middleware then does not
-log the request again (exactly one entry), and logs it when the action rolled back. Pending entries are chained
-promptly by the writer and seen by the rules that read the log. On SQLite and PostgreSQL."""
+"""Write-ahead audit of mutations (issue 7, issue 14): a mutating API call's use case writes its audit entry
+inside the transaction of the action itself (with the arrival, where there is one), so the entry and the change
+are stored together or not at all; the middleware then does not log the request again (exactly one entry), and
+logs it when the action rolled back. A repeat that changes nothing is recorded by the use case through the
+durable sink. Pending entries are chained promptly by the writer and seen by the rules that read the log. On
+SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -20,12 +22,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.security import ActionAudit
-from certstore.access import Role
+from certstore.access import Actor, Role
 from certstore.audit.events import AuditEvent, entry_from_row, event_from_payload
 from certstore.audit.verify import verify_log
 from certstore.lifecycle import Status
 from certstore.records import example_draft
-from certstore.services import access, certificates
+from certstore.services import access, calls, certificates
 from certstore.services.catalogue import get_entry
 from certstore.services.deadlines import get_arrival
 from certstore.store.models import (
@@ -37,6 +39,7 @@ from certstore.store.models import (
 )
 from certstore.store.repository import Repository
 from tests.api.conftest import AGENCY_ORG, CONSTRUCTION, Clients, construction_data, serving
+from tests.support import issuing
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -86,6 +89,7 @@ def test_mutations_write_their_one_entry_in_their_own_transaction(
     spooled = _spooled(app, monkeypatch)
     document = construction_data(api_repo)
     in_transaction: list[tuple[str, int]] = []  # (request id, status)
+    by_core: list[tuple[str, int]] = []  # recorded by the use case through the durable sink (a repeat)
     by_middleware: list[tuple[str, int]] = []
 
     def expect(where: list[tuple[str, int]], status: int, call: tuple[str, Any]) -> Any:
@@ -99,12 +103,14 @@ def test_mutations_write_their_one_entry_in_their_own_transaction(
     # the new version's identifier is named by the entry, though the request has none in its path
     request_id = in_transaction[0][0]
     [(_, first)] = _written(api_repo, request_id)
-    assert first.certificate_identifier == identifier and first.action == "issue_certificate"
+    assert first.certificate_identifier == identifier and first.action == "certificate.issue"
     assert first.principal == f"{AGENCY_ORG}/agency" and first.status_code == 201
+    assert first.holder_digest == certificates.get(api_repo, identifier).holder_ref
+    assert first.resource == "POST /api/v1/certificates" and first.details["via"] == "api"
     arrival = get_arrival(api_repo, identifier)
     assert arrival is not None and arrival.source == "api"
 
-    expect(by_middleware, 200, _call(clients.agency, "POST", "/api/v1/certificates", json=document))  # repeat
+    expect(by_core, 200, _call(clients.agency, "POST", "/api/v1/certificates", json=document))  # repeat
     cert = f"/api/v1/certificates/{identifier}"
     suspended = expect(
         in_transaction,
@@ -205,12 +211,12 @@ def test_mutations_write_their_one_entry_in_their_own_transaction(
     )  # denied before any change
 
     assert app.state.services.audit.flush()
-    for request_id, status in in_transaction + by_middleware:
+    for request_id, status in in_transaction + by_core + by_middleware:
         written = _written(api_repo, request_id)
         assert len(written) == 1, (request_id, status, written)  # exactly one entry per request
         where, event = written[0]
         assert where == "chained" and event.status_code == status
-    assert not {request_id for request_id, _ in in_transaction} & set(spooled)
+    assert not {request_id for request_id, _ in in_transaction + by_core} & set(spooled)
     assert {request_id for request_id, _ in by_middleware} <= set(spooled)
     _assert_intact(app)
 
@@ -224,10 +230,18 @@ def test_the_entry_and_the_change_commit_together_or_not_at_all(
 
     def write_then_fail(self: ActionAudit, session: Session, status_code: int | None = None) -> None:
         original(self, session, status_code)
-        session.flush()  # the entry (and the change, and the arrival) are in the transaction
+        session.flush()  # the entry (and the change) are in the transaction
         raise RuntimeError("injected failure before the commit")
 
-    monkeypatch.setattr(ActionAudit, "write", write_then_fail)
+    audit_in = calls.audit_in
+
+    def audit_in_then_fail(session: Session, call: calls.Call, event: AuditEvent) -> None:
+        audit_in(session, call, event)
+        session.flush()  # the entry, the certificate and its arrival are in the transaction
+        raise RuntimeError("injected failure before the commit")
+
+    monkeypatch.setattr(ActionAudit, "write", write_then_fail)  # the routes that still use it (grants)
+    monkeypatch.setattr(calls, "audit_in", audit_in_then_fail)  # the certificate use cases
     document = construction_data(api_repo)
     request_id, response = _call(clients.agency, "POST", "/api/v1/certificates", json=document)
     assert response.status_code == 500
@@ -274,7 +288,7 @@ def test_a_committed_action_whose_response_fails_keeps_exactly_its_entry(
     assert certificates.get(api_repo, identifier).stored_status is Status.SUSPENDED  # the action committed
     assert app.state.services.audit.flush()
     [(_, event)] = _written(api_repo, request_id)  # its entry, and no second one for the failed response
-    assert (event.status_code, event.outcome, event.action) == (200, "allow", "act_on_certificate")
+    assert (event.status_code, event.outcome, event.action) == (200, "allow", "certificate.act")
 
 
 def test_a_crash_between_commit_and_middleware_loses_nothing(
@@ -282,8 +296,9 @@ def test_a_crash_between_commit_and_middleware_loses_nothing(
 ) -> None:
     """A process dies (SIGKILL) right after the action committed, before the middleware could log anything: the
     entry was committed with the action, and the next writer chains it."""
-    certificate = certificates.issue(
-        api_repo, example_draft(get_entry(api_repo, CONSTRUCTION)), actor=f"{AGENCY_ORG}/agency"
+    agency = Actor("agency", Role.AGENCY, AGENCY_ORG)
+    certificate = issuing.issue(
+        api_repo, example_draft(get_entry(api_repo, CONSTRUCTION)), actor=agency
     ).certificate
     token = access.create_token(api_repo, role=Role.AGENCY, organisation_code=AGENCY_ORG, name="agency").token
     request_id = uuid.uuid4().hex
@@ -308,7 +323,7 @@ def test_a_crash_between_commit_and_middleware_loses_nothing(
     [(where, event)] = _written(api_repo, request_id)
     assert (where, event.action, event.certificate_identifier) == (
         "chained",
-        "act_on_certificate",
+        "certificate.act",
         certificate.identifier,
     )
     _assert_intact(app)
@@ -337,7 +352,7 @@ def test_the_matter_rule_sees_a_review_filed_in_its_own_transaction(
     app: Any, api_repo: Repository, request: pytest.FixtureRequest
 ) -> None:
     """A review request filed for holder A under matter M is logged only in its transaction (audit_pending); a
-    look-up under M for another holder must still be refused (flush_audit chains pending entries first)."""
+    look-up under M for another holder must still be refused (the matter binding, not the log, decides)."""
     app.state.services.audit.idle_interval = 3600  # the writer chains nothing unless asked
     clients: Clients = request.getfixturevalue("clients")
     document = construction_data(api_repo)

@@ -8,6 +8,7 @@ from typing import Any
 from certstore.store.repository import Repository
 from certstore.verify import verify_file
 from tests.api.conftest import CONSTRUCTION, PLANNING_TYPE, Clients, construction_data
+from tests.support import issuing
 
 
 def test_form_schema_describes_the_submission_and_its_example_validates(clients: Clients) -> None:
@@ -91,9 +92,17 @@ def test_validation_errors_name_the_field(clients: Clients, api_repo: Repository
     assert {"body.certificate_number", "body.holder", "body.face"} <= fields
 
 
-def test_an_agency_issues_only_its_own_catalogue_types(clients: Clients, api_repo: Repository) -> None:
+def test_an_agency_issues_only_its_own_catalogue_types(
+    clients: Clients, api_repo: Repository, app: Any
+) -> None:
     data = construction_data(api_repo)
     response = clients.other_agency.post("/api/v1/certificates", json=data)
     assert response.status_code == 403
     assert "agencies issue only their own catalogue types" in response.json()["detail"]
+    assert app.state.services.audit.flush()
+    [denied] = [
+        e for e in issuing.audit_entries(api_repo) if e.request_id == response.headers["X-Request-ID"]
+    ]
+    assert (denied.action, denied.outcome, denied.status_code) == ("certificate.issue", "deny", 403)
+    assert denied.principal == "11410100990000017F/other_agency"  # recorded once, by the use case
     assert clients.agency.get(f"/api/v1/catalogue/{PLANNING_TYPE}").status_code == 200

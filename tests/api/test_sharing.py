@@ -3,9 +3,16 @@ matter; bulk access needs a grant; every denial is a 403 with its reason and lan
 
 from __future__ import annotations
 
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import select
+
+from certstore.identifiers import holder_id_digest, holder_ref
+from certstore.store.models import AuditEventRow
 from certstore.store.repository import Repository
 from tests.api.conftest import AGENCY_ORG, CONSTRUCTION, Clients, construction_data, serving
 from tests.services.conftest import CREDIT_CODES
@@ -46,19 +53,32 @@ def test_window_cannot_omit_the_matter(clients: Clients, api_repo: Repository) -
     assert single.status_code == 403
 
 
-def test_window_cannot_read_another_holders_certificate(clients: Clients, api_repo: Repository) -> None:
+def test_another_holders_certificate_answers_as_one_that_does_not_exist(
+    clients: Clients, api_repo: Repository
+) -> None:
     mine = construction_data(api_repo)
     theirs = construction_data(api_repo, number="410100202406100002", holder=OTHER_HOLDER)
     _issue(clients, mine)
     their_identifier = _issue(clients, theirs)
-    response = clients.window.get(f"/api/v1/certificates/{their_identifier}", params=serving(mine, "ZZ-A"))
-    assert response.status_code == 403
-    assert "holder you are serving" in response.json()["detail"]
-    for suffix in ("/history", "/preview.png", "/status", "/inspections"):
-        denied = clients.window.get(
-            f"/api/v1/certificates/{their_identifier}{suffix}", params=serving(mine, "ZZ-A")
-        )
-        assert denied.status_code == 403, suffix
+    missing = their_identifier[:-3] + "999"
+    for suffix in ("", "/history", "/preview.png", "/status", "/inspections"):
+        answers = []
+        for identifier in (their_identifier, missing):
+            response = clients.window.get(
+                f"/api/v1/certificates/{identifier}{suffix}", params=serving(mine, "ZZ-A")
+            )
+            body = response.json()
+            answers.append((response.status_code, body["title"], body["detail"].replace(identifier, "<id>")))
+        assert answers[0] == answers[1] == (404, "Not found", "no certificate <id>"), suffix
+    copy = {"purpose": "办理业务", **serving(mine, "ZZ-A")}
+    copies = [
+        clients.window.post(f"/api/v1/certificates/{i}/copies", json=copy)
+        for i in (their_identifier, missing)
+    ]
+    assert [c.status_code for c in copies] == [404, 404]
+    assert copies[0].json()["detail"].replace(their_identifier, "<id>") == copies[1].json()["detail"].replace(
+        missing, "<id>"
+    )
 
 
 def test_window_cannot_page_through_holders(clients: Clients, api_repo: Repository) -> None:
@@ -156,7 +176,7 @@ def test_denials_are_logged_with_their_reason(clients: Clients, api_repo: Reposi
     reasons = {(e["principal"], e["status_code"]): e["reason"] for e in events}
     assert any("matter" in (reason or "") for (who, code), reason in reasons.items() if code == 403)
     assert any(who is None and code == 401 for who, code in reasons)
-    allowed = clients.auditor.get("/api/v1/audit/events", params={"action": "issue_certificate"}).json()[
+    allowed = clients.auditor.get("/api/v1/audit/events", params={"action": "certificate.issue"}).json()[
         "items"
     ]
     assert allowed and allowed[0]["outcome"] == "allow"
@@ -191,4 +211,116 @@ def test_window_downloads_a_sealed_watermarked_copy(clients: Clients, api_repo: 
     denied = clients.window.post(
         f"/api/v1/certificates/{identifier}/copies", json={**body, **serving(other, "ZZ-COPY-2")}
     )
-    assert denied.status_code == 403
+    assert denied.status_code == 404  # not the served holder's: as if it did not exist
+
+
+def _entries(app: Any, api_repo: Repository, **where: Any) -> list[AuditEventRow]:
+    assert app.state.services.audit.flush()
+    query = select(AuditEventRow).order_by(AuditEventRow.seq)
+    for column, value in where.items():
+        query = query.where(getattr(AuditEventRow, column) == value)
+    with api_repo.db.session(readonly=True) as session:
+        return list(session.scalars(query))
+
+
+def _ref(api_repo: Repository, document: dict[str, Any]) -> str:
+    holder = document["holder"]
+    return holder_ref(holder_id_digest(api_repo.holder_key, holder["id_type"], holder["id_number"]))
+
+
+def test_twenty_parallel_look_ups_of_two_holders_under_one_new_matter_serve_exactly_one(
+    clients: Clients, api_repo: Repository, app: Any
+) -> None:
+    """Issue 14: parallel look-ups of two holders under one new matter served both. Now exactly one holder is
+    served: all its look-ups answer 200, all of the other's 403 — on SQLite and PostgreSQL."""
+    documents = [construction_data(api_repo), construction_data(api_repo, number="410100202406100002",
+                                                                 holder=OTHER_HOLDER)]  # fmt: skip
+    for document in documents:
+        _issue(clients, document)
+    start = threading.Barrier(20)
+
+    def look_up(position: int) -> tuple[int, int]:
+        which = position % 2
+        start.wait()
+        response = clients.window.get(_holder_path(documents[which]), params={"matter": "ZZ-PARALLEL-1"})
+        return which, response.status_code
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        results = list(pool.map(look_up, range(20)))
+    served = {which for which, status in results if status == 200}
+    assert len(served) == 1, results
+    assert sorted(status for _, status in results) == [200] * 10 + [403] * 10
+    allowed = _entries(app, api_repo, matter="ZZ-PARALLEL-1", outcome="allow")
+    assert len(allowed) == 10 and {e.holder_digest for e in allowed} == {
+        _ref(api_repo, documents[served.pop()])
+    }
+
+
+def test_the_history_of_a_certificate_whose_holder_changed_does_not_reveal_the_new_holder(
+    clients: Clients, api_repo: Repository
+) -> None:
+    """Regression (issue 14): a clerk serving H1 asks for the history of v1 after the agency changed the holder
+    to H2 — H2's name, ID number and face must not come back, and no copy of v2 can be made."""
+    document = construction_data(api_repo)
+    v1 = _issue(clients, document)
+    changed = construction_data(api_repo, holder=OTHER_HOLDER)
+    changed["face"]["builder"] = OTHER_HOLDER["name"]
+    response = clients.agency.post(
+        f"/api/v1/certificates/{v1}/change", json={"reason": "持证主体变更", "data": changed}
+    )
+    assert response.status_code == 201, response.text
+    v2 = response.json()["identifier"]
+    params = serving(document, "ZZ-LEAK-1")
+    history = clients.window.get(f"/api/v1/certificates/{v1}/history", params=params)
+    assert history.status_code == 200, history.text
+    assert [c["identifier"] for c in history.json()] == [v1]
+    assert OTHER_HOLDER["name"] not in history.text and OTHER_HOLDER["id_number"] not in history.text
+    for suffix in ("", "/history", "/preview.png"):
+        assert clients.window.get(f"/api/v1/certificates/{v2}{suffix}", params=params).status_code == 404
+    copy = clients.window.post(f"/api/v1/certificates/{v2}/copies", json={"purpose": "办理业务", **params})
+    assert copy.status_code == 404
+    agency_view = clients.agency.get(f"/api/v1/certificates/{v1}/history")
+    assert [c["identifier"] for c in agency_view.json()] == [v1, v2]
+
+
+def test_an_agencys_holder_look_up_is_audited_with_the_holder_digest(
+    clients: Clients, api_repo: Repository
+) -> None:
+    document = construction_data(api_repo)
+    _issue(clients, document)
+    assert clients.agency.get(_holder_path(document)).status_code == 200
+    digest = _ref(api_repo, document)
+    found = clients.auditor.get("/api/v1/audit/events", params={"holder_digest": digest}).json()["items"]
+    lookups = [e for e in found if e["action"] == "holder.lookup"]
+    assert len(lookups) == 1 and lookups[0]["role"] == "agency" and lookups[0]["outcome"] == "allow"
+
+
+def test_each_sharing_call_leaves_exactly_one_audit_entry(
+    clients: Clients, api_repo: Repository, app: Any
+) -> None:
+    document = construction_data(api_repo)
+    identifier = _issue(clients, document)
+    cert = f"/api/v1/certificates/{identifier}"
+    params = serving(document, "ZZ-ONCE-1")
+    calls: list[tuple[Any, str, str, dict[str, Any], str, int]] = [
+        (clients.window, "GET", cert, {"params": params}, "certificate.read", 200),
+        (clients.window, "GET", f"{cert}/history", {"params": params}, "certificate.history", 200),
+        (clients.window, "GET", f"{cert}/status", {"params": params}, "certificate.status", 200),
+        (clients.window, "GET", f"{cert}/preview.png", {"params": {**params, "dpi": 40}}, "certificate.preview", 200),
+        (clients.window, "GET", _holder_path(document), {"params": {"matter": "ZZ-ONCE-1"}}, "holder.lookup", 200),
+        (clients.window, "POST", f"{cert}/copies", {"json": {"purpose": "办理业务", **params}}, "certificate.copy", 200),
+        (clients.agency, "GET", cert, {}, "certificate.read", 200),
+        (clients.window, "GET", cert, {"params": {"matter": "ZZ-ONCE-1"}}, "certificate.read", 403),
+        (clients.window, "GET", f"{cert}X", {"params": params}, "certificate.read", 404),
+    ]  # fmt: skip
+    sent = []
+    for client, method, url, kwargs, action, status in calls:
+        request_id = uuid.uuid4().hex
+        response = client.request(method, url, headers={"X-Request-ID": request_id}, **kwargs)
+        assert response.status_code == status, (url, response.text)
+        sent.append((request_id, action, status))
+    for request_id, action, status in sent:
+        (entry,) = _entries(app, api_repo, request_id=request_id)
+        assert (entry.action, entry.status_code) == (action, status)
+        assert entry.holder_digest == (None if status == 403 else _ref(api_repo, document))
+        assert entry.resource is not None and entry.resource.startswith(("GET /api/v1/", "POST /api/v1/"))

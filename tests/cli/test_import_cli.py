@@ -5,7 +5,10 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from certstore.access import Actor
+from certstore.store.repository import Repository
 from tests.cli.conftest import Cli
+from tests.exchange.support import audit_events
 from tests.support.legacy_table import CODE, row, write_csv
 
 
@@ -18,6 +21,15 @@ def test_import_counts_and_exit_codes(cli: Cli, tmp_path: Path) -> None:
 
     again = cli("import", good, "--catalogue", CODE, "--workers", "0")
     assert again.code == 0 and "imported: 0" in again.out and "already stored: 2" in again.out
+    # one entry per certificate imported, naming the operator who ran the command; one summary per run
+    repo = Repository.open(tmp_path / "data")
+    entries = audit_events(repo)
+    imported = [e for e in entries if e.action == "certificate.import"]
+    assert len(imported) == 2 and all(
+        e.principal == Actor.operator().ref and e.holder_digest for e in imported
+    )
+    assert [e.details["imported"] for e in entries if e.action == "import.run"] == [2, 0]
+    repo.db.dispose()
 
     mixed = write_csv(tmp_path / "mixed.csv", [row(2), row(3, certificate_number="12")])
     result = cli("import", mixed, "--catalogue", CODE, "--workers", "0")

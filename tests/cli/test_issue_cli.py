@@ -7,6 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from certstore.access import Actor
+from certstore.services import certificates
+from certstore.store.repository import Repository
+from tests.support import issuing
+
 CODE = "11410100990000017F003"  # 建设工程规划许可证
 
 
@@ -73,3 +78,35 @@ def test_bad_input_exits_3(
     result = cli("issue", "--catalogue", CODE, "--data", data_json, *extra)
     assert result.code == 3, (result.out, result.err)
     assert message in result.err
+
+
+def test_issue_leaves_one_audit_entry_of_the_operator(
+    cli, data_json: Path, tmp_path: Path, data_dir: Path
+) -> None:
+    """The command line is an entry point like any other: its issuance is audited in its own transaction, as the
+    operator (OS user@host, role operator), and the trail verifies."""
+    issued = cli("issue", "--catalogue", CODE, "--data", data_json, "--out", tmp_path / "cert.ofd")
+    assert issued.code == 0, issued.err
+    identifier = issued.out.strip().splitlines()[-1]
+    repo = Repository.open(data_dir)
+    try:
+        [entry] = [e for e in issuing.audit_entries(repo) if e.certificate_identifier == identifier]
+        certificate = certificates.get(repo, identifier)
+    finally:
+        repo.db.dispose()
+    operator = Actor.operator()
+    assert (entry.principal, entry.role, entry.organisation_code) == (
+        f"operator:{operator.name}",
+        "operator",
+        None,
+    )
+    assert (entry.action, entry.outcome, entry.holder_digest) == (
+        "certificate.issue",
+        "allow",
+        certificate.holder_ref,
+    )
+    assert entry.details == {"via": "cli", "source": "data.json", "version": 1}
+    assert certificate.events[0].actor == f"operator:{operator.name}"
+    verified = cli("audit", "verify", "--json")
+    assert verified.code == 0, verified.out
+    assert verified.json()["intact"] is True

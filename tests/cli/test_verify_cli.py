@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from certstore.cli import verify as verify_command
+from certstore.cli.common import Context
 from certstore.keystore import KeyStore
 from tests.seal.seal_builders import Party, make_hierarchy
 from tests.verify.builders import OFD_FIXTURES, ROOT_PEM, content_files, signed_ofd, zip_bytes
@@ -154,6 +154,14 @@ def test_repository_hook_is_used_unless_offline(cli, tmp_path: Path, monkeypatch
     assert cli("verify", path, "--trust", root, "--offline").code == 0
 
 
-def test_repository_hook_is_offline_without_the_services_module(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "certstore.services.verification", None)  # as if not written yet
-    assert verify_command.repository_for(object()) is None  # type: ignore[arg-type]
+def test_the_repository_consulted_is_the_applications(data_dir: Path) -> None:
+    """Online, the command asks the repository of the data directory's application (opened once per command)."""
+    context = Context(data_dir=data_dir)
+    try:
+        check = verify_command.repository_for(context)
+        assert context.application() is context.application()
+        assert context.repository() is context.application().repo
+        assert check.status("1.2.156.3005.2.11410100990000025A001.11410100990000025A.00.001.M") is None
+    finally:
+        context.close()
+    assert not context._opened

@@ -15,9 +15,9 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+from certstore.app import Application
 from certstore.exchange.worker import ExchangeSource, LeaseHeldError, run_cycle
 from certstore.records import PreparedVersion
-from certstore.store.repository import Repository
 from tests.exchange.support import ISSUER
 
 
@@ -28,14 +28,14 @@ def stand_in_file(prepared: PreparedVersion) -> tuple[bytes, str]:
 def main() -> None:
     data_dir, url, seed = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
     rng = random.Random(seed)
-    repo = Repository.open(data_dir)
+    app = Application.open(data_dir)
     source = ExchangeSource("crash-fe", url, ISSUER)
     maker = stand_in_file if rng.random() < 0.5 else None
     print("ready", flush=True)
     while True:
         try:
             run_cycle(
-                repo, source, file_maker=maker, worker=f"crash-{seed}", batch_size=rng.randint(1, 25),
+                app, source, file_maker=maker, worker=f"crash-{seed}", batch_size=rng.randint(1, 25),
                 lease=timedelta(seconds=1), gap_grace=timedelta(minutes=10),
             )  # fmt: skip
         except LeaseHeldError:  # the killed predecessor's lease has not expired yet

@@ -11,9 +11,13 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, func, select
 
+from certstore.app import Application
+from certstore.audit import AuditEvent, AuditQuery, chain_pending
+from certstore.audit.query import iter_entries
 from certstore.catalogue.definitions import example_face, shipped_entries
 from certstore.exchange.frontend import CERTIFICATE_TABLE, STATUS_TABLE, FrontendWriter, frontend_engine
 from certstore.exchange.worker import ExchangeSource
+from certstore.keystore import KeyStore
 from certstore.store.db import Database
 from certstore.store.models import CertificateEventRow, CertificateRow, ExchangeAppliedRow
 from certstore.store.repository import Repository
@@ -36,6 +40,12 @@ def clock() -> Clock:
 @pytest.fixture
 def repo(database: Database, tmp_path: Path, clock: Clock) -> Repository:
     return make_repo(database, tmp_path, clock)
+
+
+@pytest.fixture
+def app(repo: Repository, tmp_path: Path) -> Application:
+    """The application of ``repo`` (an empty key store: cycles seal with the file maker they are given)."""
+    return Application(repo, KeyStore(tmp_path / "keys"))
 
 
 @pytest.fixture
@@ -151,3 +161,26 @@ def assert_repository_equals(repo: Repository, frontend_url: str, source: str) -
     keys = [(t, int(s)) for t, s, _ in ledger if t != "fe_catalogue_entries"]
     assert len(keys) == len(set(keys)), "a front-end row applied twice"
     assert set(keys) == fe_rows, "front-end rows missing from the ledger"
+
+
+def audit_events(repo: Repository, **filters: Any) -> list[AuditEvent]:
+    """Every audit event recorded so far that matches ``filters`` (:class:`AuditQuery` fields), oldest first —
+    the ones written in transactions chained first."""
+    chain_pending(repo.db)
+    return [entry.event for entry in iter_entries(repo.db, AuditQuery(**filters))]
+
+
+def exchange_audit_events(repo: Repository, source: str) -> list[AuditEvent]:
+    """The audit events of certificate changes the exchange applied from ``source``."""
+    return [
+        e for e in audit_events(repo)
+        if e.details.get("via") == "exchange" and e.details.get("source") == source
+        and e.action.startswith("certificate.")
+    ]  # fmt: skip
+
+
+def expected_change_count(frontend_url: str) -> int:
+    """How many certificate changes a front-end of valid rows in causal order makes: every version, and every
+    status action (each one audit entry)."""
+    expected = expected_state(frontend_url)
+    return sum(len(v) for v in expected.versions.values()) + sum(expected.status_events.values())

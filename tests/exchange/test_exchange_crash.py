@@ -1,7 +1,8 @@
 """Crash safety of the exchange task (issue 6): a worker SIGKILLed at random points over many cycles while
 an agency's writer keeps inserting certificates, new versions and status changes; after a clean final run the
 repository equals the source exactly — every version once, superseded chains, final statuses, one lifecycle
-event per change, one ledger row and one accepted receipt per front-end row. Repository on SQLite and
+event per change, one audit entry per applied change, one ledger row and one accepted receipt per front-end
+row. Repository on SQLite and
 PostgreSQL; front-end SQLite, written by an independent process."""
 
 from __future__ import annotations
@@ -16,11 +17,16 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+from certstore.app import Application
 from certstore.exchange.frontend import CERTIFICATE_TABLE, STATUS_TABLE, FrontendWriter, init_frontend
 from certstore.exchange.worker import ExchangeSource, LeaseHeldError, run_cycle
 from certstore.services.catalogue import load_shipped
-from certstore.store.repository import Repository
-from tests.exchange.support import ISSUER, assert_repository_equals
+from tests.exchange.support import (
+    ISSUER,
+    assert_repository_equals,
+    exchange_audit_events,
+    expected_change_count,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 OPERATIONS = 500  # front-end rows the writer inserts
@@ -50,7 +56,8 @@ def _wait_ready(proc: subprocess.Popen[str], timeout: float = 30) -> None:
 def test_killed_worker_loses_and_duplicates_nothing(database_url: str, tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     env = {**os.environ, "CERTSTORE_DATABASE_URL": database_url}
-    repo = Repository.open(data_dir, env)
+    app = Application.open(data_dir, env)
+    repo = app.repo
     load_shipped(repo)
     frontend = f"sqlite:///{tmp_path / 'frontend.db'}"
     init_frontend(frontend)
@@ -85,7 +92,7 @@ def test_killed_worker_loses_and_duplicates_nothing(database_url: str, tmp_path:
     while True:
         assert time.monotonic() < deadline, "the exchange did not settle"
         try:
-            stats = run_cycle(repo, source, file_maker=None, worker="final", lease=timedelta(seconds=5))
+            stats = run_cycle(app, source, file_maker=None, worker="final", lease=timedelta(seconds=5))
         except LeaseHeldError:
             time.sleep(0.2)
             continue
@@ -93,6 +100,11 @@ def test_killed_worker_loses_and_duplicates_nothing(database_url: str, tmp_path:
         if stats.seen == 0 and stats.open_gaps == 0:
             break
     assert_repository_equals(repo, frontend, source.name)
+    events = exchange_audit_events(repo, source.name)
+    assert len(events) == expected_change_count(
+        frontend
+    )  # killed anywhere: no change without its entry, no twin
+    assert len({(e.request_id, e.action) for e in events}) == len(events)
     with FrontendWriter(frontend, create=False) as fe:
         receipts = fe.receipts()
         engine = fe.engine

@@ -14,9 +14,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import delete, func, select
 
+from certstore.app import Application
+from certstore.exchange import cycle as cycle_module
 from certstore.exchange import frontend as frontend_module
 from certstore.exchange import worker as worker_module
+from certstore.exchange.cycle import Cycle
 from certstore.exchange.frontend import CERTIFICATE_TABLE, FrontendWriter, frontend_engine, init_frontend
+from certstore.exchange.lease import SourceLease
 from certstore.exchange.metrics import exchange_status, metrics_text
 from certstore.exchange.worker import ExchangeSource, ExchangeWorker, LeaseHeldError, run_cycle
 from certstore.lifecycle import Status
@@ -30,20 +34,31 @@ from certstore.store.models import (
     ExchangeCursorRow,
 )
 from certstore.store.repository import Repository
-from tests.exchange.support import CATALOGUE, ISSUER, Clock, assert_repository_equals, document, number
+from tests.exchange.support import (
+    CATALOGUE,
+    ISSUER,
+    OTHER_CATALOGUE,
+    Clock,
+    assert_repository_equals,
+    document,
+    exchange_audit_events,
+    number,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _cycle(repo: Repository, source: ExchangeSource, **options: object) -> worker_module.CycleStats:
+def _cycle(app: Application, source: ExchangeSource, **options: object) -> worker_module.CycleStats:
     options.setdefault("file_maker", None)
     options.setdefault("worker", "test-worker")
-    stats = run_cycle(repo, source, **options)  # type: ignore[arg-type]
+    stats = run_cycle(app, source, **options)  # type: ignore[arg-type]
     assert stats.error is None, stats.error
     return stats
 
 
-def test_one_cycle_from_an_independent_writer(repo: Repository, source: ExchangeSource) -> None:
+def test_one_cycle_from_an_independent_writer(
+    app: Application, repo: Repository, source: ExchangeSource
+) -> None:
     """Rows written by another process appear after one cycle; receipts come back (accepted with the
     identifier, rejected with field-level reasons)."""
     out = subprocess.run(
@@ -51,7 +66,7 @@ def test_one_cycle_from_an_independent_writer(repo: Repository, source: Exchange
         cwd=ROOT, capture_output=True, text=True, check=True, timeout=60,
     )  # fmt: skip
     seqs = json.loads(out.stdout.strip().splitlines()[-1])
-    stats = _cycle(repo, source)
+    stats = _cycle(app, source)
     assert (stats.seen, stats.accepted, stats.rejected) == (10, 5, 5)
     assert stats.lag_seconds == 0.0
 
@@ -73,7 +88,7 @@ def test_one_cycle_from_an_independent_writer(repo: Repository, source: Exchange
     assert cert["bad_json"].status == "rejected" and cert["bad_json"].problems[0][0] == "data"
     assert tuple({p for p, _ in cert["bad_holder"].problems}) == ("data.holder.id_number",)
     assert cert["other_type"].problems[0][0] == "data.catalogue"
-    assert "delivers only its own catalogue types" in cert["other_type"].problems[0][1]
+    assert "agencies issue only their own catalogue types" in cert["other_type"].problems[0][1]
     assert {p for p, _ in cert["other_issuer"].problems} >= {"issuer_code"}
     suspend = receipts[("fe_status_changes", seqs["suspend"])]
     assert suspend.accepted and suspend.identifier == cert["second"].identifier
@@ -91,11 +106,13 @@ def test_one_cycle_from_an_independent_writer(repo: Repository, source: Exchange
     assert unsent == 0
 
     # nothing new: the next cycle reads nothing and changes nothing
-    again = _cycle(repo, source)
+    again = _cycle(app, source)
     assert (again.seen, again.accepted, again.rejected) == (0, 0, 0)
 
 
-def test_catalogue_rows_are_submitted_for_approval(repo: Repository, source: ExchangeSource) -> None:
+def test_catalogue_rows_are_submitted_for_approval(
+    app: Application, repo: Repository, source: ExchangeSource
+) -> None:
     from certstore.catalogue.definitions import shipped_entries
 
     own = next(e for e in shipped_entries() if e.code == CATALOGUE).to_document()
@@ -106,7 +123,7 @@ def test_catalogue_rows_are_submitted_for_approval(repo: Repository, source: Exc
         ok = writer.catalogue_entry(own)
         denied = writer.catalogue_entry(foreign)
         broken = writer.catalogue_entry({"code": "nonsense"})
-        _cycle(repo, source)
+        _cycle(app, source)
         receipts = {r.seq: r for r in writer.receipts("fe_catalogue_entries")}
     assert receipts[ok].accepted and receipts[ok].identifier == f"{CATALOGUE}/v{own['version']}"
     assert (
@@ -120,19 +137,21 @@ def test_catalogue_rows_are_submitted_for_approval(repo: Repository, source: Exc
     assert [(s.entry.code, s.entry.version) for s in pending] == [(CATALOGUE, own["version"])]
 
 
-def test_a_version_waits_for_its_predecessor(repo: Repository, source: ExchangeSource) -> None:
+def test_a_version_waits_for_its_predecessor(
+    app: Application, repo: Repository, source: ExchangeSource
+) -> None:
     """Version 2 written before version 1 (or a status before its certificate) is deferred, not rejected."""
     with FrontendWriter(source.url) as writer:
         v2 = writer.certificate(ISSUER, number(7), 2, document(7, 2))
         status = writer.status_change(ISSUER, number(7), "suspend", "核查", version=2)
         v1 = writer.certificate(ISSUER, number(7), 1, document(7, 1))
         orphan = writer.certificate(ISSUER, number(8), 2, document(8, 2))  # version 1 never comes
-        first = _cycle(repo, source)
+        first = _cycle(app, source)
         assert first.deferred == 2 and first.open_gaps == 2
         assert writer.receipt("fe_certificates", v1).accepted
         assert writer.receipt("fe_certificates", v2) is None
         assert writer.receipt("fe_certificates", orphan).status == "rejected"
-        second = _cycle(repo, source)
+        second = _cycle(app, source)
         assert (second.seen, second.accepted, second.deferred, second.open_gaps) == (2, 2, 0, 0)
         assert writer.receipt("fe_certificates", v2).accepted
         assert writer.receipt("fe_status_changes", status).accepted
@@ -140,12 +159,14 @@ def test_a_version_waits_for_its_predecessor(repo: Repository, source: ExchangeS
     assert latest is not None and latest.version == 2 and latest.stored_status is Status.SUSPENDED
 
 
-def test_a_gap_is_waited_for_then_given_up(repo: Repository, source: ExchangeSource, clock: Clock) -> None:
+def test_a_gap_is_waited_for_then_given_up(
+    app: Application, repo: Repository, source: ExchangeSource, clock: Clock
+) -> None:
     with FrontendWriter(source.url) as writer:
         seqs = [writer.certificate(ISSUER, number(i), 1, document(i)) for i in (10, 11, 12)]
         with writer.transaction() as conn:  # a write that is not visible yet (as if uncommitted)
             conn.execute(delete(CERTIFICATE_TABLE).where(CERTIFICATE_TABLE.c.seq == seqs[1]))
-        first = _cycle(repo, source, gap_grace=timedelta(minutes=10))
+        first = _cycle(app, source, gap_grace=timedelta(minutes=10))
         assert (first.accepted, first.open_gaps) == (2, 1)
         with repo.db.session() as session:
             cursor = session.scalars(
@@ -157,7 +178,7 @@ def test_a_gap_is_waited_for_then_given_up(repo: Repository, source: ExchangeSou
                 [str(seqs[1])],
             )
         clock.advance(minutes=11)
-        second = _cycle(repo, source, gap_grace=timedelta(minutes=10))
+        second = _cycle(app, source, gap_grace=timedelta(minutes=10))
         assert second.abandoned == 1 and second.open_gaps == 0
     with repo.db.session() as session:
         cursor = session.scalars(
@@ -168,7 +189,7 @@ def test_a_gap_is_waited_for_then_given_up(repo: Repository, source: ExchangeSou
 
 @pytest.mark.postgres
 def test_out_of_order_commits_on_a_postgres_frontend(
-    repo: Repository, postgres_server: object, tmp_path: Path
+    app: Application, repo: Repository, postgres_server: object, tmp_path: Path
 ) -> None:
     """Two writers: the transaction holding the lower seq commits after the higher one was read. Nothing is
     skipped: the lower number is a gap until it commits."""
@@ -181,9 +202,9 @@ def test_out_of_order_commits_on_a_postgres_frontend(
                 low = first.certificate(ISSUER, number(20), 1, document(20), conn=slow)
                 high = second.certificate(ISSUER, number(21), 1, document(21))
                 assert high > low
-                stats = _cycle(repo, source)
+                stats = _cycle(app, source)
                 assert (stats.accepted, stats.open_gaps) == (1, 1)
-            stats = _cycle(repo, source)
+            stats = _cycle(app, source)
             assert (stats.seen, stats.accepted, stats.open_gaps) == (1, 1, 0)
             assert first.receipt("fe_certificates", low).accepted
             assert first.receipt("fe_certificates", high).accepted
@@ -192,31 +213,35 @@ def test_out_of_order_commits_on_a_postgres_frontend(
     assert certificates.stored_version(repo, ISSUER, number(20)) is not None
 
 
-def test_a_second_worker_is_refused_while_the_lease_is_held(repo: Repository, source: ExchangeSource) -> None:
+def test_a_second_worker_is_refused_while_the_lease_is_held(
+    app: Application, repo: Repository, source: ExchangeSource
+) -> None:
     init_frontend(source.url)
-    holder = worker_module._Lease(repo, source.name, "worker-a", timedelta(minutes=1))
+    holder = SourceLease(repo, source.name, "worker-a", timedelta(minutes=1))
     holder.acquire()
     with pytest.raises(LeaseHeldError, match="worker-a"):
-        run_cycle(repo, source, file_maker=None, worker="worker-b")
+        run_cycle(app, source, file_maker=None, worker="worker-b")
     holder.release()
-    _cycle(repo, source, worker="worker-b")
+    _cycle(app, source, worker="worker-b")
 
 
 def test_an_expired_lease_taken_over_fences_the_old_worker(
-    repo: Repository, source: ExchangeSource, clock: Clock
+    app: Application, repo: Repository, source: ExchangeSource, clock: Clock
 ) -> None:
     with FrontendWriter(source.url) as writer:
         writer.certificate(ISSUER, number(30), 1, document(30))
-    old = worker_module._Lease(repo, source.name, "worker-a", timedelta(seconds=30))
+    old = SourceLease(repo, source.name, "worker-a", timedelta(seconds=30))
     old.acquire()
     clock.advance(seconds=31)
-    stats = _cycle(repo, source, worker="worker-b")  # takes the expired lease
+    stats = _cycle(app, source, worker="worker-b")  # takes the expired lease
     assert stats.accepted == 1
     with repo.db.session() as session, pytest.raises(worker_module.LeaseLostError):
         old.fence(session)
 
 
-def test_two_workers_at_once_never_double_apply(repo: Repository, source: ExchangeSource) -> None:
+def test_two_workers_at_once_never_double_apply(
+    app: Application, repo: Repository, source: ExchangeSource
+) -> None:
     """Two workers loop over the same source while rows arrive: every row is applied once."""
     stop = threading.Event()
     errors: list[BaseException] = []
@@ -224,7 +249,7 @@ def test_two_workers_at_once_never_double_apply(repo: Repository, source: Exchan
     def loop(name: str) -> None:
         while not stop.is_set():
             try:
-                run_cycle(repo, source, file_maker=None, worker=name, batch_size=3)
+                run_cycle(app, source, file_maker=None, worker=name, batch_size=3)
             except LeaseHeldError:
                 pass
             except BaseException as exc:  # pragma: no cover - reported below
@@ -243,12 +268,12 @@ def test_two_workers_at_once_never_double_apply(repo: Repository, source: Exchan
         for thread in threads:
             thread.join(60)
     assert not errors, errors
-    _cycle(repo, source)  # whatever arrived after the last loop
+    _cycle(app, source)  # whatever arrived after the last loop
     assert_repository_equals(repo, source.url, source.name)
 
 
 def test_a_failure_before_commit_applies_nothing_and_the_retry_applies_once(
-    repo: Repository, source: ExchangeSource, monkeypatch: pytest.MonkeyPatch
+    app: Application, repo: Repository, source: ExchangeSource, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The ledger, cursor and effect are one transaction: failing inside it (here: the cursor write of the
     second batch) leaves the rows of that batch unapplied, and the next cycle applies them exactly once."""
@@ -257,7 +282,7 @@ def test_a_failure_before_commit_applies_nothing_and_the_retry_applies_once(
             writer.certificate(ISSUER, number(40 + i), 1, document(40 + i))
         writer.status_change(ISSUER, number(40), "suspend", "检查")
     calls = {"n": 0}
-    original = worker_module._Cycle._record
+    original = Cycle._record
 
     def failing(self, session, table, done, cursor):  # type: ignore[no-untyped-def]
         calls["n"] += 1
@@ -265,18 +290,23 @@ def test_a_failure_before_commit_applies_nothing_and_the_retry_applies_once(
             raise RuntimeError("power cut")
         return original(self, session, table, done, cursor)
 
-    monkeypatch.setattr(worker_module._Cycle, "_record", failing)
-    broken = run_cycle(repo, source, file_maker=None, worker="w", batch_size=3)
+    monkeypatch.setattr(Cycle, "_record", failing)
+    broken = run_cycle(app, source, file_maker=None, worker="w", batch_size=3)
     assert broken.error and "power cut" in broken.error and broken.accepted == 3
-    monkeypatch.setattr(worker_module._Cycle, "_record", original)
+    monkeypatch.setattr(Cycle, "_record", original)
     with repo.db.session() as session:
         assert session.scalar(select(func.count()).select_from(CertificateRow)) == 3
-    _cycle(repo, source, batch_size=3)
+        assert session.scalar(select(func.count()).select_from(ArrivalRow)) == 3
+    assert len(exchange_audit_events(repo, source.name)) == 3  # the failed batch left no entry either
+    _cycle(app, source, batch_size=3)
     assert_repository_equals(repo, source.url, source.name)
+    events = exchange_audit_events(repo, source.name)
+    assert len(events) == 7  # six issues and one suspension, once each
+    assert len({e.request_id for e in events}) == 7
 
 
 def test_receipts_lost_in_a_crash_are_sent_again(
-    repo: Repository, source: ExchangeSource, monkeypatch: pytest.MonkeyPatch
+    app: Application, repo: Repository, source: ExchangeSource, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with FrontendWriter(source.url) as writer:
         seq = writer.certificate(ISSUER, number(50), 1, document(50))
@@ -284,23 +314,23 @@ def test_receipts_lost_in_a_crash_are_sent_again(
         def down(*args: object, **kwargs: object) -> None:
             raise OSError("front-end unreachable")
 
-        monkeypatch.setattr(worker_module, "write_receipts", down)
-        broken = run_cycle(repo, source, file_maker=None, worker="w")
+        monkeypatch.setattr(cycle_module, "write_receipts", down)
+        broken = run_cycle(app, source, file_maker=None, worker="w")
         assert broken.error and broken.accepted == 1
         assert writer.receipt("fe_certificates", seq) is None
-        monkeypatch.setattr(worker_module, "write_receipts", frontend_module.write_receipts)
-        stats = _cycle(repo, source)
+        monkeypatch.setattr(cycle_module, "write_receipts", frontend_module.write_receipts)
+        stats = _cycle(app, source)
         assert stats.receipts == 1 and stats.seen == 0
         assert writer.receipt("fe_certificates", seq).accepted
-        _cycle(repo, source)  # re-sending is idempotent: nothing left to send
+        _cycle(app, source)  # re-sending is idempotent: nothing left to send
         assert len(writer.receipts()) == 1
 
 
-def test_status_and_metrics(repo: Repository, source: ExchangeSource) -> None:
+def test_status_and_metrics(app: Application, repo: Repository, source: ExchangeSource) -> None:
     with FrontendWriter(source.url) as writer:
         writer.certificate(ISSUER, number(60), 1, document(60))
         writer.certificate(ISSUER, number(61), 1, "[]")
-    ExchangeWorker(repo, [source], file_maker=None, worker="status-test").run_once()
+    ExchangeWorker(app, [source], file_maker=None, worker="status-test").run_once()
     [status] = exchange_status(repo)
     assert (status.source, status.last_seen, status.last_accepted, status.last_rejected) == (
         source.name,
@@ -318,7 +348,7 @@ def test_status_and_metrics(repo: Repository, source: ExchangeSource) -> None:
 
 
 def test_sealed_by_the_repository_and_by_the_agency(
-    repo: Repository, source: ExchangeSource, tmp_path: Path
+    app: Application, repo: Repository, source: ExchangeSource, tmp_path: Path
 ) -> None:
     """With a file maker, a version is sealed like an API push (one transaction per version, via
     certificates.issue/change with the within hook). A file the agency sealed itself is verified and stored;
@@ -356,7 +386,7 @@ def test_sealed_by_the_repository_and_by_the_agency(
         wrong = writer.certificate(
             ISSUER, number(73), 1, document(73), file=own_file, file_media_type="application/ofd"
         )
-        _cycle(repo, source, file_maker=file_maker(key), trust=trust)
+        _cycle(app, source, file_maker=file_maker(key), trust=trust)
         receipts = {r.seq: r for r in writer.receipts("fe_certificates")}
     for seq in (sealed_here, changed):
         cert = certificates.get(repo, receipts[seq].identifier)
@@ -389,7 +419,7 @@ def test_frontend_engine_reads_any_url(tmp_path: Path) -> None:
     engine.dispose()
 
 
-def test_rows_written_with_plain_sql(repo: Repository, source: ExchangeSource) -> None:
+def test_rows_written_with_plain_sql(app: Application, repo: Repository, source: ExchangeSource) -> None:
     """An agency writing its SQLite front-end with its own tools: ISO 8601 times with an offset are read as
     such; a time that is not one rejects only that row."""
     init_frontend(source.url)
@@ -406,7 +436,7 @@ def test_rows_written_with_plain_sql(repo: Repository, source: ExchangeSource) -
         ):
             conn.exec_driver_sql(insert_sql, (ISSUER, number(i), json.dumps(document(i)), completed))
     engine.dispose()
-    _cycle(repo, source)
+    _cycle(app, source)
     with FrontendWriter(source.url, create=False) as writer:
         receipts = writer.receipts()
     assert [r.status for r in receipts] == ["accepted", "rejected", "accepted"]
@@ -414,3 +444,78 @@ def test_rows_written_with_plain_sql(repo: Repository, source: ExchangeSource) -
     with repo.db.session() as session:
         completed = {a.identifier: a.completed_at for a in session.scalars(select(ArrivalRow))}
     assert set(completed.values()) == {datetime(2026, 11, 26, 2, 0, tzinfo=UTC)}
+
+
+def test_each_applied_change_has_one_audit_entry(
+    app: Application, repo: Repository, source: ExchangeSource
+) -> None:
+    """Five certificate changes (three issues, a change, a suspension) → exactly five audit entries, each naming
+    the source's agency system, the certificate and its holder, in the transaction of the change (with its
+    arrival); repeats and rejected rows change nothing and record nothing; a second cycle adds nothing."""
+    with FrontendWriter(source.url) as writer:
+        for i in range(3):
+            writer.certificate(ISSUER, number(80 + i), 1, document(80 + i))
+        writer.certificate(ISSUER, number(80), 2, document(80, 2))
+        suspend = writer.status_change(ISSUER, number(81), "suspend", "核查")
+        writer.certificate(ISSUER, number(82), 1, document(82))  # an identical re-delivery
+        writer.status_change(ISSUER, number(99), "revoke", "不存在")  # rejected
+        stats = _cycle(app, source, batch_size=3)
+    assert (stats.accepted, stats.rejected) == (6, 1)
+    events = exchange_audit_events(repo, source.name)
+    assert sorted(e.action for e in events) == [
+        "certificate.act", "certificate.change", "certificate.issue", "certificate.issue", "certificate.issue",
+    ]  # fmt: skip
+    with repo.db.session() as session:
+        arrivals = set(session.scalars(select(ArrivalRow.identifier)))
+    for event in events:
+        stored = certificates.get(repo, event.certificate_identifier)
+        assert event.principal == f"{ISSUER}/exchange:{source.name}" and event.role == "agency"
+        assert event.organisation_code == ISSUER and event.outcome.value == "allow"
+        assert event.holder_digest == stored.holder_ref
+        assert event.details["via"] == "exchange" and event.details["source"] == source.name
+        assert event.request_id == f"{source.name}/{event.details['table']}/{event.details['seq']}"
+    versions = {e.certificate_identifier for e in events if e.action != "certificate.act"}
+    assert arrivals == versions and len(versions) == 4  # each new version's arrival (第十一条)
+    [act] = [e for e in events if e.action == "certificate.act"]
+    assert act.details["seq"] == suspend and act.details["action"] == "suspend"
+    _cycle(app, source)
+    assert len(exchange_audit_events(repo, source.name)) == 5
+
+
+def test_sealed_one_at_a_time_with_one_audit_entry(
+    app: Application, repo: Repository, source: ExchangeSource
+) -> None:
+    """A version sealed by the repository goes through certificates.issue/change: one entry each, too."""
+
+    def stand_in(prepared):  # type: ignore[no-untyped-def]
+        return f"file of {prepared.identifier}".encode(), "application/octet-stream"
+
+    with FrontendWriter(source.url) as writer:
+        writer.certificate(ISSUER, number(90), 1, document(90))
+        writer.certificate(ISSUER, number(90), 2, document(90, 2))
+        writer.certificate(ISSUER, number(90), 2, document(90, 2))  # repeat
+        _cycle(app, source, file_maker=stand_in)
+    events = exchange_audit_events(repo, source.name)
+    assert [e.action for e in events] == ["certificate.issue", "certificate.change"]
+    assert all(e.principal == f"{ISSUER}/exchange:{source.name}" and e.holder_digest for e in events)
+
+
+def test_another_agencys_catalogue_type_is_refused_by_the_shared_rule(
+    app: Application, repo: Repository, source: ExchangeSource
+) -> None:
+    """The exchange asks services.authorization.require_issuer_of_type, as every entry point does."""
+    from certstore.access import AccessDeniedError
+    from certstore.services.authorization import require_issuer_of_type
+    from certstore.services.catalogue import get_entry
+
+    entry = get_entry(repo, OTHER_CATALOGUE)
+    with pytest.raises(AccessDeniedError) as denied:
+        require_issuer_of_type(source.actor, entry)
+    other = document(0, catalogue=OTHER_CATALOGUE)
+    with FrontendWriter(source.url) as writer:
+        seq = writer.certificate(ISSUER, other["certificate_number"], 1, other)
+        _cycle(app, source)
+        receipt = writer.receipt("fe_certificates", seq)
+    assert receipt.status == "rejected"
+    assert [tuple(p) for p in receipt.problems] == [("data.catalogue", f"{entry.name}: {denied.value}")]
+    assert exchange_audit_events(repo, source.name) == []

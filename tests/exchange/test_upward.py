@@ -27,7 +27,10 @@ from sqlalchemy import func, select, update
 
 from api import create_app
 from api.settings import Settings
-from certstore.access import Principal, Role
+from certstore.access import Actor, Principal, Role
+from certstore.app import Application
+from certstore.audit import AuditEvent, AuditQuery, chain_pending
+from certstore.audit.query import iter_entries
 from certstore.catalogue import shipped_entries
 from certstore.cli import cli
 from certstore.exchange.upward import (
@@ -42,7 +45,8 @@ from certstore.keystore import KeyStore
 from certstore.lifecycle import Action
 from certstore.records import Holder
 from certstore.services import access, certificates
-from certstore.services.aggregation import Outcome, apply_batch
+from certstore.services.aggregation import INTAKE_ACTION, Outcome, apply_batch
+from certstore.services.calls import Call, Origin, Via
 from certstore.services.catalogue import get_entry, list_submissions, load_shipped, review_entry, submit_entry
 from certstore.services.issuance import SealingKey, file_maker, sealing_key
 from certstore.services.keys import init_dev_keys
@@ -155,9 +159,23 @@ def _issue(
 ) -> str:
     number = _number(n) if code == CONSTRUCTION else None
     made = certificates.issue(
-        city, draft(code, number, **kw), actor=f"{CITY_ORG}/agency", file_maker=file_maker(key)
+        _app(city), Call.operator(), draft(code, number, **kw), file_maker=file_maker(key)
     )
     return made.certificate.identifier
+
+
+def _app(city: Repository) -> Application:
+    """The city's application (its files are sealed by the file makers the tests give)."""
+    return Application(city, KeyStore(Path("/nonexistent/city-keys")))
+
+
+def _act(city: Repository, identifier: str, action: Action, reason: str) -> None:
+    certificates.act(_app(city), Call.operator(), identifier, action, reason=reason)
+
+
+def sending(organisation: str = CITY_ORG) -> Call:
+    """The call of a city's system account delivering to the province."""
+    return Call(Actor("zz", Role.UPSTREAM, organisation), Origin(Via.PROVINCE, source=organisation))
 
 
 def _push(city: Repository, province: Province, **kwargs: Any):
@@ -186,6 +204,11 @@ def _rows(repo: Repository) -> dict[str, dict[str, Any]]:
         }
 
 
+def _intake_events(repo: Repository) -> list[AuditEvent]:
+    chain_pending(repo.db)
+    return [entry.event for entry in iter_entries(repo.db, AuditQuery(action=INTAKE_ACTION))]
+
+
 def _count(repo: Repository, model: type) -> int:
     with repo.db.session(readonly=True) as session:
         return int(session.scalar(select(func.count()).select_from(model)) or 0)
@@ -208,12 +231,12 @@ def test_push_delivers_everything_once(
     )
     planning = _issue(city, draft, key, code=PLANNING)
     changed = certificates.change(
-        city, first, draft(CONSTRUCTION, _number(1), face={**certificates.get(city, first).face}, issue_date=city.now().date()),
-        reason="变更建设规模", actor="agency", file_maker=file_maker(key),
+        _app(city), Call.operator(), first, draft(CONSTRUCTION, _number(1), face={**certificates.get(city, first).face}, issue_date=city.now().date()),
+        reason="变更建设规模", file_maker=file_maker(key),
     ).identifier  # fmt: skip
-    certificates.act(city, second, Action.SUSPEND, reason="整改", actor="agency")
-    certificates.act(city, second, Action.RESUME, reason="整改完成", actor="agency")
-    certificates.act(city, planning, Action.REVOKE, reason="行政处罚", actor="agency")
+    _act(city, second, Action.SUSPEND, "整改")
+    _act(city, second, Action.RESUME, "整改完成")
+    _act(city, planning, Action.REVOKE, "行政处罚")
 
     stats = _push(city, province, batch=3)
     assert stats.ok and stats.caught_up, stats.summary()
@@ -222,6 +245,22 @@ def test_push_delivers_everything_once(
     assert stats.catalogue_applied == len(shipped_entries()) and stats.refused == 0
     assert _rows(province.repo) == _rows(city)
     assert _count(province.repo, UpwardReceivedRow) == city_events + len(shipped_entries())
+    # each applied item: one audit entry naming the sending principal, the certificate and its holder
+    intake = _intake_events(province.repo)
+    assert len(intake) == city_events + len(shipped_entries())
+    for event in intake:
+        assert (event.principal, event.role, event.organisation_code) == (
+            f"{CITY_ORG}/zz",
+            "upstream",
+            CITY_ORG,
+        )
+        assert event.details["via"] == "province" and event.details["source"] == CITY_ORG
+        if event.details["kind"] == "event":
+            assert (
+                event.holder_digest
+                == certificates.get(province.repo, event.certificate_identifier).holder_ref
+            )
+    assert sum(1 for e in intake if e.certificate_identifier == second) == 3  # issued, suspended, resumed
 
     # The province's services read the aggregated records like their own.
     held = certificates.get(province.repo, first)
@@ -243,6 +282,7 @@ def test_push_delivers_everything_once(
 
     again = _push(city, province)
     assert again.ok and again.batches == 0 and again.events_applied == 0
+    assert len(_intake_events(province.repo)) == len(intake)
     state = target_state(city, "henan")
     assert state.event_cursor == city_events and state.events_waiting == 0 and state.attempts == 0
 
@@ -253,7 +293,7 @@ def test_lost_acknowledgement_is_not_applied_twice(
     _, key = city_keys
     assert _push(city, province).ok
     identifiers = [_issue(city, draft, key, n=n) for n in (1, 2)]
-    certificates.act(city, identifiers[0], Action.SUSPEND, reason="整改", actor="agency")
+    _act(city, identifiers[0], Action.SUSPEND, "整改")
 
     province.client.lose = 1  # the province applies the batch; its answer never reaches the city
     lost = _push(city, province)
@@ -268,6 +308,8 @@ def test_lost_acknowledgement_is_not_applied_twice(
     assert retried.ok and retried.already_applied == 3 and retried.events_applied == 0, retried.summary()
     assert _count(province.repo, CertificateRow) == 2 and _count(province.repo, CertificateEventRow) == 3
     assert _rows(province.repo) == _rows(city)
+    events = [e for e in _intake_events(province.repo) if e.details["kind"] == "event"]
+    assert len(events) == 3  # applied once, recorded once: the retry's already_applied items record nothing
     assert target_state(city, "henan").attempts == 0
 
 
@@ -277,7 +319,7 @@ def test_refused_items_are_recorded_and_skipped(
     _, key = city_keys
     rogue = _issue(city, draft, rogue_key, n=1)  # sealed under a root the province does not trust
     good = _issue(city, draft, key, n=2)
-    certificates.act(city, rogue, Action.REVOKE, reason="行政处罚", actor="agency")
+    _act(city, rogue, Action.REVOKE, "行政处罚")
     bad = _issue(city, draft, key, n=3)
     with (
         city.db.session() as session
@@ -301,6 +343,11 @@ def test_refused_items_are_recorded_and_skipped(
     assert "422" in reasons[bad] and "NUL" in reasons[bad]
     refusals = list_refusals(city, target="henan")
     assert len(refusals) == 3 and all(e.event.action == "upward.refused" for e in refusals)
+    assert all(
+        (e.event.principal, e.event.details["via"], e.event.details["source"])
+        == ("operator:upward", "upward", "henan")
+        for e in refusals
+    )  # the repository's own system pushing (the command line names its operator)
     assert _push(city, province).batches == 0  # passed for good: not sent again
 
 
@@ -331,7 +378,7 @@ def test_concurrent_deliveries_of_one_batch_apply_once(
     _, key = city_keys
     assert _push(city, province).ok  # the catalogue
     for n in range(1, 4):
-        certificates.act(city, _issue(city, draft, key, n=n), Action.SUSPEND, reason="整改", actor="agency")
+        _act(city, _issue(city, draft, key, n=n), Action.SUSPEND, "整改")
     province.client.lose = 1
     assert _push(city, province).error  # the batch the city sends, kept; its answer lost
     batch = province.client.sent[-1]["items"]
@@ -344,7 +391,7 @@ def test_concurrent_deliveries_of_one_batch_apply_once(
     results: list[list[Any]] = []
 
     def deliver() -> None:
-        results.append(apply_batch(province.repo, CITY_ORG, batch, trust=trust))
+        results.append(apply_batch(province.repo, sending(), batch, trust=trust))
 
     threads = [threading.Thread(target=deliver) for _ in range(2)]
     for thread in threads:
@@ -367,7 +414,7 @@ def test_status_event_from_another_sender_is_refused(
         "to_status": "revoked", "reason": "x", "actor": "x", "at": city.now().isoformat(), "details": {},
     }  # fmt: skip
     (result,) = apply_batch(
-        province.repo, "41000000MB0000000X", [item], trust=province.keystore.trust_store()
+        province.repo, sending("41000000MB0000000X"), [item], trust=province.keystore.trust_store()
     )
     assert result.outcome is Outcome.REFUSED and "not delivered by" in (result.reason or "")
     assert certificates.get(province.repo, identifier).stored_status.value == "valid"

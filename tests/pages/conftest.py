@@ -26,9 +26,8 @@ from typing import Any
 import httpx
 import pytest
 
-from api.app import Services
-from api.settings import Settings
 from certstore.access import Role
+from certstore.app import Application
 from certstore.identifiers import HolderIdType
 from certstore.keystore import KeyStore
 from certstore.lifecycle import Action
@@ -39,6 +38,7 @@ from certstore.services.keys import init_dev_keys
 from certstore.store.db import Database, database_url
 from certstore.store.repository import Repository
 from tests.servers.ports import free_port
+from tests.support import issuing
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -88,14 +88,12 @@ class Site:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _issue(repo: Repository, services: Services, code: str, number: str, holder: Holder) -> str:
-    entry = get_entry(repo, code)
+def _issue(app: Application, code: str, number: str, holder: Holder) -> str:
+    entry = get_entry(app.repo, code)
     document = draft_to_json(example_draft(entry))
     document["certificate_number"] = number
     document["holder"] = {"name": holder.name, "id_type": str(holder.id_type), "id_number": holder.id_number}
-    result = certificates.issue(
-        repo, draft_from_json(document), actor="test", file_maker=services.file_maker()
-    )
+    result = issuing.issue(app, draft_from_json(document), file_maker=None)  # sealed with the app's keys
     return result.certificate.identifier
 
 
@@ -141,13 +139,13 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             role=account.role,
             organisation_name=account.organisation_name,
         )
-    services = Services(Settings(data_dir=data_dir, public_url=base_url), repo, keystore)
-    valid_a = _issue(repo, services, CONSTRUCTION, "410100202406180101", HOLDER_A)
-    revoked_a = _issue(repo, services, CONSTRUCTION, "410100202406180102", HOLDER_A)
-    certificates.act(repo, revoked_a, Action.REVOKE, reason="以欺骗手段取得", actor="test")
-    suspended_a = _issue(repo, services, LAND_USE, "地字第410100202400045号", HOLDER_A)
-    certificates.act(repo, suspended_a, Action.SUSPEND, reason="核查中", actor="test")
-    valid_b = _issue(repo, services, CONSTRUCTION, "410100202406180201", HOLDER_B)
+    app = Application(repo, keystore, public_url=base_url)
+    valid_a = _issue(app, CONSTRUCTION, "410100202406180101", HOLDER_A)
+    revoked_a = _issue(app, CONSTRUCTION, "410100202406180102", HOLDER_A)
+    issuing.act(app, revoked_a, Action.REVOKE, reason="以欺骗手段取得")
+    suspended_a = _issue(app, LAND_USE, "地字第410100202400045号", HOLDER_A)
+    issuing.act(app, suspended_a, Action.SUSPEND, reason="核查中")
+    valid_b = _issue(app, CONSTRUCTION, "410100202406180201", HOLDER_B)
     stored = certificates.get(repo, valid_a)
     assert stored.file_key is not None
     tampered = data_dir.parent / "篡改的施工许可证.ofd"

@@ -16,15 +16,17 @@ from fastapi.testclient import TestClient
 from api import create_app
 from api.pages.common import PageRoute
 from api.settings import Settings
-from certstore.access import Role
+from certstore.access import Actor, Role
 from certstore.audit import query_events
 from certstore.keystore import KeyStore
 from certstore.records import draft_from_json, draft_to_json, example_draft
-from certstore.services import certificates, logins
+from certstore.services import logins
+from certstore.services.calls import Via
 from certstore.services.catalogue import get_entry, load_shipped
 from certstore.services.keys import init_dev_keys
 from certstore.store.db import Database, database_url
 from certstore.store.repository import Repository
+from tests.support import issuing
 
 CONSTRUCTION = "11410100990000025A001"
 PASSWORD = "correct-horse-9"
@@ -98,13 +100,12 @@ def world(tmp_path: Path) -> Iterator[World]:
         Settings(data_dir=data_dir, public_url="http://testserver"), repo=repo, keystore=keystore
     )
     document = draft_to_json(example_draft(get_entry(repo, CONSTRUCTION)))
-    issued = certificates.issue(
-        repo, draft_from_json(document), actor="test", file_maker=app.state.services.file_maker()
-    )
+    services = app.state.services
+    issued = issuing.issue(services, draft_from_json(document), file_maker=None)  # sealed with the app's keys
     from certstore.services import batches
 
     agency = logins.authenticate_password(repo, ACCOUNTS["agency"][0], ACCOUNTS["agency"][1], PASSWORD)
-    job = batches.submit_batch(repo, agency, [document])
+    job = batches.submit_batch(services, issuing.call(Actor.of(agency), via=Via.PAGE), [document])
     try:
         yield World(app, repo, issued.certificate.identifier, document, job.id)
     finally:
@@ -296,7 +297,7 @@ def test_page_requests_are_audited_without_the_holder_id(world: World) -> None:
         assert world.identifier in client.get("/window").text
         client.post("/window/select", data={"csrf_token": token, "identifier": [world.identifier]})
     events = _events(world)
-    listing = [e for e in events if e.action == "page_window" and e.matter == "ZZ-AUDIT-1"]
+    listing = [e for e in events if e.action == "holder.lookup" and e.matter == "ZZ-AUDIT-1"]
     assert listing and listing[-1].holder_digest and listing[-1].principal == "12410100MB0000001X/窗口甲"
     attached = [e for e in events if e.action == "matter.attach_certificates"]
     assert attached and attached[-1].details["identifiers"] == [world.identifier]

@@ -15,9 +15,9 @@ from pathlib import Path
 from certstore.catalogue.definitions import example_face, shipped_entries
 from certstore.identifiers import HolderIdType
 from certstore.records import CertificateDraft, Holder
-from certstore.services import certificates
 from certstore.store.blobs import BlobRef, BlobStore
 from certstore.store.repository import Repository
+from tests.support import issuing
 
 CATALOGUE = "11410100990000017F002"  # 建设用地规划许可证
 
@@ -60,9 +60,7 @@ def main() -> None:
         )
         # A distinct file per certificate, large enough that the blob write takes a moment.
         file = f"certificate file {i}\n".encode() * 20_000
-        result = certificates.issue(
-            repo, draft, actor="crash-test", file=file, file_media_type="application/ofd"
-        )
+        result = issuing.issue(repo, draft, file=file, file_media_type="application/ofd")
         time.sleep(random.uniform(0, 0.005))  # committed but not yet acknowledged: also a place to die
         print(f"{i} {result.certificate.identifier} {int(result.created)}", flush=True)
 

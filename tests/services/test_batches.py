@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from certstore.access import AccessDeniedError, Principal, Role
+from certstore.access import AccessDeniedError, Actor, Principal, Role
 from certstore.keystore import KeyStore
 from certstore.records import PreparedVersion, draft_to_json
 from certstore.services import certificates
@@ -28,14 +28,17 @@ from certstore.services.batches import (
     resumable_jobs,
     submit_batch,
 )
-from certstore.services.certificates import FileMaker
+from certstore.services.calls import Via
+from certstore.services.certificates import NO_FILE, FileMaker
+from certstore.services.deadlines import Channel, get_arrival
 from certstore.services.issuance import file_maker as sealing_file_maker
 from certstore.services.issuance import sealing_key
 from certstore.services.keys import init_dev_keys
-from certstore.store.models import BatchJobRow, CertificateRow
+from certstore.store.models import ArrivalRow, BatchJobRow, CertificateRow
 from certstore.store.repository import Repository
 from certstore.verify import verify_file
 from tests.services.conftest import RESIDENT_IDS, Clock, DraftMaker
+from tests.support import issuing
 
 # 郑州市自然资源和规划局 issues the three planning types …17F001/2/3; 城乡建设局 issues the construction permit.
 ISSUER = "11410100990000017F"
@@ -71,10 +74,13 @@ def row_count(repo: Repository) -> int:
         return session.scalar(select(func.count()).select_from(CertificateRow)) or 0
 
 
-def process(
-    repo: Repository, job_id: str, file_maker: FileMaker | None = None, worker: str = "w1"
-) -> BatchJob:
-    return process_batch(repo, job_id, file_maker=file_maker, worker=worker)
+def submit(repo: Repository, documents: Any, *, principal: Principal = AGENCY) -> BatchJob:
+    """Submit as ``principal`` through the API (its call, entry point api)."""
+    return submit_batch(issuing.application(repo), issuing.call(Actor.of(principal), via=Via.API), documents)
+
+
+def process(repo: Repository, job_id: str, file_maker: FileMaker = NO_FILE, worker: str = "w1") -> BatchJob:
+    return process_batch(issuing.application(repo), job_id, file_maker=file_maker, worker=worker)
 
 
 def statuses(repo: Repository, job_id: str) -> list[str]:
@@ -93,7 +99,7 @@ def test_mixed_batch(repo: Repository, draft: DraftMaker) -> None:
     other_valid = draft_to_json(draft(SITE_SELECTION, number(4)))
     documents: list[Any] = [valid, bad_face, not_ours, valid, unknown, conflict, "not an object", other_valid]
 
-    job = submit_batch(repo, AGENCY, documents)
+    job = submit(repo, documents)
     assert (job.status, job.total, job.succeeded, job.failed, job.pending) == ("queued", 8, 0, 0, 8)
     assert job.submitted_by == AGENCY.ref and job.organisation_code == ISSUER and job.items == ()
 
@@ -126,8 +132,8 @@ def test_mixed_batch(repo: Repository, draft: DraftMaker) -> None:
 
 def test_resubmission_is_idempotent(repo: Repository, documents: Callable[[int], list[Document]]) -> None:
     batch = documents(5)
-    first = process(repo, submit_batch(repo, AGENCY, batch).id)
-    second = process(repo, submit_batch(repo, AGENCY, batch).id)
+    first = process(repo, submit(repo, batch).id)
+    second = process(repo, submit(repo, batch).id)
     assert first.succeeded == second.succeeded == 5
     assert statuses(repo, first.id) == ["issued"] * 5 and statuses(repo, second.id) == ["existing"] * 5
     identifiers = [i.identifier for i in get_batch(repo, first.id, with_items=True).items]
@@ -139,25 +145,25 @@ def test_resubmission_is_idempotent(repo: Repository, documents: Callable[[int],
 
 def test_submit_validates_the_batch(repo: Repository, documents: Callable[[int], list[Document]]) -> None:
     with pytest.raises(BatchError, match="1 to 1000"):
-        submit_batch(repo, AGENCY, [])
+        submit(repo, [])
     with pytest.raises(BatchError, match="not 1001"):
-        submit_batch(repo, AGENCY, [{}] * (MAX_BATCH_ITEMS + 1))
+        submit(repo, [{}] * (MAX_BATCH_ITEMS + 1))
     with pytest.raises(BatchError, match="list"):
-        submit_batch(repo, AGENCY, documents(1)[0])  # type: ignore[arg-type]
+        submit(repo, documents(1)[0])  # type: ignore[arg-type]
     with pytest.raises(BatchError, match="item 1"):
-        submit_batch(repo, AGENCY, [*documents(1), {"face": {"x": float("nan")}}])
+        submit(repo, [*documents(1), {"face": {"x": float("nan")}}])
     window = Principal(3, "clerk", Role.WINDOW, ISSUER, "郑州市自然资源和规划局")
     with pytest.raises(AccessDeniedError):
-        submit_batch(repo, window, documents(1))
+        submit(repo, documents(1), principal=window)
     with repo.db.session() as session:
         assert session.scalar(select(func.count()).select_from(BatchJobRow)) == 0
-    assert submit_batch(repo, AGENCY, [{}] * MAX_BATCH_ITEMS).total == MAX_BATCH_ITEMS
+    assert submit(repo, [{}] * MAX_BATCH_ITEMS).total == MAX_BATCH_ITEMS
 
 
 def test_get_batch_is_scoped_to_the_organisation(
     repo: Repository, documents: Callable[[int], list[Document]]
 ) -> None:
-    job = submit_batch(repo, AGENCY, documents(1))
+    job = submit(repo, documents(1))
     assert get_batch(repo, job.id, organisation_code=ISSUER).id == job.id
     with pytest.raises(BatchNotFoundError) as other:
         get_batch(repo, job.id, organisation_code=OTHER_AGENCY.organisation_code)
@@ -178,7 +184,7 @@ class CrashError(Exception):
 def test_crash_in_flight_resumes_without_duplicates(
     repo: Repository, documents: Callable[[int], list[Document]]
 ) -> None:
-    job = submit_batch(repo, AGENCY, documents(6))
+    job = submit(repo, documents(6))
     calls = 0
 
     def crashing(prepared: PreparedVersion) -> tuple[bytes, str]:
@@ -207,7 +213,7 @@ def test_crash_between_certificate_and_item_commit(
 ) -> None:
     """The certificate row is committed but the worker dies before recording the item: the item stays
     pending, and the retry finds the certificate (existing), never a second one."""
-    job = submit_batch(repo, AGENCY, documents(4))
+    job = submit(repo, documents(4))
     real_blobs = repo.blobs
 
     class DyingBlobs:
@@ -236,7 +242,7 @@ def test_crash_between_certificate_and_item_commit(
 
 
 def test_two_workers_race_for_one_job(repo: Repository, documents: Callable[[int], list[Document]]) -> None:
-    job = submit_batch(repo, AGENCY, documents(3))
+    job = submit(repo, documents(3))
     workers = 8
     barrier = threading.Barrier(workers)
     losers_done = threading.Event()
@@ -274,7 +280,7 @@ def test_expired_lease_is_taken_over(
 ) -> None:
     """Worker A stalls in item 1 past its lease; B takes the job over and finishes it; A, waking up, finds its
     certificate already stored, records nothing twice and stops."""
-    job = submit_batch(repo, AGENCY, documents(4))
+    job = submit(repo, documents(4))
     taken_over: list[BatchJob] = []
 
     def stalling(prepared: PreparedVersion) -> tuple[bytes, str]:
@@ -297,9 +303,9 @@ def test_expired_lease_is_taken_over(
 
 
 def test_resumable_jobs(repo: Repository, documents: Callable[[int], list[Document]], clock: Clock) -> None:
-    queued = submit_batch(repo, AGENCY, documents(1))
+    queued = submit(repo, documents(1))
     clock.advance(seconds=1)
-    finished = submit_batch(repo, AGENCY, documents(1))
+    finished = submit(repo, documents(1))
     process(repo, finished.id)
     assert resumable_jobs(repo) == [queued.id]
     with repo.db.session() as session:  # a worker holds it (as if mid-job)
@@ -325,11 +331,11 @@ def test_runner_processes_submitted_and_resumable_jobs(
     repo: Repository, documents: Callable[[int], list[Document]]
 ) -> None:
     batch = documents(6)
-    left_over = submit_batch(repo, AGENCY, batch[:3])  # submitted before the runner started
-    runner = BatchRunner(repo, file_maker=fake_file, worker="api-1", poll_interval=None)
+    left_over = submit(repo, batch[:3])  # submitted before the runner started
+    runner = BatchRunner(issuing.application(repo), file_maker=fake_file, worker="api-1", poll_interval=None)
     runner.start()
     try:
-        fresh = submit_batch(repo, AGENCY, batch[3:])
+        fresh = submit(repo, batch[3:])
         runner.submit(fresh.id)
         wait_until(lambda: all(get_batch(repo, j.id).status == "done" for j in (left_over, fresh)))
     finally:
@@ -339,7 +345,7 @@ def test_runner_processes_submitted_and_resumable_jobs(
 
 
 def test_runner_stop_hands_the_job_back(repo: Repository, documents: Callable[[int], list[Document]]) -> None:
-    job = submit_batch(repo, AGENCY, documents(4))
+    job = submit(repo, documents(4))
     entered, proceed = threading.Event(), threading.Event()
 
     def blocking(prepared: PreparedVersion) -> tuple[bytes, str]:
@@ -347,7 +353,7 @@ def test_runner_stop_hands_the_job_back(repo: Repository, documents: Callable[[i
         proceed.wait(timeout=30)
         return fake_file(prepared)
 
-    runner = BatchRunner(repo, file_maker=blocking, worker="api-1", poll_interval=None)
+    runner = BatchRunner(issuing.application(repo), file_maker=blocking, worker="api-1", poll_interval=None)
     runner.start()
     assert entered.wait(timeout=30)
     stopper = threading.Thread(target=runner.stop, kwargs={"timeout": 30})
@@ -375,7 +381,7 @@ def test_batch_with_sealed_files(
     store = KeyStore(tmp_path_factory.mktemp("keys") / "keys")
     init_dev_keys(store)
     maker = sealing_file_maker(sealing_key(store))
-    job = process(repo, submit_batch(repo, AGENCY, documents(2)).id, maker)
+    job = process(repo, submit(repo, documents(2)).id, maker)
     assert (job.status, job.succeeded) == ("done", 2)
     for item in get_batch(repo, job.id, with_items=True).items:
         cert = certificates.get(repo, item.identifier or "")
@@ -402,7 +408,8 @@ def test_fifty_identical_pushes_at_once_make_one_record(repo: Repository, draft:
 
     def push(i: int) -> None:
         try:
-            result = certificates.issue(repo, draft(), actor=f"agency/pusher-{i}", file_maker=make_file)
+            pusher = Actor(f"pusher-{i}", Role.AGENCY, ISSUER)
+            result = issuing.issue(repo, draft(SITE_SELECTION), actor=pusher, file_maker=make_file)
         except BaseException as exc:
             with lock:
                 errors.append(exc)
@@ -420,3 +427,61 @@ def test_fifty_identical_pushes_at_once_make_one_record(repo: Repository, draft:
     assert len({r.certificate.identifier for r in results}) == 1
     assert sum(r.created for r in results) == 1
     assert row_count(repo) == 1
+
+
+# --- each item is a call of the submitting agency (issue 14) -------------------------------------------------
+
+
+def test_each_item_records_its_arrival_and_its_one_audit_entry(
+    repo: Repository, documents: Callable[[int], list[Document]], clock: Clock
+) -> None:
+    batch = documents(3)
+    completed = clock.now - timedelta(days=2)
+    batch[1] = {**batch[1], "completed_at": completed.isoformat(), "channel": "online"}
+    batch.append({**documents(4)[3], "completed_at": "yesterday"})
+    job = submit(repo, batch)
+    [submitted] = [e for e in issuing.audit_entries(repo) if e.action == "batch.submit"]
+    assert (submitted.principal, submitted.status_code, submitted.details["batch"]) == (
+        AGENCY.ref,
+        202,
+        job.id,
+    )
+
+    clock.advance(minutes=30)
+    done = process(repo, job.id)
+    assert (done.succeeded, done.failed) == (3, 1)
+    items = get_batch(repo, job.id, with_items=True).items
+    assert items[3].error is not None and items[3].error["problems"][0][0] == "completed_at"
+    entries = [e for e in issuing.audit_entries(repo) if e.action == "certificate.issue"]
+    assert [e.request_id for e in entries] == [f"{job.id}:{n}" for n in range(3)]
+    for item, entry in zip(items, entries, strict=False):
+        cert = certificates.get(repo, item.identifier or "")
+        assert (entry.certificate_identifier, entry.holder_digest) == (cert.identifier, cert.holder_ref)
+        assert (entry.principal, entry.role, entry.organisation_code) == (AGENCY.ref, "agency", ISSUER)
+        assert entry.details["via"] == "batch" and entry.details["source"] == job.id
+        arrival = get_arrival(repo, cert.identifier)
+        assert arrival is not None and arrival.source == job.id and arrival.arrived_at == cert.created_at
+    first, stated = get_arrival(repo, items[0].identifier or ""), get_arrival(repo, items[1].identifier or "")
+    assert first is not None and (first.channel, first.completed_at, first.late) == (
+        Channel.BULK, job.created_at, False,
+    )  # fmt: skip
+    assert stated is not None and (stated.channel, stated.completed_at, stated.late) == (
+        Channel.ONLINE, completed, True,
+    )  # fmt: skip
+
+    again = process(repo, submit(repo, batch[:1]).id)  # a repeat: its own entry, no second arrival
+    assert again.succeeded == 1 and statuses(repo, again.id) == ["existing"]
+    repeats = [e for e in issuing.audit_entries(repo) if e.details.get("repeat")]
+    assert [e.certificate_identifier for e in repeats] == [items[0].identifier]
+    with repo.db.session(readonly=True) as session:
+        assert session.scalar(select(func.count()).select_from(ArrivalRow)) == 3
+
+
+def test_an_item_of_another_agencys_type_is_refused_by_the_use_case(
+    repo: Repository, draft: DraftMaker
+) -> None:
+    job = submit(repo, [draft_to_json(draft(CONSTRUCTION_PERMIT))])
+    assert process(repo, job.id).failed == 1
+    [denied] = [e for e in issuing.audit_entries(repo) if e.action == "certificate.issue"]
+    assert (denied.outcome, denied.principal, denied.request_id) == ("deny", AGENCY.ref, f"{job.id}:0")
+    assert row_count(repo) == 0

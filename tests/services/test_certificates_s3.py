@@ -13,6 +13,7 @@ from certstore.store.blobs import blob_store_from_url
 from certstore.store.db import Database
 from certstore.store.repository import Repository
 from tests.services.conftest import Clock, DraftMaker
+from tests.support import issuing
 
 
 def test_issue_and_sweep_on_s3(s3_server, tmp_path: Path, draft: DraftMaker, clock: Clock) -> None:
@@ -24,9 +25,7 @@ def test_issue_and_sweep_on_s3(s3_server, tmp_path: Path, draft: DraftMaker, clo
     )
     repo = Repository(db=database, blobs=blobs, holder_key=os.urandom(32), clock=clock)
     load_shipped(repo)
-    cert = certificates.issue(
-        repo, draft(), actor="a", file=b"an OFD file", file_media_type="application/ofd"
-    )
+    cert = issuing.issue(repo, draft(), file=b"an OFD file", file_media_type="application/ofd")
     key = cert.certificate.file_key
     assert key is not None and blobs.get(key) == b"an OFD file"
     assert blobs.stat(key).media_type == "application/ofd"  # type: ignore[union-attr]

@@ -35,6 +35,7 @@ from certstore.store.repository import Repository
 from certstore.verify import VerificationReport, verify_file
 from tests.packaging.ofd.structure import OFD_NS, Package, check_package
 from tests.services.conftest import Clock, DraftMaker
+from tests.support import issuing
 from tests.support.ofd import assert_openssl_verifies_seal, easyofd_render
 
 NS = {"ofd": OFD_NS}
@@ -59,13 +60,14 @@ def dev_keys(tmp_path_factory: pytest.TempPathFactory) -> tuple[KeyStore, Sealin
 
 
 def _at(clock: Clock) -> datetime:
-    """A copy time after the keys were made, to the minute."""
-    return (clock.now + timedelta(hours=1)).replace(second=0, microsecond=0)
+    """A copy time after the keys were made, to the minute — and not in the future of the verifier's clock (at most
+    a minute ahead, within :data:`certstore.crypto.signer.CLOCK_SKEW`): a signing time in the future is INVALID."""
+    return (clock.now + timedelta(minutes=1)).replace(second=0, microsecond=0)
 
 
 def _issue(repo: Repository, draft: DraftMaker, key: SealingKey, **changes: object) -> str:
     """Issue with the production file maker (issuance.make_ofd: face → OFD → the issuer's seal)."""
-    result = certificates.issue(repo, draft(**changes), actor="agency", file_maker=file_maker(key))
+    result = issuing.issue(repo, draft(**changes), file_maker=file_maker(key))
     return result.certificate.identifier
 
 
@@ -303,7 +305,7 @@ def test_copy_of_a_revoked_certificate_says_so(
 ) -> None:
     store, agency, _ = dev_keys
     identifier = _issue(repo, draft, agency)
-    certificates.act(repo, identifier, Action.REVOKE, reason="行政处罚", actor="bureau")
+    issuing.act(repo, identifier, Action.REVOKE, reason="行政处罚")
     copy = _copy(repo, identifier, dev_keys, clock)
     annot = _annot(copy)
     lines = annot.findtext("ofd:Remark", namespaces=NS).split("\n")
@@ -366,7 +368,7 @@ def test_a_broken_original_is_not_copied(repo: Repository, draft: DraftMaker, de
         files[CONTENT] = files[CONTENT].replace(b"</ofd:Page>", b"<!-- changed --></ofd:Page>")
         return write_package(files.items()), media_type
 
-    identifier = certificates.issue(repo, draft(), actor="agency", file_maker=tampered).certificate.identifier
+    identifier = issuing.issue(repo, draft(), file_maker=tampered).certificate.identifier
     with pytest.raises(CopyUnavailableError, match=r"does not verify \(INVALID: .*Content\.xml"):
         _copy(repo, identifier, dev_keys, clock)
 
@@ -382,9 +384,7 @@ def test_a_face_that_cannot_be_reproduced_is_not_copied(
 ) -> None:
     _, agency, _ = dev_keys
     base = "https://zz.example.gov.cn"
-    result = certificates.issue(
-        repo, draft(), actor="agency", file_maker=file_maker(agency, verify_base_url=base)
-    )
+    result = issuing.issue(repo, draft(), file_maker=file_maker(agency, verify_base_url=base))
     identifier = result.certificate.identifier
     with pytest.raises(CopyUnavailableError, match=r"Doc_0/Res/image_\d+\.png.*verify_base_url"):
         _copy(repo, identifier, dev_keys, clock)  # the default URL: another QR code
@@ -395,13 +395,12 @@ def test_a_face_that_cannot_be_reproduced_is_not_copied(
 def test_certificates_without_an_ofd_file(
     repo: Repository, draft: DraftMaker, dev_keys, clock: Clock
 ) -> None:
-    bare = certificates.issue(repo, draft(number="选字第410100202400091号"), actor="agency").certificate
+    bare = issuing.issue(repo, draft(number="选字第410100202400091号")).certificate
     with pytest.raises(CopyUnavailableError, match="has no file"):
         _copy(repo, bare.identifier, dev_keys, clock)
-    pdf = certificates.issue(
+    pdf = issuing.issue(
         repo,
         draft(number="选字第410100202400092号"),
-        actor="agency",
         file=b"%PDF-1.7\n%%EOF\n",
         file_media_type="application/pdf",
     ).certificate

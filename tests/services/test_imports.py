@@ -16,13 +16,15 @@ import pytest
 from sqlalchemy import func, select
 
 from bench._setup import prepared_data_dir
+from certstore.access import Actor
 from certstore.forms import TableError, header_cell
 from certstore.keystore import KeyStore
 from certstore.services import certificates
-from certstore.services.imports import ImportReport, ImportSettings, import_table
-from certstore.store.models import CertificateEventRow, CertificateRow
+from certstore.services.imports import IMPORT_ACTION, RUN_ACTION, ImportReport, ImportSettings, import_table
+from certstore.store.models import ArrivalRow, CertificateEventRow, CertificateRow
 from certstore.store.repository import Repository
 from certstore.verify import verify_file
+from tests.exchange.support import audit_events
 from tests.packaging.ofd.structure import Package
 from tests.support.legacy_table import (
     CODE,
@@ -79,9 +81,24 @@ def test_rows_are_sealed_stored_and_verify(tmp_path: Path, data_dir: Path, env: 
     with repo.db.session() as session:
         rows = session.scalars(select(CertificateRow)).all()
         events = session.scalars(select(CertificateEventRow)).all()
-    assert {(e.action, e.actor, e.reason) for e in events} == {("issue", "import", "签发")} and len(
+    operator = Actor.operator().ref
+    assert {(e.action, e.actor, e.reason) for e in events} == {("issue", operator, "签发")} and len(
         events
     ) == 11
+    # one audit entry per certificate imported (the operator, through the import, from the file), plus the run's
+    entries = audit_events(repo)
+    imported = [e for e in entries if e.action == IMPORT_ACTION]
+    by_identifier = {r.identifier: r for r in rows}
+    assert len(imported) == 11 and {e.certificate_identifier for e in imported} == set(by_identifier)
+    for event in imported:
+        stored = certificates.get(repo, event.certificate_identifier)
+        assert (event.principal, event.role, event.outcome.value) == (operator, "operator", "allow")
+        assert event.holder_digest == stored.holder_ref
+        assert (event.details["via"], event.details["source"]) == ("import", "legacy.csv")
+    [run] = [e for e in entries if e.action == RUN_ACTION]
+    assert (run.details["imported"], run.details["file"]) == (11, "legacy.csv")
+    with repo.db.session() as session:
+        assert session.scalar(select(func.count()).select_from(ArrivalRow)) == 0  # legacy data: no deadline
     for stored in rows[:3]:
         assert stored.file_key is not None and stored.file_media_type == "application/ofd"
         report_ = verify_file(repo.blobs.get(stored.file_key), trust=trust)
@@ -98,6 +115,9 @@ def test_running_again_resumes_without_duplicates(tmp_path: Path, data_dir: Path
     whole = write_csv(tmp_path / "whole.csv", [row(n) for n in range(9)])
     report = run_import(whole, data_dir, env, repo, workers=0, chunk_rows=2)
     assert (report.imported, report.existing, report.rejected) == (4, 5, 0)
+    # resumed: the certificates stored before have their entries already, none is added for them
+    imported = [e for e in audit_events(repo) if e.action == IMPORT_ACTION]
+    assert len(imported) == 9 and len({e.certificate_identifier for e in imported}) == 9
     assert sorted(stored_numbers(repo)) == [number(n) for n in range(9)]
     assert len(set(repo.blobs.iter_keys()) - keys_before) == 4  # the 5 stored ones were not sealed again
 
@@ -223,6 +243,9 @@ def test_killed_import_resumes_to_exactly_the_table(tmp_path: Path, data_dir: Pa
     assert verify_file(repo.blobs.get(keys[0]), trust=trust).indication.value == "VALID"
     orphans = set(repo.blobs.iter_keys()) - set(keys)
     assert len(orphans) <= 2  # at most the chunk in flight when killed
+    # killed anywhere: every certificate has exactly one entry (a chunk commits its rows and entries together)
+    imported = [e for e in audit_events(repo) if e.action == IMPORT_ACTION]
+    assert len(imported) == len({e.certificate_identifier for e in imported}) == rows
 
 
 def test_postgresql_and_s3_from_worker_processes(tmp_path: Path, postgres_database: str, s3_server) -> None:  # type: ignore[no-untyped-def]
@@ -233,7 +256,7 @@ def test_postgresql_and_s3_from_worker_processes(tmp_path: Path, postgres_databa
         **s3_server.env(),
     }
     root = tmp_path / "data"
-    repo, _ = prepared_data_dir(root, env)
+    repo = prepared_data_dir(root, env).repo
     table = write_csv(tmp_path / "legacy.csv", [row(n) for n in range(6)])
     report = run_import(table, root, env, repo, workers=2, chunk_rows=2)
     assert (report.imported, report.rejected) == (6, 0)

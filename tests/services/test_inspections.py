@@ -24,6 +24,7 @@ from certstore.services.inspections import (
 )
 from certstore.store.repository import Repository
 from tests.services.conftest import Clock, DraftMaker
+from tests.support import issuing
 
 # No shipped type requires annual inspection, so the tests register version 2 of the site selection opinion
 # (3-year validity) with annual_inspection true. The land-use planning permit, from the same agency, stays
@@ -72,7 +73,7 @@ def annual(repo: Repository, clock: Clock) -> CatalogueEntry:
 
 @pytest.fixture
 def opinion(repo: Repository, draft: DraftMaker, annual: CatalogueEntry) -> str:
-    cert = certificates.issue(repo, draft(SITE_OPINION, _number(1)), actor="agency:test").certificate
+    cert = issuing.issue(repo, draft(SITE_OPINION, _number(1))).certificate
     assert cert.catalogue_version == annual.version
     return cert.identifier
 
@@ -126,7 +127,7 @@ def test_another_result_for_the_year_conflicts(
 def test_type_without_annual_inspection_is_refused(
     repo: Repository, draft: DraftMaker, annual: CatalogueEntry
 ) -> None:
-    permit = certificates.issue(repo, draft(LAND_USE_PERMIT), actor="agency:test").certificate
+    permit = issuing.issue(repo, draft(LAND_USE_PERMIT)).certificate
     entry = get_entry(repo, LAND_USE_PERMIT)
     with pytest.raises(InspectionNotRequiredError, match=f"{entry.name} \\({LAND_USE_PERMIT} version 1\\)"):
         _record(repo, permit.identifier)
@@ -138,7 +139,7 @@ def test_the_catalogue_version_issued_under_decides(
 ) -> None:
     """A certificate issued before its type required inspection (catalogue version 1) is not inspected."""
     clock.now = DECEMBER
-    old = certificates.issue(repo, draft(SITE_OPINION, _number(7)), actor="agency:test").certificate
+    old = issuing.issue(repo, draft(SITE_OPINION, _number(7))).certificate
     _require_inspection(repo, SITE_OPINION)
     with pytest.raises(InspectionNotRequiredError):
         _record(repo, old.identifier)
@@ -171,7 +172,7 @@ def test_bad_input(repo: Repository, opinion: str) -> None:
 def test_results_follow_the_certificate_across_versions(repo: Repository, clock: Clock, opinion: str) -> None:
     r2026 = _record(repo, opinion)
     clock.now = datetime(2027, 12, 1, 2, 0, tzinfo=UTC)
-    renewed = certificates.renew(repo, opinion, valid_until=date(2031, 12, 31), reason="延续", actor="a")
+    renewed = issuing.renew(repo, opinion, valid_until=date(2031, 12, 31), reason="延续")
     assert renewed.serial == r2026.serial and renewed.identifier != opinion
     # the 2026 result recorded on version 1 is found through version 2: the same result is idempotent
     assert _record(repo, renewed.identifier) == r2026
@@ -183,7 +184,7 @@ def test_results_follow_the_certificate_across_versions(repo: Repository, clock:
 
 def test_due_inspections(repo: Repository, clock: Clock, draft: DraftMaker, annual: CatalogueEntry) -> None:
     def issue(code: str, number: str | None = None) -> str:
-        return certificates.issue(repo, draft(code, number), actor="agency:test").certificate.identifier
+        return issuing.issue(repo, draft(code, number)).certificate.identifier
 
     inspected = issue(SITE_OPINION, _number(1))
     pending = issue(SITE_OPINION, _number(2))
@@ -191,8 +192,8 @@ def test_due_inspections(repo: Repository, clock: Clock, draft: DraftMaker, annu
     renewed_from = issue(SITE_OPINION, _number(4))
     issue(LAND_USE_PERMIT)  # no inspection for this type
     issue(BUSINESS_LICENCE)  # another agency's type without inspection
-    certificates.act(repo, suspended, Action.SUSPEND, reason="挂起", actor="a")
-    renewed = certificates.renew(repo, renewed_from, valid_until=date(2032, 1, 1), reason="延续", actor="a")
+    issuing.act(repo, suspended, Action.SUSPEND, reason="挂起")
+    renewed = issuing.renew(repo, renewed_from, valid_until=date(2032, 1, 1), reason="延续")
     _record(repo, inspected)
 
     due = due_inspections(repo, year=2026)

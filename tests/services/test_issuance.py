@@ -8,7 +8,6 @@ from certstore.catalogue import shipped_entries
 from certstore.keystore import KeyStore
 from certstore.lifecycle import Action
 from certstore.packaging.layout import FaceData
-from certstore.services import certificates
 from certstore.services.catalogue import get_entry
 from certstore.services.issuance import SealingKey, file_maker, make_pdf, sealing_key
 from certstore.services.keys import init_dev_keys
@@ -16,6 +15,7 @@ from certstore.services.verification import repository_check
 from certstore.store.repository import Repository
 from certstore.verify import verify_file
 from tests.services.conftest import DraftMaker
+from tests.support import issuing
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,7 @@ def dev_keys(tmp_path_factory: pytest.TempPathFactory) -> tuple[KeyStore, Sealin
 def test_round_trip_ofd_and_pdf(repo: Repository, draft: DraftMaker, dev_keys, code: str) -> None:
     store, key = dev_keys
     trust = store.trust_store()
-    result = certificates.issue(repo, draft(code), actor="agency", file_maker=file_maker(key))
+    result = issuing.issue(repo, draft(code), file_maker=file_maker(key))
     cert = result.certificate
     assert cert.file_media_type == "application/ofd"
     ofd = repo.blobs.get(cert.file_key or "")
@@ -49,10 +49,10 @@ def test_round_trip_ofd_and_pdf(repo: Repository, draft: DraftMaker, dev_keys, c
 
 def test_status_change_is_seen_by_verification(repo: Repository, draft: DraftMaker, dev_keys) -> None:
     store, key = dev_keys
-    cert = certificates.issue(repo, draft(), actor="agency", file_maker=file_maker(key)).certificate
+    cert = issuing.issue(repo, draft(), file_maker=file_maker(key)).certificate
     ofd = repo.blobs.get(cert.file_key or "")
     check = repository_check(lambda: repo)
-    certificates.act(repo, cert.identifier, Action.REVOKE, reason="行政处罚", actor="bureau")
+    issuing.act(repo, cert.identifier, Action.REVOKE, reason="行政处罚")
     report = verify_file(ofd, trust=store.trust_store(), repository=check)
     assert report.indication.value == "INVALID"
     certificate = report.to_dict()["certificate"]
@@ -67,7 +67,7 @@ def test_reissue_is_idempotent_even_though_files_differ(
     repo: Repository, draft: DraftMaker, dev_keys
 ) -> None:
     _, key = dev_keys
-    first = certificates.issue(repo, draft(), actor="agency", file_maker=file_maker(key))
-    again = certificates.issue(repo, draft(), actor="agency", file_maker=file_maker(key))
+    first = issuing.issue(repo, draft(), file_maker=file_maker(key))
+    again = issuing.issue(repo, draft(), file_maker=file_maker(key))
     assert first.created and not again.created
     assert again.certificate.file_key == first.certificate.file_key  # the first file stays the record

@@ -7,7 +7,6 @@ from datetime import UTC, date, datetime
 import pytest
 
 from certstore.access import AccessDeniedError, Principal, Role
-from certstore.services import certificates
 from certstore.services.calendar import import_days
 from certstore.services.certificates import CertificateNotFoundError
 from certstore.services.reviews import (
@@ -25,6 +24,7 @@ from certstore.services.reviews import (
 from certstore.store.repository import Repository
 from certstore.workdays import local_date
 from tests.services.conftest import Clock, DraftMaker
+from tests.support import issuing
 
 CONSTRUCTION_PERMIT = "11410100990000025A001"  # issued by 郑州市城乡建设局 11410100990000025A
 BUSINESS_LICENCE = "114101009900000410001"  # issued by 114101009900000410
@@ -46,12 +46,12 @@ NATIONAL_DAY = {
 
 @pytest.fixture
 def permit(repo: Repository, draft: DraftMaker) -> str:
-    return certificates.issue(repo, draft(CONSTRUCTION_PERMIT), actor="agency:test").certificate.identifier
+    return issuing.issue(repo, draft(CONSTRUCTION_PERMIT)).certificate.identifier
 
 
 @pytest.fixture
 def licence(repo: Repository, draft: DraftMaker) -> str:
-    return certificates.issue(repo, draft(BUSINESS_LICENCE), actor="agency:test").certificate.identifier
+    return issuing.issue(repo, draft(BUSINESS_LICENCE)).certificate.identifier
 
 
 def test_submit(repo: Repository, clock: Clock, permit: str) -> None:
@@ -212,7 +212,7 @@ def test_bad_requests(repo: Repository, permit: str) -> None:
 
 def test_review_of_an_older_version(repo: Repository, draft: DraftMaker, permit: str) -> None:
     """A dispute may concern a superseded version; the issuer is still the one to answer."""
-    new = certificates.renew(repo, permit, valid_until=None, reason="延续", actor="agency:test")
+    new = issuing.renew(repo, permit, valid_until=None, reason="延续")
     assert new.identifier != permit
     review = submit_review(repo, permit, requester=WINDOW, reason="旧版本有误", matter=None)
     assert review.certificate_identifier == permit

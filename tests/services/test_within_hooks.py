@@ -14,15 +14,14 @@ import pytest
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
-from certstore.access import Principal, Role
+from certstore.access import Actor, Principal, Role
 from certstore.catalogue import CatalogueEntry
 from certstore.lifecycle import Action, Status
-from certstore.services import access, batches, calendar, catalogue, certificates, inspections, reviews
+from certstore.services import access, calendar, catalogue, certificates, inspections, reviews
 from certstore.services.transaction import Within, compose
 from certstore.store.models import (
     AccessGrantRow,
     ApiTokenRow,
-    BatchJobRow,
     CalendarDayRow,
     CatalogueEntryRow,
     CertificateRow,
@@ -31,12 +30,14 @@ from certstore.store.models import (
 )
 from certstore.store.repository import Repository
 from tests.services.conftest import Clock, DraftMaker
+from tests.support import issuing
 
 SITE_OPINION = "11410100990000017F001"  # issued by the planning bureau
 PLANNING = Principal(1, "zhou.jiu", Role.AGENCY, "11410100990000017F", "郑州市自然资源和规划局")
 WINDOW = Principal(2, "li.si", Role.WINDOW, "12410100MB0000001X", "郑州市政务服务中心")
 BUREAU = Principal(3, "zhao.liu", Role.BUREAU, "11410100MB1700000X", "郑州市大数据管理局")
 DAY = date(2026, 12, 30)  # a Wednesday
+ISSUER = Actor.of(PLANNING)
 
 
 Call = Callable[[Within | None], object]
@@ -56,7 +57,7 @@ class Case:
 
 
 def _issued(repo: Repository, draft: DraftMaker) -> certificates.Certificate:
-    return certificates.issue(repo, draft(SITE_OPINION), actor=PLANNING.ref).certificate
+    return issuing.issue(repo, draft(SITE_OPINION), actor=ISSUER).certificate
 
 
 def _catalogue_document(repo: Repository) -> dict[str, Any]:
@@ -88,13 +89,13 @@ def _token(repo: Repository, within: Within | None = None) -> access.IssuedToken
 
 
 def _issue(repo: Repository, draft: DraftMaker) -> Call:
-    return lambda within: certificates.issue(repo, draft(SITE_OPINION), actor=PLANNING.ref, within=within)
+    return lambda within: issuing.issue(repo, draft(SITE_OPINION), actor=ISSUER, within=within)
 
 
 def _act(repo: Repository, draft: DraftMaker) -> Call:
     identifier = _issued(repo, draft).identifier
-    return lambda within: certificates.act(
-        repo, identifier, Action.SUSPEND, reason="核查", actor=PLANNING.ref, within=within
+    return lambda within: issuing.act(
+        repo, identifier, Action.SUSPEND, reason="核查", actor=ISSUER, within=within
     )
 
 
@@ -173,11 +174,6 @@ def _import_days(repo: Repository, draft: DraftMaker) -> Call:
     )
 
 
-def _submit_batch(repo: Repository, draft: DraftMaker) -> Call:
-    agency = Principal(4, "a", Role.AGENCY, PLANNING.organisation_code, "x")
-    return lambda within: batches.submit_batch(repo, agency, [{"x": 1}], within=within)
-
-
 CASES = {
     "certificate issue": Case(_issue, select(CertificateRow)),
     "certificate act": Case(
@@ -207,7 +203,6 @@ CASES = {
     "calendar set": Case(_set_day, select(CalendarDayRow)),
     "calendar remove": Case(_remove_day, select(CalendarDayRow), expected=0),
     "calendar import": Case(_import_days, select(CalendarDayRow)),
-    "batch submit": Case(_submit_batch, select(BatchJobRow)),
 }
 
 
@@ -255,8 +250,8 @@ def test_repeats_that_change_nothing_do_not_call_the_hook(repo: Repository, draf
     def hook(name: str) -> Within:
         return lambda session: calls.append(name)
 
-    certificates.issue(repo, draft(SITE_OPINION), actor=PLANNING.ref)
-    certificates.issue(repo, draft(SITE_OPINION), actor=PLANNING.ref, within=hook("issue"))
+    issuing.issue(repo, draft(SITE_OPINION), actor=ISSUER)
+    issuing.issue(repo, draft(SITE_OPINION), actor=ISSUER, within=hook("issue"))
     document = _catalogue_document(repo)
     catalogue.submit_entry(repo, document, principal=PLANNING)
     catalogue.submit_entry(repo, document, principal=PLANNING, within=hook("catalogue"))
@@ -269,12 +264,10 @@ def test_repeats_that_change_nothing_do_not_call_the_hook(repo: Repository, draf
 
 def test_written_version_names_what_the_change_wrote(repo: Repository, draft: DraftMaker) -> None:
     written: list[certificates.Certificate] = []
-    first = certificates.issue(
-        repo, draft(SITE_OPINION), actor=PLANNING.ref,
+    first = issuing.issue(repo, draft(SITE_OPINION), actor=ISSUER,
         within=lambda session: written.append(certificates.written_version(session)),
     ).certificate  # fmt: skip
-    renewed = certificates.renew(
-        repo, first.identifier, valid_until=None, reason="延续", actor=PLANNING.ref,
+    renewed = issuing.renew(repo, first.identifier, valid_until=None, reason="延续", actor=ISSUER,
         within=lambda session: written.append(certificates.written_version(session)),
     )  # fmt: skip
     assert [c.identifier for c in written] == [first.identifier, renewed.identifier]

@@ -56,6 +56,7 @@ TABLES = {
     "audit_checkpoints",
     "audit_tree_nodes",
     "audit_archives",
+    "matter_bindings",
 }
 
 

@@ -33,6 +33,7 @@ from certstore.store.db import Database
 from certstore.store.repository import Repository
 from certstore.verify import UnreadableFileError, VerificationReport, verify_file
 from tests.seal.seal_builders import tiny_picture
+from tests.support import issuing
 
 CODE = "11410100990000025A001"  # 建筑工程施工许可证
 SIGN_DIR = "Doc_0/Signs/Sign_0/"
@@ -84,7 +85,7 @@ def issued(tmp_path_factory: pytest.TempPathFactory) -> Issued:
     repo = Repository(db=database, blobs=FileBlobStore(root / "blobs"), holder_key=os.urandom(32))
     load_shipped(repo)
     entry = next(e for e in list_entries(repo) if e.code == CODE)
-    cert = certificates.issue(repo, example_draft(entry), actor="agency", file_maker=file_maker(agency_key))
+    cert = issuing.issue(repo, example_draft(entry), file_maker=file_maker(agency_key))
     ofd = repo.blobs.get(cert.certificate.file_key or "")
     issued = Issued(ofd, store.trust_store(), repo, other, agency_key)
     assert _verify(issued, ofd, online=True).indication.value == "VALID"

@@ -24,6 +24,7 @@ from certstore.verify import (
     UnreadableFileError,
     VerificationReport,
     detect_format,
+    verify_and_read,
     verify_file,
 )
 from certstore.verify.pipeline import OFFLINE_REASON
@@ -60,6 +61,7 @@ class FakeRepository:
     content: bool | None = True
     error: Exception | None = None
     asked: list[tuple[str, datetime | None]] = field(default_factory=list)
+    ofds: list[object] = field(default_factory=list)
 
     def status(self, identifier: str, at: datetime | None = None) -> tuple[str, str] | None:
         self.asked.append((identifier, at))
@@ -68,9 +70,10 @@ class FakeRepository:
         return self.status_answer
 
     def content_digest_matches(
-        self, identifier: str, package: bytes, *, package_sm3: str | None = None
+        self, identifier: str, package: bytes, *, package_sm3: str | None = None, ofd: object = None
     ) -> bool | None:
         assert package_sm3 is None or package_sm3 == sm3(package).hex()
+        self.ofds.append(ofd)
         if self.error is not None:
             raise self.error
         return self.content
@@ -307,7 +310,7 @@ def test_internal_errors_become_indeterminate(
     def broken(*_args: object, **_kwargs: object) -> VerificationReport:
         raise RuntimeError("bug")
 
-    monkeypatch.setattr(pipeline, "verify_ofd", broken)
+    monkeypatch.setattr(pipeline, "read_and_verify_ofd", broken)
     report = verify_file(package, trust=h.trust)
     assert report.indication is Indication.INDETERMINATE
     assert report.problems == ("internal error while verifying: RuntimeError: bug",)
@@ -316,3 +319,35 @@ def test_internal_errors_become_indeterminate(
 def test_naive_time_is_refused(h: Hierarchy, package: bytes) -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         verify_file(package, trust=h.trust, at=datetime(2025, 1, 1))
+
+
+def test_a_file_is_read_once_for_its_report_and_its_repository_check(
+    monkeypatch: pytest.MonkeyPatch, h: Hierarchy, package: bytes
+) -> None:
+    """``verify_and_read`` hands back the package it read; the repository's content check gets the same one."""
+    import certstore.verify.ofd as ofd_module
+
+    opened: list[object] = []
+    real_open = ofd_module.OfdReader.open
+
+    def counting_open(data: bytes, **kwargs: object) -> object:
+        opened.append(data)
+        return real_open(data, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ofd_module.OfdReader, "open", counting_open)
+    repository = FakeRepository()
+    verified = verify_and_read(package, trust=h.trust, repository=repository)
+    assert verified.report.indication is Indication.VALID
+    assert verified.package is not None and verified.package.doc_info.custom_datas["ZZBS"] == IDENTIFIER
+    assert len(opened) == 1
+    assert repository.ofds == [verified.package]
+    offline = verify_file(package, trust=h.trust)
+    assert [sig.to_dict() for sig in offline.signatures] == [
+        sig.to_dict() for sig in verified.report.signatures
+    ]
+
+
+def test_a_pdf_or_a_refused_package_has_no_package(h: Hierarchy) -> None:
+    refused = zip_bytes([("OFD.xml", b"<not-xml")])
+    verified = verify_and_read(refused, trust=h.trust)
+    assert verified.report.indication is Indication.INVALID and verified.package is None

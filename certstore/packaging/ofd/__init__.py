@@ -5,6 +5,8 @@
 * :func:`add_sign` — add a plain SM2 digital signature (Type="Sign").
 * :func:`add_watermark` — a ``Type="Watermark"`` annotation on every page of an unsigned package
   (:mod:`.annotations`; a copy, 副本, is watermarked before the repository seals it).
+* :mod:`.edit` — edits and readings of an existing package that a new document made from it needs (CustomData
+  appended, the seal pictures a page shows, a free place for one more stamp, files that differ from an original).
 
 Package paths, element names and identifiers live in :mod:`.names`.
 """

@@ -9,7 +9,8 @@ templates, clipping, CTMs on text and embedded fonts are not drawn: a third-part
 a full OFD reader, which is why the page says this is a preview.
 
 Input comes from :class:`certstore.packaging.ofd.reader.OfdReader` (the hostile-input-safe reader, with its
-limits); anything unexpected makes :func:`render_first_page` return None rather than a wrong picture.
+limits) — or is the package the verifier already read (:func:`render_package_first_page`); anything unexpected
+makes either return None rather than a wrong picture.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from certstore.packaging.fonts import FONT_PATH
 from certstore.packaging.ofd.reader import OfdFormatError, OfdPackage, OfdReader, local_name, resolve_location
 from certstore.seal import SealFormatError, parse_seal_signature
 
-__all__ = ["render_first_page"]
+__all__ = ["render_first_page", "render_package_first_page"]
 
 log = logging.getLogger(__name__)
 
@@ -221,8 +222,7 @@ def _stamps(package: OfdPackage, page_id: str | None, page: Image.Image, scale: 
                 _paste(page, picture, box, scale)
 
 
-def _render(data: bytes, dpi: float) -> bytes | None:
-    package = OfdReader.open(data)
+def _render(package: OfdPackage, dpi: float) -> bytes | None:
     if not package.documents:
         return None
     document = package.documents[0]
@@ -262,7 +262,17 @@ def _render(data: bytes, dpi: float) -> bytes | None:
 def render_first_page(data: bytes, *, dpi: float = 96.0) -> bytes | None:
     """A PNG of page 1 of OFD ``data`` at ``dpi``, or None when the file cannot be drawn (see module doc)."""
     try:
-        return _render(data, dpi)
+        package = OfdReader.open(data)
+    except OfdFormatError as exc:
+        log.info("no preview of the presented OFD file: %s", exc)
+        return None
+    return render_package_first_page(package, dpi=dpi)
+
+
+def render_package_first_page(package: OfdPackage, *, dpi: float = 96.0) -> bytes | None:
+    """:func:`render_first_page` of a package already read (the verifier's: a presented file is read once)."""
+    try:
+        return _render(package, dpi)
     except (OfdFormatError, KeyError, ValueError, OSError, etree.LxmlError) as exc:
         log.info("no preview of the presented OFD file: %s", exc)
         return None

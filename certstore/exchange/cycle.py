@@ -1,0 +1,717 @@
+"""One exchange cycle of one source (:func:`run_cycle`): read → plan → apply → receipts.
+
+1. take the source's lease (:mod:`certstore.exchange.lease`);
+2. send receipts the last cycle could not write (crash between the repository commit and the receipt);
+3. for each front-end table, in the order catalogue entries → certificates → status changes: re-read the open
+   gaps, then the rows after the highest sequence number seen (:mod:`certstore.exchange.cursor`),
+   ``batch_size`` at a time; turn each row into a plan (:mod:`certstore.exchange.plan`) and apply it;
+4. write the receipts (回执) of what was applied, record the cycle (``exchange_cycles``) and the metrics.
+
+Gaps are re-read every cycle; a number still missing ``gap_grace`` after it was noticed is taken as a
+rolled-back write and settled (logged).
+
+**Exactly once, with its guarantees.** The effect of a row, its audit entry, its arrival (第十一条), its ledger
+entry (``exchange_applied``, unique per source, table and seq), the cursor and the lease renewal commit in ONE
+repository transaction:
+
+- certificate versions that need a file — sealed by the repository (``file_maker``) or the agency's own
+  sealed file (verified first) — go one at a time through ``certificates.issue`` / ``change`` exactly like an
+  API push (which write the arrival and the audit entry in their transaction), with the ledger, cursor and
+  lease written by their ``within`` hook;
+- everything else (status changes, data-only versions when the worker runs without a file maker, rejected
+  rows) is applied in batches: :class:`~certstore.services.certificate_batch.CertificateBatch` writes many
+  changes under the same rules in one transaction — with each change's audit entry and arrival — and the
+  ledger rows follow in that transaction;
+- an idempotent repeat (the identical version already stored, an action already in effect) and a catalogue
+  entry (``submit_entry`` is idempotent by code, version and content) have their effect already in place: the
+  ledger and cursor are written in a transaction of their own, which is safe because applying them again
+  changes nothing (and records no audit entry: nothing was applied).
+
+Each applied certificate change has exactly one audit entry: the actor is the source's agency system
+(``Actor.agency_system(issuer_code, "exchange:<source>")``), the origin the exchange with the source's name and
+a request id stable for the front-end row — the ledger already guarantees the change is applied once, and its
+entry commits with it.
+
+A worker killed at any instant leaves either the whole row (effect + audit + ledger + cursor) or nothing; the
+next cycle resumes from the cursor. Every commit re-checks the lease, so a worker whose lease expired and was
+taken over cannot commit; and the ledger's unique key refuses a second application even then. Receipts are
+written to the front-end after the repository commit, marked ``receipt_written``, and re-sent by the next cycle
+when the worker died in between (upsert by table and seq).
+
+**One bad row never blocks the rest.** A row that cannot be applied is rejected with field-level reasons in
+its receipt and never retried: the agency writes a corrected row. Only failures that are not the row's fault
+(database down, sealing key unusable) abort the cycle, which then resumes from the last commit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Engine, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from certstore.access import AccessDeniedError, Principal
+from certstore.crypto.trust import TrustStore
+from certstore.exchange import metrics
+from certstore.exchange.cursor import ACCEPTED, REJECTED, Cursor, Done, load_cursor, message, record
+from certstore.exchange.frontend import (
+    CATALOGUE_TABLE,
+    CERTIFICATE_TABLE,
+    STATUS_TABLE,
+    frontend_engine,
+    write_receipts,
+)
+from certstore.exchange.lease import DEFAULT_LEASE, LeaseLostError, SourceLease, on_commit
+from certstore.exchange.plan import (
+    ACTION_RESULT,
+    CertificatePlan,
+    Defer,
+    Planner,
+    Reject,
+    StatusPlan,
+    error_problems,
+    prefixed,
+)
+from certstore.exchange.source import ExchangeSource
+from certstore.lifecycle import TransitionError
+from certstore.packaging.face import LayoutError
+from certstore.records import RecordError
+from certstore.services import certificates
+from certstore.services.calendar import load_calendar
+from certstore.services.catalogue import CatalogueConflictError, submit_entry
+from certstore.services.certificate_batch import CertificateBatch
+from certstore.services.certificates import (
+    CertificateNotFoundError,
+    DuplicateConflictError,
+    FileMaker,
+    NotLatestVersionError,
+)
+from certstore.store.models import ExchangeAppliedRow, ExchangeCycleRow
+from certstore.workdays import WorkCalendar
+
+if TYPE_CHECKING:
+    from certstore.app import Application
+
+__all__ = ["CycleStats", "run_cycle"]
+
+logger = logging.getLogger("certstore.exchange.worker")  # the name operators' log configurations know
+
+_IN_CHUNK = 500  # numbers per IN (...) list
+
+
+@dataclass
+class CycleStats:
+    """What one cycle of one source did. ``lag_seconds`` is the age of the oldest change not applied at the end
+    (0 when caught up); ``error`` the reason a cycle ended early."""
+
+    source: str
+    worker: str
+    started_at: datetime
+    finished_at: datetime | None = None
+    seen: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    deferred: int = 0
+    abandoned: int = 0  # gaps given up as rolled-back writes
+    receipts: int = 0
+    open_gaps: int = 0
+    lag_seconds: float | None = None
+    error: str | None = None
+
+    @property
+    def duration_seconds(self) -> float | None:
+        return None if self.finished_at is None else (self.finished_at - self.started_at).total_seconds()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "worker": self.worker,
+            "started_at": self.started_at.isoformat(),
+            "finished_at": None if self.finished_at is None else self.finished_at.isoformat(),
+            "duration_seconds": self.duration_seconds,
+            "seen": self.seen,
+            "accepted": self.accepted,
+            "rejected": self.rejected,
+            "deferred": self.deferred,
+            "abandoned": self.abandoned,
+            "receipts": self.receipts,
+            "open_gaps": self.open_gaps,
+            "lag_seconds": self.lag_seconds,
+            "error": self.error,
+        }
+
+
+class Cycle:
+    """The state of one cycle of one source (see :func:`run_cycle`)."""
+
+    def __init__(
+        self,
+        app: Application,
+        source: ExchangeSource,
+        frontend: Engine,
+        *,
+        file_maker: FileMaker | None,
+        trust: TrustStore | None,
+        worker: str,
+        batch_size: int,
+        gap_grace: timedelta,
+        lease: SourceLease,
+        stats: CycleStats,
+    ) -> None:
+        repo = app.repo
+        self.app, self.repo, self.source, self.frontend = app, repo, source, frontend
+        self.file_maker, self.worker = file_maker, worker
+        self.batch_size, self.gap_grace, self.lease, self.stats = batch_size, gap_grace, lease, stats
+        self.planner = Planner(repo, source, trust=trust)
+        self.actor = source.actor
+        self.cursors: dict[str, Cursor] = {}
+        self.calendar: WorkCalendar = load_calendar(repo)
+        self.receipts: list[dict[str, Any]] = []
+
+    # -- ledger, cursor, lease: written in the transaction of the effect -------------------------------
+
+    def _record(self, session: Session, table: str, done: Sequence[Done], cursor: Cursor) -> None:
+        """Fence the lease, insert the ledger rows, write the cursor: in ``session``'s transaction."""
+        record(session, self.lease, table, done, cursor, self.repo.now())
+
+    def _committed(self, table: str, done: Sequence[Done], candidate: Cursor) -> None:
+        self.cursors[table].adopt(candidate)
+        for d in done:
+            if d.outcome == ACCEPTED:
+                self.stats.accepted += 1
+            else:
+                self.stats.rejected += 1
+            self.receipts.append(
+                {
+                    "table_name": table,
+                    "seq": d.seq,
+                    "status": d.outcome,
+                    "identifier": d.identifier,
+                    "message": message(d.problems),
+                    "problems": None if d.problems is None else [list(p) for p in d.problems],
+                }
+            )
+
+    def _commit_alone(self, table: str, done: Sequence[Done], waiting: Iterable[int] = ()) -> None:
+        """Ledger + cursor in a transaction of their own (no effect, or an effect already in place)."""
+        candidate = self.cursors[table].copy()
+        now = self.repo.now()
+        for seq in waiting:
+            candidate.wait(seq, now)
+        for d in done:
+            candidate.settle(d.seq)
+        with self.repo.db.session() as session:
+            self._record(session, table, done, candidate)
+        self._committed(table, done, candidate)
+
+    # -- receipts ---------------------------------------------------------------------------------------
+
+    def flush_receipts(self) -> None:
+        """Write the receipts of what was committed to the front-end, then mark them sent in the ledger."""
+        if not self.receipts:
+            return
+        now = self.repo.now()
+        pending, self.receipts = self.receipts, []
+        for start in range(0, len(pending), _IN_CHUNK):
+            part = pending[start : start + _IN_CHUNK]
+            with self.frontend.begin() as conn:
+                write_receipts(conn, [{**r, "written_at": now} for r in part])
+            by_table: dict[str, list[int]] = {}
+            for r in part:
+                by_table.setdefault(r["table_name"], []).append(r["seq"])
+            with self.repo.db.session() as session:
+                for table, seqs in by_table.items():
+                    session.execute(
+                        update(ExchangeAppliedRow)
+                        .where(
+                            ExchangeAppliedRow.source == self.source.name,
+                            ExchangeAppliedRow.table_name == table,
+                            ExchangeAppliedRow.seq.in_(seqs),
+                        )
+                        .values(receipt_written=True)
+                        .execution_options(synchronize_session=False)
+                    )
+            self.stats.receipts += len(part)
+
+    def resend_receipts(self) -> None:
+        """Receipts of ledger rows committed by an earlier cycle that died before writing them."""
+        while True:
+            with self.repo.db.session(readonly=True) as session:
+                rows = session.execute(
+                    select(
+                        ExchangeAppliedRow.table_name,
+                        ExchangeAppliedRow.seq,
+                        ExchangeAppliedRow.outcome,
+                        ExchangeAppliedRow.identifier,
+                        ExchangeAppliedRow.problems,
+                    )
+                    .where(
+                        ExchangeAppliedRow.source == self.source.name,
+                        ExchangeAppliedRow.receipt_written.is_(False),
+                    )
+                    .order_by(ExchangeAppliedRow.id)
+                    .limit(_IN_CHUNK)
+                ).all()
+            if not rows:
+                return
+            self.receipts = [
+                {
+                    "table_name": t,
+                    "seq": int(s),
+                    "status": o,
+                    "identifier": i,
+                    "message": message(p),
+                    "problems": p,
+                }
+                for t, s, o, i, p in rows
+            ]
+            logger.info("source %s: re-sending %d receipts", self.source.name, len(rows))
+            self.flush_receipts()
+
+    # -- reading the front-end ----------------------------------------------------------------------------
+
+    def _fetch(self, table: Any, condition: Any, limit: int | None = None) -> list[Any]:
+        query = select(table).where(condition).order_by(table.c.seq)
+        if limit is not None:
+            query = query.limit(limit)
+        with self.frontend.connect() as conn:
+            return list(conn.execute(query).all())
+
+    def process_table(self, table: Any) -> None:
+        name = table.name
+        cursor = self.cursors[name] = load_cursor(self.repo, self.source.name, name)
+        # 1. open gaps: filled now, still missing, or given up
+        waiting = sorted(cursor.gaps)
+        for start in range(0, len(waiting), _IN_CHUNK):
+            wanted = waiting[start : start + _IN_CHUNK]
+            rows = self._fetch(table, table.c.seq.in_(wanted))
+            found = {int(r.seq) for r in rows}
+            now = self.repo.now()
+            abandoned = [s for s in wanted if s not in found and now - cursor.gaps[s] > self.gap_grace]
+            if abandoned:
+                logger.warning(
+                    "source %s table %s: sequence numbers %s missing for over %s, taken as rolled back",
+                    self.source.name, name, abandoned, self.gap_grace,
+                )  # fmt: skip
+                self.stats.abandoned += len(abandoned)
+                candidate = cursor.copy()
+                for seq in abandoned:
+                    candidate.settle(seq)
+                with self.repo.db.session() as session:
+                    self._record(session, name, [], candidate)
+                cursor.adopt(candidate)
+            if rows:
+                self._apply_chunk(table, rows)
+        # 2. new rows, a batch at a time
+        while True:
+            rows = self._fetch(table, table.c.seq > cursor.high, self.batch_size)
+            if not rows:
+                break
+            now = self.repo.now()
+            previous = cursor.high
+            for row in rows:  # numbers skipped between rows read: not committed (yet)
+                for missing in range(previous + 1, int(row.seq)):
+                    cursor.wait(missing, now)
+                previous = int(row.seq)
+            self._apply_chunk(table, rows)
+            if len(rows) < self.batch_size:
+                break
+
+    # -- applying -------------------------------------------------------------------------------------------
+
+    def _apply_chunk(self, table: Any, rows: Sequence[Any]) -> None:
+        self.stats.seen += len(rows)
+        if table is CATALOGUE_TABLE:
+            for row in rows:
+                self._apply_catalogue(row)
+        elif table is CERTIFICATE_TABLE:
+            self._apply_certificates(rows)
+        else:
+            self._apply_statuses(rows)
+        self.flush_receipts()
+
+    def _apply_catalogue(self, row: Any) -> None:
+        seq = int(row.seq)
+        principal = Principal(
+            id=0, name=self.actor.name, role=self.actor.role,
+            organisation_code=self.source.issuer_code, organisation_name=self.source.issuer_code,
+        )  # fmt: skip
+        try:
+            document = json.loads(row.document)
+            submission, _created = submit_entry(self.repo, document, principal=principal)
+            done = Done(seq, ACCEPTED, f"{submission.entry.code}/v{submission.entry.version}")
+        except (json.JSONDecodeError, TypeError) as exc:
+            done = Done(seq, REJECTED, problems=[("document", f"not JSON: {exc}")])
+        except AccessDeniedError as exc:
+            done = Done(seq, REJECTED, problems=[("document.issuer.credit_code", str(exc))])
+        except CatalogueConflictError as exc:
+            done = Done(seq, REJECTED, problems=[("document.version", str(exc))])
+        except ValueError as exc:
+            done = Done(seq, REJECTED, problems=error_problems(exc, "document"))
+        # submit_entry is idempotent (same code, version and content: no-op), so the ledger may follow it.
+        self._commit_alone(CATALOGUE_TABLE.name, [done])
+        self.planner.forget_entries()
+
+    # certificates
+
+    def _pending_certificates(self, numbers: Iterable[str], exclude: set[int]) -> dict[str, set[int]]:
+        """Certificate rows of these numbers waiting in the front-end (not settled, not being applied now):
+        number → versions."""
+        cursor = self.cursors.get(CERTIFICATE_TABLE.name) or load_cursor(
+            self.repo, self.source.name, CERTIFICATE_TABLE.name
+        )
+        wanted = sorted(set(numbers))
+        pending: dict[str, set[int]] = {}
+        table = CERTIFICATE_TABLE
+        for start in range(0, len(wanted), _IN_CHUNK):
+            query = select(table.c.seq, table.c.certificate_number, table.c.version).where(
+                table.c.issuer_code == self.source.issuer_code,
+                table.c.certificate_number.in_(wanted[start : start + _IN_CHUNK]),
+                table.c.seq > cursor.watermark,
+            )
+            with self.frontend.connect() as conn:
+                for seq, number, version in conn.execute(query):
+                    if int(seq) not in cursor.applied and int(seq) not in exclude:
+                        pending.setdefault(number, set()).add(version)
+        return pending
+
+    def _apply_certificates(self, rows: Sequence[Any]) -> None:
+        now = self.repo.now()
+        plans: list[CertificatePlan | Done] = []
+        for row in rows:
+            plan = self.planner.certificate(CERTIFICATE_TABLE.name, row, now)
+            plans.append(
+                Done(int(row.seq), REJECTED, problems=plan.problems) if isinstance(plan, Reject) else plan
+            )
+        in_chunk = {int(r.seq) for r in rows}
+        batch: list[CertificatePlan | Done] = []
+        for plan in plans:
+            if isinstance(plan, CertificatePlan) and (plan.file is not None or self.file_maker is not None):
+                self._certificate_batch(batch, in_chunk)
+                batch = []
+                self._certificate_alone(plan, in_chunk)
+            else:
+                batch.append(plan)
+        self._certificate_batch(batch, in_chunk)
+
+    def _missing_predecessor(self, plan: CertificatePlan, in_chunk: set[int]) -> Defer | Done:
+        # rows of this chunk up to this one are being decided now; later ones still wait
+        pending = self._pending_certificates([plan.number], {s for s in in_chunk if s <= plan.seq})
+        if plan.version - 1 in pending.get(plan.number, set()):
+            return Defer(f"version {plan.version - 1} is still waiting in the front-end")
+        return Done(
+            plan.seq,
+            REJECTED,
+            problems=[
+                (
+                    "version",
+                    f"version {plan.version - 1} of certificate {plan.number!r} is not in the repository: "
+                    "deliver versions in order (a correction of a rejected version is a new row)",
+                )
+            ],
+        )
+
+    def _certificate_batch(self, plans: Sequence[CertificatePlan | Done], in_chunk: set[int]) -> None:
+        if not plans:
+            return
+        table = CERTIFICATE_TABLE.name
+        for attempt in (1, 2):
+            candidate = self.cursors[table].copy()
+            done: list[Done] = []
+            waiting: list[int] = []
+            try:
+                with self.repo.db.session() as session:
+                    at = self.repo.now()
+                    numbers = [p.number for p in plans if isinstance(p, CertificatePlan)]
+                    batch = CertificateBatch(
+                        self.repo, session, issuer_code=self.source.issuer_code, numbers=numbers, at=at,
+                        calendar=self.calendar,
+                    )  # fmt: skip
+                    for plan in plans:
+                        if isinstance(plan, Done):
+                            done.append(plan)
+                            continue
+                        outcome = self._batch_one(batch, plan, in_chunk)
+                        if isinstance(outcome, Defer):
+                            waiting.append(plan.seq)
+                            continue
+                        done.append(outcome)
+                    batch.flush()  # the effects with their audit entries and arrivals
+                    for seq in waiting:
+                        candidate.wait(seq, at)
+                    for d in done:
+                        candidate.settle(d.seq)
+                    self._record(session, table, done, candidate)
+            except IntegrityError:
+                if attempt == 2:
+                    raise
+                logger.info(
+                    "source %s: a concurrent write touched this batch; running it again", self.source.name
+                )
+                continue
+            self._committed(table, done, candidate)
+            self.stats.deferred += len(waiting)
+            return
+
+    def _batch_one(self, batch: CertificateBatch, plan: CertificatePlan, in_chunk: set[int]) -> Done | Defer:
+        try:
+            if plan.version == 1:
+                identifier, created = batch.issue(plan.prepared, call=plan.call)
+            else:
+                identifier, created = batch.change(
+                    plan.prepared, reason=self._change_reason(plan), call=plan.call
+                )
+        except CertificateNotFoundError:
+            return self._missing_predecessor(plan, in_chunk)
+        except DuplicateConflictError as exc:
+            return Done(plan.seq, REJECTED, problems=[("version", str(exc))])
+        except (NotLatestVersionError, TransitionError) as exc:
+            return Done(plan.seq, REJECTED, problems=[("version", str(exc))])
+        except RecordError as exc:
+            return Done(plan.seq, REJECTED, problems=prefixed("data", exc.problems))
+        return Done(plan.seq, ACCEPTED, identifier, created=created)
+
+    def _change_reason(self, plan: CertificatePlan) -> str:
+        return f"变更 (exchange {self.source.name} #{plan.seq})"
+
+    def _certificate_alone(self, plan: CertificatePlan, in_chunk: set[int]) -> None:
+        """One version with a file: ``certificates.issue``/``change`` for the row's call, exactly like an API push
+        (authorised, arrival and audit entry in its transaction); the ledger, cursor and lease written by the
+        ``within`` hook in that same transaction."""
+        table = CERTIFICATE_TABLE.name
+        candidate = self.cursors[table].copy()
+        candidate.settle(plan.seq)
+        committed: list[str] = []
+
+        def within(session: Session) -> None:
+            identifier = str(plan.prepared.identifier)
+            self._record(session, table, [Done(plan.seq, ACCEPTED, identifier)], candidate)
+            on_commit(session, lambda: committed.append(identifier))
+
+        file_options: dict[str, Any] = (
+            {"file": bytes(plan.file), "file_media_type": plan.file_media_type}
+            if plan.file is not None
+            else {"file_maker": self.file_maker}
+        )
+        outcome: Done | Defer
+        try:
+            identical = certificates.find_identical(self.repo, plan.prepared)
+            if identical is not None:  # a repeat: accepted, nothing to apply (and nothing to audit)
+                outcome = Done(plan.seq, ACCEPTED, identical.identifier)
+            elif plan.version == 1:
+                result = certificates.issue(
+                    self.app, plan.call, plan.draft, within=within, catalogue_version=plan.prepared.entry.version,
+                    **file_options,
+                )  # fmt: skip
+                outcome = Done(plan.seq, ACCEPTED, result.certificate.identifier)
+            else:
+                outcome = self._change_alone(plan, within, file_options, in_chunk)
+        except DuplicateConflictError as exc:
+            outcome = Done(plan.seq, REJECTED, problems=[("version", str(exc))])
+        except (NotLatestVersionError, TransitionError) as exc:
+            outcome = Done(plan.seq, REJECTED, problems=[("version", str(exc))])
+        except RecordError as exc:
+            outcome = Done(plan.seq, REJECTED, problems=prefixed("data", exc.problems))
+        except LayoutError as exc:  # the face does not fit the certificate's layout: the row's fault
+            outcome = Done(plan.seq, REJECTED, problems=[("data.face", str(exc))])
+        except AccessDeniedError as exc:  # the issuer rules, checked again by the use case (planned already)
+            outcome = Done(plan.seq, REJECTED, problems=[("data.catalogue", str(exc))])
+        if committed:  # the within hook's transaction committed: ledger and cursor are in
+            done = Done(plan.seq, ACCEPTED, committed[0])
+            self._committed(table, [done], candidate)
+        elif isinstance(outcome, Defer):
+            self._commit_alone(table, [], waiting=[plan.seq])
+            self.stats.deferred += 1
+        else:  # refused, or an identical version already stored: nothing was written for this row
+            self._commit_alone(table, [outcome])
+
+    def _change_alone(
+        self, plan: CertificatePlan, within: certificates.Within, file_options: Mapping[str, Any],
+        in_chunk: set[int],
+    ) -> Done | Defer:  # fmt: skip
+        previous = certificates.stored_version(
+            self.repo, self.source.issuer_code, plan.number, plan.version - 1
+        )
+        if previous is None:
+            return self._missing_predecessor(plan, in_chunk)
+        if previous.catalogue_code != plan.prepared.entry.code:
+            return Done(
+                plan.seq, REJECTED,
+                problems=[("data.catalogue", f"a new version keeps the catalogue type {previous.catalogue_code}")],
+            )  # fmt: skip
+        new = certificates.change(
+            self.app, plan.call, previous.identifier, plan.draft, reason=self._change_reason(plan),
+            within=within, **file_options,
+        )  # fmt: skip
+        return Done(plan.seq, ACCEPTED, new.identifier)
+
+    # status changes
+
+    def _apply_statuses(self, rows: Sequence[Any]) -> None:
+        plans: list[StatusPlan | Done] = []
+        for row in rows:
+            plan = self.planner.status(STATUS_TABLE.name, row)
+            plans.append(
+                Done(int(row.seq), REJECTED, problems=plan.problems) if isinstance(plan, Reject) else plan
+            )
+        numbers = [p.number for p in plans if isinstance(p, StatusPlan)]
+        # A certificate version still waiting in the front-end comes first: the status waits for it.
+        pending = self._pending_certificates(numbers, set()) if numbers else {}
+        table = STATUS_TABLE.name
+        for attempt in (1, 2):
+            candidate = self.cursors[table].copy()
+            done: list[Done] = []
+            waiting: list[int] = []
+            try:
+                with self.repo.db.session() as session:
+                    at = self.repo.now()
+                    batch = CertificateBatch(
+                        self.repo, session, issuer_code=self.source.issuer_code, numbers=numbers, at=at,
+                        calendar=self.calendar,
+                    )  # fmt: skip
+                    for plan in plans:
+                        if isinstance(plan, Done):
+                            done.append(plan)
+                        elif plan.number in pending and (
+                            plan.version is None or plan.version in pending[plan.number]
+                        ):
+                            waiting.append(plan.seq)
+                        else:
+                            done.append(self._act(batch, plan))
+                    batch.flush()  # the status changes with their audit entries
+                    for seq in waiting:
+                        candidate.wait(seq, at)
+                    for d in done:
+                        candidate.settle(d.seq)
+                    self._record(session, table, done, candidate)
+            except IntegrityError:
+                if attempt == 2:
+                    raise
+                continue
+            self._committed(table, done, candidate)
+            self.stats.deferred += len(waiting)
+            return
+
+    def _act(self, batch: CertificateBatch, plan: StatusPlan) -> Done:
+        try:
+            identifier = batch.act(plan.number, plan.version, plan.action, reason=plan.reason, call=plan.call)
+            return Done(plan.seq, ACCEPTED, identifier)
+        except CertificateNotFoundError as exc:
+            return Done(plan.seq, REJECTED, problems=[("certificate_number", str(exc))])
+        except TransitionError as exc:
+            found = batch.version(plan.number, plan.version)
+            if found is not None and found[1] is ACTION_RESULT[plan.action]:
+                return Done(plan.seq, ACCEPTED, found[0])  # already in effect: a repeat
+            return Done(plan.seq, REJECTED, problems=[("action", str(exc))])
+        except ValueError as exc:
+            return Done(plan.seq, REJECTED, problems=[("reason", str(exc))])
+
+    # -- the end --------------------------------------------------------------------------------------------
+
+    def lag(self) -> float:
+        """Age of the oldest change not applied: open gaps (since noticed) and rows not read yet."""
+        now = self.repo.now()
+        oldest: datetime | None = None
+        for table in (CATALOGUE_TABLE, CERTIFICATE_TABLE, STATUS_TABLE):
+            cursor = self.cursors.get(table.name)
+            if cursor is None:
+                continue
+            for noticed in cursor.gaps.values():
+                oldest = noticed if oldest is None or noticed < oldest else oldest
+            with self.frontend.connect() as conn:
+                first = conn.execute(
+                    select(table.c.written_at).where(table.c.seq > cursor.high).order_by(table.c.seq).limit(1)
+                ).scalar()
+            if isinstance(first, datetime):
+                oldest = first if oldest is None or first < oldest else oldest
+        return 0.0 if oldest is None else max((now - oldest).total_seconds(), 0.0)
+
+
+def run_cycle(
+    app: Application,
+    source: ExchangeSource,
+    *,
+    file_maker: FileMaker | None,
+    worker: str,
+    batch_size: int = 500,
+    gap_grace: timedelta = timedelta(minutes=10),
+    trust: TrustStore | None = None,
+    lease: timedelta = DEFAULT_LEASE,
+    frontend: Engine | None = None,
+) -> CycleStats:
+    """One exchange cycle of ``source`` into ``app``'s repository (module docstring). ``file_maker`` seals
+    versions sent without a file (None: they are stored without one; ``app.file_maker()`` seals as the API
+    does); ``trust`` verifies files agencies sealed themselves (without it such rows are rejected;
+    ``app.trust``). Raises :class:`~certstore.exchange.lease.LeaseHeldError` when another worker holds the
+    source; any other failure is recorded in the cycle's row and the returned stats (``error``) after what was
+    committed stays committed. ``frontend`` reuses an engine (else one is made and disposed)."""
+    if batch_size < 1:
+        raise ValueError("batch_size must be ≥ 1")
+    repo = app.repo
+    started = repo.now()
+    stats = CycleStats(source.name, worker, started)
+    holder = SourceLease(repo, source.name, worker, lease)
+    holder.acquire()
+    engine = frontend or frontend_engine(source.url)
+    clock = time.perf_counter()
+    cycle_id: int | None = None
+    cycle: Cycle | None = None
+    try:
+        with repo.db.session() as session:
+            row = ExchangeCycleRow(
+                source=source.name, worker=worker, started_at=started, seen=0, accepted=0, rejected=0
+            )
+            session.add(row)
+            session.flush()
+            cycle_id = row.id
+        cycle = Cycle(
+            app, source, engine, file_maker=file_maker, trust=trust, worker=worker, batch_size=batch_size,
+            gap_grace=gap_grace, lease=holder, stats=stats,
+        )  # fmt: skip
+        cycle.resend_receipts()
+        for table in (CATALOGUE_TABLE, CERTIFICATE_TABLE, STATUS_TABLE):
+            cycle.process_table(table)
+    except LeaseLostError as exc:
+        stats.error = str(exc)
+        logger.warning("source %s: %s", source.name, exc)
+    except Exception as exc:
+        stats.error = f"{type(exc).__name__}: {exc}"[:2000]
+        logger.exception("source %s: the cycle failed; it resumes from the last commit", source.name)
+    finally:
+        try:
+            if cycle is not None:
+                with contextlib.suppress(Exception):
+                    stats.lag_seconds = cycle.lag()
+                stats.open_gaps = sum(len(c.gaps) for c in cycle.cursors.values())
+            stats.finished_at = started + timedelta(seconds=time.perf_counter() - clock)
+            if cycle_id is not None:
+                with contextlib.suppress(Exception), repo.db.session() as session:
+                    session.execute(
+                        update(ExchangeCycleRow)
+                        .where(ExchangeCycleRow.id == cycle_id)
+                        .values(
+                            finished_at=stats.finished_at, seen=stats.seen, accepted=stats.accepted,
+                            rejected=stats.rejected, lag_seconds=stats.lag_seconds, error=stats.error,
+                        )
+                        .execution_options(synchronize_session=False)
+                    )  # fmt: skip
+            metrics.observe_cycle(stats)
+            with contextlib.suppress(Exception):
+                holder.release()
+        finally:
+            if frontend is None:
+                engine.dispose()
+    logger.info(
+        "source %s: seen %d, accepted %d, rejected %d, deferred %d in %.2f s (lag %.1f s)%s",
+        source.name, stats.seen, stats.accepted, stats.rejected, stats.deferred, stats.duration_seconds or 0,
+        stats.lag_seconds or 0, f" — {stats.error}" if stats.error else "",
+    )  # fmt: skip
+    return stats
