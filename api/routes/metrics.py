@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import ServicesDep
 from api.security import allow
 from certstore.access import Principal, Role
-from certstore.exchange.metrics import metrics_text
+from certstore.services.exchange_metrics import metrics_text
 
 router = APIRouter(tags=["system"])
 

@@ -13,9 +13,9 @@ import click
 
 from certstore.cli.common import Context, Failure, handle_errors, pass_context, print_json, read_file
 from certstore.exchange.frontend import init_frontend
-from certstore.exchange.metrics import REGISTRY, exchange_status
 from certstore.exchange.worker import DEFAULT_INTERVAL, ExchangeSource, ExchangeWorker
 from certstore.services.catalogue import list_entries, load_shipped
+from certstore.services.exchange_metrics import REGISTRY, exchange_status
 
 __all__ = ["group", "parse_source", "read_sources"]
 

@@ -7,7 +7,8 @@
   :mod:`~certstore.exchange.plan` (a front-end row → a plan with its call, or a rejection),
   :mod:`~certstore.exchange.cycle` (``run_cycle``: read → plan → apply → receipts) and
   :mod:`certstore.exchange.worker` (``ExchangeWorker``; re-exports the public names).
-- :mod:`certstore.exchange.metrics` — Prometheus metrics (``metrics_text``) and ``exchange_status``.
+- :mod:`certstore.services.exchange_metrics` (a read model below the adapters) — Prometheus metrics
+  (``metrics_text``) and ``exchange_status``.
 - :mod:`certstore.services.deadlines` — arrival deadlines and the offenders report.
 - :mod:`certstore.exchange.upward` — aggregation into the provincial repository.
 

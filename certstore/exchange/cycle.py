@@ -60,7 +60,6 @@ from sqlalchemy.orm import Session
 
 from certstore.access import AccessDeniedError, Principal
 from certstore.crypto.trust import TrustStore
-from certstore.exchange import metrics
 from certstore.exchange.cursor import ACCEPTED, REJECTED, Cursor, Done, load_cursor, message, record
 from certstore.exchange.frontend import (
     CATALOGUE_TABLE,
@@ -85,6 +84,7 @@ from certstore.lifecycle import TransitionError
 from certstore.packaging.face import LayoutError
 from certstore.records import RecordError
 from certstore.services import certificates
+from certstore.services import exchange_metrics as metrics
 from certstore.services.calendar import load_calendar
 from certstore.services.catalogue import CatalogueConflictError, submit_entry
 from certstore.services.certificate_batch import CertificateBatch

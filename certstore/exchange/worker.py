@@ -28,11 +28,11 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine
 
 from certstore.crypto.trust import TrustStore
-from certstore.exchange import metrics
 from certstore.exchange.cycle import CycleStats, run_cycle
 from certstore.exchange.frontend import frontend_engine
 from certstore.exchange.lease import DEFAULT_LEASE, LeaseHeldError, LeaseLostError
 from certstore.exchange.source import ExchangeSource
+from certstore.services import exchange_metrics as metrics
 from certstore.services.certificates import FileMaker
 
 if TYPE_CHECKING:

@@ -6,7 +6,6 @@ verification.
 * :func:`parse_seal`, :func:`parse_seal_signature` — read either layout (:class:`SealFormatError` otherwise).
 * :func:`verify_seal`, :func:`verify_seal_signature` — the verification procedures of GB/T 38540 §6.3 / §7.3
   as ordered, named checks.
-* :func:`render_seal_picture` — a round red seal picture (PNG) for a new seal.
 """
 
 from .build import SigningRefusedError, attach_timestamp, make_seal, sign_seal
@@ -21,7 +20,6 @@ from .model import (
     parse_seal,
     parse_seal_signature,
 )
-from .picture import SealPictureError, render_seal_picture
 from .verify import SealVerification, SignatureVerification, verify_seal, verify_seal_signature
 
 __all__ = [
@@ -31,7 +29,6 @@ __all__ = [
     "SealFormatError",
     "SealLayout",
     "SealPicture",
-    "SealPictureError",
     "SealSignature",
     "SealVerification",
     "SignatureVerification",
@@ -40,7 +37,6 @@ __all__ = [
     "make_seal",
     "parse_seal",
     "parse_seal_signature",
-    "render_seal_picture",
     "sign_seal",
     "verify_seal",
     "verify_seal_signature",

@@ -13,7 +13,8 @@ from certstore.crypto.sm2 import SM2PrivateKey, SoftwareSigner
 from certstore.crypto.trust import TrustStore, validate_chain
 from certstore.crypto.x509 import CertificateProfile, issue_certificate, load_certificates
 from certstore.keystore import KeyStore, KeyStoreError, SignerEntry, SignerRole
-from certstore.seal import SealPicture, make_seal, render_seal_picture
+from certstore.packaging.seal_picture import render_seal_picture
+from certstore.seal import SealPicture, make_seal
 
 __all__ = [
     "DEV_AGENCY",

@@ -21,11 +21,11 @@ from certstore.exchange import worker as worker_module
 from certstore.exchange.cycle import Cycle
 from certstore.exchange.frontend import CERTIFICATE_TABLE, FrontendWriter, frontend_engine, init_frontend
 from certstore.exchange.lease import SourceLease
-from certstore.exchange.metrics import exchange_status, metrics_text
 from certstore.exchange.worker import ExchangeSource, ExchangeWorker, LeaseHeldError, run_cycle
 from certstore.lifecycle import Status
 from certstore.services import certificates
 from certstore.services.catalogue import list_submissions
+from certstore.services.exchange_metrics import exchange_status, metrics_text
 from certstore.store.models import (
     ArrivalRow,
     CertificateEventRow,

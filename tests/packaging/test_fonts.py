@@ -9,7 +9,7 @@ import pytest
 from fontTools.ttLib import TTFont
 
 from certstore.packaging import fonts
-from certstore.seal import picture
+from certstore.packaging import seal_picture as picture
 from tests.packaging.test_face import ENTRIES, example_layout
 
 

@@ -49,8 +49,9 @@ from certstore.packaging.pdf import (
     build_pdf,
 )
 from certstore.packaging.preview import render_image
+from certstore.packaging.seal_picture import render_seal_picture
 from certstore.records import PreparedVersion, example_draft, prepare_version
-from certstore.seal import make_seal, render_seal_picture
+from certstore.seal import make_seal
 from certstore.services.issuance import SealingKey, make_pdf
 from certstore.verify.pdf import PDF_STEPS, verify_pdf
 from certstore.verify.pipeline import verify_file

@@ -11,7 +11,7 @@ from PIL import Image
 from certstore.catalogue import CatalogueEntry
 from certstore.packaging.layout import Box, FaceLayout
 from certstore.packaging.preview import render_image, render_preview, thumbnail
-from certstore.seal import render_seal_picture
+from certstore.packaging.seal_picture import render_seal_picture
 from tests.packaging.test_face import ENTRIES, ENTRY_IDS, example_layout, needs_zbar, zbar_decode
 
 DPI = 110

@@ -17,8 +17,9 @@ from certstore.crypto.x509 import CertificateProfile
 from certstore.packaging.face import lay_out_face
 from certstore.packaging.layout import Box, FaceData, FaceLayout
 from certstore.packaging.ofd import add_seal, build_ofd
+from certstore.packaging.seal_picture import render_seal_picture
 from certstore.records import PreparedVersion, example_draft, prepare_version
-from certstore.seal import make_seal, render_seal_picture
+from certstore.seal import make_seal
 from tests.pki import Party, make_party
 
 NOW = datetime(2025, 6, 1, 8, 0, 0, tzinfo=UTC)

@@ -9,7 +9,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from certstore.seal import SealPictureError, make_seal, parse_seal, picture, render_seal_picture
+from certstore.packaging import seal_picture as picture
+from certstore.packaging.seal_picture import SealPictureError, render_seal_picture
+from certstore.seal import make_seal, parse_seal
+from tests.seal.conftest import pki  # noqa: F401  (the test PKI fixture)
 from tests.seal.seal_builders import NOW, Hierarchy
 
 
@@ -64,7 +67,7 @@ def test_missing_font_names_the_package(monkeypatch: pytest.MonkeyPatch, tmp_pat
         render_seal_picture("测试章")
 
 
-def test_rendered_picture_goes_into_a_seal(pki: Hierarchy) -> None:
+def test_rendered_picture_goes_into_a_seal(pki: Hierarchy) -> None:  # noqa: F811
     rendered = render_seal_picture("郑州市测试局")
     seal = make_seal(
         maker=pki.maker.signer,

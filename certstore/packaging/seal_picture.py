@@ -15,8 +15,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageFont
 
 from certstore.packaging import fonts
-
-from .model import SealPicture
+from certstore.seal.model import SealPicture
 
 __all__ = ["CJK_FONT", "SealPictureError", "render_seal_picture"]
 

@@ -1,4 +1,5 @@
-"""Observability of the exchange (交换监控): Prometheus metrics and ``certstore exchange status``.
+"""Observability of the exchange (交换监控): Prometheus metrics and ``certstore exchange status`` — a read model of
+the exchange tables shared by the worker (an adapter), the API's ``/metrics`` and the command line.
 
 Two views of the same facts:
 
@@ -21,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -31,8 +32,22 @@ from sqlalchemy import func, select
 from certstore.store.models import ExchangeAppliedRow, ExchangeCursorRow, ExchangeCycleRow, ExchangeLeaseRow
 from certstore.store.repository import Repository
 
-if TYPE_CHECKING:
-    from certstore.exchange.cycle import CycleStats
+
+class CycleFigures(Protocol):
+    """What :func:`observe_cycle` reads of a finished cycle (``certstore.exchange.cycle.CycleStats``)."""
+
+    source: str
+    accepted: int
+    rejected: int
+    deferred: int
+    error: str | None
+    lag_seconds: float | None
+    open_gaps: int
+    finished_at: datetime | None
+
+    @property
+    def duration_seconds(self) -> float | None: ...
+
 
 __all__ = [
     "REGISTRY",
@@ -82,7 +97,7 @@ LAST = Gauge(
 )
 
 
-def observe_cycle(stats: CycleStats) -> None:
+def observe_cycle(stats: CycleFigures) -> None:
     """Update the process metrics with one finished cycle."""
     source = stats.source
     ROWS.labels(source, "accepted").inc(stats.accepted)
