@@ -3,8 +3,8 @@
 holder they serve under a matter bound to that holder) are the service layer's:
 :mod:`certstore.services.scope`, applied by the use cases of :mod:`certstore.services.sharing`.
 
-:func:`authorize_certificate` and :func:`require_own_issuer` remain for the routes that have not moved their
-reads into a service yet (reviews, inspections, certificate management); they apply the same service rule.
+:func:`authorize_certificate` remains for the two routes whose use cases do not take a call yet (filing a review,
+listing a certificate's inspections); it applies the same service rule (:func:`certstore.services.scope.authorize`).
 """
 
 from __future__ import annotations
@@ -14,13 +14,13 @@ from typing import Annotated
 from fastapi import Depends, Query, Request
 
 from api.security import call_of, services_of
-from certstore.access import AccessDeniedError, Principal, Role
+from certstore.access import Principal
 from certstore.records import Certificate
 from certstore.services.certificates import CertificateNotFoundError
 from certstore.services.scope import MATTER_MAX, NotHeldError, Serving, authorize
 from certstore.store.repository import Repository
 
-__all__ = ["Serving", "ServingQuery", "authorize_certificate", "require_own_issuer"]
+__all__ = ["Serving", "ServingQuery", "authorize_certificate"]
 
 
 def _serving(
@@ -65,11 +65,3 @@ def authorize_certificate(
         request.state.holder_digest = served.holder_ref
     else:
         request.state.holder_digest = certificate.holder_ref
-
-
-def require_own_issuer(principal: Principal, certificate: Certificate) -> None:
-    """Management is for the issuing agency only."""
-    if principal.role is not Role.AGENCY or certificate.issuer_code != principal.organisation_code:
-        raise AccessDeniedError(
-            f"only the issuing agency ({certificate.issuer_code}) manages this certificate"
-        )

@@ -31,11 +31,10 @@ from api.security import call_of
 from certstore.access import AccessDeniedError, Role
 from certstore.identifiers import HolderIdType, validate_holder_id
 from certstore.lifecycle import Status
-from certstore.services import logins, scope, sharing
+from certstore.services import logins, scope, sharing, verification
 from certstore.services.calls import Call, Via
 from certstore.services.issuance import OFD_MEDIA_TYPE
 from certstore.services.scope import Serving
-from certstore.verify import verify_file
 
 __all__ = ["router"]
 
@@ -166,14 +165,7 @@ def verify_stored(request: Request, session: WindowStaff, identifier: str) -> Re
     The certificate is read through :func:`certstore.services.sharing.read` (authorised and audited)."""
     services = services_of(request)
     certificate = sharing.read(services, _call(request, session), identifier, _serving(session))
-    if certificate.file_key is None:
-        raise ValueError(f"certificate {identifier} was stored without a file")
-    report = verify_file(
-        services.repo.blobs.get(certificate.file_key),
-        trust=services.trust,
-        repository=services.repository_check(),
-        file_name=f"{certificate.certificate_number}.ofd",
-    )
+    report = verification.verify_stored(services, certificate)
     context = {
         "report": present_report(report.to_dict()),
         "preview_url": f"/window/certificates/{identifier}/face.png?size=full",

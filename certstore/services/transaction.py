@@ -3,9 +3,11 @@
 Every service function that changes stored state accepts ``within: Within | None = None``: a callable the
 function runs with its session after the change is flushed and before the commit, and only when it changed
 something (an idempotent repeat, a revocation of something already revoked, does not call it). Whatever the hook
-writes commits together with the change or not at all: the API writes the request's audit entry this way
-(write-ahead, :func:`certstore.audit.append_in_transaction`), the exchange its exactly-once ledger and cursor, an
-API push its arrival record. Whatever the hook raises rolls the change back and propagates.
+writes commits together with the change or not at all: the exchange writes its exactly-once ledger and cursor this
+way, and the API routes whose services do not take a :class:`~certstore.services.calls.Call` yet (catalogue,
+reviews, inspections, grants, calendar) their request's audit entry. The certificate use cases record their own
+arrival and audit entry (:mod:`certstore.services.calls`); the hook runs before them. Whatever the hook raises
+rolls the change back and propagates.
 """
 
 from __future__ import annotations
