@@ -16,6 +16,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from api.problems import PROBLEM_MEDIA_TYPE, PROBLEM_RESPONSES, install_problem_handlers
+from api.ratelimit import document_rate_limit
 from api.security import audit_requests
 from api.settings import Settings
 from certstore import __version__
@@ -125,6 +126,7 @@ def create_app(
     _problem_media_type_in_openapi(app)
     install_problem_handlers(app)
     app.middleware("http")(audit_requests)
+    _install_public_paths(app, services)
     _include_routers(app, services)
     _install_pages(app)
     return app
@@ -139,6 +141,7 @@ def _problem_media_type_in_openapi(app: FastAPI) -> None:
         if app.openapi_schema is not None:
             return app.openapi_schema
         document = generate()
+        document_rate_limit(document)  # answered by the middleware, not by the route
         for operations in document.get("paths", {}).values():
             for operation in operations.values():
                 for status, response in operation.get("responses", {}).items():
@@ -162,6 +165,18 @@ def _problem_media_type_in_openapi(app: FastAPI) -> None:
         return document
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _install_public_paths(app: FastAPI, services: Services) -> None:
+    """Outside the audit middleware: the QR code's short path is rewritten to the identifier path (so the request
+    is audited and routed as that), and before it the per-client rate limit of the anonymous status look-ups
+    refuses floods without touching the database or the audit log (api/ratelimit.py)."""
+    from api.ratelimit import RateLimitMiddleware
+    from api.short_paths import ShortPathMiddleware
+    from certstore.services.short_paths import resolve_short_code
+
+    app.add_middleware(ShortPathMiddleware, resolve=lambda code: resolve_short_code(services.repo, code))
+    app.add_middleware(RateLimitMiddleware)
 
 
 def _include_routers(app: FastAPI, services: Services) -> None:

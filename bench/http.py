@@ -200,7 +200,8 @@ def _prepare(ctx: BenchContext, data_dir: Path, store_env: dict[str, str], count
     """Migrate, make keys, load the catalogue, issue ``count`` certificates, create a token. The server reads
     the same data directory (keys, holder-index key) as this process."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CERTSTORE_")}
-    env.update(store_env, CERTSTORE_DATA_DIR=str(data_dir))
+    # the load is the point: the per-client limit of the public routes (api/ratelimit.py) is off for this server
+    env.update(store_env, CERTSTORE_DATA_DIR=str(data_dir), CERTSTORE_PUBLIC_RATE="0")
     data_dir.mkdir(parents=True)
     app = prepared_data_dir(data_dir, env)
     try:

@@ -91,7 +91,9 @@ def _sealing_rate(ctx: BenchContext, app: Application) -> float:
         issued = date(2019, 1, 2) + timedelta(days=n // 10_000)
         number = f"410105{issued:%Y%m%d}{n // 100 % 100:02d}{n % 100:02d}"
         draft = replace(base, certificate_number=number, issue_date=issued, face=face)
-        prepared = prepare_version(entry, draft, version=1, holder_key=app.repo.holder_key)
+        prepared = prepare_version(
+            entry, draft, version=1, holder_key=app.repo.holder_key, serial_key=app.repo.serial_key
+        )
         make_ofd(FaceData.from_prepared(prepared), key, verify_base_url=app.public_url)
 
     return ctx.rate(seal_one, seconds=ctx.pick(full=6.0, quick=1.0)).per_s

@@ -13,6 +13,12 @@ characters the algorithm does not give), so a mismatch is a *hard error* for ide
 issues (:meth:`CertificateIdentifier.build`, ``parse(..., strict_check=True)``) and a *warning* for imported
 or foreign ones (``parse(..., strict_check=False)`` then look at :attr:`CertificateIdentifier.check_ok`).
 
+The serial (流水号) is keyed: :func:`serial_for` is HMAC-SM3 with the repository's serial key over issuer code and
+certificate number, so it is stable (a repeated push gets the same identifier) yet cannot be derived from
+sequential certificate numbers. :func:`legacy_serial_for` is the unkeyed serial of identifiers issued before;
+those stay stored and their later versions keep them. :func:`short_code` is the 28-character code the face's QR
+code carries (``…/v/<short code>``): serial and version in base32, inverted by :func:`parse_short_code`.
+
 *Holder ID numbers* (持证主体代码): :func:`validate_resident_id` (GB 11643-1999 公民身份号码),
 :func:`validate_credit_code` (GB 32100-2015 统一社会信用代码) and :func:`validate_holder_id`, which dispatches on
 the :class:`HolderIdType` code (持证主体代码类型, GB/T 36903 style). Raw holder ID numbers are personal data: the
@@ -22,6 +28,7 @@ repository indexes and logs the keyed digest :func:`holder_id_digest` (HMAC-SM3)
 
 from __future__ import annotations
 
+import base64
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -33,6 +40,7 @@ from certstore.crypto.sm3 import hmac_sm3, sm3
 __all__ = [
     "HOLDER_ID_TYPE_LABELS",
     "IDENTIFIER_ROOT",
+    "SHORT_CODE_LENGTH",
     "CertificateIdentifier",
     "HolderIdError",
     "HolderIdType",
@@ -41,7 +49,11 @@ __all__ = [
     "holder_id_digest",
     "holder_ref",
     "iso7064_mod37_36_check",
+    "legacy_serial_for",
+    "parse_short_code",
     "serial_for",
+    "short_code",
+    "short_code_of",
     "validate_credit_code",
     "validate_holder_id",
     "validate_resident_id",
@@ -187,18 +199,77 @@ class CertificateIdentifier:
         return f"{IDENTIFIER_ROOT}.{self.type_code}.{self.issuer_code}.{self.serial}.{self.version:03d}.{self.check}"
 
 
-def serial_for(issuer_code: str, certificate_number: str) -> str:
-    """Deterministic serial (流水号): first 16 bytes of SM3(issuer code ‖ 0x00 ‖ certificate number), as 32
-    upper-case hex characters; both strings are UTF-8 encoded.
-
-    The same push of the same certificate always yields the same identifier (idempotent issuance), and all
-    versions of one certificate share it.
-    """
+def _serial_input(issuer_code: str, certificate_number: str) -> bytes:
     for name, value in (("issuer code", issuer_code), ("certificate number", certificate_number)):
         if not value or "\x00" in value:
             raise IdentifierError(name, "must be a non-empty string without NUL characters")
-    digest = sm3(issuer_code.encode() + b"\x00" + certificate_number.encode())
-    return digest[:16].hex().upper()
+    return issuer_code.encode() + b"\x00" + certificate_number.encode()
+
+
+def serial_for(issuer_code: str, certificate_number: str, *, key: bytes) -> str:
+    """Keyed serial (流水号): first 16 bytes of HMAC-SM3(key, issuer code ‖ 0x00 ‖ certificate number), as 32
+    upper-case hex characters; both strings are UTF-8 encoded. ``key`` is the repository's serial key
+    (:meth:`certstore.keystore.KeyStore.serial_key`, at least 16 bytes).
+
+    The same push of the same certificate always yields the same identifier (idempotent issuance), and all
+    versions of one certificate share it; without the key, identifiers cannot be derived from (sequential)
+    certificate numbers, so the anonymous status endpoint cannot be probed by enumerating them.
+    """
+    if len(key) < _MIN_SECRET:
+        raise ValueError(f"the serial key must be at least {_MIN_SECRET} bytes")
+    return hmac_sm3(key, _serial_input(issuer_code, certificate_number))[:16].hex().upper()
+
+
+def legacy_serial_for(issuer_code: str, certificate_number: str) -> str:
+    """The unkeyed serial identifiers were issued with before the serial key (first 16 bytes of SM3(issuer
+    code ‖ 0x00 ‖ certificate number)). Never used for new certificates; such identifiers stay stored, resolve
+    and keep their serial in later versions."""
+    return sm3(_serial_input(issuer_code, certificate_number))[:16].hex().upper()
+
+
+# --- the short code of the QR code -----------------------------------------------------------------------------
+
+_SHORT_SERIAL = re.compile(r"[0-9A-F]{32}")
+_SHORT_CODE = re.compile(r"[a-z2-7]{28}")
+SHORT_CODE_LENGTH = 28
+
+
+def short_code(identifier: CertificateIdentifier | str) -> str | None:
+    """The short code the QR code carries instead of the identifier (``…/v/<short code>``): the 16-byte serial
+    and the version in lower-case base32, 28 characters (26 + 2, no padding). As unguessable as the serial (keyed
+    for identifiers issued with the serial key) and stable; None for a serial that is not 32 hex digits (imported
+    or foreign identifiers keep the long path). :func:`parse_short_code` inverts it."""
+    parsed = (
+        identifier
+        if isinstance(identifier, CertificateIdentifier)
+        else CertificateIdentifier.parse(identifier, strict_check=False)
+    )
+    return short_code_of(parsed.serial, parsed.version)
+
+
+def parse_short_code(code: str) -> tuple[str, int] | None:
+    """(serial, version) of a short code made by :func:`short_code`; None when ``code`` is not one."""
+    if not isinstance(code, str) or not _SHORT_CODE.fullmatch(code):
+        return None
+    try:
+        raw = base64.b32decode(code[:26].upper() + "======")
+    except ValueError:
+        return None
+    version = _BASE32.index(code[26]) * 32 + _BASE32.index(code[27])
+    if len(raw) != 16 or not 1 <= version <= 999 or short_code_of(raw.hex().upper(), version) != code:
+        return None
+    return raw.hex().upper(), version
+
+
+def short_code_of(serial: str, version: int) -> str | None:
+    """:func:`short_code` from a serial and a version."""
+    if not _SHORT_SERIAL.fullmatch(serial) or not 1 <= version <= 999:
+        return None
+    encoded = base64.b32encode(bytes.fromhex(serial)).decode("ascii").rstrip("=").lower()
+    return encoded + _BASE32[version >> 5] + _BASE32[version & 31]
+
+
+_BASE32 = "abcdefghijklmnopqrstuvwxyz234567"
 
 
 # --------------------------------------------------------------------------------------------------------------

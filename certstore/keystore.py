@@ -266,6 +266,14 @@ class KeyStore:
         the digests are recomputed; it is not needed to read certificates."""
         return secret_key(self.root / "holder-index.key", "CERTSTORE_HOLDER_KEY", env, prepare=self._ensure)
 
+    def serial_key(self, env: Mapping[str, str] = os.environ) -> bytes:
+        """The 32-byte key of the certificate serials (流水号, HMAC-SM3 of issuer and number), created on first use
+        (``serial.key``). ``CERTSTORE_SERIAL_KEY`` (64 hex digits) overrides the file, for workers that share no
+        disk. Every process issuing for one repository must use the same key, or a repeated push of a certificate
+        would get another identifier; losing it changes the identifiers of certificates issued afterwards only
+        (stored ones keep theirs, and so do their later versions)."""
+        return secret_key(self.root / "serial.key", "CERTSTORE_SERIAL_KEY", env, prepare=self._ensure)
+
     # --- seals ---------------------------------------------------------------------------------------
 
     def add_seal(self, name: str, seal_der: bytes, *, overwrite: bool = False) -> Path:

@@ -166,9 +166,15 @@ def prepare_version(
     *,
     version: int,
     holder_key: bytes,
+    serial_key: bytes,
+    serial: str | None = None,
     file_key: str | None = None,
 ) -> PreparedVersion:
     """Validate ``draft`` against ``entry`` and derive everything stored for version ``version``.
+
+    The identifier's serial (流水号) is ``serial`` when given — the stored serial of the certificate's earlier
+    versions, which a new version keeps (certificates issued before the serial key was introduced keep their
+    unkeyed one) — else the keyed :func:`~certstore.identifiers.serial_for` of issuer and number.
 
     Raises :class:`RecordError` listing every problem found (not just the first)."""
     problems: list[tuple[str, str]] = []
@@ -206,7 +212,7 @@ def prepare_version(
     identifier = CertificateIdentifier.build(
         entry.code,
         entry.issuer.credit_code,
-        serial_for(entry.issuer.credit_code, draft.certificate_number),
+        serial or serial_for(entry.issuer.credit_code, draft.certificate_number, key=serial_key),
         version,
     )
     digest = holder_id_digest(holder_key, draft.holder.id_type, holder_id)

@@ -264,7 +264,9 @@ def run_batch(world: World) -> str | None:
 def prepare_province(world: World) -> None:
     entry = shipped_entry(CONSTRUCTION)
     draft = draft_from_json(construction_document("410100202412060004"))
-    prepared = prepare_version(entry, draft, version=1, holder_key=b"\x01" * 32, file_key=None)
+    prepared = prepare_version(
+        entry, draft, version=1, holder_key=b"\x01" * 32, serial_key=b"\x01" * 32, file_key=None
+    )
     identifier, at = prepared.identifier, datetime(2026, 12, 6, 8, 0, tzinfo=UTC)
     version = DeliveredVersion(
         identifier=str(identifier), type_code=identifier.type_code, issuer_code=identifier.issuer_code,

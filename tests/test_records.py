@@ -27,7 +27,7 @@ KEY = os.urandom(32)
 def test_example_drafts_round_trip_and_prepare(code: str) -> None:
     draft = example_draft(ENTRIES[code], issue_date=date(2026, 11, 26))
     assert draft_from_json(draft_to_json(draft)) == draft
-    prepared = prepare_version(ENTRIES[code], draft, version=1, holder_key=KEY)
+    prepared = prepare_version(ENTRIES[code], draft, version=1, holder_key=KEY, serial_key=KEY)
     identifier = CertificateIdentifier.parse(str(prepared.identifier))
     assert identifier.check_ok and identifier.type_code == code
     assert identifier.issuer_code == ENTRIES[code].issuer.credit_code
@@ -39,10 +39,12 @@ def test_example_drafts_round_trip_and_prepare(code: str) -> None:
 def test_same_content_same_identifier_and_digest() -> None:
     entry = next(iter(ENTRIES.values()))
     draft = example_draft(entry, issue_date=date(2026, 11, 26))
-    a = prepare_version(entry, draft, version=1, holder_key=KEY)
-    b = prepare_version(entry, draft_from_json(draft_to_json(draft)), version=1, holder_key=KEY)
+    a = prepare_version(entry, draft, version=1, holder_key=KEY, serial_key=KEY)
+    b = prepare_version(
+        entry, draft_from_json(draft_to_json(draft)), version=1, holder_key=KEY, serial_key=KEY
+    )
     assert (a.identifier, a.digest) == (b.identifier, b.digest)
-    c = prepare_version(entry, draft, version=2, holder_key=KEY)
+    c = prepare_version(entry, draft, version=2, holder_key=KEY, serial_key=KEY)
     assert c.identifier.serial == a.identifier.serial and c.identifier.version == 2 and c.digest != a.digest
 
 
@@ -58,7 +60,7 @@ def test_problems_are_all_reported_with_paths() -> None:
         valid_until=date(2026, 11, 30),
     )
     with pytest.raises(RecordError) as refused:
-        prepare_version(entry, draft, version=1, holder_key=KEY)
+        prepare_version(entry, draft, version=1, holder_key=KEY, serial_key=KEY)
     paths = {path for path, _ in refused.value.problems}
     assert {"certificate_number", "holder.id_number", "holder.name", "valid_until"} <= paths
     assert any(p.startswith("face") for p in paths)

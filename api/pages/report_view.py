@@ -88,7 +88,8 @@ def _reason(
 ) -> str:
     indication = report.get("indication")
     certificate = report.get("certificate") or None
-    every = certificate_checks + [c for s in signatures for c in s["checks"]]
+    # a broken seal or signature explains more than what follows from it (content, status): it comes first
+    every = [c for s in signatures for c in s["checks"]] + certificate_checks
     if indication == "VALID":
         if certificate is None:
             return "文件的电子印章和签名完整有效；该文件不是本库登记的电子证照，未核对证照状态。"

@@ -24,6 +24,7 @@ ROUTERS = [
     public.router,
     catalogue.router,
     certificates.router,
+    certificates.identifiers_router,
     batches.router,
     sharing.router,
     reviews.router,

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import BaseModel
 
 from api.deps import ServicesDep
 from api.models import (
@@ -39,6 +40,7 @@ from certstore.services.deadlines import ArrivalError
 from certstore.services.issuance import OFD_MEDIA_TYPE, PDF_MEDIA_TYPE
 
 router = APIRouter(prefix="/api/v1/certificates")
+identifiers_router = APIRouter(prefix="/api/v1/identifiers", tags=["generation"])
 
 AgencyCall = Annotated[Call, Depends(calling(Role.AGENCY))]
 BulkReader = Annotated[Principal, Depends(allow(Role.AGENCY, Role.WINDOW, Role.BUREAU, Role.UPSTREAM))]
@@ -192,3 +194,27 @@ def act_on_certificate(
 ) -> CertificateOut:
     updated = certificates.act(services, call, identifier, Action(body.action), reason=body.reason)
     return _out(services, updated)
+
+
+class IdentifierOut(BaseModel):
+    identifier: str
+
+
+@identifiers_router.get(
+    "",
+    response_model=IdentifierOut,
+    responses={s: PROBLEM_RESPONSES[s] for s in (404, 422)},
+    summary="The identifier (证照标识) of a version before it is pushed — for agencies that seal their own files",
+)
+def get_identifier(
+    services: ServicesDep,
+    call: AgencyCall,
+    catalogue_code: Annotated[str, Query(max_length=32)],
+    certificate_number: Annotated[str, Query(min_length=1, max_length=100)],
+    version: Annotated[int, Query(ge=1, le=999)] = 1,
+) -> IdentifierOut:
+    """Serials are keyed with a repository secret (issue 15): an agency that seals a file itself asks here for the
+    identifier to name in its metadata (ZZBS), then pushes the file (API or exchange). Same answer every time."""
+    return IdentifierOut(
+        identifier=certificates.identifier_for(services, call, catalogue_code, certificate_number, version)
+    )

@@ -1,5 +1,8 @@
-"""Public, without login: a certificate's status by identifier (the QR code), and verification of a presented
-file. Neither returns personal data. Both are use cases of :mod:`certstore.services.verification`
+"""Public, without login: a certificate's status by identifier (the QR code), verification of a presented file
+(``at``: validity and status as they stood then), and the signed status snapshot counters carry for offline
+verification (``GET /api/v1/status/snapshot``, :mod:`certstore.services.status_snapshot`; cacheable for up to
+the cache's refresh interval, 5 minutes). None returns personal data. Status and verification are use cases of
+:mod:`certstore.services.verification`
 (:func:`~certstore.services.verification.public_status`, :func:`~certstore.services.verification.verify_presented`),
 which the HTML pages of :mod:`api.pages.public` call too."""
 
@@ -9,13 +12,14 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, UploadFile
+from fastapi import APIRouter, File, Form, Response, UploadFile
 
 from api.deps import ServicesDep
 from api.models import PublicStatus
 from api.problems import PROBLEM_RESPONSES, ProblemError
 from api.uploads import read_upload
 from certstore.services import verification
+from certstore.services.status_snapshot import SnapshotCache
 from certstore.verify import UnreadableFileError
 
 __all__ = ["router"]
@@ -58,3 +62,39 @@ def verify(
     except UnreadableFileError as exc:
         raise ProblemError(422, "unreadable-file", "Unreadable file", str(exc)) from None
     return presented.report.to_dict()
+
+
+SNAPSHOT_MEDIA_TYPE = "application/vnd.certstore.status-list"
+
+
+def _snapshots(services: ServicesDep) -> SnapshotCache:
+    cache = services.__dict__.get("_status_snapshots")
+    if cache is None:
+        cache = services.__dict__.setdefault("_status_snapshots", SnapshotCache())
+    return cache
+
+
+@router.get(
+    "/api/v1/status/snapshot",
+    summary="The latest signed status snapshot of every certificate version (for offline verification)",
+    response_class=Response,
+    responses={
+        200: {"content": {SNAPSHOT_MEDIA_TYPE: {}}, "description": "The snapshot (docs/verification.md)"}
+    },
+)
+def status_snapshot(services: ServicesDep) -> Response:
+    cache = _snapshots(services)
+    snapshot = cache.latest(services)
+    now = services.now()
+    age = int((now - snapshot.this_update).total_seconds())
+    remaining = int((snapshot.next_update - now).total_seconds())
+    fresh_for = max(0, min(int(cache.refresh.total_seconds()) - age, remaining))
+    return Response(
+        snapshot.data,
+        media_type=SNAPSHOT_MEDIA_TYPE,
+        headers={
+            "Cache-Control": f"public, max-age={fresh_for}",
+            "ETag": f'"{snapshot.sequence}-{int(snapshot.this_update.timestamp())}"',
+            "Content-Disposition": f'attachment; filename="status-{snapshot.sequence}.cssl"',
+        },
+    )

@@ -22,6 +22,7 @@ from certstore.cli import (
     keys,
     seal,
     serve,
+    status,
     token,
     user,
     verify,
@@ -56,6 +57,7 @@ cli.add_command(issue.issue)
 cli.add_command(keys.group)
 cli.add_command(seal.group)
 cli.add_command(serve.serve)
+cli.add_command(status.group)
 cli.add_command(token.group)
 cli.add_command(user.group)
 cli.add_command(verify.verify)

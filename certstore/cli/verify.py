@@ -1,6 +1,11 @@
 """``certstore verify FILE``: verify a presented OFD or PDF e-certificate file (CLI.md).
 
 Exit codes: 0 VALID, 1 INVALID, 2 INDETERMINATE, 3 unreadable input or usage error.
+
+``--offline`` does not consult the repository: a file that names an e-certificate (证照标识) is then
+INDETERMINATE ("status unknown") unless ``--status FILE`` gives a fresh status snapshot signed by the repository
+key (``certstore status snapshot``), which decides the status. A snapshot that is forged, altered, unreadable or
+signed by another key is refused: the status stays unknown and the reason says why (exit 2).
 """
 
 from __future__ import annotations
@@ -9,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from certstore.checks import Check
+from certstore.checks import Check, CheckResult
 from certstore.cli.common import (
     INDICATION_EXIT,
     Context,
@@ -21,9 +26,13 @@ from certstore.cli.common import (
     print_json,
     read_file,
 )
-from certstore.crypto.x509 import load_certificates
-from certstore.keystore import SignerRole
+from certstore.crypto.trust import TrustStore
+from certstore.crypto.x509 import Certificate, load_certificates
+from certstore.keystore import KeyStore, KeyStoreError, SignerRole
+from certstore.services.keys import REPOSITORY_SIGNER_NAME
 from certstore.verify import OfdOptions, RepositoryCheck, UnreadableFileError, VerificationReport, verify_file
+from certstore.verify.pipeline import OfflineStatus
+from certstore.verify.status_list import StatusListError, read_status_list
 
 FILE = click.Path(path_type=Path, dir_okay=False)
 
@@ -39,7 +48,17 @@ def repository_for(ctx: Context) -> RepositoryCheck:
 @click.option("--json", "as_json", is_flag=True, help="Print the verification report as JSON.")
 @click.option("--trust", type=FILE, multiple=True, help="Extra trust anchor PEM (repeatable).")
 @click.option("--at", help="Judge validity at this ISO 8601 time instead of each signature's signing time.")
-@click.option("--offline", is_flag=True, help="Do not consult the repository (status, content).")
+@click.option(
+    "--offline",
+    is_flag=True,
+    help="Do not consult the repository: status comes from --status, or is unknown (INDETERMINATE).",
+)
+@click.option(
+    "--status",
+    "status_file",
+    type=FILE,
+    help="With --offline: a signed status snapshot ('certstore status snapshot') that decides the status.",
+)
 @click.option(
     "--signer-cert",
     type=FILE,
@@ -61,13 +80,16 @@ def verify(
     trust: tuple[Path, ...],
     at: str | None,
     offline: bool,
+    status_file: Path | None,
     signer_cert: tuple[Path, ...],
     compat_sm3_with_z: bool,
 ) -> None:
     """Verify the OFD or PDF file PATH: package, references, seals and signatures, certificates, times, and
-    (unless --offline) the certificate's status in the repository.
+    the certificate's status in the repository (with --offline: in the --status snapshot, else unknown).
 
     Exit 0 VALID, 1 INVALID, 2 INDETERMINATE, 3 unreadable."""
+    if status_file is not None and not offline:
+        raise Failure("--status is for --offline verification (online, the repository answers)")
     data = read_file(path, "file")
     when = parse_time(at)
     anchors = [c for p in trust for c in load_certificates(read_file(p, "trust anchor"))]
@@ -76,14 +98,17 @@ def verify(
     own = [e.certificate for e in ctx.keystore.signer_entries() if e.role is SignerRole.SIGNER]
     signers = (*given, *own)
     options = OfdOptions(sign_certificates=signers, sm3_with_z_check_values=compat_sm3_with_z)
+    trust_store = ctx.keystore.trust_store().extended(anchors)
+    snapshot = None if status_file is None else read_file(status_file, "status snapshot")
     try:
         report = verify_file(
             data,
-            trust=ctx.keystore.trust_store().extended(anchors),
+            trust=trust_store,
             at=when,
             repository=None if offline else repository_for(ctx),
             file_name=path.name,
             ofd_options=options,
+            offline=offline_status(snapshot, trust_store, ctx.keystore) if offline else None,
         )
     except UnreadableFileError as exc:
         raise Failure(f"{path}: unreadable: {exc}") from None
@@ -92,6 +117,24 @@ def verify(
     else:
         _print_report(report, path)
     exit_with(INDICATION_EXIT[report.indication])
+
+
+def offline_status(snapshot: bytes | None, trust: TrustStore, keystore: KeyStore) -> OfflineStatus:
+    """The status source of an offline verification: the snapshot, verified against ``trust`` (and the key
+    store's repository signer when it has one), or the reason there is none."""
+    if snapshot is None:
+        return OfflineStatus(problem="offline, and no status snapshot was given (--status FILE)")
+    try:
+        return OfflineStatus(read_status_list(snapshot, trust=trust, expected=_repository_signer(keystore)))
+    except StatusListError as exc:
+        return OfflineStatus(problem=f"status snapshot refused: {exc}")
+
+
+def _repository_signer(keystore: KeyStore) -> tuple[Certificate, ...]:
+    try:
+        return (keystore.signer_entry(REPOSITORY_SIGNER_NAME).certificate,)
+    except (KeyStoreError, OSError):  # a counter's key store holds only trust anchors: the chain decides
+        return ()
 
 
 def _print_check(check: Check) -> None:
@@ -108,7 +151,13 @@ def _print_report(report: VerificationReport, path: Path) -> None:
     )
     certificate = report.certificate
     if certificate is not None:
-        status = "status not checked" if certificate.status is None else f"status {certificate.status}"
+        status_check = next((c for c in certificate.checks if c.name == "status"), None)
+        if certificate.status is not None:
+            status = f"status {certificate.status}"
+        elif status_check is not None and status_check.result is CheckResult.UNKNOWN:
+            status = "status unknown"
+        else:
+            status = "status not checked"
         label = f" ({certificate.label})" if certificate.label else ""
         click.echo(f"  certificate {certificate.identifier}: {status}{label}")
         for check in certificate.checks:

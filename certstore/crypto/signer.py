@@ -124,7 +124,7 @@ def signer_chain_check(
         certificate, trust=trust, at=at, intermediates=others, key_usage=SIGNING_KEY_USAGES
     )
     check = chain.to_check(SIGNER_CHAIN)
-    return Check(SIGNER_CHAIN, check.result, f"signer certificate: {check.reason}")
+    return Check(SIGNER_CHAIN, check.result, f"signer certificate: {check.reason}", check.warnings)
 
 
 def signing_time_check(

@@ -85,6 +85,9 @@ class ChainStatus(Enum):
     NOT_CA = "issuer is not a CA"
     KEY_USAGE = "key usage not permitted"
     MALFORMED = "malformed or unsupported"
+    #: A certificate of the path carries a malformed critical extension: it cannot be relied upon, which says
+    #: nothing about tampering (INDETERMINATE, not INVALID).
+    UNRELIABLE = "certificate cannot be relied upon"
 
 
 @dataclass(frozen=True)
@@ -95,20 +98,24 @@ class ChainValidation:
     reason: str
     path: tuple[Certificate, ...]
     at: datetime
+    #: Malformed non-critical extensions of the issuers on the path (the leaf's own are the business of the
+    #: check that uses its key).
+    warnings: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
         return self.status is ChainStatus.VALID
 
     def to_check(self, name: str) -> Check:
-        """VALID → PASSED; no anchor → UNKNOWN (trust could not be established); anything else → FAILED."""
+        """VALID → PASSED; no anchor or an unreliable certificate → UNKNOWN (trust could not be established);
+        anything else → FAILED."""
         if self.status is ChainStatus.VALID:
             result = CheckResult.PASSED
-        elif self.status is ChainStatus.NO_TRUST_ANCHOR:
+        elif self.status in (ChainStatus.NO_TRUST_ANCHOR, ChainStatus.UNRELIABLE):
             result = CheckResult.UNKNOWN
         else:
             result = CheckResult.FAILED
-        return Check(name, result, self.reason)
+        return Check(name, result, self.reason, self.warnings)
 
 
 def _issuer_candidates(cert: Certificate, pool: Sequence[Certificate]) -> list[Certificate]:
@@ -164,7 +171,23 @@ def validate_chain(
     key_usage: frozenset[str] = frozenset(),
 ) -> ChainValidation:
     """Validate ``leaf`` at time ``at``. ``key_usage`` lists acceptable usages: when the leaf has a keyUsage
-    extension it must assert at least one of them."""
+    extension it must assert at least one of them. A certificate of the path with a malformed critical extension
+    makes the result UNRELIABLE; malformed non-critical extensions of the issuers become ``warnings``."""
+    result = _validate_chain(leaf, trust=trust, at=at, intermediates=intermediates, key_usage=key_usage)
+    warnings = tuple(w for cert in result.path[1:] for w in cert.extension_warnings)
+    if not warnings:
+        return result
+    return ChainValidation(result.status, result.reason, result.path, result.at, warnings)
+
+
+def _validate_chain(
+    leaf: Certificate,
+    *,
+    trust: TrustStore,
+    at: datetime,
+    intermediates: Sequence[Certificate],
+    key_usage: frozenset[str],
+) -> ChainValidation:
     status, reason, path = _build_path(leaf, trust, intermediates)
     if status is not ChainStatus.VALID:
         return ChainValidation(status, reason, path, at)
@@ -184,6 +207,8 @@ def validate_chain(
                 path,
                 at,
             )
+        if cert.unreliable_reason is not None:
+            return ChainValidation(ChainStatus.UNRELIABLE, cert.unreliable_reason, path, at)
         unknown = cert.critical_extensions - _UNDERSTOOD_EXTENSIONS
         if unknown:
             return ChainValidation(

@@ -27,6 +27,7 @@ __all__ = [
     "Certificate",
     "CertificateError",
     "CertificateProfile",
+    "MalformedExtension",
     "issue_certificate",
     "load_certificates",
 ]
@@ -51,6 +52,78 @@ _CERT_SIGNER_IDS = (DEFAULT_SM2_ID, b"")
 
 class CertificateError(ValueError):
     """Bytes that are not a usable X.509 certificate (malformed, or not an SM2 key). The message says why."""
+
+
+_DECODE_ERRORS = (ValueError, TypeError, KeyError, IndexError, OverflowError, AttributeError)
+
+#: The fields of a TBSCertificate other than its extensions: these must decode for a certificate to be read.
+_TBS_FIELDS = (
+    "version",
+    "serial_number",
+    "signature",
+    "issuer",
+    "validity",
+    "subject",
+    "subject_public_key_info",
+    "issuer_unique_id",
+    "subject_unique_id",
+)
+
+
+@dataclass(frozen=True)
+class MalformedExtension:
+    """An extension whose value does not decode (real certificates carry e.g. a GeneralNames encoded as a
+    primitive in authorityKeyIdentifier). ``name`` is the asn1crypto name or the dotted OID; ``critical`` is
+    True when the extension is marked critical *or* its criticality could not be read. A malformed non-critical
+    extension is a warning; a malformed critical one means the certificate cannot be relied upon."""
+
+    name: str
+    critical: bool
+    error: str
+
+    def describe(self) -> str:
+        kind = "critical" if self.critical else "non-critical"
+        return f"malformed {kind} extension {self.name}: {self.error}"
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def _read_extensions(
+    parsed: asn1_x509.Certificate,
+) -> tuple[list[asn1_x509.Extension], tuple[MalformedExtension, ...]]:
+    """Decode each extension on its own: (the extensions that decode, the ones that do not)."""
+    tbs = parsed["tbs_certificate"]
+    try:
+        extensions = list(tbs["extensions"])
+    except _DECODE_ERRORS as exc:
+        return [], (
+            MalformedExtension("extensions", True, f"the extension list does not decode: {_first_line(exc)}"),
+        )
+    good: list[asn1_x509.Extension] = []
+    bad: list[MalformedExtension] = []
+    for index, extension in enumerate(extensions):
+        try:
+            name = extension["extn_id"].native
+        except _DECODE_ERRORS as exc:
+            bad.append(MalformedExtension(f"#{index + 1}", True, _first_line(exc)))
+            continue
+        try:
+            critical = bool(extension["critical"].native)
+        except _DECODE_ERRORS as exc:
+            bad.append(MalformedExtension(name, True, f"criticality unreadable: {_first_line(exc)}"))
+            continue
+        if name == extension["extn_id"].dotted:
+            good.append(extension)  # an extension asn1crypto does not know: its value is opaque here
+            continue
+        try:
+            extension["extn_value"].parsed.native  # noqa: B018 - decode the value now
+        except _DECODE_ERRORS as exc:
+            bad.append(MalformedExtension(name, critical, _first_line(exc)))
+            continue
+        good.append(extension)
+    return good, tuple(bad)
 
 
 def names_equal(a: asn1_x509.Name, b: asn1_x509.Name) -> bool:
@@ -90,6 +163,10 @@ class Certificate:
 
     der: bytes
     _asn1: asn1_x509.Certificate = field(repr=False, compare=False)
+    #: The certificate as read, with extensions that do not decode left out (the same object as ``_asn1`` when
+    #: every extension decodes): what the extension accessors read.
+    _view: asn1_x509.Certificate = field(repr=False, compare=False)
+    malformed_extensions: tuple[MalformedExtension, ...] = ()
 
     @classmethod
     def load(cls, data: bytes) -> Certificate:
@@ -109,10 +186,26 @@ class Certificate:
     def _parse(cls, der: bytes) -> Certificate:
         try:
             parsed = asn1_x509.Certificate.load(bytes(der), strict=True)
-            parsed.native  # noqa: B018 - full parse now, so malformed fields fail here and not later
-        except (ValueError, TypeError, KeyError) as exc:
+            # Full parse now, so malformed fields fail here and not later; extensions one by one below.
+            tbs = parsed["tbs_certificate"]
+            for name in _TBS_FIELDS:
+                tbs[name].native  # noqa: B018
+            parsed["signature_algorithm"].native  # noqa: B018
+            parsed["signature_value"].native  # noqa: B018
+        except _DECODE_ERRORS as exc:
             raise CertificateError(f"malformed certificate: {exc}") from exc
-        cert = cls(bytes(der), parsed)
+        good, malformed = _read_extensions(parsed)
+        view = parsed
+        if malformed:
+            view = asn1_x509.Certificate.load(bytes(der), strict=True)
+            view["tbs_certificate"]["extensions"] = asn1_x509.Extensions(
+                [asn1_x509.Extension.load(e.dump()) for e in good]
+            )
+        try:
+            view.critical_extensions  # noqa: B018 - the extension accessors must work on what is left
+        except _DECODE_ERRORS as exc:
+            raise CertificateError(f"malformed certificate extensions: {exc}") from exc
+        cert = cls(bytes(der), parsed, view, malformed)
         try:
             cert.public_key  # noqa: B018 - refuse non-SM2 keys at the door
         except KeyEncodingError as exc:
@@ -131,8 +224,27 @@ class Certificate:
 
     @property
     def asn1(self) -> asn1_x509.Certificate:
-        """The underlying asn1crypto structure, for callers that need fields not exposed here."""
-        return self._asn1
+        """The underlying asn1crypto structure, for callers that need fields not exposed here. Extensions that
+        do not decode (:attr:`malformed_extensions`) are left out of it; :attr:`tbs_bytes` and
+        :attr:`signature` are always the bytes as received."""
+        return self._view
+
+    @cached_property
+    def extension_warnings(self) -> tuple[str, ...]:
+        """One warning per malformed *non-critical* extension (the certificate is still used)."""
+        return tuple(
+            f"certificate {self.subject!r}: {m.describe()}; ignored"
+            for m in self.malformed_extensions
+            if not m.critical
+        )
+
+    @cached_property
+    def unreliable_reason(self) -> str | None:
+        """Why the certificate cannot be relied upon (a malformed critical extension), or None."""
+        bad = [m.describe() for m in self.malformed_extensions if m.critical]
+        if not bad:
+            return None
+        return f"certificate {self.subject!r} cannot be relied upon: {'; '.join(bad)}"
 
     @cached_property
     def subject(self) -> str:
@@ -190,33 +302,33 @@ class Certificate:
 
     @cached_property
     def is_ca(self) -> bool:
-        return bool(self._asn1.ca)
+        return bool(self._view.ca)
 
     @cached_property
     def has_basic_constraints(self) -> bool:
-        return self._asn1.basic_constraints_value is not None
+        return self._view.basic_constraints_value is not None
 
     @cached_property
     def path_length(self) -> int | None:
-        return self._asn1.max_path_length
+        return self._view.max_path_length
 
     @cached_property
     def key_usage(self) -> frozenset[str] | None:
         """Asserted key usages (asn1crypto names), or None when the certificate has no keyUsage extension."""
-        value = self._asn1.key_usage_value
+        value = self._view.key_usage_value
         return None if value is None else frozenset(value.native)
 
     @cached_property
     def subject_key_id(self) -> bytes | None:
-        return self._asn1.key_identifier
+        return self._view.key_identifier
 
     @cached_property
     def authority_key_id(self) -> bytes | None:
-        return self._asn1.authority_key_identifier
+        return self._view.authority_key_identifier
 
     @cached_property
     def critical_extensions(self) -> frozenset[str]:
-        return frozenset(self._asn1.critical_extensions)
+        return frozenset(self._view.critical_extensions)
 
     @cached_property
     def signature_algorithm(self) -> str:
@@ -276,6 +388,7 @@ class Certificate:
             "is_ca": self.is_ca,
             "key_usage": sorted(self.key_usage) if self.key_usage is not None else None,
             "fingerprint_sm3": self.fingerprint,
+            "malformed_extensions": [m.describe() for m in self.malformed_extensions],
         }
 
 

@@ -31,6 +31,7 @@ from certstore.services import deadlines
 from certstore.services.authorization import require_issuer_of_type
 from certstore.services.calls import Call, Origin, Via
 from certstore.services.catalogue import UnknownCatalogueError, get_entry
+from certstore.services.certificates import stored_version
 from certstore.store.repository import Repository
 from certstore.verify import verify_file
 
@@ -216,8 +217,17 @@ class Planner:
             return Reject(problems)
         file_key = sm3(row.file).hex() if row.file is not None else None
         try:
+            # a new version keeps the serial its certificate was first stored with
+            number = draft.certificate_number
+            earlier = None if version == 1 else stored_version(self.repo, entry.issuer.credit_code, number)
             prepared = prepare_version(
-                entry, draft, version=version, holder_key=self.repo.holder_key, file_key=file_key
+                entry,
+                draft,
+                version=version,
+                holder_key=self.repo.holder_key,
+                serial_key=self.repo.serial_key,
+                serial=earlier.serial if earlier is not None else None,
+                file_key=file_key,
             )
         except RecordError as exc:
             return Reject(prefixed("data", exc.problems))

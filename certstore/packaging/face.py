@@ -40,6 +40,7 @@ from typing import Any
 from PIL import Image
 
 from certstore.catalogue import CatalogueEntry, FaceField, base_image_path
+from certstore.identifiers import IdentifierError, short_code
 from certstore.packaging import fonts
 from certstore.packaging.layout import Align, Box, FaceData, FaceLayout, ImageItem, TextItem
 from certstore.packaging.qr import qr_png
@@ -232,9 +233,18 @@ def _field_text(entry: CatalogueEntry, field: FaceField, face: Mapping[str, Any]
     return format_value(face.get(field.name), unit=field.unit, format_=spec.get("format"))
 
 
-def verification_url(identifier: str, verify_base_url: str) -> str:
-    """The public check page of a certificate (``…/v/<identifier>``), which the QR code carries."""
-    return f"{verify_base_url.rstrip('/')}/v/{identifier}"
+def verification_url(identifier: str, verify_base_url: str, *, short: bool = True) -> str:
+    """The public check page of a certificate, which the QR code carries: ``…/v/<short code>`` (28 characters,
+    :func:`~certstore.identifiers.short_code`) — short enough for zbar at a 96 dpi preview — or ``…/v/<identifier>``
+    for an identifier whose serial has no short code (imported ones) or with ``short=False`` (the long form faces
+    carried before issue 15). Both paths open the same page."""
+    code = None
+    if short:
+        try:
+            code = short_code(identifier)
+        except IdentifierError:
+            code = None
+    return f"{verify_base_url.rstrip('/')}/v/{code or identifier}"
 
 
 # --- line breaking ------------------------------------------------------------------------------------------
@@ -521,11 +531,14 @@ def _culprit(fields: Sequence[_Field], columns: Sequence[_Column], size: float) 
 # --- the face -----------------------------------------------------------------------------------------------
 
 
-def lay_out_face(data: FaceData, *, verify_base_url: str = "http://127.0.0.1:8000") -> FaceLayout:
+def lay_out_face(
+    data: FaceData, *, verify_base_url: str = "http://127.0.0.1:8000", short_qr: bool = True
+) -> FaceLayout:
     """Lay out the face of one certificate version on its catalogue entry's base image.
 
-    The QR code carries ``{verify_base_url}/v/{identifier}`` (also in ``extras["verify_url"]``);
-    ``extras["body_size_pt"]`` is the body size chosen and ``extras["missing_glyphs"]`` lists characters the
+    The QR code carries :func:`verification_url` — ``{verify_base_url}/v/{short code}``, or with
+    ``short_qr=False`` the long ``…/v/{identifier}`` of faces made before issue 15 (to lay out such an original
+    again) — also in ``extras["verify_url"]``; ``extras["body_size_pt"]`` is the body size chosen and ``extras["missing_glyphs"]`` lists characters the
     font cannot draw, when there are any. Raises :class:`LayoutError` naming the field that cannot fit.
     """
     entry = data.entry
@@ -590,7 +603,7 @@ def lay_out_face(data: FaceData, *, verify_base_url: str = "http://127.0.0.1:800
     seal_box = Box(axis - SEAL_SIZE_MM / 2, seal_top, SEAL_SIZE_MM, SEAL_SIZE_MM)
 
     # the QR code, bottom left, with its caption
-    url = verification_url(data.identifier, verify_base_url)
+    url = verification_url(data.identifier, verify_base_url, short=short_qr)
     caption_size = pt(_CAPTION_PT)
     caption_y = seal_bottom - caption_size
     qr_box = Box(content.x, caption_y - 1.0 - QR_SIZE_MM, QR_SIZE_MM, QR_SIZE_MM)

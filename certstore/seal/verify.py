@@ -221,12 +221,14 @@ def _seal_signature_check(seal: Seal) -> Check:
             CheckResult.PASSED,
             f"maker signature over {covered} ({len(seal.signed_bytes)} bytes) verifies with the key of "
             f"{maker.subject!r}",
+            maker.extension_warnings,
         )
     return Check(
         SEAL_SIGNATURE,
         CheckResult.FAILED,
         f"maker signature over {covered} does not verify with the key of {maker.subject!r}: "
         "the seal was altered or not signed by its maker certificate",
+        maker.extension_warnings,
     )
 
 
@@ -244,7 +246,7 @@ def _seal_window(seal: Seal, at: datetime) -> tuple[CheckResult, str]:
 def _maker_chain_check(seal: Seal, trust: TrustStore, at: datetime) -> Check:
     chain = validate_chain(seal.maker_certificate, trust=trust, at=at, key_usage=SIGNING_KEY_USAGES)
     check = chain.to_check(MAKER_CHAIN)
-    return Check(MAKER_CHAIN, check.result, f"maker certificate: {check.reason}")
+    return Check(MAKER_CHAIN, check.result, f"maker certificate: {check.reason}", check.warnings)
 
 
 def _worst(*results: CheckResult) -> CheckResult:
@@ -366,12 +368,14 @@ def _signature_check(sig: SealSignature) -> Check:
             CheckResult.PASSED,
             f"{form} SM2 signature over DER(TBS_Sign) ({len(sig.signed_bytes)} bytes) verifies with the key "
             f"of {signer.subject!r}",
+            signer.extension_warnings,
         )
     return Check(
         SIGNATURE,
         CheckResult.FAILED,
         f"SM2 signature over DER(TBS_Sign) does not verify with the key of {signer.subject!r}: the signed "
         "information was altered or signed with another key",
+        signer.extension_warnings,
     )
 
 
@@ -403,7 +407,7 @@ def _seal_validity_check(sig: SealSignature, trust: TrustStore, when: datetime) 
     seal = sig.seal
     maker = seal.maker_certificate
     chain = validate_chain(maker, trust=trust, at=when, key_usage=SIGNING_KEY_USAGES)
-    warnings: list[str] = []
+    warnings: list[str] = list(chain.warnings)
     if chain.ok:
         maker_result, maker_reason = CheckResult.PASSED, f"maker certificate: {chain.reason}"
     elif (

@@ -45,7 +45,14 @@ from certstore.access import AccessDeniedError
 from certstore.audit import Outcome
 from certstore.catalogue import CatalogueEntry
 from certstore.crypto.sm3 import sm3
-from certstore.identifiers import HolderIdType, holder_id_digest, holder_ref, validate_holder_id
+from certstore.identifiers import (
+    CertificateIdentifier,
+    HolderIdType,
+    holder_id_digest,
+    holder_ref,
+    serial_for,
+    validate_holder_id,
+)
 from certstore.lifecycle import Action, Status, transition
 from certstore.records import (
     Certificate,
@@ -86,6 +93,7 @@ __all__ = [
     "find_identical",
     "get",
     "history",
+    "identifier_for",
     "issue",
     "list_by_holder",
     "list_page",
@@ -233,6 +241,35 @@ def stored_version(
                 .limit(1)
             ).first()
         return _view(session, row) if row is not None else None
+
+
+def identifier_for(
+    app: Application, call: Call, catalogue_code: str, certificate_number: str, version: int = 1
+) -> str:
+    """The identifier (证照标识) the repository gives version ``version`` of certificate ``certificate_number`` of
+    catalogue type ``catalogue_code`` — for an agency that seals its own files and must name the identifier in
+    their metadata (ZZBS) before pushing them (API, exchange). Serials are keyed (issue 15), so only the
+    repository can compute them: the certificate's stored serial when a version of it exists (certificates issued
+    before the serial key keep theirs), else the keyed serial of issuer and number. Only the issuer of the type
+    may ask; each answer is audited (``certificate.identifier``). Nothing is stored: asking twice gives the same
+    identifier, and pushing the version later gives exactly this one."""
+    repo = app.repo
+    entry = get_entry(repo, catalogue_code)
+    guard = _Guard(app, call, "certificate.identifier")
+    with guard.denials():
+        authorization.require_issuer_of_type(call.actor, entry)
+    issuer = entry.issuer.credit_code
+    stored = stored_version(repo, issuer, certificate_number)
+    serial = (
+        stored.serial if stored is not None else serial_for(issuer, certificate_number, key=repo.serial_key)
+    )
+    identifier = str(CertificateIdentifier.build(entry.code, issuer, serial, version))
+    assert app.audit is not None
+    calls.audit_now(app.audit, call, call.event(
+        "certificate.identifier", certificate=identifier,
+        details={"catalogue_code": entry.code, "version": version},
+    ))  # fmt: skip
+    return identifier
 
 
 def find_identical(repo: Repository, prepared: PreparedVersion) -> Certificate | None:
@@ -531,10 +568,16 @@ def _make_file(
 
 
 def _prepare(
-    repo: Repository, entry: CatalogueEntry, draft: CertificateDraft, version: int, file: bytes | None
+    repo: Repository,
+    entry: CatalogueEntry,
+    draft: CertificateDraft,
+    version: int,
+    file: bytes | None,
+    serial: str | None = None,
 ) -> PreparedVersion:
     file_key = sm3(file).hex() if file is not None else None
-    return prepare_version(entry, draft, version=version, holder_key=repo.holder_key, file_key=file_key)
+    return prepare_version(entry, draft, version=version, holder_key=repo.holder_key,
+                           serial_key=repo.serial_key, serial=serial, file_key=file_key)  # fmt: skip
 
 
 def issue(
@@ -624,7 +667,7 @@ def _new_version(
     if draft.certificate_number != current.certificate_number:
         raise RecordError("a new version keeps the certificate number", [("certificate_number", "changed")])
     arrival = _arrival(app, call)
-    prepared = _prepare(repo, entry, draft, current.version + 1, file)
+    prepared = _prepare(repo, entry, draft, current.version + 1, file, serial=current.serial)
     data, media_type = _make_file(app, prepared, file, file_media_type, file_maker)
     blob = _store_file(repo, data, media_type)
     name = guard.action

@@ -41,6 +41,7 @@ which is randomised like every SM2 signature.
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 
@@ -51,7 +52,7 @@ from certstore.keystore import KeyStore, KeyStoreError
 from certstore.lifecycle import Status
 from certstore.packaging import fonts
 from certstore.packaging.face import lay_out_face
-from certstore.packaging.layout import Box, FaceData
+from certstore.packaging.layout import Box, FaceData, FaceLayout
 from certstore.packaging.ofd import (
     Attachment,
     OfdAnnotationError,
@@ -245,6 +246,24 @@ def _check_same_face(original: bytes, rebuilt: bytes, identifier: str) -> None:
         )
 
 
+def _original_layout(
+    original: bytes, data: FaceData, metadata: Mapping[str, str], verify_base_url: str, identifier: str
+) -> FaceLayout:
+    """The face laid out again exactly as the original shows it: with the short QR path that faces carry now,
+    or — for a certificate sealed before short paths existed — the long ``/v/<identifier>`` path it was sealed
+    with (:func:`_check_same_face` decides; nothing else differs between the two)."""
+    layout = lay_out_face(data, verify_base_url=verify_base_url)
+    try:
+        _check_same_face(original, build_ofd(layout, metadata=metadata, doc_id=identifier), identifier)
+        return layout
+    except CopyUnavailableError:
+        long_form = lay_out_face(data, verify_base_url=verify_base_url, short_qr=False)
+        if long_form.extras.get("verify_url") == layout.extras.get("verify_url"):
+            raise
+        _check_same_face(original, build_ofd(long_form, metadata=metadata, doc_id=identifier), identifier)
+        return long_form
+
+
 def _issuer_stamps(package: OfdPackage) -> list[PageStamp]:
     """Every seal picture the original shows on page 1, from the seal signatures that sealed it."""
     try:
@@ -309,12 +328,9 @@ def make_copy(
     # the face, as the original was made (issuance.make_ofd), and the proof that it is the original's
     entry = get_entry(repo, certificate.catalogue_code, certificate.catalogue_version)
     data = FaceData.from_certificate(certificate, entry)
-    layout = lay_out_face(data, verify_base_url=verify_base_url)
     # the record's own order does not survive every database (PostgreSQL's jsonb orders keys its own way)
     metadata = in_custom_data_order(data.metadata, stored)
-    _check_same_face(
-        original, build_ofd(layout, metadata=metadata, doc_id=certificate.identifier), identifier
-    )
+    layout = _original_layout(original, data, metadata, verify_base_url, certificate.identifier)
 
     stamps = _issuer_stamps(stored)
     try:

@@ -200,7 +200,13 @@ class _Importer:
                 document = document_from_values(self.entry, row_values(names, cells), fields=self.fields)
                 number = str(document.get("certificate_number") or "") or None
                 draft = draft_from_json(document)
-                version = prepare_version(self.entry, draft, version=1, holder_key=self.repo.holder_key)
+                version = prepare_version(
+                    self.entry,
+                    draft,
+                    version=1,
+                    holder_key=self.repo.holder_key,
+                    serial_key=self.repo.serial_key,
+                )
             except ValueError as exc:  # a RecordError names its problems
                 problems = tuple(exc.problems) if isinstance(exc, RecordError) else ()
                 rejections.append(RowRejection(line, number, problems or (("", str(exc)),)))

@@ -1,25 +1,27 @@
 """What verification asks the repository (规范 "状态核验"): the certificate's current status, and whether the
 presented file is the content the repository recorded.
 
-:func:`repository_check` adapts the repository to :class:`certstore.verify.RepositoryCheck`. Content match:
+:func:`repository_check` adapts the repository to :class:`certstore.verify.RepositoryCheck`.
 
-1. the presented bytes are the stored certificate file (SM3 equals the blob key) — the usual case for an OFD
-   downloaded from the repository; otherwise
-2. the metadata the file carries under its signature (OFD ``CustomDatas``; PDF Info dictionary of the signed
-   revision) equals the record's metadata element by element — the case for the PDF rendition, which the
-   repository renders on demand and does not store.
+Status (:meth:`RepositoryStatusCheck.status`): now, the stored status (expiry computed); at a time ``at``, the
+lifecycle events as they stood then (:func:`status_as_of`): the version's last event at or before ``at``
+decides — so a superseded version is superseded only from its successor's creation, a revoked one only from the
+revocation — and expiry follows from ``valid_until`` at ``at``.
 
-   For an OFD the seals must match too: every seal signature of the stored file (seal and signer
-   certificate) must be in the presented one, so a file re-sealed by another agency's seal does not pass for
-   the record even though its metadata was copied faithfully.
+Content match (:meth:`RepositoryStatusCheck.content_digest_matches`, answering a
+:class:`~certstore.verify.pipeline.ContentAnswer` whose text says exactly what was compared):
 
-   A copy (副本, :mod:`certstore.services.copies`) is a new document sealed by the repository that embeds the
-   stored original as an attachment (:func:`certstore.verify.ofd.embedded_originals`). Its own seal is not the
-   issuer's, so instead of the seals, the one original it embeds must be the stored file byte for byte (its
-   SM3 equals the blob key) — the issuer's seals are then those of the record by construction. A copy whose
-   certificate has no stored file has nothing to compare with (None).
+1. an original OFD (or a stored PDF): the SM3 of the presented bytes against the stored version's file digest
+   (the blob key is the SM3 of the stored bytes, :mod:`certstore.store.blobs`) — any change to a page, a
+   resource, the metadata or a seal fails;
+2. a copy (副本, :mod:`certstore.services.copies`): a new document sealed by the repository that embeds the
+   stored original as an attachment (:func:`certstore.verify.ofd.embedded_originals`): its metadata must equal
+   the record's and the one original it embeds must be the stored file byte for byte (SM3 equals the blob key);
+3. a PDF rendition of a stored OFD, which the repository renders on demand and does not store: the metadata it
+   carries under its signature (Info dictionary of the signed revision) must equal the record's — the reason
+   says that its pages were not compared (the PDF signature covers them).
 
-Anything else (a file for the identifier whose signed metadata differs from the record) is a mismatch.
+A version stored without a file has nothing to compare with (UNKNOWN).
 
 The use cases of verification exist once, here, for every entry point (public API, public pages, window page,
 command line):
@@ -34,23 +36,27 @@ command line):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, NamedTuple
 
 from certstore.checks import Indication
 from certstore.crypto.sm3 import sm3
-from certstore.lifecycle import Status
+from certstore.crypto.x509 import Certificate as X509Certificate
+from certstore.keystore import KeyStoreError
+from certstore.lifecycle import Status, effective_status
 from certstore.packaging.ofd.reader import OfdFormatError, OfdPackage, OfdReader
 from certstore.packaging.ofd.render import render_package_first_page
 from certstore.records import Certificate
-from certstore.seal import SealFormatError, parse_seal_signature
 from certstore.services import certificates
 from certstore.store.repository import Repository
 from certstore.verify import RepositoryCheck, VerificationReport, verify_and_read
 from certstore.verify.ofd import embedded_originals
 from certstore.verify.pdf import signed_metadata
+from certstore.verify.pipeline import NOT_ISSUED, ContentAnswer, OfflineStatus
+from certstore.verify.status_list import StatusListError, read_status_list
+from certstore.workdays import local_date
 
 if TYPE_CHECKING:  # the application object builds its repository check from this module
     from certstore.app import Application
@@ -59,9 +65,11 @@ __all__ = [
     "CertificateStatus",
     "Presented",
     "RepositoryStatusCheck",
+    "offline_status",
     "presented_preview",
     "public_status",
     "repository_check",
+    "status_as_of",
     "verify_presented",
     "verify_stored",
 ]
@@ -72,23 +80,6 @@ def _open_ofd(data: bytes) -> OfdPackage | None:
         return OfdReader.open(data)
     except OfdFormatError:
         return None
-
-
-def _ofd_sealers(package: OfdPackage | None) -> set[tuple[str, bytes]]:
-    """(seal id, signer certificate DER) of every readable seal signature in an OFD (none when unreadable)."""
-    if package is None:
-        return set()
-    found = set()
-    for document in package.documents:
-        for signature in document.signatures:
-            if signature.signed_value is None:
-                continue
-            try:
-                parsed = parse_seal_signature(signature.signed_value)
-            except SealFormatError:
-                continue
-            found.add((parsed.seal.es_id, parsed.signer_certificate.der))
-    return found
 
 
 def _as_text(value: object) -> str:
@@ -125,7 +116,12 @@ class RepositoryStatusCheck:
         cert = self._certificate(identifier)
         if cert is None:
             return None
-        status = cert.status_at(at or self.repo.now())
+        if at is None:
+            status = cert.status_at(self.repo.now())
+            return status.value, status.label
+        status = status_as_of(cert, at)
+        if status is None:
+            return NOT_ISSUED, "未签发"
         return status.value, status.label
 
     def content_digest_matches(
@@ -136,28 +132,111 @@ class RepositoryStatusCheck:
         package_sm3: str | None = None,
         ofd: OfdPackage | None = None,
     ) -> bool | None:
+        answer = self.content_comparison(identifier, package, package_sm3=package_sm3, ofd=ofd)
+        return None if answer is None else answer.matches
+
+    def content_comparison(
+        self,
+        identifier: str,
+        package: bytes,
+        *,
+        package_sm3: str | None = None,
+        ofd: OfdPackage | None = None,
+    ) -> ContentAnswer | None:
+        """:meth:`content_digest_matches` with what was compared (the ``content_match`` reason)."""
         cert = self._certificate(identifier)
         if cert is None:
             return None
-        if cert.file_key is not None and (package_sm3 or sm3(package).hex()) == cert.file_key:
-            return True
+        presented = package_sm3 or sm3(package).hex()
         is_pdf = package.startswith(b"%PDF-")
-        if is_pdf:
-            ofd, carried = None, signed_metadata(package)
-        else:
-            ofd = ofd if ofd is not None else _open_ofd(package)
-            carried = {} if ofd is None else dict(ofd.doc_info.custom_datas)
-        recorded: Mapping[str, object] = cert.metadata
-        if not carried or any(carried.get(name) != _as_text(value) for name, value in recorded.items()):
-            return False
+        ofd = None if is_pdf else (ofd if ofd is not None else _open_ofd(package))
         originals = () if ofd is None else embedded_originals(ofd)
-        if originals:  # a copy (副本): the original it embeds must be the stored file
-            if cert.file_key is None:
-                return None
-            return len(originals) == 1 and sm3(originals[0][1]).hex() == cert.file_key
-        if is_pdf or cert.file_key is None:
-            return True
-        return _ofd_sealers(_open_ofd(self.repo.blobs.get(cert.file_key))) <= _ofd_sealers(ofd)
+        if originals:  # a copy (副本): the record's metadata, and the original it embeds is the stored file
+            return _copy_answer(cert, ofd, originals)
+        if cert.file_key is None:
+            return ContentAnswer(
+                None, f"the repository stored no file for {identifier}: nothing to compare with"
+            )
+        stored = "PDF" if cert.file_media_type == "application/pdf" else "OFD"
+        if presented == cert.file_key:
+            return ContentAnswer(
+                True,
+                f"the file is the content the repository recorded for {identifier}: the SM3 of the presented file "
+                f"({presented[:16]}…) equals the SM3 of the file stored for version {cert.version}",
+            )
+        if (
+            is_pdf and stored == "OFD"
+        ):  # a rendition: not stored, so its signed metadata are what can be compared
+            carried = signed_metadata(package)
+            if _metadata_equal(carried, cert.metadata):
+                return ContentAnswer(
+                    True,
+                    f"PDF rendition: the metadata it carries under its signature equal the record of {identifier} "
+                    "(the repository stores the OFD, not the rendition; its pages were not compared)",
+                )
+            return ContentAnswer(
+                False,
+                f"PDF rendition: the metadata it carries under its signature differ from the record of {identifier}",
+            )
+        return ContentAnswer(
+            False,
+            f"SM3 of the presented file ({presented[:16]}…) differs from the SM3 of the {stored} file stored for "
+            f"{identifier} ({cert.file_key[:16]}…)",
+        )
+
+
+def _metadata_equal(carried: Mapping[str, str], recorded: Mapping[str, object]) -> bool:
+    return bool(carried) and all(carried.get(name) == _as_text(value) for name, value in recorded.items())
+
+
+def _copy_answer(
+    cert: Certificate, ofd: OfdPackage | None, originals: Sequence[tuple[str, bytes]]
+) -> ContentAnswer | None:
+    identifier = cert.identifier
+    carried = {} if ofd is None else dict(ofd.doc_info.custom_datas)
+    if not _metadata_equal(carried, cert.metadata):
+        return ContentAnswer(False, f"copy (副本): its metadata differ from the record of {identifier}")
+    if cert.file_key is None:
+        return ContentAnswer(
+            None, f"copy (副本): the repository stored no file for {identifier} to compare with"
+        )
+    if len(originals) == 1 and sm3(originals[0][1]).hex() == cert.file_key:
+        return ContentAnswer(
+            True,
+            f"copy (副本) of the stored original: the embedded original (原件) is the file the repository recorded "
+            f"for {identifier} (SM3 compared), and the copy carries the record's metadata",
+        )
+    return ContentAnswer(
+        False,
+        f"copy (副本): its embedded original (原件) is not the file stored for {identifier} "
+        f"({len(originals)} embedded; SM3 compared)",
+    )
+
+
+def status_as_of(certificate: Certificate, at: datetime) -> Status | None:
+    """The status of a version at ``at`` as its lifecycle events stood then: the last event at or before ``at``
+    decides (expiry from ``valid_until`` at ``at``). Before its first recorded event: the first event's status
+    when ``at`` falls on or after the issue date (an imported version, issued before the repository recorded
+    it), else None (not yet issued). A time without offset is read as UTC."""
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    stored: Status | None = None
+    for event in certificate.events:
+        event_at = event.at if event.at.tzinfo is not None else event.at.replace(tzinfo=UTC)
+        if event_at > at:
+            break
+        try:
+            stored = Status(event.to_status)
+        except ValueError:
+            continue
+    if stored is None:
+        if not certificate.events:
+            stored = certificate.stored_status
+        elif local_date(at) >= certificate.issue_date:
+            stored = Status(certificate.events[0].to_status)
+        else:
+            return None
+    return effective_status(stored, certificate.valid_until, at)
 
 
 def repository_check(open_repository: Callable[[], Repository]) -> RepositoryCheck:
@@ -182,12 +261,14 @@ def verify_presented(
     *,
     at: datetime | None = None,
     offline: bool = False,
+    status_snapshot: bytes | None = None,
     file_name: str | None = None,
 ) -> Presented:
     """Verify a presented OFD or PDF file with ``app``'s trust anchors and — unless ``offline`` — its repository
-    (status and recorded content). ``at`` judges validity at that time instead of each signature's signing time;
-    a time without offset is read as UTC. Raises :class:`~certstore.verify.UnreadableFileError` for input that is
-    neither an OFD nor a PDF."""
+    (status at the time asked and recorded content). Offline, the status comes from ``status_snapshot`` (a
+    signed status snapshot, :func:`offline_status`) or is unknown (INDETERMINATE, never VALID). ``at`` judges
+    validity at that time instead of each signature's signing time; a time without offset is read as UTC.
+    Raises :class:`~certstore.verify.UnreadableFileError` for input that is neither an OFD nor a PDF."""
     if at is not None and at.tzinfo is None:
         at = at.replace(tzinfo=UTC)
     verified = verify_and_read(
@@ -196,8 +277,33 @@ def verify_presented(
         at=at,
         repository=None if offline else app.repository_check(),
         file_name=file_name,
+        offline=offline_status(app, status_snapshot) if offline else None,
+        now=app.now(),
     )
     return Presented(verified.report, verified.package)
+
+
+def offline_status(app: Application, snapshot: bytes | None) -> OfflineStatus:
+    """The offline status source of a verification: ``snapshot`` verified against ``app``'s trust anchors and the
+    repository key when the key store holds it; a refused snapshot becomes the reason the status is unknown."""
+    if snapshot is None:
+        return OfflineStatus(problem="offline, and no status snapshot was given")
+    try:
+        return OfflineStatus(
+            read_status_list(snapshot, trust=app.trust, expected=_repository_certificates(app))
+        )
+    except StatusListError as exc:
+        return OfflineStatus(problem=f"status snapshot refused: {exc}")
+
+
+def _repository_certificates(app: Application) -> tuple[X509Certificate, ...]:
+    try:
+        return (app.repository_sealing_key().certificate,)
+    except (
+        KeyStoreError,
+        OSError,
+    ):  # a verifier's key store without the repository key: trust anchors decide
+        return ()
 
 
 def presented_preview(presented: Presented, *, dpi: float = 96.0) -> bytes | None:

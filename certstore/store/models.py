@@ -157,6 +157,7 @@ class CertificateRow(Base):
         Index("ix_certificates_holder", "holder_id_digest"),
         Index("ix_certificates_serial", "issuer_code", "serial"),
         Index("ix_certificates_file_key", "file_key"),  # the orphan sweep asks "is this blob referenced?"
+        Index("ix_certificates_serial_version", "serial", "version"),  # the QR code's short path
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)

@@ -8,11 +8,19 @@
    :func:`certstore.verify.ofd.verify_ofd`; ``%PDF-`` in the first KiB to ``certstore.verify.pdf.verify_pdf``
    (imported lazily; when that module is not installed the report is INDETERMINATE and says so);
 3. adds the certificate-level checks ``status`` and ``content_match`` when the file names an e-certificate
-   (CustomData ``ZZBS``) — against the repository when one is given, SKIPPED ("offline") otherwise — before
-   the certificate checks of the format verifier (a copy's ``embedded_original``). For a copy (副本), which
-   embeds the stored original, ``content_match`` asks the repository about the copy — its metadata must equal
-   the record and its embedded original must be the stored file (``RepositoryCheck.content_digest_matches``)
-   — and says so;
+   (CustomData ``ZZBS``), before the certificate checks of the format verifier (a copy's
+   ``embedded_original``):
+
+   * online (``repository`` given): status at the time asked from the repository's lifecycle events, and
+     ``content_match`` — the presented file's SM3 against the stored version's (for a copy (副本), which embeds
+     the stored original: its metadata must equal the record and its embedded original must be the stored file;
+     for a PDF rendition, which is not stored: its signed metadata) — the reason says what was compared;
+   * offline verification (``offline`` given, :class:`OfflineStatus`): status from a verified signed status
+     snapshot (:mod:`certstore.verify.status_list`) — its age is stated; expiry from the validity end the file
+     carries — or, without a usable snapshot, UNKNOWN "status unknown: …" so the file is never VALID;
+     ``content_match`` SKIPPED;
+   * neither: both SKIPPED — the *integrity-only* mode the repository uses on its own stored files (it knows
+     their status), e.g. before certifying a copy; no entry point of a verifier uses it;
 4. stamps the file's size and digests and the verification time.
 
 :func:`verify_and_read` is the same and also hands back the OFD package it read (:class:`VerifiedFile`): a file
@@ -32,19 +40,24 @@ import logging
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
-from typing import Protocol, runtime_checkable
+from datetime import UTC, date, datetime, timedelta
+from typing import NamedTuple, Protocol, runtime_checkable
 
 from certstore.checks import Check, CheckResult, Indication, worst
 from certstore.crypto.sm3 import sm3
 from certstore.crypto.trust import TrustStore
-from certstore.lifecycle import Status
+from certstore.lifecycle import Status, effective_status
 from certstore.packaging.ofd.reader import NotOfdError, OfdPackage
 from certstore.verify.ofd import DEFAULT_OPTIONS, EMBEDDED_ORIGINAL, OfdOptions, read_and_verify_ofd
 from certstore.verify.report import CertificateReport, FileInfo, Format, VerificationReport
+from certstore.verify.status_list import StatusList
 
 __all__ = [
+    "NOT_ISSUED",
     "OFFLINE_REASON",
+    "STATUS_UNKNOWN",
+    "ContentAnswer",
+    "OfflineStatus",
     "RepositoryCheck",
     "UnreadableFileError",
     "VerifiedFile",
@@ -58,6 +71,11 @@ log = logging.getLogger(__name__)
 STATUS = "status"
 CONTENT_MATCH = "content_match"
 OFFLINE_REASON = "offline: the repository was not consulted"
+STATUS_UNKNOWN = "status unknown"
+#: The status a repository answers for a time before the version existed (``RepositoryCheck.status``).
+NOT_ISSUED = "not_issued"
+#: How far a snapshot's thisUpdate may lie ahead of the verifier's clock (clock skew).
+_SKEW = timedelta(minutes=5)
 
 #: Repository statuses that end a certificate's validity (``certstore.lifecycle.Status``).
 _NOT_IN_FORCE = frozenset(
@@ -70,18 +88,38 @@ class UnreadableFileError(ValueError):
     """The input is not a file this verifier can read at all (CLI exit code 3). The message says why."""
 
 
+class ContentAnswer(NamedTuple):
+    """What a repository's ``content_comparison`` answers: the outcome of ``content_digest_matches`` and exactly
+    what was compared (the ``content_match`` reason)."""
+
+    matches: bool | None
+    compared: str
+
+
+@dataclass(frozen=True)
+class OfflineStatus:
+    """Offline verification: status comes from ``snapshot`` (verified by
+    :func:`certstore.verify.status_list.read_status_list`) or is unknown; ``problem`` says why there is no
+    usable snapshot (none given, refused …)."""
+
+    snapshot: StatusList | None = None
+    problem: str | None = None
+
+
 @runtime_checkable
 class RepositoryCheck(Protocol):
     """What the verifier asks the repository (implemented by the services layer).
 
     ``status`` returns (status, label) — a :class:`certstore.lifecycle.Status` value such as ``"revoked"`` and
     its Chinese label — for the certificate ``identifier``, effective now or at ``at`` when the verification is
-    asked about another time; None when the repository does not know the identifier.
+    asked about another time (as the lifecycle events stood then; :data:`NOT_ISSUED` before the version
+    existed); None when the repository does not know the identifier.
     ``content_digest_matches`` says whether ``package`` (the presented file's bytes) is the content the
     repository recorded for ``identifier`` — for a copy (副本): whether its metadata are the record's and the
-    original it embeds is the stored file; None when it holds no record to compare with. ``package_sm3`` is
-    the package's SM3 (hex) when the caller has it already (the pipeline hashes every file once, for the
-    report's file identity); ``ofd`` is the OFD package the pipeline read from those bytes (None for a PDF), so
+    original it embeds is the stored file; None when it holds no record to compare with. A repository that also
+    has ``content_comparison`` (same arguments, returning a :class:`ContentAnswer`) is asked that instead, so the
+    ``content_match`` reason says what was compared. ``package_sm3`` is the package's SM3
+    (hex) when the caller has it already (the pipeline hashes every file once, for the report's file identity); ``ofd`` is the OFD package the pipeline read from those bytes (None for a PDF), so
     that it need not be read again. Either may raise when the repository is unreachable; the check is then
     UNKNOWN.
     """
@@ -136,14 +174,25 @@ def verify_file(
     repository: RepositoryCheck | None = None,
     file_name: str | None = None,
     ofd_options: OfdOptions = DEFAULT_OPTIONS,
+    offline: OfflineStatus | None = None,
+    now: datetime | None = None,
 ) -> VerificationReport:
     """Verify a presented OFD or PDF file; see the module documentation for what is checked.
 
     ``at`` judges certificate and seal validity at that time instead of each signature's signing time, and asks
-    the repository for the status at that time; ``repository`` None means offline.
+    the repository for the status at that time. Without ``repository``: ``offline`` decides the status from a
+    snapshot or makes it unknown; with neither, status and content are SKIPPED (integrity only). ``now``: the
+    verification time (default: this machine's clock).
     """
     return verify_and_read(
-        data, trust=trust, at=at, repository=repository, file_name=file_name, ofd_options=ofd_options
+        data,
+        trust=trust,
+        at=at,
+        repository=repository,
+        file_name=file_name,
+        ofd_options=ofd_options,
+        offline=offline,
+        now=now,
     ).report
 
 
@@ -155,9 +204,12 @@ def verify_and_read(
     repository: RepositoryCheck | None = None,
     file_name: str | None = None,
     ofd_options: OfdOptions = DEFAULT_OPTIONS,
+    offline: OfflineStatus | None = None,
+    now: datetime | None = None,
 ) -> VerifiedFile:
     """:func:`verify_file`, also returning the OFD package read for the report (read once: the repository's
-    content check gets it too)."""
+    content check gets it too). ``now``: the verification time (default: this machine's clock) — the report's
+    ``verified_at`` and what a status snapshot's freshness is judged against."""
     if at is not None and at.tzinfo is None:
         raise ValueError("the verification time must be a timezone-aware datetime")
     data = bytes(data)
@@ -176,11 +228,15 @@ def verify_and_read(
         report, package = _guarded(file_format, lambda: _verify_ofd(data, trust, at, ofd_options))
     else:
         report, _ = _guarded(file_format, lambda: (_verify_pdf(data, trust, at), None))
+    now = (now or datetime.now(UTC)).replace(microsecond=0)
     if report.certificate is not None:
-        report = _with_certificate_checks(report, report.certificate, repository, data, file.sm3, at, package)
-    return VerifiedFile(
-        replace(report, file=file, verified_at=datetime.now(UTC).replace(microsecond=0)), package
-    )
+        if repository is None and offline is not None:
+            report = _with_offline_status(report, report.certificate, offline, data, at, now, package)
+        else:
+            report = _with_certificate_checks(
+                report, report.certificate, repository, data, file.sm3, at, package
+            )
+    return VerifiedFile(replace(report, file=file, verified_at=now), package)
 
 
 def _guarded(
@@ -291,6 +347,9 @@ def _status_check(
         reason = f"certificate {identifier} is not in the repository"
         return Check(STATUS, CheckResult.UNKNOWN, reason), None, None
     status, label = answer
+    if status == NOT_ISSUED:
+        reason = f"certificate {identifier} was not yet issued {when} (the repository records it from later)"
+        return Check(STATUS, CheckResult.FAILED, reason), status, label
     try:
         known = Status(status)
     except ValueError:
@@ -312,16 +371,23 @@ def _content_check(
     *,
     copy: bool,
 ) -> Check:
+    # a repository that can say what it compared (``content_comparison``, returning a ContentAnswer) is asked that
+    compare = getattr(repository, "content_comparison", None) or repository.content_digest_matches
     try:
         if package is None:
-            matches = repository.content_digest_matches(identifier, data, package_sm3=data_sm3)
+            matches = compare(identifier, data, package_sm3=data_sm3)
         else:
-            matches = repository.content_digest_matches(identifier, data, package_sm3=data_sm3, ofd=package)
+            matches = compare(identifier, data, package_sm3=data_sm3, ofd=package)
     except Exception as exc:  # the repository's own errors: content unknown
         log.warning("repository content check of %s failed: %s", identifier, exc)
         return Check(
             CONTENT_MATCH, CheckResult.UNKNOWN, f"repository unreachable: {type(exc).__name__}: {exc}"
         )
+    if isinstance(matches, ContentAnswer):
+        result = {True: CheckResult.PASSED, False: CheckResult.FAILED, None: CheckResult.UNKNOWN}[
+            matches.matches
+        ]
+        return Check(CONTENT_MATCH, result, matches.compared)
     if matches is None:
         return Check(
             CONTENT_MATCH, CheckResult.UNKNOWN, f"the repository holds no content record of {identifier}"
@@ -351,3 +417,101 @@ def _content_check(
         CheckResult.FAILED,
         f"the file differs from the content the repository recorded for {identifier}",
     )
+
+
+# --- Offline status (signed status snapshot) --------------------------------------------------------------
+
+VALID_UNTIL = "ZZYXQJZRQ"  # 证照有效期截止日期 in the file's metadata; "长期" for long-term
+
+
+def _carried_valid_until(data: bytes, package: OfdPackage | None) -> tuple[bool, date | None]:
+    """(known, validity end) from the metadata the file carries: (True, None) for long-term, (False, None) when
+    the file does not say."""
+    if package is not None:
+        value = package.doc_info.custom_datas.get(VALID_UNTIL)
+    else:
+        try:
+            from certstore.verify.pdf import signed_metadata
+
+            value = signed_metadata(data).get(VALID_UNTIL)
+        except Exception:  # no PDF support, or metadata that cannot be read: the end is unknown
+            value = None
+    if value is None:
+        return False, None
+    if value.strip() in ("长期", ""):
+        return True, None
+    try:
+        return True, date.fromisoformat(value.strip())
+    except ValueError:
+        return False, None
+
+
+def _describe(snapshot: StatusList, now: datetime) -> str:
+    header = snapshot.header
+    age = max(timedelta(0), now - header.this_update)
+    hours, rest = divmod(int(age.total_seconds()), 3600)
+    return (
+        f"status snapshot #{header.sequence} of {header.issuer} (thisUpdate {header.this_update.isoformat()}, "
+        f"{hours}h{rest // 60:02d}m old; nextUpdate {header.next_update.isoformat()})"
+    )
+
+
+def _offline_status_check(
+    offline: OfflineStatus,
+    identifier: str,
+    data: bytes,
+    at: datetime | None,
+    now: datetime,
+    package: OfdPackage | None,
+) -> tuple[Check, str | None, str | None]:
+    snapshot = offline.snapshot
+    if snapshot is None:
+        problem = offline.problem or "offline, and no status snapshot was given"
+        return Check(STATUS, CheckResult.UNKNOWN, f"{STATUS_UNKNOWN}: {problem}"), None, None
+    header, source = snapshot.header, _describe(snapshot, now)
+    if now > header.next_update:
+        reason = f"{STATUS_UNKNOWN}: snapshot expired — {source}"
+        return Check(STATUS, CheckResult.UNKNOWN, reason), None, None
+    if now + _SKEW < header.this_update:
+        reason = f"{STATUS_UNKNOWN}: the snapshot's thisUpdate lies ahead of this clock — {source}"
+        return Check(STATUS, CheckResult.UNKNOWN, reason), None, None
+    asked = now if at is None else at
+    if at is not None and not header.this_update - _SKEW <= at <= header.next_update:
+        reason = (
+            f"{STATUS_UNKNOWN}: a snapshot states the status from its thisUpdate to its nextUpdate, not at "
+            f"{at.isoformat()} — {source}"
+        )
+        return Check(STATUS, CheckResult.UNKNOWN, reason), None, None
+    stored = snapshot.lookup(identifier)
+    if stored is None:
+        reason = f"{STATUS_UNKNOWN}: certificate {identifier} is not listed in {source}"
+        return Check(STATUS, CheckResult.UNKNOWN, reason), None, None
+    known, valid_until = _carried_valid_until(data, package)
+    status = effective_status(stored, valid_until, asked) if known else stored
+    when = "now" if at is None else f"at {at.isoformat()}"
+    reason = f"certificate {identifier} is {status.value} ({status.label}) {when} by {source}"
+    if not known and stored in (Status.VALID, Status.SUSPENDED):
+        reason += "; the file states no validity end, expiry not checked"
+    result = CheckResult.FAILED if status in _NOT_IN_FORCE else CheckResult.PASSED
+    return Check(STATUS, result, reason), status.value, status.label
+
+
+def _with_offline_status(
+    report: VerificationReport,
+    certificate: CertificateReport,
+    offline: OfflineStatus,
+    data: bytes,
+    at: datetime | None,
+    now: datetime,
+    package: OfdPackage | None,
+) -> VerificationReport:
+    status_check, status, label = _offline_status_check(
+        offline, certificate.identifier, data, at, now, package
+    )
+    content = Check(
+        CONTENT_MATCH, CheckResult.SKIPPED, f"{OFFLINE_REASON} (the stored file was not compared)"
+    )
+    checked = replace(
+        certificate, status=status, label=label, checks=(status_check, content, *certificate.checks)
+    )
+    return replace(report, certificate=checked, indication=worst([report.indication, checked.indication]))

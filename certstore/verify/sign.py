@@ -2,7 +2,9 @@
 exact bytes of ``Signature.xml`` directly, without a seal. Three forms are seen in the wild and verified here:
 
 * **raw**: a DER (or raw 64-byte r‖s) SM2-with-SM3 signature over Signature.xml, with no certificate (ofdrw
-  ``DigitalSignContainer``). Verifiable only when the signer certificate is known: ``sign_certificates``.
+  ``DigitalSignContainer``). Verifiable only when the signer certificate is known: ``sign_certificates``. The
+  value names no signer, so one that verifies with none of them is UNKNOWN ("signer certificate not found"),
+  never FAILED: another signer and an altered Signature.xml cannot be told apart.
 * **GB/T 35275 SignedData, eContent form**: ContentInfo(signedData) whose encapsulated content is
   SM3(Signature.xml) (32 bytes; Base64 of it is accepted with a warning, as ofdrw does) and whose SignerInfo
   signs those content octets (tongz; ofdrw ``GBT35275DSContainer``).
@@ -242,6 +244,7 @@ def _verify_raw(
             CheckResult.PASSED,
             f"{form} SM2 signature over Signature.xml ({len(data)} bytes) verifies with the key of "
             f"{signer.subject!r}",
+            signer.extension_warnings,
         )
     elif not sign_certificates:
         signature = Check(
@@ -251,11 +254,15 @@ def _verify_raw(
             "signer certificate given (sign_certificates / --signer-cert)",
         )
     else:
+        # A raw value names no signer (no certificate, no issuer-serial, no key identifier), and SM2 keys cannot
+        # be recovered from a signature (Z_A depends on the key): failing under every known key shows only that
+        # the signer is none of them. An altered Signature.xml and an unknown signer look the same: UNKNOWN.
         signature = Check(
             SIGNATURE,
-            CheckResult.FAILED,
-            f"raw SM2 signature over Signature.xml verifies with none of the {len(sign_certificates)} given "
-            "signer certificate(s): Signature.xml was altered or signed with another key",
+            CheckResult.UNKNOWN,
+            f"signer certificate not found: the raw SM2 signature over Signature.xml verifies with none of the "
+            f"{len(sign_certificates)} known signer certificate(s), and it names no signer — signed by another "
+            "key, or Signature.xml altered after signing; not verifiable without the signer's certificate",
         )
     source = "SignatureDateTime in Signature.xml"
     checked = signer_checks(
@@ -480,8 +487,8 @@ def _signed_data_signature_check(
         return Check(
             SIGNATURE,
             CheckResult.UNKNOWN,
-            "the signer certificate named by the SignerInfo is neither in the SignedData nor given: the signature "
-            "cannot be verified",
+            "signer certificate not found: the certificate the SignerInfo names is neither in the SignedData nor "
+            "known: the signature cannot be verified",
         )
     if attributes:
         # The signature covers DER(SET OF Attribute): the received [0] IMPLICIT encoding with its tag set back to SET.
@@ -500,10 +507,12 @@ def _signed_data_signature_check(
             CheckResult.PASSED,
             f"SM2 signature over the {covered} ({len(message)} bytes) verifies with the key of {signer.subject!r} "
             f"(certificate {signer_source})",
+            signer.extension_warnings,
         )
     return Check(
         SIGNATURE,
         CheckResult.FAILED,
         f"SM2 signature over the {covered} does not verify with the key of {signer.subject!r}: the signed data "
         "was altered or signed with another key",
+        signer.extension_warnings,
     )

@@ -32,6 +32,7 @@ MATRIX: dict[tuple[str, str], set[str]] = {
     ("GET", "/api/v1/health"): ALL | {ANON},
     ("GET", "/api/v1/public/certificates/{identifier}/status"): ALL | {ANON},
     ("POST", "/api/v1/public/verify"): ALL | {ANON},
+    ("GET", "/api/v1/status/snapshot"): ALL | {ANON},
     ("GET", "/api/v1/catalogue"): ALL,
     ("GET", "/api/v1/catalogue/submissions"): {A, B},
     ("GET", "/api/v1/catalogue/{code}"): ALL,
@@ -40,6 +41,7 @@ MATRIX: dict[tuple[str, str], set[str]] = {
     ("POST", "/api/v1/catalogue/{code}/versions/{version}/approve"): {B},
     ("POST", "/api/v1/catalogue/{code}/versions/{version}/reject"): {B},
     ("POST", "/api/v1/certificates"): {A},
+    ("GET", "/api/v1/identifiers"): {A},
     ("GET", "/api/v1/certificates"): {A},  # others need a grant (tested with grants)
     ("GET", "/api/v1/certificates/{identifier}"): {A, W},
     ("GET", "/api/v1/certificates/{identifier}/history"): {A, W},
@@ -162,6 +164,8 @@ def _call(clients: Clients, role: str, method: str, path: str, world: World) -> 
         params.update(serving(document, matter="ZZ-MATRIX-1"))
     if path == "/api/v1/certificates" and role == A:
         params["issuer_code"] = "11410100990000025A"
+    if path == "/api/v1/identifiers":
+        params.update(catalogue_code=CONSTRUCTION, certificate_number=document["certificate_number"])
     if path == "/api/v1/inspections/due":
         params["year"] = 2026
     bodies: dict[tuple[str, str], Any] = {

@@ -106,3 +106,26 @@ def test_an_agency_issues_only_its_own_catalogue_types(
     assert (denied.action, denied.outcome, denied.status_code) == ("certificate.issue", "deny", 403)
     assert denied.principal == "11410100990000017F/other_agency"  # recorded once, by the use case
     assert clients.agency.get(f"/api/v1/catalogue/{PLANNING_TYPE}").status_code == 200
+
+
+def test_an_agency_asks_the_identifier_before_sealing_a_file_itself(
+    clients: Clients, api_repo: Repository
+) -> None:
+    """Serials are keyed (issue 15): only the repository computes identifiers. The issuer asks for one, gets the
+    same answer every time, and the push of that certificate is given exactly that identifier; another agency
+    may not ask for a type it does not issue; every answer is audited."""
+    document = construction_data(api_repo, number="410100202406109999")
+    query = {"catalogue_code": CONSTRUCTION, "certificate_number": document["certificate_number"]}
+    first = clients.agency.get("/api/v1/identifiers", params=query)
+    assert first.status_code == 200, first.text
+    assert clients.agency.get("/api/v1/identifiers", params=query).json() == first.json()
+    pushed = clients.agency.post("/api/v1/certificates", json=document)
+    assert pushed.status_code == 201, pushed.text
+    assert pushed.json()["identifier"] == first.json()["identifier"]
+    second = clients.agency.get("/api/v1/identifiers", params={**query, "version": 2}).json()["identifier"]
+    assert second.split(".")[-3] == first.json()["identifier"].split(".")[-3]  # the same serial
+    assert clients.other_agency.get("/api/v1/identifiers", params=query).status_code == 403
+    assert clients.window.get("/api/v1/identifiers", params=query).status_code == 403
+    entries = [e for e in issuing.audit_entries(api_repo) if e.action == "certificate.identifier"]
+    assert [e.outcome.value for e in entries].count("allow") == 3
+    assert [e.outcome.value for e in entries].count("deny") == 1  # the other agency (window: refused by role)

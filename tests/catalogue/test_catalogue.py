@@ -122,7 +122,7 @@ def test_shipped_entry_lookup() -> None:
 
 def test_entry_codes_make_identifiers() -> None:
     entry = shipped_entry(CONSTRUCTION)
-    serial = serial_for(entry.issuer.credit_code, entry.number_format.example)
+    serial = serial_for(entry.issuer.credit_code, entry.number_format.example, key=bytes(32))
     identifier = CertificateIdentifier.build(entry.code, entry.issuer.credit_code, serial, 1)
     assert str(identifier).startswith(f"1.2.156.3005.2.{entry.code}.{entry.issuer.credit_code}.")
     assert CertificateIdentifier.parse(str(identifier)).check_ok

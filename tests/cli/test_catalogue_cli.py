@@ -25,7 +25,9 @@ def test_example_is_valid_data(cli) -> None:
         result = cli("catalogue", "example", code)
         assert result.code == 0, result.err
         draft = draft_from_json(result.json())
-        prepared = prepare_version(entries[code], draft, version=1, holder_key=os.urandom(32))
+        prepared = prepare_version(
+            entries[code], draft, version=1, holder_key=os.urandom(32), serial_key=os.urandom(32)
+        )
         assert str(prepared.identifier).startswith(f"1.2.156.3005.2.{code}.")
 
 

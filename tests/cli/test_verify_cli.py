@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from certstore.app import Application
 from certstore.cli import verify as verify_command
 from certstore.cli.common import Context
 from certstore.keystore import KeyStore
+from certstore.lifecycle import Action
+from certstore.services import certificates
 from tests.seal.seal_builders import Party, make_hierarchy
+from tests.support import issuing
 from tests.verify.builders import OFD_FIXTURES, ROOT_PEM, content_files, signed_ofd, zip_bytes
 
 ALLPROTECTED = OFD_FIXTURES / "ofdrw-sign__allprotected.ofd"
@@ -115,10 +120,12 @@ def test_raw_sign_signature_needs_the_signer_certificate(cli, tmp_path: Path) ->
     signer.write_bytes(h.signer.certificate.pem)
     assert cli("verify", path, "--trust", root, "--offline").code == 2
     result = cli("verify", path, "--trust", root, "--offline", "--signer-cert", signer)
-    assert result.code == 0, result.out
     assert "  signature s1: VALID (sign; signer CN=签章者" in result.out
-    # this file names a certificate identifier (ZZBS): offline, its status is not checked
-    assert "status not checked" in result.out and "SKIPPED  status" in result.out
+    # this file names a certificate identifier (ZZBS): offline without a status snapshot its status is unknown,
+    # so the file is INDETERMINATE, never VALID
+    assert result.code == 2, result.out
+    assert "status unknown" in result.out
+    assert "UNKNOWN  status          status unknown: offline, and no status snapshot was given" in result.out
 
 
 def test_key_store_signers_are_known_signers(cli, tmp_path: Path, data_dir: Path) -> None:
@@ -130,7 +137,8 @@ def test_key_store_signers_are_known_signers(cli, tmp_path: Path, data_dir: Path
     signed_now = datetime.now(UTC).isoformat(timespec="seconds")  # the dev certificates start now
     path.write_bytes(signed_ofd(agency, form="raw", date_time=signed_now).package)
     result = cli("verify", path, "--offline")
-    assert result.code == 0, result.out
+    assert "  signature s1: VALID (sign; signer " in result.out, result.out
+    assert result.code == 2 and "status unknown" in result.out  # it names a certificate: offline, no status
 
 
 def test_repository_hook_is_used_unless_offline(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -151,7 +159,8 @@ def test_repository_hook_is_used_unless_offline(cli, tmp_path: Path, monkeypatch
     online = cli("verify", path, "--trust", root)
     assert online.code == 1
     assert "status revoked (吊销)" in online.out
-    assert cli("verify", path, "--trust", root, "--offline").code == 0
+    offline = cli("verify", path, "--trust", root, "--offline")
+    assert offline.code == 2 and "status unknown" in offline.out  # not consulted: never VALID
 
 
 def test_the_repository_consulted_is_the_applications(data_dir: Path) -> None:
@@ -165,3 +174,81 @@ def test_the_repository_consulted_is_the_applications(data_dir: Path) -> None:
     finally:
         context.close()
     assert not context._opened
+
+
+# --- status history (--at) and offline status (--status) ------------------------------------------------------
+
+CODE = "11410100990000017F003"  # 建设工程规划许可证
+
+
+def _issue(cli, tmp_path: Path) -> tuple[Path, str]:
+    assert cli("keys", "init").code == 0
+    example = cli("catalogue", "example", CODE)
+    data = tmp_path / "data.json"
+    data.write_text(example.out)
+    out = tmp_path / "cert.ofd"
+    issued = cli("issue", "--catalogue", CODE, "--data", data, "--out", out)
+    assert issued.code == 0, issued.err
+    return out, issued.out.strip().splitlines()[-1]
+
+
+def _revoke(data_dir: Path, identifier: str) -> datetime:
+    app = Application.open(data_dir)
+    try:
+        issuing.act(app, identifier, Action.REVOKE, reason="行政处罚")
+        return certificates.get(app.repo, identifier).events[-1].at
+    finally:
+        app.close()
+
+
+def test_at_answers_the_status_of_that_time(cli, tmp_path: Path, data_dir: Path) -> None:
+    path, identifier = _issue(cli, tmp_path)
+    time.sleep(2.1)  # the revocation comes after the issuance (the dev keys and seal start at `keys init`)
+    revoked_at = _revoke(data_dir, identifier)
+    before = cli("verify", path, "--at", (revoked_at - timedelta(seconds=1)).isoformat())
+    assert before.code == 0, before.out
+    assert f"certificate {identifier}: status valid" in before.out
+    after = cli("verify", path, "--at", (revoked_at + timedelta(seconds=1)).isoformat())
+    assert after.code == 1, after.out
+    assert f"certificate {identifier}: status revoked (吊销)" in after.out
+
+
+def test_offline_status_from_a_signed_snapshot(cli, tmp_path: Path, data_dir: Path) -> None:
+    path, identifier = _issue(cli, tmp_path)
+    snapshot = tmp_path / "status.cssl"
+    built = cli("status", "snapshot", "--out", snapshot, "--valid-for", "1h")
+    assert built.code == 0, built.err
+    assert built.out.startswith("status snapshot #") and "1 version(s)" in built.out
+    assert cli("verify", path, "--offline").code == 2  # no snapshot: status unknown
+    valid = cli("verify", path, "--offline", "--status", snapshot)
+    assert valid.code == 0, valid.out
+    assert "is valid (有效) now by status snapshot #" in valid.out and "thisUpdate" in valid.out
+    _revoke(data_dir, identifier)
+    assert (
+        cli("verify", path, "--offline", "--status", snapshot).code == 0
+    )  # the old snapshot still says valid
+    revoked = tmp_path / "revoked.cssl"
+    assert cli("status", "snapshot", "--out", revoked).code == 0
+    result = cli("verify", path, "--offline", "--status", revoked, "--json")
+    assert result.code == 1, result.out
+    report = result.json()
+    assert report["indication"] == "INVALID" and report["certificate"]["status"] == "revoked"
+    tampered = tmp_path / "tampered.cssl"
+    body = bytearray(revoked.read_bytes())
+    body[-5] ^= 0xFF  # inside the signature
+    tampered.write_bytes(bytes(body))
+    refused = cli("verify", path, "--offline", "--status", tampered)
+    assert refused.code == 2, refused.out
+    assert "status unknown: status snapshot refused:" in refused.out
+    assert cli("verify", path, "--status", revoked).code == 3  # --status is for --offline
+    assert cli("status", "snapshot", "--out", snapshot, "--valid-for", "soon").code == 3
+
+
+def test_a_stale_snapshot_is_status_unknown(cli, tmp_path: Path) -> None:
+    path, _ = _issue(cli, tmp_path)
+    snapshot = tmp_path / "status.cssl"
+    assert cli("status", "snapshot", "--out", snapshot, "--valid-for", "1s").code == 0
+    time.sleep(2.1)
+    result = cli("verify", path, "--offline", "--status", snapshot)
+    assert result.code == 2, result.out
+    assert "UNKNOWN  status          status unknown: snapshot expired" in result.out

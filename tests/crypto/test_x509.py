@@ -8,10 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from certstore.checks import CheckResult
 from certstore.crypto.encoding import dump_private_key
 from certstore.crypto.sm2 import SM2PrivateKey, SoftwareSigner
 from certstore.crypto.trust import ChainStatus, TrustStore, validate_chain
 from certstore.crypto.x509 import Certificate, CertificateError, CertificateProfile, issue_certificate
+from tests.pki import Party
+from tests.seal.seal_builders import with_malformed_extension
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 DISTID = "distid:1234567812345678"
@@ -225,3 +228,59 @@ def test_issue_refuses_inconsistent_requests(root, signer) -> None:
     with pytest.raises(ValueError, match="later"):
         issue_certificate({"common_name": "x"}, key.public_key, issuer=root[0], issuer_signer=SoftwareSigner(root[1]),
                           profile=CertificateProfile.SIGNER, not_before=NOW, not_after=NOW)  # fmt: skip
+
+
+# --- Extensions that do not decode (issue 15 item 5) ------------------------------------------------------------
+
+
+def _party(pair: tuple[Certificate, SM2PrivateKey]) -> Party:
+    return Party(SoftwareSigner(pair[1]), pair[0])
+
+
+def test_extension_of_an_unknown_type_is_opaque(root, signer) -> None:
+    """An extension asn1crypto has no type for is not decoded, so its bytes cannot be "malformed"."""
+    odd = with_malformed_extension(_party(signer), _party(root), oid="1.2.3.4", value=b"\xff\xff\x01")
+    assert odd.certificate.malformed_extensions == ()
+    assert odd.certificate.extension_warnings == ()
+
+
+def test_malformed_non_critical_extension_is_left_out_of_asn1(root, signer) -> None:
+    lax = with_malformed_extension(_party(signer), _party(root)).certificate
+    (malformed,) = lax.malformed_extensions
+    assert (malformed.name, malformed.critical) == ("authority_key_identifier", False)
+    assert "primitive" in malformed.error
+    names = [e["extn_id"].native for e in lax.asn1["tbs_certificate"]["extensions"]]
+    assert "authority_key_identifier" not in names and "key_usage" in names
+    assert lax.authority_key_id is None
+    assert lax.tbs_bytes != signer[0].tbs_bytes and lax.is_signed_by(root[0].public_key)
+    assert lax.describe()["malformed_extensions"] == [malformed.describe()]
+    chain = validate_chain(lax, trust=TrustStore([root[0]]), at=NOW)
+    assert chain.ok and chain.warnings == ()  # the leaf's own warning belongs to the check that uses its key
+
+
+def test_malformed_critical_key_usage_is_unreliable_not_permissive(root, signer) -> None:
+    """A keyUsage that does not decode must not read as "no keyUsage" (anything allowed): UNRELIABLE → UNKNOWN."""
+    strict = with_malformed_extension(
+        _party(signer), _party(root), oid="2.5.29.15", value=b"\x03\x02\x01", critical=True
+    ).certificate
+    assert strict.key_usage is None
+    chain = validate_chain(
+        strict, trust=TrustStore([root[0]]), at=NOW, key_usage=frozenset({"key_cert_sign"})
+    )
+    assert chain.status is ChainStatus.UNRELIABLE
+    assert "malformed critical extension key_usage" in chain.reason
+    assert chain.to_check("signer_chain").result is CheckResult.UNKNOWN
+
+
+def test_malformed_extension_of_an_intermediate_warns_on_the_chain(root) -> None:
+    ca = make("中间 CA", CertificateProfile.ROOT_CA, root)
+    lax_ca = with_malformed_extension(
+        _party(ca), _party(root), oid="2.5.29.17", value=b"\x10\x03\x82\x01\x41"
+    )
+    leaf = make("签章者", CertificateProfile.SIGNER, (lax_ca.certificate, ca[1]))[0]
+    chain = validate_chain(
+        leaf, trust=TrustStore([root[0]]), at=NOW, intermediates=[lax_ca.certificate], key_usage=frozenset()
+    )
+    assert chain.ok, chain.reason
+    assert chain.warnings == lax_ca.certificate.extension_warnings
+    assert chain.to_check("signer_chain").warnings == chain.warnings

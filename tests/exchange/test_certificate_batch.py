@@ -68,6 +68,7 @@ def test_batch_writes_what_the_service_functions_write(database: Database, tmp_p
     batched_db.upgrade()
     batched = make_repo(batched_db, tmp_path / "b")
     batched.holder_key = single.holder_key
+    batched.serial_key = single.serial_key
     app = Application(single, KeyStore(tmp_path / "keys"))
     call = exchange_call()
     v1, v2 = draft_from_json(document(1, 1)), draft_from_json(document(1, 2))
@@ -82,7 +83,9 @@ def test_batch_writes_what_the_service_functions_write(database: Database, tmp_p
     entry = get_entry(batched, CATALOGUE)
 
     def prepared(draft, version):  # type: ignore[no-untyped-def]
-        return prepare_version(entry, draft, version=version, holder_key=batched.holder_key)
+        return prepare_version(
+            entry, draft, version=version, holder_key=batched.holder_key, serial_key=batched.serial_key
+        )
 
     with batched.db.session() as session:
         batch = CertificateBatch(
@@ -124,7 +127,7 @@ def test_batch_refuses_like_the_service_functions(repo: Repository) -> None:
 
     def prepared(i: int, version: int, **changes: object):  # type: ignore[no-untyped-def]
         return prepare_version(entry, draft_from_json(document(i, version, **changes)), version=version,
-                               holder_key=repo.holder_key)  # fmt: skip
+                               holder_key=repo.holder_key, serial_key=repo.serial_key)  # fmt: skip
 
     with repo.db.session() as session:
         batch = CertificateBatch(repo, session, issuer_code=ISSUER, numbers=[number(1), number(2)],
@@ -157,7 +160,13 @@ def test_batch_refuses_like_the_service_functions(repo: Repository) -> None:
 
 def test_entries_and_arrivals_commit_with_the_writes_or_not_at_all(repo: Repository) -> None:
     entry = get_entry(repo, CATALOGUE)
-    prepared = prepare_version(entry, draft_from_json(document(5, 1)), version=1, holder_key=repo.holder_key)
+    prepared = prepare_version(
+        entry,
+        draft_from_json(document(5, 1)),
+        version=1,
+        holder_key=repo.holder_key,
+        serial_key=repo.serial_key,
+    )
     call = exchange_call(5)
     with pytest.raises(RuntimeError), repo.db.session() as session:
         batch = CertificateBatch(repo, session, issuer_code=ISSUER, numbers=[number(5)], call=call)
@@ -186,7 +195,13 @@ def test_entries_and_arrivals_commit_with_the_writes_or_not_at_all(repo: Reposit
 
 def test_every_write_needs_a_call(repo: Repository) -> None:
     entry = get_entry(repo, CATALOGUE)
-    prepared = prepare_version(entry, draft_from_json(document(6, 1)), version=1, holder_key=repo.holder_key)
+    prepared = prepare_version(
+        entry,
+        draft_from_json(document(6, 1)),
+        version=1,
+        holder_key=repo.holder_key,
+        serial_key=repo.serial_key,
+    )
     no_deadline = Call(Actor.agency_system(ISSUER, "exchange:test"), Origin(Via.EXCHANGE, source="test"))
     with repo.db.session() as session:
         batch = CertificateBatch(repo, session, issuer_code=ISSUER, numbers=[number(6)])

@@ -367,7 +367,9 @@ def test_sealed_by_the_repository_and_by_the_agency(
     trust = store.trust_store()
     entry = get_entry(repo, CATALOGUE)
     own_doc = document(71)
-    prepared = prepare_version(entry, draft_from_json(own_doc), version=1, holder_key=repo.holder_key)
+    prepared = prepare_version(
+        entry, draft_from_json(own_doc), version=1, holder_key=repo.holder_key, serial_key=repo.serial_key
+    )
     own_file = make_ofd(FaceData.from_prepared(prepared), key)
     with FrontendWriter(source.url) as writer:
         sealed_here = writer.certificate(ISSUER, number(70), 1, document(70))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 
 from certstore.identifiers import (
     IDENTIFIER_ROOT,
+    SHORT_CODE_LENGTH,
     CertificateIdentifier,
     HolderIdError,
     HolderIdType,
@@ -20,7 +22,11 @@ from certstore.identifiers import (
     holder_id_digest,
     holder_ref,
     iso7064_mod37_36_check,
+    legacy_serial_for,
+    parse_short_code,
     serial_for,
+    short_code,
+    short_code_of,
     validate_credit_code,
     validate_holder_id,
     validate_resident_id,
@@ -177,30 +183,71 @@ def test_identifier_is_frozen_and_hashable() -> None:
 # --- serial ---------------------------------------------------------------------------------------------
 
 
-def test_serial_is_truncated_sm3_of_issuer_and_number() -> None:
-    serial = serial_for("11410100990000017F", "建字第410100202400123号")
-    expected = hashlib.new("sm3", "11410100990000017F\x00建字第410100202400123号".encode()).digest()[:16]
+KEY = bytes(range(32))
+
+
+def test_serial_is_truncated_hmac_sm3_of_issuer_and_number() -> None:
+    serial = serial_for("11410100990000017F", "建字第410100202400123号", key=KEY)
+    message = "11410100990000017F\x00建字第410100202400123号".encode()
+    expected = hmac.new(KEY, message, "sm3").digest()[:16]
     assert serial == expected.hex().upper()
     assert len(serial) == 32 and serial == serial.upper()
-    assert serial_for("11410100990000017F", "建字第410100202400123号") == serial  # idempotent
-    assert serial_for("11410100990000017F", "建字第410100202400124号") != serial
-    assert serial_for("11410100990000025A", "建字第410100202400123号") != serial
+    assert serial_for("11410100990000017F", "建字第410100202400123号", key=KEY) == serial  # idempotent
+    assert serial_for("11410100990000017F", "建字第410100202400124号", key=KEY) != serial
+    assert serial_for("11410100990000025A", "建字第410100202400123号", key=KEY) != serial
     # the separator keeps (issuer, number) pairs apart
-    assert serial_for("AB", "C") != serial_for("A", "BC")
+    assert serial_for("AB", "C", key=KEY) != serial_for("A", "BC", key=KEY)
     identifier = CertificateIdentifier.build("11410100990000017F003", "11410100990000017F", serial, 1)
     assert CertificateIdentifier.parse(str(identifier)) == identifier
 
 
-def test_serial_known_answer() -> None:
+def test_serial_needs_the_key_to_be_derived() -> None:
+    """Sequential certificate numbers give serials that no one without the key can compute: another key gives
+    other serials, and the unkeyed SM3 serial of the numbers (what identifiers were before) is not one of them."""
+    numbers = [f"建字第4101002024{n:05d}号" for n in range(100, 105)]
+    ours = {serial_for("11410100990000017F", n, key=KEY) for n in numbers}
+    theirs = {serial_for("11410100990000017F", n, key=bytes(32)) for n in numbers}
+    legacy = {legacy_serial_for("11410100990000017F", n) for n in numbers}
+    assert len(ours) == 5 and not ours & theirs and not ours & legacy
+    with pytest.raises(ValueError, match="at least 16 bytes"):
+        serial_for("11410100990000017F", numbers[0], key=b"short")
+
+
+def test_legacy_serial_known_answer() -> None:
     # SM3("abc") is the GB/T 32905 example: 66c7f0f4 62eeedd9 d1f2d46b dc10e4e2 ...
     assert hashlib.new("sm3", b"abc").hexdigest().startswith("66c7f0f462eeedd9d1f2d46bdc10e4e2")
-    assert serial_for("a", "bc") == hashlib.new("sm3", b"a\x00bc").digest()[:16].hex().upper()
+    assert legacy_serial_for("a", "bc") == hashlib.new("sm3", b"a\x00bc").digest()[:16].hex().upper()
+
+
+def test_short_code_round_trip() -> None:
+    serial = serial_for("11410100990000017F", "建字第410100202400123号", key=KEY)
+    for version in (1, 2, 31, 32, 999):
+        identifier = CertificateIdentifier.build(
+            "11410100990000017F003", "11410100990000017F", serial, version
+        )
+        code = short_code(identifier)
+        assert code is not None and len(code) == SHORT_CODE_LENGTH == 28
+        assert code == short_code(str(identifier)) == short_code_of(serial, version)
+        assert re.fullmatch(r"[a-z2-7]{28}", code)
+        assert parse_short_code(code) == (serial, version)
+    assert short_code(identifier.with_version(1)) != short_code(identifier.with_version(2))
+    # serials that are not 16 bytes of hex (imported identifiers) have no short code
+    foreign = CertificateIdentifier.build("11410100990000017F003", "11410100990000017F", "00000123", 1)
+    assert short_code(foreign) is None
+    # not a short code: wrong length, alphabet, non-canonical base32 tail, version 0 or over 999
+    code = short_code_of(serial, 1)
+    assert code is not None
+    for bad in ("", code[:-1], code.upper(), code[:25] + "7" + code[26:], code[:26] + "aa", code[:26] + "77",
+                "1.2.156.3005.2.x", None):  # fmt: skip
+        assert parse_short_code(bad) is None  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(("issuer", "number"), [("", "1"), ("A", ""), ("A\x00", "1")])
 def test_serial_refuses_empty_or_nul(issuer: str, number: str) -> None:
     with pytest.raises(IdentifierError):
-        serial_for(issuer, number)
+        serial_for(issuer, number, key=KEY)
+    with pytest.raises(IdentifierError):
+        legacy_serial_for(issuer, number)
 
 
 # --- resident ID (公民身份号码) ---------------------------------------------------------------------------

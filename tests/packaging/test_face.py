@@ -18,6 +18,7 @@ import segno
 from PIL import Image
 
 from certstore.catalogue import CatalogueEntry, base_image_path, shipped_entries
+from certstore.identifiers import short_code
 from certstore.packaging import fonts
 from certstore.packaging.face import (
     QR_SIZE_MM,
@@ -45,7 +46,9 @@ def face_data(entry: CatalogueEntry, **face_changes: object) -> FaceData:
     draft = example_draft(entry, issue_date=ISSUED)
     if face_changes:
         draft = dataclasses.replace(draft, face={**draft.face, **face_changes})
-    return FaceData.from_prepared(prepare_version(entry, draft, version=1, holder_key=os.urandom(32)))
+    return FaceData.from_prepared(
+        prepare_version(entry, draft, version=1, holder_key=os.urandom(32), serial_key=os.urandom(32))
+    )
 
 
 @cache
@@ -181,7 +184,8 @@ def test_seal_over_issuer_and_date_bottom_right_qr_bottom_left(entry: CatalogueE
 def test_qr_code_decodes_to_the_verification_url(entry: CatalogueEntry, tmp_path: Path) -> None:
     data = face_data(entry)
     layout = lay_out_face(data, verify_base_url="https://zz.example.gov.cn/certstore/")
-    url = f"https://zz.example.gov.cn/certstore/v/{data.identifier}"
+    url = f"https://zz.example.gov.cn/certstore/v/{short_code(data.identifier)}"
+    assert len(url) == len("https://zz.example.gov.cn/certstore/v/") + 28
     assert (
         layout.extras["verify_url"]
         == url
@@ -191,13 +195,29 @@ def test_qr_code_decodes_to_the_verification_url(entry: CatalogueEntry, tmp_path
     assert zbar_decode(qr.data, tmp_path) == url
 
 
+def test_qr_code_carries_the_short_path_or_on_request_the_long_one() -> None:
+    data = face_data(ENTRIES[0])
+    code = short_code(data.identifier)
+    assert code is not None and len(code) == 28
+    assert lay_out_face(data).extras["verify_url"] == f"http://127.0.0.1:8000/v/{code}"
+    long = lay_out_face(data, short_qr=False)  # how faces sealed before the short path were laid out
+    assert long.extras["verify_url"] == f"http://127.0.0.1:8000/v/{data.identifier}"
+    assert verification_url(data.identifier, "https://a.example/", short=False) == (
+        f"https://a.example/v/{data.identifier}"
+    )
+    # an identifier whose serial is not 16 bytes of hex (imported) keeps the long path
+    foreign = "1.2.156.3005.2.11410100990000017F001.11410100990000017F.00000123.001.0"
+    assert verification_url(foreign, "https://a.example") == f"https://a.example/v/{foreign}"
+
+
 def test_qr_code_is_the_level_m_encoding_of_the_url() -> None:
     """Without a decoder: the PNG's modules are exactly the symbol :func:`qr_matrix` makes of the URL, and that
     symbol's format information says error correction level M (tests/packaging/test_qr.py decodes it)."""
     entry = ENTRIES[0]
     layout = example_layout(entry.code)
     url = layout.extras["verify_url"]
-    assert url == f"http://127.0.0.1:8000/v/{layout.text_of('identifier').removeprefix('证照标识：')}"  # type: ignore[union-attr]
+    identifier = layout.text_of("identifier").removeprefix("证照标识：")  # type: ignore[union-attr]
+    assert url == f"http://127.0.0.1:8000/v/{short_code(identifier)}"
     qr = next(i for i in layout.images if i.role == "qr_code")
     matrix = qr_matrix(url)
     assert level_of(matrix) == "M"
@@ -350,7 +370,11 @@ def test_optional_fields_left_empty_are_not_printed() -> None:
     draft = example_draft(entry, issue_date=ISSUED)
     face = {k: v for k, v in draft.face.items() if k not in ("remarks", "project_code")}
     prepared = prepare_version(
-        entry, dataclasses.replace(draft, face=face), version=1, holder_key=os.urandom(32)
+        entry,
+        dataclasses.replace(draft, face=face),
+        version=1,
+        holder_key=os.urandom(32),
+        serial_key=os.urandom(32),
     )
     layout = lay_out_face(FaceData.from_prepared(prepared))
     assert layout.items_for("label:remarks") == () and layout.items_for("value:remarks") == ()

@@ -38,6 +38,7 @@ from certstore.crypto.sm2 import DEFAULT_SM2_ID, SM2PrivateKey, SM2PublicKey, So
 from certstore.crypto.sm3 import sm3
 from certstore.crypto.trust import TrustStore
 from certstore.crypto.x509 import CertificateProfile, issue_certificate
+from certstore.identifiers import short_code
 from certstore.packaging.face import lay_out_face
 from certstore.packaging.layout import FaceData, FaceLayout, TextItem
 from certstore.packaging.pdf import (
@@ -104,7 +105,7 @@ def built(code: str) -> Built:
     """The example certificate of catalogue type ``code``, laid out and rendered as a signed PDF."""
     entry: CatalogueEntry = next(e for e in ENTRIES if e.code == code)
     draft = example_draft(entry, issue_date=date(2026, 5, 28))
-    prepared = prepare_version(entry, draft, version=1, holder_key=b"\x07" * 32)
+    prepared = prepare_version(entry, draft, version=1, holder_key=b"\x07" * 32, serial_key=b"\x07" * 32)
     layout = lay_out_face(FaceData.from_prepared(prepared))
     metadata = {key: str(value) for key, value in prepared.metadata.items()}
     return Built(prepared, layout, build(layout, metadata))
@@ -590,4 +591,4 @@ def test_qr_code_on_the_pdf_page_decodes(tmp_path: Path) -> None:
     )
     (page,) = tmp_path.glob("page*.png")
     decoded = subprocess.run(["zbarimg", "-q", "--raw", str(page)], capture_output=True, text=True).stdout
-    assert b.prepared.metadata["ZZBS"] in decoded
+    assert decoded.strip() == f"http://127.0.0.1:8000/v/{short_code(b.prepared.metadata['ZZBS'])}"

@@ -266,3 +266,64 @@ def make_timestamp_token(
         }
     )
     return cms.ContentInfo({"content_type": "signed_data", "content": signed_data}).dump()
+
+
+# --- Certificates with a malformed extension ---------------------------------------------------------------
+
+
+def _tlv(tag: int, contents: bytes) -> bytes:
+    length = len(contents)
+    if length < 0x80:
+        return bytes([tag, length]) + contents
+    octets = length.to_bytes((length.bit_length() + 7) // 8, "big")
+    return bytes([tag, 0x80 | len(octets)]) + octets + contents
+
+
+#: authorityKeyIdentifier whose authorityCertIssuer [1] GeneralNames is encoded as a *primitive* ([1] 0x81
+#: instead of the constructed 0xA1), as in GM/T 0031 maker certificates seen in the wild.
+def primitive_general_names_aki(key_id: bytes) -> bytes:
+    directory_name = b"\x30\x00"  # an empty Name, the bytes that would sit inside the GeneralNames
+    return _tlv(0x30, _tlv(0x80, key_id) + _tlv(0x81, _tlv(0xA4, directory_name)) + _tlv(0x82, b"\x01"))
+
+
+def _elements(der: bytes) -> list[bytes]:
+    """The encodings of the elements inside the constructed value ``der``."""
+    contents = parser.parse(der)[4]
+    found, offset = [], 0
+    while offset < len(contents):
+        _class, _method, _tag, header, value, trailer = parser.parse(contents[offset:])
+        found.append(header + value + trailer)
+        offset += len(found[-1])
+    return found
+
+
+def with_malformed_extension(
+    party: Party,
+    issuer: Party,
+    *,
+    critical: bool = False,
+    oid: str = "2.5.29.35",
+    value: bytes | None = None,
+) -> Party:
+    """``party`` with a certificate whose extension ``oid`` (default authorityKeyIdentifier) holds ``value``
+    (default :func:`primitive_general_names_aki`) marked ``critical`` — the TBS re-signed by ``issuer``, so the
+    certificate signature still verifies. Every other field keeps its bytes."""
+    tbs = _elements(element_at(party.certificate.der, [0]))
+    index = next(i for i, item in enumerate(tbs) if item[:1] == b"\xa3")  # [3] EXPLICIT Extensions
+    extensions = _elements(parser.parse(tbs[index])[4])
+    raw = (
+        value if value is not None else primitive_general_names_aki(party.certificate.authority_key_id or b"")
+    )
+    new_extension = _tlv(
+        0x30,
+        core.ObjectIdentifier(oid).dump()
+        + (core.Boolean(True).dump() if critical else b"")
+        + core.OctetString(raw).dump(),
+    )
+    kept = [e for e in extensions if core.ObjectIdentifier.load(_elements(e)[0]).dotted != oid]
+    tbs[index] = _tlv(0xA3, _tlv(0x30, b"".join([*kept, new_extension])))
+    new_tbs = _tlv(0x30, b"".join(tbs))
+    algorithm = element_at(party.certificate.der, [1])
+    signature = core.OctetBitString(issuer.signer.sign(new_tbs)).dump()
+    der = _tlv(0x30, new_tbs + algorithm + signature)
+    return Party(party.signer, Certificate.from_der(der))

@@ -481,3 +481,33 @@ def test_missing_repository_key_gives_an_actionable_error(tmp_path: Path) -> Non
     message = str(raised.value)
     assert "certstore keys init --force" in message and "certstore keys import --name repository" in message
     assert "--store-as repository" in message
+
+
+def test_copy_of_an_original_sealed_with_the_long_qr_path(
+    repo: Repository, draft: DraftMaker, dev_keys, clock: Clock
+) -> None:
+    """Certificates sealed before the QR carried the short path (issue 15) show ``/v/<identifier>``: their face is
+    laid out again with that long path, so their copies still prove the same face."""
+    from certstore.packaging.face import lay_out_face
+    from certstore.packaging.layout import FaceData
+    from certstore.packaging.ofd import add_seal, build_ofd_files
+
+    _, agency, _ = dev_keys
+
+    def long_qr_maker(prepared: PreparedVersion) -> tuple[bytes, str]:
+        data = FaceData.from_prepared(prepared)
+        layout = lay_out_face(data, short_qr=False)
+        assert "/v/1.2.156" in layout.extras["verify_url"]
+        package = build_ofd_files(
+            layout, metadata={k: str(v) for k, v in data.metadata.items()}, doc_id=data.identifier
+        )
+        assert layout.seal_box is not None
+        sealed = add_seal(package, seal=agency.seal, signer=agency.signer, signer_certificate=agency.certificate,
+                          stamp_box=layout.seal_box, protect="continue")  # fmt: skip
+        return sealed, OFD_MEDIA_TYPE
+
+    identifier = issuing.issue(repo, draft(), file_maker=long_qr_maker).certificate.identifier
+    copy = _copy(repo, identifier, dev_keys, clock)
+    store = dev_keys[0]
+    report = verify_file(copy, trust=store.trust_store())
+    assert report.indication is Indication.VALID, report.to_dict()

@@ -227,7 +227,9 @@ def test_seal_swapped_from_another_agency(issued: Issued) -> None:
     cert = certificates.list_by_holder(issued.repo, holder.id_type, holder.id_number)[0]
     entry = next(e for e in list_entries(issued.repo) if e.code == CODE)
     draft = example_draft(entry)
-    prepared = prepare_version(entry, draft, version=1, holder_key=issued.repo.holder_key)
+    prepared = prepare_version(
+        entry, draft, version=1, holder_key=issued.repo.holder_key, serial_key=issued.repo.serial_key
+    )
     layout = lay_out_face(FaceData.from_prepared(prepared))
     resealed = add_seal(build_ofd(layout, metadata=dict(cert.metadata), doc_id=cert.identifier), seal=issued.other.seal,
                         signer=issued.other.signer, signer_certificate=issued.other.certificate,

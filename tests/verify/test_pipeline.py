@@ -7,13 +7,14 @@ import hashlib
 import sys
 import types
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 import certstore.verify.pipeline as pipeline
 from certstore.checks import Check, CheckResult, Indication
 from certstore.crypto.sm3 import sm3
+from certstore.lifecycle import Status
 from certstore.verify import (
     CertificateReport,
     Format,
@@ -27,7 +28,8 @@ from certstore.verify import (
     verify_and_read,
     verify_file,
 )
-from certstore.verify.pipeline import OFFLINE_REASON
+from certstore.verify.pipeline import OFFLINE_REASON, OfflineStatus
+from certstore.verify.status_list import build_status_list, read_status_list
 from tests.seal.seal_builders import Hierarchy, make_hierarchy
 from tests.verify.builders import (
     IDENTIFIER,
@@ -36,6 +38,7 @@ from tests.verify.builders import (
     fixture,
     make_test_seal,
     sealed_ofd,
+    signed_ofd,
     with_entries,
     zip_bytes,
 )
@@ -351,3 +354,88 @@ def test_a_pdf_or_a_refused_package_has_no_package(h: Hierarchy) -> None:
     refused = zip_bytes([("OFD.xml", b"<not-xml")])
     verified = verify_and_read(refused, trust=h.trust)
     assert verified.report.indication is Indication.INVALID and verified.package is None
+
+
+# --- offline status: a signed status snapshot, or status unknown -------------------------------------------
+
+
+def _offline_snapshot(h: Hierarchy, status: Status, *, identifier: str = IDENTIFIER) -> OfflineStatus:
+    data = build_status_list(
+        [(identifier, status), ("1.2.156.3005.2.OTHER.001.X", Status.VALID)],
+        issuer="测试电子证照库",
+        sequence=7,
+        this_update=SNAPSHOT_AT,
+        next_update=SNAPSHOT_AT + timedelta(hours=24),
+        signer=h.signer.signer,
+        certificate=h.signer.certificate,
+    )
+    return OfflineStatus(read_status_list(data, trust=h.trust))
+
+
+SNAPSHOT_AT = datetime(2025, 6, 1, 8, 0, 0, tzinfo=UTC)
+
+
+def _status(report: VerificationReport) -> Check:
+    assert report.certificate is not None
+    return report.certificate.checks[0]
+
+
+def test_offline_without_a_snapshot_is_status_unknown(h: Hierarchy) -> None:
+    data = signed_ofd(h.signer, form="content").package
+    report = verify_file(data, trust=h.trust, offline=OfflineStatus(problem="offline, and no snapshot"))
+    assert report.indication is Indication.INDETERMINATE
+    assert (_status(report).result, _status(report).reason) == (
+        CheckResult.UNKNOWN,
+        "status unknown: offline, and no snapshot",
+    )
+    # integrity only (the repository's own use): both SKIPPED, the file's own verdict
+    assert verify_file(data, trust=h.trust).indication is Indication.VALID
+    # a file that names no certificate has no status to know: its verdict is its signatures'
+    foreign = signed_ofd(h.signer, form="content", files=content_files(identifier=None)).package
+    report = verify_file(foreign, trust=h.trust, offline=OfflineStatus(problem="offline"))
+    assert report.certificate is None and report.indication is Indication.VALID
+
+
+@pytest.mark.parametrize(
+    ("status", "indication"),
+    [
+        (Status.VALID, Indication.VALID),
+        (Status.REVOKED, Indication.INVALID),
+        (Status.SUPERSEDED, Indication.INVALID),
+    ],
+)
+def test_offline_status_from_a_snapshot(h: Hierarchy, status: Status, indication: Indication) -> None:
+    data = signed_ofd(h.signer, form="content").package
+    now = SNAPSHOT_AT + timedelta(hours=3, minutes=5)
+    report = verify_file(data, trust=h.trust, offline=_offline_snapshot(h, status), now=now)
+    assert report.indication is indication, report.to_dict()
+    check = _status(report)
+    assert check.reason.startswith(
+        f"certificate {IDENTIFIER} is {status.value} ({status.label}) now by status "
+    )
+    assert (
+        "snapshot #7 of 测试电子证照库 (thisUpdate 2025-06-01T08:00:00+00:00, 3h05m old; nextUpdate"
+        in check.reason
+    )
+    assert report.certificate is not None and report.certificate.status == status.value
+    assert report.certificate.checks[1].result is CheckResult.SKIPPED  # content_match: not offline
+
+
+def test_a_stale_or_unlisting_snapshot_is_status_unknown(h: Hierarchy) -> None:
+    data = signed_ofd(h.signer, form="content").package
+    offline = _offline_snapshot(h, Status.VALID)
+    stale = verify_file(data, trust=h.trust, offline=offline, now=SNAPSHOT_AT + timedelta(hours=25))
+    assert stale.indication is Indication.INDETERMINATE
+    assert _status(stale).reason.startswith("status unknown: snapshot expired — status snapshot #7")
+    earlier = verify_file(
+        data, trust=h.trust, offline=offline, at=SNAPSHOT_AT - timedelta(days=1), now=SNAPSHOT_AT
+    )
+    assert _status(earlier).reason.startswith(
+        "status unknown: a snapshot states the status from its thisUpdate"
+    )
+    unlisted = _offline_snapshot(h, Status.REVOKED, identifier="1.2.156.3005.2.SOMETHING.ELSE.001.X")
+    report = verify_file(data, trust=h.trust, offline=unlisted, now=SNAPSHOT_AT)
+    assert report.indication is Indication.INDETERMINATE
+    assert _status(report).reason.startswith(
+        f"status unknown: certificate {IDENTIFIER} is not listed in status"
+    )

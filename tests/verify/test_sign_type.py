@@ -73,36 +73,53 @@ def test_tampered_page_is_invalid(h: Hierarchy, form: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("form", "failing"),
+    ("form", "failing", "indication"),
     [
-        ("raw", "signature"),
-        ("content", "data_hash"),
-        ("content-base64", "data_hash"),
-        ("attributes", "data_hash"),
+        # A raw value names no signer: failing under the known key cannot tell an altered Signature.xml from
+        # another signer (signer certificate not found) — never VALID, not INVALID either.
+        ("raw", U, Indication.INDETERMINATE),
+        ("content", F, Indication.INVALID),
+        ("content-base64", F, Indication.INVALID),
+        ("attributes", F, Indication.INVALID),
     ],
 )
-def test_tampered_signature_xml_is_invalid(h: Hierarchy, form: str, failing: str) -> None:
+def test_tampered_signature_xml_is_not_valid(
+    h: Hierarchy, form: str, failing: CheckResult, indication: Indication
+) -> None:
     """Dropping a Reference from Signature.xml (to hide a page) breaks the signature over it."""
     built = signed_ofd(h.signer, form=form)
     xml = built.files[SIGNATURE_XML]
     start = xml.index(b'<ofd:Reference FileRef="/Doc_0/Pages')
     end = xml.index(b"</ofd:Reference>", start) + len(b"</ofd:Reference>")
     report = verify(h, with_entries(built.package, {SIGNATURE_XML: xml[:start] + xml[end:]}))
-    assert report.indication is Indication.INVALID
-    assert results(report)[failing] is F
+    assert report.indication is indication
+    checked = results(report)
+    assert checked["signature" if form == "raw" else "data_hash"] is failing
 
 
-@pytest.mark.parametrize("form", FORMS)
+@pytest.mark.parametrize("form", ("content", "content-base64", "attributes"))
 def test_signature_by_another_key_is_invalid(h: Hierarchy, form: str) -> None:
-    """The genuine certificate, a signature made with another key: the SM2 check fails."""
+    """The genuine certificate, named by the SignedData, and a signature made with another key: INVALID."""
     impostor = Party(h.other_signer.signer, h.signer.certificate)
     report = verify(h, signed_ofd(impostor, form=form).package)
     assert report.indication is Indication.INVALID
     assert results(report)["signature"] is F
+    assert "does not verify with the key of" in report.signatures[0].check("signature").reason
+
+
+def test_raw_signature_by_an_unknown_key_is_indeterminate(h: Hierarchy) -> None:
+    """Issue 15 item 5: a raw signature whose key matches none of the known signers is not evidence of
+    tampering: INDETERMINATE, "signer certificate not found"."""
+    impostor = Party(h.other_signer.signer, h.signer.certificate)
+    report = verify(h, signed_ofd(impostor, form="raw").package)
+    assert report.indication is Indication.INDETERMINATE, report.to_dict()
+    checked = results(report)
+    assert checked["signature"] is U
+    assert checked["references"] is P
     reason = report.signatures[0].check("signature").reason
-    assert (
-        "verifies with none of the 1 given" if form == "raw" else "does not verify with the key of"
-    ) in reason
+    assert reason.startswith("signer certificate not found")
+    assert "none of the 1 known signer certificate(s)" in reason
+    assert report.signatures[0].signer is None
 
 
 def test_raw_signature_without_known_certificate_is_indeterminate(h: Hierarchy) -> None:
@@ -112,14 +129,33 @@ def test_raw_signature_without_known_certificate_is_indeterminate(h: Hierarchy) 
     assert "carries no certificate" in report.signatures[0].check("signature").reason
 
 
-def test_raw_signature_with_the_wrong_certificate_is_invalid(h: Hierarchy) -> None:
-    options = OfdOptions(sign_certificates=(h.other_signer.certificate,))
+def test_raw_signature_with_only_unrelated_certificates_is_indeterminate(h: Hierarchy) -> None:
+    """The verifier knows signers, the file was signed by none of them (e.g. another vendor's raw Sign)."""
+    options = OfdOptions(sign_certificates=(h.other_signer.certificate, h.expired_signer.certificate))
     report = verify_file(signed_ofd(h.signer, form="raw").package, trust=h.trust, ofd_options=options)
-    assert report.indication is Indication.INVALID
-    assert (
-        "verifies with none of the 1 given signer certificate(s)"
-        in report.signatures[0].check("signature").reason
-    )
+    assert report.indication is Indication.INDETERMINATE
+    check = report.signatures[0].check("signature")
+    assert check.result is U
+    assert "signer certificate not found" in check.reason
+    assert "none of the 2 known signer certificate(s)" in check.reason
+
+
+def test_raw_signature_found_among_several_known_signers(h: Hierarchy) -> None:
+    options = OfdOptions(sign_certificates=(h.other_signer.certificate, h.signer.certificate))
+    report = verify_file(signed_ofd(h.signer, form="raw").package, trust=h.trust, ofd_options=options)
+    assert report.indication is Indication.VALID
+    assert report.signatures[0].signer is not None
+    assert report.signatures[0].signer.subject == h.signer.certificate.subject
+
+
+def test_signed_data_naming_an_unknown_signer_is_indeterminate(h: Hierarchy) -> None:
+    built = signed_ofd(h.signer, form="content", include_certificate=False)
+    options = OfdOptions(sign_certificates=(h.other_signer.certificate,))
+    report = verify_file(built.package, trust=h.trust, ofd_options=options)
+    assert report.indication is Indication.INDETERMINATE
+    check = report.signatures[0].check("signature")
+    assert check.result is U
+    assert check.reason.startswith("signer certificate not found")
 
 
 def test_signed_data_without_its_certificate_uses_a_given_one(h: Hierarchy) -> None:

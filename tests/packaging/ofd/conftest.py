@@ -93,7 +93,13 @@ def repository_seal(pki: Pki) -> bytes:
 
 def prepared_for(entry: CatalogueEntry) -> PreparedVersion:
     draft = example_draft(entry, issue_date=ISSUE_DATE)
-    return prepare_version(entry, draft, version=1, holder_key=b"ofd-test-holder-key".ljust(32, b"\0"))
+    return prepare_version(
+        entry,
+        draft,
+        version=1,
+        holder_key=b"ofd-test-holder-key".ljust(32, b"\0"),
+        serial_key=b"ofd-test-holder-key".ljust(32, b"\0"),
+    )
 
 
 @pytest.fixture(scope="session")
