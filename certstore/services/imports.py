@@ -35,6 +35,7 @@ import contextlib
 import multiprocessing
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -383,6 +384,24 @@ def import_table(
     return report
 
 
+def _start_forkserver_deaf_to_ctrl_c(context: multiprocessing.context.BaseContext) -> None:
+    """Start the fork server with SIGINT ignored (it keeps that disposition): Ctrl-C reaches the whole process
+    group, and a fork server killed by it could start no worker the pool still needs — the chunks in flight
+    would then never finish. The workers ignore SIGINT too (:func:`_init_worker`); only this process acts on it."""
+    if (
+        context.get_start_method() != "forkserver"
+        or threading.current_thread() is not threading.main_thread()
+    ):
+        return
+    from multiprocessing import forkserver
+
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        forkserver.ensure_running()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _run_pool(
     settings: ImportSettings,
     call: Call,
@@ -394,6 +413,7 @@ def _run_pool(
     """Feed ``chunks`` to ``workers`` processes, at most two chunks per worker in flight (memory stays flat on
     any table size); returns True when interrupted."""
     context = multiprocessing.get_context("forkserver" if os.name == "posix" else "spawn")
+    _start_forkserver_deaf_to_ctrl_c(context)
     pool = concurrent.futures.ProcessPoolExecutor(
         max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(settings,)
     )
