@@ -18,7 +18,6 @@ from certstore.access import Principal
 from certstore.records import Certificate
 from certstore.services.certificates import CertificateNotFoundError
 from certstore.services.scope import MATTER_MAX, NotHeldError, Serving, authorize
-from certstore.store.repository import Repository
 
 __all__ = ["Serving", "ServingQuery", "authorize_certificate"]
 
@@ -50,12 +49,11 @@ ServingQuery = Annotated[Serving, Depends(_serving)]
 
 
 def authorize_certificate(
-    request: Request, repo: Repository, principal: Principal, certificate: Certificate, serving: Serving
+    request: Request, principal: Principal, certificate: Certificate, serving: Serving
 ) -> None:
     """May ``principal`` read ``certificate``? (:func:`certstore.services.scope.authorize`.) A certificate of
     another holder than the one served answers as one that does not exist. The matter and holder digest go on
     the request for the middleware's audit entry."""
-    del repo  # the application of the request holds it
     try:
         served = authorize(services_of(request), call_of(request, principal), certificate, serving)
     except NotHeldError as exc:

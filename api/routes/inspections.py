@@ -79,7 +79,7 @@ def list_certificate_inspections(
     services: ServicesDep, principal: Reader, identifier: str, serving: ServingQuery, request: Request
 ) -> list[InspectionOut]:
     certificate = certificates.get(services.repo, identifier)
-    authorize_certificate(request, services.repo, principal, certificate, serving)
+    authorize_certificate(request, principal, certificate, serving)
     return [InspectionOut.of(i) for i in inspections.list_inspections(services.repo, identifier)]
 
 

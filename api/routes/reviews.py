@@ -99,7 +99,6 @@ def submit_review(
     certificate = certificates.get(services.repo, body.identifier)
     authorize_certificate(
         request,
-        services.repo,
         principal,
         certificate,
         Serving(body.matter, body.holder_id_type, body.holder_id),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -11,9 +10,6 @@ from PIL import Image
 
 from certstore.packaging import seal_picture as picture
 from certstore.packaging.seal_picture import SealPictureError, render_seal_picture
-from certstore.seal import make_seal, parse_seal
-from tests.seal.conftest import pki  # noqa: F401  (the test PKI fixture)
-from tests.seal.seal_builders import NOW, Hierarchy
 
 
 def test_render_round_red_seal() -> None:
@@ -65,20 +61,3 @@ def test_missing_font_names_the_package(monkeypatch: pytest.MonkeyPatch, tmp_pat
     monkeypatch.setattr(picture, "CJK_FONT", tmp_path / "absent.ttf")
     with pytest.raises(SealPictureError, match="fonts-wqy-microhei"):
         render_seal_picture("测试章")
-
-
-def test_rendered_picture_goes_into_a_seal(pki: Hierarchy) -> None:  # noqa: F811
-    rendered = render_seal_picture("郑州市测试局")
-    seal = make_seal(
-        maker=pki.maker.signer,
-        maker_certificate=pki.maker.certificate,
-        es_id="41010000000004",
-        name="郑州市测试局",
-        seal_type=1,
-        signer_certificates=[pki.signer.certificate],
-        picture=rendered,
-        valid_start=NOW,
-        valid_end=NOW + timedelta(days=1),
-        created=NOW,
-    )
-    assert parse_seal(seal).picture == rendered

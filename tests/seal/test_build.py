@@ -11,6 +11,7 @@ import pytest
 from certstore.crypto import oids
 from certstore.crypto.sm3 import sm3
 from certstore.crypto.x509 import CertificateProfile
+from certstore.packaging.seal_picture import render_seal_picture
 from certstore.seal import (
     ExtData,
     SigningRefusedError,
@@ -209,3 +210,21 @@ def test_created_and_signing_time_default_to_now(pki: Hierarchy) -> None:
     after = datetime.now(UTC)
     assert now.replace(microsecond=0) <= parse_seal(seal).created <= after
     assert now.replace(microsecond=0) <= parse_seal_signature(der).signing_time <= after
+
+
+def test_rendered_picture_goes_into_a_seal(pki: Hierarchy) -> None:
+    """A picture drawn by packaging.seal_picture goes into a seal and comes out of it unchanged."""
+    rendered = render_seal_picture("郑州市测试局")
+    seal = make_seal(
+        maker=pki.maker.signer,
+        maker_certificate=pki.maker.certificate,
+        es_id="41010000000004",
+        name="郑州市测试局",
+        seal_type=1,
+        signer_certificates=[pki.signer.certificate],
+        picture=rendered,
+        valid_start=NOW,
+        valid_end=NOW + timedelta(days=1),
+        created=NOW,
+    )
+    assert parse_seal(seal).picture == rendered
