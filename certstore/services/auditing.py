@@ -18,7 +18,7 @@ core recorded nothing for); no certificate data is revealed here, holders appear
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -75,24 +75,13 @@ class NoCheckpointKeyError(LookupError):
 
 
 @dataclass(frozen=True)
-class AuditFilters:
-    """An auditor's filters (all optional, combined with AND). ``start`` inclusive, ``end`` exclusive
-    (``occurred_at``); ``holder_digest``: a holder reference as logged; ``holder_id_type`` + ``holder_id``: the
-    same found from the holder's ID (GB/T 36903 type code and number)."""
+class AuditFilters(AuditQuery):
+    """An auditor's filters: the log query's (:class:`~certstore.audit.AuditQuery`: all optional, combined with
+    AND; ``start`` inclusive, ``end`` exclusive; ``holder_digest``: a holder reference as logged), or the holder
+    found from the holder's ID instead (``holder_id_type`` + ``holder_id``: GB/T 36903 type code and number)."""
 
-    start: datetime | None = None
-    end: datetime | None = None
-    principal: str | None = None
-    organisation_code: str | None = None
-    role: str | None = None
-    action: str | None = None
-    outcome: str | None = None
-    certificate_identifier: str | None = None
-    holder_digest: str | None = None
     holder_id_type: str | None = None
     holder_id: str | None = None
-    matter: str | None = None
-    grant_id: int | None = None
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -110,18 +99,9 @@ def audit_query(app: Application, filters: AuditFilters) -> AuditQuery:
             holder = holder_reference(app.repo.holder_key, filters.holder_id_type, filters.holder_id)
         except ValueError as exc:
             raise InvalidHolderError(f"not a valid holder ID: {exc}") from None
+    query = {f.name: getattr(filters, f.name) for f in fields(AuditQuery)}
     return AuditQuery(
-        start=_utc(filters.start),
-        end=_utc(filters.end),
-        principal=filters.principal,
-        organisation_code=filters.organisation_code,
-        role=filters.role,
-        action=filters.action,
-        outcome=filters.outcome,
-        certificate_identifier=filters.certificate_identifier,
-        holder_digest=holder,
-        matter=filters.matter,
-        grant_id=filters.grant_id,
+        **{**query, "start": _utc(filters.start), "end": _utc(filters.end), "holder_digest": holder}
     )
 
 

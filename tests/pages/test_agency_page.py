@@ -15,14 +15,12 @@ from fastapi.testclient import TestClient
 
 from api import create_app
 from api.settings import Settings
+from bench._setup import prepared_data_dir
 from certstore.access import Role
 from certstore.forms import form_fields
-from certstore.keystore import KeyStore
 from certstore.services import certificates, logins
-from certstore.services.catalogue import get_entry, load_shipped
+from certstore.services.catalogue import get_entry
 from certstore.services.deadlines import get_arrival
-from certstore.services.keys import init_dev_keys
-from certstore.store.db import Database, database_url
 from certstore.store.repository import Repository
 from tests.support import issuing
 
@@ -41,12 +39,8 @@ class Site:
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[Site]:
     data_dir = tmp_path / "data"
-    with Database(database_url(data_dir, env={})) as database:
-        database.upgrade()
-    keystore = KeyStore(data_dir / "keys")
-    init_dev_keys(keystore)
-    repo = Repository.open(data_dir, env={})
-    load_shipped(repo)
+    prepared = prepared_data_dir(data_dir, {})  # keys, migrated database, shipped catalogue
+    repo, keystore = prepared.repo, prepared.keystore
     logins.set_password(
         repo, organisation_code=AGENCY[0], name=AGENCY[1], password=PASSWORD, role=Role.AGENCY
     )

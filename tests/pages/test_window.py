@@ -15,16 +15,14 @@ from fastapi.testclient import TestClient
 
 from api import create_app
 from api.settings import Settings
+from bench._setup import prepared_data_dir
 from certstore.access import Actor, Role
 from certstore.audit import AuditEvent, query_events
 from certstore.identifiers import HolderIdType, holder_id_digest, holder_ref
-from certstore.keystore import KeyStore
 from certstore.records import Holder, draft_from_json, draft_to_json, example_draft
 from certstore.services import certificates, logins
 from certstore.services.calls import Call, Origin, Via
-from certstore.services.catalogue import get_entry, load_shipped
-from certstore.services.keys import init_dev_keys
-from certstore.store.db import Database, database_url
+from certstore.services.catalogue import get_entry
 from certstore.store.repository import Repository
 
 CONSTRUCTION = "11410100990000025A001"
@@ -46,12 +44,8 @@ class Desk:
 @pytest.fixture
 def desk(tmp_path: Path) -> Iterator[Desk]:
     data_dir = tmp_path / "data"
-    with Database(database_url(data_dir, env={})) as database:
-        database.upgrade()
-    keystore = KeyStore(data_dir / "keys")
-    init_dev_keys(keystore)
-    repo = Repository.open(data_dir, env={})
-    load_shipped(repo)
+    prepared = prepared_data_dir(data_dir, {})  # keys, migrated database, shipped catalogue
+    repo, keystore = prepared.repo, prepared.keystore
     logins.set_password(
         repo, organisation_code=WINDOW[0], name=WINDOW[1], password=PASSWORD, role=Role.WINDOW
     )
