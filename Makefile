@@ -28,9 +28,9 @@ sysdeps:
 	scripts/install-system-deps
 
 demo: sysdeps $(STAMP)
-	$(BIN)/certstore keys init --if-missing
+	$(BIN)/certstore keys init --if-missing --public-url http://127.0.0.1:8000
 	$(BIN)/certstore keys list
-	$(BIN)/certstore seal verify .certstore/keys/seals/default.esl
+	$(BIN)/certstore seal verify .certstore/keys/seals/11410100990000025A.esl
 	$(BIN)/certstore catalogue list
 	$(BIN)/certstore catalogue example $(DEMO_TYPE) > .certstore/example.json
 	$(BIN)/certstore issue --catalogue $(DEMO_TYPE) --data .certstore/example.json --out .certstore/example.ofd

@@ -24,6 +24,7 @@ from certstore.app import Application
 from certstore.audit import AuditTrail, CheckpointPolicy
 from certstore.keystore import KeyStore
 from certstore.services.batches import BatchRunner
+from certstore.store.config import resolve_public_url
 from certstore.store.repository import Repository
 
 __all__ = ["Services", "create_app"]
@@ -50,6 +51,7 @@ TAGS = [
     {"name": "catalogue", "description": "目录管理 — agencies register their types, the bureau approves"},
     {"name": "review", "description": "复核 — disputes answered by the issuer within 5 working days"},
     {"name": "inspection", "description": "年检 — annual inspection results"},
+    {"name": "seals", "description": "电子印章管理 — seals, their owners, suspension and revocation"},
     {"name": "administration", "description": "Grants for bulk access, the working-day calendar"},
     {"name": "audit", "description": "访问日志 — for auditors"},
     {"name": "upstream", "description": "省级汇聚 — the change feed the province aggregates"},
@@ -78,7 +80,8 @@ def create_app(
             services.keystore = keystore
     else:
         keys = keystore or KeyStore(settings.data_dir / "keys")
-        services = Services(repo, keys, public_url=settings.public_url)
+        public_url, _source = resolve_public_url(settings.data_dir, os.environ, settings.public_url)
+        services = Services(repo, keys, public_url=public_url)
     services.settings = settings
     services.audit = AuditTrail(
         services.repo.db,
@@ -97,6 +100,7 @@ def create_app(
         audit_owner = trail is not None and not trail.running
         if audit_owner:
             trail.start()  # replays the spools of crashed processes first
+        _register_keystore_seals(services)
         if owner:
             runner.start()
         try:
@@ -177,6 +181,16 @@ def _install_public_paths(app: FastAPI, services: Services) -> None:
 
     app.add_middleware(ShortPathMiddleware, resolve=lambda code: resolve_short_code(services.repo, code))
     app.add_middleware(RateLimitMiddleware)
+
+
+def _register_keystore_seals(services: Services) -> None:
+    """The seal registry learns the key store's seals at start-up (also on first use; never fatal here)."""
+    from certstore.services.seals import sync_keystore_seals
+
+    try:
+        sync_keystore_seals(services)
+    except Exception as exc:  # no schema yet, key store unreadable …: the first use tries again
+        logging.getLogger(__name__).warning("seal registry not synchronised at start-up: %s", exc)
 
 
 def _include_routers(app: FastAPI, services: Services) -> None:

@@ -31,6 +31,9 @@ from certstore.services.certificates import (
 )
 from certstore.services.inspections import InspectionConflictError, InspectionNotRequiredError
 from certstore.services.reviews import ReviewNotFoundError, ReviewStateError
+from certstore.services.seals import SealTransitionError, SealWithdrawnError, UnknownSealError
+from certstore.store.config import PublicUrlNotConfiguredError
+from certstore.tsa import TimeStampError
 from certstore.workdays import CalendarError
 
 __all__ = [
@@ -117,6 +120,9 @@ _STATUS: list[tuple[type[BaseException], int, str, str]] = [
     (NotLatestVersionError, 409, "not-latest-version", "Not the latest version"),
     (CatalogueConflictError, 409, "catalogue-conflict", "Catalogue conflict"),
     (TransitionError, 409, "invalid-transition", "Status change not allowed"),
+    (UnknownSealError, 404, "unknown-seal", "Unknown seal"),
+    (SealTransitionError, 409, "invalid-seal-transition", "Seal state change not allowed"),
+    (SealWithdrawnError, 409, "seal-withdrawn", "Seal suspended or revoked"),
     (ReviewNotFoundError, 404, "not-found", "Not found"),
     (GrantNotFoundError, 404, "not-found", "Not found"),
     (BatchNotFoundError, 404, "not-found", "Not found"),
@@ -128,6 +134,8 @@ _STATUS: list[tuple[type[BaseException], int, str, str]] = [
     (CalendarError, 422, "invalid-calendar", "Invalid calendar"),
     (BatchError, 422, "invalid-batch", "Invalid batch"),
     (KeyStoreError, 503, "keys-unavailable", "Sealing keys unavailable"),
+    (PublicUrlNotConfiguredError, 503, "public-url-not-configured", "Public URL not configured"),
+    (TimeStampError, 503, "tsa-unavailable", "Time-stamp authority unavailable"),
     # Services validate their arguments with ValueError (messages name the field): last, after every subclass.
     (ValueError, 422, "invalid-request", "Invalid request"),
 ]

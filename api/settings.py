@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from certstore.store.config import PUBLIC_URL_ENV, normalise_public_url
+
 __all__ = ["MODES", "Settings"]
 
 #: Repository modes (``CERTSTORE_MODE``).
@@ -16,8 +18,10 @@ MODES = ("city", "province")
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path
-    #: Base URL printed in QR codes and links (``CERTSTORE_PUBLIC_URL``).
-    public_url: str = "http://127.0.0.1:8000"
+    #: Base URL printed in QR codes and links (``CERTSTORE_PUBLIC_URL``). None: the data directory's
+    #: configuration (``certstore config set public-url``) decides; without one the API serves, verifies and
+    #: reads, but refuses to seal (503 ``public-url-not-configured``). ``certstore serve --demo`` sets it.
+    public_url: str | None = None
     #: Header in which a TLS-terminating proxy passes the verified client certificate's SHA-256 fingerprint
     #: (``CERTSTORE_MTLS_HEADER``, e.g. ``X-Client-Cert-SHA256``); unset: client certificates are not accepted.
     mtls_header: str | None = None
@@ -41,9 +45,14 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] = os.environ, *, data_dir: Path | None = None) -> Settings:
         return cls(
             data_dir=data_dir or Path(env.get("CERTSTORE_DATA_DIR", ".certstore")),
-            public_url=env.get("CERTSTORE_PUBLIC_URL", cls.public_url).rstrip("/"),
+            public_url=_public_url(env),
             mtls_header=env.get("CERTSTORE_MTLS_HEADER") or None,
             max_upload_bytes=int(env.get("CERTSTORE_MAX_UPLOAD_BYTES", cls.max_upload_bytes)),
             batch_worker=env.get("CERTSTORE_BATCH_WORKER", "1") not in ("0", "false", "no"),
             mode=env.get("CERTSTORE_MODE", cls.mode).strip().lower() or cls.mode,
         )
+
+
+def _public_url(env: Mapping[str, str]) -> str | None:
+    value = env.get(PUBLIC_URL_ENV, "").strip()
+    return normalise_public_url(value, source=PUBLIC_URL_ENV) if value else None

@@ -81,6 +81,7 @@ def _sealing_rate(ctx: BenchContext, app: Application) -> float:
     """Files sealed per second by one process in a loop (layout + OFD + seal; nothing stored)."""
     entry = get_entry(app.repo, CATALOGUE)
     key = app.sealing_key(entry)
+    base_url = app.sealing_base_url()
     base = example_draft(entry, issue_date=date(2019, 5, 20))
     counter = iter(range(10**9))
     rng = random.Random(3)
@@ -94,7 +95,7 @@ def _sealing_rate(ctx: BenchContext, app: Application) -> float:
         prepared = prepare_version(
             entry, draft, version=1, holder_key=app.repo.holder_key, serial_key=app.repo.serial_key
         )
-        make_ofd(FaceData.from_prepared(prepared), key, verify_base_url=app.public_url)
+        make_ofd(FaceData.from_prepared(prepared), key, verify_base_url=base_url)
 
     return ctx.rate(seal_one, seconds=ctx.pick(full=6.0, quick=1.0)).per_s
 
@@ -107,7 +108,9 @@ def _run(
     repo = app.repo
     table = root / "legacy.csv"
     write_table(table, get_entry(repo, CATALOGUE), rows)
-    settings = ImportSettings(data_dir=root, catalogue_code=CATALOGUE, env=env)
+    settings = ImportSettings(
+        data_dir=root, catalogue_code=CATALOGUE, env=env, verify_base_url=app.sealing_base_url()
+    )
     workers = default_workers()
     start = time.perf_counter()
     report = import_table(

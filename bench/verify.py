@@ -13,11 +13,14 @@ Everything runs in-process on one core against a throwaway repository (SQLite + 
   CPU-second, ms of CPU per file), so that neighbours on a shared machine do not move them;
   ``ofd_verify_wall_per_s`` is the wall-clock rate of the same loop.
 
-Status snapshot (``certstore status snapshot``, :mod:`certstore.verify.status_list`): the time to build and sign
-the snapshot of 1 M synthetic certificate versions (``status_snapshot_build_1m_s``: fingerprints, sort, zlib,
-SM2 signature; the identifiers are made beforehand), its size (``status_snapshot_1m_bytes``), the time to read
-and verify it as a counter does (``status_snapshot_read_1m_s``: signature, chain, inflate) and the cost of one
-look-up (``status_lookup_us``: binary search over the sorted fingerprints).
+Status snapshot (``certstore status snapshot``, :mod:`certstore.verify.status_list`, format 2: the versions not in
+force with their effective times): for 1 M listed versions (``…_1m_…``) and for the snapshot of a 10 M-version
+repository with 5 % not in force, i.e. 500 k listed versions (``…_10m_5pct_…``; each with one ended suspension per
+hundred versions): the time to build and sign it (``status_snapshot_build_*_s``: fingerprints, sort, zlib, SM2
+signature; the entries are made beforehand), its size (``status_snapshot_*_bytes``), the time to read and verify
+it as a counter does (``status_snapshot_read_*_s``: signature, chain, inflate, bucket offsets) and the cost of one
+look-up in the 1 M list (``status_lookup_us``: a binary search in one of 65 536 fingerprint buckets; listed and
+unlisted identifiers). Quick (smoke) mode uses a tenth of the entries.
 
 Reference measured in the same run: ``SM2PublicKey.verify`` per CPU-second on this machine (one SES signature
 needs one SM2 verification when caches are warm), so ``verify_vs_sm2_ratio`` tells how close the whole
@@ -27,11 +30,12 @@ verification gets to its cryptographic floor.
 from __future__ import annotations
 
 import os
+import random
 import statistics
 import tempfile
 import time
 from dataclasses import replace
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from bench import BenchContext, Results, register, single_cpu
@@ -44,7 +48,7 @@ from certstore.records import example_draft
 from certstore.services import certificates
 from certstore.services.catalogue import get_entry
 from certstore.verify import verify_file
-from certstore.verify.status_list import STATUS_CODES, build_status_list, read_status_list
+from certstore.verify.status_list import build_status_list, read_status_list
 
 CATALOGUE = "11410100990000025A001"  # 建筑工程施工许可证: the densest face of the shipped types
 
@@ -116,49 +120,77 @@ def verify(ctx: BenchContext) -> Results:
 
 
 SNAPSHOT_ENTRIES = 1_000_000
+#: The 10 M-version repository's snapshot: 5 % of its versions not in force, which is all a snapshot lists.
+SNAPSHOT_10M_LISTED = 500_000
+_LISTED_MIX = (
+    [Status.SUPERSEDED] * 5 + [Status.REVOKED] * 2 + [Status.CANCELLED, Status.SUSPENDED, Status.ANNULLED]
+)
+
+
+def _snapshot_entries(count: int, now: datetime) -> list[tuple[str, Status, datetime]]:
+    """``count`` versions not in force, their status effective at a random second of the last five years."""
+    rng = random.Random(count)
+    span = 5 * 365 * 86_400
+    return [
+        (
+            f"1.2.156.3005.2.{CATALOGUE}.11410100990000025A.{i:032X}.001.X",
+            _LISTED_MIX[i % len(_LISTED_MIX)],
+            now - timedelta(seconds=rng.randrange(1, span)),
+        )
+        for i in range(count)
+    ]
 
 
 def _status_snapshot(ctx: BenchContext, app: Application) -> Results:
     key = app.repository_sealing_key()
-    statuses = list(STATUS_CODES)
-    # mostly valid, as in a real repository; every stored status occurs
-    entries = [
-        (f"1.2.156.3005.2.{CATALOGUE}.11410100990000025A.{i:032X}.001.X", Status.VALID if i % 10 else statuses[i % 7 % 6])
-        for i in range(SNAPSHOT_ENTRIES)
-    ]  # fmt: skip
-    now = app.now()
-    start = time.perf_counter()
-    data = build_status_list(
-        entries,
-        issuer="bench",
-        sequence=1,
-        this_update=now,
-        next_update=now + timedelta(hours=24),
-        signer=key.signer,
-        certificate=key.certificate,
-        chain=[c for c in key.chain if c != key.certificate],
-    )
-    build_s = time.perf_counter() - start
-    start = time.perf_counter()
-    listed = read_status_list(data, trust=app.trust, expected=[key.certificate])
-    read_s = time.perf_counter() - start
-    probes = [
-        entries[(i * 7919) % SNAPSHOT_ENTRIES] for i in range(int(ctx.pick(full=200_000, quick=20_000)))
-    ]
-    if any(listed.lookup(identifier) is not status for identifier, status in probes[:1000]):
-        raise RuntimeError("status snapshot look-up returned a wrong status")
-    start = time.perf_counter()
-    for identifier, _ in probes:
-        listed.lookup(identifier)
-    lookup_us = (time.perf_counter() - start) / len(probes) * 1e6
-    ctx.log(
-        f"status snapshot: 1 M versions built and signed in {build_s:.2f} s, {len(data) / 1e6:.1f} MB "
-        f"({len(data) / SNAPSHOT_ENTRIES:.2f} bytes per version), read and verified in {read_s:.3f} s, "
-        f"look-up {lookup_us:.1f} µs"
-    )
-    return {
-        "status_snapshot_build_1m_s": build_s,
-        "status_snapshot_1m_bytes": len(data),
-        "status_snapshot_read_1m_s": read_s,
-        "status_lookup_us": lookup_us,
+    now = app.now().replace(microsecond=0)
+    options = {
+        "issuer": "bench",
+        "sequence": 1,
+        "this_update": now,
+        "next_update": now + timedelta(hours=24),
+        "signer": key.signer,
+        "certificate": key.certificate,
+        "chain": [c for c in key.chain if c != key.certificate],
+        "scope": ["11410100990000025A"],
     }
+    results: Results = {}
+    scale = int(ctx.pick(full=1, quick=10))  # quick (smoke) mode: a tenth of the entries
+    for label, count in (("1m", SNAPSHOT_ENTRIES // scale), ("10m_5pct", SNAPSHOT_10M_LISTED // scale)):
+        entries = _snapshot_entries(count, now)
+        ended = [
+            (name, since - timedelta(days=30), since - timedelta(days=20))
+            for name, _, since in entries[::100]
+        ]
+        start = time.perf_counter()
+        data = build_status_list(entries, suspensions=ended, versions=count * 20, **options)  # type: ignore[arg-type]
+        build_s = time.perf_counter() - start
+        start = time.perf_counter()
+        listed = read_status_list(data, trust=app.trust, expected=[key.certificate])
+        read_s = time.perf_counter() - start
+        in_force = [
+            f"1.2.156.3005.2.{CATALOGUE}.11410100990000025A.{count + i:032X}.001.X" for i in range(1000)
+        ]
+        if any(listed.lookup(name).status is not status for name, status, _ in entries[:1000]) or not all(
+            listed.lookup(name).in_force for name in in_force
+        ):
+            raise RuntimeError("status snapshot look-up returned a wrong status")
+        probes = [entries[(i * 7919) % count][0] for i in range(int(ctx.pick(full=100_000, quick=10_000)))]
+        probes += in_force
+        start = time.perf_counter()
+        for name in probes:
+            listed.lookup(name)
+        lookup_us = (time.perf_counter() - start) / len(probes) * 1e6
+        ctx.log(
+            f"status snapshot ({label}): {count} versions not in force (+{len(ended)} ended suspensions) built "
+            f"and signed in {build_s:.2f} s, {len(data) / 1e6:.2f} MB ({len(data) / count:.2f} bytes per listed "
+            f"version), read and verified in {read_s:.3f} s, look-up {lookup_us:.1f} µs"
+        )
+        results |= {
+            f"status_snapshot_build_{label}_s": build_s,
+            f"status_snapshot_{label}_bytes": len(data),
+            f"status_snapshot_read_{label}_s": read_s,
+        }
+        if label == "1m":
+            results["status_lookup_us"] = lookup_us
+    return results

@@ -12,24 +12,26 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
 from certstore.audit import AuditSink, DirectSink
 from certstore.catalogue import CatalogueEntry
 from certstore.crypto.trust import TrustStore
-from certstore.keystore import KeyStore
+from certstore.keystore import KeyStore, KeyStoreError
 from certstore.services.certificates import FileMaker
 from certstore.services.issuance import (
-    DEFAULT_VERIFY_BASE_URL,
     SealingKey,
     catalogue_file_maker,
-    sealing_key_for_seal,
+    sealing_key_for_entry,
 )
+from certstore.services.seals import SealGate
 from certstore.services.verification import repository_check
+from certstore.store.config import PublicUrlNotConfiguredError, resolve_public_url
 from certstore.store.db import Database, database_url, sqlite_path
 from certstore.store.repository import Repository
+from certstore.tsa import TimeStamper, time_stamper
 from certstore.verify import RepositoryCheck
 
 __all__ = ["Application"]
@@ -45,10 +47,17 @@ class Application:
     repo: Repository
     keystore: KeyStore
     audit: AuditSink | None = None
-    public_url: str = DEFAULT_VERIFY_BASE_URL
+    #: The base URL printed in QR codes and links (``CERTSTORE_PUBLIC_URL`` or the data directory's
+    #: configuration, :mod:`certstore.store.config`); None: not configured — nothing can be sealed.
+    public_url: str | None = None
     _keys: dict[str, SealingKey] = field(default_factory=dict, repr=False)
     _trust: TrustStore | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _seal_gate: SealGate = field(default_factory=SealGate, repr=False)
+    #: Where ``CERTSTORE_TSA_URL`` is read (:meth:`time_stamper`): the environment :meth:`open` was given.
+    environment: Mapping[str, str] = field(default_factory=dict, repr=False)
+    _stamper: tuple[TimeStamper | None] | None = field(default=None, repr=False)
+    _stamper_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
         if self.audit is None:
@@ -65,18 +74,17 @@ class Application:
     ) -> Application:
         """The application of a data directory (database, blobs and keys as ``CERTSTORE_*`` configure them).
         ``upgrade_sqlite``: migrate an embedded SQLite database to the newest schema first (the command line
-        does; a PostgreSQL database is upgraded only by ``certstore db upgrade``)."""
+        does; a PostgreSQL database is upgraded only by ``certstore db upgrade``). The public URL: ``public_url``
+        if given, else ``CERTSTORE_PUBLIC_URL``, else the data directory's configuration (``config.json``), else
+        none (:meth:`sealing_base_url` then refuses to seal)."""
         if upgrade_sqlite:
             url = database_url(data_dir, env)
             if sqlite_path(url) is not None:
                 with Database(url) as database:
                     database.upgrade()
+        configured, _source = resolve_public_url(data_dir, env, public_url)
         repo = Repository.open(data_dir, env)
-        return cls(
-            repo,
-            KeyStore(data_dir / "keys"),
-            public_url=public_url or env.get("CERTSTORE_PUBLIC_URL") or DEFAULT_VERIFY_BASE_URL,
-        )
+        return cls(repo, KeyStore(data_dir / "keys"), public_url=configured, environment=env)
 
     def now(self) -> datetime:
         return self.repo.now()
@@ -89,16 +97,32 @@ class Application:
         return self._trust
 
     def sealing_key(self, entry: CatalogueEntry) -> SealingKey:
-        """The key of the seal the catalogue type names (``seal``), loaded once per process."""
+        """The key a catalogue type is sealed with — its issuer's own seal, or the seal it names if the issuer
+        owns it (:func:`~certstore.services.issuance.sealing_key_for_entry`) — loaded once per process; refused
+        while the seal is suspended or revoked (:class:`~certstore.services.seals.SealWithdrawnError`)."""
+        reference = f"{entry.issuer.credit_code}/{entry.seal}"
         with self._lock:
-            key = self._keys.get(entry.seal)
+            key = self._keys.get(reference)
             if key is None:
-                key = self._keys[entry.seal] = sealing_key_for_seal(self.keystore, entry.seal)
-            return key
+                loaded = sealing_key_for_entry(self.keystore, entry)
+                key = self._keys[reference] = replace(loaded, timestamper=self.time_stamper())
+        # the seal registry: a suspended or revoked seal seals nothing (SealWithdrawnError; state cached 5 s)
+        self._seal_gate.require_usable(self, key.seal, entry.seal)
+        return key
+
+    def sealing_base_url(self) -> str:
+        """The public URL every file this repository seals prints in its QR code and links. The one gate of
+        sealing: every path that seals (the file maker, PDF renditions, copies, the import, the exchange, batch
+        jobs) asks here, and without a configured URL it raises :class:`PublicUrlNotConfiguredError` rather than seal
+        a loopback address into a file for good. (``certstore serve --demo`` configures ``http://HOST:PORT``.)"""
+        if not self.public_url:
+            raise PublicUrlNotConfiguredError()
+        return self.public_url
 
     def file_maker(self) -> FileMaker:
-        """Seals each catalogue type with the seal it names (keys from :meth:`sealing_key`)."""
-        return catalogue_file_maker(self.sealing_key, verify_base_url=self.public_url)
+        """Seals each catalogue type with the seal it names (keys from :meth:`sealing_key`), its QR code
+        pointing at :meth:`sealing_base_url` (raises :class:`PublicUrlNotConfiguredError` when there is none)."""
+        return catalogue_file_maker(self.sealing_key, verify_base_url=self.sealing_base_url())
 
     def repository_sealing_key(self) -> SealingKey:
         """The repository's own key, which seals copies (副本) and signs audit checkpoints."""
@@ -107,12 +131,31 @@ class Application:
         with self._lock:
             key = self._keys.get(_REPOSITORY_KEY)
             if key is None:
-                key = self._keys[_REPOSITORY_KEY] = repository_sealing_key(self.keystore)
+                loaded = repository_sealing_key(self.keystore)
+                key = self._keys[_REPOSITORY_KEY] = replace(loaded, timestamper=self.time_stamper())
             return key
+
+    def time_stamper(self) -> TimeStamper | None:
+        """Where the time-stamp token on every seal comes from (可信时间戳, :func:`certstore.tsa.time_stamper`):
+        the external TSA of ``CERTSTORE_TSA_URL``, else the key store's ``tsa`` key, else None (seals without
+        tokens) — made once, on first use."""
+        with self._stamper_lock:
+            if self._stamper is None:
+                self._stamper = (time_stamper(self.keystore, self.environment),)
+            return self._stamper[0]
 
     def repository_check(self) -> RepositoryCheck:
         """The verifier's view of this repository (status at a time, recorded content)."""
-        return repository_check(lambda: self.repo)
+        return repository_check(
+            lambda: self.repo, self._repository_code, lambda: self._seal_gate.sync_once(self)
+        )
+
+    def _repository_code(self) -> str | None:
+        """The repository's credit code, from its signer certificate (None without the repository key)."""
+        try:
+            return self.repository_sealing_key().certificate.organization_identifier
+        except (KeyStoreError, OSError):
+            return None
 
     def close(self) -> None:
         self.repo.db.dispose()

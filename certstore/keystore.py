@@ -6,8 +6,10 @@ Layout under ``<data-dir>/keys`` (all PEM files are OpenSSL-readable)::
     signers/<name>/key.pem        private key, PKCS#8 (encrypted when imported encrypted), mode 0600
     signers/<name>/cert.pem       the signer's certificate
     signers/<name>/chain.pem      issuing CA certificates, leaf-most first (may be empty)
-    signers/<name>/signer.json    role (seal-maker | signer | ca), password variable, origin
+    signers/<name>/signer.json    role (seal-maker | signer | tsa | ca), password variable, origin
     seals/<name>.esl              GB/T 38540 seals (DER SESeal)
+    makers/<name>.pem             trusted seal makers (制章者) whose certificates lack certstore's seal-maker
+                                  purpose (another vendor's 制章系统, vetted by the deployment)
 
 A "signer" here is any key that signs: the CA key, the seal maker (制章者) and the seal users (签章者). Private
 keys never leave this folder except through an explicit export, and the folder is git-ignored.
@@ -41,6 +43,7 @@ class SignerRole(StrEnum):
     CA = "ca"
     SEAL_MAKER = "seal-maker"  # 制章者
     SIGNER = "signer"  # 签章者
+    TSA = "tsa"  # 时间戳服务 (RFC 3161 time-stamp authority)
 
 
 @dataclass(frozen=True)
@@ -167,7 +170,26 @@ class KeyStore:
         return sorted(self.trust_dir.glob("*.pem")) if self.trust_dir.is_dir() else []
 
     def trust_store(self) -> TrustStore:
-        return TrustStore.from_pem_files(self.trust_anchor_files())
+        """The trust anchors, with the trusted seal makers: ``makers/*.pem`` and the store's own seal-maker keys
+        (a key store made before seal-maker certificates asserted their purpose keeps verifying its seals)."""
+        makers = [c for path in self.maker_files() for c in load_certificates(path.read_bytes())]
+        makers += [e.certificate for e in self.signer_entries() if e.role is SignerRole.SEAL_MAKER]
+        return TrustStore.from_pem_files(self.trust_anchor_files()).with_makers(makers)
+
+    @property
+    def makers_dir(self) -> Path:
+        return self.root / "makers"
+
+    def maker_files(self) -> list[Path]:
+        return sorted(self.makers_dir.glob("*.pem")) if self.makers_dir.is_dir() else []
+
+    def add_trusted_maker(self, name: str, certificate: Certificate) -> Path:
+        """Trust ``certificate`` as a seal maker (制章者) although it does not assert the seal-maker purpose."""
+        self._ensure()
+        self.makers_dir.mkdir(exist_ok=True)
+        path = self.makers_dir / f"{_check_name(name)}.pem"
+        _write_public(path, certificate.pem)
+        return path
 
     # --- signers -------------------------------------------------------------------------------------
 

@@ -8,21 +8,42 @@
   ``database``: a :class:`certstore.store.db.Database` on it.
 
 Tests on PostgreSQL carry the ``postgres`` marker: ``pytest -m "not postgres"`` runs the SQLite half only.
+
+Sealing needs a public URL (``certstore.store.config``): the whole session runs with ``CERTSTORE_PUBLIC_URL`` set
+to :data:`tests.support.issuing.PUBLIC_URL` (subprocesses inherit it), as a deployment sets it once; tests of
+the refusal without one remove it (``monkeypatch.delenv``).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from certstore.store.config import PUBLIC_URL_ENV
 from certstore.store.db import Database
 from certstore.store.db import database_url as sqlite_database_url
 from tests.servers.postgres import postgres_database, postgres_server  # noqa: F401
 from tests.servers.seaweedfs import s3_server  # noqa: F401
+from tests.support.issuing import PUBLIC_URL
 
 POSTGRES_FIXTURES = frozenset({"postgres_server", "postgres_database"})
+
+
+@pytest.fixture(autouse=True, scope="session")
+def public_url() -> Iterator[str]:
+    """The public URL every test seals with (module docstring)."""
+    previous = os.environ.get(PUBLIC_URL_ENV)
+    os.environ[PUBLIC_URL_ENV] = PUBLIC_URL
+    try:
+        yield PUBLIC_URL
+    finally:
+        if previous is None:
+            os.environ.pop(PUBLIC_URL_ENV, None)
+        else:
+            os.environ[PUBLIC_URL_ENV] = previous
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

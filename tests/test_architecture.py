@@ -47,6 +47,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "certstore.lifecycle",
             "certstore.access",
             "certstore.keystore",
+            "certstore.tsa",
         ),
     ),
     (
@@ -81,6 +82,7 @@ ADAPTER_IMPORTS: dict[str, frozenset[str]] = {
 WITHIN_LAYER: dict[tuple[str, str], str] = {
     ("certstore.crypto", "certstore.checks"): "always",  # chain validation reports ordered Checks
     ("certstore.lifecycle", "certstore.workdays"): "always",  # lifecycle deadlines count working days
+    ("certstore.tsa", "certstore.keystore"): "always",  # the time-stamp authority's key is in the key store
     ("certstore.records", "certstore.catalogue"): "always",  # a record is validated against its type
     ("certstore.forms", "certstore.catalogue"): "always",  # the import template of a type …
     ("certstore.forms", "certstore.records"): "always",  # … read into drafts

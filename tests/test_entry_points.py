@@ -45,6 +45,7 @@ from certstore.services.batches import process_batch
 from certstore.services.catalogue import load_shipped
 from certstore.services.certificates import NO_FILE
 from certstore.services.keys import init_dev_keys
+from certstore.store.config import save_public_url
 from certstore.store.models import ArrivalRow, CertificateRow
 from certstore.store.repository import Repository
 from tests.exchange import support as exchange
@@ -99,6 +100,7 @@ def world(
     data_dir = tmp_path / "data"
     data_dir.mkdir(exist_ok=True)
     shutil.copytree(dev_keys, data_dir / "keys")
+    save_public_url(data_dir, "http://testserver")  # as 'certstore keys init --public-url' records it
     repo = Repository.open(data_dir)
     load_shipped(repo)
     tokens = {

@@ -53,6 +53,7 @@ from certstore.services.authorization import require_issuer_of_type
 from certstore.services.batches import MAX_BATCH_ITEMS, BatchError
 from certstore.services.calls import Call, Via
 from certstore.services.catalogue import get_entry, list_entries, list_submissions, submit_entry
+from certstore.services.seals import entry_seal_check
 
 __all__ = ["parse_csv", "router"]
 
@@ -321,7 +322,10 @@ def catalogue_submit(
         errors = [(f"第 {exc.lineno} 行第 {exc.colno} 列", f"JSON 语法错误：{exc.msg}")]
     else:
         try:
-            submission, created = submit_entry(services_of(request).repo, parsed, principal=session.principal)
+            services = services_of(request)
+            submission, created = submit_entry(
+                services.repo, parsed, principal=session.principal, seal_check=entry_seal_check(services)
+            )
         except CatalogueError as exc:
             errors = [(path, message) for path, message in exc.errors]
         else:

@@ -228,7 +228,7 @@ async def csrf_protected(request: Request) -> None:
 
 
 def _secure(request: Request) -> bool:
-    return request.url.scheme == "https" or str(services_of(request).settings.public_url).startswith("https:")
+    return request.url.scheme == "https" or (services_of(request).public_url or "").startswith("https:")
 
 
 def set_cookie(request: Request, response: Response, name: str, value: str | None) -> None:

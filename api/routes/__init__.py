@@ -14,14 +14,17 @@ from api.routes import (
     metrics,
     public,
     reviews,
+    seals,
     sharing,
     system,
+    timestamps,
     upstream,
 )
 
 ROUTERS = [
     system.router,
     public.router,
+    timestamps.router,
     catalogue.router,
     certificates.router,
     certificates.identifiers_router,
@@ -29,6 +32,7 @@ ROUTERS = [
     sharing.router,
     reviews.router,
     inspections.router,
+    seals.router,
     admin.router,
     audit.router,
     upstream.router,

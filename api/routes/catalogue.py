@@ -23,6 +23,7 @@ from certstore.services.catalogue import (
     review_entry,
     submit_entry,
 )
+from certstore.services.seals import entry_seal_check
 
 router = APIRouter(prefix="/api/v1/catalogue", tags=["catalogue"])
 
@@ -163,7 +164,13 @@ def submit_catalogue_entry(
     document: Annotated[dict[str, Any], Body(description="A catalogue-entry document (schemas/catalogue)")],
     audit: ActionAuditDep,
 ) -> SubmissionOut:
-    submission, created = submit_entry(services.repo, document, principal=principal, within=audit.within())
+    submission, created = submit_entry(
+        services.repo,
+        document,
+        principal=principal,
+        within=audit.within(),
+        seal_check=entry_seal_check(services),
+    )
     response.status_code = 201 if created else 200
     return SubmissionOut.of(submission)
 
@@ -185,7 +192,14 @@ def approve_catalogue_entry(
     note = body.note if body else ""
     return SubmissionOut.of(
         review_entry(
-            services.repo, code, version, approve=True, reviewer=principal, note=note, within=audit.within()
+            services.repo,
+            code,
+            version,
+            approve=True,
+            reviewer=principal,
+            note=note,
+            within=audit.within(),
+            seal_check=entry_seal_check(services),
         )
     )
 

@@ -76,7 +76,7 @@ def _snapshots(services: ServicesDep) -> SnapshotCache:
 
 @router.get(
     "/api/v1/status/snapshot",
-    summary="The latest signed status snapshot of every certificate version (for offline verification)",
+    summary="The latest signed status snapshot: versions not in force and withdrawn seals (offline verification)",
     response_class=Response,
     responses={
         200: {"content": {SNAPSHOT_MEDIA_TYPE: {}}, "description": "The snapshot (docs/verification.md)"}

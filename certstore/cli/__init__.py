@@ -15,6 +15,7 @@ import click
 from certstore.cli import (
     audit,
     catalogue,
+    config,
     db,
     exchange,
     imports,
@@ -50,6 +51,7 @@ def cli(ctx: click.Context, data_dir: Path) -> None:
 
 cli.add_command(audit.group)
 cli.add_command(catalogue.group)
+cli.add_command(config.group)
 cli.add_command(db.group)
 cli.add_command(exchange.group)
 cli.add_command(imports.import_command)

@@ -27,8 +27,10 @@ from certstore.crypto.x509 import CertificateError
 from certstore.keystore import KeyStore, KeyStoreError
 from certstore.records import RecordError
 from certstore.services.catalogue import CatalogueConflictError, UnknownCatalogueError
+from certstore.store.config import ConfigError, PublicUrlNotConfiguredError
 from certstore.store.db import DatabaseURLError, SchemaError
 from certstore.store.repository import Repository
+from certstore.tsa import TimeStampError
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -39,6 +41,7 @@ class ExitCode(IntEnum):
     INVALID = 1
     INDETERMINATE = 2
     BAD_INPUT = 3
+    REFUSED = 4  # a state change the rules refuse (e.g. a seal already revoked)
 
 
 INDICATION_EXIT = {
@@ -102,6 +105,9 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
             CatalogueConflictError,
             DatabaseURLError,
             SchemaError,
+            ConfigError,
+            PublicUrlNotConfiguredError,
+            TimeStampError,
         ) as exc:
             raise Failure(str(exc)) from None
         except OSError as exc:

@@ -88,7 +88,7 @@ def import_command(
         data_dir=ctx.data_dir,
         catalogue_code=code,
         env={k: v for k, v in os.environ.items() if k.startswith("CERTSTORE_")},
-        verify_base_url=app.public_url,
+        verify_base_url=app.sealing_base_url(),
         seal=seal_name,
     )
     call = Call(Actor.operator(user=actor), Origin(Via.IMPORT, source=file.name))

@@ -36,7 +36,8 @@ DEFAULT_SEAL = "default"
     "seal_ref",
     default=DEFAULT_SEAL,
     show_default=True,
-    help="Seal: a key-store name or a .esl file (default: the seal the catalogue type names).",
+    help="Seal: a key-store name or a .esl file (default: the seal the catalogue type names — its issuer's own); "
+    "it must belong to the issuer.",
 )
 @click.option("--out", type=FILE, required=True, help="Where to write the file: .ofd or .pdf.")
 @pass_context
@@ -61,7 +62,8 @@ def issue(ctx: Context, code: str, data_file: Path, signer: str | None, seal_ref
     if not list_entries(app.repo):
         load_shipped(app.repo)
     key = _sealing_key(ctx, signer, seal_ref) if signer is not None or seal_ref != DEFAULT_SEAL else None
-    maker = file_maker(key, verify_base_url=app.public_url) if key is not None else None
+    base_url = app.sealing_base_url()  # before anything is stored: every file sealed here prints it
+    maker = file_maker(key, verify_base_url=base_url) if key is not None else None
     call = Call.operator(source=data_file.name)
     result = certificates.issue(app, call, draft, file_maker=maker)
     cert = result.certificate
@@ -72,7 +74,7 @@ def issue(ctx: Context, code: str, data_file: Path, signer: str | None, seal_ref
         out.write_bytes(renditions.pdf_rendition(app, cert))
     else:  # sealed with the key the options chose, like the OFD
         entry = get_entry(app.repo, cert.catalogue_code, cert.catalogue_version)
-        out.write_bytes(make_pdf(FaceData.from_certificate(cert, entry), key, verify_base_url=app.public_url))
+        out.write_bytes(make_pdf(FaceData.from_certificate(cert, entry), key, verify_base_url=base_url))
     click.echo(
         f"{'issued' if result.created else 'already stored (same data)'}: {cert.name} {cert.certificate_number}"
     )
@@ -90,4 +92,6 @@ def _sealing_key(ctx: Context, signer: str | None, seal_ref: str) -> SealingKey:
         except SealFormatError as exc:
             raise Failure(f"{path}: {exc}") from None
         return sealing_key(ctx.keystore, signer_name=signer, seal_der=data)
-    return sealing_key(ctx.keystore, signer_name=signer, seal_name=seal_ref)
+    return sealing_key(
+        ctx.keystore, signer_name=signer, seal_name=None if seal_ref == DEFAULT_SEAL else seal_ref
+    )

@@ -12,7 +12,15 @@ from certstore.crypto.encoding import dump_private_key, dump_public_key
 from certstore.crypto.x509 import load_certificates
 from certstore.keystore import KeyStoreError, SignerRole
 from certstore.seal import SealFormatError, parse_seal
-from certstore.services.keys import import_signer, init_dev_keys
+from certstore.services.keys import add_issuer_seals, add_missing_tsa, import_signer, init_dev_keys
+from certstore.store.config import (
+    CONFIG_FILE,
+    HOW_TO_SET,
+    ConfigError,
+    normalise_public_url,
+    resolve_public_url,
+    save_public_url,
+)
 
 FILE = click.Path(path_type=Path, dir_okay=False)
 
@@ -24,19 +32,45 @@ def group() -> None:
 
 @group.command("init")
 @click.option("--force", is_flag=True, help="Delete an existing key store and start again.")
-@click.option("--if-missing", is_flag=True, help="Do nothing (exit 0) when keys already exist.")
+@click.option("--if-missing", is_flag=True, help="Keep the key store (exit 0) when keys already exist.")
+@click.option(
+    "--public-url",
+    metavar="URL",
+    help="The public base URL printed in the QR code and links of every sealed file (https://HOST[/PATH]); "
+    f"kept in <data-dir>/{CONFIG_FILE}, also with --if-missing. Nothing is sealed without one.",
+)
 @pass_context
 @handle_errors
-def init(ctx: Context, force: bool, if_missing: bool) -> None:
-    """Create the dev hierarchy: root CA → seal maker, root CA → agency signer, and a default seal."""
+def init(ctx: Context, force: bool, if_missing: bool, public_url: str | None) -> None:
+    """Create the dev hierarchy under one root CA: the seal maker, each shipped issuer's signer and seal (named
+    by its credit code), the repository's signer and copy seal, and the time-stamp authority key; with
+    --public-url, record the repository's public URL too (change it later: certstore config set public-url)."""
+    url = normalise_public_url(public_url, source="--public-url") if public_url is not None else None
     store = ctx.keystore
     if if_missing and store.exists() and not force:
         click.echo(f"key store {store.root} already initialised")
-        return
-    hierarchy = init_dev_keys(store, force=force)
-    for label, path in hierarchy.pem_paths().items():
-        click.echo(f"{label + ':':28} {path}")
-    click.echo(f"{'default seal:':28} {hierarchy.seal_path}")
+        for added in add_issuer_seals(store):  # a key store of an earlier version: the issuers' own seals
+            click.echo(f"{'added seal of ' + added.name + ':':28} {added.seal_path}")
+        tsa = add_missing_tsa(store)  # … and its time-stamp authority
+        if tsa is not None:
+            click.echo(f"{'added time-stamp authority:':28} {tsa.cert_path}")
+    else:
+        hierarchy = init_dev_keys(store, force=force)
+        for label, path in hierarchy.pem_paths().items():
+            click.echo(f"{label + ':':28} {path}")
+    if url is not None:
+        save_public_url(ctx.data_dir, url)
+        click.echo(f"{'public URL:':28} {url} ({ctx.data_dir / CONFIG_FILE})")
+    else:
+        try:
+            configured = resolve_public_url(ctx.data_dir, os.environ)[0]
+        except ConfigError as exc:  # the keys are made; say what stands in the way of sealing
+            click.echo(f"note: {exc}", err=True)
+        else:
+            if configured is None:
+                click.echo(
+                    f"note: no public URL configured, so nothing can be sealed yet: {HOW_TO_SET}", err=True
+                )
 
 
 @group.command("list")
@@ -197,3 +231,25 @@ def trust_add(ctx: Context, name: str, cert_file: Path) -> None:
             raise Failure(f"trust anchor {name!r} already exists with another certificate")
     path = store.add_trust_anchor(name, anchor)
     click.echo(f"trusted {anchor.subject} (until {anchor.not_after.isoformat()[:10]}): {path}")
+
+
+@group.group("maker")
+def maker() -> None:
+    """Trusted seal makers (受信任的制章者): another vendor's seal-making system whose certificates do not assert
+    certstore's seal-maker purpose. Seals they made verify only once their certificate is trusted here."""
+
+
+@maker.command("add")
+@click.argument("name")
+@click.argument("cert_file", metavar="CERT.pem", type=FILE)
+@pass_context
+@handle_errors
+def maker_add(ctx: Context, name: str, cert_file: Path) -> None:
+    """Trust the seal-maker certificate in CERT.pem as maker NAME. Restart ``certstore serve`` to use it."""
+    certificates = load_certificates(read_file(cert_file, "certificate"))
+    if len(certificates) != 1:
+        raise Failure(f"{cert_file}: expected one certificate, found {len(certificates)}")
+    if certificates[0].is_ca:
+        raise Failure(f"{cert_file}: {certificates[0].subject} is a CA certificate, not a seal maker's")
+    path = ctx.keystore.add_trusted_maker(name, certificates[0])
+    click.echo(f"trusted seal maker {certificates[0].subject}: {path}")

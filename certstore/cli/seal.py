@@ -1,4 +1,6 @@
-"""``certstore seal``: make, show and verify GB/T 38540 electronic seals (电子印章)."""
+"""``certstore seal``: make, show and verify GB/T 38540 electronic seals (电子印章); list the seal registry and
+suspend, resume or revoke a seal (:mod:`certstore.services.seals`; exit 3 for an unknown seal or bad input, 4 for
+a change the rules refuse)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from PIL import Image, UnidentifiedImageError
 from certstore.cli.common import (
     INDICATION_EXIT,
     Context,
+    ExitCode,
     Failure,
     exit_with,
     handle_errors,
@@ -21,6 +24,8 @@ from certstore.cli.common import (
 )
 from certstore.crypto.x509 import load_certificates
 from certstore.seal import SealFormatError, SealPicture, parse_seal, verify_seal
+from certstore.services import seals
+from certstore.services.calls import Call
 from certstore.services.keys import make_seal_for_signer
 
 FILE = click.Path(path_type=Path, dir_okay=False)
@@ -120,16 +125,27 @@ def show(path: Path, as_json: bool) -> None:
 @click.argument("path", type=FILE)
 @click.option("--json", "as_json", is_flag=True, help="Print the verification as JSON.")
 @click.option("--trust", type=FILE, multiple=True, help="Extra trust anchor PEM (repeatable).")
+@click.option(
+    "--maker",
+    type=FILE,
+    multiple=True,
+    help="Trusted seal-maker certificate PEM (repeatable; see verify --maker).",
+)
 @click.option("--at", help="Judge validity at this ISO 8601 time instead of now.")
 @pass_context
 @handle_errors
-def verify(ctx: Context, path: Path, as_json: bool, trust: tuple[Path, ...], at: str | None) -> None:
-    """Verify the seal in PATH: structure, maker signature, maker certificate chain, validity period.
+def verify(
+    ctx: Context, path: Path, as_json: bool, trust: tuple[Path, ...], maker: tuple[Path, ...], at: str | None
+) -> None:
+    """Verify the seal in PATH: structure, maker signature, the maker's authority to make seals, maker
+    certificate chain, validity period.
 
     Exit 0 valid, 1 invalid, 2 indeterminate, 3 unreadable."""
     data = read_file(path, "seal")
     extra = [c for p in trust for c in load_certificates(read_file(p, "trust anchor"))]
-    result = verify_seal(data, trust=ctx.keystore.trust_store().extended(extra), at=parse_time(at))
+    makers = [c for p in maker for c in load_certificates(read_file(p, "seal-maker certificate"))]
+    trust_store = ctx.keystore.trust_store().extended(extra).with_makers(makers)
+    result = verify_seal(data, trust=trust_store, at=parse_time(at))
     if as_json:
         print_json(result.to_dict())
     if result.seal is None:
@@ -143,3 +159,64 @@ def verify(ctx: Context, path: Path, as_json: bool, trust: tuple[Path, ...], at:
             for warning in check.warnings:
                 click.echo(f"  {'WARNING':<8} {'':<16} {warning}")
     exit_with(INDICATION_EXIT[result.indication])
+
+
+# --- the seal registry (电子印章管理) ----------------------------------------------------------------------
+
+
+@group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_context
+@handle_errors
+def list_registry(ctx: Context, as_json: bool) -> None:
+    """The registered seals with owner and state (the key store's seals are registered first)."""
+    registered = seals.list_seals(ctx.application(), Call.operator())
+    if as_json:
+        print_json([seal.to_dict() for seal in registered])
+        return
+    for seal in registered:
+        state = seal.state
+        since = "" if state.status is seals.SealStatus.VALID else f" since {state.effective_at.isoformat()}"
+        kept = f" [{seal.keystore_name}]" if seal.keystore_name else ""
+        click.echo(
+            f"{seal.es_id}  {state.status.value} ({state.status.label}){since}  {seal.name}{kept}  "
+            f"owner {seal.owner_name} ({seal.owner_code})"
+        )
+
+
+def _change_command(action: seals.SealAction) -> None:
+    verb = {
+        "suspend": "Suspend (挂起)",
+        "resume": "Resume (恢复) a suspended",
+        "revoke": "Revoke (吊销, final)",
+    }
+
+    @group.command(action.value, help=f"{verb[action.value]} seal ES_ID as of --effective (default: now).")
+    @click.argument("es_id")
+    @click.option("--reason", required=True, help="Why (recorded with the change and in the audit log).")
+    @click.option(
+        "--effective",
+        help="ISO 8601 time the change takes effect (default now; a revocation may be dated back to when the "
+        "key leaked, not before the seal's validStart). Without offset: UTC.",
+    )
+    @pass_context
+    @handle_errors
+    def command(ctx: Context, es_id: str, reason: str, effective: str | None) -> None:
+        when = parse_time(effective, "--effective")
+        try:
+            changed = seals.change_seal(
+                ctx.application(), Call.operator(), es_id, action, reason=reason, effective_at=when
+            )
+        except seals.UnknownSealError as exc:
+            raise Failure(str(exc.args[0])) from None
+        except seals.SealTransitionError as exc:
+            raise Failure(str(exc), ExitCode.REFUSED) from None
+        state = changed.state
+        click.echo(
+            f"seal {changed.es_id} ({changed.name}): {action.value} recorded; now {state.status.value} "
+            f"({state.status.label}) since {state.effective_at.isoformat()}"
+        )
+
+
+for _action in seals.SealAction:
+    _change_command(_action)

@@ -1,4 +1,10 @@
-"""``certstore serve``: the API and web pages under uvicorn."""
+"""``certstore serve``: the API and web pages under uvicorn.
+
+The public URL (what sealed files print in their QR code): ``CERTSTORE_PUBLIC_URL`` or the data directory's
+configuration (``certstore config set public-url``). Without one the API serves, verifies and reads, but
+refuses to seal (503 ``public-url-not-configured``) — except with ``--demo``, which seals with
+``http://HOST:PORT`` when nothing else is configured (a demo's files are not meant to outlive it).
+"""
 
 from __future__ import annotations
 
@@ -15,6 +21,7 @@ from certstore.cli.common import Context, handle_errors, pass_context
 from certstore.services import access, logins
 from certstore.services.catalogue import list_entries, load_shipped
 from certstore.services.keys import init_dev_keys
+from certstore.store.config import HOW_TO_SET, PUBLIC_URL_ENV
 
 #: Demo principals: one per role. The agency is the issuer of the shipped construction permit type.
 DEMO_PRINCIPALS = [
@@ -67,7 +74,10 @@ def _prepare_demo(ctx: Context) -> None:
     "--workers", default=1, show_default=True, type=click.IntRange(1, 64), help="uvicorn worker processes"
 )
 @click.option(
-    "--demo", is_flag=True, help="First create dev keys, the sample catalogue and a token per role."
+    "--demo",
+    is_flag=True,
+    help="First create dev keys, the sample catalogue and a token per role; without a configured public URL, "
+    "seal with http://HOST:PORT.",
 )
 @pass_context
 @handle_errors
@@ -75,11 +85,18 @@ def serve(ctx: Context, host: str, port: int, workers: int, demo: bool) -> None:
     """Run the API (and web pages) on HOST:PORT, in WORKERS processes sharing the database and blob store."""
     if demo:
         _prepare_demo(ctx)
-    else:
-        ctx.application()  # migrate the embedded database / check the schema before serving
+    # opening migrates the embedded database / checks the schema before serving, and reads the public URL
+    public_url = ctx.application().public_url
     ctx.close()  # the workers open their own application (api.create_app)
     os.environ["CERTSTORE_DATA_DIR"] = str(ctx.data_dir)
-    os.environ.setdefault("CERTSTORE_PUBLIC_URL", f"http://{host}:{port}")
+    if public_url is None and demo:  # the demo is allowed to seal with its own address
+        public_url = os.environ[PUBLIC_URL_ENV] = f"http://{host}:{port}"
+    if public_url is None:
+        click.echo(
+            f"warning: no public URL configured: sealing is refused until there is; {HOW_TO_SET}", err=True
+        )
+    else:
+        click.echo(f"sealed files print {public_url} in their QR code", err=True)
     click.echo(f"certstore API on http://{host}:{port} — OpenAPI at /docs", err=True)
     run_uvicorn(host, port, workers)
 

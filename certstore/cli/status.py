@@ -1,5 +1,6 @@
 """``certstore status snapshot``: the signed status snapshot (状态快照) counters carry for offline verification
-(``certstore verify --offline --status FILE``). Format: ``docs/verification.md``."""
+(``certstore verify --offline --status FILE``): versions not in force and withdrawn seals (format 2,
+``docs/verification.md``)."""
 
 from __future__ import annotations
 
@@ -38,14 +39,20 @@ def group() -> None:
 @pass_context
 @handle_errors
 def snapshot(ctx: Context, out: Path, valid_for: str) -> None:
-    """Write a status snapshot signed by the repository key: every certificate version's status."""
+    """Write a status snapshot signed by the repository key: the certificate versions not in force (with when
+    their status took effect) and the withdrawn seals; a version not listed was in force at its thisUpdate."""
     duration = parse_duration(valid_for)
-    built = build_snapshot(ctx.application(), Call.operator(source=out.name), valid_for=duration)
+    built = build_snapshot(
+        ctx.application(),
+        Call.operator(source=out.name),
+        valid_for=duration,
+    )
     try:
         out.write_bytes(built.data)
     except OSError as exc:
         raise Failure(f"{out}: cannot write: {exc}") from None
     click.echo(
-        f"status snapshot #{built.sequence}: {built.count} version(s), thisUpdate {built.this_update.isoformat()}, "
+        f"status snapshot #{built.sequence}: {built.count} of {built.versions} version(s) not in force, "
+        f"{built.seals} seal(s) withdrawn, thisUpdate {built.this_update.isoformat()}, "
         f"nextUpdate {built.next_update.isoformat()}, {len(built.data)} bytes → {out}"
     )

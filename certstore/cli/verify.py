@@ -47,6 +47,12 @@ def repository_for(ctx: Context) -> RepositoryCheck:
 @click.argument("path", type=FILE)
 @click.option("--json", "as_json", is_flag=True, help="Print the verification report as JSON.")
 @click.option("--trust", type=FILE, multiple=True, help="Extra trust anchor PEM (repeatable).")
+@click.option(
+    "--maker",
+    type=FILE,
+    multiple=True,
+    help="Trusted seal-maker (制章者) certificate PEM whose certificate lacks the seal-maker purpose (repeatable).",
+)
 @click.option("--at", help="Judge validity at this ISO 8601 time instead of each signature's signing time.")
 @click.option(
     "--offline",
@@ -78,6 +84,7 @@ def verify(
     path: Path,
     as_json: bool,
     trust: tuple[Path, ...],
+    maker: tuple[Path, ...],
     at: str | None,
     offline: bool,
     status_file: Path | None,
@@ -98,7 +105,8 @@ def verify(
     own = [e.certificate for e in ctx.keystore.signer_entries() if e.role is SignerRole.SIGNER]
     signers = (*given, *own)
     options = OfdOptions(sign_certificates=signers, sm3_with_z_check_values=compat_sm3_with_z)
-    trust_store = ctx.keystore.trust_store().extended(anchors)
+    makers = [c for p in maker for c in load_certificates(read_file(p, "seal-maker certificate"))]
+    trust_store = ctx.keystore.trust_store().extended(anchors).with_makers(makers)
     snapshot = None if status_file is None else read_file(status_file, "status snapshot")
     try:
         report = verify_file(

@@ -6,15 +6,18 @@ SM2 curve, whose private keys are 32 bytes) and to decrypt PKCS#8 files made wit
 
 from __future__ import annotations
 
-from asn1crypto import algos, core, keys
+from asn1crypto import algos, core, keys, x509
 
 __all__ = [
     "EC_PUBLIC_KEY",
+    "SEAL_MAKER_PURPOSE",
+    "SEAL_SIGNER_PURPOSE",
     "SM2_CURVE",
     "SM2_SIGN",
     "SM2_WITH_SM3",
     "SM3",
     "SM4_CBC",
+    "TIME_STAMPING",
 ]
 
 EC_PUBLIC_KEY = "1.2.840.10045.2.1"  # id-ecPublicKey (RFC 5480), the algorithm of SM2 keys in SPKI/PKCS#8
@@ -25,6 +28,14 @@ SM3 = "1.2.156.10197.1.401"
 SM3_WITHOUT_KEY = "1.2.156.10197.1.401.1"
 HMAC_SM3 = "1.2.156.10197.1.401.3.1"  # hmacWithSM3, a PBKDF2 PRF OpenSSL can write
 SM4_CBC = "1.2.156.10197.1.104.2"
+
+# Extended key usages (RFC 5280 §4.2.1.12). No public standard names the key purposes of GB/T 38540 seal makers
+# (制章者) and seal users (签章者), so certstore names them under its own UUID-derived arc (X.667, ``2.25``): a
+# seal-maker certificate asserts SEAL_MAKER_PURPOSE, a seal user's certificate SEAL_SIGNER_PURPOSE (and so can
+# never pass as a maker). TIME_STAMPING is id-kp-timeStamping (RFC 3161 §2.3).
+SEAL_MAKER_PURPOSE = "2.25.143000650996900968528382962274727371181"
+SEAL_SIGNER_PURPOSE = "2.25.312020103765845457717730560747177916326"
+TIME_STAMPING = "1.3.6.1.5.5.7.3.8"
 
 
 def _register(oid_class: type[core.ObjectIdentifier], oid: str, name: str) -> None:
@@ -39,3 +50,5 @@ keys.NamedCurve.register("sm2p256v1", SM2_CURVE, 32)
 _register(algos.EncryptionAlgorithmId, SM4_CBC, "sm4_cbc")
 algos.EncryptionAlgorithm._oid_specs.setdefault("sm4_cbc", core.OctetString)
 _register(algos.HmacAlgorithmId, HMAC_SM3, "sm3")
+_register(x509.KeyPurposeId, SEAL_MAKER_PURPOSE, "certstore_seal_maker")
+_register(x509.KeyPurposeId, SEAL_SIGNER_PURPOSE, "certstore_seal_signer")

@@ -43,10 +43,15 @@ _UNDERSTOOD_EXTENSIONS = frozenset(
 
 
 class TrustStore:
-    """A set of trust anchors (usually self-signed roots) that paths must end in."""
+    """A set of trust anchors (usually self-signed roots) that paths must end in, and the trusted seal makers.
 
-    def __init__(self, anchors: Iterable[Certificate] = ()) -> None:
+    ``makers`` (受信任的制章者) are maker certificates accepted as seal makers although they do not assert
+    certstore's seal-maker purpose (:data:`certstore.crypto.oids.SEAL_MAKER_PURPOSE`): another vendor's 制章系统
+    whose certificates the deployment has vetted (``keys/makers/*.pem``, ``certstore verify --maker``)."""
+
+    def __init__(self, anchors: Iterable[Certificate] = (), *, makers: Iterable[Certificate] = ()) -> None:
         self._anchors: dict[bytes, Certificate] = {}
+        self._makers: dict[bytes, Certificate] = {maker.der: maker for maker in makers}
         for anchor in anchors:
             self.add(anchor)
 
@@ -62,8 +67,19 @@ class TrustStore:
         self._anchors[anchor.der] = anchor
 
     def extended(self, extra: Iterable[Certificate]) -> TrustStore:
-        """A new store with this store's anchors plus ``extra``."""
-        return TrustStore([*self._anchors.values(), *extra])
+        """A new store with this store's anchors plus ``extra`` (and the same makers)."""
+        return TrustStore([*self._anchors.values(), *extra], makers=self._makers.values())
+
+    def with_makers(self, makers: Iterable[Certificate]) -> TrustStore:
+        """A new store with the same anchors and ``makers`` added to the trusted seal makers."""
+        return TrustStore(self._anchors.values(), makers=[*self._makers.values(), *makers])
+
+    @property
+    def makers(self) -> tuple[Certificate, ...]:
+        return tuple(self._makers.values())
+
+    def is_trusted_maker(self, certificate: Certificate) -> bool:
+        return certificate.der in self._makers
 
     @property
     def anchors(self) -> tuple[Certificate, ...]:

@@ -274,8 +274,7 @@ class Certificate:
 
     @cached_property
     def common_name(self) -> str | None:
-        value = self._asn1.subject.native.get("common_name")
-        return value[-1] if isinstance(value, list) else value
+        return _last(self._asn1.subject.native.get("common_name"))
 
     @cached_property
     def serial(self) -> int:
@@ -317,6 +316,23 @@ class Certificate:
         """Asserted key usages (asn1crypto names), or None when the certificate has no keyUsage extension."""
         value = self._view.key_usage_value
         return None if value is None else frozenset(value.native)
+
+    @cached_property
+    def extended_key_usage(self) -> frozenset[str] | None:
+        """Dotted OIDs of the extendedKeyUsage purposes, or None when the certificate has none."""
+        value = self._view.extended_key_usage_value
+        return None if value is None else frozenset(purpose.dotted for purpose in value)
+
+    @cached_property
+    def organization(self) -> str | None:
+        """The subject's organizationName (O), the last one when several."""
+        return _last(self._asn1.subject.native.get("organization_name"))
+
+    @cached_property
+    def organization_identifier(self) -> str | None:
+        """The subject's organizationIdentifier (2.5.4.97) — for a Chinese organisation its unified social credit
+        code (统一社会信用代码), which ties a seal user's certificate to the organisation that owns the seal."""
+        return _last(self._asn1.subject.native.get("organization_identifier"))
 
     @cached_property
     def subject_key_id(self) -> bytes | None:
@@ -392,6 +408,13 @@ class Certificate:
         }
 
 
+def _last(value: object) -> str | None:
+    """A Name attribute's value as ``Name.native`` gives it: a string, or a list when repeated (the last wins)."""
+    if isinstance(value, list):
+        value = value[-1] if value else None
+    return value if isinstance(value, str) else None
+
+
 @lru_cache(maxsize=1024)
 def _parse_certificate(der: bytes) -> Certificate:
     return Certificate._parse(der)
@@ -422,6 +445,7 @@ class CertificateProfile(Enum):
     ROOT_CA = "root-ca"
     SEAL_MAKER = "seal-maker"  # 制章者
     SIGNER = "signer"  # 签章者 (agency or repository)
+    TSA = "tsa"  # 时间戳服务 (RFC 3161 time-stamp authority)
 
     @property
     def is_ca(self) -> bool:
@@ -432,6 +456,17 @@ class CertificateProfile(Enum):
         if self.is_ca:
             return {"digital_signature", "key_cert_sign", "crl_sign"}
         return {"digital_signature", "non_repudiation"}
+
+    @property
+    def extended_key_usage(self) -> tuple[str, bool] | None:
+        """(key purpose OID, critical) of the profile's extendedKeyUsage, or None: seal makers and seal users
+        carry certstore's purposes (:mod:`certstore.crypto.oids`); a TSA carries id-kp-timeStamping, critical as
+        RFC 3161 §2.3 requires."""
+        return {
+            CertificateProfile.SEAL_MAKER: (oids.SEAL_MAKER_PURPOSE, False),
+            CertificateProfile.SIGNER: (oids.SEAL_SIGNER_PURPOSE, False),
+            CertificateProfile.TSA: (oids.TIME_STAMPING, True),
+        }.get(self)
 
 
 def key_identifier(public_key: SM2PublicKey) -> bytes:
@@ -479,6 +514,9 @@ def issue_certificate(
         extensions.append(
             {"extn_id": "authority_key_identifier", "critical": False, "extn_value": {"key_identifier": aki}}
         )
+    if profile.extended_key_usage is not None:
+        purpose, critical = profile.extended_key_usage
+        extensions.append({"extn_id": "extended_key_usage", "critical": critical, "extn_value": [purpose]})
     algorithm = {"algorithm": oids.SM2_WITH_SM3}
     tbs = asn1_x509.TbsCertificate(
         {

@@ -94,6 +94,7 @@ from certstore.services.certificates import (
     FileMaker,
     NotLatestVersionError,
 )
+from certstore.services.seals import entry_seal_check
 from certstore.store.models import ExchangeAppliedRow, ExchangeCycleRow
 from certstore.workdays import WorkCalendar
 
@@ -346,7 +347,10 @@ class Cycle:
         )  # fmt: skip
         try:
             document = json.loads(row.document)
-            submission, _created = submit_entry(self.repo, document, principal=principal)
+            # the seal a type names must be its issuer's (and exist here) when this exchange seals for it; an
+            # agency that seals its own files (--no-seal) holds its seal itself: seal_owner binds those files
+            check = entry_seal_check(self.app) if self.file_maker is not None else None
+            submission, _created = submit_entry(self.repo, document, principal=principal, seal_check=check)
             done = Done(seq, ACCEPTED, f"{submission.entry.code}/v{submission.entry.version}")
         except (json.JSONDecodeError, TypeError) as exc:
             done = Done(seq, REJECTED, problems=[("document", f"not JSON: {exc}")])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import math
+from functools import lru_cache
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
@@ -76,8 +77,10 @@ def _draw_arc_text(canvas: Image.Image, text: str, centre: float, radius: float,
         canvas.alpha_composite(rotated, (round(x), round(y)))
 
 
+@lru_cache(maxsize=64)
 def render_seal_picture(name: str, *, diameter_mm: int = 40) -> SealPicture:
-    """Render a round red official seal bearing ``name`` as a transparent 300-dpi PNG."""
+    """Render a round red official seal bearing ``name`` as a transparent 300-dpi PNG (memoised: the same name
+    always gives the same picture)."""
     name = name.strip()
     if not name:
         raise SealPictureError("the seal name must not be empty")

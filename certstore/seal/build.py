@@ -9,7 +9,7 @@ time, then signs DER(TBS_Sign) whose dataHash is SM3 of the data (for OFD: the e
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
 
@@ -23,7 +23,14 @@ from certstore.crypto.x509 import Certificate
 from . import asn1
 from .model import ExtData, SealLayout, SealPicture, parse_seal, parse_seal_signature
 
-__all__ = ["SEAL_VERSION", "SigningRefusedError", "attach_timestamp", "make_seal", "sign_seal"]
+__all__ = [
+    "SEAL_VERSION",
+    "SigningRefusedError",
+    "attach_timestamp",
+    "make_seal",
+    "sign_seal",
+    "stamp_signature",
+]
 
 #: The SES_Header / TBS_Sign version this module writes (GB/T 38540-2020).
 SEAL_VERSION = 4
@@ -245,3 +252,23 @@ def attach_timestamp(signature: bytes, token: bytes) -> bytes:
         }
     )
     return stamped.dump()
+
+
+def stamp_signature(signature: bytes, stamp: Callable[[bytes], bytes]) -> bytes:
+    """A v4 SES_Signature just made by :func:`sign_seal`, with the time-stamp token ``stamp`` returns for its
+    signature value (a :class:`certstore.tsa.TimeStamper`'s ``stamp``: a token whose imprint is SM3 of the
+    octets inside the signature BIT STRING) — GB/T 38540 §7.2 b) 5). What :func:`attach_timestamp` does for
+    any seal signature, without parsing the seal again: the other fields are re-emitted byte for byte."""
+    original = asn1.SESSignature.load(signature)
+    if not isinstance(original["timeStamp"], core.Void):
+        raise ValueError("the seal signature already carries a timestamp")
+    token = stamp(original["signature"].native)
+    return asn1.SESSignature(
+        {
+            "toSign": original["toSign"],
+            "cert": original["cert"],
+            "signatureAlgID": original["signatureAlgID"],
+            "signature": original["signature"],
+            "timeStamp": core.OctetBitString(token),
+        }
+    ).dump()

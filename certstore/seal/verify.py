@@ -5,13 +5,24 @@ whose reason names the field, certificate or time concerned. A step whose inputs
 earlier step failed, so a report shows every problem at once; a step without inputs is SKIPPED with the
 reason.
 
-Seal (:func:`verify_seal`): ``structure`` → ``seal_signature`` → ``maker_chain`` → ``seal_validity``.
+Seal (:func:`verify_seal`): ``structure`` → ``seal_signature`` → ``seal_maker`` → ``maker_chain`` →
+``seal_validity``.
 
 Seal signature (:func:`verify_seal_signature`): ``structure`` → ``signature`` → ``signer_in_seal`` →
-``seal_signature`` → ``seal_validity`` → ``signer_chain`` → ``signing_time`` → ``data_hash`` → ``timestamp``.
+``seal_signature`` → ``seal_maker`` → ``seal_validity`` → ``signer_chain`` → ``signing_time`` → ``data_hash`` →
+``timestamp``.
 
-Times are judged at the signing time (``timeInfo``) unless the caller gives ``at``: certificates and seals
-expire, and a signature made while they were valid stays valid (GB/T 38540 §7.3 d–f, GM/T 0031 §6.2.3).
+``seal_maker``: whoever signed the seal must be a seal maker (制章者) — a certificate asserting certstore's
+seal-maker purpose (:data:`certstore.crypto.oids.SEAL_MAKER_PURPOSE`) or one of the trust store's configured
+trusted makers (:attr:`certstore.crypto.trust.TrustStore.makers`). A seal "made" with any other trusted key — a
+seal user's own certificate standing in as the maker, a TLS client certificate — is FAILED: anyone holding a
+signing key could otherwise mint a seal under any name. A maker outside the trust anchors is UNKNOWN (nothing
+about it can be known).
+
+Times are judged at the signing time unless the caller gives ``at``: certificates and seals expire, and a
+signature made while they were valid stays valid (GB/T 38540 §7.3 d–f, GM/T 0031 §6.2.3). The signing time is
+the genTime of the signature's time-stamp token (时间戳, RFC 3161 / GB/T 20520) when the token verifies — a time
+a third party vouches for — and otherwise the signer's own ``timeInfo``.
 ``signer_chain`` and ``signing_time`` are the signer checks every verifier shares
 (:func:`certstore.crypto.signer.signer_checks`: chain at the judgement time; signing time within the signer
 certificate's validity — here also the seal's — and not in the future); the seal adds only its own window.
@@ -21,19 +32,21 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import lru_cache
 
-from asn1crypto import cms, core, tsp
+from asn1crypto import core
 
 from certstore.checks import Check, CheckResult, Indication, indication_of
 from certstore.crypto import oids
-from certstore.crypto.signer import SIGNING_KEY_USAGES, ClaimedTime, ValidityWindow, signer_checks
+from certstore.crypto.signer import CLOCK_SKEW, SIGNING_KEY_USAGES, ClaimedTime, ValidityWindow, signer_checks
 from certstore.crypto.sm2 import SM2PublicKey
 from certstore.crypto.sm3 import sm3
 from certstore.crypto.trust import ChainStatus, TrustStore, validate_chain
 from certstore.crypto.x509 import Certificate, CertificateError
+from certstore.tsa import TokenError, TokenInfo, read_token
+from certstore.tsa.tokens import TSA_SIGNATURE_ALGORITHMS
 
 from .model import (
     Seal,
@@ -69,13 +82,13 @@ _HASHES: dict[str, Callable[[bytes], bytes]] = {
     "sha512": lambda data: hashlib.sha512(data).digest(),
 }
 
-_TSA_SM2_ALGORITHMS = {oids.SM2_WITH_SM3, oids.SM2_SIGN, oids.SM2_CURVE}
 
 # Step names: the names of the project's verification report.
 STRUCTURE = "structure"
 SIGNATURE = "signature"
 SIGNER_IN_SEAL = "signer_in_seal"
 SEAL_SIGNATURE = "seal_signature"
+SEAL_MAKER = "seal_maker"
 MAKER_CHAIN = "maker_chain"
 SEAL_VALIDITY = "seal_validity"
 SIGNER_CHAIN = "signer_chain"
@@ -84,12 +97,13 @@ DATA_HASH = "data_hash"
 TIMESTAMP = "timestamp"
 
 #: The steps of :func:`verify_seal` and of :func:`verify_seal_signature`, in order.
-SEAL_STEPS = (STRUCTURE, SEAL_SIGNATURE, MAKER_CHAIN, SEAL_VALIDITY)
+SEAL_STEPS = (STRUCTURE, SEAL_SIGNATURE, SEAL_MAKER, MAKER_CHAIN, SEAL_VALIDITY)
 SIGNATURE_STEPS = (
     STRUCTURE,
     SIGNATURE,
     SIGNER_IN_SEAL,
     SEAL_SIGNATURE,
+    SEAL_MAKER,
     SEAL_VALIDITY,
     SIGNER_CHAIN,
     SIGNING_TIME,
@@ -232,6 +246,51 @@ def _seal_signature_check(seal: Seal) -> Check:
     )
 
 
+def _seal_maker_check(seal: Seal, trust: TrustStore) -> Check:
+    """The maker (制章者) is a seal maker: its certificate asserts the seal-maker purpose or is a configured trusted
+    maker; never one of the seal's own users."""
+    maker = seal.maker_certificate
+    for listed in seal.signer_certificates:
+        try:
+            user = Certificate.from_der(listed)
+        except CertificateError:
+            continue
+        if user.public_key == maker.public_key:
+            return Check(
+                SEAL_MAKER,
+                CheckResult.FAILED,
+                f"the seal was signed with the key of its own user {user.subject!r}: a seal user cannot make "
+                "seals",
+            )
+    purposes = maker.extended_key_usage
+    if purposes is not None and oids.SEAL_MAKER_PURPOSE in purposes:
+        return Check(
+            SEAL_MAKER,
+            CheckResult.PASSED,
+            f"maker certificate {maker.subject!r} asserts the seal-maker purpose",
+        )
+    if trust.is_trusted_maker(maker):
+        return Check(
+            SEAL_MAKER, CheckResult.PASSED, f"maker {maker.subject!r} is a configured trusted seal maker"
+        )
+    asserted = (
+        "no extended key usage" if purposes is None else f"extended key usage {', '.join(sorted(purposes))}"
+    )
+    if validate_chain(maker, trust=trust, at=seal.created).status is ChainStatus.NO_TRUST_ANCHOR:
+        return Check(
+            SEAL_MAKER,
+            CheckResult.UNKNOWN,
+            f"maker certificate {maker.subject!r} ({asserted}) is not under a trust anchor: its authority to make "
+            "seals cannot be established",
+        )
+    return Check(
+        SEAL_MAKER,
+        CheckResult.FAILED,
+        f"maker certificate {maker.subject!r} is not a seal-maker certificate ({asserted}, not a configured "
+        "trusted maker): the seal was made with a key that has no authority to make seals",
+    )
+
+
 def _seal_window(seal: Seal, at: datetime) -> tuple[CheckResult, str]:
     if at < seal.valid_start:
         return CheckResult.FAILED, f"seal not yet valid at {_iso(at)} (validStart {_iso(seal.valid_start)})"
@@ -280,6 +339,7 @@ def verify_seal(seal_der: bytes, *, trust: TrustStore, at: datetime | None = Non
     checks = (
         Check(STRUCTURE, CheckResult.PASSED, _structure_reason(seal), seal.warnings),
         _seal_signature_check(seal),
+        _seal_maker_check(seal, trust),
         _maker_chain_check(seal, trust, when),
         Check(SEAL_VALIDITY, window_result, window_reason),
     )
@@ -303,7 +363,8 @@ def verify_seal_signature(
     the signature's ``Signature.xml``).
 
     ``at`` overrides the time at which seal and certificate validity are judged; by default it is the
-    signing time (``timeInfo``). ``data=None`` leaves the document digest unchecked (``data_hash`` UNKNOWN).
+    signing time: the time-stamp token's genTime when the token verifies, else ``timeInfo``. ``data=None`` leaves
+    the document digest unchecked (``data_hash`` UNKNOWN).
     """
     at = _judgement_time(at)
     try:
@@ -317,10 +378,16 @@ def verify_seal_signature(
         return SignatureVerification(indication_of(checks), checks, None)
 
     seal = sig.seal
+    timestamp, stamped_at = _timestamp_check(sig, trust)
+    claimed = (
+        ClaimedTime(sig.signing_time, "timeInfo")
+        if stamped_at is None
+        else ClaimedTime(stamped_at, "the time-stamp token's genTime")
+    )
     signer = signer_checks(
         sig.signer_certificate,
         trust=trust,
-        claimed=ClaimedTime(sig.signing_time, "timeInfo"),
+        claimed=claimed,
         at=at,
         windows=(ValidityWindow("the seal", seal.valid_start, seal.valid_end, "validStart", "validEnd"),),
     )
@@ -331,17 +398,18 @@ def verify_seal_signature(
         _signature_check(sig),
         _signer_in_seal_check(sig),
         _seal_signature_check(seal),
+        _seal_maker_check(seal, trust),
         _seal_validity_check(sig, trust, signer.judged_at),
         signer.chain,
         signer.signing_time,
         _data_hash_check(sig, data),
-        _timestamp_check(sig, trust),
+        timestamp,
     )
     return SignatureVerification(
         indication=indication_of(checks),
         checks=checks,
         signature=sig,
-        signing_time=sig.signing_time,
+        signing_time=claimed.time,
         signer=_signer_summary(sig.signer_certificate),
         seal_info=_seal_summary(seal),
     )
@@ -461,14 +529,15 @@ def _data_hash_check(sig: SealSignature, data: bytes | None) -> Check:
 # --- Time stamp (GB/T 38540 §7.3 h) ----------------------------------------------------------------------
 
 
-def _timestamp_check(sig: SealSignature, trust: TrustStore) -> Check:
-    """§7.3 h): the time-stamp token over the signature value, when present (RFC 3161 / GB/T 20520)."""
+def _timestamp_check(sig: SealSignature, trust: TrustStore) -> tuple[Check, datetime | None]:
+    """§7.3 h): the time-stamp token over the signature value, when present (RFC 3161 / GB/T 20520); with the
+    token's genTime when the token verifies (PASSED), else None."""
     if sig.timestamp is None:
-        return Check(TIMESTAMP, CheckResult.SKIPPED, "no timestamp")
+        return Check(TIMESTAMP, CheckResult.SKIPPED, "no timestamp"), None
     try:
         token = _parse_token(sig.timestamp)
     except ValueError as exc:
-        return Check(TIMESTAMP, CheckResult.FAILED, f"timeStamp: {exc}")
+        return Check(TIMESTAMP, CheckResult.FAILED, f"timeStamp: {exc}"), None
     results: list[tuple[CheckResult, str]] = []
     warnings: list[str] = []
 
@@ -490,12 +559,17 @@ def _timestamp_check(sig: SealSignature, trust: TrustStore) -> Check:
             results.append((CheckResult.FAILED, "message imprint does not match the signature value"))
 
     gen_time = token.gen_time
-    if gen_time < sig.signing_time:
+    if gen_time + CLOCK_SKEW < sig.signing_time:
         results.append(
             (
                 CheckResult.FAILED,
                 f"genTime {_iso(gen_time)} is before the signing time {_iso(sig.signing_time)}",
             )
+        )
+    elif gen_time < sig.signing_time:  # the TSA's clock a little behind the signer's: within the skew allowed
+        warnings.append(
+            f"genTime {_iso(gen_time)} is {sig.signing_time - gen_time} before the signing time "
+            f"{_iso(sig.signing_time)} (within the {CLOCK_SKEW} clock skew allowed)"
         )
     signer = sig.signer_certificate
     if not signer.valid_at(gen_time):
@@ -510,8 +584,8 @@ def _timestamp_check(sig: SealSignature, trust: TrustStore) -> Check:
         )
         chain_check = chain.to_check(TIMESTAMP)
         results.append((chain_check.result, f"TSA certificate: {chain_check.reason}"))
-        eku = token.tsa_certificate.asn1.extended_key_usage_value
-        if eku is not None and "time_stamping" not in eku.native:
+        purposes = token.tsa_certificate.extended_key_usage
+        if purposes is None or oids.TIME_STAMPING not in purposes:
             results.append((CheckResult.FAILED, "TSA certificate lacks the timeStamping extended key usage"))
 
     result = _worst(*(r for r, _ in results))
@@ -519,71 +593,29 @@ def _timestamp_check(sig: SealSignature, trust: TrustStore) -> Check:
     reason = f"timestamp genTime {_iso(gen_time)}: " + (
         "; ".join(shown) if shown else "token verifies, imprint matches, genTime ≥ timeInfo"
     )
-    return Check(TIMESTAMP, result, reason, tuple(warnings))
+    return (
+        Check(TIMESTAMP, result, reason, tuple(warnings)),
+        gen_time if result is CheckResult.PASSED else None,
+    )
 
 
-@dataclass(frozen=True)
-class _Token:
-    signed_data: cms.SignedData
-    tst_info: tsp.TSTInfo
-    tst_bytes: bytes
-    gen_time: datetime
-    certificates: tuple[Certificate, ...]
-    tsa_certificate: Certificate | None
-
-
-def _parse_token(raw: bytes) -> _Token:
+def _parse_token(raw: bytes) -> TokenInfo:
+    """The one reader of time-stamp tokens (:func:`certstore.tsa.read_token`), its errors as ValueError."""
     try:
-        info = cms.ContentInfo.load(raw)
-        if info["content_type"].native != "signed_data":
-            raise ValueError(f"content type {info['content_type'].dotted} is not signedData")
-        signed = info["content"]
-        encap = signed["encap_content_info"]
-        if encap["content_type"].native != "tst_info":
-            raise ValueError(f"encapsulated content {encap['content_type'].dotted} is not a TSTInfo")
-        tst_bytes = encap["content"].contents
-        tst = tsp.TSTInfo.load(tst_bytes)
-        gen_time = tst["gen_time"].native
-        signed.native  # noqa: B018 - full parse
-    except (ValueError, TypeError, KeyError) as exc:
+        token = read_token(raw)
+    except TokenError as exc:
         raise ValueError(f"not an RFC 3161 TimeStampToken: {exc}") from exc
-    if len(signed["signer_infos"]) != 1:
-        raise ValueError(f"{len(signed['signer_infos'])} SignerInfos, expected 1")
-    certificates: list[Certificate] = []
-    for choice in signed["certificates"] or []:
-        if choice.name == "certificate":
-            try:
-                certificates.append(Certificate.from_der(choice.chosen.dump()))
-            except CertificateError:
-                continue
-    sid = signed["signer_infos"][0]["sid"]
-    tsa = next((c for c in certificates if c.matches_signer_identifier(sid)), None)
-    return _Token(signed, tst, bytes(tst_bytes), gen_time.astimezone(UTC), tuple(certificates), tsa)
+    return replace(token, gen_time=token.gen_time.astimezone(UTC))
 
 
-def _tsa_signature(token: _Token) -> tuple[CheckResult, str]:
-    signer_info = token.signed_data["signer_infos"][0]
+def _tsa_signature(token: TokenInfo) -> tuple[CheckResult, str]:
     if token.tsa_certificate is None:
         return CheckResult.UNKNOWN, "TSA certificate not included in the token; TSA signature not verified"
+    signer_info = token.signed_data["signer_infos"][0]
     algorithm = signer_info["signature_algorithm"]["algorithm"].dotted
-    if algorithm not in _TSA_SM2_ALGORITHMS:
+    if algorithm not in TSA_SIGNATURE_ALGORITHMS:
         return CheckResult.UNKNOWN, f"TSA signature algorithm {algorithm} not supported"
-    signed_attrs = signer_info["signed_attrs"]
-    if isinstance(signed_attrs, core.Void) or not len(signed_attrs):
-        message = token.tst_bytes
-    else:
-        digest_oid = signer_info["digest_algorithm"]["algorithm"]
-        hash_fn = _HASHES.get(digest_oid.dotted) or _HASHES.get(digest_oid.native)
-        if hash_fn is None:
-            return CheckResult.UNKNOWN, f"TSA digest algorithm {digest_oid.dotted} not supported"
-        digests = [a["values"][0].native for a in signed_attrs if a["type"].native == "message_digest"]
-        if digests != [hash_fn(token.tst_bytes)]:
-            return CheckResult.FAILED, "TSA messageDigest attribute does not match the TSTInfo"
-        message = cms.CMSAttributes.load(signed_attrs.untag().dump()).dump()
-    signature = signer_info["signature"].native
-    if token.tsa_certificate.public_key.verify(message, signature):
+    problem = token.signature_problem()
+    if problem is None:
         return CheckResult.PASSED, "TSA signature verifies"
-    return (
-        CheckResult.FAILED,
-        f"TSA signature does not verify with the key of {token.tsa_certificate.subject!r}",
-    )
+    return CheckResult.FAILED, problem

@@ -186,7 +186,8 @@ def resumable_jobs(repo: Repository) -> list[str]:
 def submit_batch(app: Application, call: Call, documents: Sequence[Mapping[str, Any]]) -> BatchJob:
     """Store a batch of DATA.json documents (the body of a single push, each) as a queued job for ``call``'s
     agency, with the call's audit entry (``batch.submit``), in one transaction. Only agencies push; which
-    catalogue types they may push is checked per item when processed."""
+    catalogue types they may push is checked per item when processed. The repository seals every item, so
+    without a public URL the batch is refused before it is stored (:meth:`Application.sealing_base_url`)."""
     actor = call.actor
     if actor.role is not Role.AGENCY or actor.organisation_code is None:
         denied = AccessDeniedError(
@@ -197,6 +198,7 @@ def submit_batch(app: Application, call: Call, documents: Sequence[Mapping[str, 
             "batch.submit", outcome=Outcome.DENY, status_code=403, reason=str(denied),
         ))  # fmt: skip
         raise denied
+    app.sealing_base_url()
     repo = app.repo
     if isinstance(documents, str | bytes | Mapping) or not isinstance(documents, Sequence):
         raise BatchError("a batch is a list of certificate documents")
@@ -461,6 +463,8 @@ def _process(
     if lease <= timedelta(0):
         raise ValueError("the lease must be positive")
     repo = app.repo
+    # the maker first: without a public URL (PublicUrlNotConfiguredError) the job is left unclaimed, for later
+    maker: FileMaker = NO_FILE if file_maker is NO_FILE else _GuardedMaker(file_maker or app.file_maker())
     token = _claim(repo, job_id, lease)
     if token is None:
         job = get_batch(repo, job_id)
@@ -468,7 +472,6 @@ def _process(
             return job
         raise BatchLeaseError(f"batch {job_id} is being processed by another worker")
     logger.info("worker %s took batch %s", worker, job_id)
-    maker: FileMaker = NO_FILE if file_maker is NO_FILE else _GuardedMaker(file_maker or app.file_maker())
     try:
         with repo.db.session(readonly=True) as session:
             row = session.get(BatchJobRow, job_id)

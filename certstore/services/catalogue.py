@@ -4,6 +4,7 @@ the management flow (an agency submits its own types, the big-data bureau approv
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -21,6 +22,7 @@ from certstore.store.repository import Repository
 __all__ = [
     "CatalogueConflictError",
     "CatalogueSubmission",
+    "SealCheck",
     "UnknownCatalogueError",
     "get_entry",
     "get_submission",
@@ -170,14 +172,25 @@ def _submission(row: CatalogueEntryRow) -> CatalogueSubmission:
     )
 
 
+#: Checks the seal a catalogue entry names (raises :class:`~certstore.catalogue.CatalogueError` for field
+#: ``seal``): :func:`certstore.services.seals.check_entry_seal` bound to the application.
+SealCheck = Callable[[CatalogueEntry], None]
+
+
 def submit_entry(
-    repo: Repository, document: object, *, principal: Principal, within: Within | None = None
+    repo: Repository,
+    document: object,
+    *,
+    principal: Principal,
+    within: Within | None = None,
+    seal_check: SealCheck | None = None,
 ) -> tuple[CatalogueSubmission, bool]:
     """An agency registers a catalogue type or a new version of one (pending until the bureau approves it).
 
     The entry's issuer must be the agency itself (agencies only touch their own catalogue); the bureau may
-    register entries for any issuer. Returns (submission, created). ``within`` runs in the transaction that
-    stores a new version (:func:`register_entry`)."""
+    register entries for any issuer. ``seal_check``: the entry may name only a seal its issuer owns (every
+    entry point passes the application's, :func:`certstore.services.seals.check_entry_seal`). Returns
+    (submission, created). ``within`` runs in the transaction that stores a new version (:func:`register_entry`)."""
     require_role(principal, Role.AGENCY, Role.BUREAU)
     entry = CatalogueEntry.from_document(document, source="submitted catalogue entry")
     if principal.role is Role.AGENCY and entry.issuer.credit_code != principal.organisation_code:
@@ -190,6 +203,8 @@ def submit_entry(
     foreign = [row for row in others if row.issuer_code != entry.issuer.credit_code]
     if foreign and principal.role is Role.AGENCY:
         raise AccessDeniedError(f"catalogue code {entry.code} belongs to issuer {foreign[0].issuer_code}")
+    if seal_check is not None:
+        seal_check(entry)
     _, created = register_entry(repo, entry, status="pending", submitted_by=principal.ref, within=within)
     return get_submission(repo, entry.code, entry.version), created
 
@@ -221,10 +236,14 @@ def review_entry(
     reviewer: Principal,
     note: str = "",
     within: Within | None = None,
+    seal_check: SealCheck | None = None,
 ) -> CatalogueSubmission:
-    """The bureau approves or rejects a pending catalogue version; approval makes it the one issuance uses.
-    ``within`` runs in the transaction that records the decision."""
+    """The bureau approves or rejects a pending catalogue version; approval makes it the one issuance uses, and
+    is refused when ``seal_check`` refuses the seal it names (see :func:`submit_entry`). ``within`` runs in the
+    transaction that records the decision."""
     require_role(reviewer, Role.BUREAU)
+    if approve and seal_check is not None:
+        seal_check(get_submission(repo, code, version).entry)
     with repo.db.session() as session:
         row = _latest(session, code, version)
         if row.status != "pending":

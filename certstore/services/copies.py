@@ -402,4 +402,5 @@ def make_copy(
         stamp_box=box,
         signing_time=when,
         protect="all",
+        timestamper=key.timestamper,
     )

@@ -38,7 +38,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from sqlalchemy import select
@@ -64,15 +64,16 @@ from certstore.services.catalogue import get_entry
 from certstore.services.certificate_batch import CertificateBatch
 from certstore.services.certificates import DuplicateConflictError
 from certstore.services.issuance import (
-    DEFAULT_VERIFY_BASE_URL,
     OFD_MEDIA_TYPE,
     SealingKey,
     make_ofd,
-    sealing_key_for_seal,
+    sealing_key_for_entry,
 )
 from certstore.store.blobs import BlobRef
+from certstore.store.config import PublicUrlNotConfiguredError
 from certstore.store.models import CertificateRow
 from certstore.store.repository import Repository
+from certstore.tsa import time_stamper
 
 __all__ = [
     "DEFAULT_CHUNK_ROWS",
@@ -162,7 +163,9 @@ class ImportSettings:
     data_dir: Path
     catalogue_code: str
     env: Mapping[str, str] = field(default_factory=dict)
-    verify_base_url: str = DEFAULT_VERIFY_BASE_URL
+    #: The public URL the files print in their QR code (the application's ``sealing_base_url()``); None:
+    #: not configured, and :func:`import_table` refuses to run.
+    verify_base_url: str | None = None
     seal: str | None = None
 
     def open_repository(self) -> Repository:
@@ -184,13 +187,19 @@ class _Importer:
     key (the font and key caches warm up on the first chunk)."""
 
     def __init__(self, settings: ImportSettings, repo: Repository | None = None) -> None:
-        self.settings = settings
+        if not settings.verify_base_url:
+            raise PublicUrlNotConfiguredError()
+        self.settings, self.base_url = settings, settings.verify_base_url
         self.repo = repo or settings.open_repository()
         self.entry: CatalogueEntry = get_entry(self.repo, settings.catalogue_code)
         self.fields: list[FormField] = form_fields(self.entry)
         self.names: list[str] | None = None
         keystore = KeyStore(settings.data_dir / "keys")
-        self.key: SealingKey = sealing_key_for_seal(keystore, settings.seal or self.entry.seal)
+        # every file gets the time-stamp token the application's seals get (可信时间戳; certstore.tsa)
+        stamper = time_stamper(keystore, {**os.environ, **settings.env})
+        self.key: SealingKey = replace(
+            sealing_key_for_entry(keystore, self.entry, settings.seal), timestamper=stamper
+        )
 
     def run(self, call: Call, names: Sequence[str], rows: Sequence[tuple[int, list[str]]]) -> _ChunkResult:
         rejections: list[RowRejection] = []
@@ -219,9 +228,7 @@ class _Importer:
             if version.draft.certificate_number in stored:
                 continue  # already imported (identical: existing) or a conflict, decided in the batch
             try:
-                data = make_ofd(
-                    FaceData.from_prepared(version), self.key, verify_base_url=self.settings.verify_base_url
-                )
+                data = make_ofd(FaceData.from_prepared(version), self.key, verify_base_url=self.base_url)
             except (LayoutError, ValueError) as exc:
                 rejections.append(RowRejection(line, version.draft.certificate_number, (("", str(exc)),)))
                 continue
@@ -333,11 +340,14 @@ def import_table(
     one append to ``repo``'s log). ``workers``: sealing processes (default: one per CPU; 0 = in this process,
     with ``repo`` if given; the entries they write are not listed in ``call.recorded`` of this process).
     ``on_progress`` is called after every chunk. Raises :class:`~certstore.forms.TableError` when the table as
-    a whole does not fit (unreadable, unknown or missing columns) — before anything is imported. On
-    ``KeyboardInterrupt`` the chunks in flight finish (each commits whole or not at all) and the report says
+    a whole does not fit (unreadable, unknown or missing columns), and
+    :class:`~certstore.store.config.PublicUrlNotConfiguredError` when ``settings`` names no public URL to seal
+    with — both before anything is imported. On ``KeyboardInterrupt`` the chunks in flight finish (each commits whole or not at all) and the report says
     ``interrupted``: run the same import again to continue."""
     if chunk_rows < 1:
         raise ValueError("chunk_rows must be at least 1")
+    if not settings.verify_base_url:
+        raise PublicUrlNotConfiguredError()
     workers = default_workers() if workers is None else workers
     call = call or Call.operator(source=path.name, via=Via.IMPORT)
     if call.origin.via is not Via.IMPORT:

@@ -20,18 +20,24 @@ from certstore.packaging.layout import FaceData, FaceLayout
 from certstore.packaging.ofd import add_seal, build_ofd_files
 from certstore.packaging.pdf import build_pdf
 from certstore.records import PreparedVersion
-from certstore.seal import parse_seal
+from certstore.seal import SealFormatError, parse_seal
+from certstore.seal.owner import certificate_owner, owned_by
 from certstore.services.certificates import FileMaker
+from certstore.tsa import TimeStamper
 
 __all__ = [
+    "ISSUER_SEAL",
     "OFD_MEDIA_TYPE",
     "PDF_MEDIA_TYPE",
     "SealingKey",
     "catalogue_file_maker",
     "file_maker",
+    "issuer_seal_name",
     "make_ofd",
     "make_pdf",
+    "require_owner",
     "sealing_key",
+    "sealing_key_for_entry",
     "sealing_key_for_seal",
 ]
 
@@ -42,27 +48,44 @@ DEFAULT_VERIFY_BASE_URL = "http://127.0.0.1:8000"
 
 @dataclass(frozen=True)
 class SealingKey:
-    """What an issuer seals with: its signing key, certificate (+ chain) and the seal (电子印章) listing it."""
+    """What an issuer seals with: its signing key, certificate (+ chain) and the seal (电子印章) listing it; and the
+    time stamper whose token every seal made with it carries (可信时间戳; None: no token)."""
 
     signer: Signer
     certificate: Certificate
     chain: tuple[Certificate, ...]
     seal: bytes
+    timestamper: TimeStamper | None = None
+
+
+#: A catalogue entry's ``seal`` that means "the issuer's own seal" (the shipped entries name it).
+ISSUER_SEAL = "default"
 
 
 def sealing_key(
     store: KeyStore,
     *,
     signer_name: str | None = None,
-    seal_name: str = "default",
+    seal_name: str | None = None,
     seal_der: bytes | None = None,
+    issuer: str | None = None,
 ) -> SealingKey:
-    """Load a sealing key from the key store: the named signer (default: the first signer-role key) and the
-    seal ``seal_name`` from the store, or ``seal_der`` when given (a seal file from elsewhere).
+    """Load a sealing key from the key store: the seal ``seal_name`` from the store (``seal_der`` when given: a
+    seal file from elsewhere; when neither: the seal of the issuer with credit code ``issuer``, else the first seal
+    that lists ``signer_name``) and the named signer (default: the signer-role key the seal lists).
 
     The seal must list the signer's certificate, or signing would be refused later with a vaguer error."""
-    entry = store.signer_entry(signer_name) if signer_name else store.signer_of_role(SignerRole.SIGNER)
-    seal = seal_der if seal_der is not None else store.seal(seal_name)
+    if seal_der is None and seal_name is None:
+        if issuer is not None:
+            seal_name = issuer_seal_name(store, issuer)
+        elif signer_name is not None:
+            seal_name = _seal_listing(store, signer_name)
+        else:
+            raise KeyStoreError("name a seal, a seal file, a signer or the issuer whose seal to use")
+    seal = seal_der if seal_der is not None else store.seal(str(seal_name))
+    if signer_name is None:
+        return _listed_signer(store, seal, seal_name or "(file)")
+    entry = store.signer_entry(signer_name)
     if not parse_seal(seal).match_signer(entry.certificate):
         raise KeyStoreError(
             f"seal {seal_name if seal_der is None else '(file)'} does not list signer {entry.name!r}; "
@@ -71,15 +94,73 @@ def sealing_key(
     return SealingKey(store.signer(entry.name), entry.certificate, entry.chain, seal)
 
 
-def sealing_key_for_seal(store: KeyStore, seal_name: str) -> SealingKey:
-    """The sealing key for the key store's seal ``seal_name`` (a catalogue entry's ``seal``): that seal and the
-    signer-role key whose certificate it lists."""
-    seal = store.seal(seal_name)
+def _seal_listing(store: KeyStore, signer_name: str) -> str:
+    """The first key-store seal that lists signer ``signer_name``."""
+    certificate = store.signer_entry(signer_name).certificate
+    for path in store.seal_files():
+        try:
+            if parse_seal(path.read_bytes()).match_signer(certificate):
+                return path.stem
+        except SealFormatError:
+            continue
+    raise KeyStoreError(
+        f"no seal in the key store lists signer {signer_name!r}; make one with 'certstore seal make'"
+    )
+
+
+def _listed_signer(store: KeyStore, seal: bytes, seal_name: str) -> SealingKey:
     parsed = parse_seal(seal)
     for entry in store.signer_entries():
         if entry.role is SignerRole.SIGNER and parsed.match_signer(entry.certificate):
             return SealingKey(store.signer(entry.name), entry.certificate, entry.chain, seal)
     raise KeyStoreError(f"no signer in the key store is listed by seal {seal_name!r}")
+
+
+def sealing_key_for_seal(store: KeyStore, seal_name: str) -> SealingKey:
+    """The sealing key for the key store's seal ``seal_name``: that seal and the signer-role key it lists."""
+    return _listed_signer(store, store.seal(seal_name), seal_name)
+
+
+def issuer_seal_name(store: KeyStore, credit_code: str) -> str:
+    """The key store's seal of the issuing agency ``credit_code``: the seal named by the code (``keys init``
+    makes them so), else the one seal whose listed signer certificate names that organisation."""
+    names = [path.stem for path in store.seal_files()]
+    candidates = ([credit_code] if credit_code in names else []) + [n for n in names if n != credit_code]
+    for name in candidates:
+        try:
+            key = sealing_key_for_seal(store, name)
+        except (KeyStoreError, SealFormatError):
+            continue
+        if key.certificate.organization_identifier == credit_code:
+            return name
+    raise KeyStoreError(
+        f"the key store has no seal of the issuer {credit_code}: run 'certstore keys init --if-missing' (adds the "
+        "shipped issuers' seals) or make one with 'certstore seal make' for a signer whose certificate names it"
+    )
+
+
+def sealing_key_for_entry(store: KeyStore, entry: CatalogueEntry, seal: str | None = None) -> SealingKey:
+    """The key a catalogue type is sealed with: its issuer's own seal (``seal`` = :data:`ISSUER_SEAL`) or the seal
+    it names (``seal`` overrides it, e.g. an import's ``--seal``) — which must belong to the type's issuer
+    (:func:`certstore.seal.owner.owned_by`): an agency seals only with its own seal, never another
+    organisation's."""
+    wanted = seal or entry.seal
+    seal_name = issuer_seal_name(store, entry.issuer.credit_code) if wanted == ISSUER_SEAL else wanted
+    key = sealing_key_for_seal(store, seal_name)
+    require_owner(key, entry, seal_name)
+    return key
+
+
+def require_owner(key: SealingKey, entry: CatalogueEntry, seal_name: str = "the seal") -> None:
+    """:class:`~certstore.keystore.KeyStoreError` unless ``key``'s certificate belongs to ``entry``'s issuer.
+    Every sealing of a certificate file passes here (:func:`make_ofd`, :func:`make_pdf`): a file sealed with
+    another organisation's seal would be refused by every verifier (``seal_owner``)."""
+    code, name = entry.issuer.credit_code, entry.issuer.name
+    if owned_by(key.certificate, code, name) is None:
+        owner = certificate_owner(key.certificate).describe()
+        raise KeyStoreError(
+            f"{seal_name} belongs to {owner}, not to {name} ({code}), the issuer of catalogue {entry.code}"
+        )
 
 
 def _layout(data: FaceData, verify_base_url: str) -> FaceLayout:
@@ -93,7 +174,9 @@ def make_ofd(
     verify_base_url: str = DEFAULT_VERIFY_BASE_URL,
     signing_time: datetime | None = None,
 ) -> bytes:
-    """The sealed OFD of one certificate version: face, metadata inside the package, the issuer's seal."""
+    """The sealed OFD of one certificate version: face, metadata inside the package, the issuer's seal (refused
+    when ``key`` is not the issuer's: :func:`require_owner`)."""
+    require_owner(key, data.entry, "the sealing key")
     layout = _layout(data, verify_base_url)
     package = build_ofd_files(
         layout, metadata={k: str(v) for k, v in data.metadata.items()}, doc_id=data.identifier
@@ -108,6 +191,7 @@ def make_ofd(
         stamp_box=layout.seal_box,
         signing_time=signing_time,
         protect="continue",  # a later seal (e.g. the repository's on a copy) must not break this one
+        timestamper=key.timestamper,
     )
 
 
@@ -119,7 +203,9 @@ def make_pdf(
     signing_time: datetime | None = None,
     chain: Sequence[Certificate] | None = None,
 ) -> bytes:
-    """The PDF rendition: the same face, the seal picture visible, an SM2/SM3 CMS signature."""
+    """The PDF rendition: the same face, the seal picture visible, an SM2/SM3 CMS signature (the issuer's key
+    only: :func:`require_owner`)."""
+    require_owner(key, data.entry, "the sealing key")
     layout = _layout(data, verify_base_url)
     return build_pdf(
         layout,
@@ -141,16 +227,17 @@ def catalogue_file_maker(
     keys: KeyStore | Callable[[CatalogueEntry], SealingKey], *, verify_base_url: str = DEFAULT_VERIFY_BASE_URL
 ) -> FileMaker:
     """A :data:`~certstore.services.certificates.FileMaker` that seals like an API push: each catalogue type
-    with the seal it names (``seal``). ``keys``: the key store (each seal's key then loaded once, on first use),
+    with its issuer's seal or the seal it names (:func:`sealing_key_for_entry`). ``keys``: the key store (each seal's key then loaded once, on first use),
     or a look-up of a catalogue type's key that caches them itself (the API's, shared by its threads)."""
     if isinstance(keys, KeyStore):
         store = keys
         loaded: dict[str, SealingKey] = {}
 
         def key_for(entry: CatalogueEntry) -> SealingKey:
-            if entry.seal not in loaded:
-                loaded[entry.seal] = sealing_key_for_seal(store, entry.seal)
-            return loaded[entry.seal]
+            reference = f"{entry.issuer.credit_code}/{entry.seal}"
+            if reference not in loaded:
+                loaded[reference] = sealing_key_for_entry(store, entry)
+            return loaded[reference]
 
     else:
         key_for = keys

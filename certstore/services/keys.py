@@ -17,61 +17,122 @@ from certstore.packaging.seal_picture import render_seal_picture
 from certstore.seal import SealPicture, make_seal
 
 __all__ = [
-    "DEV_AGENCY",
     "DEV_REPOSITORY",
     "REPOSITORY_SEAL_NAME",
     "REPOSITORY_SIGNER_NAME",
+    "TSA_SIGNER_NAME",
     "DevHierarchy",
+    "IssuerSeal",
+    "add_issuer_seals",
+    "add_missing_tsa",
+    "dev_issuers",
     "import_signer",
     "init_dev_keys",
     "make_seal_for_signer",
 ]
 
-#: The sample issuing agency of the dev hierarchy (a fictional unit under Zhengzhou's division code 410100).
-DEV_AGENCY = {
-    "name": "郑州市示例发证机关",
-    "seal_name": "郑州市示例发证机关电子证照专用章",
-    "es_id": "41010000000001",
-}
-#: The repository (电子证照库) itself, which seals the copies (副本) it hands to using units.
+#: The repository (电子证照库) itself, which seals the copies (副本) it hands to using units; run by the city's
+#: big-data bureau (a fictional credit code under Zhengzhou's division code 410100).
 DEV_REPOSITORY = {
     "name": "郑州市电子证照库",
     "seal_name": "郑州市电子证照库副本专用章",
     "es_id": "41010000000002",
+    "credit_code": "114101009900000902",
 }
-ROOT_NAME, MAKER_NAME, AGENCY_SIGNER_NAME, DEFAULT_SEAL_NAME = "root-ca", "seal-maker", "agency", "default"
-#: Key-store names of the repository's signer (副本签章) and of its seal.
-REPOSITORY_SIGNER_NAME, REPOSITORY_SEAL_NAME = "repository", "repository"
+ROOT_NAME, MAKER_NAME = "root-ca", "seal-maker"
+#: Key-store names of the repository's signer (副本签章) and of its seal, and of its time-stamp authority key.
+REPOSITORY_SIGNER_NAME, REPOSITORY_SEAL_NAME, TSA_SIGNER_NAME = "repository", "repository", "tsa"
 SIGNING_USAGES = frozenset({"digital_signature", "non_repudiation"})
+
+
+@dataclass(frozen=True)
+class IssuerSeal:
+    """An issuing agency's signer and seal in the key store, both named by its credit code."""
+
+    credit_code: str
+    name: str
+    signer: SignerEntry
+    seal_path: Path
 
 
 @dataclass(frozen=True)
 class DevHierarchy:
     root: SignerEntry
     seal_maker: SignerEntry
-    agency: SignerEntry
-    seal_path: Path
+    issuers: tuple[IssuerSeal, ...]
     trust_anchor_path: Path
     repository: SignerEntry
     repository_seal_path: Path
+    tsa: SignerEntry
 
     def pem_paths(self) -> dict[str, Path]:
-        return {
+        paths = {
             "root CA certificate": self.root.cert_path,
             "root CA key": self.root.key_path,
             "seal maker certificate": self.seal_maker.cert_path,
             "seal maker key": self.seal_maker.key_path,
-            "agency signer certificate": self.agency.cert_path,
-            "agency signer key": self.agency.key_path,
             "repository signer certificate": self.repository.cert_path,
             "repository signer key": self.repository.key_path,
+            "time-stamp authority certificate": self.tsa.cert_path,
             "trust anchor": self.trust_anchor_path,
         }
+        for issuer in self.issuers:
+            paths[f"seal of {issuer.name}"] = issuer.seal_path
+        return paths
+
+
+def dev_issuers() -> dict[str, str]:
+    """The issuing agencies of the shipped catalogue: credit code → name (one seal each in the dev key store)."""
+    from certstore.catalogue.definitions import shipped_entries
+
+    return {entry.issuer.credit_code: entry.issuer.name for entry in shipped_entries()}
+
+
+def _organisation_subject(name: str, credit_code: str, role: str) -> dict[str, str]:
+    """A certificate subject that ties the key to its organisation: O = its name, organizationIdentifier = its
+    unified social credit code (the owner of the seals the key may use)."""
+    return {
+        "country_name": "CN",
+        "organization_name": name,
+        "organization_identifier": credit_code,
+        "common_name": f"{name} {role}",
+    }
+
+
+class _Issuing:
+    """Issues certificates under the dev root (the root's key loaded once)."""
+
+    def __init__(self, store: KeyStore, now: datetime) -> None:
+        self.store = store
+        self.now = now
+        root = store.signer_entry(ROOT_NAME)
+        self.root_cert = root.certificate
+        self.root_signer = store.signer(ROOT_NAME)
+
+    def issue(
+        self, name: str, role: SignerRole, profile: CertificateProfile, subject: dict[str, str], years: int
+    ) -> SignerEntry:
+        key = SM2PrivateKey.generate()
+        cert = issue_certificate(
+            subject,
+            key.public_key,
+            issuer=self.root_cert,
+            issuer_signer=self.root_signer,
+            profile=profile,
+            not_before=self.now - timedelta(minutes=5),
+            not_after=self.now + timedelta(days=365 * years),
+        )
+        return self.store.add_signer(name, role=role, key=key, certificate=cert, chain=(self.root_cert,))
 
 
 def init_dev_keys(store: KeyStore, *, force: bool = False, now: datetime | None = None) -> DevHierarchy:
-    """Create root CA → seal maker, root CA → agency signer and root CA → repository signer, trust the root, and
-    make the default seal (the agency's) and the ``repository`` seal (电子证照库副本专用章, which seals copies).
+    """Create the development hierarchy under one root CA, and trust the root:
+
+    * the seal maker (制章者, certificate asserting the seal-maker purpose);
+    * per issuing agency of the shipped catalogue, a signer (签章者) whose certificate names the agency and its
+      credit code, and the agency's seal 「<agency>电子证照专用章」 listing it — both named by the credit code;
+    * the repository's signer and its seal 「郑州市电子证照库副本专用章」, which seals copies (副本);
+    * the time-stamp authority key ``tsa`` (certificate with the critical id-kp-timeStamping purpose).
 
     Refuses to touch an existing key store unless ``force`` (which deletes it first)."""
     if store.exists():
@@ -79,10 +140,7 @@ def init_dev_keys(store: KeyStore, *, force: bool = False, now: datetime | None 
             raise KeyStoreError(f"key store {store.root} already exists; use --force to replace it")
         shutil.rmtree(store.root)
     now = (now or datetime.now(UTC)).replace(microsecond=0)
-    start = now - timedelta(minutes=5)
-
     root_key = SM2PrivateKey.generate()
-    root_signer = SoftwareSigner(root_key)
     root_cert = issue_certificate(
         {
             "country_name": "CN",
@@ -91,63 +149,26 @@ def init_dev_keys(store: KeyStore, *, force: bool = False, now: datetime | None 
         },
         root_key.public_key,
         issuer=None,
-        issuer_signer=root_signer,
+        issuer_signer=SoftwareSigner(root_key),
         profile=CertificateProfile.ROOT_CA,
-        not_before=start,
+        not_before=now - timedelta(minutes=5),
         not_after=now + timedelta(days=3650),
     )
     root = store.add_signer(ROOT_NAME, role=SignerRole.CA, key=root_key, certificate=root_cert)
     anchor_path = store.add_trust_anchor(ROOT_NAME, root_cert)
-
-    def issue(name: str, role: SignerRole, subject: dict[str, str], years: int) -> SignerEntry:
-        key = SM2PrivateKey.generate()
-        cert = issue_certificate(
-            subject,
-            key.public_key,
-            issuer=root_cert,
-            issuer_signer=root_signer,
-            profile=CertificateProfile.SEAL_MAKER
-            if role is SignerRole.SEAL_MAKER
-            else CertificateProfile.SIGNER,
-            not_before=start,
-            not_after=now + timedelta(days=365 * years),
-        )
-        return store.add_signer(name, role=role, key=key, certificate=cert, chain=(root_cert,))
-
-    maker = issue(
+    issuing = _Issuing(store, now)
+    maker = issuing.issue(
         MAKER_NAME,
         SignerRole.SEAL_MAKER,
+        CertificateProfile.SEAL_MAKER,
         {"country_name": "CN", "organization_name": "certstore", "common_name": "certstore 制章系统（开发）"},
         5,
     )
-    agency = issue(
-        AGENCY_SIGNER_NAME,
-        SignerRole.SIGNER,
-        {
-            "country_name": "CN",
-            "organization_name": DEV_AGENCY["name"],
-            "common_name": f"{DEV_AGENCY['name']} 签章人",
-        },
-        3,
-    )
-    seal = make_seal_for_signer(
-        store,
-        signer_name=AGENCY_SIGNER_NAME,
-        display_name=DEV_AGENCY["seal_name"],
-        es_id=DEV_AGENCY["es_id"],
-        picture=render_seal_picture(DEV_AGENCY["name"]),
-        valid_days=365 * 3 - 1,
-        now=now,
-    )
-    seal_path = store.add_seal(DEFAULT_SEAL_NAME, seal)
-    repository = issue(
+    repository = issuing.issue(
         REPOSITORY_SIGNER_NAME,
         SignerRole.SIGNER,
-        {
-            "country_name": "CN",
-            "organization_name": "certstore 电子证照库",
-            "common_name": "电子证照库 副本签章",
-        },
+        CertificateProfile.SIGNER,
+        _organisation_subject(DEV_REPOSITORY["name"], DEV_REPOSITORY["credit_code"], "副本签章"),
         3,
     )
     repository_seal = make_seal_for_signer(
@@ -160,7 +181,59 @@ def init_dev_keys(store: KeyStore, *, force: bool = False, now: datetime | None 
         now=now,
     )
     repository_seal_path = store.add_seal(REPOSITORY_SEAL_NAME, repository_seal)
-    return DevHierarchy(root, maker, agency, seal_path, anchor_path, repository, repository_seal_path)
+    tsa = _issue_tsa(issuing)
+    issuers = add_issuer_seals(store, now=now)
+    return DevHierarchy(root, maker, issuers, anchor_path, repository, repository_seal_path, tsa)
+
+
+def _issue_tsa(issuing: _Issuing) -> SignerEntry:
+    return issuing.issue(
+        TSA_SIGNER_NAME,
+        SignerRole.TSA,
+        CertificateProfile.TSA,
+        _organisation_subject(DEV_REPOSITORY["name"], DEV_REPOSITORY["credit_code"], "时间戳服务"),
+        5,
+    )
+
+
+def add_missing_tsa(store: KeyStore, *, now: datetime | None = None) -> SignerEntry | None:
+    """Give a development key store made before trusted time its time-stamp authority key ``tsa`` (under its dev
+    root); None when it has one already, or is not a development key store."""
+    names = store.signer_names()
+    if TSA_SIGNER_NAME in names or ROOT_NAME not in names:
+        return None
+    return _issue_tsa(_Issuing(store, (now or datetime.now(UTC)).replace(microsecond=0)))
+
+
+def add_issuer_seals(store: KeyStore, *, now: datetime | None = None) -> tuple[IssuerSeal, ...]:
+    """Give every issuing agency of the shipped catalogue that has no signer in ``store`` yet a signer and a seal
+    (named by its credit code), issued under the store's dev root. Returns the ones added — none when all exist,
+    which makes ``keys init --if-missing`` bring a key store of an earlier version up to date."""
+    now = (now or datetime.now(UTC)).replace(microsecond=0)
+    names = store.signer_names()
+    missing = {code: name for code, name in dev_issuers().items() if code not in names}
+    if not missing or ROOT_NAME not in names:  # a deployment's imported keys: its seals are its own business
+        return ()
+    issuing = _Issuing(store, now)
+    added = []
+    for credit_code, name in sorted(missing.items()):
+        signer = issuing.issue(
+            credit_code,
+            SignerRole.SIGNER,
+            CertificateProfile.SIGNER,
+            _organisation_subject(name, credit_code, "电子印章签章人"),
+            3,
+        )
+        seal = make_seal_for_signer(
+            store,
+            signer_name=credit_code,
+            display_name=f"{name}电子证照专用章",
+            picture=render_seal_picture(name),
+            valid_days=365 * 3 - 1,
+            now=now,
+        )
+        added.append(IssuerSeal(credit_code, name, signer, store.add_seal(credit_code, seal, overwrite=True)))
+    return tuple(added)
 
 
 def make_seal_for_signer(

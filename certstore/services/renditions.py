@@ -15,7 +15,7 @@ from certstore.packaging.preview import render_preview, thumbnail
 from certstore.records import Certificate
 from certstore.seal import parse_seal
 from certstore.services.catalogue import get_entry
-from certstore.services.issuance import make_pdf
+from certstore.services.issuance import DEFAULT_VERIFY_BASE_URL, make_pdf
 
 if TYPE_CHECKING:
     from certstore.app import Application
@@ -29,9 +29,10 @@ def _face_data(app: Application, certificate: Certificate) -> FaceData:
 
 
 def face_layout(app: Application, certificate: Certificate) -> tuple[FaceLayout, bytes | None]:
-    """The face of ``certificate`` as laid out for its files, and the picture of its type's seal (PNG)."""
+    """The face of ``certificate`` as laid out for its files, and the picture of its type's seal (PNG). Nothing
+    is sealed: without a configured public URL the QR code shows the loopback default."""
     data = _face_data(app, certificate)
-    layout = lay_out_face(data, verify_base_url=app.public_url)
+    layout = lay_out_face(data, verify_base_url=app.public_url or DEFAULT_VERIFY_BASE_URL)
     picture = parse_seal(app.sealing_key(data.entry).seal).picture
     return layout, picture.data if picture else None
 
@@ -47,6 +48,8 @@ def preview_png(
 
 
 def pdf_rendition(app: Application, certificate: Certificate) -> bytes:
-    """The PDF rendition of ``certificate``: the same face, sealed (CMS, SM2/SM3) with its type's key."""
+    """The PDF rendition of ``certificate``: the same face, sealed (CMS, SM2/SM3) with its type's key. Raises
+    :class:`~certstore.store.config.PublicUrlNotConfiguredError` without a public URL."""
+    base_url = app.sealing_base_url()
     data = _face_data(app, certificate)
-    return make_pdf(data, app.sealing_key(data.entry), verify_base_url=app.public_url)
+    return make_pdf(data, app.sealing_key(data.entry), verify_base_url=base_url)

@@ -263,7 +263,7 @@ def copy(app: Application, call: Call, identifier: str, purpose: str, serving: S
             request,
             key=app.repository_sealing_key(),
             trust=app.trust,
-            verify_base_url=app.public_url,
+            verify_base_url=app.sealing_base_url(),
         )
         return Copy(data, f"{certificate.certificate_number}-副本.ofd")
 

@@ -50,11 +50,12 @@ from certstore.packaging.ofd.reader import OfdFormatError, OfdPackage, OfdReader
 from certstore.packaging.ofd.render import render_package_first_page
 from certstore.records import Certificate
 from certstore.services import certificates
+from certstore.services.seals import registered_seal_state
 from certstore.store.repository import Repository
 from certstore.verify import RepositoryCheck, VerificationReport, verify_and_read
 from certstore.verify.ofd import embedded_originals
 from certstore.verify.pdf import signed_metadata
-from certstore.verify.pipeline import NOT_ISSUED, ContentAnswer, OfflineStatus
+from certstore.verify.pipeline import NOT_ISSUED, ContentAnswer, OfflineStatus, SealRecord
 from certstore.verify.status_list import StatusListError, read_status_list
 from certstore.workdays import local_date
 
@@ -93,8 +94,15 @@ class RepositoryStatusCheck:
     of that verification (status, content match); a new verification reads it again, so a suspension or a
     revocation is seen by the next verification at once."""
 
-    def __init__(self, open_repository: Callable[[], Repository]) -> None:
+    def __init__(
+        self,
+        open_repository: Callable[[], Repository],
+        repository_code: Callable[[], str | None] | None = None,
+        prepare_registry: Callable[[], None] | None = None,
+    ) -> None:
         self._open = open_repository
+        self._repository_code = repository_code
+        self._prepare_registry = prepare_registry
         self._repo: Repository | None = None
         self._records: dict[str, Certificate | None] = {}
 
@@ -111,6 +119,21 @@ class RepositoryStatusCheck:
         if self._repo is None:
             self._repo = self._open()
         return self._repo
+
+    def seal_state(self, es_id: str, at: datetime) -> SealRecord | None:
+        """The seal registry's owner of the seal ``es_id`` and its state at ``at`` (``seal_owner``); None when the
+        registry does not know the seal."""
+        if self._prepare_registry is not None:
+            self._prepare_registry()  # the key store's seals registered (once per process)
+        found = registered_seal_state(self.repo, es_id, at)
+        if found is None:
+            return None
+        seal, state = found
+        return SealRecord(state.status.value, state.effective_at, seal.owner_code, seal.owner_name)
+
+    def repository_organization(self) -> str | None:
+        """The repository's credit code (the organisation whose seal a copy carries), when known."""
+        return None if self._repository_code is None else self._repository_code()
 
     def status(self, identifier: str, at: datetime | None = None) -> tuple[str, str] | None:
         cert = self._certificate(identifier)
@@ -239,9 +262,15 @@ def status_as_of(certificate: Certificate, at: datetime) -> Status | None:
     return effective_status(stored, certificate.valid_until, at)
 
 
-def repository_check(open_repository: Callable[[], Repository]) -> RepositoryCheck:
-    """The repository questions of one verification (make a new one for each)."""
-    return RepositoryStatusCheck(open_repository)
+def repository_check(
+    open_repository: Callable[[], Repository],
+    repository_code: Callable[[], str | None] | None = None,
+    prepare_registry: Callable[[], None] | None = None,
+) -> RepositoryCheck:
+    """The repository questions of one verification (make a new one for each). ``repository_code``: the
+    repository's own credit code, which ties a copy's seal to it (``seal_owner``); ``prepare_registry``: run
+    before the seal registry is first asked (the application registers its key store's seals)."""
+    return RepositoryStatusCheck(open_repository, repository_code, prepare_registry)
 
 
 # --- Use cases ---------------------------------------------------------------------------------------------

@@ -28,6 +28,10 @@ aggregation ``upward_targets`` (sender side) and ``upward_received`` (receiver s
 
 Knowledge scope (revision 0007): ``matter_bindings`` — which holder a using unit's matter (办件) serves, fixed by
 its first look-up (one matter serves one holder, 知悉范围; see :mod:`certstore.services.scope`).
+
+Seal registry (revision 0009): ``seals`` — the electronic seals (电子印章) the repository knows and the
+organisation each belongs to; ``seal_events`` — their suspensions, resumptions and revocations with effective
+times (see :mod:`certstore.services.seals`).
 """
 
 from __future__ import annotations
@@ -688,4 +692,38 @@ class MatterBindingRow(Base):
     first_used_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
-__all__ += ["MatterBindingRow", "PrincipalCredentialRow", "WebSessionRow"]
+class SealRow(Base):
+    """An electronic seal (电子印章) the repository knows (revision 0009): its GB/T 38540 ES ID, display name, the
+    key-store name it is kept under (None for a seal registered from elsewhere), its owner — the organisation of
+    the signer certificate it lists (credit code and name) — its validity and when it was registered. Never
+    updated: the seal's state comes from its ``seal_events`` (:mod:`certstore.services.seals`)."""
+
+    __tablename__ = "seals"
+
+    es_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    keystore_name: Mapped[str | None] = mapped_column(String(100), nullable=True, unique=True)
+    owner_code: Mapped[str] = mapped_column(String(32), index=True)
+    owner_name: Mapped[str] = mapped_column(String(200))
+    valid_start: Mapped[datetime] = mapped_column(UTCDateTime())
+    valid_end: Mapped[datetime] = mapped_column(UTCDateTime())
+    registered_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class SealEventRow(Base):
+    """A state change of a seal (挂起 suspend / 恢复 resume / 吊销 revoke), appended, never updated: effective
+    from ``effective_at`` (which may lie before ``recorded_at`` — a leak found late), recorded at
+    ``recorded_at`` by ``actor`` (``ORGCODE/name`` or ``operator:user@host``) with ``reason``."""
+
+    __tablename__ = "seal_events"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    es_id: Mapped[str] = mapped_column(ForeignKey("seals.es_id"), index=True)
+    action: Mapped[str] = mapped_column(String(16))
+    effective_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    actor: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(Text)
+
+
+__all__ += ["MatterBindingRow", "PrincipalCredentialRow", "SealEventRow", "SealRow", "WebSessionRow"]

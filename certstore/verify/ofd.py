@@ -12,9 +12,10 @@ Every signature of every document runs the same explicit, ordered steps; each yi
    SM3(Z_A ‖ file) with the signer key when :attr:`OfdOptions.sm3_with_z_check_values` is set, else UNKNOWN).
 3. ``data_hash`` — TBS_Sign.dataHash = SM3(exact bytes of Signature.xml).
 4. ``property_info`` — TBS_Sign.propertyInfo designates this Signature.xml (GB/T 38540 §7.3 g).
-5. ``seal_signature``, 6. ``seal_copy`` (a ``Seal.esl`` named by ``<Seal>`` is byte-identical to the seal inside
-   the signature), 7. ``seal_validity``, 8. ``signer_in_seal``, 9. ``signer_chain``, 10. ``signature``,
-   11. ``signing_time``, 12. ``timestamp`` — from :func:`certstore.seal.verify_seal_signature`.
+5. ``seal_signature``, 6. ``seal_maker`` (the seal was made by a seal maker), 7. ``seal_copy`` (a ``Seal.esl``
+   named by ``<Seal>`` is byte-identical to the seal inside the signature), 8. ``seal_validity``,
+   9. ``signer_in_seal``, 10. ``signer_chain``, 11. ``signature``, 12. ``signing_time``, 13. ``timestamp`` — from
+   :func:`certstore.seal.verify_seal_signature`.
 
 ``Type="Sign"`` (纯数字签名): ``package``, ``references``, then ``data_hash``, ``signer_chain``, ``signature``,
 ``signing_time``, ``timestamp`` from :func:`certstore.verify.sign.verify_sign_value`.
@@ -123,6 +124,7 @@ SEAL_CHECKS = (
     "data_hash",
     PROPERTY_INFO,
     "seal_signature",
+    "seal_maker",
     SEAL_COPY,
     "seal_validity",
     "signer_in_seal",
@@ -406,7 +408,7 @@ def _verify_seal(
         kind=SignatureKind.SEAL,
         checks=tuple(by_name[name] for name in SEAL_CHECKS),
         signing_time=None if ses is None else ses.signing_time,
-        signer=None if ses is None or ses.signer is None else SignerSummary(**ses.signer),
+        signer=None if parsed is None else SignerSummary.of(parsed.signer_certificate),
         seal=None
         if parsed is None
         else SealSummary(parsed.seal.es_id, parsed.seal.name, parsed.seal.version),
@@ -457,7 +459,7 @@ def _verify_sign(
         kind=SignatureKind.SIGN,
         checks=checks,
         signing_time=result.signing_time,
-        signer=None if signer is None else SignerSummary(signer.subject, signer.issuer, signer.serial_hex),
+        signer=SignerSummary.of(signer),
         location=location,
     )
 

@@ -235,7 +235,7 @@ def _verify_signature(
         kind=SignatureKind.SIGN,
         checks=checks,
         signing_time=claimed.time if claimed is not None else None,
-        signer=None if signer is None else SignerSummary(signer.subject, signer.issuer, signer.serial_hex),
+        signer=SignerSummary.of(signer),
         location=emb.field_name,
     )
     return report, problem

@@ -16,12 +16,17 @@
      the stored original: its metadata must equal the record and its embedded original must be the stored file;
      for a PDF rendition, which is not stored: its signed metadata) — the reason says what was compared;
    * offline verification (``offline`` given, :class:`OfflineStatus`): status from a verified signed status
-     snapshot (:mod:`certstore.verify.status_list`) — its age is stated; expiry from the validity end the file
-     carries — or, without a usable snapshot, UNKNOWN "status unknown: …" so the file is never VALID;
+     snapshot (:mod:`certstore.verify.status_list`: versions not in force with their effective times) — its age
+     is stated; a version it does not list is in force only if the file was signed by ``thisUpdate``; expiry
+     from the validity end the file carries — or, without a usable snapshot, UNKNOWN "status unknown: …" so the
+     file is never VALID;
      ``content_match`` SKIPPED;
    * neither: both SKIPPED — the *integrity-only* mode the repository uses on its own stored files (it knows
      their status), e.g. before certifying a copy; no entry point of a verifier uses it;
-4. stamps the file's size and digests and the verification time.
+4. adds ``seal_owner`` (after ``content_match``) for an e-certificate: every seal belongs to the issuer the file
+   names, registered to it and not withdrawn at the signing time; a copy's own seal is the repository's
+   (:mod:`certstore.verify.seal_owner`);
+5. stamps the file's size and digests and the verification time.
 
 :func:`verify_and_read` is the same and also hands back the OFD package it read (:class:`VerifiedFile`): a file
 is read once for its report, the repository's content check and whatever the caller shows of it (the
@@ -48,17 +53,31 @@ from certstore.crypto.sm3 import sm3
 from certstore.crypto.trust import TrustStore
 from certstore.lifecycle import Status, effective_status
 from certstore.packaging.ofd.reader import NotOfdError, OfdPackage
-from certstore.verify.ofd import DEFAULT_OPTIONS, EMBEDDED_ORIGINAL, OfdOptions, read_and_verify_ofd
-from certstore.verify.report import CertificateReport, FileInfo, Format, VerificationReport
+from certstore.verify.ofd import (
+    DEFAULT_OPTIONS,
+    EMBEDDED_ORIGINAL,
+    OfdOptions,
+    read_and_verify_ofd,
+)
+from certstore.verify.report import (
+    CertificateReport,
+    FileInfo,
+    Format,
+    VerificationReport,
+)
+from certstore.verify.seal_owner import SEAL_OWNER, SealLookup, SealRecord, with_seal_owner
 from certstore.verify.status_list import StatusList
 
 __all__ = [
     "NOT_ISSUED",
     "OFFLINE_REASON",
+    "SEAL_OWNER",
     "STATUS_UNKNOWN",
     "ContentAnswer",
     "OfflineStatus",
     "RepositoryCheck",
+    "SealLookup",
+    "SealRecord",
     "UnreadableFileError",
     "VerifiedFile",
     "detect_format",
@@ -121,7 +140,9 @@ class RepositoryCheck(Protocol):
     ``content_match`` reason says what was compared. ``package_sm3`` is the package's SM3
     (hex) when the caller has it already (the pipeline hashes every file once, for the report's file identity); ``ofd`` is the OFD package the pipeline read from those bytes (None for a PDF), so
     that it need not be read again. Either may raise when the repository is unreachable; the check is then
-    UNKNOWN.
+    UNKNOWN. Optional, for ``seal_owner``: ``seal_state(es_id, at)`` — the repository's seal registry, a
+    :class:`SealRecord` or None for a seal it does not know — and ``repository_organization()`` — the credit
+    code of the repository, whose seal a copy (副本) carries.
     """
 
     def status(self, identifier: str, at: datetime | None = None) -> tuple[str, str] | None: ...
@@ -236,6 +257,10 @@ def verify_and_read(
             report = _with_certificate_checks(
                 report, report.certificate, repository, data, file.sm3, at, package
             )
+        report = with_seal_owner(
+            report, data, package, trust=trust, at=at, now=now, options=ofd_options,
+            repository=repository, offline=offline,
+        )  # fmt: skip
     return VerifiedFile(replace(report, file=file, verified_at=now), package)
 
 
@@ -456,6 +481,12 @@ def _describe(snapshot: StatusList, now: datetime) -> str:
     )
 
 
+def _signed_at(report: VerificationReport) -> datetime | None:
+    """The earliest signing time the file's signatures state: the version existed from then at the latest."""
+    times = [s.signing_time for s in report.signatures if s.signing_time is not None]
+    return min(times) if times else None
+
+
 def _offline_status_check(
     offline: OfflineStatus,
     identifier: str,
@@ -463,6 +494,7 @@ def _offline_status_check(
     at: datetime | None,
     now: datetime,
     package: OfdPackage | None,
+    signed_at: datetime | None,
 ) -> tuple[Check, str | None, str | None]:
     snapshot = offline.snapshot
     if snapshot is None:
@@ -475,21 +507,37 @@ def _offline_status_check(
     if now + _SKEW < header.this_update:
         reason = f"{STATUS_UNKNOWN}: the snapshot's thisUpdate lies ahead of this clock — {source}"
         return Check(STATUS, CheckResult.UNKNOWN, reason), None, None
-    asked = now if at is None else at
-    if at is not None and not header.this_update - _SKEW <= at <= header.next_update:
+    if at is not None and at > header.next_update:
         reason = (
-            f"{STATUS_UNKNOWN}: a snapshot states the status from its thisUpdate to its nextUpdate, not at "
-            f"{at.isoformat()} — {source}"
+            f"{STATUS_UNKNOWN}: a snapshot states the status up to its nextUpdate, not at {at.isoformat()} "
+            f"— {source}"
         )
         return Check(STATUS, CheckResult.UNKNOWN, reason), None, None
-    stored = snapshot.lookup(identifier)
-    if stored is None:
-        reason = f"{STATUS_UNKNOWN}: certificate {identifier} is not listed in {source}"
+    if signed_at is None:
+        reason = (
+            f"{STATUS_UNKNOWN}: the file states no signing time, so whether {source} covers certificate "
+            f"{identifier} cannot be told"
+        )
         return Check(STATUS, CheckResult.UNKNOWN, reason), None, None
+    answer = snapshot.lookup(identifier, signed_at=signed_at, at=at)
+    if answer.status is None:
+        reason = f"{STATUS_UNKNOWN}: certificate {identifier}: {answer.unknown} — {source}"
+        return Check(STATUS, CheckResult.UNKNOWN, reason), None, None
+    asked = now if at is None else at
     known, valid_until = _carried_valid_until(data, package)
+    stored = answer.status
     status = effective_status(stored, valid_until, asked) if known else stored
     when = "now" if at is None else f"at {at.isoformat()}"
     reason = f"certificate {identifier} is {status.value} ({status.label}) {when} by {source}"
+    if answer.since is not None:
+        reason += f"; {stored.value} since {answer.since.isoformat()}"
+        if answer.until is not None:
+            reason += f" until {answer.until.isoformat()}"
+    elif at is None or at >= header.this_update:
+        reason += "; not listed: in force as of its thisUpdate"
+    if answer.later is not None:
+        later, since = answer.later
+        reason += f"; listed as {later.value} ({later.label}) from {since.isoformat()}"
     if not known and stored in (Status.VALID, Status.SUSPENDED):
         reason += "; the file states no validity end, expiry not checked"
     result = CheckResult.FAILED if status in _NOT_IN_FORCE else CheckResult.PASSED
@@ -506,7 +554,7 @@ def _with_offline_status(
     package: OfdPackage | None,
 ) -> VerificationReport:
     status_check, status, label = _offline_status_check(
-        offline, certificate.identifier, data, at, now, package
+        offline, certificate.identifier, data, at, now, package, _signed_at(report)
     )
     content = Check(
         CONTENT_MATCH, CheckResult.SKIPPED, f"{OFFLINE_REASON} (the stored file was not compared)"

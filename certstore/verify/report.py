@@ -1,8 +1,9 @@
 """The verification report (``/work/shared/verification-report.md``): one shape for the CLI, the API and the page.
 
 Typed, immutable models with :meth:`VerificationReport.to_dict` producing exactly the contract's JSON (plus a
-few extra fields: ``file``, ``verified_at``, per-signature ``location``, per-check ``warnings`` and the
-certificate-level ``checks``) and :meth:`VerificationReport.from_dict` reading it back.
+few extra fields: ``file``, ``verified_at``, per-signature ``location``, the signer's ``organization`` and
+``organization_identifier`` when its certificate names them, per-check ``warnings`` and the certificate-level
+``checks``) and :meth:`VerificationReport.from_dict` reading it back.
 
 Indications: a signature's is derived from its checks (:func:`~certstore.checks.indication_of`); the file's
 is the worst of its signatures', of the file-level findings and of the certificate-level checks, and INVALID
@@ -18,6 +19,7 @@ from enum import StrEnum
 from typing import Any
 
 from certstore.checks import Check, CheckResult, Indication, indication_of, worst
+from certstore.crypto.x509 import Certificate
 
 __all__ = [
     "CertificateReport",
@@ -45,14 +47,36 @@ class SignatureKind(StrEnum):
 
 @dataclass(frozen=True)
 class SignerSummary:
-    """The signer (签章者) certificate, for display."""
+    """The signer (签章者) certificate, for display; ``organization`` (O) and ``organization_identifier``
+    (2.5.4.97, the unified social credit code) name the organisation it belongs to — what ``seal_owner``
+    compares with the issuer a certificate file names (None: the certificate does not say)."""
 
     subject: str
     issuer: str
     serial: str
+    organization: str | None = None
+    organization_identifier: str | None = None
+
+    @classmethod
+    def of(cls, certificate: Certificate | None) -> SignerSummary | None:
+        """The summary of a signer certificate (None for none)."""
+        if certificate is None:
+            return None
+        return cls(
+            certificate.subject,
+            certificate.issuer,
+            certificate.serial_hex,
+            certificate.organization,
+            certificate.organization_identifier,
+        )
 
     def to_dict(self) -> dict[str, str]:
-        return {"subject": self.subject, "issuer": self.issuer, "serial": self.serial}
+        data = {"subject": self.subject, "issuer": self.issuer, "serial": self.serial}
+        if self.organization is not None:  # the organisation fields only when the certificate names one
+            data["organization"] = self.organization
+        if self.organization_identifier is not None:
+            data["organization_identifier"] = self.organization_identifier
+        return data
 
 
 @dataclass(frozen=True)
@@ -246,7 +270,13 @@ def _signature_from_dict(data: Mapping[str, Any]) -> SignatureReport:
         signing_time=None if signing_time is None else datetime.fromisoformat(signing_time),
         signer=None
         if signer is None
-        else SignerSummary(signer["subject"], signer["issuer"], signer["serial"]),
+        else SignerSummary(
+            signer["subject"],
+            signer["issuer"],
+            signer["serial"],
+            signer.get("organization"),
+            signer.get("organization_identifier"),
+        ),
         seal=None if seal is None else SealSummary(str(seal["id"]), str(seal["name"]), int(seal["version"])),
         location=data.get("location"),
     )

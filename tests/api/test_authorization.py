@@ -33,6 +33,7 @@ MATRIX: dict[tuple[str, str], set[str]] = {
     ("GET", "/api/v1/public/certificates/{identifier}/status"): ALL | {ANON},
     ("POST", "/api/v1/public/verify"): ALL | {ANON},
     ("GET", "/api/v1/status/snapshot"): ALL | {ANON},
+    ("POST", "/api/v1/tsa"): ALL | {ANON},  # the time-stamp authority (RFC 3161), rate limited per address
     ("GET", "/api/v1/catalogue"): ALL,
     ("GET", "/api/v1/catalogue/submissions"): {A, B},
     ("GET", "/api/v1/catalogue/{code}"): ALL,
@@ -63,6 +64,10 @@ MATRIX: dict[tuple[str, str], set[str]] = {
     ("POST", "/api/v1/certificates/{identifier}/inspections"): {A},
     ("GET", "/api/v1/certificates/{identifier}/inspections"): {A, W},
     ("GET", "/api/v1/inspections/due"): {A},
+    ("GET", "/api/v1/seals"): {A, B, AU},
+    ("POST", "/api/v1/seals/{es_id}/revoke"): {A, B},  # an agency: its own seals only
+    ("POST", "/api/v1/seals/{es_id}/suspend"): {A, B},
+    ("POST", "/api/v1/seals/{es_id}/resume"): {B},
     ("POST", "/api/v1/grants"): {B},
     ("GET", "/api/v1/grants"): {A, W, B, U},
     ("POST", "/api/v1/grants/{grant_id}/revoke"): {B},
@@ -197,6 +202,10 @@ def _call(clients: Clients, role: str, method: str, path: str, world: World) -> 
             "valid_until": (datetime.now(UTC) + timedelta(days=1)).isoformat(),
         },
         ("PUT", "/api/v1/calendar/{day}"): {"kind": "holiday", "name": "国庆节"},
+        **{
+            ("POST", f"/api/v1/seals/{{es_id}}/{act}"): {"reason": "x"}
+            for act in ("suspend", "resume", "revoke")
+        },
     }
     if (method, path) == ("POST", "/api/v1/public/verify"):
         return client.post(url, files={"file": ("x.ofd", b"not a file")}).status_code

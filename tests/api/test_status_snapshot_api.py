@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from certstore.lifecycle import Status
 from certstore.services import certificates, verification
 from certstore.store.repository import Repository
 from certstore.verify.status_list import read_status_list
@@ -27,12 +28,14 @@ def test_the_public_snapshot_decides_status_offline(
 ) -> None:
     identifier = _issue(clients, api_repo)
     services = app.state.services
+    clock.advance(minutes=1)  # the seal's signing time is the real clock's, ahead of this test clock's start
     first = clients.anonymous.get("/api/v1/status/snapshot")
     assert first.status_code == 200, first.text
     assert first.headers["content-type"] == "application/vnd.certstore.status-list"
     assert first.headers["cache-control"].startswith("public, max-age=")
     listed = read_status_list(first.content, trust=services.trust)
-    assert listed.lookup(identifier) is not None and listed.lookup(identifier).value == "valid"
+    assert listed.header.count == 0 and listed.header.versions == 1  # a version in force is not listed
+    assert listed.lookup(identifier).status is Status.VALID
     assert clients.anonymous.get("/api/v1/status/snapshot").content == first.content  # cached
     data = api_repo.blobs.get(certificates.get(api_repo, identifier).file_key or "")
     offline = verification.verify_presented(
@@ -48,7 +51,10 @@ def test_the_public_snapshot_decides_status_offline(
     second = clients.anonymous.get("/api/v1/status/snapshot")  # a newer event: rebuilt
     newer = read_status_list(second.content, trust=services.trust)
     assert newer.header.sequence > listed.header.sequence
-    assert newer.lookup(identifier) is not None and newer.lookup(identifier).value == "revoked"
+    revoked_at = certificates.get(api_repo, identifier).events[-1].at
+    answer = newer.lookup(identifier)
+    assert (answer.status, answer.since) == (Status.REVOKED, revoked_at.replace(microsecond=0))
+    assert newer.lookup(identifier, at=revoked_at - timedelta(seconds=1)).status is Status.VALID
     offline = verification.verify_presented(
         services, data, offline=True, status_snapshot=second.content
     ).report

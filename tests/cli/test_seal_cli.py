@@ -13,10 +13,10 @@ DATA = Path(__file__).parent / "data"
 def seal_file(cli, tmp_path: Path) -> Path:
     assert cli("keys", "init").code == 0
     out = tmp_path / "seal.esl"
-    made = cli("seal", "make", "--signer", "agency", "--name", "郑州市示例发证机关电子证照专用章",
+    made = cli("seal", "make", "--signer", "11410100990000025A", "--name", "郑州市城乡建设局电子证照专用章",
                "--picture", DATA / "seal.png", "--valid-days", "30", "--out", out)  # fmt: skip
     assert made.code == 0, made.err
-    assert "郑州市示例发证机关电子证照专用章" in made.out
+    assert "郑州市城乡建设局电子证照专用章" in made.out
     return out
 
 
@@ -26,7 +26,7 @@ def test_make_show_verify(cli, seal_file: Path) -> None:
     info = shown.json()
     assert isinstance(info, dict)
     text = str(info)
-    assert "郑州市示例发证机关电子证照专用章" in text and "PNG" in text
+    assert "郑州市城乡建设局电子证照专用章" in text and "PNG" in text
     verified = cli("seal", "verify", seal_file)
     assert verified.code == 0, verified.out + verified.err
     assert verified.out.startswith("VALID")
@@ -37,7 +37,7 @@ def test_make_show_verify(cli, seal_file: Path) -> None:
 
 def test_jpeg_picture_and_store_as(cli, tmp_path: Path, data_dir: Path) -> None:
     cli("keys", "init")
-    made = cli("seal", "make", "--signer", "agency", "--name", "测试章", "--picture", DATA / "seal.jpg",
+    made = cli("seal", "make", "--signer", "11410100990000025A", "--name", "测试章", "--picture", DATA / "seal.jpg",
                "--out", tmp_path / "j.esl", "--store-as", "jpeg-seal")  # fmt: skip
     assert made.code == 0, made.err
     assert (data_dir / "keys/seals/jpeg-seal.esl").read_bytes() == (tmp_path / "j.esl").read_bytes()
@@ -64,7 +64,7 @@ def test_unknown_trust_is_indeterminate_then_trust_option(
 
 def test_tampered_seal_is_invalid(cli, seal_file: Path, tmp_path: Path) -> None:
     data = bytearray(seal_file.read_bytes())
-    position = data.index("郑州市示例发证机关电子证照专用章".encode())
+    position = data.index("郑州市城乡建设局电子证照专用章".encode())
     data[position + 3] ^= 0x01
     tampered = tmp_path / "tampered.esl"
     tampered.write_bytes(bytes(data))
@@ -87,7 +87,7 @@ def test_tampered_seal_is_invalid(cli, seal_file: Path, tmp_path: Path) -> None:
                 "seal",
                 "make",
                 "--signer",
-                "agency",
+                "11410100990000025A",
                 "--name",
                 "x",
                 "--picture",

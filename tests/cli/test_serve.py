@@ -1,4 +1,5 @@
-"""``certstore serve --demo`` really serves: a uvicorn process answers over TCP, with the demo tokens."""
+"""``certstore serve --demo`` really serves: a uvicorn process answers over TCP, with the demo tokens; with no
+public URL configured the demo seals with its own address (the one exception to "no URL, no sealing")."""
 
 from __future__ import annotations
 
@@ -13,12 +14,15 @@ import httpx
 
 from tests.servers.ports import free_port
 
+CONSTRUCTION = "11410100990000025A001"  # 建筑工程施工许可证, issued by the demo agency
+
 
 def test_serve_demo_answers_over_http(tmp_path: Path) -> None:
     port = free_port()
     data_dir = tmp_path / "data"
     env = {**os.environ, "CERTSTORE_DATA_DIR": str(data_dir)}
     env.pop("CERTSTORE_DATABASE_URL", None)
+    env.pop("CERTSTORE_PUBLIC_URL", None)
     process = subprocess.Popen(
         [
             sys.executable,
@@ -55,6 +59,14 @@ def test_serve_demo_answers_over_http(tmp_path: Path) -> None:
         assert httpx.get(f"{base}/api/v1/catalogue").status_code == 401
         docs = httpx.get(f"{base}/docs")
         assert docs.status_code == 200 and "swagger" in docs.text.lower()
+        agency = {"Authorization": f"Bearer {tokens['agency']}"}
+        form = httpx.get(f"{base}/api/v1/catalogue/{CONSTRUCTION}/form-schema", headers=agency)
+        assert form.status_code == 200, form.text
+        document = form.json()["example"]
+        issued = httpx.post(f"{base}/api/v1/certificates", json=document, headers=agency, timeout=30)
+        assert issued.status_code == 201, issued.text
     finally:
         process.terminate()
         process.wait(timeout=20)
+    output = process.stdout.read().decode() if process.stdout else ""
+    assert f"sealed files print {base} in their QR code" in output

@@ -11,10 +11,11 @@ import pytest
 from certstore.app import Application
 from certstore.cli import verify as verify_command
 from certstore.cli.common import Context
+from certstore.identifiers import CertificateIdentifier
 from certstore.keystore import KeyStore
 from certstore.lifecycle import Action
 from certstore.services import certificates
-from tests.seal.seal_builders import Party, make_hierarchy
+from tests.seal.seal_builders import Party, make_hierarchy, ofdrw_maker
 from tests.support import issuing
 from tests.verify.builders import OFD_FIXTURES, ROOT_PEM, content_files, signed_ofd, zip_bytes
 
@@ -22,6 +23,15 @@ ALLPROTECTED = OFD_FIXTURES / "ofdrw-sign__allprotected.ofd"
 EXPIRED = OFD_FIXTURES / "ofdrw-reader__SESV4SignDoc.ofd"
 UNTRUSTED = OFD_FIXTURES / "ofdrw-sign__v4signed.ofd"
 TWO_SEALS = OFD_FIXTURES / "ofdrw-converter__h.ofd"
+
+
+@pytest.fixture
+def ofdrw(tmp_path: Path) -> tuple[object, ...]:
+    """The options that give the third-party fixtures their documented verdicts: the ofdrw root as a trust anchor
+    and the ofdrw seal maker (clientAuth, not the seal-maker purpose) as a trusted maker."""
+    maker = tmp_path / "ofdrw-maker.pem"
+    maker.write_bytes(ofdrw_maker().pem)
+    return ("--trust", ROOT_PEM, "--maker", maker)
 
 
 @pytest.mark.parametrize(
@@ -34,22 +44,22 @@ TWO_SEALS = OFD_FIXTURES / "ofdrw-converter__h.ofd"
     ],
     ids=lambda v: v.stem if isinstance(v, Path) else str(v),
 )
-def test_fixture_exit_codes(cli, path: Path, code: int, verdict: str) -> None:
-    result = cli("verify", path, "--trust", ROOT_PEM, "--offline")
+def test_fixture_exit_codes(cli, ofdrw: tuple[object, ...], path: Path, code: int, verdict: str) -> None:
+    result = cli("verify", path, *ofdrw, "--offline")
     assert result.code == code, result.out + result.err
     assert result.out.startswith(f"{verdict}  {path.name} (OFD, ")
 
 
-def test_human_output_names_the_failing_reference(cli) -> None:
-    result = cli("verify", TWO_SEALS, "--trust", ROOT_PEM, "--offline")
+def test_human_output_names_the_failing_reference(cli, ofdrw: tuple[object, ...]) -> None:
+    result = cli("verify", TWO_SEALS, *ofdrw, "--offline")
     assert "  signature s001: INVALID (seal; seal 「OFD R&W 测试用印章」" in result.out
     assert "FAILED   references      1 of 9 reference(s) fail: /Doc_0/Signs/Signatures.xml" in result.out
     assert "  signature s007: VALID" in result.out
     assert "  problems:\n    - Doc_0/Document.xml PublicRes" in result.out
 
 
-def test_json_report(cli) -> None:
-    result = cli("verify", ALLPROTECTED, "--trust", ROOT_PEM, "--offline", "--json")
+def test_json_report(cli, ofdrw: tuple[object, ...]) -> None:
+    result = cli("verify", ALLPROTECTED, *ofdrw, "--offline", "--json")
     assert result.code == 0
     report = result.json()
     assert isinstance(report, dict)
@@ -62,6 +72,12 @@ def test_json_report(cli) -> None:
     )
     assert all({"name", "result", "reason"} <= c.keys() for c in signature["checks"])
     assert report["file"]["name"] == ALLPROTECTED.name
+
+
+def test_without_the_maker_configured_the_fixture_is_invalid(cli) -> None:
+    result = cli("verify", ALLPROTECTED, "--trust", ROOT_PEM, "--offline")
+    assert result.code == 1
+    assert "FAILED   seal_maker" in result.out and "not a seal-maker certificate" in result.out
 
 
 def test_without_trust_it_is_indeterminate(cli) -> None:
@@ -132,10 +148,13 @@ def test_key_store_signers_are_known_signers(cli, tmp_path: Path, data_dir: Path
     """A raw Type="Sign" signature by the key store's agency signer verifies without --signer-cert."""
     assert cli("keys", "init").code == 0
     store = KeyStore(data_dir / "keys")
-    agency = Party(store.signer("agency"), store.signer_entry("agency").certificate)
+    agency = Party(store.signer("11410100990000025A"), store.signer_entry("11410100990000025A").certificate)
     path = tmp_path / "agency-signed.ofd"
     signed_now = datetime.now(UTC).isoformat(timespec="seconds")  # the dev certificates start now
-    path.write_bytes(signed_ofd(agency, form="raw", date_time=signed_now).package)
+    # a certificate of that agency (the identifier names its credit code): seal_owner ties the signer to it
+    own = CertificateIdentifier.build("11410100990000025A001", "11410100990000025A", "20230000403", 1)
+    files = content_files(identifier=str(own))
+    path.write_bytes(signed_ofd(agency, form="raw", date_time=signed_now, files=files).package)
     result = cli("verify", path, "--offline")
     assert "  signature s1: VALID (sign; signer " in result.out, result.out
     assert result.code == 2 and "status unknown" in result.out  # it names a certificate: offline, no status
@@ -218,21 +237,26 @@ def test_offline_status_from_a_signed_snapshot(cli, tmp_path: Path, data_dir: Pa
     snapshot = tmp_path / "status.cssl"
     built = cli("status", "snapshot", "--out", snapshot, "--valid-for", "1h")
     assert built.code == 0, built.err
-    assert built.out.startswith("status snapshot #") and "1 version(s)" in built.out
+    assert built.out.startswith("status snapshot #") and "0 of 1 version(s) not in force" in built.out
     assert cli("verify", path, "--offline").code == 2  # no snapshot: status unknown
     valid = cli("verify", path, "--offline", "--status", snapshot)
     assert valid.code == 0, valid.out
     assert "is valid (有效) now by status snapshot #" in valid.out and "thisUpdate" in valid.out
-    _revoke(data_dir, identifier)
+    time.sleep(1.1)  # the revocation comes a second after the issuance
+    revoked_at = _revoke(data_dir, identifier)
     assert (
         cli("verify", path, "--offline", "--status", snapshot).code == 0
     )  # the old snapshot still says valid
     revoked = tmp_path / "revoked.cssl"
-    assert cli("status", "snapshot", "--out", revoked).code == 0
+    assert "1 of 1 version(s) not in force" in cli("status", "snapshot", "--out", revoked).out
     result = cli("verify", path, "--offline", "--status", revoked, "--json")
     assert result.code == 1, result.out
     report = result.json()
     assert report["indication"] == "INVALID" and report["certificate"]["status"] == "revoked"
+    before = revoked_at.replace(microsecond=0) - timedelta(seconds=1)  # the snapshot lists it from its second
+    earlier = cli("verify", path, "--offline", "--status", revoked, "--at", before.isoformat())
+    assert earlier.code == 0, earlier.out
+    assert "listed as revoked (吊销) from" in earlier.out
     tampered = tmp_path / "tampered.cssl"
     body = bytearray(revoked.read_bytes())
     body[-5] ^= 0xFF  # inside the signature

@@ -363,7 +363,7 @@ def test_sealed_by_the_repository_and_by_the_agency(
 
     store = KeyStore(tmp_path / "keys")
     init_dev_keys(store)
-    key = sealing_key(store)
+    key = sealing_key(store, issuer=ISSUER)
     trust = store.trust_store()
     entry = get_entry(repo, CATALOGUE)
     own_doc = document(71)

@@ -48,7 +48,7 @@ from certstore.services import access, certificates
 from certstore.services.aggregation import INTAKE_ACTION, Outcome, apply_batch
 from certstore.services.calls import Call, Origin, Via
 from certstore.services.catalogue import get_entry, list_submissions, load_shipped, review_entry, submit_entry
-from certstore.services.issuance import SealingKey, file_maker, sealing_key
+from certstore.services.issuance import catalogue_file_maker
 from certstore.services.keys import init_dev_keys
 from certstore.services.verification import repository_check
 from certstore.store.blobs import FileBlobStore
@@ -85,18 +85,20 @@ def _number(n: int) -> str:
 
 
 @pytest.fixture(scope="module")
-def city_keys(tmp_path_factory: pytest.TempPathFactory) -> tuple[KeyStore, SealingKey]:
+def city_keys(tmp_path_factory: pytest.TempPathFactory) -> tuple[KeyStore, KeyStore]:
+    """The city's key store, twice: as the store and as the keys its files are sealed with (each type with its
+    issuer's own seal)."""
     store = KeyStore(tmp_path_factory.mktemp("city-keys") / "keys")
     init_dev_keys(store)
-    return store, sealing_key(store)
+    return store, store
 
 
 @pytest.fixture(scope="module")
-def rogue_key(tmp_path_factory: pytest.TempPathFactory) -> SealingKey:
-    """A sealing key under a root the province does not trust."""
+def rogue_key(tmp_path_factory: pytest.TempPathFactory) -> KeyStore:
+    """Sealing keys under a root the province does not trust."""
     store = KeyStore(tmp_path_factory.mktemp("rogue-keys") / "keys")
     init_dev_keys(store)
-    return sealing_key(store)
+    return store
 
 
 @pytest.fixture
@@ -155,11 +157,11 @@ def province(repo: Repository, city_keys, tmp_path: Path) -> Iterator[Province]:
 
 
 def _issue(
-    city: Repository, draft: DraftMaker, key: SealingKey, code: str = CONSTRUCTION, n: int = 1, **kw: Any
+    city: Repository, draft: DraftMaker, key: KeyStore, code: str = CONSTRUCTION, n: int = 1, **kw: Any
 ) -> str:
     number = _number(n) if code == CONSTRUCTION else None
     made = certificates.issue(
-        _app(city), Call.operator(), draft(code, number, **kw), file_maker=file_maker(key)
+        _app(city), Call.operator(), draft(code, number, **kw), file_maker=catalogue_file_maker(key)
     )
     return made.certificate.identifier
 
@@ -232,7 +234,7 @@ def test_push_delivers_everything_once(
     planning = _issue(city, draft, key, code=PLANNING)
     changed = certificates.change(
         _app(city), Call.operator(), first, draft(CONSTRUCTION, _number(1), face={**certificates.get(city, first).face}, issue_date=city.now().date()),
-        reason="变更建设规模", file_maker=file_maker(key),
+        reason="变更建设规模", file_maker=catalogue_file_maker(key),
     ).identifier  # fmt: skip
     _act(city, second, Action.SUSPEND, "整改")
     _act(city, second, Action.RESUME, "整改完成")
@@ -314,7 +316,7 @@ def test_lost_acknowledgement_is_not_applied_twice(
 
 
 def test_refused_items_are_recorded_and_skipped(
-    city: Repository, province: Province, draft: DraftMaker, city_keys, rogue_key: SealingKey
+    city: Repository, province: Province, draft: DraftMaker, city_keys, rogue_key: KeyStore
 ) -> None:
     _, key = city_keys
     rogue = _issue(city, draft, rogue_key, n=1)  # sealed under a root the province does not trust
@@ -463,7 +465,7 @@ def test_keys_trust_add(tmp_path: Path, city_keys) -> None:
     assert added.exit_code == 0, added.output
     assert KeyStore(tmp_path / "province" / "keys").trust_store().anchors == store.trust_store().anchors
     leaf = tmp_path / "leaf.pem"
-    leaf.write_bytes(store.signer_entry("agency").certificate.pem)
+    leaf.write_bytes(store.signer_entry(CONSTRUCTION[:18]).certificate.pem)
     refused = runner.invoke(cli, [*data, "keys", "trust", "add", "agency", str(leaf)])
     assert refused.exit_code == 3 and "not a root" in refused.output
 

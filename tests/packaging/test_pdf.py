@@ -59,6 +59,7 @@ from certstore.verify.pipeline import verify_file
 from certstore.verify.report import Format, SignatureKind, VerificationReport
 from tests.openssl import verifies as openssl_verifies
 from tests.packaging.pdf_keys import NOW, PdfKeys, make_pdf_keys
+from tests.pki import Party, make_party
 
 ENTRIES = shipped_entries()
 CODES = [e.code for e in ENTRIES]
@@ -79,6 +80,16 @@ class Built:
 @cache
 def keys() -> PdfKeys:
     return make_pdf_keys()
+
+
+@cache
+def issuer_party(name: str) -> Party:
+    """A signer (签章者) of the issuing agency ``name`` under the test root: the certificate names the agency
+    (``O``), so the rendition's signature belongs to the issuer its metadata name (``seal_owner``)."""
+    k = keys()
+    root = Party(k.root_signer, k.root)
+    return make_party(f"{name} 签章人", CertificateProfile.SIGNER, root, NOW - timedelta(days=30),
+                      NOW + timedelta(days=365), organization=name)  # fmt: skip
 
 
 @cache
@@ -109,6 +120,15 @@ def built(code: str) -> Built:
     layout = lay_out_face(FaceData.from_prepared(prepared))
     metadata = {key: str(value) for key, value in prepared.metadata.items()}
     return Built(prepared, layout, build(layout, metadata))
+
+
+@cache
+def built_by_issuer(code: str) -> bytes:
+    """The PDF of :func:`built`, signed by a signer of the type's issuer rather than the test key."""
+    b = built(code)
+    signer = issuer_party(b.prepared.entry.issuer.name)
+    metadata = {key: str(value) for key, value in b.prepared.metadata.items()}
+    return build(b.layout, metadata, signer=signer.signer, signer_certificate=signer.certificate)
 
 
 def trust() -> TrustStore:
@@ -253,6 +273,7 @@ def test_issue_verify_round_trip_valid(code: str) -> None:
 def test_issuance_make_pdf_with_a_real_seal() -> None:
     """The production path: the seal picture comes out of a GB/T 38540 seal listing the signer."""
     k = keys()
+    issuer = issuer_party(ENTRIES[0].issuer.name)
     maker_key = SM2PrivateKey.generate()
     maker = issue_certificate(
         {"common_name": "郑州市测试制章者", "country_name": "CN"},
@@ -269,14 +290,14 @@ def test_issuance_make_pdf_with_a_real_seal() -> None:
         es_id="41010000000002",
         name="郑州市自然资源和规划局",
         seal_type=1,
-        signer_certificates=[k.certificate],
+        signer_certificates=[issuer.certificate],
         picture=render_seal_picture("郑州市自然资源和规划局"),
         valid_start=NOW - timedelta(days=1),
         valid_end=NOW + timedelta(days=300),
         created=NOW - timedelta(days=1),
     )
     b = built(CODES[0])
-    key = SealingKey(k.signer, k.certificate, (k.root,), seal)
+    key = SealingKey(issuer.signer, issuer.certificate, (k.root,), seal)
     pdf = make_pdf(FaceData.from_prepared(b.prepared), key, signing_time=NOW)
     assert verify_pdf(pdf, trust=trust()).indication is Indication.VALID
     assert embedded(pdf).sig_field["/AP"]["/N"]["/BBox"]  # visible
@@ -284,12 +305,22 @@ def test_issuance_make_pdf_with_a_real_seal() -> None:
 
 @pytest.mark.parametrize("code", CODES)
 def test_pipeline_dispatches_pdfs_here(code: str) -> None:
-    report = verify_file(built(code).pdf, trust=trust(), file_name="face.pdf")
+    report = verify_file(built_by_issuer(code), trust=trust(), file_name="face.pdf")
     assert report.format is Format.PDF
     assert report.indication is Indication.VALID, report.to_dict()
     assert report.signature(FIELD_NAME).check("data_hash").result is CheckResult.PASSED
     assert report.certificate is not None
-    assert [c.name for c in report.certificate.checks] == ["status", "content_match"]  # offline: SKIPPED
+    checks = {c.name: c.result for c in report.certificate.checks}
+    assert list(checks) == ["status", "content_match", "seal_owner"]  # integrity only: the first two SKIPPED
+    assert checks["seal_owner"] is CheckResult.PASSED
+
+
+def test_a_rendition_signed_by_another_organisation_is_invalid() -> None:
+    """The face signed with the test key (郑州市大数据管理局), not the issuer's: seal_owner FAILED."""
+    report = verify_file(built(CODES[0]).pdf, trust=trust(), file_name="face.pdf")
+    assert report.indication is Indication.INVALID
+    owner = next(c for c in report.certificate.checks if c.name == "seal_owner")  # type: ignore[union-attr]
+    assert owner.result is CheckResult.FAILED and "郑州市大数据管理局" in owner.reason
 
 
 def test_metadata_rewritten_by_a_later_update_is_invalid_and_not_believed() -> None:

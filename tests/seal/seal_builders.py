@@ -23,6 +23,24 @@ from certstore.seal import asn1 as ses
 from tests.pki import Party, make_party
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "third-party"
+OFDRW_ROOT_PEM = FIXTURES / "trust" / "ofdrw-gm__ROOT_cert.pem"
+
+
+def ofdrw_maker() -> Certificate:
+    """The maker certificate of the ofdrw test seals ("Test Certificate", extended key usage clientAuth): not a
+    certstore seal-maker certificate, so a verifier trusts it as a maker only when configured to."""
+    from certstore.seal import parse_seal
+
+    return parse_seal((FIXTURES / "esl" / "ofdrw-gm__UserV4.esl").read_bytes()).maker_certificate
+
+
+def ofdrw_trust(*, maker: bool = True) -> TrustStore:
+    """The ofdrw test root as the one trust anchor, and (``maker``) the ofdrw maker as a trusted seal maker: the
+    configuration under which the third-party fixtures have their documented verdicts."""
+    return TrustStore(
+        [Certificate.load(OFDRW_ROOT_PEM.read_bytes())], makers=[ofdrw_maker()] if maker else ()
+    )
+
 
 #: The fixed "present" of the generated hierarchy, so the tests never depend on the wall clock.
 NOW = datetime(2025, 6, 1, 8, 0, 0, tzinfo=UTC)
@@ -62,7 +80,7 @@ def make_hierarchy(root_cn: str = "测试根 CA") -> Hierarchy:
         expired_signer=leaf("过期签章者", CertificateProfile.SIGNER, 300, -30),
         other_signer=leaf("其他签章者", CertificateProfile.SIGNER, 200, 365),
         short_maker=leaf("短期制章者", CertificateProfile.SEAL_MAKER, 200, -60),
-        tsa=leaf("时间戳服务", CertificateProfile.SIGNER, 200, 365),
+        tsa=leaf("时间戳服务", CertificateProfile.TSA, 200, 365),
         trust=TrustStore([root.certificate]),
     )
 

@@ -13,8 +13,8 @@ import pytest
 
 from certstore.checks import CheckResult, Indication
 from certstore.crypto.trust import TrustStore
-from certstore.crypto.x509 import Certificate
 from certstore.seal import SealLayout, parse_seal, verify_seal, verify_seal_signature
+from tests.seal import seal_builders
 from tests.seal.seal_builders import FIXTURES
 
 VECTORS = json.loads(
@@ -25,7 +25,7 @@ OFD_NS = "{http://www.ofdspec.org/2016}"
 
 @pytest.fixture(scope="module")
 def ofdrw_trust() -> TrustStore:
-    return TrustStore([Certificate.load((FIXTURES / "trust" / "ofdrw-gm__ROOT_cert.pem").read_bytes())])
+    return seal_builders.ofdrw_trust()
 
 
 def _resolve(base_dir: str, location: str) -> str:
@@ -66,6 +66,7 @@ def test_user_v4_seal(ofdrw_trust: TrustStore) -> None:
     assert {c.name: c.result for c in verification.checks} == {
         "structure": CheckResult.PASSED,
         "seal_signature": CheckResult.PASSED,
+        "seal_maker": CheckResult.PASSED,
         "maker_chain": CheckResult.PASSED,
         "seal_validity": CheckResult.PASSED,
     }, verification.to_dict()
@@ -107,3 +108,24 @@ def test_ofd_seal_signatures(ofdrw_trust: TrustStore, vector: dict) -> None:
         assert verification.signature is not None
         assert verification.signature.property_info == "/" + expected["signature_xml"]
         assert all(c.reason for c in verification.checks)
+
+
+def test_a_maker_without_the_seal_maker_purpose_is_not_trusted_unless_configured() -> None:
+    """The ofdrw maker certificate asserts clientAuth only: under the trusted ofdrw root but not configured as a
+    maker, its seals are INVALID (it has no authority to make seals)."""
+    data = (FIXTURES / "esl" / "ofdrw-gm__UserV4.esl").read_bytes()
+    verification = verify_seal(
+        data, trust=seal_builders.ofdrw_trust(maker=False), at=parse_seal(data).created
+    )
+    check = verification.check("seal_maker")
+    assert check.result is CheckResult.FAILED
+    assert "not a seal-maker certificate" in check.reason and "1.3.6.1.5.5.7.3.2" in check.reason
+    assert verification.indication is Indication.INVALID
+
+
+def test_a_maker_outside_the_trust_anchors_is_unknown() -> None:
+    data = (FIXTURES / "esl" / "ofdrw-gm__UserV4.esl").read_bytes()
+    verification = verify_seal(data, trust=TrustStore(), at=parse_seal(data).created)
+    assert verification.check("seal_maker").result is CheckResult.UNKNOWN
+    assert "not under a trust anchor" in verification.check("seal_maker").reason
+    assert verification.indication is Indication.INDETERMINATE

@@ -10,6 +10,7 @@ import pytest
 from asn1crypto import core
 
 from certstore.checks import CheckResult, Indication
+from certstore.crypto import oids
 from certstore.crypto.sm2 import decode_signature
 from certstore.crypto.sm3 import sm3
 from certstore.crypto.trust import TrustStore
@@ -45,6 +46,7 @@ SIGNATURE_STEPS = [
     "signature",
     "signer_in_seal",
     "seal_signature",
+    "seal_maker",
     "seal_validity",
     "signer_chain",
     "signing_time",
@@ -72,6 +74,7 @@ def test_seal_round_trip_is_valid(pki: Hierarchy, seal_der: bytes) -> None:
     assert [c.name for c in verification.checks] == [
         "structure",
         "seal_signature",
+        "seal_maker",
         "maker_chain",
         "seal_validity",
     ]
@@ -104,6 +107,7 @@ def test_malformed_seal(pki: Hierarchy) -> None:
     assert results(verification) == {
         "structure": FAILED,
         "seal_signature": SKIPPED,
+        "seal_maker": SKIPPED,
         "maker_chain": SKIPPED,
         "seal_validity": SKIPPED,
     }
@@ -409,7 +413,7 @@ def test_valid_timestamp(pki: Hierarchy, signature_der: bytes) -> None:
     ("case", "kwargs", "result", "fragment"),
     [
         ("imprint", {"imprint": b"\x00" * 32}, FAILED, "message imprint does not match the signature value"),
-        ("genTime early", {"gen_time": NOW - timedelta(minutes=1)}, FAILED, "is before the signing time"),
+        ("genTime early", {"gen_time": NOW - timedelta(minutes=10)}, FAILED, "is before the signing time"),
         (
             "unknown TSA",
             {"tsa": make_hierarchy("外部根 CA").tsa},
@@ -434,6 +438,19 @@ def test_bad_timestamps(
     assert fragment in check.reason
 
 
+def test_a_tsa_clock_a_little_behind_the_signers_is_tolerated_with_a_warning(
+    pki: Hierarchy, signature_der: bytes
+) -> None:
+    """timeInfo is the signer's clock; a TSA running 30 s behind it is within the allowed skew, and its genTime
+    — the time a third party vouches for — becomes the signing time."""
+    signing_time = parse_seal_signature(signature_der).signing_time
+    stamped = _stamped(pki, signature_der, gen_time=signing_time - timedelta(seconds=30))
+    verification = verify_seal_signature(stamped, data=DATA, trust=pki.trust)
+    check = verification.check("timestamp")
+    assert check.result is PASSED and any("within the" in w for w in check.warnings), check
+    assert verification.signing_time == signing_time - timedelta(seconds=30)
+
+
 def test_timestamp_that_is_not_a_token(pki: Hierarchy, signature_der: bytes) -> None:
     stamped = attach_timestamp(signature_der, b"\x30\x03\x02\x01\x01")
     check = verify_seal_signature(stamped, data=DATA, trust=pki.trust).check("timestamp")
@@ -450,3 +467,58 @@ def test_tampered_timestamp_signature(pki: Hierarchy, signature_der: bytes) -> N
     check = verify_seal_signature(altered, data=DATA, trust=pki.trust).check("timestamp")
     assert check.result is FAILED
     assert "TSA messageDigest attribute does not match the TSTInfo" in check.reason
+
+
+# --- The maker's authority (seal_maker) -------------------------------------------------------------------
+
+
+def _seal_made_by(maker: object, listed: list[object], name: str = "郑州市公安局电子证照专用章") -> bytes:
+    return make_seal(
+        maker=maker.signer,  # type: ignore[attr-defined]
+        maker_certificate=maker.certificate,  # type: ignore[attr-defined]
+        es_id="41010000000099",
+        name=name,
+        seal_type=1,
+        signer_certificates=[p.certificate for p in listed],  # type: ignore[attr-defined]
+        picture=tiny_picture(),
+        valid_start=NOW - timedelta(days=1),
+        valid_end=NOW + timedelta(days=30),
+        created=NOW - timedelta(days=1),
+    )
+
+
+def test_a_seal_made_with_a_seal_users_key_is_invalid(pki: Hierarchy) -> None:
+    """An agency's signer key "makes" a seal under another name, listing itself: the maker is a seal user."""
+    seal = _seal_made_by(pki.signer, [pki.signer])
+    verification = verify_seal(seal, trust=pki.trust, at=NOW)
+    assert verification.check("seal_signature").result is PASSED  # the signature itself is sound
+    check = verification.check("seal_maker")
+    assert check.result is FAILED and "its own user" in check.reason
+    assert verification.indication is Indication.INVALID
+    signature = sign_seal(
+        seal=seal, signer=pki.signer.signer, signer_certificate=pki.signer.certificate, data=DATA,
+        property_info=PROPERTY_INFO, signing_time=NOW,
+    )  # fmt: skip
+    assert verify_seal_signature(signature, data=DATA, trust=pki.trust).indication is Indication.INVALID
+
+
+def test_a_seal_made_with_another_trusted_key_is_invalid(pki: Hierarchy) -> None:
+    """Another signer's key (a seal user's certificate: seal-signer purpose) listing a third party."""
+    check = verify_seal(_seal_made_by(pki.other_signer, [pki.signer]), trust=pki.trust, at=NOW).check(
+        "seal_maker"
+    )
+    assert check.result is FAILED
+    assert "not a seal-maker certificate" in check.reason and oids.SEAL_SIGNER_PURPOSE in check.reason
+
+
+def test_a_configured_trusted_maker_is_accepted(pki: Hierarchy) -> None:
+    seal = _seal_made_by(pki.other_signer, [pki.signer])
+    trust = pki.trust.with_makers([pki.other_signer.certificate])
+    check = verify_seal(seal, trust=trust, at=NOW).check("seal_maker")
+    assert check.result is PASSED and "configured trusted seal maker" in check.reason
+
+
+def test_the_maker_profile_asserts_the_seal_maker_purpose(pki: Hierarchy, seal_der: bytes) -> None:
+    assert pki.maker.certificate.extended_key_usage == {oids.SEAL_MAKER_PURPOSE}
+    check = verify_seal(seal_der, trust=pki.trust, at=NOW).check("seal_maker")
+    assert check.result is PASSED and "asserts the seal-maker purpose" in check.reason

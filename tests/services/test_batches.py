@@ -31,8 +31,7 @@ from certstore.services.batches import (
 from certstore.services.calls import Via
 from certstore.services.certificates import NO_FILE, FileMaker
 from certstore.services.deadlines import Channel, get_arrival
-from certstore.services.issuance import file_maker as sealing_file_maker
-from certstore.services.issuance import sealing_key
+from certstore.services.issuance import catalogue_file_maker
 from certstore.services.keys import init_dev_keys
 from certstore.store.models import ArrivalRow, BatchJobRow, CertificateRow
 from certstore.store.repository import Repository
@@ -380,7 +379,7 @@ def test_batch_with_sealed_files(
 ) -> None:
     store = KeyStore(tmp_path_factory.mktemp("keys") / "keys")
     init_dev_keys(store)
-    maker = sealing_file_maker(sealing_key(store))
+    maker = catalogue_file_maker(store)
     job = process(repo, submit(repo, documents(2)).id, maker)
     assert (job.status, job.succeeded) == ("done", 2)
     for item in get_batch(repo, job.id, with_items=True).items:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
+from certstore.catalogue.definitions import shipped_entries
 from certstore.checks import CheckResult, Indication
 from certstore.crypto.trust import TrustStore
 from certstore.keystore import KeyStore, KeyStoreError
@@ -29,7 +30,7 @@ from certstore.services.copies import (
     repository_sealing_key,
 )
 from certstore.services.issuance import OFD_MEDIA_TYPE, SealingKey, file_maker, sealing_key
-from certstore.services.keys import DEV_AGENCY, DEV_REPOSITORY, init_dev_keys
+from certstore.services.keys import DEV_REPOSITORY, init_dev_keys
 from certstore.services.verification import RepositoryStatusCheck, repository_check
 from certstore.store.repository import Repository
 from certstore.verify import VerificationReport, verify_file
@@ -43,6 +44,9 @@ PAGE_ANNOT = "Doc_0/Annots/Page_0/Annotation.xml"
 ORIGINAL = "Doc_0/Attachs/original.ofd"
 CONTENT = "Doc_0/Pages/Page_0/Content.xml"
 SIGNATURE = "Doc_0/Signs/Sign_0/Signature.xml"
+#: The issuer of the drafts' default type, and the name of its seal in the development key store.
+ISSUER = shipped_entries()[0].issuer
+ISSUER_SEAL_NAME = f"{ISSUER.name}电子证照专用章"
 REQUEST = CopyRequest(
     using_unit="郑州市不动产登记中心",
     matter="410100-2026-000123",
@@ -56,7 +60,7 @@ def dev_keys(tmp_path_factory: pytest.TempPathFactory) -> tuple[KeyStore, Sealin
     """The development key store: (store, the agency's sealing key, the repository's)."""
     store = KeyStore(tmp_path_factory.mktemp("keys") / "keys")
     init_dev_keys(store)
-    return store, sealing_key(store), repository_sealing_key(store)
+    return store, sealing_key(store, issuer=ISSUER.credit_code), repository_sealing_key(store)
 
 
 def _at(clock: Clock) -> datetime:
@@ -114,7 +118,8 @@ def test_originals_verify_valid_without_warnings(repo: Repository, draft: DraftM
     assert report.indication is Indication.VALID, report.to_dict()
     assert report.problems == ()
     assert [w for s in report.signatures for c in s.checks for w in c.warnings] == []
-    assert list(_checks(report)) == ["status", "content_match"]
+    assert list(_checks(report)) == ["status", "content_match", "seal_owner"]
+    assert _checks(report)["seal_owner"][0] is CheckResult.PASSED
     assert check_package(original) == []
     assert not any(name.startswith("Doc_0/Annots/") for name in Package.load(original).files)
 
@@ -133,20 +138,30 @@ def test_copy_verifies_offline_and_online(
     assert offline.indication is Indication.VALID, offline.to_dict()
     assert offline.problems == ()  # every file of the copy is covered by the repository's seal
     checks = _checks(offline)
-    assert [name for name in checks] == ["status", "content_match", "embedded_original"]
+    assert [name for name in checks] == ["status", "content_match", "seal_owner", "embedded_original"]
     assert checks["status"][0] is checks["content_match"][0] is CheckResult.SKIPPED
+    # integrity-only: the repository's credit code is unknown, so only the original's seals are tied (to the issuer)
+    assert checks["seal_owner"][0] is CheckResult.PASSED and "original s001" in checks["seal_owner"][1]
     assert checks["embedded_original"][0] is CheckResult.PASSED
     assert f"/{ORIGINAL}: VALID" in checks["embedded_original"][1]
-    assert DEV_AGENCY["seal_name"] in checks["embedded_original"][1]
+    assert ISSUER_SEAL_NAME in checks["embedded_original"][1]
 
-    online = verify_file(copy, trust=store.trust_store(), repository=repository_check(lambda: repo))
+    online = verify_file(
+        copy,
+        trust=store.trust_store(),
+        repository=repository_check(lambda: repo, lambda: DEV_REPOSITORY["credit_code"]),
+    )
     assert online.indication is Indication.VALID, online.to_dict()
     checks = _checks(online)
     assert {name: result for name, (result, _) in checks.items()} == {
         "status": CheckResult.PASSED,
         "content_match": CheckResult.PASSED,
+        "seal_owner": CheckResult.PASSED,
         "embedded_original": CheckResult.PASSED,
     }
+    # the one named exception: the copy's own seal is the repository's, the original's the issuer's
+    assert f"signer of the repository ({DEV_REPOSITORY['credit_code']})" in checks["seal_owner"][1]
+    assert f"original s001: signer of the issuer {ISSUER.name}" in checks["seal_owner"][1]
     assert checks["content_match"][1].startswith("copy (副本) of the stored original: the embedded original")
     assert online.certificate is not None and online.certificate.identifier == identifier
     assert online.to_dict()["certificate"]["status"] == "valid"
@@ -184,7 +199,7 @@ def test_the_embedded_original_is_the_stored_file_and_verifies_on_its_own(
     report = verify_file(embedded, trust=store.trust_store(), repository=repository_check(lambda: repo))
     assert report.indication is Indication.VALID, report.to_dict()
     (issuer,) = report.signatures
-    assert issuer.seal is not None and issuer.seal.name == DEV_AGENCY["seal_name"]
+    assert issuer.seal is not None and issuer.seal.name == ISSUER_SEAL_NAME
     assert issuer.signer is not None and issuer.signer.subject == agency.certificate.subject
     result, reason = _checks(report)["content_match"]
     assert result is CheckResult.PASSED and reason.startswith("the file is the content")
@@ -467,8 +482,9 @@ def test_dev_keys_have_a_repository_signer_and_seal(dev_keys) -> None:
     seal = parse_seal(repository.seal)
     assert seal.name == DEV_REPOSITORY["seal_name"] and seal.es_id == DEV_REPOSITORY["es_id"]
     assert seal.match_signer(repository.certificate) and not seal.match_signer(agency.certificate)
-    # issuing without naming a signer still seals as the agency
-    assert agency.certificate == store.signer_entry("agency").certificate
+    # the agency seals with its own key: signer and seal both named by its credit code
+    assert agency.certificate == store.signer_entry(ISSUER.credit_code).certificate
+    assert agency.certificate.organization_identifier == ISSUER.credit_code
 
 
 def test_missing_repository_key_gives_an_actionable_error(tmp_path: Path) -> None:

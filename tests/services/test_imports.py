@@ -26,6 +26,7 @@ from certstore.store.repository import Repository
 from certstore.verify import verify_file
 from tests.exchange.support import audit_events
 from tests.packaging.ofd.structure import Package
+from tests.support.issuing import PUBLIC_URL
 from tests.support.legacy_table import (
     CODE,
     FIELDS,
@@ -59,7 +60,7 @@ def repo(data_dir: Path, env: dict[str, str]) -> Repository:
 def run_import(
     path: Path, data_dir: Path, env: dict[str, str], repo: Repository, **options: Any
 ) -> ImportReport:
-    settings = ImportSettings(data_dir=data_dir, catalogue_code=CODE, env=env)
+    settings = ImportSettings(data_dir=data_dir, catalogue_code=CODE, env=env, verify_base_url=PUBLIC_URL)
     return import_table(path, settings, repo=repo, **options)
 
 
@@ -325,6 +326,7 @@ def test_openssl_verifies_an_imported_seal(tmp_path: Path, data_dir: Path, env: 
     assert run_import(table, data_dir, env, repo, workers=0).imported == 1
     (identifier,) = _identifiers(repo)
     stored = certificates.get(repo, identifier)
-    agency = KeyStore(data_dir / "keys").signer_entry("agency").certificate
+    issuer = stored.issuer_code
+    agency = KeyStore(data_dir / "keys").signer_entry(issuer).certificate
     files = Package.load(repo.blobs.get(stored.file_key or "")).files
     assert_openssl_verifies_seal(tmp_path, files, agency)

@@ -29,6 +29,7 @@ from certstore.services.scope import MatterBoundError, Serving
 from certstore.store.repository import Repository
 from certstore.verify import verify_file
 from tests.services.conftest import CREDIT_CODES, DraftMaker
+from tests.support.issuing import PUBLIC_URL
 
 CONSTRUCTION = "11410100990000025A001"  # 建筑工程施工许可证
 AGENCY_ORG = "11410100990000025A"
@@ -66,7 +67,7 @@ def dev_keystore(tmp_path_factory: pytest.TempPathFactory) -> KeyStore:
 
 @pytest.fixture
 def app(repo: Repository, dev_keystore: KeyStore) -> Application:
-    return Application(repo, dev_keystore, audit=RecordingSink(DirectSink(repo.db)))
+    return Application(repo, dev_keystore, audit=RecordingSink(DirectSink(repo.db)), public_url=PUBLIC_URL)
 
 
 def _principal(role: Role, organisation: str, name: str) -> Principal:

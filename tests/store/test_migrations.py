@@ -57,6 +57,8 @@ TABLES = {
     "audit_tree_nodes",
     "audit_archives",
     "matter_bindings",
+    "seals",
+    "seal_events",
 }
 
 

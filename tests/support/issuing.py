@@ -21,18 +21,22 @@ from certstore.services.certificates import NO_FILE, IssueResult
 from certstore.store.models import AuditEventRow, AuditPendingRow
 from certstore.store.repository import Repository
 
-__all__ = ["act", "application", "audit_entries", "call", "change", "issue", "renew"]
+__all__ = ["PUBLIC_URL", "act", "application", "audit_entries", "call", "change", "issue", "renew"]
 
 _NO_KEYS = Path("/nonexistent/certstore-test-keys")
+
+#: The public URL the tests seal with (``CERTSTORE_PUBLIC_URL`` for the whole session: ``tests/conftest.py``).
+PUBLIC_URL = "https://certstore.test.example"
 
 Target = Application | Repository
 
 
 def application(target: Target, keystore: KeyStore | None = None) -> Application:
-    """The application around ``target`` (a repository gets a key store without keys unless one is given)."""
+    """The application around ``target`` (a repository gets a key store without keys unless one is given, and
+    :data:`PUBLIC_URL`)."""
     if isinstance(target, Application):
         return target
-    return Application(target, keystore or KeyStore(_NO_KEYS))
+    return Application(target, keystore or KeyStore(_NO_KEYS), public_url=PUBLIC_URL)
 
 
 def call(

@@ -24,6 +24,8 @@ NS = "http://www.ofdspec.org/2016"
 DECL = '<?xml version="1.0" encoding="UTF-8"?>\n'
 SIGNING_TIME = NOW - timedelta(days=1)
 IDENTIFIER = "1.2.156.3005.2.11100000000013338W011.11430000006122244L.20230000403.001.U"
+#: The issuer the test certificates name (``ZZBFJG``): the organisation of every test PKI party (tests/pki.py).
+ISSUER_NAME = "certstore 测试"
 
 SIGNATURES_XML = "Doc_0/Signs/Signatures.xml"
 SIGNATURE_XML = "Doc_0/Signs/Sign_0/Signature.xml"
@@ -62,8 +64,9 @@ def with_entries(package: bytes, extra: Mapping[str, bytes]) -> bytes:
 
 
 def ofd_xml(*, identifier: str | None = IDENTIFIER, signatures: bool = True, doctype: str = "") -> bytes:
-    custom = (
-        f'<ofd:CustomDatas><ofd:CustomData Name="ZZBS">{identifier}</ofd:CustomData></ofd:CustomDatas>'
+    custom = (  # the issuer by name: the test PKI's certificates name their organisation, not a credit code
+        f'<ofd:CustomDatas><ofd:CustomData Name="ZZBS">{identifier}</ofd:CustomData>'
+        f'<ofd:CustomData Name="ZZBFJG">{ISSUER_NAME}</ofd:CustomData></ofd:CustomDatas>'
         if identifier
         else ""
     )

@@ -33,6 +33,7 @@ from certstore.verify.status_list import build_status_list, read_status_list
 from tests.seal.seal_builders import Hierarchy, make_hierarchy
 from tests.verify.builders import (
     IDENTIFIER,
+    ISSUER_NAME,
     SEAL_ESL,
     content_files,
     fixture,
@@ -97,7 +98,13 @@ def test_offline_checks_are_skipped(h: Hierarchy, package: bytes) -> None:
     assert [(c.name, c.result, c.reason) for c in report.certificate.checks] == [
         ("status", CheckResult.SKIPPED, OFFLINE_REASON),
         ("content_match", CheckResult.SKIPPED, OFFLINE_REASON),
-    ]
+        (
+            "seal_owner",
+            CheckResult.PASSED,
+            f"s1: signer of the issuer {ISSUER_NAME} (11430000006122244L) by its "
+            f"organisation name {ISSUER_NAME!r} (no credit code to compare)",
+        ),
+    ]  # seal_owner needs only the file: its signer belongs to the issuer it names
 
 
 def test_valid_and_matching(h: Hierarchy, package: bytes) -> None:
@@ -106,7 +113,7 @@ def test_valid_and_matching(h: Hierarchy, package: bytes) -> None:
     assert report.indication is Indication.VALID
     assert report.certificate is not None
     assert (report.certificate.status, report.certificate.label) == ("valid", "有效")
-    assert [c.result for c in report.certificate.checks] == [CheckResult.PASSED, CheckResult.PASSED]
+    assert [c.result for c in report.certificate.checks] == [CheckResult.PASSED] * 3
     assert repository.asked == [(IDENTIFIER, None)]
     assert report.to_dict()["certificate"]["status"] == "valid"
 
@@ -148,7 +155,7 @@ def test_unknown_identifier_is_indeterminate(h: Hierarchy, package: bytes) -> No
 def test_unreachable_repository_is_indeterminate(h: Hierarchy, package: bytes) -> None:
     report = verify_file(package, trust=h.trust, repository=FakeRepository(error=ConnectionError("db down")))
     assert report.indication is Indication.INDETERMINATE
-    assert [c.reason for c in report.certificate.checks] == [  # type: ignore[union-attr]
+    assert [c.reason for c in report.certificate.checks][:2] == [  # type: ignore[union-attr]
         "repository unreachable: ConnectionError: db down",
         "repository unreachable: ConnectionError: db down",
     ]
@@ -359,13 +366,25 @@ def test_a_pdf_or_a_refused_package_has_no_package(h: Hierarchy) -> None:
 # --- offline status: a signed status snapshot, or status unknown -------------------------------------------
 
 
-def _offline_snapshot(h: Hierarchy, status: Status, *, identifier: str = IDENTIFIER) -> OfflineStatus:
+def _offline_snapshot(
+    h: Hierarchy,
+    status: Status,
+    *,
+    identifier: str = IDENTIFIER,
+    since: datetime | None = None,
+    this_update: datetime | None = None,
+) -> OfflineStatus:
+    """A snapshot listing ``identifier`` as ``status`` since ``since`` (valid: not listed)."""
+    this_update = this_update or SNAPSHOT_AT
+    listed = (
+        [] if status is Status.VALID else [(identifier, status, since or this_update - timedelta(hours=1))]
+    )
     data = build_status_list(
-        [(identifier, status), ("1.2.156.3005.2.OTHER.001.X", Status.VALID)],
+        [*listed, ("1.2.156.3005.2.OTHER.001.X", Status.REVOKED, this_update - timedelta(days=3))],
         issuer="测试电子证照库",
         sequence=7,
-        this_update=SNAPSHOT_AT,
-        next_update=SNAPSHOT_AT + timedelta(hours=24),
+        this_update=this_update,
+        next_update=this_update + timedelta(hours=24),
         signer=h.signer.signer,
         certificate=h.signer.certificate,
     )
@@ -421,21 +440,58 @@ def test_offline_status_from_a_snapshot(h: Hierarchy, status: Status, indication
     assert report.certificate.checks[1].result is CheckResult.SKIPPED  # content_match: not offline
 
 
-def test_a_stale_or_unlisting_snapshot_is_status_unknown(h: Hierarchy) -> None:
+SIGNED_AT = datetime(2025, 5, 31, 8, 0, 0, tzinfo=UTC)  # signed_ofd's signing time (16:00 China time)
+
+
+def test_a_stale_or_predating_snapshot_is_status_unknown(h: Hierarchy) -> None:
     data = signed_ofd(h.signer, form="content").package
     offline = _offline_snapshot(h, Status.VALID)
     stale = verify_file(data, trust=h.trust, offline=offline, now=SNAPSHOT_AT + timedelta(hours=25))
     assert stale.indication is Indication.INDETERMINATE
     assert _status(stale).reason.startswith("status unknown: snapshot expired — status snapshot #7")
-    earlier = verify_file(
-        data, trust=h.trust, offline=offline, at=SNAPSHOT_AT - timedelta(days=1), now=SNAPSHOT_AT
+    beyond = verify_file(
+        data, trust=h.trust, offline=offline, at=SNAPSHOT_AT + timedelta(hours=25), now=SNAPSHOT_AT
     )
-    assert _status(earlier).reason.startswith(
-        "status unknown: a snapshot states the status from its thisUpdate"
+    assert _status(beyond).reason.startswith(
+        "status unknown: a snapshot states the status up to its nextUpdate"
     )
-    unlisted = _offline_snapshot(h, Status.REVOKED, identifier="1.2.156.3005.2.SOMETHING.ELSE.001.X")
-    report = verify_file(data, trust=h.trust, offline=unlisted, now=SNAPSHOT_AT)
+    # not listed, but the file was signed after the snapshot's thisUpdate: the snapshot cannot vouch for it
+    predating = _offline_snapshot(h, Status.VALID, this_update=SIGNED_AT - timedelta(hours=1))
+    report = verify_file(data, trust=h.trust, offline=predating, now=SIGNED_AT + timedelta(hours=1))
     assert report.indication is Indication.INDETERMINATE
     assert _status(report).reason.startswith(
-        f"status unknown: certificate {IDENTIFIER} is not listed in status"
+        f"status unknown: certificate {IDENTIFIER}: the file was signed at 2025-05-31T08:00:00Z, after the "
+        "snapshot's thisUpdate 2025-05-31T07:00:00Z: the snapshot predates it — status snapshot #7"
     )
+    earlier = verify_file(
+        data, trust=h.trust, offline=offline, at=SIGNED_AT - timedelta(hours=1), now=SNAPSHOT_AT
+    )
+    assert earlier.indication is Indication.INDETERMINATE
+    assert "before the file was signed (2025-05-31T08:00:00Z)" in _status(earlier).reason
+
+
+def test_a_version_not_listed_and_signed_before_this_update_is_valid_offline(h: Hierarchy) -> None:
+    data = signed_ofd(h.signer, form="content").package
+    unlisted = _offline_snapshot(h, Status.REVOKED, identifier="1.2.156.3005.2.SOMETHING.ELSE.001.X")
+    report = verify_file(data, trust=h.trust, offline=unlisted, now=SNAPSHOT_AT)
+    assert _status(report).result is CheckResult.PASSED, report.to_dict()
+    assert _status(report).reason.startswith(
+        f"certificate {IDENTIFIER} is valid (有效) now by status snapshot #7"
+    )
+    assert "; not listed: in force as of its thisUpdate" in _status(report).reason
+
+
+def test_offline_at_answers_the_status_as_the_snapshot_lists_it(h: Hierarchy) -> None:
+    data = signed_ofd(h.signer, form="content").package
+    revoked_at = SNAPSHOT_AT - timedelta(hours=6)
+    offline = _offline_snapshot(h, Status.REVOKED, since=revoked_at)
+    now = SNAPSHOT_AT + timedelta(hours=1)
+    before = verify_file(data, trust=h.trust, offline=offline, at=revoked_at - timedelta(seconds=27), now=now)
+    assert _status(before).result is CheckResult.PASSED, before.to_dict()
+    assert "is valid (有效) at 2025-06-01T01:59:33+00:00 by status snapshot #7" in _status(before).reason
+    assert "listed as revoked (吊销) from 2025-06-01T02:00:00+00:00" in _status(before).reason
+    for at in (revoked_at, None):
+        after = verify_file(data, trust=h.trust, offline=offline, at=at, now=now)
+        assert after.indication is Indication.INVALID and _status(after).result is CheckResult.FAILED
+        assert "revoked since 2025-06-01T02:00:00+00:00" in _status(after).reason
+        assert after.certificate is not None and after.certificate.status == "revoked"

@@ -11,8 +11,6 @@ import jsonschema
 import pytest
 
 from certstore.checks import Check, CheckResult, Indication
-from certstore.crypto.trust import TrustStore
-from certstore.crypto.x509 import Certificate
 from certstore.verify import (
     CertificateReport,
     FileInfo,
@@ -25,7 +23,8 @@ from certstore.verify import (
     overall_indication,
     verify_file,
 )
-from tests.verify.builders import OFD_FIXTURES, ROOT_PEM
+from tests.seal.seal_builders import ofdrw_trust
+from tests.verify.builders import OFD_FIXTURES
 
 INDICATIONS = ["VALID", "INVALID", "INDETERMINATE"]
 CHECK_NAMES = [
@@ -203,12 +202,15 @@ def test_round_trip() -> None:
 
 @pytest.mark.parametrize("path", sorted(OFD_FIXTURES.glob("*.ofd")), ids=lambda p: p.stem)
 def test_real_reports_match_the_contract(path: Path) -> None:
-    trust = TrustStore([Certificate.load(ROOT_PEM.read_bytes())])
-    report = verify_file(path.read_bytes(), trust=trust, file_name=path.name)
+    report = verify_file(path.read_bytes(), trust=ofdrw_trust(), file_name=path.name)
     data = json.loads(json.dumps(report.to_dict(), ensure_ascii=False))
     jsonschema.validate(data, SCHEMA, format_checker=jsonschema.FormatChecker())
     names = {c["name"] for s in data["signatures"] for c in s["checks"]}
-    assert names - set(CHECK_NAMES) == {"property_info", "seal_copy"}  # the contract's names, plus two extras
+    assert names - set(CHECK_NAMES) == {
+        "property_info",
+        "seal_copy",
+        "seal_maker",
+    }  # the contract's, plus three
     assert VerificationReport.from_dict(data).to_dict() == data
 
 

@@ -1,6 +1,7 @@
 """The third-party OFD fixtures reach the verdicts of fixtures/third-party/README.md through ``verify_file``.
 
-Trust: the ofdrw test root only; validity judged at each signature's signing time (the default), never now.
+Trust: the ofdrw test root only, with the ofdrw maker configured as a trusted seal maker (its certificate asserts
+clientAuth, not the seal-maker purpose); validity judged at each signature's signing time (the default), never now.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ import pytest
 
 from certstore.checks import CheckResult, Indication
 from certstore.crypto.trust import TrustStore
-from certstore.crypto.x509 import Certificate
 from certstore.verify import SignatureKind, VerificationReport, verify_file
-from tests.verify.builders import ROOT_PEM, fixture, with_entries
+from tests.seal.seal_builders import ofdrw_trust
+from tests.verify.builders import fixture, with_entries
 
 P, F, U, S = CheckResult.PASSED, CheckResult.FAILED, CheckResult.UNKNOWN, CheckResult.SKIPPED
 NAMES = (
@@ -23,6 +24,7 @@ NAMES = (
     "data_hash",
     "property_info",
     "seal_signature",
+    "seal_maker",
     "seal_copy",
     "seal_validity",
     "signer_in_seal",
@@ -31,7 +33,7 @@ NAMES = (
     "signing_time",
     "timestamp",
 )
-ALL_PASS = dict(zip(NAMES, (P, P, P, P, P, P, P, P, P, P, P, S), strict=True))
+ALL_PASS = dict(zip(NAMES, (P, P, P, P, P, P, P, P, P, P, P, P, S), strict=True))
 
 # file → (overall indication, {signature id: (signing time, expected check results)})
 EXPECTED = {
@@ -42,7 +44,7 @@ EXPECTED = {
             "1": (
                 "2020-10-10T07:11:20+00:00",
                 # no <Seal> element: nothing to compare; the tax test CA is not a trust anchor
-                {**ALL_PASS, "seal_copy": S, "seal_validity": U, "signer_chain": U},
+                {**ALL_PASS, "seal_maker": U, "seal_copy": S, "seal_validity": U, "signer_chain": U},
             )
         },
     ),
@@ -67,7 +69,7 @@ EXPECTED = {
 
 @pytest.fixture(scope="module")
 def trust() -> TrustStore:
-    return TrustStore([Certificate.load(ROOT_PEM.read_bytes())])
+    return ofdrw_trust()
 
 
 def _verify(data: bytes, trust: TrustStore, name: str = "x.ofd") -> VerificationReport:
@@ -144,6 +146,7 @@ def test_without_the_anchor_everything_else_still_passes(trust: TrustStore) -> N
     assert report.indication is Indication.INDETERMINATE
     signature = report.signature("001")
     assert {c.name for c in signature.checks if c.result is CheckResult.UNKNOWN} == {
+        "seal_maker",
         "seal_validity",
         "signer_chain",
     }

@@ -10,7 +10,8 @@
    the seal's position, Seal/BaseLoc) and SignedValue;
 4. ``Doc_0/Signs/Sign_N/SignedValue.dat`` — the SES_Signature (:func:`certstore.seal.sign_seal`) whose
    dataHash is SM3 of the exact Signature.xml bytes written in step 3 and whose propertyInfo is that file's
-   path (``/Doc_0/Signs/Sign_N/Signature.xml``).
+   path (``/Doc_0/Signs/Sign_N/Signature.xml``); with a ``timestamper``, its ``timeStamp`` holds an RFC 3161
+   token over the signature value (可信时间戳, :mod:`certstore.tsa`).
 
 :func:`add_sign` does the same for a plain digital signature (Type="Sign", 纯数字签名): no seal, and
 SignedValue.dat is a bare DER SM2-with-SM3 signature over the Signature.xml bytes.
@@ -50,6 +51,8 @@ from certstore.crypto.sm3 import sm3
 from certstore.crypto.x509 import Certificate
 from certstore.packaging.layout import Box
 from certstore.seal import sign_seal
+from certstore.seal.build import stamp_signature
+from certstore.tsa import TimeStamper
 
 from . import names as n
 from .writer import read_package, serialize_xml, write_package
@@ -358,6 +361,7 @@ def add_seal(
     stamp_box: Box,
     signing_time: datetime | None = None,
     protect: Protect = "all",
+    timestamper: TimeStamper | None = None,
 ) -> bytes:
     """Apply the electronic seal ``seal`` (DER SESeal, GB/T 38540) to ``ofd`` — a package, or the files of one
     (:func:`~certstore.packaging.ofd.writer.build_ofd_files`); returns the sealed package.
@@ -367,6 +371,11 @@ def add_seal(
     SignatureDateTime and the SES_Signature's timeInfo. See the module docstring for ``protect``: use
     ``"continue"`` for every seal that another may follow, ``"all"`` for the last.
 
+    ``timestamper`` (:class:`certstore.tsa.TimeStamper`), when given, puts a time-stamp token over the
+    signature value in the SES_Signature's ``timeStamp`` (可信时间戳, GB/T 38540 §7.2 b) 5)): the trusted
+    time; SignatureDateTime and timeInfo stay ``signing_time``. Its
+    :class:`~certstore.tsa.TimeStampError` goes to the caller — no seal is made without the token asked for.
+
     Raises :class:`OfdSigningError` for a package or stamp position that cannot be signed, and
     :class:`certstore.seal.SigningRefusedError` when the seal may not be applied (signer not listed in the
     seal, seal or certificate not valid at the signing time, seal damaged).
@@ -374,7 +383,7 @@ def add_seal(
     when = _signing_time(signing_time)
 
     def seal_signature(data: bytes, property_info: str) -> bytes:
-        return sign_seal(
+        signature = sign_seal(
             seal=seal,
             signer=signer,
             signer_certificate=signer_certificate,
@@ -382,6 +391,7 @@ def add_seal(
             property_info=property_info,
             signing_time=when,
         )
+        return signature if timestamper is None else stamp_signature(signature, timestamper.stamp)
 
     return _add_signature(
         ofd,

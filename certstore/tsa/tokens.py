@@ -1,0 +1,194 @@
+"""Reading time-stamp replies and tokens (RFC 3161 §2.4.2, GB/T 20520): what a client checks before it uses one.
+
+:func:`parse_response` reads a TimeStampResp (status, failure bits, text, the token's DER); :func:`read_token` a
+TimeStampToken (ContentInfo → SignedData → TSTInfo) into a :class:`TokenInfo`, whose
+:meth:`~TokenInfo.signature_verifies` checks the TSA's SM2 signature over the signed attributes (the message a
+CMS verifier computes: DER ``SET OF Attribute``, default SM2 ID 1234567812345678) and that the messageDigest
+attribute is SM3 (or SHA-256) of the TSTInfo. Chain and trust are the verifier's business
+(``certstore.seal.verify``), not this module's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from asn1crypto import cms, core, tsp
+
+from certstore.crypto import oids
+from certstore.crypto.sm3 import sm3
+from certstore.crypto.x509 import Certificate, CertificateError
+
+__all__ = [
+    "ACCEPTED_HASHES",
+    "SHA256",
+    "TSA_SIGNATURE_ALGORITHMS",
+    "TimeStampReply",
+    "TimeStampResp",
+    "TokenError",
+    "TokenInfo",
+    "parse_response",
+    "read_token",
+]
+
+SHA256 = "2.16.840.1.101.3.4.2.1"
+
+#: Message-imprint (and CMS digest) algorithms this TSA accepts, by dotted OID: SM3 (GB/T 32905) and SHA-256.
+ACCEPTED_HASHES: dict[str, Callable[[bytes], bytes]] = {
+    oids.SM3: sm3,
+    SHA256: lambda data: hashlib.sha256(data).digest(),
+}
+
+#: SignerInfo signature algorithms read as SM2 (GM/T 0010 writes sm2-1, X.509 habits sm2-with-SM3).
+TSA_SIGNATURE_ALGORITHMS = frozenset({oids.SM2_WITH_SM3, oids.SM2_SIGN, oids.SM2_CURVE})
+
+_DECODE_ERRORS = (ValueError, TypeError, KeyError, IndexError, OverflowError, AttributeError)
+
+
+class TimeStampResp(core.Sequence):
+    """RFC 3161 TimeStampResp; asn1crypto's makes the token mandatory, which a rejection must leave out."""
+
+    _fields = [  # noqa: RUF012 - asn1crypto's class attribute
+        ("status", tsp.PKIStatusInfo),
+        ("time_stamp_token", cms.ContentInfo, {"optional": True}),
+    ]
+
+
+class TokenError(ValueError):
+    """The bytes are not a TimeStampResp / TimeStampToken this module can read."""
+
+
+@dataclass(frozen=True)
+class TimeStampReply:
+    """A TimeStampResp: PKIStatus name (``granted`` …), failure bits (asn1crypto names: ``bad_alg`` …), the
+    status text, and the token's DER when one was sent."""
+
+    status: str
+    failure_info: frozenset[str]
+    status_text: str
+    token: bytes | None
+
+    @property
+    def granted(self) -> bool:
+        return self.status in ("granted", "granted_with_mods")
+
+
+def parse_response(data: bytes) -> TimeStampReply:
+    """Read a DER TimeStampResp; raises :class:`TokenError` when it is not one."""
+    try:
+        response = TimeStampResp.load(data, strict=True)
+        status_info = response["status"]
+        status = status_info["status"].native
+        text_field = status_info["status_string"]
+        text = "" if isinstance(text_field, core.Void) else "; ".join(text_field.native)
+        fail_field = status_info["fail_info"]
+        failures = frozenset() if isinstance(fail_field, core.Void) else frozenset(fail_field.native)
+        token_field = response["time_stamp_token"]
+        token = None if isinstance(token_field, core.Void) else token_field.dump()
+    except _DECODE_ERRORS as exc:
+        raise TokenError(f"not an RFC 3161 TimeStampResp: {exc}") from exc
+    if not isinstance(status, str):
+        raise TokenError(f"unknown PKIStatus {status!r}")
+    return TimeStampReply(status, failures, text, token)
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """The parts of a TimeStampToken a client and a verifier look at."""
+
+    der: bytes
+    signed_data: cms.SignedData
+    tst_info: tsp.TSTInfo
+    tst_bytes: bytes
+    policy: str
+    hash_algorithm: str  # dotted OID of the message imprint's hash
+    hashed_message: bytes
+    serial_number: int
+    gen_time: datetime
+    nonce: int | None
+    certificates: tuple[Certificate, ...]
+    tsa_certificate: Certificate | None  # the certificate the SignerInfo names, when the token carries it
+
+    def signature_verifies(self, certificate: Certificate | None = None) -> bool:
+        """Whether the TSA's SM2 signature verifies with ``certificate`` (default: the one in the token), the
+        messageDigest attribute being the digest of the TSTInfo and contentType id-ct-TSTInfo."""
+        return self.signature_problem(certificate) is None
+
+    def signature_problem(self, certificate: Certificate | None = None) -> str | None:
+        """Why the TSA's signature does not verify (see :meth:`signature_verifies`), or None when it does."""
+        signer_cert = certificate or self.tsa_certificate
+        if signer_cert is None:
+            return "the TSA certificate is not in the token"
+        signer_info = self.signed_data["signer_infos"][0]
+        algorithm = signer_info["signature_algorithm"]["algorithm"].dotted
+        if algorithm not in TSA_SIGNATURE_ALGORITHMS:
+            return f"TSA signature algorithm {algorithm} not supported"
+        attributes = signer_info["signed_attrs"]
+        if isinstance(attributes, core.Void) or not len(attributes):
+            message = self.tst_bytes  # RFC 5652 allows it; RFC 3161 tokens always have attributes
+        else:
+            digest_oid = signer_info["digest_algorithm"]["algorithm"].dotted
+            digest = ACCEPTED_HASHES.get(digest_oid)
+            if digest is None:
+                return f"TSA digest algorithm {digest_oid} not supported"
+            values = {a["type"].dotted: [v.native for v in a["values"]] for a in attributes}
+            if values.get("1.2.840.113549.1.9.4") != [digest(self.tst_bytes)]:  # messageDigest
+                return "TSA messageDigest attribute does not match the TSTInfo"
+            if values.get("1.2.840.113549.1.9.3") != ["tst_info"]:  # contentType
+                return "TSA contentType attribute is not id-ct-TSTInfo"
+            message = cms.CMSAttributes.load(attributes.untag().dump()).dump()
+        if signer_cert.public_key.verify(message, signer_info["signature"].native):
+            return None
+        return f"TSA signature does not verify with the key of {signer_cert.subject!r}"
+
+
+def read_token(data: bytes) -> TokenInfo:
+    """Read a DER TimeStampToken; raises :class:`TokenError` when it is not one (one SignerInfo, TSTInfo v1)."""
+    try:
+        info = cms.ContentInfo.load(data, strict=True)
+        if info["content_type"].native != "signed_data":
+            raise TokenError(f"content type {info['content_type'].dotted} is not signedData")
+        signed = info["content"]
+        encap = signed["encap_content_info"]
+        if encap["content_type"].native != "tst_info":
+            raise TokenError(f"encapsulated content {encap['content_type'].dotted} is not a TSTInfo")
+        tst_bytes = bytes(encap["content"].contents)
+        tst = tsp.TSTInfo.load(tst_bytes, strict=True)
+        if tst["version"].native != "v1":
+            raise TokenError(f"TSTInfo version {tst['version'].native} is not 1")
+        imprint = tst["message_imprint"]
+        nonce = tst["nonce"].native
+        gen_time = tst["gen_time"].native
+        signer_infos = signed["signer_infos"]
+        signer_infos.native  # noqa: B018 - parsed in full: a broken field fails here, not later
+        if len(signer_infos) != 1:
+            raise TokenError(f"{len(signer_infos)} SignerInfos, expected 1")
+        certificates: list[Certificate] = []
+        for choice in signed["certificates"] or []:
+            if choice.name == "certificate":
+                try:
+                    certificates.append(Certificate.from_der(choice.chosen.dump()))
+                except CertificateError:
+                    continue
+        sid = signer_infos[0]["sid"]
+        tsa = next((c for c in certificates if c.matches_signer_identifier(sid)), None)
+        return TokenInfo(
+            der=bytes(data),
+            signed_data=signed,
+            tst_info=tst,
+            tst_bytes=tst_bytes,
+            policy=tst["policy"].dotted,
+            hash_algorithm=imprint["hash_algorithm"]["algorithm"].dotted,
+            hashed_message=imprint["hashed_message"].native,
+            serial_number=tst["serial_number"].native,
+            gen_time=gen_time.astimezone(UTC),
+            nonce=nonce,
+            certificates=tuple(certificates),
+            tsa_certificate=tsa,
+        )
+    except TokenError:
+        raise
+    except _DECODE_ERRORS as exc:
+        raise TokenError(f"not an RFC 3161 TimeStampToken: {exc}") from exc
