@@ -26,7 +26,7 @@ from certstore.records import EXAMPLE_HOLDERS, example_draft, prepare_version
 from certstore.seal import make_seal, sign_seal
 from certstore.services import certificates
 from certstore.services.catalogue import list_entries, load_shipped
-from certstore.services.issuance import SealingKey, file_maker, sealing_key
+from certstore.services.issuance import SealingKey, file_maker
 from certstore.services.keys import init_dev_keys
 from certstore.services.verification import repository_check
 from certstore.store.blobs import FileBlobStore
@@ -76,7 +76,11 @@ def issued(tmp_path_factory: pytest.TempPathFactory) -> Issued:
     store.add_signer(
         "other", role=SignerRole.SIGNER, key=other_key, certificate=other_cert, chain=(ca.certificate,)
     )
-    agency_key = sealing_key(store, issuer=shipped_entry(CODE).issuer.credit_code)  # the issuer's own seal
+    # the issuer's signer, with a seal of a tiny picture (every byte of the seal is flipped below)
+    issuer = shipped_entry(CODE).issuer
+    agency = store.signer_entry(issuer.credit_code)
+    agency_key = SealingKey(store.signer(agency.name), agency.certificate, agency.chain,
+                            _seal_for(store, agency.name, f"{issuer.name}专用章", "41010000000002"))  # fmt: skip
     other = SealingKey(store.signer("other"), other_cert, (ca.certificate,),
                        _seal_for(store, "other", "另一个发证机关专用章", "41010000000003"))  # fmt: skip
     database = Database(f"sqlite:///{root / 'certstore.db'}")
