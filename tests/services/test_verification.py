@@ -164,9 +164,12 @@ def _snapshot(app: Application, **kwargs: object) -> bytes:
     return status_snapshot.build_snapshot(app, issuing.call(), **kwargs).data  # type: ignore[arg-type]
 
 
-def test_offline_with_a_status_snapshot(app: Application, draft: DraftMaker) -> None:
+def test_offline_with_a_status_snapshot(app: Application, draft: DraftMaker, clock: Clock) -> None:
     identifier = _issued(app, draft)
     data = _stored(app, identifier)
+    # The seal is signed (and time-stamped) by the real clock; a snapshot is as of the repository's (test) clock:
+    # move it past the signing time, or the file would be newer than the snapshot (status unknown).
+    clock.advance(minutes=1)
     valid = _snapshot(app)
     report = verification.verify_presented(app, data, offline=True, status_snapshot=valid).report
     assert report.indication is Indication.VALID, report.to_dict()
@@ -185,6 +188,7 @@ def test_offline_with_a_status_snapshot(app: Application, draft: DraftMaker) -> 
 
 def test_a_stale_snapshot_says_status_unknown(app: Application, draft: DraftMaker, clock: Clock) -> None:
     data = _stored(app, _issued(app, draft))
+    clock.advance(minutes=1)  # past the real-clock signing time (see above)
     stale = _snapshot(app, valid_for=timedelta(hours=24))
     fresh = verification.verify_presented(app, data, offline=True, status_snapshot=stale).report
     assert fresh.indication is Indication.VALID
