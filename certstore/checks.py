@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-__all__ = ["Check", "CheckResult", "Indication", "indication_of", "worst"]
+__all__ = ["Check", "CheckResult", "Indication", "indication_of", "worst", "worst_result"]
 
 
 class CheckResult(StrEnum):
@@ -59,6 +59,16 @@ def indication_of(checks: Iterable[Check]) -> Indication:
     if CheckResult.UNKNOWN in results:
         return Indication.INDETERMINATE
     return Indication.VALID
+
+
+def worst_result(results: Iterable[CheckResult]) -> CheckResult:
+    """The result that decides several partial findings of one check: FAILED > UNKNOWN > SKIPPED > PASSED;
+    PASSED for an empty input."""
+    found = set(results)
+    for result in (CheckResult.FAILED, CheckResult.UNKNOWN, CheckResult.SKIPPED):
+        if result in found:
+            return result
+    return CheckResult.PASSED
 
 
 def worst(indications: Iterable[Indication]) -> Indication:

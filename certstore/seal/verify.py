@@ -38,7 +38,7 @@ from functools import lru_cache
 
 from asn1crypto import core
 
-from certstore.checks import Check, CheckResult, Indication, indication_of
+from certstore.checks import Check, CheckResult, Indication, indication_of, worst_result
 from certstore.crypto import oids
 from certstore.crypto.signer import CLOCK_SKEW, SIGNING_KEY_USAGES, ClaimedTime, ValidityWindow, signer_checks
 from certstore.crypto.sm2 import SM2PublicKey
@@ -308,13 +308,6 @@ def _maker_chain_check(seal: Seal, trust: TrustStore, at: datetime) -> Check:
     return Check(MAKER_CHAIN, check.result, f"maker certificate: {check.reason}", check.warnings)
 
 
-def _worst(*results: CheckResult) -> CheckResult:
-    for result in (CheckResult.FAILED, CheckResult.UNKNOWN, CheckResult.SKIPPED):
-        if result in results:
-            return result
-    return CheckResult.PASSED
-
-
 # --- Seal verification -----------------------------------------------------------------------------------
 
 
@@ -501,7 +494,7 @@ def _seal_validity_check(sig: SealSignature, trust: TrustStore, when: datetime) 
     window_result, window_reason = _seal_window(seal, when)
     return Check(
         SEAL_VALIDITY,
-        _worst(maker_result, window_result),
+        worst_result((maker_result, window_result)),
         f"{window_reason}; {maker_reason}",
         tuple(warnings),
     )
@@ -588,7 +581,7 @@ def _timestamp_check(sig: SealSignature, trust: TrustStore) -> tuple[Check, date
         if purposes is None or oids.TIME_STAMPING not in purposes:
             results.append((CheckResult.FAILED, "TSA certificate lacks the timeStamping extended key usage"))
 
-    result = _worst(*(r for r, _ in results))
+    result = worst_result(r for r, _ in results)
     shown = [reason for r, reason in results if r is result] if result is not CheckResult.PASSED else []
     reason = f"timestamp genTime {_iso(gen_time)}: " + (
         "; ".join(shown) if shown else "token verifies, imprint matches, genTime ≥ timeInfo"

@@ -25,7 +25,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, NamedTuple
 
-from certstore.checks import Check, CheckResult, worst
+from certstore.checks import Check, CheckResult, worst, worst_result
 from certstore.crypto.trust import TrustStore
 from certstore.identifiers import CertificateIdentifier, IdentifierError
 from certstore.packaging.ofd.reader import OfdFormatError, OfdPackage, OfdReader
@@ -97,9 +97,6 @@ def _describe_owner(signer: SignerSummary) -> str:
         if part
     )
     return organisation or "no organisation"
-
-
-_ORDER = {CheckResult.PASSED: 0, CheckResult.SKIPPED: 0, CheckResult.UNKNOWN: 1, CheckResult.FAILED: 2}
 
 
 def _judge_signature(
@@ -274,7 +271,7 @@ def _seal_owner_check(
         )
     if not judged:
         return Check(SEAL_OWNER, CheckResult.UNKNOWN, "no signature to tie to its owner", tuple(warnings))
-    result = max((r for r, _, _ in judged), key=_ORDER.__getitem__)
+    result = worst_result(r for r, _, _ in judged)
     shown = (
         [text for r, text, _ in judged if r is result]
         if result is not CheckResult.PASSED
