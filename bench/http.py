@@ -272,8 +272,8 @@ def http(ctx: BenchContext) -> Results:
         ctx.log(f"tests/servers/api.py not importable ({exc}): run from a source checkout")
         return _nan_results()
 
-    seconds = ctx.pick(full=15.0, quick=2.0)
-    warm_up = ctx.pick(full=3.0, quick=1.0)
+    seconds = ctx.pick(full=15.0, quick=1.0)
+    warm_up = ctx.pick(full=3.0, quick=0.3)
     with tempfile.TemporaryDirectory(prefix="certstore-bench-http-") as tmp:
         root = Path(tmp)
         with _store(ctx, root) as (store_env, on_postgres):

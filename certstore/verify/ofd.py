@@ -24,12 +24,10 @@ The kind of a signature is decided by the structure of SignedValue.dat, not by t
 in the unprotected Signatures.xml); a contradiction is reported as a warning.
 
 File-level findings (the report's ``problems``): tolerated deviations of the package; structure failures in the
-document's XML parts (INVALID); and **coverage** — package files that no signature's References protect. The
-signatures' own Signature.xml / SignedValue.dat, a verified Seal.esl copy and Signatures.xml (which a document
-that accepts further signatures cannot protect, GB/T 33190 §18) are exempt. An unprotected file that the document
-displays or interprets (OFD.xml, Document.xml, pages, templates, resources, annotations, attachments, tags — or a
-file that differs from one of them only in case) makes the file INDETERMINATE: what is shown is not what was
-signed, or not provably so. Any other unprotected file is reported and does not change the verdict.
+document's XML parts (INVALID); and **coverage** (:mod:`certstore.verify.coverage`, rule 3 of the canonical-package
+rule): a package file that no signature's References protect — other than the signature files themselves — makes
+the file INDETERMINATE, and INVALID when it shadows a protected file under a resolution rule some reader uses.
+Rules 1 and 2 (one archive, canonical names) are the reader's: a package that breaks them is refused (INVALID).
 
 **Copies (副本).** A copy made by the repository (:mod:`certstore.services.copies`) is a document of its own that
 embeds the issuer-sealed original (原件) as an attachment with ``Usage="original"`` and ``Format="ofd"``
@@ -70,6 +68,7 @@ from certstore.packaging.ofd.reader import (
     resolve_location,
 )
 from certstore.seal import SealSignature, verify_seal_signature
+from certstore.verify.coverage import coverage_findings
 from certstore.verify.report import (
     CertificateReport,
     Format,
@@ -741,40 +740,14 @@ def _seal_copy_check(signature: OfdSignature, package: OfdPackage, parsed: SealS
 
 
 def _file_findings(package: OfdPackage) -> tuple[list[str], list[Indication]]:
-    """(problems, their effect on the file's indication)."""
+    """(problems, their effect on the file's indication): the reader's tolerated deviations, structure failures
+    in the document's XML parts (INVALID), and coverage (:mod:`certstore.verify.coverage`)."""
     problems = list(package.warnings)
     effects: list[Indication] = []
     for error in package.errors:
         problems.append(f"structure: {error}")
         effects.append(Indication.INVALID)
-    signatures = package.signatures
-    if not signatures:
-        problems.append(f"no signature: nothing protects the {len(package.files)} file(s) of the package")
-        return problems, effects
-    covered = {
-        reference.path
-        for signature in signatures
-        if signature.signed_info is not None
-        for reference in signature.signed_info.references
-        if reference.path is not None
-    }
-    exempt = {document.signatures_path for document in package.documents if document.signatures_path}
-    for signature in signatures:
-        if signature.signed_info is None:  # not a readable Signature.xml: its files are not signature files
-            continue
-        exempt |= {
-            p for p in (signature.path, signature.signed_value_path, signature.signed_info.seal_path) if p
-        }
-    content_by_case = {path.lower(): role for path, role in package.content_files.items()}
-    for path in package.files:
-        if path in covered or path in exempt:
-            continue
-        role = package.content_files.get(path) or content_by_case.get(path.lower())
-        if role is not None:
-            problems.append(
-                f"not protected by any signature: /{path} ({role}, shown or interpreted by readers)"
-            )
-            effects.append(Indication.INDETERMINATE)
-        else:
-            problems.append(f"not protected by any signature: /{path} (not used by the document)")
+    covering, effect = coverage_findings(package)
+    problems.extend(covering)
+    effects.extend(effect)
     return problems, [worst(effects)] if effects else []

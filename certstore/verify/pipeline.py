@@ -4,7 +4,7 @@
 
 1. refuses input it cannot even classify — empty, or neither a ZIP nor a PDF, or a ZIP without ``OFD.xml`` — with
    :class:`UnreadableFileError` (the CLI's exit code 3: "unreadable input");
-2. dispatches by content, never by file name: a ZIP with OFD.xml (bytes before the archive tolerated) to
+2. dispatches by content, never by file name: a ZIP with OFD.xml to
    :func:`certstore.verify.ofd.verify_ofd`; ``%PDF-`` in the first KiB to ``certstore.verify.pdf.verify_pdf``
    (imported lazily; when that module is not installed the report is INDETERMINATE and says so);
 3. adds the certificate-level checks ``status`` and ``content_match`` when the file names an e-certificate
@@ -167,7 +167,8 @@ class VerifiedFile:
 
 
 def detect_format(data: bytes) -> Format:
-    """OFD for a ZIP archive (also with bytes prepended), PDF for ``%PDF-`` in the first KiB; otherwise
+    """OFD for a ZIP archive (also one with bytes prepended: the OFD reader refuses those, rule 1 of the
+    canonical-package rule), PDF for ``%PDF-`` in the first KiB; otherwise
     :class:`UnreadableFileError`."""
     if not data:
         raise UnreadableFileError("empty file")

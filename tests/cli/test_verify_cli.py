@@ -123,7 +123,7 @@ def test_hostile_package_is_invalid_not_a_crash(cli, tmp_path: Path) -> None:
     result = cli("verify", path, "--json")
     assert result.code == 1
     assert result.json()["problems"] == [
-        "package refused: ZIP entry name '../../evil.sh' contains '..' (path traversal)"
+        "package refused: canonical package rule 2 (names): entry name '../../evil.sh' contains '..' (path traversal)"
     ]
 
 

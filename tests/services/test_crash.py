@@ -23,7 +23,7 @@ from certstore.store.repository import Repository
 
 ROOT = Path(__file__).resolve().parents[2]
 TOTAL = 40  # certificate numbers per run
-ROUNDS = 7
+ROUNDS = 5
 
 
 def _run_and_kill(data_dir: Path, env: dict[str, str], start: int, rng: random.Random) -> list[str]:

@@ -18,6 +18,7 @@ from certstore.crypto.trust import TrustStore
 from certstore.packaging.ofd.reader import Limits, NotOfdError, OfdFormatError, OfdReader
 from certstore.verify import OfdOptions, UnreadableFileError, VerificationReport, verify_file
 from tests.seal.seal_builders import Hierarchy, make_hierarchy
+from tests.support.zipwriter import Member, write_zip
 from tests.verify.builders import (
     DECL,
     NS,
@@ -96,8 +97,9 @@ def test_zip_bomb_by_total() -> None:
     assert reason_of(report).endswith("over the total limit (zip bomb)")
 
 
-def _patch_declared_size(data: bytes, name: str, size: int) -> bytes:
-    """Change the uncompressed size of ``name`` in the central directory (the local header keeps the truth)."""
+def _patch_declared_size(data: bytes, name: str, size: int, *, local: bool = True) -> bytes:
+    """Change the uncompressed size of ``name`` in the central directory and (``local``) in its local header too,
+    so that the two tell the same lie."""
     patched = bytearray(data)
     encoded = name.encode()
     offset = 0
@@ -106,26 +108,41 @@ def _patch_declared_size(data: bytes, name: str, size: int) -> bytes:
         name_length = struct.unpack_from("<H", patched, offset + 28)[0]
         if patched[offset + 46 : offset + 46 + name_length] == encoded:
             struct.pack_into("<I", patched, offset + 24, size)
+            if local:
+                struct.pack_into("<I", patched, struct.unpack_from("<I", patched, offset + 42)[0] + 22, size)
             return bytes(patched)
         offset += 46
 
 
 def test_declared_size_smaller_than_content() -> None:
-    """A central directory that under-declares an entry (to slip past the caps) cannot make us inflate more."""
-    data = _patch_declared_size(
-        zip_bytes(minimal(**{"Doc_0/big.xml": bytes(30 * MiB)})), "Doc_0/big.xml", 1000
+    """A size under-declared (to slip past the caps) in both headers cannot make us inflate more than it says;
+    under-declared in the central directory only, the local header's disagreement refuses it first (rule 1)."""
+    data = zip_bytes(minimal(**{"Doc_0/big.xml": bytes(30 * MiB)}))
+    report = refused(_patch_declared_size(data, "Doc_0/big.xml", 1000))
+    assert (
+        reason_of(report)
+        == "package refused: ZIP entry 'Doc_0/big.xml' inflates beyond its declared 1000 bytes"
     )
-    report = refused(data)
+    report = refused(_patch_declared_size(data, "Doc_0/big.xml", 1000, local=False))
     assert reason_of(report).startswith(
-        "package refused: ZIP entry 'Doc_0/big.xml' cannot be read: Bad CRC-32"
+        "package refused: canonical package rule 1 (one archive): entry 'Doc_0/big.xml': its local header says "
+    )
+    assert reason_of(report).endswith(
+        "→ 31457280 bytes; the central directory says CRC-32 f99c62a6, 30586 → 1000 bytes"
     )
 
 
 def test_declared_size_larger_than_content() -> None:
-    data = _patch_declared_size(zip_bytes(minimal(**{"Doc_0/x.xml": b"<x/>"})), "Doc_0/x.xml", 5000)
-    report = refused(data)
+    """A size over-declared in both headers: the bytes fall short of it; in the central directory only: rule 1."""
+    data = zip_bytes(minimal(**{"Doc_0/x.xml": b"<x/>"}))
+    report = refused(_patch_declared_size(data, "Doc_0/x.xml", 5000))
     assert reason_of(report) == (
         "package refused: ZIP entry 'Doc_0/x.xml' declares 5000 bytes but holds 4: sizes do not match"
+    )
+    report = refused(_patch_declared_size(data, "Doc_0/x.xml", 5000, local=False))
+    assert reason_of(report) == (
+        "package refused: canonical package rule 1 (one archive): entry 'Doc_0/x.xml': its local header says "
+        "CRC-32 1226842b, 6 → 4 bytes; the central directory says CRC-32 1226842b, 6 → 5000 bytes"
     )
 
 
@@ -150,44 +167,74 @@ def test_too_many_entries() -> None:
 @pytest.mark.parametrize(
     ("name", "message"),
     [
-        ("../x.xml", "ZIP entry name '../x.xml' contains '..' (path traversal)"),
-        ("Doc_0/../../etc/passwd", "ZIP entry name 'Doc_0/../../etc/passwd' contains '..' (path traversal)"),
-        ("/etc/passwd", "ZIP entry name '/etc/passwd' is an absolute path"),
-        ("C:/Windows/x.dll", "ZIP entry name 'C:/Windows/x.dll' is an absolute path"),
+        ("../x.xml", "entry name '../x.xml' contains '..' (path traversal)"),
+        ("Doc_0/../../etc/passwd", "entry name 'Doc_0/../../etc/passwd' contains '..' (path traversal)"),
+        ("/etc/passwd", "entry name '/etc/passwd' is an absolute path"),
+        ("C:/Windows/x.dll", "entry name 'C:/Windows/x.dll' is an absolute path"),
         (
             "Doc_0\\..\\x.xml",
-            "ZIP entry name 'Doc_0\\\\..\\\\x.xml' contains a backslash (path separator trick)",
+            "entry name 'Doc_0\\\\..\\\\x.xml' contains a backslash (a path separator on Windows)",
         ),
     ],
     ids=["traversal", "nested-traversal", "absolute", "drive", "backslash"],
 )
 def test_dangerous_entry_names(name: str, message: str) -> None:
+    """Names that escape the extraction directory or that readers split differently: rule 2 (names)."""
     report = refused(zip_bytes(minimal(**{name: b"x"})))
-    assert reason_of(report) == f"package refused: {message}"
+    assert reason_of(report) == f"package refused: canonical package rule 2 (names): {message}"
 
 
 def test_nul_in_entry_name() -> None:
+    """A NUL inside a name (C readers stop at it, others keep it): rule 2, shown escaped."""
     data = zip_bytes(minimal(**{"Doc_0/aXb.xml": b"x"})).replace(b"Doc_0/aXb.xml", b"Doc_0/a\0b.xml")
     report = refused(data)
-    assert reason_of(report) == "package refused: ZIP entry name 'Doc_0/a\\\\0b.xml' contains a NUL byte"
+    assert reason_of(report) == (
+        "package refused: canonical package rule 2 (names): entry name 'Doc_0/a\\\\0b.xml' contains a control "
+        "character"
+    )
 
 
 def test_duplicate_entry() -> None:
+    """Two entries named OFD.xml (readers keep the first or the last): rule 2."""
     with pytest.warns(UserWarning, match="Duplicate name"):
         data = zip_bytes([*minimal(), ("OFD.xml", ofd_xml(identifier="other"))])
-    assert reason_of(refused(data)) == "package refused: duplicate ZIP entry 'OFD.xml'"
+    assert (
+        reason_of(refused(data))
+        == "package refused: canonical package rule 2 (names): duplicate entry 'OFD.xml'"
+    )
 
 
 def test_duplicate_after_normalisation() -> None:
+    """A second name for OFD.xml that readers normalise differently: refused for not being normal already."""
     data = zip_bytes([*minimal(), ("./OFD.xml", b"<x/>")])
     assert reason_of(refused(data)) == (
-        "package refused: duplicate ZIP entry: 'OFD.xml' and './OFD.xml' both name 'OFD.xml'"
+        "package refused: canonical package rule 2 (names): entry name './OFD.xml' is not normal (an empty or '.' "
+        "segment: readers differ)"
+    )
+
+
+def test_duplicate_after_windows_folding() -> None:
+    """A second OFD.xml that Windows extraction folds onto the first (trailing dot), placed after it."""
+    data = zip_bytes([*minimal(), ("OFD.xml.", ofd_xml(identifier="other"))])
+    assert reason_of(refused(data)) == (
+        "package refused: canonical package rule 2 (names): entries 'OFD.xml' and 'OFD.xml.' are the same file "
+        "where names fold (case, trailing dots or spaces, ':' streams): extraction keeps only one of them"
     )
 
 
 def test_unsupported_compression() -> None:
+    """bzip2 as :mod:`zipfile` writes it (version needed 4.6, which Info-ZIP unzip 6 skips): rule 1; declared
+    with an older version needed, the method itself is refused."""
     data = zip_bytes(minimal(), compression=zipfile.ZIP_BZIP2)
-    assert "uses compression method 12; only stored (0) and deflated (8)" in reason_of(refused(data))
+    assert reason_of(refused(data)) == (
+        "package refused: canonical package rule 1 (one archive): entry 'OFD.xml' needs ZIP version 4.6 to be "
+        "extracted (readers that stop at 4.6 skip it)"
+    )
+    members = [Member.of(name, payload, method=zipfile.ZIP_BZIP2) for name, payload in minimal()]
+    assert reason_of(refused(write_zip(members))) == (
+        "package refused: ZIP entry 'OFD.xml' uses compression method 12; only stored (0) and deflated (8) are "
+        "accepted"
+    )
 
 
 # --- XML ---------------------------------------------------------------------------------------------------
@@ -238,6 +285,8 @@ def test_deep_nesting() -> None:
 
 
 def test_baseloc_pointing_outside(h: Hierarchy) -> None:
+    """A signature whose BaseLoc points outside the package fails its package check; the real Signature.xml,
+    now named by nothing, is listed as uncovered."""
     built = sealed_ofd(h, signatures_entries=[("s1", "Seal", "../../../etc/passwd")])
     with fast():
         report = verify_file(built.package, trust=h.trust)
@@ -247,8 +296,8 @@ def test_baseloc_pointing_outside(h: Hierarchy) -> None:
     assert package.reason == (
         "Doc_0/Signs/Signatures.xml Signature 's1' BaseLoc: location '../../../etc/passwd' points outside the package"
     )
-    # the real Signature.xml is now listed by nothing: reported
-    assert f"not protected by any signature: /{SIGNATURE_XML} (not used by the document)" in report.problems
+    # the real Signature.xml is now listed by nothing: reported as uncovered (rule 3)
+    assert f"rule 3 (coverage): not protected by any signature: /{SIGNATURE_XML}" in report.problems
 
 
 def test_reference_to_a_missing_file(h: Hierarchy) -> None:
@@ -283,27 +332,26 @@ def test_tampered_page_names_the_file(h: Hierarchy) -> None:
 
 
 def test_signature_that_does_not_cover_the_displayed_page(h: Hierarchy) -> None:
+    """An intact signature that leaves the page out: INDETERMINATE, the page named under rule 3 (coverage)."""
     files = content_files()
     built = sealed_ofd(h, files=files, protect=[n for n in files if n != PAGE])
     with fast():
         report = verify_file(built.package, trust=h.trust)
     assert report.signature("s1").indication is Indication.VALID  # the signature itself is intact …
     assert report.indication is Indication.INDETERMINATE  # … but it does not protect what is shown
-    assert report.problems == (
-        f"not protected by any signature: /{PAGE} (page content, shown or interpreted by readers)",
-    )
+    assert report.problems == (f"rule 3 (coverage): not protected by any signature: /{PAGE} (page content)",)
 
 
 def test_second_ofd_xml_differing_in_case(h: Hierarchy) -> None:
-    """A case-insensitive reader (Windows, some viewers) may open ``ofd.XML`` instead of the signed OFD.xml."""
+    """A case-insensitive reader (Windows, some viewers) may open ``ofd.XML`` instead of the signed OFD.xml:
+    refused under rule 2 (names), before any signature is checked."""
     built = sealed_ofd(h)
     forged = ofd_xml(identifier="1.2.156.3005.2.FORGED")
-    with fast():
-        report = verify_file(with_entries(built.package, {"ofd.XML": forged}), trust=h.trust)
-    assert report.indication is Indication.INDETERMINATE
-    assert report.problems == (
-        "ZIP entries 'OFD.xml' and 'ofd.XML' differ only in case (the same file on case-insensitive systems)",
-        "not protected by any signature: /ofd.XML (package entry point, shown or interpreted by readers)",
+    report = refused(with_entries(built.package, {"ofd.XML": forged}), trust=h.trust)
+    assert report.signatures == ()
+    assert reason_of(report) == (
+        "package refused: canonical package rule 2 (names): entries 'OFD.xml' and 'ofd.XML' are the same file "
+        "where names fold (case, trailing dots or spaces, ':' streams): extraction keeps only one of them"
     )
 
 

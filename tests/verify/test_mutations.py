@@ -101,8 +101,8 @@ def _entries(data: bytes) -> dict[str, bytes]:
 
 
 def _rezip(files: dict[str, bytes]) -> bytes:
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+    out = io.BytesIO()  # stored: thousands of rezips, each would deflate the face picture again
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as archive:
         for name, content in files.items():
             archive.writestr(name, content)
     return out.getvalue()
@@ -131,7 +131,7 @@ def _failures(report: VerificationReport) -> list[tuple[str, str]]:
 def _positions(size: int, every: bool) -> list[int]:
     if every:
         return list(range(size))
-    step = max(1, size // 97)  # binary resources: a spread of positions (SM3 makes each one as good as all)
+    step = max(1, size // 37)  # protected files: a spread of positions (SM3 makes each one as good as all)
     return sorted(set(range(0, size, step)) | {0, size - 1})
 
 
@@ -157,7 +157,7 @@ def test_every_byte_flip_in_signed_parts_is_invalid(issued: Issued) -> None:
             failures = _failures(report)
             if not name.startswith(SIGN_DIR) and not any(name in reason for _, reason in failures):
                 wrong_check.append((name, position, failures[:2]))
-    assert flips > 3000
+    assert flips > 1500, flips
     assert undetected == []
     assert wrong_check == []  # a changed file is named by the check that failed
 

@@ -152,16 +152,19 @@ def test_without_the_anchor_everything_else_still_passes(trust: TrustStore) -> N
     }
 
 
-def test_an_added_unreferenced_file_is_reported_as_uncovered(trust: TrustStore) -> None:
+def test_an_added_unreferenced_file_makes_the_file_indeterminate(trust: TrustStore) -> None:
+    """Canonical-package rule 3: a file no signature protects is listed, and nobody can say it belongs."""
     data = with_entries(fixture("ofdrw-sign__allprotected.ofd"), {"Doc_0/Res/added.png": b"\x89PNG added"})
     report = _verify(data, trust)
-    assert report.problems == (
-        "not protected by any signature: /Doc_0/Res/added.png (not used by the document)",
-    )
-    assert report.indication is Indication.VALID  # nothing displayed changed
+    assert report.problems == ("rule 3 (coverage): not protected by any signature: /Doc_0/Res/added.png",)
+    assert report.indication is Indication.INDETERMINATE
 
 
-def test_kinggrid_style_prepended_bytes_are_tolerated(trust: TrustStore) -> None:
+def test_kinggrid_style_prepended_bytes_are_refused(trust: TrustStore) -> None:
+    """Canonical-package rule 1: bytes before the archive are what a streaming reader reads first."""
     report = _verify(b"KingGrid-header\x00" * 4 + fixture("ofdrw-sign__allprotected.ofd"), trust)
-    assert report.indication is Indication.VALID
-    assert report.problems == ("64 byte(s) before the ZIP archive ignored",)
+    assert report.indication is Indication.INVALID
+    assert report.problems == (
+        "package refused: canonical package rule 1 (one archive): 64 byte(s) before the first local header (a "
+        "prefix: streaming readers read it, or skip to another archive)",
+    )

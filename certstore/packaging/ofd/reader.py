@@ -7,18 +7,18 @@ written to disk and nothing is fetched from the network.
 Defences, in the order they run:
 
 1. **Size**: the file itself (:attr:`Limits.max_file_size`).
-2. **Central directory, before anything is decompressed**: number of entries, size of the directory, entry
-   names (absolute paths, ``..`` segments, backslashes, NUL bytes, drive letters and empty names are refused;
-   two entries with the same normalised name are refused; names that differ only in case are reported),
-   encryption and compression method, and the *declared* sizes: per entry, per-entry compression ratio (zip
-   bombs), and in total.
-3. **While decompressing**: every entry is streamed through a counter, because declared sizes lie; it stops at
-   the per-entry cap, the ratio cap and the total cap, and refuses an entry whose real size differs from the
-   declared one.
+2. **The ZIP container** (:mod:`.container`): the canonical-package rule — exactly one archive from byte 0 to
+   its end, every local header listed in and agreeing with the central directory, no other format's signature
+   where its readers look, names canonical and distinct however a reader folds them — then, before anything is
+   decompressed, the number of entries, the size of the directory, encryption, compression method and the
+   *declared* sizes: per entry, per-entry compression ratio (zip bombs), and in total.
+3. **While decompressing**: no entry is inflated beyond its declared size + 1 bytes (declared sizes lie), and an
+   entry whose real size or CRC-32 differs from the declared one is refused.
 4. **XML** (lxml): no DTD loading, no entity resolution, no network, no huge trees, and any ``DOCTYPE`` is
    refused outright (XXE, billion laughs); size and nesting depth are capped.
 
-Bytes prepended to the ZIP (KingGrid files) are tolerated and counted (:attr:`OfdPackage.prefix_bytes`).
+Bytes before the archive (some KingGrid files) are refused like any other byte no entry accounts for: a streaming
+reader reads them as the package.
 
 Locations (ST_Loc) resolve as STANDARDS §2.1 says: ``/a/b`` from the package root, anything else relative to
 the directory of the XML file that contains it; a location that climbs out of the package is refused. Two
@@ -31,13 +31,9 @@ XML is read by local element name, in any order (real files put ``SignedValue`` 
 
 from __future__ import annotations
 
-import io
 import posixpath
 import re
-import struct
 import threading
-import zipfile
-import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
@@ -45,11 +41,15 @@ from types import MappingProxyType
 
 from lxml import etree
 
+from .container import fold_name, inflate, read_container
+from .limits import DEFAULT_LIMITS, Limits, MiB, NonCanonicalPackageError, NotOfdError, OfdFormatError
+
 __all__ = [
     "DEFAULT_LIMITS",
     "OFD_NS",
     "DocInfo",
     "Limits",
+    "NonCanonicalPackageError",
     "NotOfdError",
     "OfdDocument",
     "OfdFormatError",
@@ -65,49 +65,8 @@ __all__ = [
 
 OFD_NS = "http://www.ofdspec.org/2016"
 OFD_XML = "OFD.xml"
-MiB = 1024 * 1024
 
-_STORED, _DEFLATED = zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED
-_EOCD = b"PK\x05\x06"
-_LOCAL_MAGIC = b"PK\x03\x04"
-_LOCAL_HEADER = struct.Struct("<4s5H3I2H")
-_LOCAL_HEADER_SIZE = _LOCAL_HEADER.size
-_EOCD_SIZE = 22
-_MAX_COMMENT = 0xFFFF
 _URI_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
-_DRIVE = re.compile(r"^[A-Za-z]:")
-
-
-class OfdFormatError(ValueError):
-    """The bytes are not an acceptable OFD package. The message names the entry, element or limit."""
-
-
-class NotOfdError(OfdFormatError):
-    """The bytes are not an OFD package at all: not a ZIP archive, or a ZIP without ``OFD.xml``."""
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Caps applied to a presented file (defaults sized for e-certificates: a few pages, a few images)."""
-
-    max_file_size: int = 50 * MiB
-    max_entries: int = 2_000
-    #: Central-directory bytes allowed per entry (bounds the work of listing the archive).
-    max_directory_bytes_per_entry: int = 1_024
-    max_total_size: int = 200 * MiB
-    max_entry_size: int = 64 * MiB
-    max_ratio: int = 200
-    #: Entries inflating to no more than this are not ratio-checked (tiny XML files compress very well).
-    ratio_grace: int = 64 * 1024
-    max_xml_size: int = 16 * MiB
-    max_xml_depth: int = 128
-    max_signatures: int = 100
-    max_references: int = 2_000
-    #: Warnings kept (a hostile file can produce one per element); the rest are only counted.
-    max_warnings: int = 100
-
-
-DEFAULT_LIMITS = Limits()
 
 
 # --- The model ------------------------------------------------------------------------------------------
@@ -220,7 +179,9 @@ class OfdPackage:
     files: Mapping[str, bytes] = field(repr=False)
     documents: tuple[OfdDocument, ...]
     content_files: Mapping[str, str]
-    prefix_bytes: int = 0
+    #: Every file some location (ST_Loc, a Reference's FileRef …) of the package resolved to, with the location
+    #: texts as written (stripped): what the coverage rule's shadow test compares other entries with.
+    locations: Mapping[str, frozenset[str]] = field(default_factory=lambda: MappingProxyType({}))
     errors: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
     #: Document roots and attachment lists as the reader parsed them, and the limits it parsed them under
@@ -380,27 +341,6 @@ def _attr(element: etree._Element, name: str) -> str | None:
 # --- Names and locations --------------------------------------------------------------------------------
 
 
-def _entry_name(raw: str) -> str:
-    """The normalised name of a ZIP entry, or :class:`OfdFormatError` for a dangerous one."""
-    shown = raw.replace("\0", "\\0")
-    if not raw or raw in ("/", "."):
-        raise OfdFormatError(f"ZIP entry with an empty name ({shown!r})")
-    if "\0" in raw:
-        raise OfdFormatError(f"ZIP entry name {shown!r} contains a NUL byte")
-    if "\\" in raw:
-        raise OfdFormatError(f"ZIP entry name {shown!r} contains a backslash (path separator trick)")
-    if raw.startswith("/") or _DRIVE.match(raw):
-        raise OfdFormatError(f"ZIP entry name {shown!r} is an absolute path")
-    segments = raw.split("/")
-    if ".." in segments:
-        raise OfdFormatError(f"ZIP entry name {shown!r} contains '..' (path traversal)")
-    is_directory = raw.endswith("/")
-    kept = [s for s in segments if s not in ("", ".")]
-    if not kept:
-        raise OfdFormatError(f"ZIP entry with an empty name ({shown!r})")
-    return "/".join(kept) + ("/" if is_directory else "")
-
-
 def resolve_location(location: str, base_dir: str) -> str:
     """Resolve an ST_Loc: ``/x`` from the package root, ``x`` against ``base_dir`` (the directory of the XML
     file that holds it). Refuses URIs, backslashes, NUL bytes, and locations that climb out of the package."""
@@ -444,18 +384,6 @@ _resolve_location_memo = lru_cache(maxsize=4096)(_resolve_location)  # errors ar
 # --- The reader -----------------------------------------------------------------------------------------
 
 
-def _declared_directory(data: bytes) -> tuple[int, int] | None:
-    """(entries, central-directory size) from the end-of-central-directory record, or None if not found."""
-    start = max(0, len(data) - _EOCD_SIZE - _MAX_COMMENT)
-    offset = data.rfind(_EOCD, start)
-    if offset < 0 or offset + _EOCD_SIZE > len(data):
-        return None
-    _disk, _cd_disk, _disk_entries, entries, size, _offset, _comment = struct.unpack(
-        "<HHHHIIH", data[offset + 4 : offset + _EOCD_SIZE]
-    )
-    return entries, size
-
-
 #: Parsed trees the package keeps for :meth:`OfdPackage.read_only_xml` (what a copy's check reads again), and
 #: the most XML source they may come from: the other trees are dropped as the walk goes, as before.
 _KEPT_ROLES = frozenset({"document root", "attachment list"})
@@ -472,9 +400,8 @@ class OfdReader:
         self._warnings: list[str] = []
         self._errors: list[str] = []
         self._content: dict[str, str] = {}
+        self._locations: dict[str, set[str]] = {}
         self._lower: dict[str, list[str]] = {}
-        self._prefix = 0
-        self._inflated = 0
         self._walked: set[str] = set()
         self._signature_paths: dict[str, str] = {}
         self._parsed: dict[str, etree._Element] = {}
@@ -494,11 +421,15 @@ class OfdReader:
             raise OfdFormatError(
                 f"file of {len(self._data)} bytes exceeds the {limits.max_file_size}-byte limit"
             )
-        archive = self._open_archive()
-        with archive:
-            infos = self._check_directory(archive)
-            for info, name in infos:
-                self._files[name] = self._inflate(info, name)
+        entries = read_container(self._data, limits)
+        if not any(fold_name(entry.name) == OFD_XML.lower() for entry in entries):
+            raise NotOfdError("a ZIP archive without OFD.xml at its root: not an OFD package")
+        for entry in entries:
+            content = inflate(self._data, entry)  # directories too: their CRC and (empty) stream are checked
+            if not entry.is_directory:
+                self._files[entry.name] = content
+        if OFD_XML not in self._files:
+            raise OfdFormatError("no OFD.xml at the package root (only a name that differs in case)")
         for name in self._files:
             self._lower.setdefault(name.lower(), []).append(name)
         documents = self._read_documents()
@@ -508,165 +439,12 @@ class OfdReader:
             files=MappingProxyType(self._files),
             documents=documents,
             content_files=MappingProxyType(self._content),
-            prefix_bytes=self._prefix,
+            locations=MappingProxyType({path: frozenset(texts) for path, texts in self._locations.items()}),
             errors=tuple(self._errors),
             warnings=tuple(self._warnings),
             parsed=MappingProxyType(self._parsed),
             parsed_limits=self._limits,
         )
-
-    def _open_archive(self) -> zipfile.ZipFile:
-        limits = self._limits
-        declared = _declared_directory(self._data)
-        if declared is None:
-            raise NotOfdError("not a ZIP archive (no end-of-central-directory record)")
-        entries, directory_size = declared
-        if entries == 0xFFFF or directory_size == 0xFFFFFFFF:
-            entries, directory_size = 0, 0  # ZIP64 markers: the real counts are checked once listed
-        if entries > limits.max_entries:
-            raise OfdFormatError(f"{entries} ZIP entries exceed the limit of {limits.max_entries}")
-        if directory_size > limits.max_entries * limits.max_directory_bytes_per_entry:
-            raise OfdFormatError(
-                f"ZIP central directory of {directory_size} bytes exceeds the limit of "
-                f"{limits.max_entries * limits.max_directory_bytes_per_entry} bytes"
-            )
-        try:
-            archive = zipfile.ZipFile(io.BytesIO(self._data))
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError, OSError, struct.error) as exc:
-            raise NotOfdError(f"not a readable ZIP archive: {exc}") from None
-        infos = archive.infolist()
-        if len(infos) > limits.max_entries:
-            archive.close()
-            raise OfdFormatError(f"{len(infos)} ZIP entries exceed the limit of {limits.max_entries}")
-        if not any(i.orig_filename.lstrip("./").lower() == OFD_XML.lower() for i in infos):
-            archive.close()
-            raise NotOfdError("a ZIP archive without OFD.xml at its root: not an OFD package")
-        # zipfile shifts header offsets by any data found before the archive (KingGrid prepends bytes).
-        self._prefix = min((i.header_offset for i in infos), default=0)
-        if self._prefix:
-            self._warn(f"{self._prefix} byte(s) before the ZIP archive ignored")
-        return archive
-
-    def _check_directory(self, archive: zipfile.ZipFile) -> list[tuple[zipfile.ZipInfo, str]]:
-        """Everything that can be refused before decompressing: names, methods, declared sizes."""
-        limits = self._limits
-        seen: dict[str, str] = {}
-        by_case: dict[str, str] = {}
-        files: list[tuple[zipfile.ZipInfo, str]] = []
-        declared_total = 0
-        for info in archive.infolist():
-            name = _entry_name(info.orig_filename)
-            if name in seen:
-                if seen[name] == info.orig_filename:
-                    raise OfdFormatError(f"duplicate ZIP entry {name!r}")
-                raise OfdFormatError(
-                    f"duplicate ZIP entry: {seen[name]!r} and {info.orig_filename!r} both name {name!r}"
-                )
-            seen[name] = info.orig_filename
-            if name != info.orig_filename:
-                self._warn(f"ZIP entry name {info.orig_filename!r} read as {name!r}")
-            folded = name.lower()
-            if folded in by_case:
-                self._warn(
-                    f"ZIP entries {by_case[folded]!r} and {name!r} differ only in case "
-                    "(the same file on case-insensitive systems)",
-                )
-            by_case.setdefault(folded, name)
-            if name.endswith("/"):
-                continue
-            if info.flag_bits & 0x1:
-                raise OfdFormatError(f"ZIP entry {name!r} is encrypted")
-            if info.compress_type not in (_STORED, _DEFLATED):
-                raise OfdFormatError(
-                    f"ZIP entry {name!r} uses compression method {info.compress_type}; only stored (0) and "
-                    "deflated (8) are accepted"
-                )
-            if info.file_size > limits.max_entry_size:
-                raise OfdFormatError(
-                    f"ZIP entry {name!r} declares {info.file_size} bytes, over the per-entry limit of "
-                    f"{limits.max_entry_size}"
-                )
-            if info.file_size > limits.ratio_grace and (
-                info.file_size > max(info.compress_size, 1) * limits.max_ratio
-            ):
-                raise OfdFormatError(
-                    f"ZIP entry {name!r} declares a compression ratio of "
-                    f"{info.file_size // max(info.compress_size, 1)}:1 ({info.compress_size} → "
-                    f"{info.file_size} bytes), over the limit of {limits.max_ratio}:1 (zip bomb)"
-                )
-            declared_total += info.file_size
-            if declared_total > limits.max_total_size:
-                raise OfdFormatError(
-                    f"ZIP entries declare more than {limits.max_total_size} bytes in total (at {name!r}): "
-                    "over the total limit (zip bomb)"
-                )
-            files.append((info, name))
-        if OFD_XML not in seen:
-            raise OfdFormatError("no OFD.xml at the package root")
-        return files
-
-    def _inflate(self, info: zipfile.ZipInfo, name: str) -> bytes:
-        """Decompress one entry, never producing more than its declared size + 1 bytes.
-
-        The declared sizes were checked against the per-entry, ratio and total limits before anything was
-        inflated (:meth:`_check_directory`), so capping the output at the declared size keeps every limit
-        even when the declaration lies; a mismatch in either direction is refused, and so is a CRC-32 that does
-        not match. The entry is read straight from the file's bytes (its local header checked as
-        :mod:`zipfile` checks it), one ``zlib`` call for a deflated entry."""
-        try:
-            data = self._entry_data(info)
-        except (zlib.error, ValueError) as exc:
-            raise OfdFormatError(f"ZIP entry {name!r} cannot be read: {exc}") from None
-        size = len(data)
-        if size > info.file_size:
-            if zlib.crc32(data[: info.file_size]) != info.CRC:  # what zipfile reports for an over-long entry
-                raise OfdFormatError(
-                    f"ZIP entry {name!r} cannot be read: Bad CRC-32 for file {info.filename!r}"
-                )
-            raise OfdFormatError(f"ZIP entry {name!r} inflates beyond its declared {info.file_size} bytes")
-        if zlib.crc32(data) != info.CRC:
-            raise OfdFormatError(f"ZIP entry {name!r} cannot be read: Bad CRC-32 for file {info.filename!r}")
-        if size != info.file_size:
-            raise OfdFormatError(
-                f"ZIP entry {name!r} declares {info.file_size} bytes but holds {size}: sizes do not match"
-            )
-        self._inflated += size
-        return data
-
-    def _entry_data(self, info: zipfile.ZipInfo) -> bytes:
-        """The bytes of one entry, at most its declared size + 1; ValueError or zlib.error when unreadable."""
-        data = self._data
-        offset = info.header_offset  # zipfile has shifted it by any bytes before the archive
-        if offset < 0:
-            raise ValueError("negative local header offset")
-        header = data[offset : offset + _LOCAL_HEADER_SIZE]
-        if len(header) != _LOCAL_HEADER_SIZE:
-            raise ValueError("Truncated file header")
-        signature, _version, flags, _method, _time, _date, _crc, _csize, _usize, name_length, extra_length = (
-            _LOCAL_HEADER.unpack(header)
-        )
-        if signature != _LOCAL_MAGIC:
-            raise ValueError("Bad magic number for file header")
-        if info.flag_bits & 0x20:
-            raise ValueError("compressed patched data (flag bit 5)")
-        if info.flag_bits & 0x40:
-            raise ValueError("strong encryption (flag bit 6)")
-        start = offset + _LOCAL_HEADER_SIZE
-        raw_name = data[start : start + name_length]
-        if raw_name.isascii():  # the same in UTF-8 and cp437, and decoded in C
-            local_name_ = raw_name.decode("ascii")
-        else:
-            local_name_ = raw_name.decode("utf-8" if flags & 0x800 else "cp437")
-        if local_name_ != info.orig_filename:
-            raise ValueError(f"File name in directory {info.orig_filename!r} and header {raw_name!r} differ.")
-        start += name_length + extra_length
-        end = start + info.compress_size
-        if end > len(data):
-            raise ValueError("the archive ends inside the entry (truncated)")
-        if info.compress_type == _STORED:
-            return data[start : min(end, start + info.file_size + 1)]
-        inflater = zlib.decompressobj(-zlib.MAX_WBITS)
-        return inflater.decompress(memoryview(data)[start:end], info.file_size + 1)
 
     # -- locations ---------------------------------------------------------------------------------------
 
@@ -678,6 +456,7 @@ class OfdReader:
         except OfdFormatError as exc:
             return None, str(exc)
         if path in self._files:
+            self._locations.setdefault(path, set()).add(location.strip())
             return path, None
         if not location.strip().startswith("/") and base_dir:
             from_root = resolve_location(location, "")
@@ -686,6 +465,7 @@ class OfdReader:
                     f"{where}: {location.strip()!r} is not at {path!r}; read from the package root as "
                     f"{from_root!r}",
                 )
+                self._locations.setdefault(from_root, set()).add(location.strip())
                 return from_root, None
         matches = self._lower.get(path.lower(), [])
         if len(matches) == 1:
@@ -693,6 +473,7 @@ class OfdReader:
                 f"{where}: {location.strip()!r} resolves to {path!r}, which exists only as {matches[0]!r} "
                 "(case differs)",
             )
+            self._locations.setdefault(matches[0], set()).add(location.strip())
             return matches[0], None
         return None, f"{location.strip()!r} ({path}) is not in the package"
 
