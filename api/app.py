@@ -15,7 +15,10 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from api.headers import SecurityHeadersMiddleware
+from api.limits import RequestLimitsMiddleware
 from api.problems import PROBLEM_MEDIA_TYPE, PROBLEM_RESPONSES, install_problem_handlers
+from api.proxies import TrustedProxiesMiddleware
 from api.ratelimit import document_rate_limit
 from api.security import audit_requests
 from api.settings import Settings
@@ -129,8 +132,10 @@ def create_app(
     app.state.services = services
     _problem_media_type_in_openapi(app)
     install_problem_handlers(app)
+    app.add_middleware(RequestLimitsMiddleware)  # inside the audit: its refusals are audited too
     app.middleware("http")(audit_requests)
     _install_public_paths(app, services)
+    _install_edges(app, settings)
     _include_routers(app, services)
     _install_pages(app)
     return app
@@ -181,6 +186,13 @@ def _install_public_paths(app: FastAPI, services: Services) -> None:
 
     app.add_middleware(ShortPathMiddleware, resolve=lambda code: resolve_short_code(services.repo, code))
     app.add_middleware(RateLimitMiddleware)
+
+
+def _install_edges(app: FastAPI, settings: Settings) -> None:
+    """Outermost: the client address from configured proxies only (api/proxies.py), before the rate limits and
+    the audit see it; and around everything, the security headers of every answer (api/headers.py)."""
+    app.add_middleware(TrustedProxiesMiddleware, trusted=settings.trusted_proxies)
+    app.add_middleware(SecurityHeadersMiddleware)
 
 
 def _register_keystore_seals(services: Services) -> None:

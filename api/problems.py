@@ -10,12 +10,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.headers import API_HEADERS
 from certstore.access import AccessDeniedError, AuthenticationError
 from certstore.catalogue import CatalogueError
 from certstore.keystore import KeyStoreError
@@ -38,6 +39,7 @@ from certstore.workdays import CalendarError
 
 __all__ = [
     "PROBLEM_MEDIA_TYPE",
+    "EdgeError",
     "Problem",
     "ProblemError",
     "domain_status",
@@ -79,6 +81,16 @@ class ProblemError(Exception):
         self.status, self.slug, self.title, self.detail, self.errors = status, slug, title, detail, errors
 
 
+class EdgeError(HTTPException):
+    """Raised while a request is read, before any route sees it (api/limits.py): a body over the route's limit
+    (413), a body not arriving in time (408). An HTTPException, so that FastAPI's body reading passes it on
+    unchanged and it is answered as a problem (or an error page, on a page route)."""
+
+    def __init__(self, status: int, slug: str, title: str, detail: str) -> None:
+        super().__init__(status, detail)
+        self.slug, self.title = slug, title
+
+
 def problem_response(
     request: Request,
     status: int,
@@ -98,8 +110,12 @@ def problem_response(
         request_id=getattr(request.state, "request_id", None),
         errors=errors,
     )
+    # the security headers here too: a 500 is sent by Starlette's outermost middleware, outside api/headers.py's
     return JSONResponse(
-        body.model_dump(exclude_none=True), status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers
+        body.model_dump(exclude_none=True),
+        status_code=status,
+        media_type=PROBLEM_MEDIA_TYPE,
+        headers={**API_HEADERS, **(headers or {})},
     )
 
 
@@ -190,7 +206,10 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     async def on_http(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
+        if isinstance(exc, EdgeError):
+            return problem_response(request, exc.status_code, exc.slug, exc.title, exc.detail)
         titles = {
+            408: "Request timeout",
             404: "Not found",
             405: "Method not allowed",
             413: "Payload too large",

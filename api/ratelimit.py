@@ -6,8 +6,10 @@ Each address may make ``burst`` requests at once and then ``rate`` per minute (d
 is answered ``429 Too Many Requests`` as an RFC 9457 problem (type ``…/problems/rate-limited``) with
 ``Retry-After`` in seconds, before any database work. With several API workers each keeps its own buckets, so an
 address gets up to ``workers × rate`` overall; the limit makes enumerating identifiers slow, it does not count
-exactly. The client address is the connection's peer (``request.client``): behind a reverse proxy, run uvicorn
-with ``--forwarded-allow-ips`` so that it is the caller's and not the proxy's.
+exactly. The client address is the connection's peer (``scope["client"]``), or behind a reverse proxy the address
+that proxy forwards — only when the proxy is configured (``CERTSTORE_TRUSTED_PROXIES``, ``certstore serve
+--trusted-proxy``; :mod:`api.proxies`): otherwise a client could pick a fresh address per request with
+``X-Forwarded-For`` and never be limited.
 """
 
 from __future__ import annotations

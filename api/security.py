@@ -20,10 +20,8 @@ Every audited request leaves exactly one audit entry:
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -37,6 +35,7 @@ from starlette.concurrency import run_in_threadpool
 from api.problems import problem_response
 from certstore.access import Actor, AuthenticationError, Principal, Role, require_role
 from certstore.audit import AuditEvent, Outcome, append_in_transaction, record_event
+from certstore.audit.requests import adoptable, claim_request_id, client_value, server_request_id
 from certstore.services import access
 from certstore.services.calls import Call, Origin, Via
 from certstore.services.transaction import Within
@@ -62,6 +61,9 @@ _bearer = HTTPBearer(
     description="An API token from `certstore token create` (cst_<id>_<secret>).",
 )
 
+#: Scope key of the principal authenticated before the body was read (api/limits.py).
+AUTHENTICATED = "certstore.authenticated"
+
 _UNAUDITED_PREFIXES = ("/docs", "/redoc", "/openapi.json", "/static/", "/favicon")
 _UNAUDITED = {"/api/v1/health"}
 _SECRET_PATH_PARAMS = {"id_number"}
@@ -74,7 +76,11 @@ def services_of(request: Request) -> Any:
 def current_principal(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> Principal:
-    """The authenticated caller: a bearer token, or a client certificate vouched for by the proxy header."""
+    """The authenticated caller: a bearer token, or a client certificate vouched for by the proxy header. Done once
+    per request: api/limits.py authenticates before the body is read and keeps the principal in the scope."""
+    authenticated: Principal | None = request.scope.get(AUTHENTICATED)
+    if authenticated is not None:
+        return authenticated
     services = services_of(request)
     header = services.settings.mtls_header
     if credentials is not None:
@@ -114,10 +120,11 @@ def call_of(request: Request, principal: Principal, *, via: Via = Via.API) -> Ca
     template = getattr(route, "path", None)
     origin = Origin(
         via,
-        request_id=getattr(request.state, "request_id", None) or uuid.uuid4().hex,
+        request_id=getattr(request.state, "request_id", None) or server_request_id(),
         resource=(f"{request.method} {template}" if template else f"{request.method} (unrouted)")[:300],
         client=request.client.host if request.client else None,
         user_agent=request.headers.get("user-agent"),
+        details=_client_request_id(request),
     )
     call = Call(Actor.of(principal), origin)
     request.state.call = call
@@ -144,48 +151,22 @@ def _recorded_by_core(request: Request) -> bool:
 
 
 def _outcome(status: int) -> Outcome:
-    if status in (401, 403):
+    if status in (401, 403, 429):  # 429: refused by the login throttle or a rate limit
         return Outcome.DENY
     if status >= 500:
         return Outcome.ERROR
     return Outcome.ALLOW
 
 
-def _has_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
-    return False
-
-
-def _json_has_nul(body: bytes) -> bool:
-    if b"\x00" in body:
-        return True
-    if b"\\u0000" not in body.lower():
-        return False
-    try:
-        return _has_nul(json.loads(body))
-    except ValueError:
-        return False  # not JSON: the route's validation reports it
-
-
 async def _nul_problem(request: Request) -> Response | None:
     """NUL characters cannot be stored (PostgreSQL text and JSONB refuse them) and have no business in any field:
-    refused up front, in the URL or in a JSON body, so they never reach a query."""
+    refused up front in the URL, so they never reach a query. (In a JSON body: api/limits.py, after
+    authentication — the body is not read here.)"""
     if "\x00" in request.url.path or "%00" in str(request.url.query) or "%00" in request.url.path:
-        where = "the URL"
-    elif request.headers.get("content-type", "").startswith("application/json") and _json_has_nul(
-        await request.body()
-    ):
-        where = "the JSON body"
-    else:
-        return None
-    return problem_response(
-        request, 422, "nul-character", "Invalid request", f"NUL characters are not allowed in {where}"
-    )
+        return problem_response(
+            request, 422, "nul-character", "Invalid request", "NUL characters are not allowed in the URL"
+        )
+    return None
 
 
 def request_event(request: Request, status_code: int) -> AuditEvent:
@@ -219,7 +200,7 @@ def request_event(request: Request, status_code: int) -> AuditEvent:
         reason=getattr(request.state, "problem", None),
         client=request.client.host if request.client else None,
         user_agent=request.headers.get("user-agent"),
-        details={**elapsed, **params},
+        details={**elapsed, **params, **_client_request_id(request)},
     )
 
 
@@ -291,13 +272,10 @@ async def audit_requests(request: Request, call_next: Callable[[Request], Awaita
     A mutation whose entry was committed in its own transaction (:class:`ActionAudit`) is not logged again. A
     handler that fails with an unexpected exception is logged as a 500 before the exception goes on to the
     server-error handler."""
-    request_id = request.headers.get("X-Request-ID") or uuid.uuid4().hex
-    if len(request_id) > 64 or not request_id.isprintable():
-        request_id = uuid.uuid4().hex
-    request.state.request_id = request_id
     request.state.audit_started = time.perf_counter()
     path = request.url.path
     audited = not (path in _UNAUDITED or path.startswith(_UNAUDITED_PREFIXES))
+    request_id = request.state.request_id = await _request_id(request, audited)
     try:
         response = await _nul_problem(request) or await call_next(request)
     except Exception:
@@ -323,6 +301,26 @@ async def audit_requests(request: Request, call_next: Callable[[Request], Awaita
         failed.headers["X-Request-ID"] = request_id
         return failed
     return response
+
+
+async def _request_id(request: Request, audited: bool) -> str:
+    """The request's id: the client's ``X-Request-ID`` the first time anyone sends that value (claimed in the
+    database, :mod:`certstore.audit.requests`), else a fresh server id — the client's value then kept apart as
+    ``details.client_request_id`` of the request's entry (``request.state.client_request_id``)."""
+    sent = request.headers.get("X-Request-ID")
+    if not sent:
+        return server_request_id()
+    if audited and await run_in_threadpool(claim_request_id, services_of(request).repo.db, sent):
+        return sent
+    if not audited and adoptable(sent):  # no entry is written: nothing to keep unique
+        return sent
+    request.state.client_request_id = client_value(sent)
+    return server_request_id()
+
+
+def _client_request_id(request: Request) -> dict[str, str]:
+    value: str | None = getattr(request.state, "client_request_id", None)
+    return {"client_request_id": value} if value else {}
 
 
 async def _submit(request: Request, event: AuditEvent) -> None:

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from api.proxies import parse_trusted_proxies
 from certstore.store.config import PUBLIC_URL_ENV, normalise_public_url
 
 __all__ = ["MODES", "Settings"]
@@ -25,8 +26,20 @@ class Settings:
     #: Header in which a TLS-terminating proxy passes the verified client certificate's SHA-256 fingerprint
     #: (``CERTSTORE_MTLS_HEADER``, e.g. ``X-Client-Cert-SHA256``); unset: client certificates are not accepted.
     mtls_header: str | None = None
-    #: Largest upload accepted for verification and batch pushes (bytes).
+    #: Largest file accepted by an upload route — ``POST /api/v1/public/verify``, the pages' uploads — in bytes
+    #: (``CERTSTORE_MAX_UPLOAD_BYTES``); the multipart body may exceed it by the form's own few KiB.
     max_upload_bytes: int = 20 * 1024 * 1024
+    #: Largest JSON body of any other route (``CERTSTORE_MAX_JSON_BYTES``).
+    max_json_bytes: int = 1024 * 1024
+    #: Largest body of a batch (``POST /api/v1/batches``, ``POST /api/v1/aggregate/batches``;
+    #: ``CERTSTORE_MAX_BATCH_BYTES``).
+    max_batch_bytes: int = 16 * 1024 * 1024
+    #: Seconds a request body may stall — no bytes arriving while the route waits for them — before the request
+    #: is answered 408 and the connection closed (``CERTSTORE_BODY_TIMEOUT``; 0: no limit).
+    body_timeout: float = 30.0
+    #: Addresses or networks of the reverse proxies whose ``X-Forwarded-For``/``-Proto`` are believed
+    #: (``CERTSTORE_TRUSTED_PROXIES``, comma-separated; ``certstore serve --trusted-proxy``). Empty: none.
+    trusted_proxies: tuple[str, ...] = ()
     #: Run batch jobs in this process (``CERTSTORE_BATCH_WORKER=0`` leaves them to another process).
     batch_worker: bool = True
     #: ``city`` (default) or ``province`` (``CERTSTORE_MODE``): a provincial repository accepts the batches
@@ -36,6 +49,12 @@ class Settings:
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"CERTSTORE_MODE: one of {', '.join(MODES)}, not {self.mode!r}")
+        for name in ("max_upload_bytes", "max_json_bytes", "max_batch_bytes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1 byte")
+        if self.body_timeout < 0:
+            raise ValueError("body_timeout must be ≥ 0 seconds")
+        object.__setattr__(self, "trusted_proxies", parse_trusted_proxies(self.trusted_proxies))
 
     @property
     def province(self) -> bool:
@@ -48,6 +67,10 @@ class Settings:
             public_url=_public_url(env),
             mtls_header=env.get("CERTSTORE_MTLS_HEADER") or None,
             max_upload_bytes=int(env.get("CERTSTORE_MAX_UPLOAD_BYTES", cls.max_upload_bytes)),
+            max_json_bytes=int(env.get("CERTSTORE_MAX_JSON_BYTES", cls.max_json_bytes)),
+            max_batch_bytes=int(env.get("CERTSTORE_MAX_BATCH_BYTES", cls.max_batch_bytes)),
+            body_timeout=float(env.get("CERTSTORE_BODY_TIMEOUT", cls.body_timeout)),
+            trusted_proxies=parse_trusted_proxies([env.get("CERTSTORE_TRUSTED_PROXIES", "")]),
             batch_worker=env.get("CERTSTORE_BATCH_WORKER", "1") not in ("0", "false", "no"),
             mode=env.get("CERTSTORE_MODE", cls.mode).strip().lower() or cls.mode,
         )

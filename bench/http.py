@@ -191,6 +191,7 @@ def _store(ctx: BenchContext, root: Path) -> Iterator[tuple[dict[str, str], bool
         env = {
             "CERTSTORE_DATABASE_URL": postgres.url(postgres.create_database("bench_http")),
             "CERTSTORE_BLOB_URL": f"s3://{s3.endpoint}/certstore-bench",
+            "CERTSTORE_ALLOW_OWNER": "1",  # a throwaway database served as the superuser that migrated it
             **s3.env(),
         }
         yield env, True

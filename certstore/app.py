@@ -30,6 +30,7 @@ from certstore.services.seals import SealGate
 from certstore.services.verification import repository_check
 from certstore.store.config import PublicUrlNotConfiguredError, resolve_public_url
 from certstore.store.db import Database, database_url, sqlite_path
+from certstore.store.private import make_private_dirs
 from certstore.store.repository import Repository
 from certstore.tsa import TimeStamper, time_stamper
 from certstore.verify import RepositoryCheck
@@ -76,7 +77,9 @@ class Application:
         ``upgrade_sqlite``: migrate an embedded SQLite database to the newest schema first (the command line
         does; a PostgreSQL database is upgraded only by ``certstore db upgrade``). The public URL: ``public_url``
         if given, else ``CERTSTORE_PUBLIC_URL``, else the data directory's configuration (``config.json``), else
-        none (:meth:`sealing_base_url` then refuses to seal)."""
+        none (:meth:`sealing_base_url` then refuses to seal). A missing data directory is created owner-only
+        (0700: it holds holder ID numbers in clear)."""
+        make_private_dirs(data_dir)
         if upgrade_sqlite:
             url = database_url(data_dir, env)
             if sqlite_path(url) is not None:

@@ -302,8 +302,8 @@ def prepare_read(world: World) -> None:
 
 def run_window_lookup(world: World) -> str | None:
     holder = world.state["document"]["holder"]
-    path = f"/api/v1/holders/{holder['id_type']}/{holder['id_number']}/certificates"
-    return _http(world.clients["window"].get(path, params={"matter": MATTER}), 200)
+    body = {"holder_id_type": holder["id_type"], "holder_id": holder["id_number"], "matter": MATTER}
+    return _http(world.clients["window"].post("/api/v1/holders/certificates", json=body), 200)
 
 
 def run_copy(world: World) -> str | None:
@@ -315,7 +315,9 @@ def run_copy(world: World) -> str | None:
 
 def run_history(world: World) -> str | None:
     path = f"/api/v1/certificates/{world.state['subject']}/history"
-    return _http(world.clients["window"].get(path, params=_serving(world)), 200)
+    serving = _serving(world)  # the matter in the query, the holder in headers (never the URL)
+    headers = {"X-Holder-Id-Type": serving["holder_id_type"], "X-Holder-Id": serving["holder_id"]}
+    return _http(world.clients["window"].get(path, params={"matter": MATTER}, headers=headers), 200)
 
 
 # --- the cases -------------------------------------------------------------------------------------------------

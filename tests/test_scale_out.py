@@ -95,6 +95,9 @@ def cluster(
         CERTSTORE_BLOB_URL=f"s3://{s3_server.endpoint}/scale-out-{secrets.token_hex(4)}",
         CERTSTORE_HOLDER_KEY=os.urandom(32).hex(),
         CERTSTORE_SESSION_KEY=os.urandom(32).hex(),
+        # the hosts serve as the migrating superuser here: the split into owner and application role is what
+        # tests/audit/test_append_only.py shows; this test is about two hosts sharing one store
+        CERTSTORE_ALLOW_OWNER="1",
         **s3_server.env(),
     )
     with Database(database_url) as database:

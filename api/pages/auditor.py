@@ -16,6 +16,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from api.downloads import attachment_headers
 from api.pages.common import PageRoute, render, services_of, staff
 from api.problems import ProblemError
 from certstore.access import Role
@@ -104,5 +105,5 @@ async def export(
     return StreamingResponse(
         (line.encode("utf-8") for line in made.lines),
         media_type=made.media_type,
-        headers={"Content-Disposition": f'attachment; filename="{made.file_name}"'},
+        headers=attachment_headers(made.file_name),
     )

@@ -1,4 +1,8 @@
-"""Login (登录), logout (退出) and the home page."""
+"""Login (登录), logout (退出) and the home page.
+
+A failed login answers 401 with one message whatever the cause (unknown name, wrong password, locked account,
+disabled principal); an address with too many failures gets 429 with ``Retry-After`` before any password is
+checked (:func:`certstore.services.logins.authenticate_password`)."""
 
 from __future__ import annotations
 
@@ -25,6 +29,15 @@ from certstore.services import logins
 __all__ = ["router"]
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
+
+
+def _throttle(request: Request) -> logins.LoginThrottle:
+    """The process's per-address throttle of failed logins (one per application, made on first use)."""
+    state = request.app.state
+    throttle: logins.LoginThrottle | None = getattr(state, "login_throttle", None)
+    if throttle is None:
+        throttle = state.login_throttle = logins.LoginThrottle()
+    return throttle
 
 
 def _safe_next(target: str | None) -> str:
@@ -58,21 +71,29 @@ async def login(
     next: Annotated[str, Form(max_length=2000)] = "/",
 ) -> Response:
     repo = services_of(request).repo
+    client = request.client.host if request.client else None
+    context = {"next": _safe_next(next), "notice": None, "organisation_code": organisation_code, "name": name}
     try:
         principal = await run_in_threadpool(
-            logins.authenticate_password, repo, organisation_code, name, password
+            logins.authenticate_password,
+            repo,
+            organisation_code,
+            name,
+            password,
+            client=client,
+            throttle=_throttle(request),
         )
+    except logins.LoginThrottledError as exc:
+        request.state.problem = f"login throttled for client address {client}"
+        response = await run_in_threadpool(render, request, "login.html", {**context, "error": str(exc)}, 429)
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
     except AuthenticationError as exc:
-        request.state.problem = f"login failed for {organisation_code.strip()}/{name.strip()}: {exc}"
-        context = {
-            "next": _safe_next(next),
-            "error": str(exc),
-            "notice": None,
-            "organisation_code": organisation_code,
-            "name": name,
-        }
-        return await run_in_threadpool(render, request, "login.html", context, 401)
-    client = request.client.host if request.client else None
+        why = getattr(
+            exc, "reason", "failed"
+        )  # for the audit log only: the answer is the same for every cause
+        request.state.problem = f"login failed for {organisation_code.strip()}/{name.strip()} ({why})"
+        return await run_in_threadpool(render, request, "login.html", {**context, "error": str(exc)}, 401)
     token = await run_in_threadpool(logins.create_session, repo, principal, client=client)
     request.state.principal = principal  # the audit event names who logged in
     response = RedirectResponse(_safe_next(next), status_code=303)

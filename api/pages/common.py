@@ -21,7 +21,6 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -31,6 +30,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.downloads import attachment
 from api.problems import domain_status
 from certstore.access import AccessDeniedError, AuthenticationError, Principal, Role, require_role
 from certstore.identifiers import HOLDER_ID_TYPE_LABELS
@@ -261,7 +261,7 @@ def render(
 
 
 def _error_page(request: Request, exc: BaseException) -> Response:
-    if isinstance(exc, AuthenticationError) and not isinstance(exc, logins.LoginLockedError):
+    if isinstance(exc, AuthenticationError) and not isinstance(exc, logins.LoginThrottledError):
         request.state.problem = f"Authentication required: {exc}"
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         context = {"next": target if request.method == "GET" else "/", "error": None, "notice": str(exc)}
@@ -332,15 +332,6 @@ class PageRoute(APIRoute):
             return _finish(request, response)
 
         return handler
-
-
-def attachment(data: bytes, media_type: str, file_name: str) -> Response:
-    """A download with a UTF-8 file name (RFC 6266)."""
-    return Response(
-        data,
-        media_type=media_type,
-        headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(file_name)}"},
-    )
 
 
 def html(text: str, status: int = 200) -> HTMLResponse:

@@ -1,17 +1,18 @@
-"""Administration by the big-data bureau: bulk-access grants and the working-day calendar."""
+"""Administration by the big-data bureau: bulk-access grants, the working-day calendar, and disabling / enabling
+principals (offboarding)."""
 
 from __future__ import annotations
 
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import ServicesDep
 from api.models import MAX_ID, RecordOut
-from api.problems import PROBLEM_RESPONSES
-from api.security import ActionAuditDep, allow
+from api.problems import PROBLEM_RESPONSES, ProblemError
+from api.security import ActionAuditDep, allow, call_of
 from certstore.access import Principal, Role
 from certstore.services import access, calendar
 
@@ -153,3 +154,79 @@ def remove_calendar_day(
 ) -> Response:
     calendar.remove_day(services.repo, day, within=audit.within())
     return Response(status_code=204)
+
+
+class PrincipalChangeIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "organisation_code": "12410100MB0000001X",
+                    "name": "张三",
+                    "reason": "离职 (人事通知 2026-118)",
+                }
+            ]
+        },
+    )
+
+    organisation_code: str = Field(
+        min_length=6, max_length=32, description="The principal's organisation code"
+    )
+    name: str = Field(min_length=1, max_length=200, description="The principal's name (its login name)")
+    reason: str | None = Field(default=None, max_length=500, description="Why; recorded in the audit log")
+
+
+class PrincipalStateOut(BaseModel):
+    principal: str = Field(description="ORGCODE/name")
+    role: str
+    disabled_at: datetime | None = Field(description="Since when the principal is disabled (null: enabled)")
+    changed: bool = Field(description="Whether this call changed the state (false: it was so already)")
+    sessions_ended: int = Field(description="Live page sessions this call ended")
+
+
+def _set_disabled(
+    services: ServicesDep, request: Request, principal: Principal, body: PrincipalChangeIn, *, disabled: bool
+) -> PrincipalStateOut:
+    try:
+        state = access.set_disabled(
+            services,
+            call_of(request, principal),
+            organisation_code=body.organisation_code,
+            name=body.name,
+            disabled=disabled,
+            reason=body.reason,
+        )
+    except access.PrincipalNotFoundError as exc:
+        raise ProblemError(404, "not-found", "Not found", str(exc)) from None
+    return PrincipalStateOut(
+        principal=state.principal.ref,
+        role=state.principal.role.value,
+        disabled_at=state.disabled_at,
+        changed=state.changed,
+        sessions_ended=state.sessions_ended,
+    )
+
+
+@router.post(
+    "/principals/disable",
+    response_model=PrincipalStateOut,
+    responses={404: PROBLEM_RESPONSES[404], 422: PROBLEM_RESPONSES[422]},
+    summary="Disable (offboard) a principal: its tokens and page sessions stop working at once (bureau)",
+)
+def disable_principal(
+    services: ServicesDep, request: Request, principal: Bureau, body: PrincipalChangeIn
+) -> PrincipalStateOut:
+    return _set_disabled(services, request, principal, body, disabled=True)
+
+
+@router.post(
+    "/principals/enable",
+    response_model=PrincipalStateOut,
+    responses={404: PROBLEM_RESPONSES[404], 422: PROBLEM_RESPONSES[422]},
+    summary="Enable a disabled principal again: its unrevoked tokens and its password work again (bureau)",
+)
+def enable_principal(
+    services: ServicesDep, request: Request, principal: Bureau, body: PrincipalChangeIn
+) -> PrincipalStateOut:
+    return _set_disabled(services, request, principal, body, disabled=False)

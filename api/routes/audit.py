@@ -1,7 +1,8 @@
 """The access log for auditors (审计): queries, exports that verify offline, a summary, checkpoints and proofs.
 
 Auditors only; no certificate content (holders only as keyed references — an auditor searching by ID number sends
-it and the server hashes it the way the log does). Every read first waits until the events acknowledged so far are
+it in the headers ``X-Holder-Id-Type`` / ``X-Holder-Id``, never in the URL, and the server hashes it the way the
+log does). Every read first waits until the events acknowledged so far are
 in the database, so an auditor sees everything that happened before the query. The use cases are
 :mod:`certstore.services.auditing` (shared with the auditor page and ``certstore audit export``); these routes
 read the query, call them and translate their errors into problems.
@@ -14,13 +15,15 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Annotated, Any, Literal, TypeVar
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import ServicesDep
+from api.downloads import attachment_headers
 from api.problems import PROBLEM_RESPONSES, ProblemError
+from api.scope import GONE_RESPONSE, HOLDER_ID_HEADER, HOLDER_ID_TYPE_HEADER, refuse_holder_query
 from api.security import allow
 from certstore.access import Principal, Role
 from certstore.services import auditing
@@ -50,6 +53,7 @@ class CheckpointList(BaseModel):
 
 
 def audit_filters(
+    request: Request,
     start: Annotated[datetime | None, Query(alias="from", description="occurred_at ≥ (ISO 8601)")] = None,
     end: Annotated[datetime | None, Query(alias="to", description="occurred_at < (ISO 8601)")] = None,
     actor: Annotated[str | None, Query(max_length=200, description="Principal, ORGCODE/name")] = None,
@@ -62,15 +66,25 @@ def audit_filters(
     certificate: Annotated[str | None, Query(max_length=128, description="Certificate identifier")] = None,
     holder: Annotated[str | None, Query(max_length=64, description="Holder reference as logged")] = None,
     holder_id_type: Annotated[
-        str | None, Query(max_length=8, description="With holder_id: search by the holder's ID number")
+        str | None,
+        Header(
+            alias=HOLDER_ID_TYPE_HEADER,
+            max_length=8,
+            description="With X-Holder-Id: search by the holder's ID number (a header: never in the URL)",
+        ),
     ] = None,
     holder_id: Annotated[
-        str | None, Query(max_length=64, description="Holder ID number; hashed as the log hashes it")
+        str | None,
+        Header(
+            alias=HOLDER_ID_HEADER, max_length=64, description="Holder ID number; hashed as the log hashes it"
+        ),
     ] = None,
     matter: Annotated[str | None, Query(max_length=100, description="事项/办件编号")] = None,
     grant: Annotated[int | None, Query(ge=0, le=MAX_POSITION, description="Bulk-access grant id")] = None,
 ) -> AuditFilters:
-    """The filters every auditor query shares (AND); a bound without an offset is UTC."""
+    """The filters every auditor query shares (AND); a bound without an offset is UTC. A holder searched by ID
+    number comes in the headers; ``holder_id``/``holder_id_type`` in the query is answered 410 Gone."""
+    refuse_holder_query(request)
     return AuditFilters(
         start=start,
         end=end,
@@ -112,7 +126,10 @@ def _answer(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 
 
 @router.get(
-    "/events", response_model=AuditEventsPage, summary="Log entries matching the filters (cursor-paged)"
+    "/events",
+    response_model=AuditEventsPage,
+    responses=GONE_RESPONSE,
+    summary="Log entries matching the filters (cursor-paged)",
 )
 def list_events(
     services: ServicesDep,
@@ -136,6 +153,7 @@ def list_events(
             "content": {"application/x-ndjson": {}, "text/csv": {}},
         },
         409: PROBLEM_RESPONSES[409],
+        **GONE_RESPONSE,
     },
 )
 async def export_events(
@@ -148,7 +166,7 @@ async def export_events(
     return StreamingResponse(
         (line.encode("utf-8") for line in made.lines),
         media_type=made.media_type,
-        headers={"Content-Disposition": f'attachment; filename="{made.file_name}"'},
+        headers=attachment_headers(made.file_name),
     )
 
 

@@ -20,6 +20,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel
 
 from api.deps import ServicesDep
+from api.downloads import attachment
 from api.models import (
     MAX_ID,
     ActionRequest,
@@ -138,12 +139,7 @@ def get_file(
     format: Annotated[Literal["ofd", "pdf"], Query(description="ofd (stored) or pdf (rendition)")] = "ofd",
 ) -> Response:
     made = certificates.file(services, call, identifier, format)
-    return Response(made.data, media_type=made.media_type, headers=attachment(made.name))
-
-
-def attachment(name: str) -> dict[str, str]:
-    """The header offering ``name`` as a download."""
-    return {"Content-Disposition": f'attachment; filename="{name}"'}
+    return attachment(made.data, made.media_type, made.name)
 
 
 # --- management ------------------------------------------------------------------------------------------

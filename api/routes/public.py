@@ -15,6 +15,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Form, Response, UploadFile
 
 from api.deps import ServicesDep
+from api.downloads import attachment_headers
 from api.models import PublicStatus
 from api.problems import PROBLEM_RESPONSES, ProblemError
 from api.uploads import read_upload
@@ -95,6 +96,6 @@ def status_snapshot(services: ServicesDep) -> Response:
         headers={
             "Cache-Control": f"public, max-age={fresh_for}",
             "ETag": f'"{snapshot.sequence}-{int(snapshot.this_update.timestamp())}"',
-            "Content-Disposition": f'attachment; filename="status-{snapshot.sequence}.cssl"',
+            **attachment_headers(f"status-{snapshot.sequence}.cssl"),
         },
     )

@@ -1,7 +1,9 @@
 """Appending to the audit chain (审计链): one total order, whoever writes.
 
 Every append runs in one database transaction that first locks the chain head (``audit_chain``, one row:
-``SELECT … FOR UPDATE`` on PostgreSQL; SQLite's ``BEGIN IMMEDIATE`` already serialises writers). Under that lock
+on PostgreSQL through ``audit_head_lock()`` — the application role has no UPDATE on the head, and moves it only
+with ``audit_head_store(…)``, whose trigger checks it moves over the rows just appended; SQLite's ``BEGIN
+IMMEDIATE`` already serialises writers). Under that lock
 it reads the head (next ``seq``, last entry hash, the Merkle tree in compact form), chains the batch — each entry
 gets ``seq``, ``at`` (never earlier than the head's), ``prev_hash`` and ``entry_hash`` — inserts the rows
 (PostgreSQL: ``COPY``), stores completed subtrees of 256+ leaves, moves head and, when due, signs a checkpoint.
@@ -9,7 +11,9 @@ Threads, API worker processes and hosts sharing the database therefore extend a 
 fails leaves the head where it was.
 
 Mutations write their event *in their own transaction* with :func:`append_in_transaction` (``audit_pending``):
-the event commits or rolls back with the change it records, and the next append (any writer) chains it.
+the event commits or rolls back with the change it records, and the next append (any writer) chains it, then
+removes it (PostgreSQL: ``audit_pending_consume``, allowed only for entries in the chain with the same fields —
+revision 0010_audit_append_only).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from certstore.audit.checkpoints import (
@@ -57,6 +61,7 @@ __all__ = [
     "STORED_NODE_LEVEL",
     "AppendResult",
     "CheckpointPolicy",
+    "Head",
     "KeyProvider",
     "PreparedEntry",
     "append_events",
@@ -121,7 +126,7 @@ class CheckpointPolicy:
             every_seconds=float(env.get("CERTSTORE_AUDIT_CHECKPOINT_SECONDS") or cls.every_seconds),
         )
 
-    def due(self, head: AuditChainRow, now: datetime) -> bool:
+    def due(self, head: AuditChainRow | Head, now: datetime) -> bool:
         if head.size <= head.checkpoint_size:
             return False
         if head.size - head.checkpoint_size >= self.every_entries:
@@ -139,18 +144,73 @@ class AppendResult:
     checkpoint: Checkpoint | None = None
 
 
-def _lock_head(session: Session) -> AuditChainRow:
-    query = select(AuditChainRow).where(AuditChainRow.id == 1)
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update()
-    row = session.scalars(query).one_or_none()
+@dataclass
+class Head:
+    """The chain head (``audit_chain``, row 1) as read under its lock; :func:`_store_head` writes it back."""
+
+    size: int
+    head_hash: bytes
+    last_at: datetime | None
+    frontier: str
+    checkpoint_size: int
+    checkpoint_at: datetime | None
+    retention_years: int
+
+
+def _lock_head(session: Session) -> Head:
+    """Lock and read the chain head. PostgreSQL: through ``audit_head_lock()`` (SECURITY DEFINER, revision
+    0010_audit_append_only) — the application role has no UPDATE on ``audit_chain``, so it cannot lock the head
+    by itself (``SELECT … FOR UPDATE``) nor change it but by appending."""
+    if _is_postgresql(session):
+        row = session.execute(text("SELECT * FROM audit_head_lock()")).mappings().one_or_none()
+    else:
+        row = (
+            session.execute(select(AuditChainRow.__table__).where(AuditChainRow.id == 1))
+            .mappings()
+            .one_or_none()
+        )
     if row is None:
         raise RuntimeError("audit_chain has no head row: the database is not at schema 0005_audit or later")
-    return row
+    return Head(
+        size=int(row["size"]),
+        head_hash=bytes(row["head_hash"]),
+        last_at=row["last_at"],
+        frontier=row["frontier"],
+        checkpoint_size=int(row["checkpoint_size"]),
+        checkpoint_at=row["checkpoint_at"],
+        retention_years=int(row["retention_years"]),
+    )
 
 
-def head(session: Session) -> AuditChainRow:
-    """The chain head, locked for this transaction (PostgreSQL) — read it to know the current size."""
+def _store_head(session: Session, chain: Head) -> None:
+    """Write the head back (PostgreSQL: ``audit_head_store``, whose trigger lets the head move only over the
+    entries just appended)."""
+    values = {
+        "size": chain.size,
+        "head_hash": chain.head_hash,
+        "last_at": chain.last_at,
+        "frontier": chain.frontier,
+        "checkpoint_size": chain.checkpoint_size,
+        "checkpoint_at": chain.checkpoint_at,
+    }
+    if _is_postgresql(session):
+        session.execute(
+            text(
+                "SELECT audit_head_store(:size, :head_hash, :last_at, :frontier, :checkpoint_size, "
+                ":checkpoint_at)"
+            ),
+            values,
+        )
+    else:
+        session.execute(update(AuditChainRow).where(AuditChainRow.id == 1).values(**values))
+    # the ORM's copy of the head row (if this session loaded one) is stale now
+    for cached in list(session.identity_map.values()):
+        if isinstance(cached, AuditChainRow):
+            session.expire(cached)
+
+
+def head(session: Session) -> Head:
+    """The chain head, locked for this transaction — read it to know the current size."""
     return _lock_head(session)
 
 
@@ -315,7 +375,7 @@ def append_prepared(
 
 def _chain(
     session: Session,
-    chain: AuditChainRow,
+    chain: Head,
     entries: Sequence[PreparedEntry],
     now: datetime | None,
     key: CheckpointKey | None,
@@ -329,9 +389,9 @@ def _chain(
     batch: list[PreparedEntry] = []
     pending_ids: list[int] = []
     if pending_limit > 0:
+        # no row locks: the head's lock already serialises the chainers (and the application role has no
+        # UPDATE on audit_pending, which FOR UPDATE would need)
         query = select(AuditPendingRow).order_by(AuditPendingRow.id).limit(pending_limit)
-        if postgresql:
-            query = query.with_for_update(skip_locked=True)
         pending = list(session.scalars(query))
         pending_ids = [row.id for row in pending]
         batch = prepare_entries((event_from_payload(row.payload) for row in pending), postgresql=postgresql)
@@ -380,8 +440,6 @@ def _chain(
             session.execute(
                 insert(AuditTreeNodeRow), [{"level": lv, "position": p, "hash": h} for lv, p, h in nodes]
             )
-        if pending_ids:
-            session.execute(delete(AuditPendingRow).where(AuditPendingRow.id.in_(pending_ids)))
         chain.size = seq
         chain.head_hash = prev
         chain.last_at = logged_at
@@ -397,6 +455,15 @@ def _chain(
         chain.checkpoint_at = now
         session.flush()
         checkpoint = with_id(checkpoint, stored.id)
+    if batch or checkpoint is not None:
+        _store_head(session, chain)
+    if pending_ids:
+        # after the head: a pending entry leaves only once it is inside the chain, with the same fields
+        # (PostgreSQL: audit_pending_consume, SECURITY DEFINER, and the row trigger that checks it)
+        if postgresql:
+            session.execute(text("SELECT audit_pending_consume(:ids)"), {"ids": pending_ids})
+        else:
+            session.execute(delete(AuditPendingRow).where(AuditPendingRow.id.in_(pending_ids)))
     session.flush()
     return AppendResult(first_seq, chain.size - first_seq, chain.size, checkpoint)
 

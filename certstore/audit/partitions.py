@@ -9,12 +9,16 @@ role) and, when its role may, each API process at start. Archiving a month drops
 Triggers (revision 0005_audit) refuse UPDATE of any entry and DELETE of entries younger than the retention
 period (``audit_chain.retention_years``, 3 unless raised; it can only grow). :func:`grant_statements` is the SQL
 that gives the application's database role exactly what it needs — no UPDATE, DELETE or TRUNCATE on the audit
-tables — so the database refuses tampering twice over. SQLite has the same triggers (no roles).
+tables — so the database refuses tampering twice over; :func:`superuser_statements` installs the event triggers
+(revision 0010_audit_append_only) that refuse DISABLE TRIGGER, DETACH and DROP of protected partitions to the
+owner too; :func:`check_role` is what ``certstore serve`` asks before serving. SQLite has the row triggers (no
+roles, no DDL hooks: tamper evidence there).
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import text
@@ -25,6 +29,8 @@ __all__ = [
     "MIN_RETENTION_YEARS",
     "PARTITION_SCHEMA",
     "RetentionError",
+    "RoleCheck",
+    "check_role",
     "ensure_partitions",
     "grant_statements",
     "list_partitions",
@@ -32,6 +38,7 @@ __all__ = [
     "partition_name",
     "retention_years",
     "set_retention_years",
+    "superuser_statements",
 ]
 
 PARTITION_SCHEMA = "audit_partitions"
@@ -39,8 +46,9 @@ MIN_RETENTION_YEARS = 3  # 第二十三条: access logs kept no less than 3 year
 _ROLE = re.compile(r"[a-z_][a-z0-9_$]{0,62}")
 _MONTH = re.compile(r"(\d{4})-(\d{2})")
 
-#: Tables the application role only reads and appends to.
-APPEND_ONLY_TABLES = ("audit_events", "audit_checkpoints", "audit_tree_nodes")
+#: Tables the application role only reads and appends to (``audit_request_ids``: client request ids, each
+#: claimed once — :mod:`certstore.audit.requests`).
+APPEND_ONLY_TABLES = ("audit_events", "audit_checkpoints", "audit_tree_nodes", "audit_request_ids")
 #: Tables only the maintenance role writes.
 READ_ONLY_TABLES = ("audit_archives",)
 #: Other tables the application role only reads and appends to: the matter bindings (知悉范围, one matter serves
@@ -134,24 +142,93 @@ def set_retention_years(db: Database, years: int) -> int:
     return years
 
 
+#: The SECURITY DEFINER functions through which the application role appends (revision 0010_audit_append_only).
+APPEND_FUNCTIONS = (
+    "audit_head_lock()",
+    "audit_head_store(bigint, bytea, timestamptz, text, bigint, timestamptz)",
+    "audit_pending_consume(bigint[])",
+)
+
+
 def grant_statements(app_role: str, *, schema: str = "public") -> list[str]:
     """SQL for the owning role to run so that ``app_role`` (the API's database login) can use certstore but
-    never change or remove audit entries: everything it needs on the other tables, SELECT + INSERT on the
-    append-only audit tables and the matter bindings, SELECT on archive records, and UPDATE only on the chain
-    head row's table (whose trigger lets it only grow)."""
+    never change or remove audit entries: everything it needs on the other tables; SELECT + INSERT on the
+    append-only audit tables, the pending entries and the matter bindings; SELECT only on the chain head and the
+    archive records; EXECUTE on the functions that lock and advance the head and consume chained pending
+    entries (the head's trigger lets it move only over appended entries)."""
     if not _ROLE.fullmatch(app_role):
         raise ValueError(f"unsafe role name {app_role!r}")
     if not _ROLE.fullmatch(schema):
         raise ValueError(f"unsafe schema name {schema!r}")
     audit = ", ".join(APPEND_ONLY_TABLES)
+    functions = ", ".join(f"{schema}.{f}" for f in APPEND_FUNCTIONS)
     return [
         f"GRANT USAGE ON SCHEMA {schema}, {PARTITION_SCHEMA} TO {app_role}",
         f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {schema} TO {app_role}",
         f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {schema} TO {app_role}",
-        f"REVOKE UPDATE, DELETE, TRUNCATE ON {audit}, {', '.join(READ_ONLY_TABLES)}, audit_chain FROM {app_role}",
-        f"REVOKE INSERT ON {', '.join(READ_ONLY_TABLES)} FROM {app_role}",
+        f"REVOKE UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER ON {audit}, audit_pending, "
+        f"{', '.join(READ_ONLY_TABLES)}, audit_chain FROM {app_role}",
+        f"REVOKE INSERT ON {', '.join(READ_ONLY_TABLES)}, audit_chain FROM {app_role}",
         f"REVOKE UPDATE, DELETE, TRUNCATE ON {', '.join(APPEND_ONLY_STATE_TABLES)} FROM {app_role}",
-        f"GRANT UPDATE ON audit_chain TO {app_role}",
         f"REVOKE ALL ON ALL TABLES IN SCHEMA {PARTITION_SCHEMA} FROM {app_role}",
         f"ALTER DEFAULT PRIVILEGES IN SCHEMA {PARTITION_SCHEMA} REVOKE ALL ON TABLES FROM {app_role}",
+        f"GRANT EXECUTE ON FUNCTION {functions} TO {app_role}",
     ]
+
+
+def superuser_statements(*, schema: str = "public") -> list[str]:
+    """SQL for a superuser to run once after ``certstore db upgrade`` (the migration does it itself when it
+    runs as a superuser): the event triggers that refuse DISABLE TRIGGER, DROP TRIGGER, DETACH and DROP of
+    protected partitions and changes to the guard functions — to the owner role too — with their functions
+    owned by the superuser, so that the owner cannot replace them."""
+    if not _ROLE.fullmatch(schema):
+        raise ValueError(f"unsafe schema name {schema!r}")
+    return [
+        "DROP EVENT TRIGGER IF EXISTS audit_ddl_guard",
+        "DROP EVENT TRIGGER IF EXISTS audit_drop_guard",
+        f"ALTER FUNCTION {schema}.audit_ddl_guard() OWNER TO CURRENT_USER",
+        f"ALTER FUNCTION {schema}.audit_drop_guard() OWNER TO CURRENT_USER",
+        f"ALTER FUNCTION {schema}.audit_guard_state() OWNER TO CURRENT_USER",
+        f"ALTER FUNCTION {schema}.audit_has_protected_rows(regclass) OWNER TO CURRENT_USER",
+        f"CREATE EVENT TRIGGER audit_ddl_guard ON ddl_command_end EXECUTE FUNCTION {schema}.audit_ddl_guard()",
+        f"CREATE EVENT TRIGGER audit_drop_guard ON sql_drop EXECUTE FUNCTION {schema}.audit_drop_guard()",
+    ]
+
+
+@dataclass(frozen=True)
+class RoleCheck:
+    """What the database role a process runs as may do to the audit tables (PostgreSQL)."""
+
+    role: str
+    owner: str
+    superuser: bool
+    event_triggers: bool
+    member_of_owner: bool = False
+
+    @property
+    def owns_audit_tables(self) -> bool:
+        """The role is the audit tables' owner (or a member of it) or a superuser: it could alter or drop them."""
+        return self.superuser or self.role == self.owner or self.member_of_owner
+
+
+def check_role(db: Database) -> RoleCheck | None:
+    """The role ``db`` connects as, and whether it owns the audit tables (None on SQLite: no roles)."""
+    if db.backend != "postgresql":
+        return None
+    with db.connect(readonly=True) as conn:
+        row = conn.execute(
+            text(
+                "SELECT current_user, pg_get_userbyid(c.relowner), r.rolsuper, "
+                "pg_has_role(current_user, c.relowner, 'USAGE'), "
+                "EXISTS (SELECT 1 FROM pg_event_trigger WHERE evtname IN ('audit_ddl_guard', 'audit_drop_guard') "
+                "AND evtenabled <> 'D') "
+                "FROM pg_class c, pg_roles r WHERE c.oid = 'audit_events'::regclass AND r.rolname = current_user"
+            )
+        ).one()
+    return RoleCheck(
+        role=row[0],
+        owner=row[1],
+        superuser=bool(row[2]),
+        event_triggers=bool(row[4]),
+        member_of_owner=bool(row[3]),
+    )

@@ -40,6 +40,7 @@ from certstore.store.models import AuditEventRow, AuditTreeNodeRow
 
 __all__ = [
     "EXPORT_FORMATS",
+    "FORMULA_STARTS",
     "AuditQuery",
     "EventPage",
     "ExportVerification",
@@ -49,8 +50,10 @@ __all__ = [
     "export_lines",
     "holder_reference",
     "iter_entries",
+    "neutralise_cell",
     "query_entries",
     "query_events",
+    "restore_cell",
     "summary",
     "verify_export",
 ]
@@ -210,9 +213,37 @@ def iter_entries(db: Database, query: AuditQuery, *, batch: int = 5_000) -> Iter
 # -- exports -----------------------------------------------------------------------------------------------
 
 
+#: Cells starting with one of these are formulas to a spreadsheet (CSV injection): a CSV export writes them
+#: after an apostrophe, and an apostrophe-led cell gets one more, so that the escape can be undone exactly.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+CSV_ESCAPE = "'"
+
+
+def neutralise_cell(value: Any) -> Any:
+    """``value`` as a CSV export writes it: ``'`` before a text starting with ``= + - @``, a tab, a carriage
+    return or ``'`` itself (:func:`restore_cell` undoes it)."""
+    if value.__class__ is str and value and (value[0] in FORMULA_STARTS or value[0] == CSV_ESCAPE):
+        return CSV_ESCAPE + value
+    return value
+
+
+def restore_cell(cell: str) -> str:
+    """The stored text of a cell :func:`neutralise_cell` wrote; ``ValueError`` for a cell it could not have
+    written (a formula start without its apostrophe: the file was edited, or opened and saved)."""
+    if cell.startswith(CSV_ESCAPE):
+        return cell[1:]
+    if cell and cell[0] in FORMULA_STARTS:
+        raise ValueError(f"a cell starts with {cell[0]!r} without the export's apostrophe: {cell[:20]!r}")
+    return cell
+
+
 def _csv_line(values: Iterable[Any]) -> str:
     buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerow(["" if v is None else v for v in values])
+    cells = ["" if v is None else neutralise_cell(v) for v in values]
+    # the writer does not quote a lone carriage return (its line terminator is "\n"): quote such a row whole
+    carriage = any(c.__class__ is str and "\r" in c for c in cells)
+    quoting = csv.QUOTE_ALL if carriage else csv.QUOTE_MINIMAL
+    csv.writer(buffer, lineterminator="\n", quoting=quoting).writerow(cells)
     return buffer.getvalue()
 
 
@@ -236,6 +267,8 @@ def export_lines(
         "filters": query.to_dict(),
         "tree_size": checkpoint.tree_size,
     }
+    if fmt == "csv":
+        header["formula_escape"] = CSV_ESCAPE  # cells: neutralise_cell, undone by the verifier
     if fmt == "jsonl":
         yield json.dumps(header, ensure_ascii=False, separators=(",", ":")) + "\n"
     else:
@@ -326,6 +359,7 @@ def _parse_export(
         return entries, checkpoint, proof, problems
     rows = csv.reader([first, *iterator])
     columns: list[str] | None = None
+    escaped = False
     for number, row in enumerate(rows, start=1):
         if not row:
             continue
@@ -333,7 +367,9 @@ def _parse_export(
             if row[0].startswith("#"):
                 document = json.loads(row[1])
                 kind = document.pop("type", None)
-                if kind == "checkpoint":
+                if kind == EXPORT_TYPE:
+                    escaped = document.get("formula_escape") == CSV_ESCAPE
+                elif kind == "checkpoint":
                     checkpoint = Checkpoint.from_dict(document)
                 elif kind == "proof":
                     proof = document
@@ -341,6 +377,8 @@ def _parse_export(
             if columns is None:
                 columns = row
                 continue
+            if escaped:
+                row = [restore_cell(cell) for cell in row]
             record: dict[str, Any] = dict(zip(columns, row, strict=True))
             for key in CSV_COLUMNS:
                 if record.get(key) == "" and key != "details":

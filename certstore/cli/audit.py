@@ -24,6 +24,7 @@ from certstore.audit.partitions import (
     grant_statements,
     retention_years,
     set_retention_years,
+    superuser_statements,
 )
 from certstore.audit.query import EXPORT_FORMATS, verify_export
 from certstore.cli.common import (
@@ -292,9 +293,18 @@ def retention_command(ctx: Context, years: int | None) -> None:
 @click.option("--role", required=True, help="The application's PostgreSQL role (its login).")
 @click.option("--schema", default="public", show_default=True)
 def grants_command(role: str, schema: str) -> None:
-    """Print the SQL that keeps UPDATE/DELETE on the audit tables from the application's role (run as owner)."""
+    """Print the SQL that makes the audit trail append-only for the application's role (run as the owner after
+    every ``certstore db upgrade``), then what a superuser runs once (the event triggers)."""
     try:
         statements = grant_statements(role, schema=schema)
+        once = superuser_statements(schema=schema)
     except ValueError as exc:
         raise Failure(str(exc)) from None
+    click.echo(
+        f"-- as the owner of the certstore tables, after every `certstore db upgrade`:\n-- CREATE ROLE {role} LOGIN PASSWORD '…';"
+    )
     click.echo(";\n".join(statements) + ";")
+    click.echo(
+        "-- as a superuser, once after `certstore db upgrade` (not needed when the upgrade ran as one):"
+    )
+    click.echo(";\n".join(once) + ";")

@@ -17,7 +17,8 @@ import socket
 import click
 
 from certstore.access import Role
-from certstore.cli.common import Context, handle_errors, pass_context
+from certstore.audit.partitions import check_role
+from certstore.cli.common import Context, Failure, handle_errors, pass_context
 from certstore.services import access, logins
 from certstore.services.catalogue import list_entries, load_shipped
 from certstore.services.keys import init_dev_keys
@@ -79,14 +80,63 @@ def _prepare_demo(ctx: Context) -> None:
     help="First create dev keys, the sample catalogue and a token per role; without a configured public URL, "
     "seal with http://HOST:PORT.",
 )
+@click.option(
+    "--trusted-proxy",
+    "trusted_proxies",
+    multiple=True,
+    metavar="ADDR",
+    help="A reverse proxy (address or network; repeatable) whose X-Forwarded-For/-Proto are believed "
+    "[default: CERTSTORE_TRUSTED_PROXIES, else none]",
+)
+@click.option(
+    "--header-timeout",
+    type=click.FloatRange(min=0),
+    help="Seconds a request's headers may take before the connection is closed "
+    "[default: CERTSTORE_HEADER_TIMEOUT, else 10; 0: none]",
+)
+@click.option(
+    "--body-timeout",
+    type=click.FloatRange(min=0),
+    help="Seconds a request body may stall before it is answered 408 "
+    "[default: CERTSTORE_BODY_TIMEOUT, else 30; 0: none]",
+)
+@click.option(
+    "--keep-alive-timeout", default=5, show_default=True, type=click.IntRange(1, 3600),
+    help="Seconds an idle keep-alive connection is kept open",
+)  # fmt: skip
+@click.option(
+    "--allow-owner",
+    is_flag=True,
+    envvar="CERTSTORE_ALLOW_OWNER",
+    help="Serve even when the database role owns the audit tables or is a superuser (PostgreSQL; warns "
+    "loudly): the API should run as the application role `certstore audit grants` sets up.",
+)
 @pass_context
 @handle_errors
-def serve(ctx: Context, host: str, port: int, workers: int, demo: bool) -> None:
+def serve(
+    ctx: Context,
+    host: str,
+    port: int,
+    workers: int,
+    demo: bool,
+    trusted_proxies: tuple[str, ...],
+    header_timeout: float | None,
+    body_timeout: float | None,
+    keep_alive_timeout: int,
+    allow_owner: bool,
+) -> None:
     """Run the API (and web pages) on HOST:PORT, in WORKERS processes sharing the database and blob store."""
+    from api.serving import apply_edge_options  # request edges: docs/api.md "Limits, timeouts and proxies"
+
+    try:
+        apply_edge_options(trusted_proxies, header_timeout, body_timeout)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
     if demo:
         _prepare_demo(ctx)
     # opening migrates the embedded database / checks the schema before serving, and reads the public URL
     public_url = ctx.application().public_url
+    _check_database_role(ctx, allow_owner)
     ctx.close()  # the workers open their own application (api.create_app)
     os.environ["CERTSTORE_DATA_DIR"] = str(ctx.data_dir)
     if public_url is None and demo:  # the demo is allowed to seal with its own address
@@ -98,13 +148,49 @@ def serve(ctx: Context, host: str, port: int, workers: int, demo: bool) -> None:
     else:
         click.echo(f"sealed files print {public_url} in their QR code", err=True)
     click.echo(f"certstore API on http://{host}:{port} — OpenAPI at /docs", err=True)
-    run_uvicorn(host, port, workers)
+    run_uvicorn(host, port, workers, keep_alive_timeout=keep_alive_timeout)
+
+
+def _check_database_role(ctx: Context, allow_owner: bool) -> None:
+    """PostgreSQL: refuse to serve as a role that owns the audit tables (or a superuser) — it could alter,
+    truncate or drop them — unless ``--allow-owner``, which warns loudly (docs/audit.md)."""
+    role = check_role(ctx.application().repo.db)
+    if role is None:
+        return
+    if not role.event_triggers:
+        click.echo(
+            "warning: the audit event triggers (audit_ddl_guard, audit_drop_guard) are not installed: the owner "
+            "role can detach or drop audit partitions; a superuser runs what `certstore audit grants` prints",
+            err=True,
+        )
+    if not role.owns_audit_tables:
+        return
+    what = "a superuser" if role.superuser else f"the owner of the audit tables ({role.owner})"
+    if not allow_owner:
+        raise Failure(
+            f"the database role {role.role} is {what}: serve the API as the application role that "
+            "`certstore audit grants --role certstore_app` sets up (see README.md), or pass --allow-owner"
+        )
+    banner = "!" * 100
+    click.echo(
+        f"{banner}\nWARNING: serving as {role.role}, {what} (--allow-owner): the audit trail is NOT protected "
+        f"from this process — it may alter, truncate or drop the audit tables.\n{banner}",
+        err=True,
+    )
 
 
 APP = "api:create_app"  # an import string: worker processes import the factory themselves
 
 
-def run_uvicorn(host: str, port: int, workers: int) -> None:
+def _log_config() -> dict[str, object]:
+    """uvicorn's logging configuration with the filter masking holder ID numbers in the access log
+    (``api.logscrub``, issue 17); the filter is named by an import string, so each worker installs it itself."""
+    from api.logscrub import logging_config
+
+    return logging_config()
+
+
+def run_uvicorn(host: str, port: int, workers: int, *, keep_alive_timeout: int = 5) -> None:
     """Serve :data:`APP` with uvicorn: in this process for one worker, else under uvicorn's supervisor.
 
     With several workers uvicorn binds the listening socket itself with ``proto`` 0; the connections accepted
@@ -115,10 +201,18 @@ def run_uvicorn(host: str, port: int, workers: int) -> None:
     import uvicorn  # the server is only needed here
     from uvicorn.supervisors import Multiprocess
 
+    from api.serving import uvicorn_options
+
+    edges = uvicorn_options(keep_alive_timeout)  # header timeout and size, no proxy headers of uvicorn's own
     if workers == 1:
-        uvicorn.run(APP, factory=True, host=host, port=port, log_level="info")
+        uvicorn.run(
+            APP, factory=True, host=host, port=port, log_level="info", log_config=_log_config(), **edges
+        )
         return
-    config = uvicorn.Config(APP, factory=True, host=host, port=port, workers=workers, log_level="info")
+    config = uvicorn.Config(
+        APP, factory=True, host=host, port=port, workers=workers, log_level="info", log_config=_log_config(),
+        **edges,
+    )  # fmt: skip
     bound = config.bind_socket()
     listener = socket.socket(bound.family, bound.type, socket.IPPROTO_TCP, fileno=bound.detach())
     listener.set_inheritable(True)

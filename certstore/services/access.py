@@ -6,6 +6,11 @@ is shown once, when created. Tokens expire and can be revoked. A TLS-terminating
 certificate may pass its SHA-256 fingerprint instead (:func:`authenticate_client_certificate`); such bindings
 are rows of kind ``mtls``.
 
+Offboarding (:func:`set_disabled`): the bureau (API) or the operator (``certstore user disable|enable``) disables a
+principal; from the next request on its tokens and client-certificate bindings authenticate nobody, its page
+sessions are ended and its password logs in nowhere. Enabling restores its tokens and its password (sessions
+stay ended). Both are audited by the call itself.
+
 Grants (批量查询授权) are issued by the big-data bureau to an organisation, for a purpose, until a time, optionally
 narrowed to catalogue types or issuers; bulk queries and exports name the grant they rely on.
 """
@@ -19,23 +24,31 @@ import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from certstore.access import AccessDeniedError, AuthenticationError, Principal, Role
+from certstore.audit import Outcome
 from certstore.crypto.sm3 import sm3
+from certstore.services import calls
+from certstore.services.calls import Call
 from certstore.services.transaction import Within, run_within
-from certstore.store.models import AccessGrantRow, ApiTokenRow, OrganisationRow, PrincipalRow
+from certstore.store.models import AccessGrantRow, ApiTokenRow, OrganisationRow, PrincipalRow, WebSessionRow
 from certstore.store.repository import Repository
+
+if TYPE_CHECKING:
+    from certstore.app import Application
 
 __all__ = [
     "TOKEN_PREFIX",
     "Grant",
     "GrantNotFoundError",
     "IssuedToken",
+    "PrincipalNotFoundError",
+    "PrincipalState",
     "TokenInfo",
     "active_grant",
     "authenticate",
@@ -46,8 +59,10 @@ __all__ = [
     "issue_grant",
     "list_grants",
     "list_tokens",
+    "principal_disabled",
     "revoke_grant",
     "revoke_token",
+    "set_disabled",
 ]
 
 TOKEN_PREFIX = "cst_"
@@ -158,6 +173,111 @@ def _principal_row(
     elif row.role != role.value:
         raise ValueError(f"principal {organisation.code}/{name} already exists with role {row.role}")
     return row
+
+
+# --- offboarding ----------------------------------------------------------------------------------------
+
+
+def principal_disabled(repo: Repository, organisation_code: str, name: str) -> bool:
+    """Whether the principal ``organisation_code/name`` exists and is disabled now (what a batch job submitted
+    before the principal was disabled asks before each item: nothing is issued in a disabled principal's name)."""
+    with repo.db.session(readonly=True) as session:
+        disabled_at = session.scalars(
+            select(PrincipalRow.disabled_at)
+            .join(OrganisationRow, PrincipalRow.organisation_id == OrganisationRow.id)
+            .where(OrganisationRow.code == organisation_code, PrincipalRow.name == name)
+        ).one_or_none()
+    return disabled_at is not None
+
+
+class PrincipalNotFoundError(LookupError):
+    """No principal of that name in that organisation."""
+
+
+@dataclass(frozen=True)
+class PrincipalState:
+    """A principal after :func:`set_disabled`: whether (since when) it is disabled, whether this call changed
+    that, and how many live page sessions it ended."""
+
+    principal: Principal
+    disabled_at: datetime | None
+    changed: bool
+    sessions_ended: int = 0
+
+
+#: Who may disable and enable principals: the big-data bureau (API) and the operator (command line).
+_OFFBOARDERS = (Role.BUREAU, Role.OPERATOR)
+
+
+def set_disabled(
+    app: Application,
+    call: Call,
+    *,
+    organisation_code: str,
+    name: str,
+    disabled: bool,
+    reason: str | None = None,
+) -> PrincipalState:
+    """Disable (offboard) or enable principal ``organisation_code``/``name``, in one transaction with the call's
+    audit entry (``principal.disable`` / ``principal.enable``, naming the target in ``details``).
+
+    Disabling sets ``principals.disabled_at`` and ends every live page session of the principal (their window
+    cases erased); its tokens are kept but refused while it is disabled (:func:`authenticate` checks
+    ``disabled_at`` on every request), so nothing the principal holds works from the next request on. Enabling
+    clears ``disabled_at``. Repeating either is no error (``changed`` False, still audited). Only the bureau and
+    the operator may; nobody disables themselves. :class:`PrincipalNotFoundError`,
+    :class:`~certstore.access.AccessDeniedError` (audited as a denial), ValueError."""
+    action = "principal.disable" if disabled else "principal.enable"
+    code, name = organisation_code.strip().upper(), name.strip()
+    target = f"{code}/{name}"
+    reason = (reason or "").strip() or None
+    if reason is not None and len(reason) > 500:
+        raise ValueError("reason: at most 500 characters")
+    try:
+        if call.actor.role not in _OFFBOARDERS:
+            raise AccessDeniedError(
+                "only the big-data bureau (bureau role) or the operator disables or enables principals"
+            )
+        at = app.now()
+        with app.repo.db.session() as session:
+            row = session.scalars(
+                select(PrincipalRow)
+                .join(OrganisationRow, PrincipalRow.organisation_id == OrganisationRow.id)
+                .where(OrganisationRow.code == code, PrincipalRow.name == name)
+                .with_for_update(of=PrincipalRow)
+            ).one_or_none()
+            if row is None:
+                raise PrincipalNotFoundError(f"no principal {target}")
+            actor = call.actor.principal
+            if disabled and actor is not None and actor.id == row.id:
+                raise ValueError(
+                    "a principal cannot disable itself (ask another bureau account or the operator)"
+                )
+            changed = (row.disabled_at is None) == disabled
+            ended = 0
+            if disabled:
+                if changed:
+                    row.disabled_at = at
+                ended = (
+                    session.execute(
+                        update(WebSessionRow)
+                        .where(WebSessionRow.principal_id == row.id, WebSessionRow.ended_at.is_(None))
+                        .values(ended_at=at, serving=None)
+                        .execution_options(synchronize_session=False)
+                    ).rowcount
+                    or 0
+                )
+            elif changed:
+                row.disabled_at = None
+            details = {"target": target, "target_role": row.role, "changed": changed, "sessions_ended": ended}
+            calls.audit_in(session, call, call.event(action, reason=reason, details=details))
+            return PrincipalState(_principal(row), row.disabled_at, changed, ended)
+    except AccessDeniedError as exc:
+        if app.audit is not None:
+            calls.audit_now(app.audit, call, call.event(
+                action, outcome=Outcome.DENY, status_code=403, reason=str(exc), details={"target": target},
+            ))  # fmt: skip
+        raise
 
 
 # --- tokens ----------------------------------------------------------------------------------------------

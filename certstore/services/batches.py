@@ -53,6 +53,7 @@ from certstore.audit import Outcome
 from certstore.packaging.face import LayoutError
 from certstore.records import PreparedVersion, RecordError, draft_from_json
 from certstore.services import calls
+from certstore.services.access import principal_disabled
 from certstore.services.calls import Call, Origin, Via
 from certstore.services.catalogue import UnknownCatalogueError
 from certstore.services.certificates import NO_FILE, DuplicateConflictError, FileMaker, issue
@@ -350,6 +351,13 @@ _ARRIVAL_KEYS = ("completed_at", "channel")
 def _process_item(
     app: Application, job: _Job, position: int, payload: Any, *, maker: FileMaker | None
 ) -> _Outcome:
+    organisation = job.actor.organisation_code or ""
+    if principal_disabled(app.repo, organisation, job.actor.name):
+        return _rejected(
+            "submitter disabled",
+            f"{organisation}/{job.actor.name} was disabled after submitting this batch: nothing more is issued in "
+            "its name",
+        )
     stated: dict[str, Any] = {}
     if isinstance(payload, Mapping):
         stated = {key: payload[key] for key in _ARRIVAL_KEYS if key in payload}

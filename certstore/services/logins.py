@@ -5,8 +5,22 @@ audit office log in to the pages with their organisation code, name and password
 
 * **Passwords** are hashed with scrypt (``hashlib.scrypt``, RFC 7914) under a random 16-byte salt; the
   parameters (N, r, p) are stored with each hash, so they can be raised later without invalidating older
-  hashes. :data:`MAX_FAILURES` consecutive failures lock the login for :data:`LOCKOUT`; a success resets the
-  count. Unknown names cost the same scrypt computation as known ones, so timing does not tell them apart.
+  hashes.
+* **Failed logins** meet two limits, in this order (:func:`authenticate_password`):
+
+  1. *per client address* (:class:`LoginThrottle`, in memory per process): after :data:`CLIENT_MAX_FAILURES`
+     failures within :data:`CLIENT_WINDOW` an address gets :class:`LoginThrottledError` (HTTP 429 with
+     ``Retry-After``) before any password is checked; those attempts count against no account;
+  2. *per account*, a failure score that leaks one point every :data:`ACCOUNT_DECAY` and, at
+     :data:`ACCOUNT_MAX_FAILURES` points, locks the login for :data:`ACCOUNT_FIRST_LOCK`, doubling with every
+     further failure up to :data:`ACCOUNT_MAX_LOCK` (a lock ends on its own; a success or a new password clears
+     the score). The score leaks as fast as one address may fail in two workers and locks above what one address
+     may fail at once in two workers: one address alone never locks an account unless the server runs more than
+     two workers (each worker counts addresses on its own, like :mod:`api.ratelimit`).
+
+  Every failure — unknown name, wrong password, locked account, disabled principal — is answered with the same
+  :class:`LoginFailedError` (same message, same status) after the same one scrypt computation, so neither the
+  answer nor its timing tells which; the reason is kept on the exception for the audit log only.
 * **Sessions** are server-side: the browser's cookie holds a random token (32 bytes), the table
   ``web_sessions`` only its SM3 hash. A session ends at logout, after :data:`IDLE_TIMEOUT` without a request,
   :data:`ABSOLUTE_TIMEOUT` after login, or when its principal is disabled — whichever comes first, effective on
@@ -24,8 +38,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import math
 import os
 import secrets
+import threading
+from collections import OrderedDict, deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -45,11 +62,17 @@ from certstore.store.repository import Repository
 
 __all__ = [
     "ABSOLUTE_TIMEOUT",
+    "ACCOUNT_DECAY",
+    "ACCOUNT_FIRST_LOCK",
+    "ACCOUNT_MAX_FAILURES",
+    "ACCOUNT_MAX_LOCK",
+    "CLIENT_MAX_FAILURES",
+    "CLIENT_WINDOW",
     "IDLE_TIMEOUT",
-    "LOCKOUT",
-    "MAX_FAILURES",
     "SCRYPT_PARAMETERS",
-    "LoginLockedError",
+    "LoginFailedError",
+    "LoginThrottle",
+    "LoginThrottledError",
     "WebSession",
     "authenticate_password",
     "create_session",
@@ -66,8 +89,17 @@ _SALT_BYTES = 16
 _HASH_BYTES = 32
 MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 256  # scrypt reads the whole password: refuse megabytes before hashing them
-MAX_FAILURES = 5
-LOCKOUT = timedelta(minutes=15)
+#: Per client address: this many failed logins within :data:`CLIENT_WINDOW`, then 429 until the oldest leaves it.
+CLIENT_MAX_FAILURES = 10
+CLIENT_WINDOW = timedelta(minutes=15)
+_CLIENT_TRACKED = 10_000  # addresses remembered at most (the least recently failing are forgotten first)
+#: Per account: a failure score leaking one point per :data:`ACCOUNT_DECAY` (twice the rate one address may fail at
+#: in one worker); at :data:`ACCOUNT_MAX_FAILURES` points (more than one address may fail at once in two workers)
+#: the login is locked.
+ACCOUNT_MAX_FAILURES = 30
+ACCOUNT_DECAY = CLIENT_WINDOW / (2 * CLIENT_MAX_FAILURES)
+ACCOUNT_FIRST_LOCK = timedelta(minutes=1)
+ACCOUNT_MAX_LOCK = timedelta(minutes=15)
 IDLE_TIMEOUT = timedelta(minutes=60)
 ABSOLUTE_TIMEOUT = timedelta(hours=12)
 _TOUCH_EVERY = timedelta(minutes=1)  # last_seen_at is written at most this often
@@ -76,14 +108,68 @@ _DUMMY_SALT = b"certstore-no-such-user"
 _BAD_LOGIN = "机构代码、用户名或口令不正确 (unknown user or wrong password)"
 
 
-class LoginLockedError(AuthenticationError):
-    """Too many failed attempts: the login is locked until :attr:`until`."""
+class LoginFailedError(AuthenticationError):
+    """A refused login. Its message is the same whatever the cause (no enumeration of names, locks or disabled
+    accounts); :attr:`reason` — ``unknown``, ``password``, ``locked``, ``disabled`` — is for the audit log only."""
 
-    def __init__(self, until: datetime) -> None:
+    def __init__(self, reason: str) -> None:
+        super().__init__(_BAD_LOGIN)
+        self.reason = reason
+
+
+class LoginThrottledError(AuthenticationError):
+    """Too many failed logins from this client address: retry after :attr:`retry_after` seconds (HTTP 429).
+    Says nothing about any account."""
+
+    def __init__(self, retry_after: int) -> None:
         super().__init__(
-            f"登录已暂时锁定，请于 {until.isoformat(timespec='minutes')} (UTC) 之后再试 (locked)"
+            f"此地址登录失败次数过多，请 {max(1, math.ceil(retry_after / 60))} 分钟后再试 "
+            "(too many failed logins from this address)"
         )
-        self.until = until
+        self.retry_after = retry_after
+
+
+class LoginThrottle:
+    """Failed logins per client address in a sliding window (in memory, per process, thread-safe): at most
+    ``max_failures`` within ``window``. With several workers each counts its own share."""
+
+    def __init__(
+        self,
+        max_failures: int = CLIENT_MAX_FAILURES,
+        window: timedelta = CLIENT_WINDOW,
+        tracked: int = _CLIENT_TRACKED,
+    ) -> None:
+        self.max_failures, self.window, self.tracked = max_failures, window, tracked
+        self._failures: OrderedDict[str, deque[datetime]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _recent(self, client: str, at: datetime) -> deque[datetime] | None:
+        times = self._failures.get(client)
+        while times and times[0] <= at - self.window:
+            times.popleft()
+        if times is not None and not times:
+            del self._failures[client]
+            return None
+        return times
+
+    def retry_after(self, client: str, at: datetime) -> int:
+        """Seconds until ``client`` may try again (0: now)."""
+        with self._lock:
+            times = self._recent(client, at)
+            if times is None or len(times) < self.max_failures:
+                return 0
+            return max(1, math.ceil((times[-self.max_failures] + self.window - at).total_seconds()))
+
+    def failed(self, client: str, at: datetime) -> None:
+        """Count a failed login of ``client`` at ``at``."""
+        with self._lock:
+            times = self._recent(client, at)
+            if times is None:
+                times = self._failures[client] = deque(maxlen=self.max_failures)
+            times.append(at)
+            self._failures.move_to_end(client)
+            while len(self._failures) > self.tracked:
+                self._failures.popitem(last=False)
 
 
 @dataclass(frozen=True)
@@ -164,35 +250,101 @@ def _find_principal(session: Any, organisation_code: str, name: str) -> Principa
     ).one_or_none()
 
 
-def authenticate_password(repo: Repository, organisation_code: str, name: str, password: str) -> Principal:
-    """The principal whose password this is; :class:`AuthenticationError` (one message for unknown names and
-    wrong passwords) or :class:`LoginLockedError` otherwise. Failures are counted; a success resets the count."""
+def _lock_for(score: int) -> timedelta:
+    """How long a failure bringing the account's score to ``score`` locks the login."""
+    if score < ACCOUNT_MAX_FAILURES:
+        return timedelta(0)
+    return min(ACCOUNT_FIRST_LOCK * 2 ** min(score - ACCOUNT_MAX_FAILURES, 16), ACCOUNT_MAX_LOCK)
+
+
+def _score(row: PrincipalCredentialRow, at: datetime) -> tuple[int, datetime]:
+    """The account's failure score at ``at`` and the time its leak is counted from. ``failed_attempts`` is the
+    score as of ``locked_until``; from then on it leaks one point per :data:`ACCOUNT_DECAY` (whole points; the
+    remainder carries over, so frequent failures do not stop the leak)."""
+    if row.locked_until is None or row.failed_attempts <= 0:
+        return 0, at
+    if at <= row.locked_until:
+        return row.failed_attempts, row.locked_until
+    leaked = int((at - row.locked_until) / ACCOUNT_DECAY)
+    score = row.failed_attempts - leaked
+    return (score, row.locked_until + leaked * ACCOUNT_DECAY) if score > 0 else (0, at)
+
+
+def _locked(row: PrincipalCredentialRow, at: datetime) -> bool:
+    return (
+        row.locked_until is not None and row.locked_until > at and row.failed_attempts >= ACCOUNT_MAX_FAILURES
+    )
+
+
+def _count_failure(row: PrincipalCredentialRow, at: datetime) -> None:
+    score, since = _score(row, at)
+    score += 1
+    lock = _lock_for(score)
+    row.failed_attempts = score
+    row.locked_until = at + lock if lock else since
+
+
+def authenticate_password(
+    repo: Repository,
+    organisation_code: str,
+    name: str,
+    password: str,
+    *,
+    client: str | None = None,
+    throttle: LoginThrottle | None = None,
+) -> Principal:
+    """The principal whose password this is, if it may log in now.
+
+    First the client address (``client``, counted in ``throttle``): over its limit,
+    :class:`LoginThrottledError` before anything else is looked at. Then one scrypt computation whatever the
+    case, and :class:`LoginFailedError` — one message — for an unknown name, a wrong password, a locked account
+    and a disabled principal alike. A failure is counted against the client address and, when the account exists,
+    is not locked and the password was wrong, against its score; a success clears the score."""
     at = repo.now()
+    if throttle is not None and client:
+        wait = throttle.retry_after(client, at)
+        if wait:
+            raise LoginThrottledError(wait)
+    try:
+        return _check_password(repo, organisation_code, name, password, at)
+    except LoginFailedError:
+        if throttle is not None and client:
+            throttle.failed(client, at)
+        raise
+
+
+def _check_password(
+    repo: Repository, organisation_code: str, name: str, password: str, at: datetime
+) -> Principal:
     if len(password) > MAX_PASSWORD_LENGTH:
-        raise AuthenticationError(_BAD_LOGIN)
+        raise LoginFailedError("password too long")
     with repo.db.session() as session:
         principal = _find_principal(session, organisation_code.strip().upper(), name.strip())
-        row = session.get(PrincipalCredentialRow, principal.id) if principal is not None else None
-        if row is None or row.algorithm != "scrypt":
+        row = None
+        if principal is not None:  # locked: concurrent failures of one account are all counted
+            row = session.scalars(
+                select(PrincipalCredentialRow)
+                .where(PrincipalCredentialRow.principal_id == principal.id)
+                .with_for_update(of=PrincipalCredentialRow)
+            ).one_or_none()
+        if principal is None or row is None or row.algorithm != "scrypt":
             _scrypt(password, _DUMMY_SALT, **SCRYPT_PARAMETERS)  # same cost as a known name
-            raise AuthenticationError(_BAD_LOGIN)
-        if row.locked_until is not None and row.locked_until > at:
-            raise LoginLockedError(row.locked_until)
+            raise LoginFailedError("unknown" if principal is None else "no password")
+        locked = _locked(row, at)
         good = hmac.compare_digest(_scrypt(password, row.salt, row.n, row.r, row.p), row.password_hash)
-        if not good:
-            row.failed_attempts += 1
-            if row.failed_attempts >= MAX_FAILURES:
-                row.failed_attempts = 0
-                row.locked_until = at + LOCKOUT
-        assert principal is not None
-        if good and principal.disabled_at is not None:
-            raise AuthenticationError("该账户已停用 (the principal is disabled)")
-        if good:
+        if locked:
+            reason = "locked"  # checked all the same: the same time as any other answer; not counted
+        elif not good:
+            _count_failure(row, at)
+            reason = "password"
+        elif principal.disabled_at is not None:
+            reason = "disabled"
+        else:
             row.failed_attempts = 0
             row.locked_until = None
             row.last_login_at = at
             return _principal(principal)
-    raise AuthenticationError(_BAD_LOGIN)
+    raise LoginFailedError(reason)
 
 
 # --- sessions --------------------------------------------------------------------------------------------

@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from certstore.store.private import make_private_dirs
+
 __all__ = [
     "CONFIG_FILE",
     "PUBLIC_URL_ENV",
@@ -107,7 +109,7 @@ def read_config(data_dir: Path) -> dict[str, Any]:
 
 def write_config(data_dir: Path, config: Mapping[str, Any]) -> Path:
     """Replace the configuration of ``data_dir`` with ``config``, atomically (module docstring)."""
-    data_dir.mkdir(parents=True, exist_ok=True)
+    make_private_dirs(data_dir)  # a data directory created here is owner-only (0700), like everywhere else
     path = data_dir / CONFIG_FILE
     descriptor, name = tempfile.mkstemp(prefix=f".{CONFIG_FILE}.", dir=data_dir)
     temporary = Path(name)

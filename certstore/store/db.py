@@ -42,6 +42,8 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from certstore.store.private import create_private_file, make_private_dirs
+
 __all__ = [
     "DATABASE_FILE",
     "DATABASE_URL_ENV",
@@ -139,7 +141,7 @@ def make_engine(url: str | URL, **kwargs: Any) -> Engine:
     """An engine set up for certstore (see the module docstring); ``kwargs`` go to ``create_engine``.
 
     SQLite: WAL journal, ``foreign_keys=ON``, ``busy_timeout``, ``synchronous=NORMAL`` on every connection,
-    SQLAlchemy-emitted BEGIN / BEGIN IMMEDIATE; the file's directory is created. PostgreSQL: READ COMMITTED,
+    SQLAlchemy-emitted BEGIN / BEGIN IMMEDIATE; the file and its directory are created owner-only (0600, 0700). PostgreSQL: READ COMMITTED,
     ``pool_pre_ping`` and a bounded pool.
     """
     parsed = make_url(normalise_url(url) if isinstance(url, str) else url)
@@ -151,7 +153,10 @@ def make_engine(url: str | URL, **kwargs: Any) -> Engine:
             options.update(POSTGRES_POOL)
     options.update(kwargs)
     if backend == "sqlite" and (path := sqlite_path(parsed)) is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        # owner-only whatever the umask: the directory 0700, the file 0600 before SQLite first opens it (its
+        # -wal and -shm then get the file's mode); an existing directory or file is left as it is
+        make_private_dirs(path.parent)
+        create_private_file(path)
     engine = create_engine(parsed, **options)
     if backend == "sqlite":
         event.listen(engine, "connect", _sqlite_connect)

@@ -69,6 +69,7 @@ __all__ = [
     "AuditCheckpointRow",
     "AuditEventRow",
     "AuditPendingRow",
+    "AuditRequestIdRow",
     "AuditTreeNodeRow",
     "Base",
     "BatchItemRow",
@@ -388,6 +389,16 @@ class AuditPendingRow(Base):
     payload: Mapped[str] = mapped_column(Text)  # the event as JSON
 
 
+class AuditRequestIdRow(Base):
+    """A request id a client chose (``X-Request-ID``) that an audit entry carries: each is used once — a client
+    sending one again gets a server id in its entry, its own kept as ``details.client_request_id`` (issue 17)."""
+
+    __tablename__ = "audit_request_ids"
+
+    request_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    first_seen: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 class AuditCheckpointRow(Base):
     """A signed checkpoint (签名检查点): tree size, root hash, head entry hash and time, signed with the
     repository's SM2 key (``body`` is exactly the signed text)."""
@@ -636,7 +647,9 @@ class UpwardReceivedRow(Base):
 
 class PrincipalCredentialRow(Base):
     """A principal's password for the web pages (员工登录口令): scrypt with its salt and parameters stored, so
-    they can be raised later without invalidating older hashes; consecutive failures lock the login for a while."""
+    they can be raised later without invalidating older hashes. Failed logins add to a score that decays and, high
+    enough, locks the login for a while: ``failed_attempts`` is that score as of ``locked_until``, the end of the
+    lock or the time the decay is counted from (``certstore/services/logins.py``)."""
 
     __tablename__ = "principal_credentials"
 

@@ -109,6 +109,19 @@ def construction_data(
 
 
 def serving(document: dict[str, Any], matter: str = "ZZ2026112600001") -> dict[str, str]:
-    """Query parameters window staff send when serving the holder of ``document``."""
+    """The window's declaration for a POST body (copies, reviews, the holder look-up's matter) when serving the
+    holder of ``document``; a GET sends :func:`served` instead (a holder ID never goes in a URL)."""
     holder = document["holder"]
     return {"matter": matter, "holder_id_type": holder["id_type"], "holder_id": holder["id_number"]}
+
+
+def serving_headers(document: dict[str, Any]) -> dict[str, str]:
+    """The headers naming the holder of ``document`` (a holder ID never travels in a URL)."""
+    holder = document["holder"]
+    return {"X-Holder-Id-Type": holder["id_type"], "X-Holder-Id": holder["id_number"]}
+
+
+def served(document: dict[str, Any], matter: str = "ZZ2026112600001") -> dict[str, Any]:
+    """Request options window staff send on a GET while serving the holder of ``document``: the matter in the
+    query, the holder in the ``X-Holder-Id-Type`` / ``X-Holder-Id`` headers."""
+    return {"params": {"matter": matter}, "headers": serving_headers(document)}

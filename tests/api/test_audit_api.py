@@ -4,6 +4,8 @@ checkpoints and proofs — and nobody else may."""
 
 from __future__ import annotations
 
+import json
+import re
 import uuid
 from collections import Counter
 from typing import Any
@@ -16,7 +18,7 @@ from certstore.audit.verify import verify_log
 from certstore.keystore import KeyStore
 from certstore.store.models import AuditEventRow
 from certstore.store.repository import Repository
-from tests.api.conftest import Clients, construction_data, serving
+from tests.api.conftest import Clients, construction_data, served, serving_headers
 
 
 def _entries(app: Any, api_repo: Repository) -> list[AuditEventRow]:
@@ -30,14 +32,14 @@ def test_every_request_leaves_exactly_one_entry_counted_by_route(
 ) -> None:
     document = construction_data(api_repo)
     holder = document["holder"]
-    holder_path = f"/api/v1/holders/{holder['id_type']}/{holder['id_number']}/certificates"
+    holder_path = "/api/v1/holders/certificates"  # 一号查询: the ID in the body, never the URL (issue 17)
+    lookup = {"holder_id_type": holder["id_type"], "holder_id": holder["id_number"]}
     sent: list[tuple[str, str]] = []  # (request id, expected resource)
 
     def call(client_name: str, method: str, url: str, resource: str, **kwargs: Any) -> Any:
         request_id = uuid.uuid4().hex
-        response = getattr(clients, client_name).request(
-            method, url, headers={"X-Request-ID": request_id}, **kwargs
-        )
+        headers = {**kwargs.pop("headers", {}), "X-Request-ID": request_id}
+        response = getattr(clients, client_name).request(method, url, headers=headers, **kwargs)
         assert response.headers["X-Request-ID"] == request_id
         sent.append((request_id, resource))
         return response
@@ -46,7 +48,7 @@ def test_every_request_leaves_exactly_one_entry_counted_by_route(
     assert issued.status_code == 201
     identifier = issued.json()["identifier"]
     cert = "/api/v1/certificates/{identifier}"
-    holders = "/api/v1/holders/{id_type}/{id_number}/certificates"
+    holders = "/api/v1/holders/certificates"
     calls: list[tuple[str, str, str, str, dict[str, Any]]] = [
         (
             "agency",
@@ -58,9 +60,9 @@ def test_every_request_leaves_exactly_one_entry_counted_by_route(
         ("agency", "POST", "/api/v1/certificates", "POST /api/v1/certificates", {"json": {"x": 1}}),  # 422
         ("agency", "GET", f"/api/v1/certificates/{identifier}", f"GET {cert}", {}),
         ("agency", "GET", "/api/v1/certificates/ZZ-NO-SUCH", f"GET {cert}", {}),  # 404
-        ("window", "GET", holder_path, f"GET {holders}", {"params": serving(document)}),
-        ("window", "GET", holder_path, f"GET {holders}", {}),  # 403: no matter
-        ("window", "GET", f"/api/v1/certificates/{identifier}", f"GET {cert}", {"params": serving(document)}),
+        ("window", "POST", holder_path, f"POST {holders}", {"json": {**lookup, "matter": "ZZ2026112600001"}}),
+        ("window", "POST", holder_path, f"POST {holders}", {"json": lookup}),  # 403: no matter
+        ("window", "GET", f"/api/v1/certificates/{identifier}", f"GET {cert}", served(document)),
         ("auditor", "GET", f"/api/v1/certificates/{identifier}", f"GET {cert}", {}),  # 403
         ("anonymous", "GET", "/api/v1/catalogue", "GET /api/v1/catalogue", {}),  # 401
         ("bureau", "GET", "/api/v1/catalogue", "GET /api/v1/catalogue", {}),
@@ -120,21 +122,22 @@ def test_auditors_query_export_and_prove(
     document = construction_data(api_repo)
     holder = document["holder"]
     assert clients.agency.post("/api/v1/certificates", json=document).status_code == 201
-    path = f"/api/v1/holders/{holder['id_type']}/{holder['id_number']}/certificates"
+    path = "/api/v1/holders/certificates"
+    lookup = {"holder_id_type": holder["id_type"], "holder_id": holder["id_number"]}
     for _ in range(3):
-        assert clients.window.get(path, params=serving(document)).status_code == 200
-    clients.window.get(path)  # denied
+        assert clients.window.post(path, json={**lookup, "matter": "ZZ2026112600001"}).status_code == 200
+    clients.window.post(path, json=lookup)  # denied
 
-    # search by the holder's ID number: hashed the way the log hashes it
-    found = clients.auditor.get(
-        "/api/v1/audit/events", params={"holder_id_type": holder["id_type"], "holder_id": holder["id_number"]}
-    )
+    # search by the holder's ID number (in headers, never the URL): hashed the way the log hashes it
+    found = clients.auditor.get("/api/v1/audit/events", headers=serving_headers(document))
     assert found.status_code == 200, found.text
     # the issue, the three look-ups and the refused one (no matter): every entry about the holder names it
     assert sorted((e["action"], e["outcome"]) for e in found.json()["items"]) == [
         ("certificate.issue", "allow"), *[("holder.lookup", "allow")] * 3, ("holder.lookup", "deny")]  # fmt: skip
     assert holder["id_number"] not in found.text
-    bad = clients.auditor.get("/api/v1/audit/events", params={"holder_id_type": "111", "holder_id": "123"})
+    bad = clients.auditor.get(
+        "/api/v1/audit/events", headers={"X-Holder-Id-Type": "111", "X-Holder-Id": "123"}
+    )
     assert bad.status_code == 422
     assert clients.auditor.get("/api/v1/audit/events", params={"cursor": "garbage"}).status_code == 422
 
@@ -194,3 +197,31 @@ def test_auditors_query_export_and_prove(
         assert getattr(clients, role).get("/api/v1/audit/export").status_code == 403
         assert getattr(clients, role).post("/api/v1/audit/checkpoints").status_code == 403
     assert clients.anonymous.get("/api/v1/audit/proofs/inclusion", params={"seq": 0}).status_code == 401
+
+
+def test_request_ids_are_unique_per_entry_and_a_clients_duplicate_is_kept_apart(
+    app: Any, clients: Clients, api_repo: Repository
+) -> None:
+    """A client's X-Request-ID names its entry the first time it is sent; sent again (or in the server's own
+    form) the entry gets a fresh server id — echoed in the response — and keeps the client's value as
+    ``details.client_request_id``, whether the middleware or the use case wrote the entry."""
+    document = construction_data(api_repo)
+    identifier = clients.agency.post("/api/v1/certificates", json=document).json()["identifier"]
+    chosen = f"client-{uuid.uuid4().hex}"
+    answers = [
+        clients.agency.get(f"/api/v1/certificates/{identifier}", headers={"X-Request-ID": chosen}),  # core
+        clients.agency.get(f"/api/v1/certificates/{identifier}", headers={"X-Request-ID": chosen}),  # core
+        clients.agency.get("/api/v1/certificates/ZZ-NO-SUCH", headers={"X-Request-ID": chosen}),  # middleware
+        clients.agency.get("/api/v1/certificates/ZZ-NO-SUCH", headers={"X-Request-ID": "0" * 40}),
+        clients.agency.get("/api/v1/certificates/ZZ-NO-SUCH"),
+    ]
+    ids = [answer.headers["X-Request-ID"] for answer in answers]
+    assert ids[0] == chosen
+    assert all(re.fullmatch("[0-9a-f]{40}", i) for i in ids[1:]), ids
+    assert len(set(ids)) == len(ids)
+    entries = {e.request_id: e for e in _entries(app, api_repo) if e.request_id in ids}
+    assert sorted(entries) == sorted(ids)  # one entry per request, each under its own id
+    kept = [json.loads(entries[i].details).get("client_request_id") for i in ids]
+    assert kept == [None, chosen, chosen, "0" * 40, None]
+    by_request = Counter(e.request_id for e in _entries(app, api_repo))
+    assert max(by_request.values()) == 1  # no request id twice in the log

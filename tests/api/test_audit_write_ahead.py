@@ -364,7 +364,7 @@ def test_the_matter_rule_sees_a_review_filed_in_its_own_transaction(
     with api_repo.db.session(readonly=True) as session:
         assert session.scalars(select(AuditPendingRow)).first() is not None  # not chained yet
     other = {"matter": "ZZ-M-1", "holder_id_type": "001", "holder_id": "91410105MA9K0XQ7XN"}
-    looked_up = clients.window.get("/api/v1/holders/001/91410105MA9K0XQ7XN/certificates", params=other)
+    looked_up = clients.window.post("/api/v1/holders/certificates", json=other)
     assert looked_up.status_code == 403
     assert "another holder" in looked_up.json()["detail"]
 

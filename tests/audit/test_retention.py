@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from certstore.audit import append_events, verify_log
+from certstore.audit import append_events, append_in_transaction, verify_log
 from certstore.audit.checkpoints import CheckpointKey
 from certstore.audit.partitions import (
     RetentionError,
@@ -58,6 +58,14 @@ def test_the_database_refuses_updates_and_young_deletes(old_and_young: Database)
     assert "chain head" in _refused(db, "DELETE FROM audit_chain")
     if db.backend == "postgresql":
         assert "append-only" in _refused(db, "TRUNCATE audit_events")
+    with db.session() as session:  # a mutation's entry waiting to be chained is never rewritten
+        append_in_transaction(session, event(50, principal="ORG/clerk"))
+    assert "cannot be updated" in _refused(
+        db, "UPDATE audit_pending SET payload = replace(payload, 'clerk', 'x')"
+    )
+    if db.backend == "postgresql":  # nor removed before it is in the chain (SQLite: tamper evidence only)
+        assert "not chained yet" in _refused(db, "DELETE FROM audit_pending")
+        assert "append-only" in _refused(db, "TRUNCATE audit_pending")
     # entries older than the retention period may go (their archive holds them, see test_archive)
     with db.engine.begin() as conn:
         deleted = conn.execute(sa.text("DELETE FROM audit_events WHERE seq < 2"))
@@ -126,11 +134,18 @@ def test_the_application_role_gets_an_error_on_update_and_delete(app_role: tuple
             ):
                 with pytest.raises(psycopg.errors.InsufficientPrivilege):
                     raw.execute(statement)  # type: ignore[arg-type]
-            # what it may update — the chain head — only grows, and keeps the retention
-            with pytest.raises(psycopg.errors.IntegrityConstraintViolation, match="retention"):
-                raw.execute("UPDATE audit_chain SET retention_years = 1")
+            # the chain head and the pending entries: no UPDATE or DELETE either (it appends through
+            # audit_head_store / audit_pending_consume, whose triggers let the head move only over new entries)
+            for statement in (
+                "UPDATE audit_chain SET retention_years = 1",
+                "UPDATE audit_chain SET size = 0",
+                "UPDATE audit_pending SET payload = ''",
+                "DELETE FROM audit_pending",
+            ):
+                with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                    raw.execute(statement)  # type: ignore[arg-type]
             with pytest.raises(psycopg.errors.IntegrityConstraintViolation, match="shrink"):
-                raw.execute("UPDATE audit_chain SET size = 0")
+                raw.execute("SELECT audit_head_store(0, '\\x00'::bytea, now(), '[]', 0, now())")
         assert verify_log(owner).intact
     finally:
         app.dispose()

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from certstore.access import AccessDeniedError, Actor, Principal, Role
 from certstore.keystore import KeyStore
 from certstore.records import PreparedVersion, draft_to_json
-from certstore.services import certificates
+from certstore.services import access, certificates
 from certstore.services.batches import (
     MAX_BATCH_ITEMS,
     BatchError,
@@ -484,3 +484,24 @@ def test_an_item_of_another_agencys_type_is_refused_by_the_use_case(
     [denied] = [e for e in issuing.audit_entries(repo) if e.action == "certificate.issue"]
     assert (denied.outcome, denied.principal, denied.request_id) == ("deny", AGENCY.ref, f"{job.id}:0")
     assert row_count(repo) == 0
+
+
+def test_a_disabled_submitter_gets_nothing_more_issued(
+    repo: Repository, documents: Callable[[int], list[Document]]
+) -> None:
+    """Offboarding (issue 17): a batch submitted before its principal was disabled issues nothing afterwards —
+    every remaining item is rejected with the reason — and issues again once the principal is enabled."""
+    principal = access.create_token(
+        repo, role=Role.AGENCY, organisation_code=ISSUER, name="batch-bot"
+    ).principal
+    job = submit(repo, documents(3), principal=principal)
+    app = issuing.application(repo)
+    access.set_disabled(app, issuing.call(), organisation_code=ISSUER, name="batch-bot", disabled=True)
+    done = process(repo, job.id)
+    assert (done.status, done.succeeded, done.failed) == ("done", 0, 3)
+    items = get_batch(repo, job.id, with_items=True).items
+    assert {item.error["title"] for item in items if item.error} == {"submitter disabled"}
+    assert row_count(repo) == 0
+    access.set_disabled(app, issuing.call(), organisation_code=ISSUER, name="batch-bot", disabled=False)
+    again = process(repo, submit(repo, documents(3), principal=principal).id)
+    assert (again.succeeded, again.failed) == (3, 0)

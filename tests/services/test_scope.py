@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from certstore.access import AccessDeniedError, Actor, Principal, Role
 from certstore.app import Application
-from certstore.audit import AuditEvent, Outcome, record_event
+from certstore.audit import AuditEvent, Outcome, chain, record_event
 from certstore.identifiers import HolderIdType, holder_id_digest, holder_ref
 from certstore.keystore import KeyStore
 from certstore.services import scope
@@ -145,9 +145,15 @@ def test_twenty_concurrent_first_look_ups_of_two_holders_serve_exactly_one(
     assert _bindings(repo)[0].holder_digest == expected
 
 
-def test_the_upgrade_binds_matters_from_the_log(empty_database_url: str) -> None:
+def test_the_upgrade_binds_matters_from_the_log(
+    empty_database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Revision 0007 carries the audit-log state of the old rule over: the first allowed window look-up of each
-    (organisation, matter) that named a holder binds the matter (a later other holder — the old race — does not)."""
+    (organisation, matter) that named a holder binds the matter (a later other holder — the old race — does not).
+
+    The log is written at revision 0006, before PostgreSQL had the head functions of 0010_audit_append_only: the
+    head is moved the way the code of that time did, by a plain UPDATE (the test connects as the owner)."""
+    monkeypatch.setattr(chain, "_is_postgresql", lambda session: False)
     with Database(empty_database_url) as database:
         database.upgrade("0006_file_key_index")
 
@@ -168,6 +174,7 @@ def test_the_upgrade_binds_matters_from_the_log(empty_database_url: str) -> None
         look_up(WINDOW_ORG, "ZZ-OLD", "cccccccccccccccc")  # the old race let a second holder through
         look_up(OTHER_WINDOW_ORG, "ZZ-OLD", "cccccccccccccccc")
         look_up("11410100990000025A", "ZZ-AGENCY", "dddddddddddddddd", role="agency")
+        monkeypatch.undo()
         database.upgrade()
         with database.session(readonly=True) as session:
             rows = session.execute(

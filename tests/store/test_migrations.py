@@ -56,6 +56,7 @@ TABLES = {
     "audit_checkpoints",
     "audit_tree_nodes",
     "audit_archives",
+    "audit_request_ids",
     "matter_bindings",
     "seals",
     "seal_events",

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO, cast
 
+from ..private import make_private_dir
 from .contract import (
     CHUNK,
     COMPLIANCE,
@@ -60,15 +61,15 @@ def fsync_dir(path: Path) -> None:
 
 
 def _makedirs_durable(path: Path) -> None:
-    """Create missing directories, fsyncing each parent so the new entries survive a crash."""
+    """Create missing directories owner-only (0700), fsyncing each parent so the new entries survive a crash.
+    Blob files are 0600: written as ``mkstemp`` files, which are, and renamed."""
     missing: list[Path] = []
     p = path
     while not p.is_dir():
         missing.append(p)
         p = p.parent
     for d in reversed(missing):
-        with contextlib.suppress(FileExistsError):
-            d.mkdir()
+        make_private_dir(d)
         fsync_dir(d.parent)
 
 
@@ -332,8 +333,7 @@ class FileBlobStore(_FileObjects):
                     path = self._path(key)
                     for parent in (path.parent.parent, path.parent):
                         if not parent.is_dir():
-                            with contextlib.suppress(FileExistsError):
-                                parent.mkdir()
+                            make_private_dir(parent)
                             directories.add(parent.parent)
                     with _dir_lock(path.parent):
                         if not path.exists():
