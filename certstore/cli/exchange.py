@@ -20,6 +20,9 @@ from certstore.services.exchange_metrics import REGISTRY, exchange_status
 __all__ = ["group", "parse_source", "read_sources"]
 
 SOURCES_FILE = "exchange-sources.json"
+#: ``exchange run --once`` exit status when a cycle ended early for a reason that is not a row's fault (the
+#: repository or a front-end unreachable, the sealing key unusable) or a source's cycle could not start.
+EXIT_CYCLE_FAILED = 5
 
 
 @click.group("exchange")
@@ -130,7 +133,8 @@ def run(
     as_json: bool,
 ) -> None:
     """Run the exchange task: every --interval seconds, read each source's new rows into the repository and
-    write receipts back. Sources: --source NAME=ISSUERCODE=URL (repeatable) and/or --sources FILE."""
+    write receipts back. Sources: --source NAME=ISSUERCODE=URL (repeatable) and/or --sources FILE. With --once
+    the exit status is 5 when a cycle ended early for a reason that is not a row's fault (or could not start)."""
     default_file = ctx.data_dir / SOURCES_FILE
     listed_file = sources_file or (default_file if default_file.is_file() else None)
     listed = read_sources(listed_file) if listed_file is not None else []
@@ -165,8 +169,11 @@ def run(
         results = worker.run_once()
     finally:
         worker.close()
+    failed = bool(worker.failed) or any(r.error for r in results)
     if as_json:
         print_json([r.to_dict() for r in results])
+        if failed:
+            raise click.exceptions.Exit(EXIT_CYCLE_FAILED)
         return
     for stats in results:
         click.echo(
@@ -174,9 +181,13 @@ def run(
             f"deferred {stats.deferred}, lag {stats.lag_seconds or 0:.1f} s, {stats.duration_seconds or 0:.2f} s"
             + (f" — error: {stats.error}" if stats.error else "")
         )
-    skipped = {s.name for s in sources} - {r.source for r in results}
+    skipped = {s.name for s in sources} - {r.source for r in results} - set(worker.failed)
     for name in sorted(skipped):
-        click.echo(f"{name}: skipped (another worker holds it, or the repository was unreachable)")
+        click.echo(f"{name}: skipped (another worker holds it)")
+    for name, why in sorted(worker.failed.items()):
+        click.echo(f"{name}: the cycle could not start — {why}", err=True)
+    if failed:
+        raise click.exceptions.Exit(EXIT_CYCLE_FAILED)
 
 
 @group.command("status")

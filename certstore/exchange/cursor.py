@@ -14,6 +14,7 @@ ledger, cursor and lease renewal commit together or not at all.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -27,12 +28,33 @@ from certstore.exchange.lease import SourceLease
 from certstore.store.models import ExchangeAppliedRow, ExchangeCursorRow
 from certstore.store.repository import Repository
 
-__all__ = ["ACCEPTED", "REJECTED", "Cursor", "Done", "Problems", "load_cursor", "message", "record"]
+__all__ = [
+    "ACCEPTED",
+    "REJECTED",
+    "Cursor",
+    "Done",
+    "Problems",
+    "load_cursor",
+    "message",
+    "record",
+    "safe_text",
+]
 
 ACCEPTED, REJECTED = "accepted", "rejected"
 
 #: Field-level problems of a row: (field path, message).
 Problems = list[tuple[str, str]]
+
+#: Characters a receipt never carries as they are (they are what made the row odd): shown as \\uXXXX.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+_MAX_PROBLEM = 1000  # characters of one problem's path or message
+
+
+def safe_text(text: str) -> str:
+    """``text`` with control, bidi and surrogate characters escaped (``\\uXXXX``) and at most 1,000
+    characters: a receipt and a ledger entry can always be stored, whatever the row held."""
+    text = _UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    return text if len(text) <= _MAX_PROBLEM else text[: _MAX_PROBLEM - 1] + "…"
 
 
 @dataclass
@@ -44,6 +66,10 @@ class Done:
     identifier: str | None = None
     problems: Problems | None = None
     created: bool = False  # a new certificate version (its arrival is recorded)
+
+    def __post_init__(self) -> None:
+        if self.problems:
+            self.problems = [(safe_text(str(p)), safe_text(str(m))) for p, m in self.problems]
 
 
 def message(problems: Sequence[Sequence[str]] | None) -> str:

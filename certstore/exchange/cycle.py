@@ -39,28 +39,43 @@ written to the front-end after the repository commit, marked ``receipt_written``
 when the worker died in between (upsert by table and seq).
 
 **One bad row never blocks the rest.** A row that cannot be applied is rejected with field-level reasons in
-its receipt and never retried: the agency writes a corrected row. Only failures that are not the row's fault
-(database down, sealing key unusable) abort the cycle, which then resumes from the last commit.
+its receipt and never retried: the agency writes a corrected row. Odd values are refused up front with named
+limits (:mod:`certstore.exchange.rowcheck`); any other exception while reading, preparing, rendering or sealing
+ONE row becomes that row's rejection too. Only failures that are not the row's fault (:data:`NOT_THE_ROWS_FAULT`:
+database down, file system, sealing key unusable) abort the cycle, which then resumes from the last commit.
+
+**Waiting for approval.** A certificate of the agency's own catalogue type that is still awaiting the bureau's
+approval waits (kept in the gaps, with a ``waiting`` receipt) and is applied in the first cycle after approval.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Engine, inspect, literal, select, update
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from certstore.access import AccessDeniedError, Principal
 from certstore.crypto.trust import TrustStore
-from certstore.exchange.cursor import ACCEPTED, REJECTED, Cursor, Done, load_cursor, message, record
+from certstore.exchange import rowcheck
+from certstore.exchange.cursor import (
+    ACCEPTED,
+    REJECTED,
+    Cursor,
+    Done,
+    Problems,
+    load_cursor,
+    message,
+    record,
+    safe_text,
+)
 from certstore.exchange.frontend import (
     CATALOGUE_TABLE,
     CERTIFICATE_TABLE,
@@ -80,6 +95,7 @@ from certstore.exchange.plan import (
     prefixed,
 )
 from certstore.exchange.source import ExchangeSource
+from certstore.keystore import KeyStoreError
 from certstore.lifecycle import TransitionError
 from certstore.packaging.face import LayoutError
 from certstore.records import RecordError
@@ -89,10 +105,12 @@ from certstore.services.calendar import load_calendar
 from certstore.services.catalogue import CatalogueConflictError, submit_entry
 from certstore.services.certificate_batch import CertificateBatch
 from certstore.services.certificates import (
+    NO_FILE,
     CertificateNotFoundError,
     DuplicateConflictError,
     FileMaker,
     NotLatestVersionError,
+    written_version,
 )
 from certstore.services.seals import entry_seal_check
 from certstore.store.models import ExchangeAppliedRow, ExchangeCycleRow
@@ -101,11 +119,61 @@ from certstore.workdays import WorkCalendar
 if TYPE_CHECKING:
     from certstore.app import Application
 
-__all__ = ["CycleStats", "run_cycle"]
+__all__ = ["NOT_THE_ROWS_FAULT", "WAITING", "CycleStats", "run_cycle"]
 
 logger = logging.getLogger("certstore.exchange.worker")  # the name operators' log configurations know
 
 _IN_CHUNK = 500  # numbers per IN (...) list
+
+
+class _Infrastructure(Exception):  # noqa: N818 - a wrapper, not an error of its own
+    """A failure of the ledger, cursor or lease write raised inside a use case's transaction."""
+
+
+class _RowFault(Exception):  # noqa: N818 - a wrapper, not an error of its own
+    """A row's operation inside a batch failed for a reason of the row's own (:attr:`error`)."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+#: Failures that are not a row's fault: they end the cycle (it resumes from the last commit next time) instead of
+#: rejecting the row in hand — the repository or front-end database, the file system, the sealing key.
+NOT_THE_ROWS_FAULT: tuple[type[BaseException], ...] = (
+    SQLAlchemyError, LeaseLostError, OSError, MemoryError, KeyStoreError, _Infrastructure,
+)  # fmt: skip
+#: Database failures of a row's own values (e.g. a value the column cannot hold) inside a batch.
+_ROW_DATA_ERRORS = (DataError,)
+
+
+@contextlib.contextmanager
+def _rows_fault() -> Iterator[None]:
+    """Around one row's operation in a batch: its own failures become :class:`_RowFault` (the batch is split
+    and that row rejected); a concurrent write (IntegrityError, retried) and :data:`NOT_THE_ROWS_FAULT` pass."""
+    try:
+        yield
+    except _ROW_DATA_ERRORS as exc:
+        raise _RowFault(exc) from exc
+    except (IntegrityError, *NOT_THE_ROWS_FAULT):
+        raise
+    except Exception as exc:
+        raise _RowFault(exc) from exc
+
+
+#: The receipt state of a row that waits (its catalogue type awaits the bureau's approval); replaced by the
+#: final receipt (accepted / rejected) when the row is applied.
+WAITING = "waiting"
+
+
+def _unexpected(exc: Exception, path: str) -> Problems:
+    """A row's own failure nobody foresaw, as a field-level problem (it never stops the cycle)."""
+    if isinstance(exc, LayoutError):
+        field = getattr(exc, "field", None)
+        return [(f"data.face.{field}" if field else "data.face", str(exc))]
+    if isinstance(exc, RecursionError):
+        return [(path, f"nested too deeply (MAX_JSON_DEPTH {rowcheck.MAX_JSON_DEPTH})")]
+    return [(path, f"cannot be applied: {type(exc).__name__}: {exc}")]
 
 
 @dataclass
@@ -176,6 +244,7 @@ class Cycle:
         self.cursors: dict[str, Cursor] = {}
         self.calendar: WorkCalendar = load_calendar(repo)
         self.receipts: list[dict[str, Any]] = []
+        self._column_cache: dict[str, list[Any]] = {}
 
     # -- ledger, cursor, lease: written in the transaction of the effect -------------------------------
 
@@ -279,12 +348,50 @@ class Cycle:
 
     # -- reading the front-end ----------------------------------------------------------------------------
 
+    def _columns(self, table: Any) -> list[Any]:
+        """The columns to read: a column the contract added later that this front-end lacks reads as NULL."""
+        columns = self._column_cache.get(table.name)
+        if columns is None:
+            present = {c["name"] for c in inspect(self.frontend).get_columns(table.name)}
+            columns = [c if c.name in present else literal(None).label(c.name) for c in table.c]
+            self._column_cache[table.name] = columns
+        return columns
+
     def _fetch(self, table: Any, condition: Any, limit: int | None = None) -> list[Any]:
-        query = select(table).where(condition).order_by(table.c.seq)
+        query = select(*self._columns(table)).where(condition).order_by(table.c.seq)
         if limit is not None:
             query = query.limit(limit)
+        try:
+            with self.frontend.connect() as conn:
+                return list(conn.execute(query).all())
+        except Exception as exc:
+            if not _row_data_error(exc):
+                raise
+        # a value the driver cannot convert (e.g. a time before year 1): read row by row, reject the unreadable
         with self.frontend.connect() as conn:
-            return list(conn.execute(query).all())
+            seqs = [int(s) for s in conn.execute(select(table.c.seq).where(condition).order_by(table.c.seq)
+                                                 .limit(limit)).scalars()]  # fmt: skip
+        rows: list[Any] = []
+        for seq in seqs:
+            try:
+                with self.frontend.connect() as conn:
+                    rows.extend(conn.execute(select(*self._columns(table)).where(table.c.seq == seq)).all())
+            except Exception as exc:
+                if not _row_data_error(exc):
+                    raise
+                rows.append(_Unreadable(seq, self._unreadable_field(table, seq), str(exc).splitlines()[0]))
+        return rows
+
+    def _unreadable_field(self, table: Any, seq: int) -> str:
+        for column in self._columns(table):
+            try:
+                with self.frontend.connect() as conn:
+                    conn.execute(select(column).where(table.c.seq == seq)).all()
+            except Exception as exc:
+                if _row_data_error(exc):
+                    return str(column.name)
+                raise
+        return "$"
 
     def process_table(self, table: Any) -> None:
         name = table.name
@@ -330,6 +437,13 @@ class Cycle:
 
     def _apply_chunk(self, table: Any, rows: Sequence[Any]) -> None:
         self.stats.seen += len(rows)
+        unreadable = [r for r in rows if isinstance(r, _Unreadable)]
+        if unreadable:
+            self._commit_alone(
+                table.name,
+                [Done(r.seq, REJECTED, problems=[(r.field, f"cannot be read: {r.why}")]) for r in unreadable],
+            )
+            rows = [r for r in rows if not isinstance(r, _Unreadable)]
         if table is CATALOGUE_TABLE:
             for row in rows:
                 self._apply_catalogue(row)
@@ -346,20 +460,24 @@ class Cycle:
             organisation_code=self.source.issuer_code, organisation_name=self.source.issuer_code,
         )  # fmt: skip
         try:
-            document = json.loads(row.document)
+            document = rowcheck.load_json(row.document, "document")
             # the seal a type names must be its issuer's (and exist here) when this exchange seals for it; an
             # agency that seals its own files (--no-seal) holds its seal itself: seal_owner binds those files
             check = entry_seal_check(self.app) if self.file_maker is not None else None
             submission, _created = submit_entry(self.repo, document, principal=principal, seal_check=check)
             done = Done(seq, ACCEPTED, f"{submission.entry.code}/v{submission.entry.version}")
-        except (json.JSONDecodeError, TypeError) as exc:
-            done = Done(seq, REJECTED, problems=[("document", f"not JSON: {exc}")])
+        except rowcheck.RowCheckError as exc:
+            done = Done(seq, REJECTED, problems=exc.problems)
         except AccessDeniedError as exc:
             done = Done(seq, REJECTED, problems=[("document.issuer.credit_code", str(exc))])
         except CatalogueConflictError as exc:
             done = Done(seq, REJECTED, problems=[("document.version", str(exc))])
         except ValueError as exc:
             done = Done(seq, REJECTED, problems=error_problems(exc, "document"))
+        except NOT_THE_ROWS_FAULT:
+            raise
+        except Exception as exc:
+            done = Done(seq, REJECTED, problems=_unexpected(exc, "document"))
         # submit_entry is idempotent (same code, version and content: no-op), so the ledger may follow it.
         self._commit_alone(CATALOGUE_TABLE.name, [done])
         self.planner.forget_entries()
@@ -387,18 +505,48 @@ class Cycle:
                         pending.setdefault(number, set()).add(version)
         return pending
 
+    def _plan_certificate(self, row: Any, now: datetime) -> CertificatePlan | Reject | Defer:
+        try:
+            return self.planner.certificate(CERTIFICATE_TABLE.name, row, now)
+        except NOT_THE_ROWS_FAULT:
+            raise
+        except Exception as exc:
+            return Reject(_unexpected(exc, "data"))
+
+    def _wait(self, table: str, seqs: Sequence[int], why: str) -> None:
+        """Rows that wait: kept in the gaps (never given up), a ``waiting`` receipt the first time."""
+        if not seqs:
+            return
+        cursor = self.cursors[table]
+        new = [s for s in seqs if s not in cursor.gaps]
+        self._commit_alone(table, [], waiting=seqs)
+        self.stats.deferred += len(seqs)
+        for seq in new:
+            self.receipts.append(
+                {"table_name": table, "seq": seq, "status": WAITING, "identifier": None,
+                 "message": f"waiting: {why}", "problems": None}
+            )  # fmt: skip
+
     def _apply_certificates(self, rows: Sequence[Any]) -> None:
         now = self.repo.now()
         plans: list[CertificatePlan | Done] = []
+        waits: dict[str, list[int]] = {}  # why → rows
         for row in rows:
-            plan = self.planner.certificate(CERTIFICATE_TABLE.name, row, now)
+            plan = self._plan_certificate(row, now)
+            if isinstance(plan, Defer):
+                waits.setdefault(plan.why, []).append(int(row.seq))
+                continue
             plans.append(
                 Done(int(row.seq), REJECTED, problems=plan.problems) if isinstance(plan, Reject) else plan
             )
+        for why, seqs in waits.items():
+            self._wait(CERTIFICATE_TABLE.name, seqs, why)
         in_chunk = {int(r.seq) for r in rows}
         batch: list[CertificatePlan | Done] = []
         for plan in plans:
-            if isinstance(plan, CertificatePlan) and (plan.file is not None or self.file_maker is not None):
+            if isinstance(plan, CertificatePlan) and (
+                plan.file is not None or self.file_maker is not None or plan.renewal
+            ):
                 self._certificate_batch(batch, in_chunk)
                 batch = []
                 self._certificate_alone(plan, in_chunk)
@@ -443,12 +591,14 @@ class Cycle:
                         if isinstance(plan, Done):
                             done.append(plan)
                             continue
-                        outcome = self._batch_one(batch, plan, in_chunk)
+                        with _rows_fault():
+                            outcome = self._batch_one(batch, plan, in_chunk)
                         if isinstance(outcome, Defer):
                             waiting.append(plan.seq)
                             continue
                         done.append(outcome)
-                    batch.flush()  # the effects with their audit entries and arrivals
+                    with _rows_fault():
+                        batch.flush()  # the effects with their audit entries and arrivals
                     for seq in waiting:
                         candidate.wait(seq, at)
                     for d in done:
@@ -461,9 +611,26 @@ class Cycle:
                     "source %s: a concurrent write touched this batch; running it again", self.source.name
                 )
                 continue
+            except _RowFault as fault:  # one row's failure: find it, reject it, apply the rest
+                self._split_batch(plans, in_chunk, fault.error)
+                return
             self._committed(table, done, candidate)
             self.stats.deferred += len(waiting)
             return
+
+    def _split_batch(
+        self, plans: Sequence[CertificatePlan | Done], in_chunk: set[int], exc: Exception
+    ) -> None:
+        """A batch failed on a row: run its rows one per batch; the failing one alone is rejected."""
+        if len(plans) == 1:
+            plan = plans[0]
+            logger.warning("source %s: certificate row %d failed: %r", self.source.name, plan.seq, exc)
+            self._commit_alone(
+                CERTIFICATE_TABLE.name, [Done(plan.seq, REJECTED, problems=_unexpected(exc, "data"))]
+            )
+            return
+        for plan in plans:
+            self._certificate_batch([plan], in_chunk)
 
     def _batch_one(self, batch: CertificateBatch, plan: CertificatePlan, in_chunk: set[int]) -> Done | Defer:
         try:
@@ -496,20 +663,29 @@ class Cycle:
         committed: list[str] = []
 
         def within(session: Session) -> None:
-            identifier = str(plan.prepared.identifier)
-            self._record(session, table, [Done(plan.seq, ACCEPTED, identifier)], candidate)
+            identifier = (
+                written_version(session).identifier if plan.renewal else str(plan.prepared.identifier)
+            )
+            try:
+                self._record(session, table, [Done(plan.seq, ACCEPTED, identifier)], candidate)
+            except NOT_THE_ROWS_FAULT:
+                raise
+            except Exception as exc:  # the ledger, cursor or lease: never the row's fault
+                raise _Infrastructure(exc) from exc
             on_commit(session, lambda: committed.append(identifier))
 
         file_options: dict[str, Any] = (
             {"file": bytes(plan.file), "file_media_type": plan.file_media_type}
             if plan.file is not None
-            else {"file_maker": self.file_maker}
+            else {"file_maker": self.file_maker if self.file_maker is not None else NO_FILE}
         )
         outcome: Done | Defer
         try:
-            identical = certificates.find_identical(self.repo, plan.prepared)
+            identical = None if plan.renewal else certificates.find_identical(self.repo, plan.prepared)
             if identical is not None:  # a repeat: accepted, nothing to apply (and nothing to audit)
                 outcome = Done(plan.seq, ACCEPTED, identical.identifier)
+            elif plan.renewal:
+                outcome = self._renew_alone(plan, within, file_options, in_chunk)
             elif plan.version == 1:
                 result = certificates.issue(
                     self.app, plan.call, plan.draft, within=within, catalogue_version=plan.prepared.entry.version,
@@ -524,10 +700,19 @@ class Cycle:
             outcome = Done(plan.seq, REJECTED, problems=[("version", str(exc))])
         except RecordError as exc:
             outcome = Done(plan.seq, REJECTED, problems=prefixed("data", exc.problems))
-        except LayoutError as exc:  # the face does not fit the certificate's layout: the row's fault
-            outcome = Done(plan.seq, REJECTED, problems=[("data.face", str(exc))])
+        except (
+            LayoutError
+        ) as exc:  # the face cannot be laid out (too long, a character no font has): the row's
+            outcome = Done(plan.seq, REJECTED, problems=_unexpected(exc, "data.face"))
         except AccessDeniedError as exc:  # the issuer rules, checked again by the use case (planned already)
             outcome = Done(plan.seq, REJECTED, problems=[("data.catalogue", str(exc))])
+        except NOT_THE_ROWS_FAULT:
+            raise
+        except Exception as exc:
+            if committed:
+                raise  # after the commit: not the row's doing
+            logger.warning("source %s: certificate row %d failed: %r", self.source.name, plan.seq, exc)
+            outcome = Done(plan.seq, REJECTED, problems=_unexpected(exc, "data"))
         if committed:  # the within hook's transaction committed: ledger and cursor are in
             done = Done(plan.seq, ACCEPTED, committed[0])
             self._committed(table, [done], candidate)
@@ -536,6 +721,38 @@ class Cycle:
             self.stats.deferred += 1
         else:  # refused, or an identical version already stored: nothing was written for this row
             self._commit_alone(table, [outcome])
+
+    def _renew_alone(
+        self, plan: CertificatePlan, within: certificates.Within, file_options: Mapping[str, Any],
+        in_chunk: set[int],
+    ) -> Done | Defer:  # fmt: skip
+        """延续 (operation ``renew``): version N renews version N-1 — the same content, a later end of validity."""
+        previous = certificates.stored_version(
+            self.repo, self.source.issuer_code, plan.number, plan.version - 1
+        )
+        if previous is None:
+            return self._missing_predecessor(plan, in_chunk)
+        draft = plan.draft
+        differs = [
+            name
+            for name, old, new in (
+                ("data.catalogue", previous.catalogue_code, plan.prepared.entry.code),
+                ("data.face", dict(previous.face), dict(draft.face)),
+                ("data.holder", previous.holder, draft.holder),
+            )
+            if old != new
+        ]
+        if differs:
+            return Done(
+                plan.seq, REJECTED,
+                problems=[(name, "a renewal (延续) keeps the content and extends the validity; deliver other "
+                                 "content as a change (变更: operation empty or change)") for name in differs],
+            )  # fmt: skip
+        new = certificates.renew(
+            self.app, plan.call, previous.identifier, valid_until=plan.prepared.valid_until,
+            reason=f"延续 (exchange {self.source.name} #{plan.seq})", within=within, **file_options,
+        )  # fmt: skip
+        return Done(plan.seq, ACCEPTED, new.identifier)
 
     def _change_alone(
         self, plan: CertificatePlan, within: certificates.Within, file_options: Mapping[str, Any],
@@ -561,8 +778,15 @@ class Cycle:
 
     def _apply_statuses(self, rows: Sequence[Any]) -> None:
         plans: list[StatusPlan | Done] = []
+        if not rows:
+            return
         for row in rows:
-            plan = self.planner.status(STATUS_TABLE.name, row)
+            try:
+                plan = self.planner.status(STATUS_TABLE.name, row)
+            except NOT_THE_ROWS_FAULT:
+                raise
+            except Exception as exc:
+                plan = Reject(_unexpected(exc, "$"))
             plans.append(
                 Done(int(row.seq), REJECTED, problems=plan.problems) if isinstance(plan, Reject) else plan
             )
@@ -589,8 +813,10 @@ class Cycle:
                         ):
                             waiting.append(plan.seq)
                         else:
-                            done.append(self._act(batch, plan))
-                    batch.flush()  # the status changes with their audit entries
+                            with _rows_fault():
+                                done.append(self._act(batch, plan))
+                    with _rows_fault():
+                        batch.flush()  # the status changes with their audit entries
                     for seq in waiting:
                         candidate.wait(seq, at)
                     for d in done:
@@ -600,6 +826,14 @@ class Cycle:
                 if attempt == 2:
                     raise
                 continue
+            except _RowFault as fault:  # one row's failure: find it, reject it, apply the rest
+                if len(rows) == 1:
+                    problems = _unexpected(fault.error, "$")
+                    self._commit_alone(table, [Done(int(rows[0].seq), REJECTED, problems=problems)])
+                else:
+                    for row in rows:
+                        self._apply_statuses([row])
+                return
             self._committed(table, done, candidate)
             self.stats.deferred += len(waiting)
             return
@@ -609,7 +843,13 @@ class Cycle:
             identifier = batch.act(plan.number, plan.version, plan.action, reason=plan.reason, call=plan.call)
             return Done(plan.seq, ACCEPTED, identifier)
         except CertificateNotFoundError as exc:
-            return Done(plan.seq, REJECTED, problems=[("certificate_number", str(exc))])
+            # the certificate exists but not that version: the version is what is wrong
+            field = (
+                "version"
+                if plan.version is not None and batch.version(plan.number, None) is not None
+                else "certificate_number"
+            )
+            return Done(plan.seq, REJECTED, problems=[(field, str(exc))])
         except TransitionError as exc:
             found = batch.version(plan.number, plan.version)
             if found is not None and found[1] is ACTION_RESULT[plan.action]:
@@ -637,6 +877,23 @@ class Cycle:
             if isinstance(first, datetime):
                 oldest = first if oldest is None or first < oldest else oldest
         return 0.0 if oldest is None else max((now - oldest).total_seconds(), 0.0)
+
+
+@dataclass
+class _Unreadable:
+    """A front-end row the driver cannot read (a value out of its range): rejected, naming the column."""
+
+    seq: int
+    field: str
+    why: str
+
+
+def _row_data_error(exc: Exception) -> bool:
+    """A failure converting one row's values (not the database being unreachable)."""
+    if isinstance(exc, DataError | ValueError | OverflowError):
+        return True
+    cause = exc.orig if isinstance(exc, DBAPIError) else exc.__cause__
+    return isinstance(cause, ValueError | OverflowError)
 
 
 def run_cycle(
@@ -687,7 +944,8 @@ def run_cycle(
         stats.error = str(exc)
         logger.warning("source %s: %s", source.name, exc)
     except Exception as exc:
-        stats.error = f"{type(exc).__name__}: {exc}"[:2000]
+        cause = exc.__cause__ if isinstance(exc, _Infrastructure) and exc.__cause__ is not None else exc
+        stats.error = safe_text(f"{type(cause).__name__}: {cause}")
         logger.exception("source %s: the cycle failed; it resumes from the last commit", source.name)
     finally:
         try:

@@ -9,8 +9,9 @@ Tables (this module's own :data:`FRONTEND_METADATA`, not the repository's):
 
 - ``fe_catalogue_entries`` — 证照目录 entries the agency registers (pending the bureau's approval).
 - ``fe_certificates`` — certificate versions: the DATA.json document of ``certstore issue`` / POST
-  /certificates, the version, the channel (办理渠道) and the business completion time (业务办结时间), and
-  optionally a file the agency sealed itself.
+  /certificates, the version, the operation (empty: by the version — 1 签发, N > 1 变更; ``renew``: 延续), the
+  channel (办理渠道) and the business completion time (业务办结时间), and optionally a file the agency sealed
+  itself (a BLOB / ``bytea`` column: the raw bytes).
 - ``fe_status_changes`` — 挂起 / 恢复 / 吊销 / 注销 / 废止 of a version (or of the latest one).
 - ``fe_receipts`` — 回执: the repository writes one per row it read, accepted (with the identifier) or rejected
   (with field-level reasons).
@@ -22,7 +23,7 @@ a deleted row looks like a rolled-back write.
 
 Times: ``completed_at`` and ``written_at`` are moments. On databases with a time-zone type (PostgreSQL
 ``timestamptz``) write any offset; on SQLite, which has none, the columns hold UTC (the
-:class:`FrontendWriter` converts).
+:class:`FrontendWriter` converts). **A time written without an offset is UTC** (Beijing time needs ``+08:00``).
 
 JSON documents (``document``, ``data``, ``problems``) are UTF-8 JSON text in ``TEXT`` columns, so every
 database can hold them.
@@ -107,13 +108,17 @@ class FrontendTime(TypeDecorator[datetime]):
         return utc.strftime("%Y-%m-%d %H:%M:%S.%f") if dialect.name == "sqlite" else utc
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Any:
+        raw = value
         if isinstance(value, str):
             try:
                 value = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
             except ValueError:
-                return value
+                return raw
         if isinstance(value, datetime):
-            return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+            try:
+                return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+            except (OverflowError, ValueError):  # e.g. 0001-01-01T00:00:00+14:00 is before year 1 in UTC
+                return raw if isinstance(raw, str) else value.isoformat()
         return value
 
 
@@ -136,7 +141,9 @@ CERTIFICATE_TABLE = Table(
     Column("seq", _SEQ, primary_key=True, autoincrement=True),
     Column("issuer_code", String(18), nullable=False),  # 颁发机构代码 (unified social credit code)
     Column("certificate_number", String(128), nullable=False),  # 证照编号
-    Column("version", Integer, nullable=False),  # 1 = 签发, N > 1 = 变更 of version N-1
+    Column("version", Integer, nullable=False),  # 1 = 签发, N > 1 = 变更 (or 延续) of version N-1
+    # NULL: by the version (1 签发, N > 1 变更); 'issue' | 'change' | 'renew' (延续: a later end of validity)
+    Column("operation", String(8), nullable=True),
     Column("data", Text, nullable=False),  # DATA.json of `certstore issue` / POST /certificates
     Column("file", LargeBinary, nullable=True),  # the agency's own sealed OFD/PDF, if it seals itself
     Column("file_media_type", String(64), nullable=True),
@@ -174,6 +181,9 @@ RECEIPT_TABLE = Table(
 )
 
 AGENCY_TABLES = (CATALOGUE_TABLE, CERTIFICATE_TABLE, STATUS_TABLE)
+#: Columns added to the contract after its first release: a front-end created earlier may lack them
+#: (``init-frontend`` adds them; until then the exchange reads them as NULL).
+ADDED_COLUMNS = {"fe_certificates": ("operation",)}
 
 
 def _sqlite_connect(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
@@ -204,6 +214,15 @@ def init_frontend(url: str) -> list[str]:
             with engine.connect() as conn:
                 conn.exec_driver_sql("PRAGMA journal_mode = WAL")
         FRONTEND_METADATA.create_all(engine)
+        inspector = inspect(engine)
+        for table_name, columns in ADDED_COLUMNS.items():
+            present = {c["name"] for c in inspector.get_columns(table_name)}
+            for name in columns:
+                if name not in present:  # a front-end of an earlier release: add the column (nullable)
+                    column = FRONTEND_METADATA.tables[table_name].c[name]
+                    kind = column.type.compile(dialect=engine.dialect)
+                    with engine.begin() as conn:
+                        conn.exec_driver_sql(f"ALTER TABLE {table_name} ADD COLUMN {name} {kind}")
         return [t.name for t in FRONTEND_METADATA.sorted_tables if t.name not in existing]
     finally:
         engine.dispose()
@@ -340,10 +359,11 @@ class FrontendWriter:
         completed_at: datetime | None = None,
         file: bytes | None = None,
         file_media_type: str | None = None,
+        operation: str | None = None,
         conn: Connection | None = None,
     ) -> int:
         """Version ``version`` of a certificate: ``data`` is its DATA.json document; ``file`` the agency's own
-        sealed file, if it seals itself (else the repository seals)."""
+        sealed file, if it seals itself (else the repository seals); ``operation="renew"`` for a 延续."""
         values = {
             "issuer_code": issuer_code,
             "certificate_number": certificate_number,
@@ -351,6 +371,7 @@ class FrontendWriter:
             "data": _json(data),
             "file": file,
             "file_media_type": file_media_type,
+            "operation": operation,
             "channel": channel,
             "completed_at": completed_at or _now(),
         }

@@ -12,10 +12,9 @@ source's agency system as actor, the exchange as origin with a request id that i
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from certstore.access import AccessDeniedError, Actor
@@ -23,6 +22,7 @@ from certstore.catalogue import CatalogueEntry
 from certstore.checks import Indication
 from certstore.crypto.sm3 import sm3, sm3_hex
 from certstore.crypto.trust import TrustStore
+from certstore.exchange import rowcheck
 from certstore.exchange.cursor import Problems
 from certstore.exchange.source import ExchangeSource
 from certstore.lifecycle import Action, Status
@@ -30,13 +30,14 @@ from certstore.records import CertificateDraft, PreparedVersion, RecordError, dr
 from certstore.services import deadlines
 from certstore.services.authorization import require_issuer_of_type
 from certstore.services.calls import Call, Origin, Via
-from certstore.services.catalogue import UnknownCatalogueError, get_entry
+from certstore.services.catalogue import UnknownCatalogueError, get_entry, list_submissions
 from certstore.services.certificates import stored_version
 from certstore.store.repository import Repository
 from certstore.verify import verify_file
 
 __all__ = [
     "ACTION_RESULT",
+    "OPERATIONS",
     "STATUS_ACTIONS",
     "CertificatePlan",
     "Defer",
@@ -60,6 +61,10 @@ ACTION_RESULT = {
     Action.ANNUL: Status.ANNULLED,
 }
 _MAX_REQUEST_ID = 64  # the audit log's request_id column
+#: ``fe_certificates.operation``: empty = by the version (1 签发, N > 1 变更); ``renew`` = 延续 of version N-1.
+OPERATIONS = ("issue", "change", "renew")
+#: A completion time this far ahead looks like Beijing time (UTC+8) written without an offset.
+_BEIJING_LOOKING = (timedelta(hours=7), timedelta(hours=8, minutes=5))
 
 
 @dataclass
@@ -82,6 +87,7 @@ class CertificatePlan:
     file: bytes | None
     file_media_type: str | None
     call: Call
+    renewal: bool = False  # 延续 (operation renew): a new version with a later end of validity
 
     @property
     def version(self) -> int:
@@ -120,6 +126,14 @@ def error_problems(exc: BaseException, path: str) -> Problems:
     return [(path, str(exc))]
 
 
+def _time_problem(value: Any) -> str:
+    try:
+        datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
+    except ValueError:
+        return f"not an ISO 8601 time: {value!r}"
+    return f"{value!r} is out of range: not a moment between the years 1 and 9999 in UTC"
+
+
 def row_request_id(source: str, table: str, seq: int) -> str:
     """The stable request id of front-end row ``seq`` of ``table`` in ``source`` (``source/table/seq``, or its
     SM3 when longer than the audit column): the same on every run, so its audit entry names the row."""
@@ -137,6 +151,7 @@ class Planner:
         self.repo, self.source, self.trust = repo, source, trust
         self.actor: Actor = source.actor
         self._entries: dict[str, CatalogueEntry | Exception] = {}
+        self._awaiting: dict[str, CatalogueEntry] | None = None
 
     def call(
         self, table: str, seq: int, *, completed_at: datetime | None = None, channel: str | None = None
@@ -162,6 +177,15 @@ class Planner:
 
     def forget_entries(self) -> None:
         self._entries.clear()
+        self._awaiting = None
+
+    def awaiting(self, code: str) -> CatalogueEntry | None:
+        """The source agency's own catalogue type ``code`` submitted and still awaiting the bureau's approval
+        (rows of it wait), or None."""
+        if self._awaiting is None:
+            pending = list_submissions(self.repo, status="pending", issuer_code=self.source.issuer_code)
+            self._awaiting = {s.entry.code: s.entry for s in pending}
+        return self._awaiting.get(code)
 
     def _issuer_problems(self, issuer_code: Any) -> Problems:
         if issuer_code != self.source.issuer_code:
@@ -170,30 +194,68 @@ class Planner:
             ]
         return []
 
-    def certificate(self, table: str, row: Any, now: datetime) -> CertificatePlan | Reject:
-        """The plan of a certificate row (version 1: 签发, later versions: 变更), or why it is rejected."""
+    def certificate(self, table: str, row: Any, now: datetime) -> CertificatePlan | Reject | Defer:
+        """The plan of a certificate row (version 1: 签发, later versions: 变更, or 延续 with operation
+        ``renew``), why it is rejected, or why it waits (its catalogue type awaits the bureau's approval)."""
         problems = self._issuer_problems(row.issuer_code)
+        problems += rowcheck.check_text(str(row.certificate_number), "certificate_number")
         version = row.version
-        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-            problems.append(("version", f"a whole number ≥ 1, got {version!r}"))
+        if (
+            not isinstance(version, int)
+            or isinstance(version, bool)
+            or not 1 <= version <= rowcheck.MAX_VERSION
+        ):
+            problems.append(
+                ("version", f"a whole number 1 … {rowcheck.MAX_VERSION} (MAX_VERSION), got {version!r}")
+            )
+        operation = getattr(row, "operation", None)
+        if operation is not None and operation not in OPERATIONS:
+            problems.append(("operation", f"empty or one of {', '.join(OPERATIONS)}; got {operation!r}"))
+        elif operation == "issue" and version != 1:
+            problems.append(("operation", f"issue (签发) is version 1, not {version!r}"))
+        elif operation in ("change", "renew") and version == 1:
+            problems.append(("operation", f"{operation} makes version N > 1 of an issued certificate"))
         if row.channel not in {c.value for c in deadlines.Channel}:
             problems.append(("channel", f"one of online, offline, bulk; got {row.channel!r}"))
         completed_at = row.completed_at
         if not isinstance(completed_at, datetime):
-            problems.append(("completed_at", f"not an ISO 8601 time: {completed_at!r}"))
+            problems.append(("completed_at", _time_problem(completed_at)))
         else:
             try:
                 completed_at = deadlines.check_completed_at(completed_at, now=now)
             except deadlines.ArrivalError as exc:
-                problems.append(("completed_at", exc.message))
+                ahead = completed_at - now
+                hint = (
+                    " — times without an offset are UTC: Beijing time is written with +08:00"
+                    if _BEIJING_LOOKING[0] <= ahead <= _BEIJING_LOOKING[1]
+                    else ""
+                )
+                problems.append(("completed_at", exc.message + hint))
         if row.file is not None and not isinstance(row.file, bytes | bytearray | memoryview):
             problems.append(("file", "the file column holds bytes (BLOB / bytea)"))
         elif row.file is not None and not row.file_media_type:
             problems.append(("file_media_type", "required with a file (application/ofd or application/pdf)"))
+        elif row.file is not None:
+            problem = rowcheck.check_file(bytes(row.file), row.file_media_type)
+            if problem is not None:
+                problems.append(("file", problem))
         try:
-            document = json.loads(row.data)
-        except (json.JSONDecodeError, TypeError) as exc:
-            return Reject([*problems, ("data", f"not JSON: {exc}")])
+            document = rowcheck.parse_json(row.data, "data")
+        except rowcheck.RowCheckError as exc:
+            return Reject([*problems, *exc.problems])
+        code = document.get("catalogue") if isinstance(document, dict) else None
+        known: CatalogueEntry | None = None
+        if isinstance(code, str):
+            try:
+                known = self.entry(code)
+            except UnknownCatalogueError:
+                known = self.awaiting(code)
+        multiline = (
+            [f"data.face.{f.name}" for f in known.face_fields() if f.multiline] if known is not None else []
+        )
+        text_problems = rowcheck.check_tree(document, "data", newline_ok=multiline)
+        if text_problems:
+            return Reject([*problems, *text_problems])
         try:
             draft = draft_from_json(document)
         except RecordError as exc:
@@ -208,11 +270,18 @@ class Planner:
         try:
             entry = self.entry(draft.catalogue_code)
         except UnknownCatalogueError as exc:
+            pending = self.awaiting(draft.catalogue_code)
+            if pending is not None and not problems:
+                return Defer(
+                    f"catalogue type {pending.code} (version {pending.version}) is awaiting the bureau's "
+                    "approval; this row is applied once it is approved"
+                )
             return Reject([*problems, ("data.catalogue", str(exc))])
         try:
             require_issuer_of_type(self.actor, entry)
         except AccessDeniedError as exc:
             problems.append(("data.catalogue", f"{entry.name}: {exc}"))
+        problems += rowcheck.check_dates(entry, draft.issue_date, draft.valid_from, draft.valid_until)
         if problems:
             return Reject(problems)
         file_key = sm3(row.file).hex() if row.file is not None else None
@@ -238,14 +307,18 @@ class Planner:
         seq = int(row.seq)
         call = self.call(table, seq, completed_at=completed_at, channel=row.channel)
         return CertificatePlan(
-            seq, prepared, draft, row.channel, completed_at, row.file, row.file_media_type, call
-        )
+            seq, prepared, draft, row.channel, completed_at, row.file, row.file_media_type, call,
+            renewal=operation == "renew",
+        )  # fmt: skip
 
     def check_file(self, file: bytes, identifier: str) -> str | None:
         """Why an agency-sealed file cannot be stored for ``identifier`` (None: VALID and for it)."""
         if self.trust is None:
             return "this exchange has no trust anchors to verify agency-sealed files with"
-        report = verify_file(file, trust=self.trust)
+        try:
+            report = verify_file(file, trust=self.trust)
+        except Exception as exc:
+            return f"cannot be read as a sealed file: {type(exc).__name__}: {exc}"[:1000]
         if report.indication is not Indication.VALID:
             reasons = "; ".join(report.problems) or "; ".join(
                 f"{c.name}: {c.reason}" for s in report.signatures for c in s.checks if c.reason
@@ -262,11 +335,23 @@ class Planner:
         action = STATUS_ACTIONS.get(row.action)
         if action is None:
             problems.append(("action", f"one of {', '.join(STATUS_ACTIONS)}; got {row.action!r}"))
+        problems += rowcheck.check_text(str(row.certificate_number), "certificate_number")
         version = row.version
-        if version is not None and (not isinstance(version, int) or version < 1):
-            problems.append(("version", f"a whole number ≥ 1 or empty (the latest), got {version!r}"))
+        if version is not None and (
+            not isinstance(version, int)
+            or isinstance(version, bool)
+            or not 1 <= version <= rowcheck.MAX_VERSION
+        ):
+            problems.append(
+                (
+                    "version",
+                    f"a whole number 1 … {rowcheck.MAX_VERSION} or empty (the latest), got {version!r}",
+                )
+            )
         if not isinstance(row.reason, str) or not row.reason.strip():
             problems.append(("reason", "required: why (every status change is explained)"))
+        else:
+            problems += rowcheck.check_text(row.reason, "reason", newline=True)
         if problems or action is None:
             return Reject(problems)
         seq = int(row.seq)

@@ -87,6 +87,8 @@ class ExchangeWorker:
         self.batch_size, self.gap_grace, self.lease = batch_size, gap_grace, lease
         self._stop = threading.Event()
         self._engines: dict[str, Engine] = {}
+        #: sources whose cycle could not start in the last round (repository unreachable), with the reason
+        self.failed: dict[str, str] = {}
 
     def stop(self) -> None:
         self._stop.set()
@@ -100,6 +102,7 @@ class ExchangeWorker:
     def run_once(self) -> list[CycleStats]:
         """One cycle of every source; sources held by another worker are left out of the result."""
         results = []
+        self.failed = {}
         for source in self.sources:
             if self._stop.is_set():
                 break
@@ -123,7 +126,9 @@ class ExchangeWorker:
             except LeaseHeldError as exc:
                 metrics.observe_skip(source.name)
                 logger.info("%s", exc)
-            except Exception:  # the repository itself unreachable: try again next round
+            except Exception as exc:  # the repository itself unreachable: try again next round
+                self.failed[source.name] = f"{type(exc).__name__}: {exc}"[:2000]
+                metrics.CYCLES.labels(source.name, "error").inc()  # the metrics say so
                 logger.exception("source %s: cycle could not start", source.name)
         return results
 

@@ -100,6 +100,21 @@ class LayoutError(ValueError):
         self.field = field
 
 
+def _field_of(role: str) -> str:
+    """The face field (or ``number``, ``issuer``, …) a text item's role names: ``value:holder_name`` →
+    ``holder_name``."""
+    return role.split(":", 1)[1] if ":" in role else role
+
+
+def _missing_glyph_message(char: str, role: str) -> str:
+    packages = fonts.missing_fallback_packages()
+    hint = f" (the fallback fonts of {', '.join(packages)} are not installed)" if packages else ""
+    return (
+        f"{_field_of(role)}: the character {char!r} (U+{ord(char):04X}) is in no face font{hint}; "
+        "it cannot be drawn on the face"
+    )
+
+
 # --- the page: base image and its boxes ------------------------------------------------------------------
 
 
@@ -538,8 +553,9 @@ def lay_out_face(
 
     The QR code carries :func:`verification_url` — ``{verify_base_url}/v/{short code}``, or with
     ``short_qr=False`` the long ``…/v/{identifier}`` of faces made before issue 15 (to lay out such an original
-    again) — also in ``extras["verify_url"]``; ``extras["body_size_pt"]`` is the body size chosen and ``extras["missing_glyphs"]`` lists characters the
-    font cannot draw, when there are any. Raises :class:`LayoutError` naming the field that cannot fit.
+    again) — also in ``extras["verify_url"]``; ``extras["body_size_pt"]`` is the body size chosen. Raises
+    :class:`LayoutError` naming the field that cannot fit, or a character no face font can draw
+    (:data:`certstore.packaging.fonts.FACE_FONTS`) and its field.
     """
     entry = data.entry
     frame = page_frame(entry)
@@ -651,9 +667,10 @@ def lay_out_face(
         )
     images.append(ImageItem("qr_code", qr_png(url), "image/png", qr_box))
     extras = {"verify_url": url, "body_size_pt": f"{body_pt:g}"}
-    missing = fonts.missing_glyphs("".join(t.text for t in texts))
-    if missing:
-        extras["missing_glyphs"] = missing
+    for text in texts:
+        missing = fonts.missing_glyphs(text.text)
+        if missing:
+            raise LayoutError(_missing_glyph_message(missing[0], text.role), field=_field_of(text.role))
     return FaceLayout(
         width_mm=frame.width_mm,
         height_mm=frame.height_mm,

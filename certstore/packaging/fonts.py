@@ -1,11 +1,19 @@
-"""The one font of the face (照面字体): where it is, how wide text is, and the subset embedded in OFD/PDF.
+"""The fonts of the face (照面字体): where they are, how wide text is, and the subsets embedded in OFD/PDF.
 
-Every rendition of a face — the OFD text objects, the PDF, the PNG preview — and the seal picture use this one
+Every rendition of a face — the OFD text objects, the PDF, the PNG preview — and the seal picture use the main
 font, so text measured here is text drawn there. It is **WenQuanYi Micro Hei** (文泉驿微米黑, Debian package
 ``fonts-wqy-microhei``, Apache-2.0; installed by ``scripts/install-system-deps``): the CJK glyphs of Droid
 Sans Fallback plus Latin letters, digits and Western punctuation. Droid Sans Fallback itself
 (``fonts-droid-fallback``) has no ASCII glyphs at all, so certificate numbers, dates and identifiers would
 show as empty boxes.
+
+Rare characters (生僻字) — the CJK Extensions A–G that names of people and places use (𡈽, 䶮, 𠮷) — are drawn
+in a **fallback font**, used for exactly the characters the main font lacks (:data:`FACE_FONTS`, first font
+that has the character wins): **HanaMinA** and **HanaMinB** (花園明朝, Debian ``fonts-hanazono``, SIL OFL 1.1 or
+the Hanazono Font License; together all of Extensions A–F) and **BabelStone Han** (Debian
+``fonts-babelstone-han``, Arphic Public License / CC BY-SA; what HanaMin lacks — part of Extensions G and H). A line is split into runs
+by font (:func:`font_runs`); every rendition embeds one subset per font used, each cut per certificate like the
+main one. A character no face font has is refused when the face is laid out.
 
 Sizes: ``size_mm`` is the em size in millimetres (1 pt = 25.4 / 72 ≈ 0.3528 mm); widths are the font's
 linear (unhinted) advances, character by character without kerning — which is how an OFD reader places a
@@ -17,6 +25,7 @@ from __future__ import annotations
 import io
 import os
 import struct
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
@@ -26,15 +35,21 @@ from typing import Any
 from PIL import ImageFont
 
 __all__ = [
+    "FACE_FONTS",
+    "FALLBACK_RANGES",
     "FONT_FAMILY",
     "FONT_INDEX",
     "FONT_PACKAGE",
     "FONT_PATH",
     "MM_PER_PT",
+    "FaceFont",
     "FontMissingError",
     "SubsetMetrics",
     "char_advance_em",
+    "font_of",
+    "font_runs",
     "load_font",
+    "missing_fallback_packages",
     "missing_font_message",
     "missing_glyphs",
     "mm_to_pt",
@@ -51,6 +66,44 @@ FONT_INDEX = 0
 FONT_FAMILY = "WenQuanYi Micro Hei"
 #: The Debian package that installs :data:`FONT_PATH`.
 FONT_PACKAGE = "fonts-wqy-microhei"
+
+
+@dataclass(frozen=True)
+class FaceFont:
+    """One font of the face: its family name, file (face ``index`` in a collection) and Debian package."""
+
+    family: str
+    path: Path
+    index: int
+    package: str
+
+
+#: The face fonts in order of preference: the main font, then the fallbacks for rare characters (生僻字). A
+#: character is drawn in the first of them that maps it (:func:`font_of`).
+FACE_FONTS: tuple[FaceFont, ...] = (
+    FaceFont(FONT_FAMILY, FONT_PATH, FONT_INDEX, FONT_PACKAGE),
+    FaceFont("HanaMinA", Path("/usr/share/fonts/truetype/hanazono/HanaMinA.ttf"), 0, "fonts-hanazono"),
+    FaceFont("HanaMinB", Path("/usr/share/fonts/truetype/hanazono/HanaMinB.ttf"), 0, "fonts-hanazono"),
+    FaceFont(
+        "BabelStone Han",
+        Path("/usr/share/fonts/truetype/babelstone/BabelStoneHan.ttf"),
+        0,
+        "fonts-babelstone-han",
+    ),
+)
+
+#: The code points the fallback fonts are used for: CJK radicals, strokes, ideographs (the unified block, its
+#: compatibility forms, Extension A and the supplementary planes 2 and 3 — Extensions B to H). Anything else the
+#: main font lacks (emoji, U+202E …) stays missing, and the face refuses it.
+FALLBACK_RANGES: tuple[tuple[int, int], ...] = (
+    (0x2E80, 0x2FFF),
+    (0x3005, 0x3007),
+    (0x31C0, 0x31EF),
+    (0x3400, 0x4DBF),
+    (0x4E00, 0x9FFF),
+    (0xF900, 0xFAFF),
+    (0x20000, 0x3FFFF),
+)
 
 #: Millimetres per typographic point (1/72 inch).
 MM_PER_PT = 25.4 / 72
@@ -87,15 +140,19 @@ def mm_to_pt(millimetres: float) -> float:
 
 
 @lru_cache(maxsize=64)
-def load_font(size_px: float) -> ImageFont.FreeTypeFont:
-    """The face font at ``size_px`` pixels per em (fractional sizes allowed), for drawing with Pillow."""
-    return ImageFont.truetype(str(require_font()), size_px, index=FONT_INDEX)
+def load_font(size_px: float, font: int = 0) -> ImageFont.FreeTypeFont:
+    """Face font number ``font`` of :data:`FACE_FONTS` (0: the main font) at ``size_px`` pixels per em
+    (fractional sizes allowed), for drawing with Pillow."""
+    if font == 0:
+        return ImageFont.truetype(str(require_font()), size_px, index=FONT_INDEX)
+    face = FACE_FONTS[font]
+    return ImageFont.truetype(str(face.path), size_px, index=face.index)
 
 
 @lru_cache(maxsize=8192)
 def char_advance_em(char: str) -> float:
-    """The advance width of one character in ems (linear, from the font's metrics)."""
-    return load_font(_REFERENCE_PX).getlength(char) / _REFERENCE_PX
+    """The advance width of one character in ems (linear, from the metrics of the font that draws it)."""
+    return load_font(_REFERENCE_PX, font_of(char) or 0).getlength(char) / _REFERENCE_PX
 
 
 def text_width_mm(text: str, size_mm: float, *, letter_spacing_mm: float = 0.0) -> float:
@@ -107,32 +164,93 @@ def text_width_mm(text: str, size_mm: float, *, letter_spacing_mm: float = 0.0) 
 
 
 @cache
-def _cmap() -> frozenset[int]:
+def _cmap(font: int = 0) -> frozenset[int]:
+    """The code points face font number ``font`` maps; empty for a fallback font that is not installed (its
+    characters are then missing, and the layout's refusal names its package)."""
     from fontTools.ttLib import TTFont
 
-    with TTFont(str(require_font()), fontNumber=FONT_INDEX, lazy=True) as font:
-        return frozenset(font.getBestCmap())
+    if font == 0:
+        path, index = require_font(), FONT_INDEX
+    else:
+        path, index = FACE_FONTS[font].path, FACE_FONTS[font].index
+        if not path.is_file():
+            return frozenset()
+    with TTFont(str(path), fontNumber=index, lazy=True) as opened:
+        return frozenset(opened.getBestCmap())
+
+
+@lru_cache(maxsize=65536)
+def font_of(char: str) -> int | None:
+    """Which face font draws ``char``: its number in :data:`FACE_FONTS` (0 — the main font — for control
+    characters and everything it maps), or None when no face font has it (a fallback is used only within
+    :data:`FALLBACK_RANGES`, never for unassigned or private-use code points)."""
+    code = ord(char)
+    if code < 0x20 or code in _cmap(0):
+        return 0
+    if not any(low <= code <= high for low, high in FALLBACK_RANGES) or unicodedata.category(char) in (
+        "Cn",
+        "Co",
+    ):
+        return (
+            None  # the fallbacks are for hanzi only: their emoji, symbols, private-use glyphs are not taken
+        )
+    for number in range(1, len(FACE_FONTS)):
+        if code in _cmap(number):
+            return number
+    return None
+
+
+def font_runs(text: str) -> list[tuple[int, str]]:
+    """``text`` cut into runs of consecutive characters drawn in the same face font: ``(font, run)`` pairs in
+    order, joined they give ``text`` back. A character no font has goes with the main font (it is refused
+    earlier, by :func:`missing_glyphs` at layout)."""
+    runs: list[tuple[int, str]] = []
+    for ch in text:
+        font = font_of(ch) or 0
+        if runs and runs[-1][0] == font:
+            runs[-1] = (font, runs[-1][1] + ch)
+        else:
+            runs.append((font, ch))
+    return runs
 
 
 def missing_glyphs(text: str) -> str:
-    """The distinct characters of ``text`` the font cannot draw (control characters ignored), in order."""
-    cmap = _cmap()
+    """The distinct characters of ``text`` no face font can draw (control characters ignored), in order."""
     seen: dict[str, None] = {}
     for ch in text:
-        if ord(ch) >= 0x20 and ord(ch) not in cmap:
+        if font_of(ch) is None:
             seen.setdefault(ch)
     return "".join(seen)
 
 
-def subset_font(characters: str) -> bytes:
-    """A TrueType (``glyf``) font holding only ``characters`` (plus the space and ``.notdef``), for
-    embedding in OFD (``Res/font_N.ttf``, ``FontFile``) or PDF (``FontFile2``).
+def missing_fallback_packages() -> list[str]:
+    """The Debian packages of fallback fonts that are not installed (rare characters need them)."""
+    return sorted({face.package for face in FACE_FONTS[1:] if not face.path.is_file()})
+
+
+def subset_font(characters: str, font: int = 0) -> bytes:
+    """A TrueType (``glyf``) font holding only ``characters`` (plus the space and ``.notdef``) of face font
+    number ``font`` (0: the main font), for embedding in OFD (``Res/font_N.ttf``, ``FontFile``) or PDF
+    (``FontFile2``).
 
     Glyph outlines, advances and the Unicode ``cmap`` are kept; hinting and OpenType layout tables are
     dropped. A typical face (a few hundred distinct characters) gives 50–100 KB against 5 MB for the full
     font. Results are cached by character set, so the order and repetition of ``characters`` do not matter.
     """
+    if font:
+        return _fallback_subset(font, _character_set(characters))
     return _subset(_character_set(characters))
+
+
+@lru_cache(maxsize=32)
+def _fallback_subset(font: int, characters: str) -> bytes:
+    """The subset of fallback font ``font``: fontTools' subsetter over the full file, read lazily (≈0.3–0.5 s;
+    only faces with rare characters pay it, and the same characters hit the cache)."""
+    from fontTools.ttLib import TTFont
+
+    face = FACE_FONTS[font]
+    with TTFont(str(face.path), fontNumber=face.index, lazy=True, recalcTimestamp=False) as opened:
+        return _subset_of(opened, characters)
 
 
 def _character_set(characters: str) -> str:
@@ -150,20 +268,25 @@ class SubsetMetrics:
     descent: float
 
 
-def subset_metrics(characters: str) -> SubsetMetrics:
+def subset_metrics(characters: str, font: int = 0) -> SubsetMetrics:
     """The metrics of :func:`subset_font` of ``characters`` — taken from the parsed working font when the subset
     comes from it (no need to parse the subset back), else read from the subset."""
-    return _metrics(_character_set(characters))
+    return _metrics(_character_set(characters), font)
 
 
 @lru_cache(maxsize=32)
-def _metrics(characters: str) -> SubsetMetrics:
+def _metrics(characters: str, font_number: int = 0) -> SubsetMetrics:
     from fontTools.ttLib import TTFont
 
+    if font_number:
+        return _read_metrics(TTFont(io.BytesIO(_fallback_subset(font_number, characters)), lazy=True))
     source, covered = _glyph_source()
     if set(characters) <= covered:
         return source.metrics(characters)
-    font = TTFont(io.BytesIO(_subset(characters)), lazy=True)
+    return _read_metrics(TTFont(io.BytesIO(_subset(characters)), lazy=True))
+
+
+def _read_metrics(font: Any) -> SubsetMetrics:
     units = font["head"].unitsPerEm
     hmtx = font["hmtx"].metrics
     advances = {chr(cp): hmtx[glyph][0] / units for cp, glyph in font.getBestCmap().items()}
@@ -180,7 +303,7 @@ def _subset_options() -> Any:
     options.recalc_bounds = True
     options.recalc_timestamp = False  # the same characters give the same bytes (reproducible files)
     options.glyph_names = False  # post format 3: embedded fonts need no glyph names
-    options.drop_tables += ["GSUB", "GPOS", "GDEF", "FFTM"]
+    options.drop_tables += ["GSUB", "GPOS", "GDEF", "FFTM", "BASE", "prop", "meta"]
     return options
 
 

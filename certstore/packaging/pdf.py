@@ -3,7 +3,8 @@ visible on the page, and an SM2/SM3 CMS signature — written and signed with py
 
 :func:`build_pdf` draws one page from a :class:`~certstore.packaging.layout.FaceLayout`: the base image (底图),
 every text line as real text in an embedded TrueType subset of the face font (``Type0``/``CIDFontType2``,
-``Identity-H``, with a ``ToUnicode`` map so the text can be searched and extracted), and the QR code. The
+``Identity-H``, with a ``ToUnicode`` map so the text can be searched and extracted) — a second one (``/F2``)
+for the fallback font when the face has rare characters (生僻字) — and the QR code. The
 metadata (``ZZBS``, ``ZZMC``, …) goes into the document information dictionary and into XMP (``dc:identifier``
 plus one ``ecert:`` property per element). The page is then signed in the same revision, so the signature's
 ``/ByteRange`` covers the whole file except the ``/Contents`` hole.
@@ -225,19 +226,27 @@ class _EmbeddedFont:
         return b"<" + "".join(f"{self.glyphs[ch]:04X}" for ch in text).encode("ascii") + b">"
 
 
-def _font_for(characters: str) -> _EmbeddedFont:
-    """The face font (:mod:`certstore.packaging.fonts`, the same program the OFD embeds) subset to
-    ``characters``; refuses characters the font cannot draw."""
+def _fonts_for(characters: str) -> dict[int, _EmbeddedFont]:
+    """One embedded font per face font ``characters`` need (0, the main font, first; the fallbacks for rare
+    characters after it), each subset to its own characters."""
+    by_font: dict[int, str] = {}
+    for number, run in fonts.font_runs(characters):
+        by_font[number] = by_font.get(number, "") + run
+    return {number: _font_for(by_font[number], number) for number in sorted(by_font)}
+
+
+def _font_for(characters: str, number: int = 0) -> _EmbeddedFont:
+    """Face font ``number`` (:data:`certstore.packaging.fonts.FACE_FONTS`, the same program the OFD embeds)
+    subset to ``characters``; refuses characters no face font can draw."""
     try:
         fonts.require_font()
     except fonts.FontMissingError as exc:
         raise PdfBuildError(str(exc)) from exc
     missing = fonts.missing_glyphs(characters)
     if missing:
-        raise PdfBuildError(
-            f"the face font {fonts.FONT_FAMILY} has no glyph for {missing!r}; the text cannot be drawn"
-        )
-    program = fonts.subset_font(characters)
+        raise PdfBuildError(f"the face fonts have no glyph for {missing!r}; the text cannot be drawn")
+    family = fonts.FACE_FONTS[number].family
+    program = fonts.subset_font(characters, number)
     font = TTFont(io.BytesIO(program))
     scale = 1000 / font["head"].unitsPerEm
     cmap = font.getBestCmap()
@@ -247,13 +256,13 @@ def _font_for(characters: str) -> _EmbeddedFont:
     }
     absent = "".join(ch for ch in characters if ch not in glyphs)
     if absent:
-        raise PdfBuildError(f"the subset of {fonts.FONT_FAMILY} lacks {absent!r}")
+        raise PdfBuildError(f"the subset of {family} lacks {absent!r}")
     widths = {font.getGlyphID(name): round(metrics[name][0] * scale) for name in cmap.values()}
     head, hhea = font["head"], font["hhea"]
     cap = getattr(font.get("OS/2"), "sCapHeight", 0)
     tag = "".join(chr(ord("A") + b % 26) for b in sm3(characters.encode())[:6])
     return _EmbeddedFont(
-        ps_name=f"{tag}+{re.sub(r'[^A-Za-z0-9-]', '', fonts.FONT_FAMILY)}",
+        ps_name=f"{tag}+{re.sub(r'[^A-Za-z0-9-]', '', family)}",
         program=program,
         glyphs=glyphs,
         widths=widths,
@@ -427,11 +436,15 @@ class _Page:
         )
 
 
-def _text_ops(item: TextItem, font: _EmbeddedFont, page: _Page) -> bytes:
-    """One text line: placed by its alignment in its box, on the layout's baseline, in the item's colour."""
+def _text_ops(item: TextItem, embedded: Mapping[int, _EmbeddedFont], page: _Page) -> bytes:
+    """One text line: placed by its alignment in its box, on the layout's baseline, in the item's colour; one
+    ``Tj`` per run of the line in one face font (``/F1`` the main font, ``/F2`` … the fallbacks), the font
+    switched with ``Tf`` between them inside the same text object, so the runs follow each other."""
     size_pt = item.size_mm * _PT_PER_MM
     spacing = item.letter_spacing_mm
-    width_mm = font.advance_em(item.text) * item.size_mm + spacing * max(len(item.text) - 1, 0)
+    runs = fonts.font_runs(item.text)
+    advance_em = sum(embedded[number].advance_em(run) for number, run in runs)
+    width_mm = advance_em * item.size_mm + spacing * max(len(item.text) - 1, 0)
     offset = {Align.LEFT: 0.0, Align.CENTER: (item.box.w - width_mm) / 2, Align.RIGHT: item.box.w - width_mm}
     x = (item.box.x + offset[item.align]) * _PT_PER_MM
     y = page.height - (item.box.y + _BASELINE_EM * item.size_mm) * _PT_PER_MM
@@ -439,13 +452,25 @@ def _text_ops(item: TextItem, font: _EmbeddedFont, page: _Page) -> bytes:
     ops = [f"q {r} {g} {b} rg"]
     if item.bold:
         ops.append(f"{r} {g} {b} RG {_n(size_pt * _BOLD_STROKE_EM)} w")
-    ops.append(f"BT /F1 {_n(size_pt)} Tf")
+    first_font = runs[0][0] if runs else 0
+    ops.append(f"BT /F{_font_slot(embedded, first_font)} {_n(size_pt)} Tf")
     if item.bold:
         ops.append("2 Tr")
     if spacing:
         ops.append(f"{_n(spacing * _PT_PER_MM)} Tc")
     ops.append(f"1 0 0 1 {_n(x)} {_n(y)} Tm")
-    return " ".join(ops).encode("ascii") + b" " + font.encode(item.text) + b" Tj ET Q"
+    shown = b" ".join(
+        (f"/F{_font_slot(embedded, number)} {_n(size_pt)} Tf ".encode("ascii") if index else b"")
+        + embedded[number].encode(run)
+        + b" Tj"
+        for index, (number, run) in enumerate(runs)
+    )
+    return " ".join(ops).encode("ascii") + b" " + shown + b" ET Q"
+
+
+def _font_slot(embedded: Mapping[int, _EmbeddedFont], number: int) -> int:
+    """The resource name number of face font ``number`` on the page: ``/F1`` for the first font used …"""
+    return list(embedded).index(number) + 1
 
 
 def _check_text(item: TextItem, index: int) -> None:
@@ -484,11 +509,14 @@ def _draw_page(writer: PdfFileWriter, layout: FaceLayout) -> generic.IndirectObj
         resources[pdf_name("/XObject")] = xobjects
     characters = layout.characters()
     if characters:
-        font = _font_for(characters)
+        embedded = _fonts_for(characters)
         resources[pdf_name("/Font")] = generic.DictionaryObject(
-            {pdf_name("/F1"): _font_resource(writer, font)}
+            {
+                pdf_name(f"/F{_font_slot(embedded, number)}"): _font_resource(writer, font)
+                for number, font in embedded.items()
+            }
         )
-        ops.extend(_text_ops(item, font, page) for item in layout.texts if item.text)
+        ops.extend(_text_ops(item, embedded, page) for item in layout.texts if item.text)
     content = generic.StreamObject(stream_data=b"\n".join(ops))
     content.compress()
     page_obj = PageObject(

@@ -45,7 +45,6 @@ def _draw_text(draw: ImageDraw.ImageDraw, item: TextItem, scale: float) -> None:
     size_px = item.size_mm * scale
     if size_px < 1:
         return
-    font = fonts.load_font(size_px)
     stroke = max(round(size_px * _BOLD_STROKE), 1) if item.bold else 0
     x = item.box.x * scale
     baseline = item.baseline_y * scale
@@ -54,7 +53,7 @@ def _draw_text(draw: ImageDraw.ImageDraw, item: TextItem, scale: float) -> None:
             draw.text(
                 (x, baseline),
                 ch,
-                font=font,
+                font=fonts.load_font(size_px, fonts.font_of(ch) or 0),  # rare characters: the fallback font
                 fill=item.color,
                 anchor="ls",
                 stroke_width=stroke,

@@ -20,7 +20,8 @@ def test_one_font_for_every_rendition() -> None:
     assert (layout.font_path, layout.font_family) == (str(fonts.FONT_PATH), fonts.FONT_FAMILY)
     # the font covers Latin letters and digits as well as ideographs (Droid Sans Fallback does not)
     assert fonts.missing_glyphs("编号：410100202406180101 ABC abc 1.2.156（〔·—“”〕）") == ""
-    assert fonts.missing_glyphs("中\U00020000\n") == "\U00020000"
+    # rare hanzi come from the fallback fonts (tests/packaging/test_rare_characters.py); emoji from none
+    assert fonts.missing_glyphs("中\U00020000\U0001f600\n") == "\U0001f600"
 
 
 def test_missing_font_names_the_package(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -37,7 +37,7 @@ from certstore.packaging import fonts
 
 from . import names as n
 from .signing import OfdSigningError, _Package, _resolve
-from .writer import OfdBuildError, _font_program, _FontProgram, serialize_xml, write_package
+from .writer import OfdBuildError, _font_programs, _FontProgram, serialize_xml, write_package
 
 __all__ = ["ANNOT_TYPE_WATERMARK", "OfdAnnotationError", "add_watermark"]
 
@@ -243,8 +243,8 @@ def _resource_base(path: str, res: etree._Element) -> str:
     return base
 
 
-def _add_font(target: _Target, font_id: int) -> str:
-    """Declare font ``font_id`` (the face font family, FontFile ``font_<id>.ttf``) in the document's first
+def _add_font(target: _Target, font_id: int, family: str = fonts.FONT_FAMILY) -> str:
+    """Declare font ``font_id`` (a face font ``family``, FontFile ``font_<id>.ttf``) in the document's first
     PublicRes — created and linked when the document has none; returns the font file's package path."""
     public = [path for name, path in _resource_lists(target) if name == n.PUBLIC_RES and target.exists(path)]
     if public:
@@ -265,7 +265,6 @@ def _add_font(target: _Target, font_id: int) -> str:
     if fonts_element is None:
         fonts_element = etree.SubElement(res, n.q(n.FONTS))
     file_path = target.free_path(posixpath.join(base, f"font_{font_id}.ttf"))
-    family = fonts.FONT_FAMILY
     font = _element(fonts_element, n.FONT, ID=str(font_id), FontName=family, FamilyName=family)
     _element(font, n.FONT_FILE, posixpath.relpath(file_path, base))
     target.changed(path, res)
@@ -377,15 +376,17 @@ def _appearance(
     *,
     box: tuple[float, float, float, float],
     lines: Sequence[str],
-    program: _FontProgram,
-    font_id: int,
+    programs: Mapping[int, _FontProgram],
+    font_ids: Mapping[int, int],
     size: float,
     angle_deg: float,
     color: tuple[int, int, int],
     alpha: int,
     ids: _Ids,
 ) -> None:
-    """The Appearance (the whole page box) with one rotated TextObject per line of every tile.
+    """The Appearance (the whole page box) with one rotated TextObject per line of every tile — per run of a
+    line in one face font, when rare characters need the fallback font (the runs of a line share its Boundary
+    and CTM; each run's TextCode X is where it starts on the line).
 
     Each TextObject's object space has the line's first baseline point at the origin (TextCode X=Y=0, DeltaX
     the embedded font's advances); its CTM rotates that space by ``angle_deg`` (counter-clockwise as seen) and
@@ -394,14 +395,18 @@ def _appearance(
     appearance = _element(annot, _APPEARANCE, Boundary=" ".join(_num(v) for v in box))
     theta = math.radians(angle_deg)
     cos, sin = math.cos(theta), math.sin(theta)
-    advances = [[program.advances[ch] * size for ch in line] for line in lines]
+    runs = [fonts.font_runs(line) for line in lines]
+    advances = [[programs[font].advances[ch] * size for font, run in line for ch in run] for line in runs]
     widths = [sum(a) for a in advances]
     pitch = _LINE_PITCH_EM * size
     tile_w, tile_h = max(widths), pitch * len(lines)
+    main = programs[min(programs)]
+    ascent = max(p.ascent for p in programs.values())
+    descent = max(p.descent for p in programs.values())
     # baseline inside a line slot: the glyph body (ascent above, descent below) centred in the slot
-    baseline = pitch / 2 + (program.ascent - program.descent) / 2 * size
+    baseline = pitch / 2 + (main.ascent - main.descent) / 2 * size
     pad = _PAD_EM * size
-    glyph_top, glyph_bottom = -program.ascent * size - pad, program.descent * size + pad
+    glyph_top, glyph_bottom = -ascent * size - pad, descent * size + pad
     matrix = " ".join(_num(v, 6) for v in (cos, -sin, sin, cos))
     fill = " ".join(str(c) for c in color)
 
@@ -409,7 +414,7 @@ def _appearance(
         return cos * x + sin * y, -sin * x + cos * y
 
     for cx, cy in _tile_centres(box, tile_w, tile_h, size, cos, sin):
-        for index, (line, line_advances, width) in enumerate(zip(lines, advances, widths, strict=True)):
+        for index, (line_runs, line_advances, width) in enumerate(zip(runs, advances, widths, strict=True)):
             origin = (-width / 2, -tile_h / 2 + index * pitch + baseline)  # in the tile, unrotated
             corners = [
                 place(origin[0] + x, origin[1] + y)
@@ -421,25 +426,29 @@ def _appearance(
             right = cx + max(x for x, _ in corners)
             bottom = cy + max(y for _, y in corners)
             moved = place(*origin)
-            text_object = _element(
-                appearance,
-                n.TEXT_OBJECT,
-                ID=str(ids.next()),
-                Boundary=" ".join(_num(v) for v in (left, top, right - left, bottom - top)),
-                Font=str(font_id),
-                Size=_num(size),
-                CTM=f"{matrix} {_num(cx + moved[0] - left)} {_num(cy + moved[1] - top)}",
-                Alpha=str(alpha),
-            )
-            _element(text_object, n.FILL_COLOR, Value=fill)
-            code = {"X": "0", "Y": "0"}
-            if len(line) > 1:
-                positions = [0.0]
-                for advance in line_advances[:-1]:
-                    positions.append(positions[-1] + advance)
-                rounded = [round(p, 3) for p in positions]
-                code["DeltaX"] = " ".join(_num(b - a) for a, b in pairwise(rounded))
-            _element(text_object, n.TEXT_CODE, line, **code)
+            positions = [0.0]
+            for advance in line_advances[:-1]:
+                positions.append(positions[-1] + advance)
+            rounded = [round(p, 3) for p in positions]
+            first = 0
+            for font, run in line_runs:
+                text_object = _element(
+                    appearance,
+                    n.TEXT_OBJECT,
+                    ID=str(ids.next()),
+                    Boundary=" ".join(_num(v) for v in (left, top, right - left, bottom - top)),
+                    Font=str(font_ids[font]),
+                    Size=_num(size),
+                    CTM=f"{matrix} {_num(cx + moved[0] - left)} {_num(cy + moved[1] - top)}",
+                    Alpha=str(alpha),
+                )
+                _element(text_object, n.FILL_COLOR, Value=fill)
+                code = {"X": _num(rounded[first]), "Y": "0"}
+                if len(run) > 1:
+                    mine = rounded[first : first + len(run)]
+                    code["DeltaX"] = " ".join(_num(b - a) for a, b in pairwise(mine))
+                _element(text_object, n.TEXT_CODE, run, **code)
+                first += len(run)
 
 
 def add_watermark(
@@ -469,7 +478,7 @@ def add_watermark(
     parameter_items = _check_parameters(parameters or {})
     day = modified if modified is not None else datetime.now(UTC).date()
     try:
-        program = _font_program("".join(sorted(set("".join(text_lines)))))
+        programs = _font_programs("".join(sorted(set("".join(text_lines)))))
     except OfdBuildError as exc:
         raise OfdAnnotationError(str(exc)) from exc
 
@@ -478,8 +487,9 @@ def add_watermark(
     list_path = _annotation_list(target)
     listing = target.xml(list_path) if target.exists(list_path) else _root(_ANNOTATIONS)
     ids = _Ids(target.max_id())
-    font_id = ids.next()
-    target.create(_add_font(target, font_id), program.data)
+    font_ids = {number: ids.next() for number in programs}
+    for number, program in programs.items():
+        target.create(_add_font(target, font_ids[number], program.name), program.data)
 
     list_dir = posixpath.dirname(list_path)
     for index, (page_id, box) in enumerate(pages):
@@ -520,8 +530,8 @@ def add_watermark(
             annot,
             box=box,
             lines=text_lines,
-            program=program,
-            font_id=font_id,
+            programs=programs,
+            font_ids=font_ids,
             size=float(size_mm),
             angle_deg=float(angle_deg),
             color=color,

@@ -3,8 +3,8 @@
 The verification page shows the face of the file a person presented — never the repository's record, which the
 presenter may not be entitled to see. This is a small renderer, enough for certificate faces: the page box,
 ``ImageObject`` (PNG/JPEG/BMP/GIF resources scaled into their Boundary), ``TextObject`` (each glyph at its
-``TextCode`` position with ``DeltaX`` advances, in the CJK face font whatever font the file names, in its
-``FillColor``), and the seal pictures the signatures place on the page (``StampAnnot``). Path objects,
+``TextCode`` position with ``DeltaX`` advances, in the CJK face font — its fallback for rare characters —
+whatever font the file names, in its ``FillColor``), and the seal pictures the signatures place on the page (``StampAnnot``). Path objects,
 templates, clipping, CTMs on text and embedded fonts are not drawn: a third-party page can look simpler than in
 a full OFD reader, which is why the page says this is a preview.
 
@@ -24,6 +24,7 @@ from functools import lru_cache
 from lxml import etree
 from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError
 
+from certstore.packaging import fonts
 from certstore.packaging.fonts import FONT_PATH
 from certstore.packaging.ofd.reader import OfdFormatError, OfdPackage, OfdReader, local_name, resolve_location
 from certstore.seal import SealFormatError, parse_seal_signature
@@ -84,7 +85,11 @@ def _delta_x(text: str | None, count: int) -> list[float]:
 
 
 @lru_cache(maxsize=64)
-def _font(px: int) -> ImageFont.FreeTypeFont:
+def _font(px: int, character: str = "") -> ImageFont.FreeTypeFont:
+    """The face font at ``px`` — for a rare character the main font lacks, the fallback font that has it."""
+    number = (fonts.font_of(character) or 0) if character else 0
+    if number:
+        return fonts.load_font(max(px, 1), number)
     return ImageFont.truetype(str(FONT_PATH), size=max(px, 1))
 
 
@@ -174,7 +179,9 @@ def _text(draw: ImageDraw.ImageDraw, element: etree._Element, scale: float) -> N
             draw.text(
                 ((box[0] + position) * scale, (box[1] + y) * scale),
                 character,
-                font=font,
+                font=font
+                if (fonts.font_of(character) or 0) == 0
+                else _font(round(size[0] * scale), character),
                 fill=color,
                 anchor="ls",
             )

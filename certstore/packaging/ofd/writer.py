@@ -8,9 +8,10 @@
 * ``Doc_0/Document.xml`` — CommonData (MaxUnitID, PageArea, PublicRes, DocumentRes), one page, CustomTags,
   Attachments, in the element order of the GB/T 33190 Annex A schema.
 * ``Doc_0/PublicRes.xml`` + ``Doc_0/Res/font_N.ttf`` — the embedded font subset (嵌入字体), so every reader
-  draws the same glyphs; ``Doc_0/DocumentRes.xml`` + ``Doc_0/Res/image_N.*`` — base image (底图) and QR code.
+  draws the same glyphs, and a second (third …) ``Font`` with its own subset when rare characters need a
+  fallback font (:data:`certstore.packaging.fonts.FACE_FONTS`); ``Doc_0/DocumentRes.xml`` + ``Doc_0/Res/image_N.*`` — base image (底图) and QR code.
 * ``Doc_0/Pages/Page_0/Content.xml`` — the base image in a background layer; one ``TextObject`` per text
-  line with the glyph advances of the embedded font in ``DeltaX`` (readers place glyphs exactly where the
+  line (per run of a line drawn in one font) with the glyph advances of the embedded font in ``DeltaX`` (readers place glyphs exactly where the
   layout put them instead of guessing from their own metrics); the QR code and other images on top.
 * ``Doc_0/Attachs/`` — ``metadata.xml`` (the metadata as XML, ``Visible="false"``) and any extra
   :class:`Attachment` (e.g. the face data as JSON).
@@ -202,8 +203,9 @@ class _FontProgram:
 
 
 @lru_cache(maxsize=32)
-def _font_program(characters: str) -> _FontProgram:
-    """The face font (:mod:`certstore.packaging.fonts`) subset to ``characters``, with its advances.
+def _font_program(characters: str, font: int = 0) -> _FontProgram:
+    """Face font number ``font`` (:data:`certstore.packaging.fonts.FACE_FONTS`; 0 is the main font, the others
+    the fallbacks for rare characters) subset to ``characters``, with its advances.
 
     Advances are the embedded program's own (:func:`certstore.packaging.fonts.subset_metrics`), so DeltaX
     matches exactly what a reader draws.
@@ -213,14 +215,26 @@ def _font_program(characters: str) -> _FontProgram:
     except fonts.FontMissingError as exc:
         raise OfdBuildError(str(exc)) from exc
     missing = fonts.missing_glyphs(characters)
-    if missing:
-        shown = ", ".join(f"{ch!r} (U+{ord(ch):04X})" for ch in missing[:10])
-        raise OfdBuildError(
-            f"the face font {fonts.FONT_FAMILY} has no glyph for {shown}; the text cannot be drawn"
+    elsewhere = "".join(ch for ch in characters if ch not in missing and (fonts.font_of(ch) or 0) != font)
+    if missing or elsewhere:
+        shown = ", ".join(f"{ch!r} (U+{ord(ch):04X})" for ch in (missing or elsewhere)[:10])
+        fonts_meant = (
+            "the face fonts have" if missing else f"the face font {fonts.FACE_FONTS[font].family} has"
         )
-    data = fonts.subset_font(characters)  # reproducible: the same characters give the same bytes
-    metrics = fonts.subset_metrics(characters)
-    return _FontProgram(fonts.FONT_FAMILY, data, metrics.advances, metrics.ascent, metrics.descent)
+        raise OfdBuildError(f"{fonts_meant} no glyph for {shown}; the text cannot be drawn")
+    data = fonts.subset_font(characters, font)  # reproducible: the same characters give the same bytes
+    metrics = fonts.subset_metrics(characters, font)
+    name = fonts.FACE_FONTS[font].family
+    return _FontProgram(name, data, metrics.advances, metrics.ascent, metrics.descent)
+
+
+def _font_programs(characters: str) -> dict[int, _FontProgram]:
+    """One program per face font that ``characters`` need (the main font first), each subset to its own
+    characters."""
+    by_font: dict[int, str] = {}
+    for font, run in fonts.font_runs(characters):
+        by_font[font] = by_font.get(font, "") + run
+    return {font: _font_program(by_font[font], font) for font in sorted(by_font)}
 
 
 # --- page content -----------------------------------------------------------------------------------------
@@ -258,18 +272,25 @@ def _check_text_item(item: TextItem, index: int) -> None:
 
 
 def _text_object(
-    layer: etree._Element, item: TextItem, program: _FontProgram, font_id: int, ids: _Ids
-) -> int:
-    """Append the TextObject of one line; returns its ID.
+    layer: etree._Element,
+    item: TextItem,
+    programs: Mapping[int, _FontProgram],
+    font_ids: Mapping[int, int],
+    ids: _Ids,
+) -> list[int]:
+    """Append the TextObject(s) of one line; returns their IDs — one object per run of the line drawn in the
+    same face font (a line with rare characters is cut where the fallback font takes over; all its objects
+    share the line's Boundary and each run's TextCode starts where the previous one ended).
 
-    The Boundary is the line's box grown to the font's glyph extents (its bounding box reaches above 0.8 em
+    The Boundary is the line's box grown to the fonts' glyph extents (their bounding boxes reach above 0.8 em
     and below the box) and to the text's width, plus a small padding, so no reader clips a glyph. TextCode
     X/Y put the first glyph's origin on the layout's baseline; DeltaX gives every following glyph's advance in
     the embedded font plus the item's letter spacing. Lines made by ``lay_out_face`` have ``box.w`` equal to
     their measured width, so every alignment starts at ``box.x``.
     """
     spacing = item.letter_spacing_mm
-    advances = [program.advances[ch] * item.size_mm + spacing for ch in item.text]
+    runs = fonts.font_runs(item.text)
+    advances = [programs[font].advances[ch] * item.size_mm + spacing for font, run in runs for ch in run]
     total = sum(advances) - spacing  # no spacing after the last character
     if item.align is Align.CENTER:
         start = item.box.x + (item.box.w - total) / 2
@@ -277,33 +298,40 @@ def _text_object(
         start = item.box.x + item.box.w - total
     else:
         start = item.box.x
+    used = [programs[font] for font in dict.fromkeys(font for font, _ in runs)]
     pad = _TEXT_PAD_EM * item.size_mm
     left = min(item.box.x, start) - pad
     right = max(item.box.x + item.box.w, start + total) + pad
     baseline = item.box.y + _BASELINE_EM * item.size_mm
-    top = min(item.box.y, baseline - program.ascent * item.size_mm) - pad
-    bottom = max(item.box.y + item.box.h, baseline + program.descent * item.size_mm) + pad
-    object_id = ids.next()
-    attrs = {
-        "ID": str(object_id),
-        "Boundary": _box(Box(left, top, right - left, bottom - top)),
-        "Font": str(font_id),
-        "Size": _num(item.size_mm),
-    }
-    if item.bold:
-        attrs["Weight"] = "700"
-    text_object = _element(layer, n.TEXT_OBJECT, **attrs)
-    _element(text_object, n.FILL_COLOR, Value=" ".join(str(c) for c in item.color))
-    code_attrs = {"X": _num(start - left), "Y": _num(baseline - top)}
-    if len(item.text) > 1:
-        # DeltaX from rounded cumulative positions, so rounding never accumulates along the line.
-        positions = [0.0]
-        for advance in advances[:-1]:
-            positions.append(positions[-1] + advance)
-        rounded = [round(p, 3) for p in positions]
-        code_attrs["DeltaX"] = " ".join(_num(b - a) for a, b in pairwise(rounded))
-    _element(text_object, n.TEXT_CODE, item.text, **code_attrs)
-    return object_id
+    top = min(item.box.y, baseline - max(p.ascent for p in used) * item.size_mm) - pad
+    bottom = max(item.box.y + item.box.h, baseline + max(p.descent for p in used) * item.size_mm) + pad
+    # positions of every glyph from rounded cumulative advances, so rounding never accumulates along the line
+    positions = [0.0]
+    for advance in advances[:-1]:
+        positions.append(positions[-1] + advance)
+    rounded = [round(p, 3) for p in positions]
+    object_ids = []
+    first = 0
+    for font, run in runs:
+        object_id = ids.next()
+        attrs = {
+            "ID": str(object_id),
+            "Boundary": _box(Box(left, top, right - left, bottom - top)),
+            "Font": str(font_ids[font]),
+            "Size": _num(item.size_mm),
+        }
+        if item.bold:
+            attrs["Weight"] = "700"
+        text_object = _element(layer, n.TEXT_OBJECT, **attrs)
+        _element(text_object, n.FILL_COLOR, Value=" ".join(str(c) for c in item.color))
+        code_attrs = {"X": _num(start - left + rounded[first]), "Y": _num(baseline - top)}
+        if len(run) > 1:
+            mine = rounded[first : first + len(run)]
+            code_attrs["DeltaX"] = " ".join(_num(b - a) for a, b in pairwise(mine))
+        _element(text_object, n.TEXT_CODE, run, **code_attrs)
+        object_ids.append(object_id)
+        first += len(run)
+    return object_ids
 
 
 def _image_format(image: ImageItem, index: int) -> tuple[str, str]:
@@ -472,24 +500,28 @@ def build_ofd_files(
         raise OfdBuildError("doc_id must not be empty")
     created = creation_date if creation_date is not None else _default_creation_date(meta_items)
     characters = layout.characters()
-    program = _font_program(characters) if characters else None
+    programs = _font_programs(characters) if characters else {}
 
     ids = _Ids()
     page_id = ids.next()
-    font_id = ids.next() if program is not None else 0
+    font_ids = {font: ids.next() for font in programs}
     image_ids = [ids.next() for _ in images]
     files: list[tuple[str, bytes]] = []
     res_files: list[tuple[str, bytes]] = []
 
     # Doc_0/PublicRes.xml: fonts
     public_res = None
-    if program is not None:
+    if programs:
         public_res = _root(n.RES, BaseLoc=n.RES_DIR_NAME)
         font_list = _element(public_res, n.FONTS)
-        file_name = f"font_{font_id}.ttf"
-        font = _element(font_list, n.FONT, ID=str(font_id), FontName=program.name, FamilyName=program.name)
-        _element(font, n.FONT_FILE, file_name)
-        res_files.append((f"{n.RES_DIR}/{file_name}", program.data))
+        for number, program in programs.items():
+            font_id = font_ids[number]
+            file_name = f"font_{font_id}.ttf"
+            font = _element(
+                font_list, n.FONT, ID=str(font_id), FontName=program.name, FamilyName=program.name
+            )
+            _element(font, n.FONT_FILE, file_name)
+            res_files.append((f"{n.RES_DIR}/{file_name}", program.data))
 
     # Doc_0/DocumentRes.xml: images
     document_res = None
@@ -515,8 +547,8 @@ def build_ofd_files(
             tags.setdefault(image.role, []).append(_image_object(layer, image, resource_id, ids))
     body = _element(content, n.LAYER, ID=str(ids.next()), Type="Body")
     for item in layout.texts:
-        if item.text and program is not None:
-            tags.setdefault(item.role, []).append(_text_object(body, item, program, font_id, ids))
+        if item.text and programs:
+            tags.setdefault(item.role, []).extend(_text_object(body, item, programs, font_ids, ids))
     for image, resource_id in foreground:
         tags.setdefault(image.role, []).append(_image_object(body, image, resource_id, ids))
 
