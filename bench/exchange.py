@@ -15,7 +15,14 @@ Row mix (one source, one agency, one catalogue type), written before the clock s
 
 The worker applies rows in batches (``batch_size`` 500): one repository transaction per batch holds the
 effects, their ledger rows, the cursor and the lease renewal. ``--quick`` runs 10k rows and scales the time
-linearly to 100k. A cProfile summary of where the time goes is printed with ``CERTSTORE_BENCH_PROFILE=1``.
+linearly to 100k.
+
+**Sealed mix**: a second measurement seals. Fresh certificates (version 1) without a file go through a cycle
+with the application's file maker — once in one process, once with a :class:`~certstore.exchange.sealing.
+SealingPool` of one process per CPU (commits still in this process, in ``seq`` order) — each after a warm-up
+cycle of a few rows (fonts, keys, the pool's processes: a running ``exchange run`` keeps them). It reports both
+cycle times and the speed-up (target ≥ 1.8× on 2 cores); ``SEALED`` rows (``--quick``: ``SEALED_QUICK``).
+A cProfile summary of where the time goes is printed with ``CERTSTORE_BENCH_PROFILE=1``.
 """
 
 from __future__ import annotations
@@ -35,14 +42,19 @@ from sqlalchemy import insert
 
 from bench import BenchContext, Results, register
 from bench._setup import prepared_data_dir
+from certstore.app import Application
 from certstore.catalogue.definitions import example_face, shipped_entries
 from certstore.exchange.cycle import run_cycle
 from certstore.exchange.frontend import CERTIFICATE_TABLE, STATUS_TABLE, frontend_engine, init_frontend
+from certstore.exchange.sealing import ApplicationSealer, SealingPool
 from certstore.exchange.source import ExchangeSource
+from certstore.services.imports import default_workers
 
 CATALOGUE = "11410100990000017F002"  # 建设用地规划许可证
 FULL = 100_000
 CHUNK = 5_000  # rows per INSERT batch while writing the front-end (memory stays flat)
+SEALED, SEALED_QUICK = 2_000, 80  # certificates sealed by each run of the sealed mix
+WARM_UP = 6  # rows of the untimed cycle before each sealed run
 
 
 def _number(i: int) -> str:
@@ -101,6 +113,54 @@ def _write_frontend(url: str, rows: int) -> tuple[int, int, int]:
     return new, changed, statuses
 
 
+def _write_sealed(url: str, first: int, count: int) -> None:
+    """``count`` new certificates (version 1, no file: the repository seals them), numbers from ``first``."""
+    entry = next(e for e in shipped_entries() if e.code == CATALOGUE)
+    face = example_face(entry)
+    holder = {"name": "郑州示例置业有限公司", "id_type": "001", "id_number": "91410100MA44A1B2XW"}
+    completed = datetime.now(UTC) - timedelta(hours=2)
+    init_frontend(url)
+    engine = frontend_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(insert(CERTIFICATE_TABLE), [
+                {
+                    "issuer_code": entry.issuer.credit_code, "certificate_number": _number(i), "version": 1,
+                    "data": json.dumps({
+                        "catalogue": CATALOGUE, "certificate_number": _number(i), "holder": holder,
+                        "issue_date": date(2026, 11, 26).isoformat(), "face": face, "metadata": {"sealed": i},
+                    }, ensure_ascii=False),
+                    "channel": "online", "completed_at": completed, "written_at": datetime.now(UTC),
+                }
+                for i in range(first, first + count)
+            ])  # fmt: skip
+    finally:
+        engine.dispose()
+
+
+def _sealed_run(ctx: BenchContext, app: Application, root: Path, name: str, first: int, count: int,
+                pool: SealingPool | None) -> float:  # fmt: skip
+    """Seconds of one cycle sealing ``count`` versions (after an untimed warm-up cycle of its own rows)."""
+    url = f"sqlite:///{root / f'{name}.db'}"
+    issuer = next(e for e in shipped_entries() if e.code == CATALOGUE).issuer.credit_code
+    source = ExchangeSource(name, url, issuer)
+    maker = app.file_maker()
+    _write_sealed(url, first, WARM_UP)
+    warm = run_cycle(app, source, file_maker=maker, worker="bench", sealer=pool)
+    _write_sealed(url, first + WARM_UP, count)
+    start = time.perf_counter()
+    stats = run_cycle(app, source, file_maker=maker, worker="bench", batch_size=500, sealer=pool)
+    elapsed = time.perf_counter() - start
+    if warm.error or stats.error or stats.accepted != count:
+        raise RuntimeError(f"the sealed cycle did not apply every row: {stats.to_dict()}")
+    if pool is not None:
+        ctx.log(
+            f"pool: {pool.submitted} versions submitted, {pool.used} files used, {pool.resealed} sealed again"
+        )
+    ctx.log(f"sealed mix, {name}: {count} versions in {elapsed:.1f} s ({elapsed / count * 1000:.1f} ms each)")
+    return elapsed
+
+
 @register("exchange", "one exchange cycle of 100k front-end rows (SQLite → SQLite + files), peak RSS")
 def exchange(ctx: BenchContext) -> Results:
     rows = int(ctx.pick(full=FULL, quick=10_000))
@@ -128,7 +188,15 @@ def exchange(ctx: BenchContext) -> Results:
         if stats.error or stats.accepted != rows:
             raise RuntimeError(f"the cycle did not apply every row: {stats.to_dict()}")
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+        sealed = int(ctx.pick(full=SEALED, quick=SEALED_QUICK))
+        workers = default_workers()
+        one = _sealed_run(ctx, app, root, "sealed-one-process", 200_000, sealed, None)
+        with SealingPool(ApplicationSealer(root), workers) as pool:
+            pooled = _sealed_run(ctx, app, root, "sealed-pool", 300_000, sealed, pool)
         app.close()
+    speedup = one / pooled
+    ctx.log(f"sealed mix: {sealed} versions, one process {one:.1f} s, pool of {workers} {pooled:.1f} s — "
+            f"speed-up {speedup:.2f}× (target ≥ 1.8× on 2 cores)")  # fmt: skip
     per_row_us = elapsed / rows * 1e6
     scaled = elapsed * FULL / rows
     ctx.log(
@@ -138,6 +206,11 @@ def exchange(ctx: BenchContext) -> Results:
     ctx.log(f"cycle: {rows} rows in {elapsed:.1f} s ({per_row_us:.0f} µs/row, {rows / elapsed:.0f} rows/s); "
             f"100k rows → {scaled:.1f} s (target ≤ 30 s); peak RSS {peak_mb:.0f} MB (target ≤ 300 MB)")  # fmt: skip
     return {
+        "sealed_rows": sealed,
+        "sealed_workers": workers,
+        "sealed_one_process_s": one,
+        "sealed_pool_s": pooled,
+        "sealed_speedup": speedup,
         "rows": rows,
         "rows_per_s": rows / elapsed,
         "us_per_row": per_row_us,

@@ -221,6 +221,11 @@ def status(ctx: Context, as_json: bool) -> None:
         click.echo(
             f"  totals: accepted {s.accepted_total}, rejected {s.rejected_total}, receipts unsent {s.receipts_unsent}"
         )
+        if s.late_total or s.given_up_total:
+            click.echo(
+                f"  late commits: {s.late_total} row(s) committed after their number was given up, applied late; "
+                f"{s.given_up_total} number(s) given up as rolled back"
+            )
         if s.lease_holder:
             click.echo(
                 f"  lease: {s.lease_holder} until {s.lease_until.isoformat() if s.lease_until else '-'}"

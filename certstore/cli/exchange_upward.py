@@ -47,7 +47,8 @@ def _target(value: str, token_env: str) -> UpwardTarget:
 @click.option(
     "--once",
     is_flag=True,
-    help="One push, then exit: 1 when the province could not be reached or is still backed off, else 0.",
+    help="One push, then exit: 1 when the province could not be reached, or the push was skipped (still "
+    "backed off, or another pusher holds the lease: 'skipped … until <time>'), else 0.",
 )
 @click.option(
     "--interval",
@@ -91,8 +92,6 @@ def push_upward_command(
         else:
             click.echo(stats.summary(), err=not stats.ok)
             if once:
-                backing_off = stats.skipped and stats.attempts > 0
-                failed = (stats.error is not None and not stats.skipped) or backing_off
-                exit_with(ExitCode.INVALID if failed else ExitCode.OK)
+                exit_with(ExitCode.OK if stats.ok else ExitCode.INVALID)  # failed or skipped: 1
         if stop.wait(interval):
             return

@@ -10,14 +10,23 @@ rolled-back write, or a row *deferred* because the certificate it refers to is s
 outcome, identifier and problems (what its receipt says). :func:`record` fences the lease, inserts the ledger
 entries and writes the cursor in the caller's transaction — the one holding the rows' effect — so effect,
 ledger, cursor and lease renewal commit together or not at all.
+
+**Late commits.** A gap still missing after the grace period is given up (taken as a rolled-back write) and the
+ledger records it: an entry with outcome ``given_up`` (no receipt). But a front-end transaction may simply be
+held longer than the grace: every cycle re-reads the numbers given up in the last :data:`LATE_WINDOW`
+(:func:`late_candidates`); a row found there is applied as any other — exactly once, the ledger's unique key
+still holds — and reported late: in the same transaction its ``given_up`` entry becomes a ``late`` marker
+(stored under the negated sequence number, ``problems`` naming when the number was given up) next to the row's
+own entry, counted by ``exchange status`` and the metrics (``certstore_exchange_late_commits``).
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import insert, select, update
@@ -30,17 +39,28 @@ from certstore.store.repository import Repository
 
 __all__ = [
     "ACCEPTED",
+    "GIVEN_UP",
+    "LATE",
+    "LATE_WINDOW",
     "REJECTED",
     "Cursor",
     "Done",
     "Problems",
+    "late_candidates",
     "load_cursor",
     "message",
     "record",
     "safe_text",
 ]
 
+log = logging.getLogger(__name__)
+
 ACCEPTED, REJECTED = "accepted", "rejected"
+#: Ledger outcomes that are not a row's: a number given up as a rolled-back write, and the marker (negated seq)
+#: of a given-up number whose row committed late and was applied after all.
+GIVEN_UP, LATE = "given_up", "late"
+#: How long numbers given up are still re-read each cycle for a late commit.
+LATE_WINDOW = timedelta(days=1)
 
 #: Field-level problems of a row: (field path, message).
 Problems = list[tuple[str, str]]
@@ -87,6 +107,10 @@ class Cursor:
     watermark: int = 0
     applied: set[int] = field(default_factory=set)
     gaps: dict[int, datetime] = field(default_factory=dict)
+    #: gaps settled since this copy was made (those without a row of their own are given up; not stored)
+    released: set[int] = field(default_factory=set)
+    #: numbers settled again (rows below the watermark: late commits of numbers given up; not stored)
+    resettled: set[int] = field(default_factory=set)
 
     @property
     def high(self) -> int:
@@ -102,7 +126,10 @@ class Cursor:
         return seq <= self.watermark or seq in self.applied
 
     def settle(self, seq: int) -> None:
-        self.gaps.pop(seq, None)
+        if self.gaps.pop(seq, None) is not None:
+            self.released.add(seq)
+        elif self.settled(seq):
+            self.resettled.add(seq)
         if seq > self.watermark:
             self.applied.add(seq)
         while self.watermark + 1 in self.applied:
@@ -163,9 +190,45 @@ def record(
     cursor: Cursor,
     now: datetime,
 ) -> None:
-    """Fence the lease, insert the ledger entries of ``done``, write ``cursor``: in ``session``'s transaction."""
+    """Fence the lease, insert the ledger entries of ``done``, write ``cursor``: in ``session``'s transaction.
+    Gaps ``cursor`` settled without a row in ``done`` are recorded as given up; a row of ``done`` whose number
+    was given up before is a late commit: its ``given_up`` entry becomes the ``late`` marker."""
     source = lease.source
     lease.fence(session)
+    seqs = {d.seq for d in done}
+    given_up = sorted(cursor.released - seqs)
+    asked = sorted(cursor.released | cursor.resettled)  # the ledger knows nothing of the others yet
+    existing = _entries(session, source, table, asked) if asked else {}
+    known = {seq: at for seq, (outcome, at) in existing.items() if outcome == GIVEN_UP}
+    if given_up := [seq for seq in given_up if seq not in existing]:
+        session.execute(
+            insert(ExchangeAppliedRow),
+            [
+                {
+                    "source": source, "table_name": table, "seq": seq, "outcome": GIVEN_UP,
+                    "identifier": None, "problems": None, "receipt_written": True, "applied_at": now,
+                }
+                for seq in given_up
+            ],
+        )  # fmt: skip
+    for seq in sorted(seqs & known.keys()):
+        log.warning(
+            "source %s table %s: sequence number %d committed after it was given up at %s: applied late",
+            source, table, seq, known[seq].isoformat(),
+        )  # fmt: skip
+        session.execute(
+            update(ExchangeAppliedRow)
+            .where(
+                ExchangeAppliedRow.source == source,
+                ExchangeAppliedRow.table_name == table,
+                ExchangeAppliedRow.seq == seq,
+                ExchangeAppliedRow.outcome == GIVEN_UP,
+            )
+            .values(
+                seq=-seq, outcome=LATE, problems=[["given_up_at", known[seq].isoformat()]], applied_at=now
+            )
+            .execution_options(synchronize_session=False)
+        )
     if done:
         session.execute(
             insert(ExchangeAppliedRow),
@@ -189,3 +252,40 @@ def record(
         .values(**cursor.values(now))
         .execution_options(synchronize_session=False)
     )
+
+
+def _entries(
+    session: Session, source: str, table: str, seqs: Sequence[int]
+) -> dict[int, tuple[str, datetime]]:
+    """The ledger entries of ``seqs`` already stored: outcome and time."""
+    found: dict[int, tuple[str, datetime]] = {}
+    for start in range(0, len(seqs), 500):
+        found.update(
+            (int(seq), (outcome, at))
+            for seq, outcome, at in session.execute(
+                select(
+                    ExchangeAppliedRow.seq, ExchangeAppliedRow.outcome, ExchangeAppliedRow.applied_at
+                ).where(
+                    ExchangeAppliedRow.source == source,
+                    ExchangeAppliedRow.table_name == table,
+                    ExchangeAppliedRow.seq.in_(seqs[start : start + 500]),
+                )
+            )
+        )
+    return found
+
+
+def late_candidates(repo: Repository, source: str, table: str, since: datetime) -> list[int]:
+    """The numbers of (``source``, ``table``) given up since ``since``: re-read each cycle for a late commit."""
+    with repo.db.session(readonly=True) as session:
+        return sorted(
+            int(seq)
+            for seq in session.scalars(
+                select(ExchangeAppliedRow.seq).where(
+                    ExchangeAppliedRow.source == source,
+                    ExchangeAppliedRow.table_name == table,
+                    ExchangeAppliedRow.outcome == GIVEN_UP,
+                    ExchangeAppliedRow.applied_at >= since,
+                )
+            )
+        )

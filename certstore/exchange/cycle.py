@@ -2,9 +2,12 @@
 
 1. take the source's lease (:mod:`certstore.exchange.lease`);
 2. send receipts the last cycle could not write (crash between the repository commit and the receipt);
-3. for each front-end table, in the order catalogue entries → certificates → status changes: re-read the open
-   gaps, then the rows after the highest sequence number seen (:mod:`certstore.exchange.cursor`),
-   ``batch_size`` at a time; turn each row into a plan (:mod:`certstore.exchange.plan`) and apply it;
+3. for each front-end table, in the order catalogue entries → status changes → certificates → status changes:
+   re-read the open gaps, then the rows after the highest sequence number seen
+   (:mod:`certstore.exchange.cursor`), ``batch_size`` at a time; turn each row into a plan
+   (:mod:`certstore.exchange.plan`) and apply it. Status changes (revocations included) of certificates already
+   stored are applied BEFORE the cycle's certificate backlog; one whose certificate version still waits in the
+   front-end waits (kept in the gaps) and is applied by the second status pass, after the certificates;
 4. write the receipts (回执) of what was applied, record the cycle (``exchange_cycles``) and the metrics.
 
 Gaps are re-read every cycle; a number still missing ``gap_grace`` after it was noticed is taken as a
@@ -17,7 +20,9 @@ repository transaction:
 - certificate versions that need a file — sealed by the repository (``file_maker``) or the agency's own
   sealed file (verified first) — go one at a time through ``certificates.issue`` / ``change`` exactly like an
   API push (which write the arrival and the audit entry in their transaction), with the ledger, cursor and
-  lease written by their ``within`` hook;
+  lease written by their ``within`` hook; with a ``sealer`` (:mod:`certstore.exchange.sealing`) the files are
+  sealed ahead by worker processes and these commits stay here, in ``seq`` order; a row's agency file is read
+  from the front-end alone, when its turn comes (batches are read without the ``file`` column);
 - everything else (status changes, data-only versions when the worker runs without a file maker, rejected
   rows) is applied in batches: :class:`~certstore.services.certificate_batch.CertificateBatch` writes many
   changes under the same rules in one transaction — with each change's audit entry and arrival — and the
@@ -67,10 +72,12 @@ from certstore.crypto.trust import TrustStore
 from certstore.exchange import rowcheck
 from certstore.exchange.cursor import (
     ACCEPTED,
+    LATE_WINDOW,
     REJECTED,
     Cursor,
     Done,
     Problems,
+    late_candidates,
     load_cursor,
     message,
     record,
@@ -94,6 +101,7 @@ from certstore.exchange.plan import (
     error_problems,
     prefixed,
 )
+from certstore.exchange.sealing import Presealed, SealingPool
 from certstore.exchange.source import ExchangeSource
 from certstore.keystore import KeyStoreError
 from certstore.lifecycle import TransitionError
@@ -128,6 +136,10 @@ _IN_CHUNK = 500  # numbers per IN (...) list
 
 class _Infrastructure(Exception):  # noqa: N818 - a wrapper, not an error of its own
     """A failure of the ledger, cursor or lease write raised inside a use case's transaction."""
+
+
+class _Postponed(Exception):  # noqa: N818 - control flow, not an error
+    """The first status pass stops: the rest waits for the pass after the certificates."""
 
 
 class _RowFault(Exception):  # noqa: N818 - a wrapper, not an error of its own
@@ -234,6 +246,7 @@ class Cycle:
         gap_grace: timedelta,
         lease: SourceLease,
         stats: CycleStats,
+        sealer: SealingPool | None = None,
     ) -> None:
         repo = app.repo
         self.app, self.repo, self.source, self.frontend = app, repo, source, frontend
@@ -245,6 +258,11 @@ class Cycle:
         self.calendar: WorkCalendar = load_calendar(repo)
         self.receipts: list[dict[str, Any]] = []
         self._column_cache: dict[str, list[Any]] = {}
+        self.sealer = sealer if file_maker is not None else None
+        self._presealed: dict[int, Presealed] = {}  # seq → the file the pool seals for it
+        self._seen: set[tuple[str, int]] = set()  # (table, seq) read in this cycle
+        #: the first pass over the status changes, before the certificate backlog (:meth:`statuses_first`)
+        self.status_first = False
 
     # -- ledger, cursor, lease: written in the transaction of the effect -------------------------------
 
@@ -354,6 +372,13 @@ class Cycle:
         if columns is None:
             present = {c["name"] for c in inspect(self.frontend).get_columns(table.name)}
             columns = [c if c.name in present else literal(None).label(c.name) for c in table.c]
+            if table is CERTIFICATE_TABLE:  # the agency's file is read one row at a time (_with_file)
+                columns = [
+                    (table.c.file.is_not(None) if "file" in present else literal(False)).label(_HAS_FILE)
+                    if c.name == "file"
+                    else c
+                    for c in columns
+                ]
             self._column_cache[table.name] = columns
         return columns
 
@@ -382,8 +407,25 @@ class Cycle:
                 rows.append(_Unreadable(seq, self._unreadable_field(table, seq), str(exc).splitlines()[0]))
         return rows
 
+    def _with_file(self, row: Any) -> Any:
+        """A certificate row with its ``file`` column: read now, for this row alone (batches are read without it,
+        so a batch of 1 MiB agency files never sits in memory at once)."""
+        if not getattr(row, _HAS_FILE, False):
+            return _FileRow(row, None)
+        table = CERTIFICATE_TABLE
+        try:
+            with self.frontend.connect() as conn:
+                file = conn.execute(select(table.c.file).where(table.c.seq == int(row.seq))).scalar()
+        except Exception as exc:
+            if not _row_data_error(exc):
+                raise
+            return _Unreadable(int(row.seq), "file", str(exc).splitlines()[0])
+        return _FileRow(row, file)
+
     def _unreadable_field(self, table: Any, seq: int) -> str:
-        for column in self._columns(table):
+        for column in (
+            [*self._columns(table), table.c.file] if table is CERTIFICATE_TABLE else self._columns(table)
+        ):
             try:
                 with self.frontend.connect() as conn:
                     conn.execute(select(column).where(table.c.seq == seq)).all()
@@ -418,6 +460,11 @@ class Cycle:
                 cursor.adopt(candidate)
             if rows:
                 self._apply_chunk(table, rows)
+        # 1b. late commits: numbers given up as rolled back whose rows committed after all (cursor.late_candidates)
+        late = late_candidates(self.repo, self.source.name, name, self.repo.now() - LATE_WINDOW)
+        for start in range(0, len(late), _IN_CHUNK):
+            if rows := self._fetch(table, table.c.seq.in_(late[start : start + _IN_CHUNK])):
+                self._apply_chunk(table, rows)
         # 2. new rows, a batch at a time
         while True:
             rows = self._fetch(table, table.c.seq > cursor.high, self.batch_size)
@@ -436,7 +483,9 @@ class Cycle:
     # -- applying -------------------------------------------------------------------------------------------
 
     def _apply_chunk(self, table: Any, rows: Sequence[Any]) -> None:
-        self.stats.seen += len(rows)
+        seen = {(table.name, int(r.seq)) for r in rows} - self._seen  # a status re-read by the 2nd pass: once
+        self._seen |= seen
+        self.stats.seen += len(seen)
         unreadable = [r for r in rows if isinstance(r, _Unreadable)]
         if unreadable:
             self._commit_alone(
@@ -529,10 +578,13 @@ class Cycle:
 
     def _apply_certificates(self, rows: Sequence[Any]) -> None:
         now = self.repo.now()
-        plans: list[CertificatePlan | Done] = []
+        plans: list[CertificatePlan | Done | _Later] = []
         waits: dict[str, list[int]] = {}  # why → rows
         for row in rows:
-            plan = self._plan_certificate(row, now)
+            if getattr(row, _HAS_FILE, False):  # planned (file read) and applied when its turn comes
+                plans.append(_Later(row))
+                continue
+            plan = self._plan_certificate(_FileRow(row, None), now)
             if isinstance(plan, Defer):
                 waits.setdefault(plan.why, []).append(int(row.seq))
                 continue
@@ -542,8 +594,30 @@ class Cycle:
         for why, seqs in waits.items():
             self._wait(CERTIFICATE_TABLE.name, seqs, why)
         in_chunk = {int(r.seq) for r in rows}
+        if (
+            self.sealer is not None and self.file_maker is not None
+        ):  # sealed by the pool, committed below in order
+            for item in plans:
+                if isinstance(item, CertificatePlan) and item.file is None and not item.renewal:
+                    self._presealed[item.seq] = self.sealer.submit(self.file_maker, item.prepared)
+        try:
+            self._apply_planned(plans, now, in_chunk)
+        finally:
+            for presealed in self._presealed.values():
+                presealed.future.cancel()
+            self._presealed.clear()
+
+    def _apply_planned(
+        self, plans: Sequence[CertificatePlan | Done | _Later], now: datetime, in_chunk: set[int]
+    ) -> None:
         batch: list[CertificatePlan | Done] = []
-        for plan in plans:
+        for item in plans:
+            if isinstance(item, _Later):
+                self._certificate_batch(batch, in_chunk)
+                batch = []
+                self._certificate_with_file(item.row, now, in_chunk)
+                continue
+            plan = item
             if isinstance(plan, CertificatePlan) and (
                 plan.file is not None or self.file_maker is not None or plan.renewal
             ):
@@ -553,6 +627,25 @@ class Cycle:
             else:
                 batch.append(plan)
         self._certificate_batch(batch, in_chunk)
+
+    def _certificate_with_file(self, row: Any, now: datetime, in_chunk: set[int]) -> None:
+        """A row that carries the agency's sealed file: its file read, planned and applied alone — the bytes are
+        dropped before the next row's are read."""
+        table = CERTIFICATE_TABLE.name
+        full = self._with_file(row)
+        if isinstance(full, _Unreadable):
+            self._commit_alone(
+                table, [Done(full.seq, REJECTED, problems=[(full.field, f"cannot be read: {full.why}")])]
+            )
+            return
+        plan = self._plan_certificate(full, now)
+        del full
+        if isinstance(plan, Defer):
+            self._wait(table, [int(row.seq)], plan.why)
+        elif isinstance(plan, Reject):
+            self._commit_alone(table, [Done(int(row.seq), REJECTED, problems=plan.problems)])
+        else:
+            self._certificate_alone(plan, in_chunk)
 
     def _missing_predecessor(self, plan: CertificatePlan, in_chunk: set[int]) -> Defer | Done:
         # rows of this chunk up to this one are being decided now; later ones still wait
@@ -677,7 +770,10 @@ class Cycle:
         file_options: dict[str, Any] = (
             {"file": bytes(plan.file), "file_media_type": plan.file_media_type}
             if plan.file is not None
-            else {"file_maker": self.file_maker if self.file_maker is not None else NO_FILE}
+            else {
+                "file_maker": self._presealed.get(plan.seq)
+                or (self.file_maker if self.file_maker is not None else NO_FILE)
+            }
         )
         outcome: Done | Defer
         try:
@@ -794,6 +890,8 @@ class Cycle:
         # A certificate version still waiting in the front-end comes first: the status waits for it.
         pending = self._pending_certificates(numbers, set()) if numbers else {}
         table = STATUS_TABLE.name
+        if self.status_first and all(isinstance(p, StatusPlan) and p.number in pending for p in plans):
+            raise _Postponed()  # nothing of this batch is for a certificate already settled: the second pass
         for attempt in (1, 2):
             candidate = self.cursors[table].copy()
             done: list[Done] = []
@@ -809,8 +907,8 @@ class Cycle:
                         if isinstance(plan, Done):
                             done.append(plan)
                         elif plan.number in pending and (
-                            plan.version is None or plan.version in pending[plan.number]
-                        ):
+                            self.status_first or plan.version is None or plan.version in pending[plan.number]
+                        ):  # before the backlog: any version of it still waiting in the front-end comes first
                             waiting.append(plan.seq)
                         else:
                             with _rows_fault():
@@ -837,6 +935,21 @@ class Cycle:
             self._committed(table, done, candidate)
             self.stats.deferred += len(waiting)
             return
+
+    def statuses_first(self) -> None:
+        """The status changes of certificates already stored (nothing of theirs waiting in the front-end), applied
+        before the cycle's certificate backlog — a revocation never waits behind sealing. The others wait (kept in
+        the gaps) for the second pass after the certificates; a batch with nothing to apply now stops this pass
+        without writing anything. Rows deferred here are counted once, by the second pass."""
+        deferred = self.stats.deferred
+        self.status_first = True
+        try:
+            self.process_table(STATUS_TABLE)
+        except _Postponed:
+            pass
+        finally:
+            self.status_first = False
+            self.stats.deferred = deferred
 
     def _act(self, batch: CertificateBatch, plan: StatusPlan) -> Done:
         try:
@@ -879,6 +992,28 @@ class Cycle:
         return 0.0 if oldest is None else max((now - oldest).total_seconds(), 0.0)
 
 
+_HAS_FILE = "has_file"  # the label of ``file IS NOT NULL`` in batch reads of the certificate table
+
+
+class _FileRow:
+    """A certificate row read without its ``file`` column, with the file read for it alone (or None)."""
+
+    __slots__ = ("_row", "file")
+
+    def __init__(self, row: Any, file: bytes | None) -> None:
+        self._row, self.file = row, file
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._row, name)
+
+
+@dataclass
+class _Later:
+    """A certificate row with a file: planned when its turn to be applied comes."""
+
+    row: Any
+
+
 @dataclass
 class _Unreadable:
     """A front-end row the driver cannot read (a value out of its range): rejected, naming the column."""
@@ -907,13 +1042,16 @@ def run_cycle(
     trust: TrustStore | None = None,
     lease: timedelta = DEFAULT_LEASE,
     frontend: Engine | None = None,
+    sealer: SealingPool | None = None,
 ) -> CycleStats:
     """One exchange cycle of ``source`` into ``app``'s repository (module docstring). ``file_maker`` seals
     versions sent without a file (None: they are stored without one; ``app.file_maker()`` seals as the API
     does); ``trust`` verifies files agencies sealed themselves (without it such rows are rejected;
     ``app.trust``). Raises :class:`~certstore.exchange.lease.LeaseHeldError` when another worker holds the
     source; any other failure is recorded in the cycle's row and the returned stats (``error``) after what was
-    committed stays committed. ``frontend`` reuses an engine (else one is made and disposed)."""
+    committed stays committed. ``frontend`` reuses an engine (else one is made and disposed). ``sealer``: a pool
+    of processes that seal the versions ``file_maker`` would seal (:mod:`certstore.exchange.sealing`); the
+    commits stay in this process, in ``seq`` order."""
     if batch_size < 1:
         raise ValueError("batch_size must be ≥ 1")
     repo = app.repo
@@ -935,11 +1073,15 @@ def run_cycle(
             cycle_id = row.id
         cycle = Cycle(
             app, source, engine, file_maker=file_maker, trust=trust, worker=worker, batch_size=batch_size,
-            gap_grace=gap_grace, lease=holder, stats=stats,
+            gap_grace=gap_grace, lease=holder, stats=stats, sealer=sealer,
         )  # fmt: skip
         cycle.resend_receipts()
-        for table in (CATALOGUE_TABLE, CERTIFICATE_TABLE, STATUS_TABLE):
-            cycle.process_table(table)
+        # status changes first (a revocation never waits behind the sealing backlog), then again for those
+        # whose certificate version arrived in this cycle's certificate rows
+        cycle.process_table(CATALOGUE_TABLE)
+        cycle.statuses_first()
+        cycle.process_table(CERTIFICATE_TABLE)
+        cycle.process_table(STATUS_TABLE)
     except LeaseLostError as exc:
         stats.error = str(exc)
         logger.warning("source %s: %s", source.name, exc)

@@ -24,7 +24,11 @@ Exactly once, sender side:
 - catalogue entries are created pending and approved later: the catalogue cursor never passes a pending entry
   (approved entries beyond it are sent anyway, and answered ``already_applied`` until it passes them);
   rejected entries are passed without being sent;
-- one pusher per target at a time: a lease in ``exchange_leases`` (source ``upward:<name>``), renewed per batch.
+- one pusher per target at a time: a short lease in ``exchange_leases`` (source ``upward:<name>``, ``lease_ttl``,
+  default 60 s) renewed before every request, so a killed pusher holds it at most that long; a pusher that finds
+  its lease taken over (a request outlasted the lease) stops — the other one resends what was not acknowledged,
+  which the province answers ``already_applied``. A push that finds the lease held is skipped, reporting until
+  when (the lease's end).
 
 The retry queue: on a connection error, a timeout, a 5xx, 401/403/404/408/429, a malformed answer or an item the
 target could not process (``failed``), the push stops, the cursors stay, and ``upward_targets`` records
@@ -48,7 +52,7 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -86,6 +90,7 @@ from certstore.store.repository import Repository
 
 __all__ = [
     "BATCH_PATH",
+    "LEASE_LOST",
     "REFUSED_ACTION",
     "Backoff",
     "PushStats",
@@ -102,8 +107,9 @@ log = logging.getLogger(__name__)
 BATCH_PATH = "/api/v1/aggregate/batches"
 #: The audit action of an item the target permanently refused.
 REFUSED_ACTION = "upward.refused"
+LEASE_LOST = "lost the lease to another pusher"
 _SPLIT_STATUSES = frozenset({400, 413, 422})  # the batch could not be read: isolate the item
-_LEASE_TTL = timedelta(minutes=10)
+_LEASE_TTL = timedelta(seconds=60)  # renewed before every request
 _MAX_NAME = 90  # exchange_leases.source is 100 characters, "upward:" included
 
 
@@ -152,7 +158,7 @@ class PushStats:
     catalogue_cursor: int = 0
     event_cursor: int = 0
     caught_up: bool = False  # nothing left to send (a pending catalogue entry or a young id hole may wait)
-    skipped: bool = False  # not attempted: backing off, or another pusher holds the lease
+    skipped: bool = False  # not attempted: backing off or the lease held, until next_attempt_at
     error: str | None = None  # why the push stopped (the target is down …); the cursors stayed
     attempts: int = 0  # consecutive failed attempts
     next_attempt_at: datetime | None = None
@@ -163,7 +169,8 @@ class PushStats:
 
     def summary(self) -> str:
         if self.skipped:
-            return f"{self.target}: skipped ({self.error or 'backing off'}) until {self.next_attempt_at}"
+            until = "-" if self.next_attempt_at is None else self.next_attempt_at.isoformat()
+            return f"{self.target}: skipped ({self.error or 'backing off'}) until {until}"
         text = (
             f"{self.target}: {self.batches} batch(es), {self.catalogue_applied} catalogue + "
             f"{self.events_applied} event(s) applied, {self.already_applied} already applied, "
@@ -210,9 +217,11 @@ def _ensure_target(repo: Repository, name: str) -> None:
         pass  # created concurrently
 
 
-def _take_lease(repo: Repository, source: str, holder: str, now: datetime) -> bool:
-    """Take or renew the lease of ``source`` (a conditional UPDATE, atomic on every backend)."""
-    until = now + _LEASE_TTL
+def _take_lease(
+    repo: Repository, source: str, holder: str, now: datetime, ttl: timedelta = _LEASE_TTL
+) -> bool:
+    """Take or renew the lease of ``source`` for ``ttl`` (a conditional UPDATE, atomic on every backend)."""
+    until = now + ttl
     with repo.db.session() as session:
         taken = session.execute(
             update(ExchangeLeaseRow)
@@ -394,8 +403,10 @@ def _identifier(delivery: Delivery) -> str | None:
 
 
 class _Sender:
-    def __init__(self, target: UpwardTarget, http: httpx.Client) -> None:
-        self.target, self.http = target, http
+    def __init__(
+        self, target: UpwardTarget, http: httpx.Client, renew: Callable[[], bool] | None = None
+    ) -> None:
+        self.target, self.http, self.renew = target, http, renew
         self.requests = 0
 
     def send(self, deliveries: Sequence[Delivery]) -> tuple[list[ItemResult], str | None]:
@@ -413,6 +424,8 @@ class _Sender:
     def _send(
         self, deliveries: Sequence[Delivery], unreadable: set[int]
     ) -> tuple[list[ItemResult], str | None]:
+        if self.renew is not None and not self.renew():  # the lease, renewed before every request
+            return [], LEASE_LOST
         try:
             response = self.http.post(
                 self.target.batch_url,
@@ -509,6 +522,8 @@ def _commit(
         session.refresh(row)
         if error is None:
             row.attempts, row.next_attempt_at, row.last_error, row.last_success_at = 0, None, None, now
+        elif error == LEASE_LOST:  # not the target's failure: no backoff (the other pusher goes on)
+            log.warning("upward %s: %s", stats.target, error)
         else:
             row.attempts += 1
             row.next_attempt_at = now + backoff.delay(row.attempts)
@@ -621,7 +636,7 @@ def _push_events(
         if error is not None:
             return False
         if not renew():
-            stats.error = "lost the lease to another pusher"
+            stats.error = LEASE_LOST
             return False
 
 
@@ -638,6 +653,7 @@ def push_upward(
     hole_grace: timedelta = timedelta(minutes=5),
     worker: str | None = None,
     call: Call | None = None,
+    lease_ttl: timedelta = _LEASE_TTL,
 ) -> PushStats:
     """Deliver what ``target`` has not acknowledged yet: the catalogue feed, then the event feed, until caught
     up or the target fails (then the retry state is recorded and the cursors stay). Does nothing while the
@@ -645,7 +661,8 @@ def push_upward(
     the target's lease. ``http``: the client to use, with its own timeouts (default: a new one per call, with
     ``timeout`` seconds per request). ``call``: who pushes, for the audit entries of refused items — the operator
     at the command line (``Call.operator(via=Via.UPWARD, source=target.name)``); default the repository's own
-    system (:func:`system_call`)."""
+    system (:func:`system_call`). ``lease_ttl``: how long the pusher's lease lasts; it is renewed before every
+    request (module docstring)."""
     if not 1 <= batch <= 1000:
         raise ValueError("batch: 1 to 1000 items")
     backoff = backoff or Backoff()
@@ -661,17 +678,25 @@ def push_upward(
         return stats
     source = f"upward:{target.name}"
     holder = worker or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-    if not _take_lease(repo, source, holder, repo.now()):
+    if not _take_lease(repo, source, holder, repo.now(), lease_ttl):
         stats.skipped, stats.error = True, "another pusher holds the lease"
+        with repo.db.session(readonly=True) as session:
+            lease = session.get(ExchangeLeaseRow, source)
+            if lease is not None and lease.lease_until is not None:
+                stats.next_attempt_at = lease.lease_until  # when the holder's lease ends unless renewed
         return stats
+
+    def renew() -> bool:
+        return _take_lease(repo, source, holder, repo.now(), lease_ttl)
+
     client = http or httpx.Client(timeout=timeout)
     try:
-        sender = _Sender(target, client)
+        sender = _Sender(target, client, renew)
         try:
             if _push_catalogue(repo, call, sender, stats, batch=batch, grace=hole_grace, backoff=backoff):
                 _push_events(
                     repo, call, sender, stats, batch=batch, max_bytes=max_batch_bytes, grace=hole_grace,
-                    backoff=backoff, renew=lambda: _take_lease(repo, source, holder, repo.now()),
+                    backoff=backoff, renew=renew,
                 )  # fmt: skip
         finally:
             stats.batches = sender.requests

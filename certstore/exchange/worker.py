@@ -6,6 +6,7 @@
 - :mod:`certstore.exchange.lease` — one worker per source (``exchange_leases``, fencing tokens);
 - :mod:`certstore.exchange.cursor` — gap-safe cursors and the exactly-once ledger;
 - :mod:`certstore.exchange.plan` — a front-end row → a plan (with its call) or a rejection with reasons;
+- :mod:`certstore.exchange.sealing` — a pool of processes sealing a cycle's versions on all cores;
 - :mod:`certstore.exchange.cycle` — one cycle (:func:`run_cycle`): read → plan → apply → receipts, each
   applied change with its audit entry, arrival, ledger entry and cursor in one transaction.
 
@@ -31,6 +32,7 @@ from certstore.crypto.trust import TrustStore
 from certstore.exchange.cycle import CycleStats, run_cycle
 from certstore.exchange.frontend import frontend_engine
 from certstore.exchange.lease import DEFAULT_LEASE, LeaseHeldError, LeaseLostError
+from certstore.exchange.sealing import SealingPool
 from certstore.exchange.source import ExchangeSource
 from certstore.services import exchange_metrics as metrics
 from certstore.services.certificates import FileMaker
@@ -62,7 +64,8 @@ def default_worker_name() -> str:
 class ExchangeWorker:
     """Runs :func:`run_cycle` for every source every ``interval`` seconds (``run_forever``) or once
     (``run_once``), into the repository of ``app``. A source whose lease another worker holds is skipped for that
-    round. SIGTERM/SIGINT (or :meth:`stop`) end the loop after the source in hand."""
+    round. ``sealer``: a :class:`~certstore.exchange.sealing.SealingPool` sealing with ``file_maker`` on all
+    cores (commits stay in this process, in ``seq`` order). SIGTERM/SIGINT (or :meth:`stop`) end the loop after the source in hand."""
 
     def __init__(
         self,
@@ -76,6 +79,7 @@ class ExchangeWorker:
         batch_size: int = 500,
         gap_grace: timedelta = timedelta(minutes=10),
         lease: timedelta = DEFAULT_LEASE,
+        sealer: SealingPool | None = None,
     ) -> None:
         names = [s.name for s in sources]
         if len(set(names)) != len(names):
@@ -85,6 +89,7 @@ class ExchangeWorker:
         self.app, self.sources, self.file_maker, self.interval = app, list(sources), file_maker, interval
         self.trust, self.worker = trust, worker or default_worker_name()
         self.batch_size, self.gap_grace, self.lease = batch_size, gap_grace, lease
+        self.sealer = sealer  # seals what file_maker would, in worker processes; closed by close()
         self._stop = threading.Event()
         self._engines: dict[str, Engine] = {}
         #: sources whose cycle could not start in the last round (repository unreachable), with the reason
@@ -94,7 +99,9 @@ class ExchangeWorker:
         self._stop.set()
 
     def close(self) -> None:
-        """Dispose of the front-end engines (``run_forever`` does it when it ends)."""
+        """Dispose of the front-end engines and stop the sealing pool (``run_forever`` does it when it ends)."""
+        if self.sealer is not None:
+            self.sealer.close()
         for engine in self._engines.values():
             engine.dispose()
         self._engines.clear()
@@ -121,6 +128,7 @@ class ExchangeWorker:
                         gap_grace=self.gap_grace,
                         lease=self.lease,
                         frontend=engine,
+                        sealer=self.sealer,
                     )
                 )
             except LeaseHeldError as exc:

@@ -150,6 +150,8 @@ class SourceStatus:
     rejected_total: int
     receipts_unsent: int
     tables: tuple[TableStatus, ...]
+    late_total: int = 0  # rows that committed after their number was given up, applied late
+    given_up_total: int = 0  # numbers given up as rolled-back writes (no row seen)
 
     def to_dict(self) -> dict[str, Any]:
         def iso(value: datetime | None) -> str | None:
@@ -174,6 +176,7 @@ class SourceStatus:
                 "rejected": self.rejected_total,
                 "receipts_unsent": self.receipts_unsent,
             },
+            "late_commits": {"rows": self.late_total, "given_up": self.given_up_total},
             "tables": [
                 {
                     "table": t.table,
@@ -254,6 +257,8 @@ def exchange_status(repo: Repository) -> list[SourceStatus]:
                 rejected_total=totals.get((source, "rejected"), 0),
                 receipts_unsent=int(unsent.get(source, 0)),
                 tables=tables,
+                late_total=totals.get((source, "late"), 0),
+                given_up_total=totals.get((source, "given_up"), 0),
             )
         )
     return result
@@ -290,7 +295,13 @@ class _DatabaseCollector(Collector):
         unsent = GaugeMetricFamily(
             "certstore_exchange_receipts_unsent", "Receipts not yet written back", labels=["source"]
         )
+        late = GaugeMetricFamily(
+            "certstore_exchange_late_commits",
+            "Rows that committed after their sequence number was given up, applied late",
+            labels=["source"],
+        )
         for s in statuses:
+            late.add_metric([s.source], s.late_total)
             rows.add_metric([s.source, "seen"], s.last_seen)
             rows.add_metric([s.source, "accepted"], s.last_accepted)
             rows.add_metric([s.source, "rejected"], s.last_rejected)
@@ -303,7 +314,7 @@ class _DatabaseCollector(Collector):
             failed.add_metric([s.source], 1.0 if s.last_error else 0.0)
             gaps.add_metric([s.source], sum(t.open_gaps for t in s.tables))
             unsent.add_metric([s.source], s.receipts_unsent)
-        yield from (rows, lag, duration, finished, failed, gaps, unsent)
+        yield from (rows, lag, duration, finished, failed, gaps, unsent, late)
 
 
 def metrics_text(repo: Repository | None = None) -> bytes:

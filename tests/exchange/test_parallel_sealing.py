@@ -1,0 +1,147 @@
+"""Issue 18 item 5: status changes before the sealing backlog, sealing on a pool of processes with commits in
+``seq`` order, and the agency's ``file`` column read one row at a time."""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any
+
+from sqlalchemy import event, select
+
+from certstore.app import Application
+from certstore.exchange.cycle import run_cycle
+from certstore.exchange.frontend import CERTIFICATE_TABLE, STATUS_TABLE, FrontendWriter, frontend_engine
+from certstore.exchange.sealing import SealingPool, fixed_sealer
+from certstore.exchange.worker import ExchangeSource
+from certstore.records import PreparedVersion
+from certstore.store.models import CertificateRow, ExchangeAppliedRow
+from certstore.store.repository import Repository
+from tests.exchange.support import ISSUER, assert_repository_equals, document, number
+
+
+def pid_file(prepared: PreparedVersion) -> tuple[bytes, str]:
+    """A stand-in sealed file: the version's identifier and the process that sealed it."""
+    return f"file of {prepared.identifier} sealed by {os.getpid()}\n".encode(), "application/octet-stream"
+
+
+def _ledger(repo: Repository, source: str) -> list[tuple[int, str, int, str]]:
+    """(id, table, seq, outcome) in commit order."""
+    with repo.db.session(readonly=True) as session:
+        rows = session.execute(
+            select(
+                ExchangeAppliedRow.id, ExchangeAppliedRow.table_name, ExchangeAppliedRow.seq,
+                ExchangeAppliedRow.outcome,
+            ).where(ExchangeAppliedRow.source == source).order_by(ExchangeAppliedRow.id)
+        ).all()  # fmt: skip
+    return [(int(i), t, int(s), o) for i, t, s, o in rows]
+
+
+def test_a_status_change_behind_a_sealing_backlog_is_applied_first(
+    app: Application, repo: Repository, source: ExchangeSource
+) -> None:
+    """A revocation of a stored certificate written after a backlog of versions to seal commits before any of
+    them; a status change of a version in that backlog waits for it and is applied in the same cycle."""
+    with FrontendWriter(source.url) as writer:
+        writer.certificate(ISSUER, number(0), 1, document(0))
+        assert run_cycle(app, source, file_maker=pid_file, worker="w").error is None
+        backlog = [writer.certificate(ISSUER, number(i), 1, document(i)) for i in range(1, 13)]
+        revoke = writer.status_change(ISSUER, number(0), "revoke", "吊销: 违法")
+        suspend_new = writer.status_change(ISSUER, number(5), "suspend", "挂起: 核查")
+        stats = run_cycle(app, source, file_maker=pid_file, worker="w", batch_size=4)
+        assert stats.error is None and stats.seen == 14 and stats.accepted == 14
+        receipts = {(r.table_name, r.seq): r.status for r in writer.receipts()}
+    ledger = _ledger(repo, source.name)
+    order = [(t, s) for _i, t, s, _o in ledger]
+    first_backlog = order.index((CERTIFICATE_TABLE.name, backlog[0]))
+    assert order.index((STATUS_TABLE.name, revoke)) < first_backlog
+    assert order.index((STATUS_TABLE.name, suspend_new)) > order.index((CERTIFICATE_TABLE.name, backlog[4]))
+    assert [s for t, s in order if t == CERTIFICATE_TABLE.name][1:] == backlog  # seq order
+    assert all(receipts[(STATUS_TABLE.name, s)] == "accepted" for s in (revoke, suspend_new))
+    with repo.db.session(readonly=True) as session:
+        status = dict(session.execute(select(CertificateRow.certificate_number, CertificateRow.status)).all())
+    assert status[number(0)] == "revoked" and status[number(5)] == "suspended"
+
+
+def _deliver(writer: FrontendWriter) -> None:
+    """Versions 1 and 2 of 16 certificates (interleaved), a repeat, a bad row, and status changes."""
+    for i in range(16):
+        writer.certificate(ISSUER, number(i), 1, document(i))
+        if i % 2:
+            writer.certificate(ISSUER, number(i - 1), 2, document(i - 1, 2))
+    writer.certificate(ISSUER, number(3), 1, document(3))  # a repeat
+    writer.status_change(ISSUER, number(2), "suspend", "挂起")
+    writer.status_change(ISSUER, number(3), "revoke", "吊销")
+
+
+def test_the_pool_gives_the_results_of_one_process_in_seq_order(
+    app: Application, repo: Repository, source: ExchangeSource, tmp_path: Any
+) -> None:
+    """With two sealing processes the repository, the receipts and the ledger equal a run in one process:
+    every row receipted exactly once, certificate rows committed in seq order, the files the workers sealed."""
+    with FrontendWriter(source.url) as writer:
+        _deliver(writer)
+    with SealingPool(fixed_sealer(pid_file), workers=2) as pool:
+        stats = run_cycle(app, source, file_maker=pid_file, worker="w", batch_size=10, sealer=pool)
+        assert stats.error is None
+        assert (
+            pool.submitted == 25
+        )  # every version to seal went to the pool (the repeat too: found at commit)
+    assert (stats.seen, stats.accepted, stats.rejected) == (27, 27, 0)
+    assert_repository_equals(repo, source.url, source.name)
+    ledger = _ledger(repo, source.name)
+    keys = [(t, s) for _i, t, s, _o in ledger]
+    assert len(keys) == len(set(keys)) == 27
+    certs = [s for t, s in keys if t == CERTIFICATE_TABLE.name]
+    assert certs == sorted(certs)
+    with FrontendWriter(source.url, create=False) as writer:
+        receipts = writer.receipts()
+    assert len(receipts) == 27 and {r.status for r in receipts} == {"accepted"}
+    with repo.db.session(readonly=True) as session:
+        keys_ = session.scalars(select(CertificateRow.file_key)).all()
+    sealers = {repo.blobs.get(k).decode().split(" sealed by ")[1].strip() for k in keys_}
+    assert str(os.getpid()) not in sealers and len(sealers) >= 1  # sealed in the workers
+
+    # the same delivery in one process, into a second source of the same repository's twin front-end
+    other = ExchangeSource("zz-one-process", f"sqlite:///{tmp_path / 'other.db'}", ISSUER)
+    with FrontendWriter(other.url) as writer:
+        _deliver(writer)
+    single = run_cycle(app, other, file_maker=pid_file, worker="w", batch_size=10)
+    assert (single.seen, single.rejected, single.error) == (stats.seen, stats.rejected, None)
+    with FrontendWriter(other.url, create=False) as writer:  # every version found identical to the pool's
+        alone = writer.receipts()
+    assert [(r.table_name, r.seq, r.status, r.identifier) for r in alone] == [
+        (r.table_name, r.seq, r.status, r.identifier) for r in receipts
+    ]
+
+
+def test_the_file_column_is_read_one_row_at_a_time(
+    app: Application, repo: Repository, source: ExchangeSource
+) -> None:
+    """Batches are read without the ``file`` column; a row that carries a file has it read alone (so a batch
+    of 1 MiB agency files never sits in memory at once) and is still checked (an unreadable file: rejected)."""
+    with FrontendWriter(source.url) as writer:
+        plain = [writer.certificate(ISSUER, number(i), 1, document(i)) for i in range(3)]
+        filed = [
+            writer.certificate(ISSUER, number(i), 1, document(i), file=b"x" * (1 << 20),
+                               file_media_type="application/pdf")
+            for i in range(3, 6)
+        ]  # fmt: skip
+    engine = frontend_engine(source.url)
+    statements: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda *a: statements.append(str(a[2])))
+    try:
+        stats = run_cycle(app, source, file_maker=None, worker="w", frontend=engine)
+    finally:
+        engine.dispose()
+    assert stats.error is None and (stats.accepted, stats.rejected) == (3, 3)
+    reads = [
+        s for s in statements
+        if "FROM fe_certificates" in s and re.search(r"fe_certificates\.file(?!_| IS)", s.split("FROM")[0])
+    ]  # fmt: skip
+    assert len(reads) == len(filed)  # one read of the file per row that has one
+    assert all("fe_certificates.seq = " in s for s in reads)
+    with FrontendWriter(source.url, create=False) as writer:
+        assert all(writer.receipt("fe_certificates", s).status == "accepted" for s in plain)
+        problems = [writer.receipt("fe_certificates", s).problems for s in filed]
+    assert all(p and p[0][0] == "file" for p in problems)
