@@ -53,7 +53,7 @@ from certstore.services.imports import default_workers
 CATALOGUE = "11410100990000017F002"  # 建设用地规划许可证
 FULL = 100_000
 CHUNK = 5_000  # rows per INSERT batch while writing the front-end (memory stays flat)
-SEALED, SEALED_QUICK = 2_000, 80  # certificates sealed by each run of the sealed mix
+SEALED, SEALED_QUICK = 2_000, 24  # certificates sealed by each run of the sealed mix
 WARM_UP = 6  # rows of the untimed cycle before each sealed run
 
 
