@@ -180,7 +180,8 @@ def superuser_statements(*, schema: str = "public") -> list[str]:
     """SQL for a superuser to run once after ``certstore db upgrade`` (the migration does it itself when it
     runs as a superuser): the event triggers that refuse DISABLE TRIGGER, DROP TRIGGER, DETACH and DROP of
     protected partitions and changes to the guard functions — to the owner role too — with their functions
-    owned by the superuser, so that the owner cannot replace them."""
+    owned by the superuser, so that the owner cannot replace them. Revision 0010_audit_append_only installs the
+    same statements from its own copy (a migration imports no application code); a test keeps the two equal."""
     if not _ROLE.fullmatch(schema):
         raise ValueError(f"unsafe schema name {schema!r}")
     return [

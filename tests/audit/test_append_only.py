@@ -292,3 +292,20 @@ def test_serve_refuses_to_start_as_the_owner(
         assert result.exit_code == 0, result.output
         assert ("WARNING: serving as" in result.output) is allow
     assert len(served) == 2
+
+
+def test_the_printed_superuser_statements_are_what_the_migration_installs() -> None:
+    """Revision 0010 keeps its own copy of the event-trigger statements (a migration never imports application
+    code, so that it stays what it was when it ran); `certstore audit grants` prints
+    :func:`certstore.audit.partitions.superuser_statements`. The two must not drift apart."""
+    import importlib.util
+
+    from certstore.store.db import MIGRATIONS_DIR
+
+    path = MIGRATIONS_DIR / "versions" / "0010_audit_append_only.py"
+    spec = importlib.util.spec_from_file_location("migration_0010", path)
+    assert spec is not None and spec.loader is not None
+    migration = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(migration)
+    assert migration.superuser_statements("public") == superuser_statements()
+    assert migration.superuser_statements("audit_x") == superuser_statements(schema="audit_x")
