@@ -24,6 +24,10 @@ class Role(StrEnum):
     AUDITOR = "auditor"  # 审计: reads the access logs, never certificate content
     UPSTREAM = "upstream"  # 省级平台: aggregates the repository upward
     OPERATOR = "operator"  # 运维人员: runs the command line on the repository's host (no token, OS account)
+    HOLDER = "holder"  # 证照持有人: a citizen or company logged in by one ID (一号, OpenID Connect); no principal row
+    CASE_SYSTEM = (
+        "case_system"  # 一窗受理/审批系统: a using unit's case-handling system; registers matters (办件)
+    )
 
     @property
     def label(self) -> str:
@@ -37,6 +41,8 @@ _ROLE_LABELS = {
     Role.AUDITOR: "审计人员",
     Role.UPSTREAM: "省级平台",
     Role.OPERATOR: "运维人员（命令行）",
+    Role.HOLDER: "证照持有人",
+    Role.CASE_SYSTEM: "一窗受理/审批系统",
 }
 
 
@@ -60,12 +66,15 @@ class Principal:
 class Actor:
     """Who performs a use case (行为人), as every service function receives it and every audit entry names it:
     an authenticated principal (API, pages, batches), an agency's system feeding the exchange, a city sending to
-    the province, or an operator at the command line (the OS account and host; role ``operator``)."""
+    the province, an operator at the command line (the OS account and host; role ``operator``), or a holder
+    logged in by one ID (role ``holder``: ``holder_ref`` is the holder's keyed digest reference,
+    :func:`certstore.identifiers.holder_ref`, never the ID number; no organisation, no principal)."""
 
     name: str
     role: Role
     organisation_code: str | None = None
     principal: Principal | None = None
+    holder_ref: str | None = None
 
     @classmethod
     def of(cls, principal: Principal) -> Actor:
@@ -87,11 +96,21 @@ class Actor:
         """An agency's own system acting for it (its exchange source, 前置库): role agency, bound to its code."""
         return cls(name, Role.AGENCY, organisation_code)
 
+    @classmethod
+    def holder(cls, holder_ref: str, name: str) -> Actor:
+        """A holder (证照持有人) logged in by one ID: ``holder_ref`` the keyed digest reference of their ID."""
+        if not holder_ref:
+            raise ValueError("a holder actor needs the holder's reference")
+        return cls(name, Role.HOLDER, None, None, holder_ref)
+
     @property
     def ref(self) -> str:
-        """How records and logs name the actor: ``ORGCODE/name``, or ``operator:user@host``."""
+        """How records and logs name the actor: ``ORGCODE/name``, ``operator:user@host``, or
+        ``holder:<holder_ref>`` (never a holder's name or ID number)."""
         if self.principal is not None:
             return self.principal.ref
+        if self.role is Role.HOLDER:
+            return f"holder:{self.holder_ref}"
         if self.organisation_code is None:
             return f"{self.role.value}:{self.name}"
         return f"{self.organisation_code}/{self.name}"

@@ -18,7 +18,7 @@ def group() -> None:
 @click.option(
     "--role",
     required=True,
-    type=click.Choice([r.value for r in Role if r is not Role.OPERATOR]),
+    type=click.Choice([r.value for r in Role if r not in (Role.OPERATOR, Role.HOLDER)]),
     help="The principal's role.",
 )
 @click.option("--org", "org", required=True, help="Organisation code (e.g. its USCC); registered if new.")

@@ -25,7 +25,7 @@ def group() -> None:
 @click.option("--name", required=True, help="Principal name (the login name on the pages).")
 @click.option(
     "--role",
-    type=click.Choice([r.value for r in Role if r is not Role.OPERATOR]),
+    type=click.Choice([r.value for r in Role if r not in (Role.OPERATOR, Role.HOLDER)]),
     help="Create the principal with this role if it does not exist yet.",
 )
 @click.option("--org-name", help="The organisation's name, when registering it.")

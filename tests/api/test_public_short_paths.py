@@ -7,6 +7,7 @@ another address is still served."""
 
 from __future__ import annotations
 
+import functools
 import shutil
 import subprocess
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from api import create_app
+from api import create_app, ratelimit
 from api.ratelimit import PublicRateLimit, TokenBuckets
 from api.settings import Settings
 from certstore.identifiers import short_code
@@ -80,6 +81,8 @@ def test_status_look_ups_are_limited_per_client_address(
 ) -> None:
     monkeypatch.delenv("CERTSTORE_PUBLIC_RATE", raising=False)
     monkeypatch.delenv("CERTSTORE_PUBLIC_BURST", raising=False)
+    # The buckets' clock stands still: a slow machine must not refill a token between the requests.
+    monkeypatch.setattr(ratelimit, "TokenBuckets", functools.partial(TokenBuckets, clock=lambda: 1000.0))
     settings = Settings(data_dir=tmp_path, public_url=PUBLIC_URL, batch_worker=False)
     app = create_app(settings, repo=api_repo, keystore=api_keystore)
     probe = (
