@@ -4,8 +4,9 @@
 - ``s3_server``: a real S3 server (``tests/servers/seaweedfs.py``), when that module is present.
 - ``database_backend``: ``"sqlite"`` or ``"postgresql"`` — a test using any database fixture below runs once
   per backend (ids ``[sqlite]`` / ``[postgresql]``).
-- ``empty_database_url``: a fresh database with no tables; ``database_url``: the same migrated to head;
-  ``database``: a :class:`certstore.store.db.Database` on it.
+- ``empty_database_url``: a fresh database with no tables; ``database_url``: a fresh database at head — a copy of
+  the one the migrations made once per session and backend (``migrated_templates``); ``database``: a
+  :class:`certstore.store.db.Database` on it.
 
 Tests on PostgreSQL carry the ``postgres`` marker: ``pytest -m "not postgres"`` runs the SQLite half only.
 
@@ -16,15 +17,18 @@ the refusal without one remove it (``monkeypatch.delenv``).
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from certstore.store.config import PUBLIC_URL_ENV
-from certstore.store.db import Database
+from certstore.store.db import Database, sqlite_path
 from certstore.store.db import database_url as sqlite_database_url
+from certstore.store.private import create_private_file, make_private_dirs
 from tests.servers.postgres import postgres_database, postgres_server  # noqa: F401
 from tests.servers.seaweedfs import s3_server  # noqa: F401
 from tests.support.issuing import PUBLIC_URL
@@ -72,12 +76,59 @@ def empty_database_url(database_backend: str, tmp_path: Path, request: pytest.Fi
     return str(request.getfixturevalue("postgres_database"))
 
 
+@pytest.fixture(scope="session")
+def migrated_templates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Per backend, a database the migrations brought to head once per session (a SQLite file; the name of a
+    PostgreSQL database): :func:`database_url` copies it instead of running every migration for every test."""
+    return {}
+
+
+def _template(backend: str, templates: dict[str, str], request: pytest.FixtureRequest) -> str:
+    if backend not in templates:
+        if backend == "sqlite":
+            directory = request.getfixturevalue("tmp_path_factory").mktemp("migrated-template")
+            url = sqlite_database_url(directory / "data", env={})
+            with Database(url) as database:
+                database.upgrade()
+            templates[backend] = str(sqlite_path(url))
+        else:
+            server = request.getfixturevalue("postgres_server")
+            name = server.create_database()
+            with Database(server.url(name)) as database:
+                database.upgrade()
+            templates[backend] = name
+    return templates[backend]
+
+
 @pytest.fixture
-def database_url(empty_database_url: str) -> str:
-    """A new database migrated to the head revision (by the migrations, as in production)."""
-    with Database(empty_database_url) as database:
-        database.upgrade()
-    return empty_database_url
+def database_url(
+    database_backend: str,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    migrated_templates: dict[str, str],
+) -> Iterator[str]:
+    """A new database at the head revision: a copy of the session's database that the migrations made (as in
+    production), so a test pays for a file copy or ``CREATE DATABASE … TEMPLATE`` instead of every migration."""
+    template = _template(database_backend, migrated_templates, request)
+    if database_backend == "sqlite":
+        url = sqlite_database_url(tmp_path / "data", env={})
+        path = sqlite_path(url)
+        assert path is not None
+        make_private_dirs(path.parent)
+        create_private_file(path)
+        with (
+            contextlib.closing(sqlite3.connect(template)) as source,
+            contextlib.closing(sqlite3.connect(path)) as copy,
+        ):
+            source.backup(copy)
+        yield url
+        return
+    server = request.getfixturevalue("postgres_server")
+    name = server.create_database(template=template)
+    try:
+        yield server.url(name)
+    finally:
+        server.drop_database(name)
 
 
 @pytest.fixture

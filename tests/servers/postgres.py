@@ -238,12 +238,15 @@ class PostgresServer:
             )
         return self._admin
 
-    def create_database(self, name: str | None = None) -> str:
-        """Create an empty database (``test_<random>`` unless named); returns its name."""
+    def create_database(self, name: str | None = None, *, template: str | None = None) -> str:
+        """Create a database (``test_<random>`` unless named): empty, or a copy of ``template`` (a database no one
+        is connected to); returns its name."""
         name = name or f"test_{secrets.token_hex(6)}"
-        if not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
-            raise ValueError(f"unsafe database name {name!r}")
-        self._admin_connection().execute(f'CREATE DATABASE "{name}"')  # type: ignore[arg-type]
+        for each in (name, template or name):
+            if not re.fullmatch(r"[a-z_][a-z0-9_]*", each):
+                raise ValueError(f"unsafe database name {each!r}")
+        copy = f' TEMPLATE "{template}"' if template else ""
+        self._admin_connection().execute(f'CREATE DATABASE "{name}"{copy}')  # type: ignore[arg-type]
         return name
 
     def drop_database(self, name: str) -> None:
