@@ -27,6 +27,7 @@ from certstore.app import Application
 from certstore.audit import AuditTrail, CheckpointPolicy
 from certstore.keystore import KeyStore
 from certstore.services.batches import BatchRunner
+from certstore.services.notifications.worker import NotificationThread
 from certstore.store.config import resolve_public_url
 from certstore.store.repository import Repository
 
@@ -57,6 +58,11 @@ TAGS = [
     {"name": "seals", "description": "电子印章管理 — seals, their owners, suspension and revocation"},
     {"name": "administration", "description": "Grants for bulk access, the working-day calendar"},
     {"name": "audit", "description": "访问日志 — for auditors"},
+    {
+        "name": "matters",
+        "description": "办件 — matters the case-handling systems register for window look-ups",
+    },
+    {"name": "holder", "description": "证照持有人 — my certificates, who read them, 授权, 复核"},
     {"name": "upstream", "description": "省级汇聚 — the change feed the province aggregates"},
     {"name": "exchange", "description": "第十一条 — late arrivals against the deadlines, offending agencies"},
     {"name": "system", "description": "Health"},
@@ -94,6 +100,7 @@ def create_app(
     )
     if settings.batch_worker:
         services.batch_runner = BatchRunner(services, worker=f"api-{os.getpid()}")
+    notifier = NotificationThread.from_env(services)  # CERTSTORE_NOTIFY_WORKER=1: deliver the outbox here too
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -106,9 +113,14 @@ def create_app(
         _register_keystore_seals(services)
         if owner:
             runner.start()
+        notify_owner = notifier is not None and not notifier.running
+        if notify_owner:
+            notifier.start()
         try:
             yield
         finally:
+            if notify_owner:
+                notifier.stop(timeout=10)
             if owner:
                 runner.stop(timeout=10)
             if audit_owner:
@@ -210,10 +222,14 @@ def _include_routers(app: FastAPI, services: Services) -> None:
 
     for router in ROUTERS:
         app.include_router(router)
+    from api.routes import holder  # the holder's API (一号登录, docs/holders.md)
+
+    app.include_router(holder.router)
 
 
 def _install_pages(app: FastAPI) -> None:
     """The web pages (api/pages, docs/pages.md): static files under /static, page routes outside /api/v1."""
-    from api.pages import install_pages
+    from api.pages import holder, install_pages
 
+    app.include_router(holder.router)  # the holder's pages (/holder, docs/holders.md)
     install_pages(app)

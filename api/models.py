@@ -8,8 +8,8 @@ from typing import Any, Literal, Self
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from certstore.lifecycle import Status
-from certstore.records import Certificate, CertificateDraft, draft_from_json
+from certstore.lifecycle import Action, Status
+from certstore.records import Certificate, CertificateDraft, CertificateEvent, draft_from_json
 from certstore.services.calls import Call
 from certstore.services.deadlines import Channel
 
@@ -110,6 +110,42 @@ class Links(BaseModel):
     public_status: str
 
 
+class ChangeRecordOut(BaseModel):
+    """One entry of a version's change record (证照变更记录, 规范§二(二)): what happened, why, who, when."""
+
+    action: str = Field(
+        description="issue 签发, change 变更, renew 延续, suspend 挂起, resume 恢复, revoke 吊销, …"
+    )
+    action_label: str = Field(examples=["变更"])
+    from_status: str | None = Field(
+        description="the version's status before; null for the event that made it"
+    )
+    to_status: str
+    reason: str = Field(description="变更原因", examples=["持证主体名称变更"])
+    actor: str = Field(description="who: ORGCODE/name of the agency's staff or system, operator:user@host")
+    organisation_code: str | None = Field(
+        description="the acting organisation (机构), when the actor has one"
+    )
+    at: datetime = Field(description="变更时间")
+
+    @classmethod
+    def of(cls, event: CertificateEvent) -> ChangeRecordOut:
+        try:
+            label = Action(event.action).label
+        except ValueError:
+            label = event.action
+        return cls(
+            action=event.action,
+            action_label=label,
+            from_status=event.from_status,
+            to_status=event.to_status,
+            reason=event.reason,
+            actor=event.actor,
+            organisation_code=event.organisation_code,
+            at=event.at,
+        )
+
+
 class CertificateOut(BaseModel):
     identifier: str = Field(examples=[EXAMPLE_IDENTIFIER], description="证照标识")
     version: int
@@ -130,6 +166,11 @@ class CertificateOut(BaseModel):
     superseded_by: str | None
     face: dict[str, Any]
     metadata: dict[str, Any]
+    changes: list[ChangeRecordOut] = Field(
+        default_factory=list,
+        description="this version's change record (证照变更记录), oldest first: the event that made it (签发, 变更 "
+        "or 延续) and every status change since",
+    )
     links: Links
 
     @classmethod
@@ -161,6 +202,7 @@ class CertificateOut(BaseModel):
             superseded_by=certificate.superseded_by,
             face=dict(certificate.face),
             metadata=dict(certificate.metadata),
+            changes=[ChangeRecordOut.of(event) for event in certificate.events],
             links=Links(
                 self=base,
                 file=f"{base}/file" if has_file else None,

@@ -31,6 +31,7 @@ from certstore.services.certificates import (
     NotLatestVersionError,
 )
 from certstore.services.inspections import InspectionConflictError, InspectionNotRequiredError
+from certstore.services.lookup_limits import LookupRateLimitedError
 from certstore.services.reviews import ReviewNotFoundError, ReviewStateError
 from certstore.services.seals import SealTransitionError, SealWithdrawnError, UnknownSealError
 from certstore.store.config import PublicUrlNotConfiguredError
@@ -129,6 +130,7 @@ def _field_problems(pairs: list[tuple[str, str]], prefix: str = "body") -> list[
 #: exception class → (status, slug, title)
 _STATUS: list[tuple[type[BaseException], int, str, str]] = [
     (AuthenticationError, 401, "unauthenticated", "Authentication required"),
+    (LookupRateLimitedError, 429, "rate-limited", "Too many look-ups"),
     (AccessDeniedError, 403, "access-denied", "Access denied"),
     (CertificateNotFoundError, 404, "not-found", "Not found"),
     (UnknownCatalogueError, 404, "unknown-catalogue", "Unknown catalogue type"),
@@ -177,6 +179,8 @@ def _domain_problem(request: Request, exc: Exception) -> JSONResponse:
             elif isinstance(exc, CatalogueError):
                 errors = _field_problems([(path.removeprefix("$."), message) for path, message in exc.errors])
             headers = {"WWW-Authenticate": 'Bearer realm="certstore"'} if status == 401 else None
+            if isinstance(exc, LookupRateLimitedError):
+                headers = {"Retry-After": str(exc.retry_after)}
             return problem_response(request, status, slug, title, str(exc), errors, headers)
     return _unexpected(request, exc)
 

@@ -1,7 +1,8 @@
 """The window's declaration as the API reads it: the matter (query string) and the holder served (the headers
 ``X-Holder-Id-Type`` / ``X-Holder-Id`` — a holder ID never travels in a URL; a query still carrying
 ``holder_id``/``holder_id_type`` is answered 410 Gone) (:data:`ServingQuery`). The rules themselves (知悉范围:
-an agency reads its own certificates, window staff the holder they serve under a matter bound to that holder)
+an agency reads its own certificates, window staff the holder they serve under a matter registered for that holder
+or under the holder's authorisation, a holder their own)
 are the service layer's:
 :mod:`certstore.services.scope`, applied by the use cases of :mod:`certstore.services.sharing`.
 

@@ -1,9 +1,9 @@
 """Authentication and role checks as FastAPI dependencies, and the audit of every request.
 
 Every route except the public ones depends on :func:`allow` (or :func:`calling`) with the roles it admits; the
-finer rules (an agency only touches its own catalogue types and certificates, window staff only the holder bound
-to their matter, bulk access only with a grant) live in the use cases (``certstore.services.authorization``,
-``certstore.services.scope``), whichever entry point calls them.
+finer rules (an agency only touches its own catalogue types and certificates, window staff only the holder a
+registered matter or the holder's authorisation names, bulk access only with a grant) live in the use cases
+(``certstore.services.authorization``, ``certstore.services.scope``), whichever entry point calls them.
 
 Every audited request leaves exactly one audit entry:
 

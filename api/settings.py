@@ -45,6 +45,10 @@ class Settings:
     #: ``city`` (default) or ``province`` (``CERTSTORE_MODE``): a provincial repository accepts the batches
     #: cities aggregate upward (``POST /api/v1/aggregate/batches``); a city answers them 404.
     mode: str = "city"
+    #: The holder login's configuration (一号登录, docs/holders.md): every ``CERTSTORE_OIDC_*`` variable —
+    #: ``CERTSTORE_OIDC_ISSUER``, ``_CLIENT_ID``, ``_CLIENT_SECRET``, ``_MIN_ACR``, ``_ACR_LEVELS``, ``_CLAIM_*``
+    #: (api/oidc.py, certstore/services/holders.py). No issuer: no holder login.
+    oidc: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -73,6 +77,7 @@ class Settings:
             trusted_proxies=parse_trusted_proxies([env.get("CERTSTORE_TRUSTED_PROXIES", "")]),
             batch_worker=env.get("CERTSTORE_BATCH_WORKER", "1") not in ("0", "false", "no"),
             mode=env.get("CERTSTORE_MODE", cls.mode).strip().lower() or cls.mode,
+            oidc=tuple(sorted((k, v) for k, v in env.items() if k.startswith("CERTSTORE_OIDC_"))),
         )
 
 

@@ -2,7 +2,7 @@
 
 Setup (not timed): a PostgreSQL database at the newest schema — ``CERTSTORE_BENCH_PG_URL`` (an empty database,
 or one this benchmark filled before: it is reused when it already holds enough rows), else a throwaway cluster
-from ``tests/servers/postgres.py`` (which runs with ``fsync=off``: ingest figures are then an upper bound for
+from ``devservers/postgres.py`` (which runs with ``fsync=off``: ingest figures are then an upper bound for
 durable storage). The table is filled server-side with ``generate_series`` to ``CERTSTORE_BENCH_AUDIT_ROWS``
 synthetic entries (default 10,000,000; ``--quick`` 200,000) spread over twelve monthly partitions — 2,000
 principals in 200 organisations, 40 actions, 3 % denials, a holder on 30 % of the rows, a certificate on 40 %,
@@ -112,7 +112,7 @@ def _database(ctx: BenchContext) -> tuple[Database, Any]:
     if url:
         ctx.log(f"database: {URL_ENV}")
         return Database(url), None
-    from tests.servers.postgres import PostgresServer  # the throwaway cluster of the test suite
+    from devservers.postgres import PostgresServer  # the throwaway cluster of the test suite
 
     server = PostgresServer()
     server.start()

@@ -1,28 +1,30 @@
-"""``python -m bench exchange``: one exchange cycle of 100k changed front-end rows, SQLite front-end → SQLite
-repository + file blobs, with peak memory.
+"""``python -m bench exchange``: exchange cycles from a SQLite front-end into a SQLite repository + file blobs:
+the data-only cycle of 100k rows, the sealed mix (20k versions sealed + 80k data-only rows) in one process and on
+all cores, and peak memory with 1 MiB agency files.
 
-Row mix (one source, one agency, one catalogue type), written before the clock starts:
+1. **1 MiB agency files** (first, while the process is small): ``FILE_ROWS`` rows (``--quick``:
+   ``FILE_ROWS_QUICK``) each carrying a 1 MiB ``file`` (a PDF header on random bytes: read, checked and rejected
+   as an unreadable sealed file). The batch reads leave the ``file`` column out and each row's file is read
+   alone, so peak RSS grows by a few MiB, not by the files' total (``rss_growth_files_mb``).
+2. **Data-only cycle** of ``FULL`` rows (``--quick``: 10k, time scaled linearly to 100k): 60 % new
+   certificates (version 1), 20 % new versions (变更, version 2 of the first of them), 20 % status changes
+   (挂起 suspend of the latest version) — each certificate row with its business completion time and channel, so
+   every new version also records its arrival (第十一条). The versions carry no file and the worker runs without
+   a file maker: this measures the exchange itself (reading, validating DATA.json, face schema, number format,
+   holder ID check digits, lifecycle rules, the exactly-once ledger, cursors, arrivals, receipts); applied in
+   batches (``batch_size`` 500: one transaction per batch with its ledger rows, cursor and lease renewal).
+3. **Sealed mix**: one cycle of ``SEALED`` new certificates without a file, which the repository seals, and
+   ``4 × SEALED`` data-only rows — status changes (挂起 then 恢复, in turn, of certificates stored by cycle 2;
+   each run its own half of them), which are applied before the sealing backlog. Run twice, each on a source of its own after an untimed warm-up
+   cycle (fonts, keys, the pool's processes: a running ``exchange run`` keeps them): once sealing in the
+   cycle's process (``exchange run --workers 0``) and once with a :class:`~certstore.exchange.sealing.
+   SealingPool` of one process per CPU (the default of ``exchange run``). Both commit the same way — a run of
+   sealed versions per transaction, files stored first, in ``seq`` order — so the ratio is what the extra
+   cores give (target ≥ 1.8× on 2 cores). ``--quick``: ``SEALED_QUICK``; ``CERTSTORE_BENCH_SEALED=N``
+   overrides the count (to measure at an intermediate size).
 
-- 60 % new certificates (version 1), 20 % new versions (变更, version 2 of the first of them), 20 % status
-  changes (挂起 suspend of the latest version) — each certificate row with its business completion time and
-  channel, so every new version also records its arrival (第十一条);
-- **data only**: the versions carry no file and the worker runs without a file maker, so the repository stores
-  the certificate data without sealing. Sealing costs ~11–14 ms of CPU per certificate (``python -m bench
-  verify`` / ``import``): 80k sealed versions would take ~15 minutes on one core, ~8 on two — no 30-second
-  target can include it. What this measures is the exchange itself: reading, validating (DATA.json, face
-  schema, number format, holder ID check digits), lifecycle rules, the exactly-once ledger, cursors,
-  arrivals and receipts.
-
-The worker applies rows in batches (``batch_size`` 500): one repository transaction per batch holds the
-effects, their ledger rows, the cursor and the lease renewal. ``--quick`` runs 10k rows and scales the time
-linearly to 100k.
-
-**Sealed mix**: a second measurement seals. Fresh certificates (version 1) without a file go through a cycle
-with the application's file maker — once in one process, once with a :class:`~certstore.exchange.sealing.
-SealingPool` of one process per CPU (commits still in this process, in ``seq`` order) — each after a warm-up
-cycle of a few rows (fonts, keys, the pool's processes: a running ``exchange run`` keeps them). It reports both
-cycle times and the speed-up (target ≥ 1.8× on 2 cores); ``SEALED`` rows (``--quick``: ``SEALED_QUICK``).
-A cProfile summary of where the time goes is printed with ``CERTSTORE_BENCH_PROFILE=1``.
+A cProfile summary of the data-only cycle is printed with ``CERTSTORE_BENCH_PROFILE=1``. Full size runs about
+12 minutes on an idle 2-core machine (most of it the one-process sealed run).
 """
 
 from __future__ import annotations
@@ -53,8 +55,11 @@ from certstore.services.imports import default_workers
 CATALOGUE = "11410100990000017F002"  # 建设用地规划许可证
 FULL = 100_000
 CHUNK = 5_000  # rows per INSERT batch while writing the front-end (memory stays flat)
-SEALED, SEALED_QUICK = 2_000, 24  # certificates sealed by each run of the sealed mix
+SEALED, SEALED_QUICK = 20_000, 24  # certificates sealed by each run of the sealed mix
+DATA_PER_SEALED = 4  # data-only rows (status changes) per sealed version in the sealed mix: 20k + 80k
 WARM_UP = 6  # rows of the untimed cycle before each sealed run
+FILE_ROWS, FILE_ROWS_QUICK = 300, 20  # rows with a 1 MiB agency file
+FILE_SIZE = 1 << 20
 
 
 def _number(i: int) -> str:
@@ -122,51 +127,138 @@ def _write_sealed(url: str, first: int, count: int) -> None:
     init_frontend(url)
     engine = frontend_engine(url)
     try:
-        with engine.begin() as conn:
-            conn.execute(insert(CERTIFICATE_TABLE), [
-                {
-                    "issuer_code": entry.issuer.credit_code, "certificate_number": _number(i), "version": 1,
-                    "data": json.dumps({
-                        "catalogue": CATALOGUE, "certificate_number": _number(i), "holder": holder,
-                        "issue_date": date(2026, 11, 26).isoformat(), "face": face, "metadata": {"sealed": i},
-                    }, ensure_ascii=False),
-                    "channel": "online", "completed_at": completed, "written_at": datetime.now(UTC),
-                }
-                for i in range(first, first + count)
-            ])  # fmt: skip
+        for start in range(first, first + count, CHUNK):
+            with engine.begin() as conn:
+                conn.execute(insert(CERTIFICATE_TABLE), [
+                    {
+                        "issuer_code": entry.issuer.credit_code, "certificate_number": _number(i), "version": 1,
+                        "data": json.dumps({
+                            "catalogue": CATALOGUE, "certificate_number": _number(i), "holder": holder,
+                            "issue_date": date(2026, 11, 26).isoformat(), "face": face, "metadata": {"sealed": i},
+                        }, ensure_ascii=False),
+                        "channel": "online", "completed_at": completed, "written_at": datetime.now(UTC),
+                    }
+                    for i in range(start, min(start + CHUNK, first + count))
+                ])  # fmt: skip
+    finally:
+        engine.dispose()
+
+
+def _write_statuses(url: str, numbers: range, count: int) -> None:
+    """``count`` status changes of the stored certificates ``numbers``: 挂起 (suspend) then 恢复 (resume) of
+    each, in turn — every one a valid transition of the latest version."""
+    issuer = next(e for e in shipped_entries() if e.code == CATALOGUE).issuer.credit_code
+    engine = frontend_engine(url)
+    rows = [
+        (numbers[i % len(numbers)], "suspend" if (i // len(numbers)) % 2 == 0 else "resume")
+        for i in range(count)
+    ]
+    try:
+        for start in range(0, count, CHUNK):
+            with engine.begin() as conn:
+                conn.execute(insert(STATUS_TABLE), [
+                    {"issuer_code": issuer, "certificate_number": _number(n), "version": None, "action": action,
+                     "reason": "年检核查" if action == "suspend" else "核查完毕", "written_at": datetime.now(UTC)}
+                    for n, action in rows[start : start + CHUNK]
+                ])  # fmt: skip
     finally:
         engine.dispose()
 
 
 def _sealed_run(ctx: BenchContext, app: Application, root: Path, name: str, first: int, count: int,
-                pool: SealingPool | None) -> float:  # fmt: skip
-    """Seconds of one cycle sealing ``count`` versions (after an untimed warm-up cycle of its own rows)."""
+                stored: range, pool: SealingPool | None) -> tuple[float, float, float]:  # fmt: skip
+    """Seconds of one cycle sealing ``count`` versions among ``DATA_PER_SEALED × count`` status changes of the
+    ``stored`` certificates (after an untimed warm-up cycle of its own rows), and the CPU seconds of the cycle's
+    process and of the pool's workers."""
     url = f"sqlite:///{root / f'{name}.db'}"
     issuer = next(e for e in shipped_entries() if e.code == CATALOGUE).issuer.credit_code
     source = ExchangeSource(name, url, issuer)
     maker = app.file_maker()
     _write_sealed(url, first, WARM_UP)
     warm = run_cycle(app, source, file_maker=maker, worker="bench", sealer=pool)
+    data = DATA_PER_SEALED * count
     _write_sealed(url, first + WARM_UP, count)
-    start = time.perf_counter()
+    _write_statuses(url, stored, data)
+    workers_cpu = pool.cpu_seconds() if pool is not None else 0.0
+    start, cpu_start = time.perf_counter(), time.process_time()
     stats = run_cycle(app, source, file_maker=maker, worker="bench", batch_size=500, sealer=pool)
-    elapsed = time.perf_counter() - start
-    if warm.error or stats.error or stats.accepted != count:
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+    workers_cpu = pool.cpu_seconds() - workers_cpu if pool is not None else 0.0
+    if warm.error or stats.error or stats.accepted != count + data:
         raise RuntimeError(f"the sealed cycle did not apply every row: {stats.to_dict()}")
+    how = "in the cycle's process" if pool is None else f"on a pool of {pool.workers}"
+    ctx.log(
+        f"sealed mix, sealing {how}: {count} sealed + {data} data-only rows in {elapsed:.1f} s "
+        f"({elapsed / count * 1000:.1f} ms per sealed version); CPU: the cycle's process {cpu:.1f} s"
+        + (f", the workers {workers_cpu:.1f} s" if pool is not None else "")
+    )
     if pool is not None:
-        ctx.log(
-            f"pool: {pool.submitted} versions submitted, {pool.used} files used, {pool.resealed} sealed again"
-        )
-    ctx.log(f"sealed mix, {name}: {count} versions in {elapsed:.1f} s ({elapsed / count * 1000:.1f} ms each)")
-    return elapsed
+        ctx.log(f"pool: {pool.submitted} versions sealed by workers, {pool.used} files used, "
+                f"{pool.resealed} sealed again in the cycle's process")  # fmt: skip
+    return elapsed, cpu, workers_cpu
 
 
-@register("exchange", "one exchange cycle of 100k front-end rows (SQLite → SQLite + files), peak RSS")
+def _write_files(url: str, first: int, count: int) -> None:
+    """``count`` rows each with a 1 MiB agency ``file`` (a PDF header on random bytes), written a few at a time."""
+    entry = next(e for e in shipped_entries() if e.code == CATALOGUE)
+    face = example_face(entry)
+    holder = {"name": "郑州示例置业有限公司", "id_type": "001", "id_number": "91410100MA44A1B2XW"}
+    completed = datetime.now(UTC) - timedelta(hours=2)
+    init_frontend(url)
+    engine = frontend_engine(url)
+    try:
+        for start in range(first, first + count, 8):
+            with engine.begin() as conn:
+                conn.execute(insert(CERTIFICATE_TABLE), [
+                    {
+                        "issuer_code": entry.issuer.credit_code, "certificate_number": _number(i), "version": 1,
+                        "data": json.dumps({
+                            "catalogue": CATALOGUE, "certificate_number": _number(i), "holder": holder,
+                            "issue_date": date(2026, 11, 26).isoformat(), "face": face, "metadata": {"file": i},
+                        }, ensure_ascii=False),
+                        "channel": "online", "completed_at": completed, "written_at": datetime.now(UTC),
+                        "file": b"%PDF-1.7\n" + os.urandom(FILE_SIZE - 9), "file_media_type": "application/pdf",
+                    }
+                    for i in range(start, min(start + 8, first + count))
+                ])  # fmt: skip
+    finally:
+        engine.dispose()
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def _file_rows(ctx: BenchContext, app: Application, root: Path) -> float:
+    """Peak RSS growth (MB) of a cycle over rows with 1 MiB agency files."""
+    count = int(ctx.pick(full=FILE_ROWS, quick=FILE_ROWS_QUICK))
+    url = f"sqlite:///{root / 'files.db'}"
+    issuer = next(e for e in shipped_entries() if e.code == CATALOGUE).issuer.credit_code
+    _write_files(url, 900_000, count)
+    before = _peak_mb()
+    start = time.perf_counter()
+    stats = run_cycle(
+        app, ExchangeSource("files", url, issuer), file_maker=None, worker="bench", trust=app.trust
+    )
+    elapsed = time.perf_counter() - start
+    if stats.error or stats.rejected != count:
+        raise RuntimeError(f"the file rows were not all read and rejected: {stats.to_dict()}")
+    growth = _peak_mb() - before
+    ctx.log(f"1 MiB agency files: {count} rows ({count} MiB) read one at a time and rejected in {elapsed:.1f} s; "
+            f"peak RSS {before:.0f} → {_peak_mb():.0f} MB (+{growth:.0f} MB)")  # fmt: skip
+    return growth
+
+
+@register(
+    "exchange", "exchange cycles: 100k data-only rows, the sealed mix on all cores, 1 MiB files (peak RSS)"
+)
 def exchange(ctx: BenchContext) -> Results:
     rows = int(ctx.pick(full=FULL, quick=10_000))
+    sealed = int(os.environ.get("CERTSTORE_BENCH_SEALED") or ctx.pick(full=SEALED, quick=SEALED_QUICK))
     with tempfile.TemporaryDirectory(prefix="certstore-bench-exchange-") as tmp:
         root = Path(tmp)
         app = prepared_data_dir(root, {})  # SQLite + file blobs: <root>/certstore.db, <root>/blobs
+        file_growth = _file_rows(ctx, app, root)
         url = f"sqlite:///{root / 'frontend.db'}"
         start = time.perf_counter()
         new, changed, statuses = _write_frontend(url, rows)
@@ -187,30 +279,43 @@ def exchange(ctx: BenchContext) -> Results:
             ctx.log(out.getvalue())
         if stats.error or stats.accepted != rows:
             raise RuntimeError(f"the cycle did not apply every row: {stats.to_dict()}")
-        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-        sealed = int(ctx.pick(full=SEALED, quick=SEALED_QUICK))
+        peak_mb = _peak_mb()
+        per_row_us = elapsed / rows * 1e6
+        scaled = elapsed * FULL / rows
+        ctx.log(
+            f"CPU time of the cycle: {cpu:.1f} s ({cpu / elapsed:.0%} of the wall time; less means the machine "
+            "was busy with other work or the cycle waited on I/O)"
+        )
+        ctx.log(f"data-only cycle: {rows} rows in {elapsed:.1f} s ({per_row_us:.0f} µs/row, {rows / elapsed:.0f} "
+                f"rows/s); 100k rows → {scaled:.1f} s (target ≤ 30 s); peak RSS {peak_mb:.0f} MB "
+                "(target ≤ 300 MB)")  # fmt: skip
+        # the sealed mix: status changes of the certificates still valid after the data-only cycle (the first
+        # `changed` numbers have a valid version 2, the next ones up to the suspended tail a valid version 1)
+        valid = range(0, new - statuses)
+        half = len(valid) // 2  # each run changes its own half: every change a real transition, not a repeat
         workers = default_workers()
-        one = _sealed_run(ctx, app, root, "sealed-one-process", 200_000, sealed, None)
-        with SealingPool(ApplicationSealer(root), workers) as pool:
-            pooled = _sealed_run(ctx, app, root, "sealed-pool", 300_000, sealed, pool)
+        one, one_cpu, _ = _sealed_run(
+            ctx, app, root, "sealed-one-process", 200_000, sealed, valid[:half], None
+        )
+        with SealingPool(ApplicationSealer(root), workers, blobs=app.repo.blobs) as pool:
+            pooled, pool_cpu, workers_cpu = _sealed_run(
+                ctx, app, root, "sealed-pool", 300_000, sealed, valid[half:], pool
+            )
         app.close()
     speedup = one / pooled
-    ctx.log(f"sealed mix: {sealed} versions, one process {one:.1f} s, pool of {workers} {pooled:.1f} s — "
-            f"speed-up {speedup:.2f}× (target ≥ 1.8× on 2 cores)")  # fmt: skip
-    per_row_us = elapsed / rows * 1e6
-    scaled = elapsed * FULL / rows
-    ctx.log(
-        f"CPU time of the cycle: {cpu:.1f} s ({cpu / elapsed:.0%} of the wall time; less means the machine "
-        "was busy with other work or the cycle waited on I/O)"
-    )
-    ctx.log(f"cycle: {rows} rows in {elapsed:.1f} s ({per_row_us:.0f} µs/row, {rows / elapsed:.0f} rows/s); "
-            f"100k rows → {scaled:.1f} s (target ≤ 30 s); peak RSS {peak_mb:.0f} MB (target ≤ 300 MB)")  # fmt: skip
+    ctx.log(f"sealed mix: {sealed} sealed + {DATA_PER_SEALED * sealed} data-only rows — one process {one:.1f} s, "
+            f"pool of {workers} {pooled:.1f} s: speed-up {speedup:.2f}× (target ≥ 1.8× on 2 cores)")  # fmt: skip
     return {
+        "rss_growth_files_mb": file_growth,
         "sealed_rows": sealed,
+        "sealed_data_rows": DATA_PER_SEALED * sealed,
         "sealed_workers": workers,
         "sealed_one_process_s": one,
         "sealed_pool_s": pooled,
         "sealed_speedup": speedup,
+        "sealed_one_process_cpu_s": one_cpu,
+        "sealed_pool_cycle_cpu_s": pool_cpu,
+        "sealed_pool_workers_cpu_s": workers_cpu,
         "rows": rows,
         "rows_per_s": rows / elapsed,
         "us_per_row": per_row_us,

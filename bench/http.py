@@ -170,8 +170,8 @@ def _store(ctx: BenchContext, root: Path) -> Iterator[tuple[dict[str, str], bool
         yield {}, False
         return
     try:  # the servers' code lives with the tests that also start them (needs the test extras)
-        from tests.servers.postgres import PostgresServer, PostgresUnavailableError
-        from tests.servers.seaweedfs import SeaweedFS, SeaweedFSStartError, find_weed
+        from devservers.postgres import PostgresServer, PostgresUnavailableError
+        from devservers.seaweedfs import SeaweedFS, SeaweedFSStartError, find_weed
 
         weed = find_weed()
         postgres = PostgresServer()
@@ -267,10 +267,10 @@ def http(ctx: BenchContext) -> Results:
     if wrk is None:
         ctx.log("wrk not found: install Debian's wrk (apt-get install wrk; scripts/install-system-deps)")
         return _nan_results()
-    try:  # with the other throwaway servers (tests/servers/); imports no pytest
-        from tests.servers.api import ApiServer
+    try:  # with the other throwaway servers (devservers/); imports no pytest
+        from devservers.api import ApiServer
     except ImportError as exc:
-        ctx.log(f"tests/servers/api.py not importable ({exc}): run from a source checkout")
+        ctx.log(f"devservers/api.py not importable ({exc}): run from a source checkout")
         return _nan_results()
 
     seconds = ctx.pick(full=15.0, quick=1.0)

@@ -148,9 +148,9 @@ def import_(ctx: BenchContext) -> Results:
         results["import_resume_100k_s"] = resume * scale
         results["sealing_per_s_one_process"] = sealing
         results["import_vs_sealing_ratio"] = (rows / seconds) / (sealing * workers)
-    # Throwaway servers, started as the tests start them (tests/servers).
-    from tests.servers.postgres import PostgresServer
-    from tests.servers.seaweedfs import SeaweedFS
+    # Throwaway servers, started as the tests start them (devservers).
+    from devservers.postgres import PostgresServer
+    from devservers.seaweedfs import SeaweedFS
 
     with tempfile.TemporaryDirectory(prefix="certstore-bench-import-pg-") as tmp, ExitStack() as stack:
         postgres = stack.enter_context(PostgresServer())

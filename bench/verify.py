@@ -29,11 +29,13 @@ verification gets to its cryptographic floor.
 
 from __future__ import annotations
 
+import io
 import os
 import random
 import statistics
 import tempfile
 import time
+import zipfile
 from dataclasses import replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -42,8 +44,10 @@ from bench import BenchContext, Results, register, single_cpu
 from bench._setup import bench_call, prepared_data_dir
 from bench.crypto import cpu_rate
 from certstore.app import Application
+from certstore.catalogue import CatalogueEntry, base_image_path
 from certstore.crypto.sm2 import SM2PrivateKey
 from certstore.lifecycle import Status
+from certstore.packaging.base_image import embedded_base_image
 from certstore.records import example_draft
 from certstore.services import certificates
 from certstore.services.catalogue import get_entry
@@ -96,6 +100,12 @@ def verify(ctx: BenchContext) -> Results:
         p99 = latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))]
         ctx.log(f"verification: {verifying.per_s:.0f} files per CPU-second, p50 {p50:.2f} ms, p99 {p99:.2f} ms of "
                 f"CPU ({len(files[0]) / 1024:.0f} KiB OFD); wall clock {wall.per_s:.0f} files/s")  # fmt: skip
+        sizes = _file_sizes(entry, files[0])
+        ctx.log(
+            f"file size: {sizes['ofd_bytes']} bytes; base image embedded in {sizes['ofd_base_image_bytes']} bytes "
+            f"(the catalogue's PNG: {sizes['catalogue_base_image_bytes']}), so "
+            f"{sizes['ofd_bytes_with_catalogue_base_image']} bytes with the PNG as given"
+        )
 
         sm2_key = SM2PrivateKey.generate()
         message = os.urandom(1024)
@@ -107,15 +117,39 @@ def verify(ctx: BenchContext) -> Results:
         )
         snapshot = _status_snapshot(ctx, app)
         app.close()
-    return snapshot | {
-        "ofd_verify_per_s": verifying.per_s,
-        "ofd_verify_wall_per_s": wall.per_s,
-        "verify_p50_ms": p50,
-        "verify_p99_ms": p99,
-        "issue_per_s": issuing.per_s,
-        "sm2_verify_per_s": sm2.per_s,
-        "verify_vs_sm2_ratio": ratio,
-        "ofd_bytes": len(files[0]),
+    return (
+        snapshot
+        | {
+            "ofd_verify_per_s": verifying.per_s,
+            "ofd_verify_wall_per_s": wall.per_s,
+            "verify_p50_ms": p50,
+            "verify_p99_ms": p99,
+            "issue_per_s": issuing.per_s,
+            "sm2_verify_per_s": sm2.per_s,
+            "verify_vs_sm2_ratio": ratio,
+        }
+        | sizes
+    )
+
+
+def _file_sizes(entry: CatalogueEntry, data: bytes) -> Results:
+    """The issued file's size, its base image's as embedded (:func:`embedded_base_image`) and as the catalogue
+    ships it, and the size the file would have with the catalogue's PNG (the writer stores PNGs uncompressed, so
+    the difference is exactly the difference of the two images)."""
+    path = base_image_path(entry)
+    if path is None:
+        raise RuntimeError(f"{entry.name} has no base image")
+    catalogue = path.read_bytes()
+    embedded = embedded_base_image(catalogue)
+    with zipfile.ZipFile(io.BytesIO(data)) as package:
+        stored = [info for info in package.infolist() if package.read(info) == embedded]
+    if len(stored) != 1 or stored[0].compress_size != stored[0].file_size:
+        raise RuntimeError("the base image is not stored once, uncompressed, in the benchmark file")
+    return {
+        "ofd_bytes": len(data),
+        "ofd_base_image_bytes": len(embedded),
+        "catalogue_base_image_bytes": len(catalogue),
+        "ofd_bytes_with_catalogue_base_image": len(data) - len(embedded) + len(catalogue),
     }
 
 

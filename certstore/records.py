@@ -1,9 +1,10 @@
 """Certificate records (电子证照数据): what an agency pushes, and what the repository keeps per version.
 
 Pure domain logic, no I/O: :func:`prepare_version` validates a :class:`CertificateDraft` against its catalogue
-entry (face schema, number format, holder ID check digits), derives the identifier, the validity and the
-GB/T 36903-style metadata, and computes the content digest that makes repeated pushes idempotent. The
-service layer (``certstore.services.certificates``) persists the result.
+entry (face schema, number format, the holder's ID type against the type's holder type, holder ID check
+digits), derives the identifier, the validity and the GB/T 36903-style metadata (the holder's ID number
+included, ``CZZTDM``), and computes the content digest that makes repeated pushes idempotent. The service layer
+(``certstore.services.certificates``) persists the result.
 """
 
 from __future__ import annotations
@@ -97,6 +98,10 @@ class PreparedVersion:
 
 @dataclass(frozen=True)
 class CertificateEvent:
+    """One entry of a version's change record (证照变更记录): what happened (签发, 变更, 延续, 挂起 …), the reason,
+    who (``actor``: the :attr:`~certstore.access.Actor.ref`, ``ORGCODE/name`` for an agency's staff or system)
+    and when."""
+
     action: str
     from_status: str | None
     to_status: str
@@ -104,6 +109,13 @@ class CertificateEvent:
     actor: str
     at: datetime
     details: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def organisation_code(self) -> str | None:
+        """The organisation that acted (机构): the code of an ``ORGCODE/name`` actor; None for the operator at the
+        command line (``operator:…``) or another actor without an organisation."""
+        head, slash, _ = self.actor.partition("/")
+        return head if slash and ":" not in head else None
 
 
 @dataclass(frozen=True)
@@ -190,6 +202,9 @@ def prepare_version(
         face = dict(draft.face)
         errors = getattr(exc, "errors", None) or [("$", str(exc))]
         problems.extend((_face_path(path), message) for path, message in errors)
+    holder_type_problem = entry.holder_type.id_type_problem(draft.holder.id_type)
+    if holder_type_problem is not None:  # 证照主体: the type decides whose certificate it can be
+        problems.append(("holder.id_type", holder_type_problem))
     try:
         holder_id = validate_holder_id(draft.holder.id_type, draft.holder.id_number)
     except ValueError as exc:
@@ -228,6 +243,7 @@ def prepare_version(
         "ZZYXQQSRQ": valid_from.isoformat(),  # 证照有效期起始日期
         "ZZYXQJZRQ": valid_until.isoformat() if valid_until else "长期",  # 证照有效期截止日期
         "CZZT": draft.holder.name,  # 持证主体
+        "CZZTDM": holder_id,  # 持证主体代码 (规范§二(二); normalised)
         "CZZTDMLXDM": str(draft.holder.id_type),  # 持证主体代码类型代码
         **{f"KZ_{k}": v for k, v in draft.metadata.items()},  # extensions
     }
@@ -367,7 +383,10 @@ def submission_schema(entry: CatalogueEntry) -> dict[str, Any]:
                 "required": ["name", "id_type", "id_number"],
                 "properties": {
                     "name": {"type": "string"},
-                    "id_type": {"type": "string"},
+                    "id_type": {
+                        "enum": [t.value for t in entry.holder_type.id_types],
+                        "description": f"持证主体代码类型: a {entry.holder_type.label} holder's ID type",
+                    },
                     "id_number": {"type": "string"},
                 },
             },

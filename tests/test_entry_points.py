@@ -51,6 +51,7 @@ from certstore.store.repository import Repository
 from tests.exchange import support as exchange
 from tests.support import issuing, legacy_table
 from tests.support.entry_points import CommitFault
+from tests.support.matters import register_matter
 
 CONSTRUCTION = "11410100990000025A001"  # 建筑工程施工许可证, issued by AGENCY_ORG
 AGENCY_ORG = "11410100990000025A"  # 郑州市城乡建设局
@@ -114,6 +115,8 @@ def world(
     logins.set_password(
         repo, organisation_code=AGENCY_ORG, name=PAGE_USER, password=PASSWORD, role=Role.AGENCY
     )
+    holder = construction_document("0")["holder"]  # the window's matter, registered by its case system
+    register_matter(repo, WINDOW_ORG, MATTER, holder["id_type"], holder["id_number"])
     # province mode only opens the aggregate route (the province's intake); everything else is as in a city
     settings = Settings(data_dir=data_dir, public_url="http://testserver", batch_worker=False,
                         mode="province")  # fmt: skip

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from datetime import date
 
 import pytest
 
-from certstore.catalogue import shipped_entries
+from certstore.catalogue import CatalogueEntry, HolderType, shipped_entries
 from certstore.identifiers import CertificateIdentifier, HolderIdType
 from certstore.records import (
     CertificateDraft,
@@ -17,6 +18,7 @@ from certstore.records import (
     draft_to_json,
     example_draft,
     prepare_version,
+    submission_schema,
 )
 
 ENTRIES = {e.code: e for e in shipped_entries()}
@@ -99,3 +101,94 @@ def test_nul_characters_are_refused_with_their_path() -> None:
         draft_from_json(document)
     paths = [path for path, message in caught.value.problems if "NUL" in message]
     assert paths == ["holder.name", "face.items[1]"]
+
+
+# --- 证照主体: the holder type decides the holder's ID type (issue 20) ------------------------------------------
+
+LEGAL = next(e for e in ENTRIES.values() if e.holder_type is HolderType.LEGAL_PERSON)
+
+
+def _entry_for(holder_type: HolderType):
+    return CatalogueEntry.from_document({**LEGAL.to_document(), "holder_type": holder_type.value})
+
+
+@pytest.mark.parametrize(
+    ("holder_type", "holder", "accepted"),
+    [
+        (
+            HolderType.LEGAL_PERSON,
+            Holder("郑州示例置业有限公司", HolderIdType.CREDIT_CODE, "91410100MA44A1B2XW"),
+            True,
+        ),
+        (HolderType.LEGAL_PERSON, Holder("张三", HolderIdType.RESIDENT_ID, "11010519491231002X"), False),
+        (HolderType.LEGAL_PERSON, Holder("John Smith", HolderIdType.PASSPORT, "E12345678"), False),
+        (HolderType.NATURAL_PERSON, Holder("张三", HolderIdType.RESIDENT_ID, "11010519491231002X"), True),
+        (HolderType.NATURAL_PERSON, Holder("John Smith", HolderIdType.PASSPORT, "E12345678"), True),
+        (HolderType.NATURAL_PERSON, Holder("陈大文", HolderIdType.HK_MACAO_PERMIT, "H12345678"), True),
+        (
+            HolderType.NATURAL_PERSON,
+            Holder("郑州示例置业有限公司", HolderIdType.CREDIT_CODE, "91410100MA44A1B2XW"),
+            False,
+        ),
+        (
+            HolderType.OTHER,
+            Holder("郑州市示例业主委员会", HolderIdType.CREDIT_CODE, "91410100MA44A1B2XW"),
+            True,
+        ),
+        (HolderType.OTHER, Holder("张三", HolderIdType.RESIDENT_ID, "11010519491231002X"), False),
+    ],
+)
+def test_the_holder_type_decides_which_holder_id_types_are_accepted(
+    holder_type: HolderType, holder: Holder, accepted: bool
+) -> None:
+    """A 法人 type takes a 统一社会信用代码 only; a 自然人 type a 公民身份号码 or a documented person ID (护照,
+    来往通行证); 其他组织 a credit code. A wrong ID type is a field-level problem at ``holder.id_type`` naming the
+    allowed types — the one check every entry point (API, pages, batch, import, exchange) goes through."""
+    entry = _entry_for(holder_type)
+    draft = replace(example_draft(entry, issue_date=date(2026, 11, 26)), holder=holder)
+    if accepted:
+        prepared = prepare_version(entry, draft, version=1, holder_key=KEY, serial_key=KEY)
+        assert prepared.metadata["CZZTDMLXDM"] == holder.id_type.value
+        return
+    with pytest.raises(RecordError) as refused:
+        prepare_version(entry, draft, version=1, holder_key=KEY, serial_key=KEY)
+    [(path, message)] = refused.value.problems
+    assert path == "holder.id_type"
+    assert holder_type.label in message and all(t.value in message for t in holder_type.id_types)
+
+
+def test_the_example_holder_of_every_holder_type_is_accepted() -> None:
+    """``certstore catalogue example`` prints a draft that its own type accepts, whatever the holder type."""
+    for holder_type in HolderType:
+        entry = _entry_for(holder_type)
+        prepare_version(entry, example_draft(entry), version=1, holder_key=KEY, serial_key=KEY)
+
+
+def test_the_holder_id_number_is_in_the_metadata_under_its_spec_name() -> None:
+    """规范§二(二) lists the holder (持证者) among a certificate's content: the metadata carry 持证主体 (CZZT), its
+    code (CZZTDM, the normalised ID number — a lower-case check character is stored upper-case) and the code's type
+    (CZZTDMLXDM)."""
+    entry = _entry_for(HolderType.NATURAL_PERSON)
+    holder = Holder("张三", HolderIdType.RESIDENT_ID, "11010519491231002x")
+    draft = replace(example_draft(entry, issue_date=date(2026, 11, 26)), holder=holder)
+    metadata = prepare_version(entry, draft, version=1, holder_key=KEY, serial_key=KEY).metadata
+    assert (metadata["CZZT"], metadata["CZZTDM"], metadata["CZZTDMLXDM"]) == (
+        "张三",
+        "11010519491231002X",
+        "111",
+    )
+
+
+def test_the_submission_schema_names_the_accepted_holder_id_types() -> None:
+    """The form schema an agency builds its forms from lists only the ID types the type's holder may have, and the
+    type's example draft validates against it."""
+    import jsonschema
+
+    for holder_type in HolderType:
+        entry = _entry_for(holder_type)
+        schema = submission_schema(entry)
+        accepted = schema["properties"]["holder"]["properties"]["id_type"]["enum"]
+        assert accepted == [t.value for t in holder_type.id_types]
+        jsonschema.Draft202012Validator(schema).validate(
+            draft_to_json(example_draft(entry, issue_date=date(2026, 11, 26)))
+        )

@@ -49,9 +49,9 @@ from certstore.services.catalogue import get_entry, load_shipped
 from certstore.services.keys import init_dev_keys
 from certstore.store.db import Database
 from certstore.store.repository import Repository
-from tests.servers.api import ApiServer
-from tests.servers.postgres import PostgresServer
-from tests.servers.seaweedfs import S3Server
+from devservers.api import ApiServer
+from devservers.postgres import PostgresServer
+from devservers.seaweedfs import S3Server
 
 pytestmark = pytest.mark.postgres
 

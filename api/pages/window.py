@@ -105,8 +105,9 @@ def serve_holder(
     holder_id_type: Annotated[str, Form(max_length=3)],
     holder_id: Annotated[str, Form(max_length=64)],
 ) -> Response:
-    """Start (or switch to) a case: the matter and the holder being served (the matter is bound to that holder,
-    :func:`certstore.services.scope.serve`)."""
+    """Start (or switch to) a case: the matter and the holder being served — allowed only under a matter the
+    unit's case system registered for that holder, or under the holder's authorisation
+    (:func:`certstore.services.scope.serve`)."""
     matter = matter.strip()
     number = holder_id.strip().upper()
     form = {"matter": matter, "holder_id_type": holder_id_type, "holder_id": number}
@@ -121,8 +122,11 @@ def serve_holder(
         return render(request, "window.html", context, status=422)
     services = services_of(request)
     request.state.matter = matter
+    declaration = Serving(matter, id_type.value, number)
+    # the holder named even when refused: a refusal is in that holder's 访问记录 too (certstore.services.holders)
+    request.state.holder_digest = scope.declared(services.repo.holder_key, declaration).holder_ref
     try:
-        served = scope.serve(services, _call(request, session), Serving(matter, id_type.value, number))
+        served = scope.serve(services, _call(request, session), declaration)
     except AccessDeniedError as exc:
         request.state.problem = f"Access denied: {exc}"
         context = {"case": None, "rows": [], "form": form, "error": f"拒绝访问：{exc}"}

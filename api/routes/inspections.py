@@ -12,13 +12,15 @@ from api.deps import ServicesDep
 from api.models import RecordOut
 from api.problems import PROBLEM_RESPONSES
 from api.scope import ServingQuery, authorize_certificate
-from api.security import ActionAuditDep, allow
+from api.security import ActionAuditDep, allow, calling
 from certstore.access import Principal, Role
 from certstore.services import certificates, inspections
+from certstore.services.calls import Call
 
 router = APIRouter(prefix="/api/v1", tags=["inspection"])
 
 Agency = Annotated[Principal, Depends(allow(Role.AGENCY))]
+AgencyCall = Annotated[Call, Depends(calling(Role.AGENCY))]
 Reader = Annotated[Principal, Depends(allow(Role.AGENCY, Role.WINDOW))]
 
 
@@ -44,6 +46,11 @@ class InspectionOut(RecordOut):
     remarks: str
     inspector: str
     recorded_at: datetime
+    consequence: Literal["suspend", "resume"] | None = Field(
+        default=None,
+        description="What this result did to the certificate, as its type declares (inspection.on_failure): "
+        "suspend (年检不合格 → 挂起) or resume (a later passed inspection → 恢复); null: nothing",
+    )
 
 
 @router.post(
@@ -54,16 +61,16 @@ class InspectionOut(RecordOut):
     summary="Record an annual-inspection result (issuing agency)",
 )
 def record_inspection(
-    services: ServicesDep, principal: Agency, identifier: str, body: InspectionIn, audit: ActionAuditDep
+    services: ServicesDep, call: AgencyCall, identifier: str, body: InspectionIn, audit: ActionAuditDep
 ) -> InspectionOut:
     item = inspections.record_inspection(
-        services.repo,
+        services,
+        call,
         identifier,
         year=body.year,
         result=body.result,
         inspected_on=body.inspected_on,
         remarks=body.remarks,
-        inspector=principal,
         within=audit.within(),
     )
     return InspectionOut.of(item)

@@ -10,7 +10,7 @@ the answer into HTTP."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.deps import ServicesDep
 from api.downloads import attachment_headers
 from api.models import CertificateOut, CopyRequestIn, StatusOut
-from api.problems import PROBLEM_RESPONSES, ProblemError
+from api.problems import PROBLEM_MEDIA_TYPE, PROBLEM_RESPONSES, Problem, ProblemError
 from api.scope import GONE_RESPONSE, ServingQuery, holder_id_gone
 from api.security import calling
 from certstore.access import Role
@@ -30,6 +30,15 @@ from certstore.services.scope import MATTER_MAX, Serving
 router = APIRouter(tags=["sharing"])
 
 HOLDER_LOOKUP = "/api/v1/holders/certificates"
+
+#: A window clerk over the per-clerk look-up limit (certstore.services.lookup_limits): 429 with Retry-After.
+RATE_LIMITED: dict[int | str, dict[str, Any]] = {
+    429: {
+        "model": Problem,
+        "content": {PROBLEM_MEDIA_TYPE: {}},
+        "description": "Too many look-ups by this clerk (per-clerk limit); Retry-After says when to try again",
+    }
+}
 
 Reader = Annotated[Call, Depends(calling(Role.AGENCY, Role.WINDOW))]
 Window = Annotated[Call, Depends(calling(Role.WINDOW))]
@@ -65,7 +74,7 @@ class HolderLookupIn(BaseModel):
 @router.post(
     HOLDER_LOOKUP,
     response_model=list[CertificateOut],
-    responses={403: PROBLEM_RESPONSES[403], 422: PROBLEM_RESPONSES[422]},
+    responses={403: PROBLEM_RESPONSES[403], 422: PROBLEM_RESPONSES[422], **RATE_LIMITED},
     summary="A holder's certificates by ID number (一号查询), the ID in the body; window staff state the matter",
 )
 def list_holder_certificates(
@@ -107,7 +116,7 @@ def list_holder_certificates_gone(call: Reader, id_type: str, id_number: str) ->
 @router.get(
     "/api/v1/certificates/{identifier}/status",
     response_model=StatusOut,
-    responses={404: PROBLEM_RESPONSES[404], **GONE_RESPONSE},
+    responses={404: PROBLEM_RESPONSES[404], **GONE_RESPONSE, **RATE_LIMITED},
     summary="Business status of a certificate (业务状态核验), in real time",
 )
 def certificate_status(
@@ -134,6 +143,7 @@ def certificate_status(
         },
         404: PROBLEM_RESPONSES[404],
         409: PROBLEM_RESPONSES[409],
+        **RATE_LIMITED,
     },
     summary="Download a copy (副本下载) with the using unit, matter, purpose and time watermarked, sealed by the repository",
 )
@@ -150,7 +160,7 @@ def make_copy(services: ServicesDep, call: Window, identifier: str, body: CopyRe
 @router.get(
     "/api/v1/certificates/{identifier}",
     response_model=CertificateOut,
-    responses={404: PROBLEM_RESPONSES[404], **GONE_RESPONSE},
+    responses={404: PROBLEM_RESPONSES[404], **GONE_RESPONSE, **RATE_LIMITED},
     summary="One certificate version: metadata, face data, status (issuer, or window staff serving its holder)",
 )
 def get_certificate(
@@ -162,7 +172,7 @@ def get_certificate(
 @router.get(
     "/api/v1/certificates/{identifier}/history",
     response_model=list[CertificateOut],
-    responses={404: PROBLEM_RESPONSES[404], **GONE_RESPONSE},
+    responses={404: PROBLEM_RESPONSES[404], **GONE_RESPONSE, **RATE_LIMITED},
     summary="Every version of the certificate with its lifecycle events (变更历史)",
 )
 def get_history(
@@ -178,6 +188,7 @@ def get_history(
         200: {"content": {"image/png": {}}, "description": "The face as a PNG"},
         404: PROBLEM_RESPONSES[404],
         **GONE_RESPONSE,
+        **RATE_LIMITED,
     },
     response_class=Response,
     summary="Preview of the face (照面预览) as PNG",

@@ -54,6 +54,13 @@ READ_ONLY_TABLES = ("audit_archives",)
 #: Other tables the application role only reads and appends to: the matter bindings (知悉范围, one matter serves
 #: one holder — a binding, once written, is never changed; :mod:`certstore.services.scope`).
 APPEND_ONLY_STATE_TABLES = ("matter_bindings",)
+#: Tables the application role reads, appends to and updates but never deletes from: registered matters (closed
+#: or withdrawn by an update, never removed) and holders' authorisations (revoked by an update) — issue 19,
+#: :mod:`certstore.services.matters`, :mod:`certstore.services.authorisations`.
+KEPT_STATE_TABLES = ("matters", "holder_authorisations")
+#: Notification tables (issue 19 item 5), kept the same way: outbox rows are updated as they are claimed, sent or
+#: given up, contacts replaced, webhook subscriptions disabled — none deleted (:mod:`certstore.services.notifications`).
+NOTIFICATION_TABLES = ("notification_outbox", "holder_contacts", "webhook_subscriptions")
 
 
 class RetentionError(ValueError):
@@ -170,6 +177,8 @@ def grant_statements(app_role: str, *, schema: str = "public") -> list[str]:
         f"{', '.join(READ_ONLY_TABLES)}, audit_chain FROM {app_role}",
         f"REVOKE INSERT ON {', '.join(READ_ONLY_TABLES)}, audit_chain FROM {app_role}",
         f"REVOKE UPDATE, DELETE, TRUNCATE ON {', '.join(APPEND_ONLY_STATE_TABLES)} FROM {app_role}",
+        f"REVOKE DELETE, TRUNCATE ON {', '.join(KEPT_STATE_TABLES)} FROM {app_role}",
+        f"REVOKE DELETE, TRUNCATE ON {', '.join(NOTIFICATION_TABLES)} FROM {app_role}",
         f"REVOKE ALL ON ALL TABLES IN SCHEMA {PARTITION_SCHEMA} FROM {app_role}",
         f"ALTER DEFAULT PRIVILEGES IN SCHEMA {PARTITION_SCHEMA} REVOKE ALL ON TABLES FROM {app_role}",
         f"GRANT EXECUTE ON FUNCTION {functions} TO {app_role}",

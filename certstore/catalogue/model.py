@@ -26,7 +26,13 @@ from typing import Any
 
 from jsonschema import Draft202012Validator, FormatChecker, ValidationError
 
-from certstore.identifiers import HolderIdError, validate_credit_code, validate_resident_id
+from certstore.identifiers import (
+    HOLDER_ID_TYPE_LABELS,
+    HolderIdError,
+    HolderIdType,
+    validate_credit_code,
+    validate_resident_id,
+)
 
 __all__ = [
     "PERMANENT",
@@ -37,6 +43,7 @@ __all__ = [
     "FaceDataError",
     "FaceField",
     "HolderType",
+    "InspectionFailure",
     "Issuer",
     "Level",
     "NumberFormat",
@@ -98,6 +105,37 @@ class HolderType(StrEnum):
     def label(self) -> str:
         return {"natural_person": "自然人", "legal_person": "法人", "other": "其他组织"}[self.value]
 
+    @property
+    def id_types(self) -> tuple[HolderIdType, ...]:
+        """The holder ID types (持证主体代码类型) a certificate of this holder type may name: 法人 a 统一社会信用代码;
+        自然人 a 公民身份号码 or the person IDs of docs/holders.md (护照, 来往通行证, 永久居留身份证); 其他组织 a
+        统一社会信用代码 or, for an organisation that has none, 其他 (999)."""
+        return _HOLDER_ID_TYPES[self]
+
+    def id_type_problem(self, id_type: HolderIdType | str) -> str | None:
+        """Why a holder with ID type ``id_type`` cannot hold a certificate of this holder type, or None."""
+        if id_type in self.id_types:
+            return None
+        named = HOLDER_ID_TYPE_LABELS.get(str(id_type), str(id_type))
+        allowed = "、".join(f"{HOLDER_ID_TYPE_LABELS[t.value]} ({t.value})" for t in self.id_types)
+        return (
+            f"a {named} ({id_type}) holder cannot hold a certificate whose holder is a {self.value} "
+            f"({self.label}): allowed ID types are {allowed}"
+        )
+
+
+_HOLDER_ID_TYPES: dict[HolderType, tuple[HolderIdType, ...]] = {
+    HolderType.NATURAL_PERSON: (
+        HolderIdType.RESIDENT_ID,
+        HolderIdType.PASSPORT,
+        HolderIdType.TAIWAN_PERMIT,
+        HolderIdType.HK_MACAO_PERMIT,
+        HolderIdType.FOREIGN_PERMANENT_RESIDENCE,
+    ),
+    HolderType.LEGAL_PERSON: (HolderIdType.CREDIT_CODE,),
+    HolderType.OTHER: (HolderIdType.CREDIT_CODE, HolderIdType.OTHER),
+}
+
 
 class Level(StrEnum):
     """证照级别."""
@@ -110,6 +148,17 @@ class Level(StrEnum):
     @property
     def label(self) -> str:
         return {"national": "国家级", "provincial": "省级", "city": "市级", "county": "县级"}[self.value]
+
+
+class InspectionFailure(StrEnum):
+    """What a failed annual inspection (年检不合格) does to a certificate of the type (``inspection.on_failure``)."""
+
+    NONE = "none"  # recorded only
+    SUSPEND = "suspend"  # 挂起 until a passed inspection of a later year resumes (恢复) it
+
+    @property
+    def label(self) -> str:
+        return {"none": "仅记录", "suspend": "挂起至年检合格"}[self.value]
 
 
 class ValidityKind(StrEnum):
@@ -323,6 +372,10 @@ class CatalogueEntry:
     annual_inspection: bool
     face_schema: dict[str, Any] = dataclasses.field(hash=False)
     description: str | None = None
+    #: 到期提醒: days before ``valid_until`` the holder is reminded (None: the notifications' default).
+    expiry_reminder_days: tuple[int, ...] | None = None
+    #: 年检不合格的后果 (``inspection.on_failure``); only meaningful with ``annual_inspection``.
+    inspection_on_failure: InspectionFailure = InspectionFailure.NONE
     _face_validator: Draft202012Validator = dataclasses.field(
         init=False, repr=False, compare=False, hash=False
     )
@@ -370,6 +423,10 @@ class CatalogueEntry:
             annual_inspection=document["annual_inspection"],
             face_schema=copy.deepcopy(document["face_schema"]),
             description=document.get("description"),
+            expiry_reminder_days=(
+                tuple(document["expiry_reminder_days"]) if "expiry_reminder_days" in document else None
+            ),
+            inspection_on_failure=InspectionFailure(document.get("inspection", {}).get("on_failure", "none")),
         )
 
     def to_document(self) -> dict[str, Any]:
@@ -407,6 +464,10 @@ class CatalogueEntry:
             "annual_inspection": self.annual_inspection,
             "face_schema": copy.deepcopy(self.face_schema),
         }
+        if self.inspection_on_failure is not InspectionFailure.NONE:
+            document["inspection"] = {"on_failure": self.inspection_on_failure.value}
+        if self.expiry_reminder_days is not None:
+            document["expiry_reminder_days"] = list(self.expiry_reminder_days)
         return document
 
     # --- face -------------------------------------------------------------------------------------------
@@ -553,6 +614,15 @@ def _semantic_problems(document: dict[str, Any]) -> Problems:
                 problems.extend(
                     (_path(base, ["examples", i]), message) for _, message in _describe(error, "$", {}, repr)
                 )
+
+    on_failure = document.get("inspection", {}).get("on_failure", InspectionFailure.NONE)
+    if on_failure != InspectionFailure.NONE and not document["annual_inspection"]:
+        problems.append(
+            (
+                "$.inspection.on_failure",
+                f"{on_failure!r} needs annual_inspection true: the type has no 年检 to fail",
+            )
+        )
 
     validity = document["validity"]
     if validity["kind"] == ValidityKind.FIELD:

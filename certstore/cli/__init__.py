@@ -21,6 +21,7 @@ from certstore.cli import (
     imports,
     issue,
     keys,
+    notify,
     seal,
     serve,
     status,
@@ -57,6 +58,7 @@ cli.add_command(exchange.group)
 cli.add_command(imports.import_command)
 cli.add_command(issue.issue)
 cli.add_command(keys.group)
+cli.add_command(notify.group)
 cli.add_command(seal.group)
 cli.add_command(serve.serve)
 cli.add_command(status.group)

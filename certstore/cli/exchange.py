@@ -13,9 +13,11 @@ import click
 
 from certstore.cli.common import Context, Failure, handle_errors, pass_context, print_json, read_file
 from certstore.exchange.frontend import init_frontend
+from certstore.exchange.sealing import ApplicationSealer, SealingPool
 from certstore.exchange.worker import DEFAULT_INTERVAL, ExchangeSource, ExchangeWorker
 from certstore.services.catalogue import list_entries, load_shipped
 from certstore.services.exchange_metrics import REGISTRY, exchange_status
+from certstore.services.imports import default_workers
 
 __all__ = ["group", "parse_source", "read_sources"]
 
@@ -58,6 +60,11 @@ def parse_source(value: str, known: list[ExchangeSource] | None = None) -> Excha
         f"--source {value!r}: give NAME=ISSUERCODE=URL (e.g. "
         "zz-natres=11410100990000017F=sqlite:////srv/frontend/natres.db), or a URL listed in the sources file"
     )
+
+
+def _certstore_env() -> dict[str, str]:
+    """The ``CERTSTORE_*`` settings of this process, for the sealing workers (as ``certstore import`` does)."""
+    return {k: v for k, v in os.environ.items() if k.startswith("CERTSTORE_")}
 
 
 def read_sources(path: Path) -> list[ExchangeSource]:
@@ -112,6 +119,13 @@ def read_sources(path: Path) -> list[ExchangeSource]:
               help="Seconds a missing sequence number is waited for before it counts as rolled back.")  # fmt: skip
 @click.option("--seal/--no-seal", default=True, show_default=True,
               help="Seal versions sent without a file (as the API does), or store them without a file.")  # fmt: skip
+@click.option(
+    "--workers",
+    type=click.IntRange(0, 64),
+    default=None,
+    help="Sealing worker processes for versions sent without a file (default: one per CPU; 0 seals in this "
+    "process). Commits stay in this process, in seq order.",
+)
 @click.option("--worker", "worker_name", help="This worker's name in leases and logs (default host:pid).")
 @click.option(
     "--metrics-port", type=click.IntRange(min=1, max=65535), help="Serve Prometheus metrics on this port."
@@ -128,6 +142,7 @@ def run(
     batch_size: int,
     gap_grace: float,
     seal: bool,
+    workers: int | None,
     worker_name: str | None,
     metrics_port: int | None,
     as_json: bool,
@@ -158,9 +173,17 @@ def run(
         from prometheus_client import start_http_server
 
         start_http_server(metrics_port, registry=REGISTRY)
+    processes = default_workers() if workers is None else workers
+    env = _certstore_env()
+    # sealing on all cores: a pool of worker processes seals, this process commits (certstore.exchange.sealing)
+    sealer = (
+        SealingPool(ApplicationSealer(ctx.data_dir, env), processes, blobs=app.repo.blobs)
+        if maker is not None and processes > 0
+        else None
+    )
     worker = ExchangeWorker(
         app, sources, file_maker=maker, interval=interval, trust=trust, worker=worker_name,
-        batch_size=batch_size, gap_grace=timedelta(seconds=gap_grace),
+        batch_size=batch_size, gap_grace=timedelta(seconds=gap_grace), sealer=sealer,
     )  # fmt: skip
     if not once:
         worker.run_forever()

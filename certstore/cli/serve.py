@@ -12,7 +12,12 @@ import inspect
 import json
 import os
 import secrets
+import shutil
+import signal
 import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import click
 
@@ -148,7 +153,70 @@ def serve(
     else:
         click.echo(f"sealed files print {public_url} in their QR code", err=True)
     click.echo(f"certstore API on http://{host}:{port} — OpenAPI at /docs", err=True)
-    run_uvicorn(host, port, workers, keep_alive_timeout=keep_alive_timeout)
+    provider = _demo_identity_provider(host, port) if demo else None
+    try:
+        run_uvicorn(host, port, workers, keep_alive_timeout=keep_alive_timeout)
+    finally:
+        if provider is not None:
+            provider.terminate()
+            try:
+                provider.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                provider.kill()
+                provider.wait(timeout=5)
+
+
+#: The demo holders the demo's OpenID provider knows (一号登录, docs/holders.md): the company the demo's example
+#: construction permit is issued to, acting through its agent, and a real-name verified resident.
+DEMO_HOLDERS = [
+    {"sub": "demo-company", "org_name": "郑州示例置业有限公司", "uscc": "91410100MA44A1B2XW", "agent_name": "李经办",
+     "acr": "L3"},
+    {"sub": "demo-resident", "name": "张三", "id_type": "111", "id_number": "11010519491231002X", "acr": "L2"},
+]  # fmt: skip
+
+
+def _end_with_parent() -> None:
+    """In the demo provider's process (Linux): end when the server ends, however it ends (PR_SET_PDEATHSIG)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
+
+
+def _demo_identity_provider(host: str, port: int) -> subprocess.Popen[bytes] | None:
+    """With ``--demo`` and no ``CERTSTORE_OIDC_ISSUER``: start ``oidc-provider-mock`` (the test extra) on
+    PORT+1 with :data:`DEMO_HOLDERS`, and configure the holder login for it; without it, say how to."""
+    if os.environ.get("CERTSTORE_OIDC_ISSUER"):
+        return None
+    search = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    command = shutil.which("oidc-provider-mock", path=search)
+    if command is None:
+        click.echo(
+            "demo: no holder login (一号登录): install the test extra (pip install -e '.[test]') for "
+            "oidc-provider-mock, or set CERTSTORE_OIDC_ISSUER/_CLIENT_ID/_CLIENT_SECRET (docs/holders.md)",
+            err=True,
+        )
+        return None
+    provider_port = port + 1
+    arguments = [command, "--host", host, "--port", str(provider_port), "--require-nonce", "true"]
+    for holder in DEMO_HOLDERS:
+        arguments += ["--user-claims", json.dumps(holder, ensure_ascii=False)]
+    process = subprocess.Popen(
+        arguments, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_end_with_parent
+    )
+    issuer = f"http://{host}:{provider_port}"
+    os.environ.update(
+        {"CERTSTORE_OIDC_ISSUER": issuer, "CERTSTORE_OIDC_CLIENT_ID": "certstore-demo",
+         "CERTSTORE_OIDC_CLIENT_SECRET": secrets.token_urlsafe(16)}
+    )  # fmt: skip
+    click.echo(
+        f"demo: holder login (一号登录) at http://{host}:{port}/holder through the OpenID provider {issuer} "
+        f"(oidc-provider-mock; log in as {' or '.join(h['sub'] for h in DEMO_HOLDERS)})",
+        err=True,
+    )
+    return process
 
 
 def _check_database_role(ctx: Context, allow_owner: bool) -> None:

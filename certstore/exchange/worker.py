@@ -8,7 +8,10 @@
 - :mod:`certstore.exchange.plan` — a front-end row → a plan (with its call) or a rejection with reasons;
 - :mod:`certstore.exchange.sealing` — a pool of processes sealing a cycle's versions on all cores;
 - :mod:`certstore.exchange.cycle` — one cycle (:func:`run_cycle`): read → plan → apply → receipts, each
-  applied change with its audit entry, arrival, ledger entry and cursor in one transaction.
+  applied change with its audit entry, arrival, ledger entry and cursor in one transaction; its parts are
+  :mod:`~certstore.exchange.core`, :mod:`~certstore.exchange.reading` (front-end, gaps, late commits),
+  :mod:`~certstore.exchange.certificate_rows` (certificate versions and their commit path) and
+  :mod:`~certstore.exchange.status_rows` (status changes).
 
 This module keeps the names other code imports (``from certstore.exchange.worker import run_cycle`` …).
 """

@@ -42,6 +42,7 @@ from PIL import Image
 from certstore.catalogue import CatalogueEntry, FaceField, base_image_path
 from certstore.identifiers import IdentifierError, short_code
 from certstore.packaging import fonts
+from certstore.packaging.base_image import embedded_base_image
 from certstore.packaging.layout import Align, Box, FaceData, FaceLayout, ImageItem, TextItem
 from certstore.packaging.qr import qr_png
 
@@ -129,7 +130,7 @@ class PageFrame:
     emblem: Box | None = None
     heading: str | None = None
     heading_box: Box | None = None
-    image: bytes | None = None  # the PNG, None when the entry has no base image
+    image: bytes | None = None  # the PNG as embedded (:func:`embedded_base_image`), None without a base image
 
 
 def _box(values: Sequence[float]) -> Box:
@@ -163,7 +164,7 @@ def _read_frame(path: Path, mtime_ns: int) -> PageFrame:
         dpi = float(image.info.get("dpi", (150.0, 150.0))[0]) or 150.0
         size_px = image.size
     if chunk is None:
-        return _default_frame(size_px[0] / dpi * 25.4, size_px[1] / dpi * 25.4, data)
+        return _default_frame(size_px[0] / dpi * 25.4, size_px[1] / dpi * 25.4, embedded_base_image(data))
     try:
         spec = json.loads(chunk)
         width_mm, height_mm = (float(v) for v in spec["page_mm"])
@@ -175,7 +176,7 @@ def _read_frame(path: Path, mtime_ns: int) -> PageFrame:
             emblem=_box(spec["emblem_mm"]) if "emblem_mm" in spec else None,
             heading=spec.get("heading"),
             heading_box=_box(spec["heading_mm"]) if "heading_mm" in spec else None,
-            image=data,
+            image=embedded_base_image(data),
         )
     except (ValueError, KeyError, TypeError) as exc:
         raise LayoutError(f"base image {path.name}: malformed certstore-layout chunk ({exc})") from exc

@@ -598,6 +598,8 @@ def _parse_token(raw: bytes) -> TokenInfo:
         token = read_token(raw)
     except TokenError as exc:
         raise ValueError(f"not an RFC 3161 TimeStampToken: {exc}") from exc
+    if token.gen_time.tzinfo is UTC:  # read_token gives UTC already: no copy of the token
+        return token
     return replace(token, gen_time=token.gen_time.astimezone(UTC))
 
 

@@ -30,6 +30,7 @@ from certstore.services.certificates import (
     event_values,
     row_values,
 )
+from certstore.services.notifications import events as notification_events
 from certstore.store.blobs import BlobRef
 from certstore.store.models import ArrivalRow, AuditPendingRow, CertificateEventRow, CertificateRow
 from certstore.store.repository import Repository
@@ -221,8 +222,11 @@ class CertificateBatch:
         self._records.append(_Record(call, audit_action, version, {"version": 1}))
         return version.identifier, True
 
-    def change(self, prepared: PreparedVersion, *, reason: str, call: Call | None = None) -> tuple[str, bool]:
-        """变更: version N of ``prepared`` replaces version N-1; returns (identifier, created)."""
+    def change(
+        self, prepared: PreparedVersion, *, reason: str, call: Call | None = None, blob: BlobRef | None = None
+    ) -> tuple[str, bool]:
+        """变更: version N of ``prepared`` replaces version N-1; returns (identifier, created). ``blob``: its file,
+        already in the blob store (as for :meth:`issue`)."""
         call = self._call_of(call, arrival=True)
         actor = call.actor.ref
         existing = self._key_check(prepared)
@@ -250,6 +254,7 @@ class CertificateBatch:
             event_values(
                 Action.CHANGE, None, Status.VALID, event.reason, actor, self.at, replaces=old.identifier
             ),
+            blob,
         )
         old.successor = new
         self._set_status(
@@ -372,6 +377,9 @@ class CertificateBatch:
             ),
         )  # fmt: skip
         entered = [(r.call, e.event_id) for r, e in zip(records, events, strict=True)]
+        notification_events.batch_written(  # the holders are told, in this transaction (outbox)
+            self.session, [(r.action, r.version.identifier, r.version.holder) for r in records]
+        )
 
         def committed(_session: Session) -> None:
             for call, event_id in entered:

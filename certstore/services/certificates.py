@@ -31,7 +31,7 @@ of the caller under the same rules (the exchange's and the import's chunks), usi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -67,6 +67,7 @@ from certstore.services import authorization, calls, deadlines, transaction
 from certstore.services.calendar import load_calendar
 from certstore.services.calls import Call
 from certstore.services.catalogue import get_entry
+from certstore.services.notifications import events as notification_events
 from certstore.store.blobs import BlobRef
 from certstore.store.models import CertificateEventRow, CertificateRow
 from certstore.store.repository import Repository
@@ -86,6 +87,7 @@ __all__ = [
     "NotLatestVersionError",
     "Within",
     "act",
+    "act_in",
     "change",
     "change_feed",
     "event_values",
@@ -343,8 +345,9 @@ def list_page(
 def change_feed(
     repo: Repository, *, after: int = 0, limit: int = 200
 ) -> tuple[list[dict[str, Any]], int | None]:
-    """Lifecycle events after event id ``after``, each with the metadata of the version it concerns — what the
-    province aggregates (汇聚). Returns (items, cursor of the next page or None when caught up)."""
+    """Lifecycle events after event id ``after``, each with its change record (reason, actor, time: 证照变更记录) and
+    the metadata of the version it concerns — what the province aggregates (汇聚). Returns (items, cursor of the
+    next page or None when caught up)."""
     query = (
         select(CertificateEventRow, CertificateRow)
         .join(CertificateRow, CertificateEventRow.certificate_id == CertificateRow.id)
@@ -360,6 +363,8 @@ def change_feed(
                 "action": event.action,
                 "from_status": event.from_status,
                 "to_status": event.to_status,
+                "reason": event.reason,
+                "actor": event.actor,
                 "at": event.at.isoformat(),
                 "identifier": row.identifier,
                 "version": row.version,
@@ -458,6 +463,7 @@ def _effects(
         action, certificate=written.identifier, holder_digest=written.holder_ref, status_code=status_code,
         details=details,
     ))  # fmt: skip
+    notification_events.certificate_written(session, row)  # the holder is told, in this transaction (outbox)
     return written
 
 
@@ -799,30 +805,66 @@ def act(
     """挂起 / 恢复 / 吊销 / 注销 / 废止 — effective immediately for every reader; for the issuer of the
     certificate (checked on the locked row). ``within`` and the audit entry run in the transaction that changes
     the status (no arrival: no new version arrives)."""
+    guard = _Guard(app, call, ACT, identifier)
+    with guard.denials(), app.repo.db.session() as session:
+        return _act(session, app.repo, call, identifier, action, reason=reason, within=within, guard=guard)
+
+
+def act_in(
+    session: Session,
+    app: Application,
+    call: Call,
+    identifier: str,
+    action: Action,
+    *,
+    reason: str,
+    cause: Mapping[str, Any],
+) -> Certificate:
+    """:func:`act` inside the transaction of another use case whose consequence it is — a failed 年检 suspends, a
+    later passed one resumes (:mod:`certstore.services.inspections`): the same locked row, issuer check,
+    transition, lifecycle event, audit entry (``certificate.act``) and holder notification, committed or rolled
+    back with the caller's change. ``cause`` (plain JSON values) goes into the event's and the audit entry's
+    details, so the record says why. The caller runs its own ``within`` hook."""
+    return _act(session, app.repo, call, identifier, action, reason=reason, within=None, cause=cause)
+
+
+def _act(
+    session: Session,
+    repo: Repository,
+    call: Call,
+    identifier: str,
+    action: Action,
+    *,
+    reason: str,
+    within: Within | None,
+    guard: _Guard | None = None,
+    cause: Mapping[str, Any] | None = None,
+) -> Certificate:
     if action.creates_version or action is Action.ISSUE:
         raise ValueError(f"{action.value} makes a new version: use issue/change/renew")
-    repo = app.repo
-    guard = _Guard(app, call, ACT, identifier)
-    with guard.denials(), repo.db.session() as session:
-        row = _row_by_identifier(session, identifier, lock=True)
+    row = _row_by_identifier(session, identifier, lock=True)
+    if guard is not None:
         guard.holder_digest = holder_ref(row.holder_id_digest)
-        authorization.require_issuer_of(call.actor, row.issuer_code)
-        at = repo.now()
-        actor = call.actor.ref
-        event = transition(
-            Status(row.status), action, valid_until=row.valid_until, reason=reason, actor=actor, at=at
-        )
-        row.status = event.to_status.value
-        row.status_changed_at = at
-        row.events.append(_event(action, event.from_status, event.to_status, event.reason, actor, at))
-        session.flush()
-        details = {
-            "action": action.value,
-            "from_status": event.from_status.value,
-            "to_status": event.to_status.value,
-        }
-        return _effects(session, call, row, arrival=None, within=within, action=ACT, status_code=200,
-                        details=details)  # fmt: skip
+    authorization.require_issuer_of(call.actor, row.issuer_code)
+    at = repo.now()
+    actor = call.actor.ref
+    event = transition(
+        Status(row.status), action, valid_until=row.valid_until, reason=reason, actor=actor, at=at
+    )
+    row.status = event.to_status.value
+    row.status_changed_at = at
+    row.events.append(
+        _event(action, event.from_status, event.to_status, event.reason, actor, at, **dict(cause or {}))
+    )
+    session.flush()
+    details = {
+        "action": action.value,
+        "from_status": event.from_status.value,
+        "to_status": event.to_status.value,
+        **dict(cause or {}),
+    }
+    return _effects(session, call, row, arrival=None, within=within, action=ACT, status_code=200,
+                    details=details)  # fmt: skip
 
 
 def _run_within(session: Session, row: CertificateRow, within: Within | None) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -22,10 +23,15 @@ from sqlalchemy.orm import Session
 from certstore.access import AccessDeniedError, Principal
 from certstore.services import certificates
 from certstore.services.calendar import load_calendar
+from certstore.services.notifications import events as notification_events
 from certstore.services.transaction import Within, run_within
 from certstore.store.models import ReviewRequestRow
 from certstore.store.repository import Repository
 from certstore.workdays import local_date
+
+if TYPE_CHECKING:
+    from certstore.app import Application
+    from certstore.services.calls import Call
 
 __all__ = [
     "REVIEW_WORKING_DAYS",
@@ -37,6 +43,7 @@ __all__ = [
     "answer_review",
     "get_review",
     "list_reviews",
+    "submit_holder_review",
     "submit_review",
     "withdraw_review",
 ]
@@ -205,6 +212,7 @@ def answer_review(
         row.answered_by = responder.ref
         row.outcome = outcome.value
         row.answer = answer
+        notification_events.review_answered(session, repo, row)  # the holder is told, in this transaction
         run_within(session, within)
         return _view(row, local_date(at))
 
@@ -268,3 +276,41 @@ def list_reviews(
     query = query.order_by(ReviewRequestRow.id).limit(limit).offset(offset)
     with repo.db.session(readonly=True) as session:
         return [_view(row, today) for row in session.scalars(query)]
+
+
+def submit_holder_review(app: Application, call: Call, identifier: str, *, reason: str) -> ReviewRequest:
+    """A holder (证照持有人, ``call.actor``) opens a 复核 request about one of their own certificates (any
+    version): the requester is ``holder:<holder_ref>`` (kept as the requesting "organisation" too, so a holder
+    lists and follows their own requests). A certificate of someone else answers as one that does not exist;
+    the request and its audit entry (``review.submit``) are one transaction."""
+    from certstore.access import Role
+    from certstore.services.calls import audit_in
+
+    actor = call.actor
+    if actor.role is not Role.HOLDER or not actor.holder_ref:
+        raise AccessDeniedError("only the holder files a review this way")
+    certificate = certificates.get(app.repo, identifier)
+    if certificate.holder_ref != actor.holder_ref:
+        raise certificates.CertificateNotFoundError(f"no certificate {identifier}")
+    reason = _text(reason, "the reason for a review request")
+    at = app.repo.now()
+    today = local_date(at)
+    row = ReviewRequestRow(
+        certificate_identifier=certificate.identifier,
+        issuer_code=certificate.issuer_code,
+        requester=actor.ref,
+        requester_organisation_code=actor.ref,
+        reason=reason,
+        status=ReviewStatus.OPEN.value,
+        submitted_at=at,
+        due_date=load_calendar(app.repo).add_working_days(today, REVIEW_WORKING_DAYS),
+    )
+    with app.repo.db.session() as session:
+        session.add(row)
+        session.flush()
+        event = call.event(
+            "review.submit", certificate=certificate.identifier, holder_digest=actor.holder_ref,
+            details={"review": row.id},
+        )  # fmt: skip
+        audit_in(session, call, event)
+        return _view(row, today)

@@ -3,60 +3,67 @@ from the repository's own state — never from the audit log.
 
 - An issuing agency reads only certificates of its own organisation (issuer code).
 - Window staff of a using unit state, on every look-up, the matter (事项/办件编号) and the holder they serve
-  (:class:`Serving`), and see only that holder's certificates. **One matter serves one holder**: the first look-up
-  under a matter binds it to its holder (``matter_bindings``, unique per organisation and matter), and a look-up
-  under that matter for any other holder is refused — so a matter number cannot be reused to walk through
-  holders.
+  (:class:`Serving`). The look-up is allowed only
+  1. under a **registered matter** of the clerk's own unit for that holder — registered by the unit's
+     case-handling system (:mod:`certstore.services.matters`), active (not closed or withdrawn, within its
+     validity): then every certificate of that holder may be read; or
+  2. under an **active authorisation of the holder** for the clerk's unit (:mod:`certstore.services.authorisations`):
+     the stated matter must be the one the authorisation names — or, when it names none, any active matter
+     registered for the unit — and only the named certificate, or the holder's certificates of the named type,
+     may be read.
+  Everything else is refused (:class:`UnregisteredMatterError`, audited as a denial by the use case): a matter
+  number the clerk invents opens nothing. (Until issue 19 the first look-up under a matter bound it to its holder,
+  ``matter_bindings``; that table is kept read-only for history and decides nothing any more.)
+- A holder (证照持有人, role holder) reads their own certificates: ``certificate.holder_ref`` must be the
+  actor's ``holder_ref``.
 - Everyone else is refused here (bulk queries go through grants, :func:`certstore.services.access.active_grant`).
-
-The binding is written atomically under its unique key: ``INSERT … ON CONFLICT DO NOTHING`` followed by a
-``SELECT`` of the row that is there now (PostgreSQL: the insert waits for a concurrent transaction inserting the
-same key and then sees its row; SQLite: one writer at a time). Of any number of concurrent first look-ups of
-different holders under one new matter, exactly one holder is served. A binding is never updated or deleted by
-the application.
 
 A look-up of a certificate the served holder does not hold fails with :class:`NotHeldError`, a
 :class:`~certstore.services.certificates.CertificateNotFoundError` whose message is the one of a certificate that
 does not exist (:func:`not_found`): the caller cannot tell "not yours" from "no such certificate"; the audit entry
-(:mod:`certstore.services.sharing`) can.
+(:mod:`certstore.services.sharing`) can. A certificate of the served holder that an authorisation does not cover
+answers the same way (:class:`NotAuthorisedError`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from certstore.access import AccessDeniedError, Actor, Role
 from certstore.identifiers import HolderIdType, holder_id_digest, holder_ref, validate_holder_id
 from certstore.records import Certificate
+from certstore.services import authorisations, matters
+from certstore.services.authorisations import Authorisation
 from certstore.services.calls import Call
 from certstore.services.certificates import CertificateNotFoundError
-from certstore.store.models import MatterBindingRow
 
 if TYPE_CHECKING:
     from certstore.app import Application
 
 __all__ = [
     "MATTER_MAX",
-    "MatterBoundError",
+    "NotAuthorisedError",
     "NotHeldError",
     "Served",
     "Serving",
+    "UnregisteredMatterError",
     "authorize",
-    "bound_holder",
     "declared",
     "not_found",
+    "own",
+    "refuse_uncovered",
     "serve",
 ]
 
 #: The longest matter number (事项/办件编号) accepted.
-MATTER_MAX = 100
+MATTER_MAX = matters.MATTER_MAX
+
+#: What a window look-up is allowed on: a matter registered for the holder, or the holder's authorisation.
+BY_MATTER = "matter"
+BY_AUTHORISATION = "authorisation"
 
 
 @dataclass(frozen=True)
@@ -70,20 +77,38 @@ class Serving:
 
 @dataclass(frozen=True)
 class Served:
-    """A checked declaration: the matter (trimmed) and the served holder's reference (keyed digest form,
-    :func:`certstore.identifiers.holder_ref` — what certificates and audit entries show)."""
+    """A checked declaration: the matter (trimmed), the served holder's reference (keyed digest form,
+    :func:`certstore.identifiers.holder_ref` — what certificates and audit entries show), and what allows it:
+    ``basis`` "matter" (a matter registered for this holder: all the holder's certificates) or "authorisation"
+    (the holder's ``authorisations``: only what they name)."""
 
     matter: str
     holder_ref: str
+    basis: str = BY_MATTER
+    authorisations: tuple[Authorisation, ...] = ()
+
+    def covers(self, certificate: Certificate) -> bool:
+        """Whether this look-up may show ``certificate``."""
+        if certificate.holder_ref != self.holder_ref:
+            return False
+        if self.basis == BY_MATTER:
+            return True
+        return any(a.covers(certificate.identifier, certificate.catalogue_code) for a in self.authorisations)
 
 
-class MatterBoundError(AccessDeniedError):
-    """The matter already serves another holder (one matter serves one holder, 知悉范围)."""
+class UnregisteredMatterError(AccessDeniedError):
+    """Neither a registered matter of the clerk's unit for this holder nor the holder's authorisation allows the
+    look-up (知悉范围)."""
 
 
 class NotHeldError(CertificateNotFoundError):
     """The certificate is not held by the holder being served. Its message is :func:`not_found`'s: to the caller it
     is a certificate that does not exist."""
+
+
+class NotAuthorisedError(NotHeldError):
+    """The certificate is the served holder's, but the holder's authorisation the look-up rests on does not name
+    it (nor its type). Answers as :class:`NotHeldError` does."""
 
 
 def not_found(identifier: str) -> CertificateNotFoundError:
@@ -94,7 +119,7 @@ def not_found(identifier: str) -> CertificateNotFoundError:
 
 def declared(holder_key: bytes, serving: Serving) -> Served:
     """Check a window declaration: the matter stated, the holder a valid ID. :class:`AccessDeniedError` saying
-    what is missing otherwise. Writes nothing."""
+    what is missing otherwise. Reads and writes nothing."""
     matter = (serving.matter or "").strip()
     if not matter:
         raise AccessDeniedError("window staff must state the matter (matter=事项/办件编号) for every look-up")
@@ -118,74 +143,61 @@ def _organisation(actor: Actor) -> str:
     return actor.organisation_code
 
 
-def bound_holder(session: Session, organisation_code: str, matter: str) -> str | None:
-    """The holder reference ``matter`` of ``organisation_code`` is bound to, or None while it is unused."""
-    return session.scalar(
-        select(MatterBindingRow.holder_digest).where(
-            MatterBindingRow.organisation_code == organisation_code, MatterBindingRow.matter == matter
-        )
+def _decide(app: Application, session: Session, organisation: str, served: Served) -> Served:
+    at = app.now()
+    registered = matters.active_matter(session, organisation, served.matter, at)
+    if registered is not None and registered.holder_ref == served.holder_ref:
+        return served
+    usable = tuple(
+        a
+        for a in authorisations.active_for(session, served.holder_ref, organisation, at)
+        if a.matter == served.matter or (a.matter is None and registered is not None)
     )
-
-
-def _bind(session: Session, organisation_code: str, served: Served, principal: str, at: datetime) -> str:
-    """Bind ``served.matter`` to ``served.holder_ref`` unless it is bound already; the holder it is bound to now.
-    Never raises on a concurrent first use (the caller's transaction stays usable)."""
-    values = {
-        "organisation_code": organisation_code,
-        "matter": served.matter,
-        "holder_digest": served.holder_ref,
-        "principal": principal[:200],
-        "first_used_at": at,
-    }
-    name = session.get_bind().dialect.name
-    if name in ("postgresql", "sqlite"):
-        dialect = postgresql if name == "postgresql" else sqlite
-        session.execute(
-            dialect.insert(MatterBindingRow)
-            .values(**values)
-            .on_conflict_do_nothing(
-                index_elements=[MatterBindingRow.organisation_code, MatterBindingRow.matter]
-            )
+    if usable:
+        return Served(served.matter, served.holder_ref, BY_AUTHORISATION, usable)
+    if registered is not None:
+        raise UnregisteredMatterError(
+            f"matter {served.matter} is registered for another holder, and this holder has not authorised "
+            f"{organisation} to use their certificates for it (知悉范围)"
         )
-    elif bound_holder(session, organisation_code, served.matter) is None:
-        try:
-            with session.begin_nested():
-                session.add(MatterBindingRow(**values))
-        except IntegrityError:  # a concurrent first use won
-            pass
-    bound = bound_holder(session, organisation_code, served.matter)
-    assert bound is not None, "the binding was just written or found"
-    return bound
+    raise UnregisteredMatterError(
+        f"matter {served.matter} is not an active matter registered for {organisation} by its case-handling "
+        "system, and the holder has not authorised this unit for it: window look-ups need one of the two (知悉范围)"
+    )
 
 
 def serve(app: Application, call: Call, serving: Serving, *, session: Session | None = None) -> Served:
     """Window staff (``call.actor``) serve the holder of ``serving`` under its matter: the declaration is checked
-    (:func:`declared`) and the matter bound to that holder if it is new; :class:`MatterBoundError` when it
-    already serves another holder. Returns the checked declaration.
-
-    ``session``: the transaction to bind in (the caller's look-up); without one the binding is looked up
-    read-only first and, for a new matter only, written in a short transaction of its own that has committed
-    when this returns."""
+    (:func:`declared`), then the registered matters and the holder's authorisations decide (module docstring);
+    :class:`UnregisteredMatterError` when neither allows it. Writes nothing. ``session``: read in the caller's
+    transaction (else a read-only session of its own)."""
     organisation = _organisation(call.actor)
     served = declared(app.repo.holder_key, serving)
     if session is not None:
-        bound = _bind(session, organisation, served, call.actor.ref, app.now())
-    else:
-        with app.repo.db.session(readonly=True) as reading:
-            bound = bound_holder(reading, organisation, served.matter)
-        if bound is None:
-            with app.repo.db.session() as writing:
-                bound = _bind(writing, organisation, served, call.actor.ref, app.now())
-    if bound != served.holder_ref:
-        raise MatterBoundError(
-            f"matter {served.matter} already serves another holder; one matter serves one holder (知悉范围)"
-        )
-    return served
+        return _decide(app, session, organisation, served)
+    with app.repo.db.session(readonly=True) as reading:
+        return _decide(app, reading, organisation, served)
+
+
+def refuse_uncovered(served: Served, certificate: Certificate) -> None:
+    """:class:`NotHeldError` when ``certificate`` is not the served holder's, :class:`NotAuthorisedError` when it
+    is but the authorisation the look-up rests on does not name it."""
+    if certificate.holder_ref != served.holder_ref:
+        raise NotHeldError(str(not_found(certificate.identifier)))
+    if not served.covers(certificate):
+        raise NotAuthorisedError(str(not_found(certificate.identifier)))
+
+
+def own(actor: Actor, certificate: Certificate) -> None:
+    """A holder reads only their own certificates: :class:`NotHeldError` otherwise."""
+    if actor.role is not Role.HOLDER or not actor.holder_ref or certificate.holder_ref != actor.holder_ref:
+        raise NotHeldError(str(not_found(certificate.identifier)))
 
 
 def authorize(app: Application, call: Call, certificate: Certificate, serving: Serving) -> Served | None:
-    """May ``call.actor`` read ``certificate``? Returns the window's checked declaration (None for an agency);
-    :class:`AccessDeniedError` with the rule, or :class:`NotHeldError` for a certificate of another holder."""
+    """May ``call.actor`` read ``certificate``? Returns the window's checked declaration (None for an agency or
+    the holder themself); :class:`AccessDeniedError` with the rule, or :class:`NotHeldError` for a certificate of
+    another holder (or one an authorisation does not cover)."""
     actor = call.actor
     if actor.role is Role.AGENCY:
         if not actor.organisation_code or certificate.issuer_code != actor.organisation_code:
@@ -195,7 +207,9 @@ def authorize(app: Application, call: Call, certificate: Certificate, serving: S
         return None
     if actor.role is Role.WINDOW:
         served = serve(app, call, serving)
-        if certificate.holder_ref != served.holder_ref:
-            raise NotHeldError(str(not_found(certificate.identifier)))
+        refuse_uncovered(served, certificate)
         return served
+    if actor.role is Role.HOLDER:
+        own(actor, certificate)
+        return None
     raise AccessDeniedError(f"role {actor.role.value} does not read certificates")

@@ -1,4 +1,4 @@
-"""Sharing (共享服务): the reads of certificate data by issuing agencies and using units' window staff — one
+"""Sharing (共享服务): the reads of certificate data by issuing agencies, using units' window staff and holders — one
 certificate, its history, its business status, a holder's certificates (一号查询), the face preview, the sealed
 copy (副本) and the attachment of certificates to a matter — each authorised by the knowledge-scope rules
 (:mod:`certstore.services.scope`) and audited here, whichever entry point (API, pages) calls.
@@ -9,9 +9,13 @@ recorded). The rules:
 
 - an agency sees only certificates it issued; its look-up of a holder (一号查询) is answered with the holder's
   certificates of its own issue and audited with the holder's digest;
-- window staff see only certificates of the holder they serve, under a matter bound to that holder
-  (one matter serves one holder); history and copies show only versions held by that holder, so a certificate
-  whose holder was changed does not reveal the new holder to a clerk serving the old one;
+- window staff see only certificates of the holder they serve, under a matter their unit's case system registered
+  for that holder — all of that holder's certificates — or under the holder's authorisation — only what it names
+  (:mod:`certstore.services.scope`); history and copies show only versions held by that holder (and covered by
+  the authorisation), so a certificate whose holder was changed does not reveal the new holder to a clerk serving
+  the old one;
+- a holder (role holder) sees their own certificates — read, history, status, preview, copy (for 持证人本人), and
+  the look-up by their own ID;
 - an identifier the served holder does not hold answers exactly as one that does not exist
   (:class:`~certstore.services.certificates.CertificateNotFoundError`, same message);
 - every other role is refused.
@@ -26,11 +30,10 @@ recorded with its status and reason before the exception goes on; the call's ``r
 entry, so the API middleware does not log the request again. Should that entry itself fail to be written, the
 exception still goes on unrecorded and the adapter (the middleware) logs the request instead — never twice.
 
-The matter binding and the entry: a window call first binds its matter (:func:`certstore.services.scope.serve`,
-a short transaction of its own that has committed when the look-up reads anything), then reads, then writes its
-entry. A binding is state, not a disclosure: a crash between the binding and the entry leaves a bound matter and
-no entry, and nothing was returned; the next look-up under that matter for the same holder proceeds normally.
-The binding is kept even when the look-up is then refused (the clerk declared that holder for that matter).
+Window look-ups are limited per clerk and watched for bursts (:mod:`certstore.services.lookup_limits`): a
+clerk over the limit is refused (429, audited as a denial) before anything is read; a clerk naming more distinct
+holders in the alert window than allowed raises the alert (``holder.lookup_burst`` entry, metric). The scope
+decision reads the registered matters and authorisations and writes nothing.
 """
 
 from __future__ import annotations
@@ -48,10 +51,22 @@ from certstore.identifiers import HolderIdType, holder_id_digest, holder_ref, va
 from certstore.keystore import KeyStoreError
 from certstore.lifecycle import Status
 from certstore.records import Certificate
-from certstore.services import certificates, copies, renditions
+from certstore.services import certificates, copies, lookup_limits, renditions
 from certstore.services.calls import Call, audit_now
 from certstore.services.certificates import CertificateNotFoundError
-from certstore.services.scope import NotHeldError, Served, Serving, authorize, declared, not_found, serve
+from certstore.services.lookup_limits import LookupRateLimitedError
+from certstore.services.scope import (
+    NotAuthorisedError,
+    NotHeldError,
+    Served,
+    Serving,
+    authorize,
+    declared,
+    not_found,
+    own,
+    refuse_uncovered,
+    serve,
+)
 
 if TYPE_CHECKING:
     from certstore.app import Application
@@ -99,10 +114,15 @@ class _Entry:
     holder_digest: str | None = None
     matter: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    served: Served | None = None  # the window's checked declaration, once known
 
 
 def _refusal(exc: BaseException) -> tuple[Outcome, int, str]:
     """Outcome, status and reason of the entry of a call that ended in ``exc`` (the status the API answers)."""
+    if isinstance(exc, LookupRateLimitedError):
+        return Outcome.DENY, 429, str(exc)
+    if isinstance(exc, NotAuthorisedError):
+        return Outcome.DENY, 404, "the holder's authorisation does not cover this certificate (知悉范围)"
     if isinstance(exc, NotHeldError):
         return Outcome.DENY, 404, "the certificate is not held by the holder being served (知悉范围)"
     if isinstance(exc, AccessDeniedError):
@@ -135,6 +155,8 @@ def _audited(app: Application, call: Call, entry: _Entry) -> Iterator[_Entry]:
     the data), refused or failed otherwise (the exception goes on; a certificate of another holder goes on as
     the not-found of a certificate that does not exist)."""
     try:
+        if call.actor.role is Role.WINDOW:  # the per-clerk limit, before anything is read
+            lookup_limits.guard_of(app).admit(call.actor.ref)
         yield entry
     except Exception as exc:
         outcome, status_code, reason = _refusal(exc)
@@ -150,7 +172,7 @@ def _audited(app: Application, call: Call, entry: _Entry) -> Iterator[_Entry]:
 
 def _reader(call: Call) -> Role:
     role = call.actor.role
-    if role not in (Role.AGENCY, Role.WINDOW):
+    if role not in (Role.AGENCY, Role.WINDOW, Role.HOLDER):
         raise AccessDeniedError(f"role {role.value} does not read certificates")
     return role
 
@@ -165,13 +187,37 @@ def _serve(app: Application, call: Call, serving: Serving, entry: _Entry) -> Ser
     declaration is refused (an auditor searching by holder or matter finds the attempt)."""
     entry.matter = _stated_matter(serving)
     entry.holder_digest = declared(app.repo.holder_key, serving).holder_ref
+    _note_holder(app, call, entry.holder_digest)
     served = serve(app, call, serving)
-    entry.matter, entry.holder_digest = served.matter, served.holder_ref
+    entry.matter, entry.holder_digest, entry.served = served.matter, served.holder_ref, served
+    if served.basis != "matter":
+        entry.details["authorisations"] = [a.id for a in served.authorisations]
     return served
 
 
+def _note_holder(app: Application, call: Call, holder: str) -> None:
+    """Count the holder a clerk named towards the burst alert; on a burst, the summary entry
+    ``holder.lookup_burst`` (:mod:`certstore.services.lookup_limits`)."""
+    guard = lookup_limits.guard_of(app)
+    distinct = guard.note(call.actor.ref, call.actor.organisation_code, holder)
+    if distinct is None:
+        return
+    limits = guard.limits
+    details = {
+        "distinct_holders": distinct,
+        "threshold": limits.alert_holders,
+        "window_seconds": limits.alert_window,
+    }
+    try:
+        assert app.audit is not None
+        audit_now(app.audit, call, call.event("holder.lookup_burst", reason="look-up burst", details=details))
+    except Exception:
+        log.exception("the look-up burst alert of %s could not be recorded", call.actor.ref)
+    log.warning("look-up burst: %s named %d distinct holders", call.actor.ref, distinct)
+
+
 def _readable(app: Application, call: Call, identifier: str, serving: Serving, entry: _Entry) -> Certificate:
-    """The certificate ``identifier`` if ``call`` may read it; fills in the entry (window: the matter is bound
+    """The certificate ``identifier`` if ``call`` may read it; fills in the entry (window: the matter is checked
     before anything is read)."""
     entry.certificate = identifier[:128]
     role = _reader(call)
@@ -179,15 +225,19 @@ def _readable(app: Application, call: Call, identifier: str, serving: Serving, e
     entry.matter = _stated_matter(serving)
     if role is Role.WINDOW:
         served = _serve(app, call, serving, entry)
+    elif role is Role.HOLDER:
+        entry.holder_digest = call.actor.holder_ref
     try:
         certificate = certificates.get(app.repo, identifier)
     except CertificateNotFoundError:
         raise not_found(identifier) from None
-    if served is None:
+    if role is Role.HOLDER:
+        own(call.actor, certificate)
+    elif served is None:
         entry.holder_digest = certificate.holder_ref
         authorize(app, call, certificate, serving)
-    elif certificate.holder_ref != served.holder_ref:
-        raise NotHeldError(str(not_found(identifier)))
+    else:
+        refuse_uncovered(served, certificate)
     return certificate
 
 
@@ -205,7 +255,10 @@ def history(app: Application, call: Call, identifier: str, serving: Serving) -> 
         versions = [
             version
             for version in certificates.history(app.repo, identifier)
-            if call.actor.role is not Role.WINDOW or version.holder_ref == certificate.holder_ref
+            if call.actor.role is Role.AGENCY
+            or (
+                entry.served.covers(version) if entry.served else version.holder_ref == certificate.holder_ref
+            )
         ]
         entry.details["versions"] = [version.identifier for version in versions]
         return versions
@@ -242,17 +295,22 @@ def preview(
 
 def copy(app: Application, call: Call, identifier: str, purpose: str, serving: Serving) -> Copy:
     """The sealed, watermarked copy (副本) of ``identifier`` for the matter being served and ``purpose``
-    (``certificate.copy``): window staff only. The copy names the caller's unit, the matter and the caller
-    (:class:`certstore.services.copies.CopyRequest`); it is made, then recorded, then returned."""
+    (``certificate.copy``): window staff, and a holder of their own certificate. The copy names the caller's unit
+    (for a holder: 持证人本人), the matter and the caller (:class:`certstore.services.copies.CopyRequest`); it is
+    made, then recorded, then returned."""
     with _audited(app, call, _Entry("certificate.copy")) as entry:
-        if call.actor.role is not Role.WINDOW:
+        if call.actor.role not in (Role.WINDOW, Role.HOLDER):
             _reader(call)
-            raise AccessDeniedError("copies (副本) are made for using units' window staff only")
+            raise AccessDeniedError("copies (副本) are made for using units' window staff and holders only")
         certificate = _readable(app, call, identifier, serving, entry)
         principal = call.actor.principal
+        if call.actor.role is Role.HOLDER:
+            using_unit = "持证人本人"
+        else:
+            using_unit = principal.organisation_name if principal else call.actor.organisation_code or ""
         request = copies.CopyRequest(
-            using_unit=principal.organisation_name if principal else call.actor.organisation_code or "",
-            matter=entry.matter or "",
+            using_unit=using_unit,
+            matter=entry.matter or ("本人使用" if call.actor.role is Role.HOLDER else ""),
             purpose=purpose,
             requested_by=call.actor.ref,
         )
@@ -278,8 +336,9 @@ def holder_certificates(
 ) -> list[Certificate]:
     """A holder's certificates by ID number (一号查询, ``holder.lookup``), newest first; superseded versions only
     with ``include_superseded``. Window staff look up the holder they serve (``serving``'s holder, when stated,
-    must be this one) under the matter; an agency gets the holder's certificates of its own issue. Raises
-    :class:`ValueError` for an invalid ID."""
+    must be this one) under the matter — all of them under a matter registered for that holder, only the
+    authorised ones under the holder's authorisation; an agency gets the holder's certificates of its own issue;
+    a holder only their own ID. Raises :class:`ValueError` for an invalid ID."""
     with _audited(app, call, _Entry("holder.lookup")) as entry:
         role = _reader(call)
         kind = HolderIdType(id_type)
@@ -293,9 +352,13 @@ def holder_certificates(
             entry.holder_digest = looked_up  # the holder whose certificates were asked for
             if stated.holder_ref != looked_up:
                 raise AccessDeniedError("window staff look up only the holder they are serving (知悉范围)")
+        if role is Role.HOLDER and looked_up != call.actor.holder_ref:
+            raise AccessDeniedError("a holder looks up only their own certificates (by their own ID)")
         found = certificates.list_by_holder(app.repo, kind, number, current_only=not include_superseded)
         if role is Role.AGENCY:
             found = [c for c in found if c.issuer_code == call.actor.organisation_code]
+        elif role is Role.WINDOW and entry.served is not None:
+            found = [c for c in found if entry.served.covers(c)]
         entry.details["identifiers"] = [c.identifier for c in found]
         return found
 
@@ -314,7 +377,7 @@ def attach(app: Application, call: Call, identifiers: Sequence[str], serving: Se
                 certificate = certificates.get(app.repo, identifier)
             except CertificateNotFoundError:
                 raise not_found(identifier) from None
-            if certificate.holder_ref != served.holder_ref:
+            if not served.covers(certificate):
                 entry.certificate = identifier[:128]
-                raise NotHeldError(str(not_found(identifier)))
+                refuse_uncovered(served, certificate)
         return chosen

@@ -26,8 +26,10 @@ The exchange (revision 0003): ``exchange_cursors``, ``exchange_leases``, ``excha
 ledger), ``exchange_cycles`` (per-cycle statistics), ``arrivals`` (deadline tracking, 第十一条), and for upward
 aggregation ``upward_targets`` (sender side) and ``upward_received`` (receiver side).
 
-Knowledge scope (revision 0007): ``matter_bindings`` — which holder a using unit's matter (办件) serves, fixed by
-its first look-up (one matter serves one holder, 知悉范围; see :mod:`certstore.services.scope`).
+Knowledge scope (revision 0007): ``matter_bindings`` — which holder a using unit's matter (办件) served, fixed by
+its first look-up under the rule before issue 19; kept read-only for history. Revision 0012: ``matters`` — the
+matters a unit's case-handling system registers — and ``holder_authorisations`` — holders' authorisations of using
+units (证照授权使用), which decide window look-ups now (知悉范围; see :mod:`certstore.services.scope`).
 
 Seal registry (revision 0009): ``seals`` — the electronic seals (电子印章) the repository knows and the
 organisation each belongs to; ``seal_events`` — their suspensions, resumptions and revocations with effective
@@ -690,7 +692,8 @@ class WebSessionRow(Base):
 
 class MatterBindingRow(Base):
     """A matter (事项/办件编号) of a using unit bound to the one holder it serves (知悉范围), written by the matter's
-    first look-up and never changed: the unique key (organisation, matter) is what makes two concurrent first
+    first look-up under the rule before issue 19 — no longer written or read for decisions (kept for history;
+    :class:`MatterRow` decides now) — and never changed: the unique key (organisation, matter) is what makes two concurrent first
     look-ups for different holders serve only one of them. ``holder_digest`` is the holder's keyed reference
     (:func:`certstore.identifiers.holder_ref`, as certificates and audit entries show it), never the number."""
 
@@ -740,3 +743,184 @@ class SealEventRow(Base):
 
 
 __all__ += ["MatterBindingRow", "PrincipalCredentialRow", "SealEventRow", "SealRow", "WebSessionRow"]
+
+
+# --- holders (0011_holders): holder identities and sessions (一号 login) ------------------------------------
+
+
+class HolderRow(Base):
+    """A holder (证照持有人) who has logged in by one ID (一号, OpenID Connect): the keyed reference of their ID
+    (:func:`certstore.identifiers.holder_ref`, never the number), natural or legal person, the name the identity
+    platform vouched for, the assurance level (``acr``) of the latest login. Written at each login."""
+
+    __tablename__ = "holders"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    holder_ref: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))  # person | legal
+    name: Mapped[str] = mapped_column(String(200))
+    acr: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    first_login_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_login_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class HolderSessionRow(Base):
+    """A holder's browser session (``kind`` web) or API token (``kind`` api, made from a web session). Only the
+    SM3 hash of the cookie or bearer token is stored; ``identity`` (ID type and number, names, the ID token for
+    logout) is encrypted under a key derived from the token, so the table alone never shows an ID number."""
+
+    __tablename__ = "holder_sessions"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    holder_id: Mapped[int] = mapped_column(ForeignKey("holders.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(8))  # web | api
+    label: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    acr: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    client: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    identity: Mapped[bytes] = mapped_column(LargeBinary())
+
+    holder: Mapped[HolderRow] = relationship(lazy="joined")
+
+
+class HolderLoginAttemptRow(Base):
+    """One pending OpenID Connect login (state, nonce, PKCE): the browser's cookie token and the ``state`` sent
+    to the provider, both only as SM3 hashes (the nonce and the code verifier are derived from the cookie token
+    with the session key, so nothing secret is stored). Used once: ``used_at`` is set before the code is
+    exchanged, so a replayed callback is refused."""
+
+    __tablename__ = "holder_login_attempts"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    state_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    return_to: Mapped[str] = mapped_column(String(300))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+__all__ += ["HolderLoginAttemptRow", "HolderRow", "HolderSessionRow"]
+
+
+# --- matters (0012_matters): registered matters (办件) and authorised use (证照授权使用) -------------------------
+
+
+class MatterRow(Base):
+    """A matter (办件) registered by a using unit's case-handling system (一窗受理/审批系统, role case_system): the
+    matter number, the holder it is for (``holder_digest``: the keyed reference,
+    :func:`certstore.identifiers.holder_ref` — the ID number is never stored), the using unit (the case system's
+    organisation), the purpose and the validity. Window look-ups of that unit are allowed for that holder under
+    it while it is active (:mod:`certstore.services.scope`). Closing or withdrawing sets ``closed_at`` /
+    ``close_reason`` ("closed" 办结 | "withdrawn" 撤回); a row is never deleted."""
+
+    __tablename__ = "matters"
+    __table_args__ = (UniqueConstraint("organisation_code", "matter"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    organisation_code: Mapped[str] = mapped_column(String(32))  # the using unit (用证单位)
+    matter: Mapped[str] = mapped_column(String(100))  # 办件编号
+    holder_digest: Mapped[str] = mapped_column(String(64))
+    purpose: Mapped[str] = mapped_column(Text)
+    valid_from: Mapped[datetime] = mapped_column(UTCDateTime())
+    valid_until: Mapped[datetime] = mapped_column(UTCDateTime())
+    registered_by: Mapped[str] = mapped_column(String(200))  # "ORGCODE/name" of the case system
+    registered_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    closed_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    close_reason: Mapped[str | None] = mapped_column(String(16), nullable=True)
+
+
+class HolderAuthorisationRow(Base):
+    """A holder's authorisation of a using unit (证照授权使用): one named certificate (``certificate_identifier``)
+    or all of the holder's certificates of one type (``catalogue_code``), for one matter or any registered matter
+    of the unit (``matter`` None), until ``valid_until``; revoked by setting ``revoked_at``
+    (:mod:`certstore.services.authorisations`)."""
+
+    __tablename__ = "holder_authorisations"
+    __table_args__ = (Index("ix_holder_authorisations_holder_unit", "holder_digest", "using_unit"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    holder_digest: Mapped[str] = mapped_column(String(64))
+    using_unit: Mapped[str] = mapped_column(String(32))
+    using_unit_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    certificate_identifier: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    catalogue_code: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    matter: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    purpose: Mapped[str] = mapped_column(Text)
+    valid_until: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+__all__ += ["HolderAuthorisationRow", "MatterRow"]
+
+
+# --- notifications (0013_notifications): the transactional outbox, holder contacts, webhook subscriptions ----
+
+
+class HolderContactRow(Base):
+    """A holder's contact for notifications (通知联系方式), set by the holder (or from the verified ``email`` claim
+    of their login): keyed by the holder's reference (:func:`certstore.identifiers.holder_ref`), never the ID
+    number. Their webhook, if any, is a :class:`WebhookSubscriptionRow` of subscriber ``holder:<holder_ref>``."""
+
+    __tablename__ = "holder_contacts"
+
+    holder_ref: Mapped[str] = mapped_column(String(64), primary_key=True)
+    email: Mapped[str | None] = mapped_column(String(254), nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class WebhookSubscriptionRow(Base):
+    """Where signed webhooks go: a holder's (subscriber ``holder:<holder_ref>``) or an issuing agency's
+    (``org:<credit code>``) URL with its own secret (the key of the SM3-HMAC signature) and the kinds it receives.
+    ``disabled_at`` set: replaced or removed (kept, so the outbox rows that name it stay explained)."""
+
+    __tablename__ = "webhook_subscriptions"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    subscriber: Mapped[str] = mapped_column(String(100), index=True)
+    url: Mapped[str] = mapped_column(String(500))
+    secret: Mapped[bytes] = mapped_column(LargeBinary(32))
+    kinds: Mapped[str] = mapped_column(String(200))  # comma-separated notification kinds
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class NotificationOutboxRow(Base):
+    """One message to one recipient (通知发件箱), written in the transaction of the event it tells of and delivered
+    afterwards by the notification worker (:mod:`certstore.services.notifications`): at least once, once per
+    (idempotency key, channel) — the receiver de-duplicates on the key (the mail's Message-ID, the webhook's
+    header). ``status``: pending → sent, or failed after the last attempt; a worker holds a row while it sends
+    (``lease_owner`` until ``lease_until``)."""
+
+    __tablename__ = "notification_outbox"
+    __table_args__ = (
+        UniqueConstraint("idempotency_key", "channel"),
+        Index("ix_notification_outbox_due", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(32))
+    holder_ref: Mapped[str] = mapped_column(String(64), index=True)
+    subject_id: Mapped[str] = mapped_column(String(128))
+    channel: Mapped[str] = mapped_column(String(32))  # "email" or "webhook:<subscription id>"
+    address: Mapped[str] = mapped_column(String(500))  # the mail address or the webhook URL
+    subscription_id: Mapped[int | None] = mapped_column(ForeignKey("webhook_subscriptions.id"), nullable=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    status: Mapped[str] = mapped_column(String(16))  # pending | sent | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    lease_owner: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+__all__ += ["HolderContactRow", "NotificationOutboxRow", "WebhookSubscriptionRow"]

@@ -3,7 +3,7 @@
 ``clients`` holds a :class:`fastapi.testclient.TestClient` per principal, each sending its own bearer token:
 ``agency`` (issuer of the shipped 建筑工程施工许可证 type), ``other_agency`` (the planning bureau,
 issuer of the three planning types), ``window`` and ``other_window`` (two using units), ``bureau``, ``auditor``,
-``upstream``, and ``anonymous`` (no token).
+``upstream``, ``case_system`` (the case-handling system of ``window``'s unit), and ``anonymous`` (no token).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from certstore.services.keys import init_dev_keys
 from certstore.store.db import Database
 from certstore.store.repository import Repository
 from tests.support.clock import Clock
+from tests.support.matters import register_matters
 from tests.support.repository import make_repo
 
 CONSTRUCTION = "11410100990000025A001"  # 建筑工程施工许可证, issuer 11410100990000025A
@@ -42,7 +43,16 @@ PRINCIPALS: dict[str, tuple[Role, str, str]] = {
     "bureau": (Role.BUREAU, "11410100MB1700000X", "郑州市大数据管理局"),
     "auditor": (Role.AUDITOR, "11410100MB1700001X", "郑州市审计局"),
     "upstream": (Role.UPSTREAM, "11410000MB0000000X", "河南省电子证照库"),
+    # the case-handling system (一窗受理) of the window's unit
+    "case_system": (Role.CASE_SYSTEM, "12410100MB0000001X", "郑州市政务服务中心"),
 }
+
+#: The matters the using unit "window"'s case system has registered for the holder of :func:`construction_data`
+#: (window look-ups are allowed only under a registered matter, certstore.services.scope; tests/support/matters.py).
+WINDOW_MATTERS = [
+    "ZZ2026112600001", "ZZ-A", "ZZ-ONE", "ZZ-PARALLEL-1", "ZZ-COPY-1", "ZZ-COPY-2", "ZZ-GONE-1", "ZZ-LEAK-1",
+    "ZZ-ONCE-1", "ZZ-M-1", "ZZ-MATRIX-1", "ZZ-REVIEW-1",
+]  # fmt: skip
 
 
 @pytest.fixture(scope="session")
@@ -88,6 +98,10 @@ def clients(app: Any, api_repo: Repository) -> Iterator[Clients]:
         tokens[name] = access.create_token(
             api_repo, role=role, organisation_code=org, organisation_name=org_name, name=name
         ).token
+    holder = construction_data(api_repo)["holder"]  # window look-ups need a registered matter (issue 19)
+    register_matters(
+        api_repo, PRINCIPALS["window"][1], holder["id_type"], holder["id_number"], WINDOW_MATTERS
+    )
     opened: dict[str, TestClient] = {}
     with TestClient(app, raise_server_exceptions=False) as base:
         opened["anonymous"] = base

@@ -28,7 +28,7 @@ from certstore.keystore import KeyStore
 from certstore.services import access, logins
 from certstore.store.db import Database, database_url
 from certstore.store.repository import Repository
-from tests.servers.api import ApiServer
+from devservers.api import ApiServer
 from tests.support import issuing
 
 CLERK_ORG = "12410100MB0000001X"

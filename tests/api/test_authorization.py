@@ -23,9 +23,10 @@ from api.pages.common import PageRoute
 from certstore.store.repository import Repository
 from tests.api.conftest import CONSTRUCTION, Clients, construction_data, serving, serving_headers
 
-ROLES = ("anonymous", "agency", "window", "bureau", "auditor", "upstream")
+ROLES = ("anonymous", "agency", "window", "bureau", "auditor", "upstream", "case_system")
 A, W, B, AU, U, ANON = "agency", "window", "bureau", "auditor", "upstream", "anonymous"
-ALL = {A, W, B, AU, U}
+C = "case_system"
+ALL = {A, W, B, AU, U, C}
 
 #: (method, path) → roles allowed. Everything not listed is denied.
 MATRIX: dict[tuple[str, str], set[str]] = {
@@ -89,6 +90,25 @@ MATRIX: dict[tuple[str, str], set[str]] = {
     ("POST", "/api/v1/audit/checkpoints"): {AU},
     ("GET", "/api/v1/audit/proofs/inclusion"): {AU},
     ("GET", "/api/v1/audit/proofs/consistency"): {AU},
+    ("POST", "/api/v1/matters"): {C},  # the case-handling system registers its unit's matters (issue 19)
+    ("GET", "/api/v1/matters/{matter}"): {C, W},
+    ("POST", "/api/v1/matters/{matter}/close"): {C},
+    # the holder API takes holder tokens only (tests/api/test_holder_api.py): every staff role is refused
+    ("POST", "/api/v1/holder/tokens"): set(),
+    ("GET", "/api/v1/holder/tokens"): set(),
+    ("DELETE", "/api/v1/holder/tokens/{token_id}"): set(),
+    ("GET", "/api/v1/holder/me"): set(),
+    ("GET", "/api/v1/holder/certificates"): set(),
+    ("GET", "/api/v1/holder/certificates/{identifier}"): set(),
+    ("GET", "/api/v1/holder/certificates/{identifier}/file"): set(),
+    ("GET", "/api/v1/holder/certificates/{identifier}/preview.png"): set(),
+    ("GET", "/api/v1/holder/access-log"): set(),
+    ("GET", "/api/v1/holder/authorisations"): set(),
+    ("POST", "/api/v1/holder/authorisations"): set(),
+    ("POST", "/api/v1/holder/authorisations/{authorisation_id}/revoke"): set(),
+    ("GET", "/api/v1/holder/reviews"): set(),
+    ("POST", "/api/v1/holder/reviews"): set(),
+    ("PUT", "/api/v1/holder/contact"): set(),
 }
 
 #: Routes outside the API contract (documentation and the HTML page of the QR code), public by design.
@@ -166,6 +186,7 @@ def _call(clients: Clients, role: str, method: str, path: str, world: World) -> 
         .replace("{day}", "2026-10-01")
         .replace("{id_type}", holder["id_type"])
         .replace("{id_number}", holder["id_number"])
+        .replace("{matter}", "ZZ-MATRIX-1")
     )
     params: dict[str, Any] = {}
     headers: dict[str, str] = {}
@@ -212,6 +233,14 @@ def _call(clients: Clients, role: str, method: str, path: str, world: World) -> 
             "valid_until": (datetime.now(UTC) + timedelta(days=1)).isoformat(),
         },
         ("PUT", "/api/v1/calendar/{day}"): {"kind": "holiday", "name": "国庆节"},
+        ("POST", "/api/v1/matters"): {
+            "matter": "ZZ-MATRIX-2",
+            "holder_id_type": holder["id_type"],
+            "holder_id": holder["id_number"],
+            "purpose": "x",
+            "valid_until": (datetime.now(UTC) + timedelta(days=1)).isoformat(),
+        },
+        ("POST", "/api/v1/matters/{matter}/close"): {"withdrawn": True},
         **{
             ("POST", f"/api/v1/seals/{{es_id}}/{act}"): {"reason": "x"}
             for act in ("suspend", "resume", "revoke")

@@ -27,7 +27,7 @@ from certstore.keystore import KeyStore
 from certstore.services.keys import init_dev_keys
 from certstore.store.models import AuditEventRow
 from certstore.store.repository import Repository
-from tests.servers.api import ApiServer
+from devservers.api import ApiServer
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import pytest
 from uvicorn.logging import AccessFormatter
 
 from api.logscrub import MASK, WITHHELD, AccessLogScrubber, logging_config, scrub
-from tests.servers.api import ApiServer
+from devservers.api import ApiServer
 
 RESIDENT_ID = "11010519491231002X"
 CREDIT_CODE = "91410100MA44A1B2XW"

@@ -35,8 +35,8 @@ from certstore.keystore import KeyStore
 from certstore.services.keys import init_dev_keys
 from certstore.store.models import AuditEventRow
 from certstore.store.repository import Repository
+from devservers.api import ApiServer
 from tests.api.conftest import CONSTRUCTION, Clients, construction_data
-from tests.servers.api import ApiServer
 
 CHUNK = 64 * 1024
 MB = 1_000_000

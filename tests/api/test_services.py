@@ -242,7 +242,8 @@ def test_annual_inspection_of_a_type_that_requires_it(clients: Clients, api_repo
     document.update(version=2, annual_inspection=True)
     assert clients.agency.post("/api/v1/catalogue", json=document).status_code == 201
     assert clients.bureau.post(f"/api/v1/catalogue/{CONSTRUCTION}/versions/2/approve").status_code == 200
-    certificate = _issue(clients, construction_data(api_repo))
+    # issued in 2026: a 2026 result is refused for a certificate issued in a later year (issue 20)
+    certificate = _issue(clients, construction_data(api_repo, issue_date="2026-11-01"))
     assert certificate["catalogue_version"] == 2
     due = clients.agency.get("/api/v1/inspections/due", params={"year": 2026}).json()
     assert [d["identifier"] for d in due] == [certificate["identifier"]]

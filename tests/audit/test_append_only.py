@@ -38,8 +38,8 @@ from certstore.audit.partitions import (
 )
 from certstore.store.db import Database
 from certstore.store.models import AuditEventRow, AuditPendingRow
+from devservers.postgres import PostgresServer
 from tests.audit.conftest import event
-from tests.servers.postgres import PostgresServer
 
 pytestmark = pytest.mark.postgres
 

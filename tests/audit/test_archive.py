@@ -25,8 +25,8 @@ from certstore.crypto.x509 import Certificate
 from certstore.store.blobs import Archive, FileArchive, RetentionError, archive_from_url
 from certstore.store.db import Database
 from certstore.store.models import AuditEventRow
+from devservers.seaweedfs import S3Server
 from tests.audit.conftest import fill, months_ago
-from tests.servers.seaweedfs import S3Server
 
 
 def _month(moment: datetime) -> str:

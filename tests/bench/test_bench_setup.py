@@ -4,6 +4,8 @@ its audit entry."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
@@ -17,6 +19,7 @@ from certstore.services.auditing import AuditFilters
 from certstore.services.catalogue import get_entry, list_entries
 
 CATALOGUE = "11410100990000025A001"
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_the_prepared_data_directory_is_an_application(tmp_path: Path) -> None:
@@ -37,3 +40,26 @@ def test_the_prepared_data_directory_is_an_application(tmp_path: Path) -> None:
         assert entry_.event.details["source"] == "bench:test"
     finally:
         app.close()
+
+
+def test_the_benchmarks_need_neither_pytest_nor_the_test_suite() -> None:
+    """``python -m bench`` runs where pytest is not installed (issue 20, item 5): with ``pytest`` and ``tests``
+    unimportable, every benchmark module and the throwaway servers they start (``devservers``) import, and
+    ``python -m bench --list`` answers. (The import map itself — nothing imports ``tests`` — is
+    tests/test_architecture.py's.)"""
+    script = (
+        "import sys, runpy, pkgutil, importlib\n"
+        "sys.modules['pytest'] = None; sys.modules['tests'] = None\n"
+        "import bench, devservers\n"
+        "for package in (bench, devservers):\n"
+        "    for info in pkgutil.iter_modules(package.__path__):\n"
+        "        if info.name != '__main__':\n"
+        "            importlib.import_module(f'{package.__name__}.{info.name}')\n"
+        "sys.argv = ['bench', '--list']\n"
+        "runpy.run_module('bench', run_name='__main__')\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert "exchange" in completed.stdout and "import" in completed.stdout

@@ -23,6 +23,7 @@ from certstore.catalogue import (
     CertificateNumberError,
     FaceDataError,
     HolderType,
+    InspectionFailure,
     Level,
     ValidityKind,
     base_image_path,
@@ -31,7 +32,7 @@ from certstore.catalogue import (
     shipped_entries,
     shipped_entry,
 )
-from certstore.identifiers import CertificateIdentifier, serial_for, validate_credit_code
+from certstore.identifiers import CertificateIdentifier, HolderIdType, serial_for, validate_credit_code
 
 CONSTRUCTION = "11410100990000025A001"
 BUSINESS = "114101009900000410001"
@@ -169,6 +170,15 @@ BAD_ENTRIES: list[tuple[str, tuple[str, ...], Any, str, str]] = [
     ("holder type", ("holder_type",), "company", "$.holder_type", "is not one of"),
     ("level", ("level",), "district", "$.level", "is not one of"),
     ("inspection", ("annual_inspection",), "no", "$.annual_inspection", "not of type 'boolean'"),
+    ("on failure", ("inspection",), {"on_failure": "revoke"}, "$.inspection.on_failure", "is not one of"),
+    (
+        "no 年检",
+        ("inspection",),
+        {"on_failure": "suspend"},
+        "$.inspection.on_failure",
+        "needs annual_inspection",
+    ),
+    ("inspection typo", ("inspection",), {"on_fail": "none"}, "$.inspection.on_fail", "not an allowed"),
     ("issuer charset", CODE, "1141010099000002IA", "$.issuer.credit_code", "does not match"),
     ("issuer check", CODE, "11410100990000025B", "$.issuer.credit_code", "gives A"),
     ("issuer name", ("issuer", "name"), DELETE, "$.issuer.name", "is required"),
@@ -467,3 +477,33 @@ def test_missing_base_image_is_reported(tmp_path: Path, monkeypatch: pytest.Monk
         assert raised.value.errors[0][0] == "$.base_image"
     finally:
         definitions._load.cache_clear()
+
+
+# --- 年检的后果 and 证照主体 (issue 20) ----------------------------------------------------------------------------
+
+
+def test_a_declared_inspection_consequence_round_trips() -> None:
+    """``inspection.on_failure`` is read into :attr:`CatalogueEntry.inspection_on_failure`, written back by
+    ``to_document`` and absent (``none``) for the shipped types, whose files therefore stay as they are."""
+    document = _document() | {"annual_inspection": True, "inspection": {"on_failure": "suspend"}}
+    entry = CatalogueEntry.from_document(document)
+    assert entry.inspection_on_failure is InspectionFailure.SUSPEND
+    assert entry.to_document()["inspection"] == {"on_failure": "suspend"}
+    assert CatalogueEntry.from_document(entry.to_document()) == entry
+    explicit_none = CatalogueEntry.from_document(_document() | {"inspection": {"on_failure": "none"}})
+    assert explicit_none.inspection_on_failure is InspectionFailure.NONE and explicit_none == shipped_entry(
+        CONSTRUCTION
+    )
+    assert all(e.inspection_on_failure is InspectionFailure.NONE for e in shipped_entries())
+
+
+def test_the_shipped_types_holder_types_and_their_id_types() -> None:
+    """Every shipped type is for 法人 (its holder is a company or another legal person), so each takes a
+    统一社会信用代码 holder and no 公民身份号码; a 自然人 type takes the person IDs and no credit code."""
+    assert {e.holder_type for e in shipped_entries()} == {HolderType.LEGAL_PERSON}
+    assert HolderType.LEGAL_PERSON.id_types == (HolderIdType.CREDIT_CODE,)
+    assert HolderType.LEGAL_PERSON.id_type_problem(HolderIdType.CREDIT_CODE) is None
+    assert "法人" in (HolderType.LEGAL_PERSON.id_type_problem(HolderIdType.RESIDENT_ID) or "")
+    assert HolderIdType.RESIDENT_ID in HolderType.NATURAL_PERSON.id_types
+    assert HolderIdType.PASSPORT in HolderType.NATURAL_PERSON.id_types
+    assert HolderType.NATURAL_PERSON.id_type_problem(HolderIdType.CREDIT_CODE) is not None

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.servers.ports import free_port
+from devservers.ports import free_port
 
 CONSTRUCTION = "11410100990000025A001"  # 建筑工程施工许可证, issued by the demo agency
 

@@ -4,7 +4,9 @@ Usage: python -m tests.exchange.crash_worker DATA_DIR FRONTEND_URL SEED  (reposi
 
 Small random batches make commits frequent, so a SIGKILL lands anywhere: mid-batch, between the repository
 commit and the receipts, inside a per-version transaction. Half of the workers seal with a fast stand-in file
-maker, so versions also take the one-at-a-time path of certificates.issue/change with the within hook.
+maker, so versions also take the sealed path (files stored first, a run of sealed versions per transaction; a
+failing run split one row per transaction); half of those seal on a pool of two processes (the files stored
+by its threads).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from certstore.app import Application
+from certstore.exchange.sealing import SealingPool, fixed_sealer
 from certstore.exchange.worker import ExchangeSource, LeaseHeldError, run_cycle
 from certstore.records import PreparedVersion
 from tests.exchange.support import ISSUER
@@ -31,12 +34,17 @@ def main() -> None:
     app = Application.open(data_dir)
     source = ExchangeSource("crash-fe", url, ISSUER)
     maker = stand_in_file if rng.random() < 0.5 else None
+    pool = (
+        SealingPool(fixed_sealer(stand_in_file), 2, blobs=app.repo.blobs)
+        if maker is not None and rng.random() < 0.5
+        else None
+    )
     print("ready", flush=True)
     while True:
         try:
             run_cycle(
                 app, source, file_maker=maker, worker=f"crash-{seed}", batch_size=rng.randint(1, 25),
-                lease=timedelta(seconds=1), gap_grace=timedelta(minutes=10),
+                lease=timedelta(seconds=1), gap_grace=timedelta(minutes=10), sealer=pool,
             )  # fmt: skip
         except LeaseHeldError:  # the killed predecessor's lease has not expired yet
             time.sleep(0.1)

@@ -7,6 +7,7 @@ import os
 import re
 from typing import Any
 
+import pytest
 from sqlalchemy import event, select
 
 from certstore.app import Application
@@ -15,6 +16,7 @@ from certstore.exchange.frontend import CERTIFICATE_TABLE, STATUS_TABLE, Fronten
 from certstore.exchange.sealing import SealingPool, fixed_sealer
 from certstore.exchange.worker import ExchangeSource
 from certstore.records import PreparedVersion
+from certstore.services.certificate_batch import CertificateBatch
 from certstore.store.models import CertificateRow, ExchangeAppliedRow
 from certstore.store.repository import Repository
 from tests.exchange.support import ISSUER, assert_repository_equals, document, number
@@ -78,15 +80,15 @@ def test_the_pool_gives_the_results_of_one_process_in_seq_order(
     app: Application, repo: Repository, source: ExchangeSource, tmp_path: Any
 ) -> None:
     """With two sealing processes the repository, the receipts and the ledger equal a run in one process:
-    every row receipted exactly once, certificate rows committed in seq order, the files the workers sealed."""
+    every row receipted exactly once, certificate rows committed in seq order, the files the workers sealed and
+    stored in the repository's blob store."""
     with FrontendWriter(source.url) as writer:
         _deliver(writer)
-    with SealingPool(fixed_sealer(pid_file), workers=2) as pool:
+    with SealingPool(fixed_sealer(pid_file), workers=2, blobs=repo.blobs) as pool:
         stats = run_cycle(app, source, file_maker=pid_file, worker="w", batch_size=10, sealer=pool)
         assert stats.error is None
-        assert (
-            pool.submitted == 25
-        )  # every version to seal went to the pool (the repeat too: found at commit)
+        # every version to seal went to the pool (the repeat too: found at commit), every file was used
+        assert (pool.submitted, pool.used, pool.resealed) == (25, 25, 0)
     assert (stats.seen, stats.accepted, stats.rejected) == (27, 27, 0)
     assert_repository_equals(repo, source.url, source.name)
     ledger = _ledger(repo, source.name)
@@ -145,3 +147,46 @@ def test_the_file_column_is_read_one_row_at_a_time(
         assert all(writer.receipt("fe_certificates", s).status == "accepted" for s in plain)
         problems = [writer.receipt("fe_certificates", s).problems for s in filed]
     assert all(p and p[0][0] == "file" for p in problems)
+
+
+def test_sealed_versions_commit_a_run_per_transaction_and_a_bad_row_alone(
+    app: Application, repo: Repository, source: ExchangeSource, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Versions sealed ahead commit as one run (one transaction with their ledger rows and cursor, files stored
+    first); when one row of the run fails as it is written, the run is split into one transaction per row: only
+    that row is rejected, the others are applied in seq order with their files."""
+    ledger_writes: list[str] = []  # INSERTs into the ledger: one per transaction that applies rows
+
+    def on_execute(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.startswith("INSERT INTO exchange_applied"):
+            ledger_writes.append(statement)
+
+    event.listen(repo.db.engine, "before_cursor_execute", on_execute)
+    with FrontendWriter(source.url) as writer:
+        first = [writer.certificate(ISSUER, number(i), 1, document(i)) for i in range(6)]
+    stats = run_cycle(app, source, file_maker=pid_file, worker="w")
+    assert stats.error is None and stats.accepted == 6
+    assert len(ledger_writes) == 1  # the six versions: one run, one transaction
+    assert [s for _i, _t, s, _o in _ledger(repo, source.name)] == first
+
+    original = CertificateBatch.issue
+
+    def failing(self: CertificateBatch, prepared: PreparedVersion, **kwargs: Any) -> tuple[str, bool]:
+        if prepared.draft.certificate_number == number(9):
+            raise RuntimeError("disk quota of the row's own making")
+        return original(self, prepared, **kwargs)
+
+    monkeypatch.setattr(CertificateBatch, "issue", failing)
+    with FrontendWriter(source.url, create=False) as writer:
+        second = [writer.certificate(ISSUER, number(i), 1, document(i)) for i in range(6, 12)]
+    del ledger_writes[:]
+    stats = run_cycle(app, source, file_maker=pid_file, worker="w")
+    assert (stats.error, stats.accepted, stats.rejected) == (None, 5, 1)
+    assert len(ledger_writes) == 6  # the run failed before its ledger write (rolled back), then one per row
+    assert [s for _i, t, s, _o in _ledger(repo, source.name) if t == CERTIFICATE_TABLE.name] == first + second
+    with FrontendWriter(source.url, create=False) as writer:
+        bad = writer.receipt(CERTIFICATE_TABLE.name, second[3])
+    assert bad is not None and bad.status == "rejected" and "disk quota" in (bad.message or "")
+    with repo.db.session(readonly=True) as session:
+        keys = session.scalars(select(CertificateRow.file_key)).all()
+    assert len(keys) == 11 and all(k is not None and repo.blobs.exists(k) for k in keys)

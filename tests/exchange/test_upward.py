@@ -63,7 +63,7 @@ from certstore.store.models import (
 )
 from certstore.store.repository import Repository
 from certstore.verify import verify_file
-from tests.servers.ports import free_port
+from devservers.ports import free_port
 from tests.services import conftest as services_fixtures
 from tests.services.conftest import Clock, DraftMaker
 

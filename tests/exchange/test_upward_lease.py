@@ -16,9 +16,9 @@ from certstore.exchange.upward import LEASE_LOST, _take_lease, push_upward
 from certstore.services.catalogue import load_shipped
 from certstore.store.models import ExchangeLeaseRow, UpwardTargetRow
 from certstore.store.repository import Repository
+from devservers.ports import free_port
 from tests.exchange import test_upward as upward_tests
 from tests.exchange.test_upward import Province, _issue
-from tests.servers.ports import free_port
 from tests.services.conftest import DraftMaker
 
 # The upward tests' fixtures: the city, the province (the ``repo`` fixture, each backend), keys and drafts.

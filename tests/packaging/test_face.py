@@ -20,6 +20,7 @@ from PIL import Image
 from certstore.catalogue import CatalogueEntry, base_image_path, shipped_entries
 from certstore.identifiers import short_code
 from certstore.packaging import fonts
+from certstore.packaging.base_image import embedded_base_image
 from certstore.packaging.face import (
     QR_SIZE_MM,
     SEAL_SIZE_MM,
@@ -143,7 +144,7 @@ def test_nothing_leaves_its_box(entry: CatalogueEntry) -> None:
     assert (qr.box.w, qr.box.h) == (QR_SIZE_MM, QR_SIZE_MM)
     assert layout.seal_box is not None and inside(layout.seal_box, frame.content)
     base = [i for i in layout.images if i.role == "base_image"]
-    assert len(base) == 1 and base[0].data == base_image_path(entry).read_bytes()  # type: ignore[union-attr]
+    assert len(base) == 1 and base[0].data == embedded_base_image(base_image_path(entry).read_bytes())  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize("entry", ENTRIES, ids=ENTRY_IDS)

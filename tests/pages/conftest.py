@@ -37,7 +37,7 @@ from certstore.services.catalogue import get_entry, load_shipped
 from certstore.services.keys import init_dev_keys
 from certstore.store.db import Database, database_url
 from certstore.store.repository import Repository
-from tests.servers.ports import free_port
+from devservers.ports import free_port
 from tests.support import issuing
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -17,7 +17,8 @@ from certstore.checks import Indication
 from certstore.crypto.trust import TrustStore
 from certstore.keystore import KeyStore
 from certstore.verify import verify_file
-from tests.pages.conftest import CONSTRUCTION, HOLDER_A, HOLDER_B, Site, login
+from tests.pages.conftest import ACCOUNTS, CONSTRUCTION, HOLDER_A, HOLDER_B, Site, login
+from tests.support.matters import register_matter
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "third-party" / "ofd"
 GREEN, RED, AMBER = "rgb(26, 127, 55)", "rgb(179, 38, 30)", "rgb(154, 103, 0)"
@@ -29,6 +30,11 @@ def _serve(page: Any, matter: str, holder_id: str, id_type: str = "001") -> None
     page.fill("input[name=holder_id]", holder_id)
     page.click("button:has-text('查询证照')")
     page.wait_for_load_state()
+
+
+def _registered(site: Site, matter: str, holder_id: str, id_type: str = "001") -> None:
+    """The window's unit's case system registers ``matter`` for the holder (window look-ups need it, issue 19)."""
+    register_matter(site.repo, ACCOUNTS["window"].organisation_code, matter, id_type, holder_id)
 
 
 def _trust(site: Site) -> TrustStore:
@@ -43,6 +49,7 @@ def test_window_login_lookup_verify_attach_and_print_copy(page: Any, site: Site,
     assert page.url.endswith("/window")
     shot(page, "02-window-start")
 
+    _registered(site, "ZZ-BROWSER-1", HOLDER_A.id_number)
     _serve(page, "ZZ-BROWSER-1", HOLDER_A.id_number)
     cards = page.locator("li.certificate")
     shown = [cards.nth(i).get_attribute("data-identifier") for i in range(cards.count())]
@@ -245,6 +252,8 @@ def test_agency_form_catalogue_editor_and_auditor_pages(
 
 def test_window_staff_see_only_the_holder_they_serve(browser: Any, page: Any, site: Site, shot: Any) -> None:
     login(page, "window", "/window")
+    _registered(site, "ZZ-SCOPE-1", HOLDER_A.id_number)
+    _registered(site, "ZZ-SCOPE-2", HOLDER_B.id_number)
     _serve(page, "ZZ-SCOPE-1", HOLDER_A.id_number)
     assert page.locator(f"li.certificate[data-identifier='{site.valid_a}']").count() == 1
     # holder B's certificate by URL while serving holder A: as if it did not exist (the API's rule)
@@ -255,16 +264,16 @@ def test_window_staff_see_only_the_holder_they_serve(browser: Any, page: Any, si
     response = page.goto(f"/window/certificates/{site.valid_b}/face.png")
     assert response is not None and response.status == 404
 
-    # reusing the matter for another holder: refused, and holder A's case stays
+    # the matter registered for holder A does not serve holder B: refused
     page.goto("/window")
     page.click("button:has-text('结束办件')")
     page.wait_for_load_state()
     _serve(page, "ZZ-SCOPE-1", HOLDER_B.id_number)
-    assert "one matter serves one holder" in page.locator(".error").inner_text()
+    assert "registered for another holder" in page.locator(".error").inner_text()
     assert page.locator("li.certificate").count() == 0
     shot(page, "20-scope-matter-reused-refused")
 
-    # a new matter for holder B works, and then holder A's certificates are out of reach
+    # the matter registered for holder B works, and then holder A's certificates are out of reach
     _serve(page, "ZZ-SCOPE-2", HOLDER_B.id_number)
     assert page.locator(f"li.certificate[data-identifier='{site.valid_b}']").count() == 1
     assert site.valid_a not in page.content() and site.suspended_a not in page.content()

@@ -27,6 +27,7 @@ from certstore.services.keys import init_dev_keys
 from certstore.store.db import Database, database_url
 from certstore.store.repository import Repository
 from tests.support import issuing
+from tests.support.matters import register_matter
 
 CONSTRUCTION = "11410100990000025A001"
 PASSWORD = "correct-horse-9"
@@ -72,6 +73,25 @@ PAGE_MATRIX: dict[tuple[str, str], set[str]] = {
     ("POST", "/agency/catalogue"): {A, B},
     ("GET", "/audit"): {AU},
     ("GET", "/audit/export"): {AU},
+    # the holder's pages (一号登录, docs/holders.md): no staff role; holders: tests/pages/test_holder_browser.py
+    ("GET", "/holder/login"): EVERYONE,
+    ("GET", "/holder/login/start"): EVERYONE,  # 404 here: no OpenID provider configured
+    ("GET", "/holder/login/callback"): EVERYONE,
+    ("POST", "/holder/logout"): set(),
+    ("GET", "/holder"): set(),
+    ("GET", "/holder/certificates/{identifier}"): set(),
+    ("GET", "/holder/certificates/{identifier}/face.png"): set(),
+    ("GET", "/holder/certificates/{identifier}/file.{format}"): set(),
+    ("GET", "/holder/access"): set(),
+    ("GET", "/holder/authorisations"): set(),
+    ("POST", "/holder/authorisations"): set(),
+    ("POST", "/holder/authorisations/{authorisation_id}/revoke"): set(),
+    ("GET", "/holder/reviews"): set(),
+    ("POST", "/holder/reviews"): set(),
+    ("GET", "/holder/settings"): set(),
+    ("POST", "/holder/settings/contact"): set(),
+    ("POST", "/holder/settings/tokens"): set(),
+    ("POST", "/holder/settings/tokens/{token_id}/revoke"): set(),
 }
 
 
@@ -106,6 +126,9 @@ def world(tmp_path: Path) -> Iterator[World]:
 
     agency = logins.authenticate_password(repo, ACCOUNTS["agency"][0], ACCOUNTS["agency"][1], PASSWORD)
     job = batches.submit_batch(services, issuing.call(Actor.of(agency), via=Via.PAGE), [document])
+    holder = document["holder"]  # the matters the window's case system registered (issue 19)
+    for matter in ("ZZ-PAGE-MATRIX", "ZZ-AUDIT-1"):
+        register_matter(services, ACCOUNTS["window"][0], matter, holder["id_type"], holder["id_number"])
     try:
         yield World(app, repo, issued.certificate.identifier, document, job.id)
     finally:

@@ -1,5 +1,5 @@
 """The window page (窗口办件) without a browser: it calls the sharing use cases, so the same scope rules hold —
-one matter serves one holder, another holder's certificate is not found — and each read leaves exactly one audit
+a matter registered for one holder serves only that holder, another holder's certificate is not found — and each read leaves exactly one audit
 entry (via ``page``), never with the holder's ID number."""
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from certstore.services import certificates, logins
 from certstore.services.calls import Call, Origin, Via
 from certstore.services.catalogue import get_entry
 from certstore.store.repository import Repository
+from tests.support.matters import register_matter
 
 CONSTRUCTION = "11410100990000025A001"
 AGENCY_ORG = "11410100990000025A"
@@ -58,6 +59,8 @@ def desk(tmp_path: Path) -> Iterator[Desk]:
     mine = certificates.issue(services, issuing, draft_from_json(document)).certificate.identifier
     other = replace(draft_from_json({**document, "certificate_number": "410100202406100002"}), holder=H2)
     theirs = certificates.issue(services, issuing, other).certificate.identifier
+    holder = document["holder"]  # the matter the unit's case system registered (issue 19)
+    register_matter(services, WINDOW[0], "ZZ-DESK-1", holder["id_type"], holder["id_number"])
     try:
         yield Desk(app, repo, mine, theirs, document["holder"])
     finally:
@@ -111,14 +114,16 @@ def test_the_page_lists_the_served_holders_certificates_through_the_use_case(
     assert entry.resource == "GET /window"
 
 
-def test_a_matter_cannot_be_switched_to_another_holder(desk: Desk, clerk: tuple[TestClient, str]) -> None:
+def test_a_matter_registered_for_one_holder_does_not_serve_another(
+    desk: Desk, clerk: tuple[TestClient, str]
+) -> None:
     client, token = clerk
     client.post("/window/end", data={"csrf_token": token})
     refused = client.post(
         "/window/serve",
         data={"csrf_token": token, "matter": "ZZ-DESK-1", "holder_id_type": "001", "holder_id": H2.id_number},
     )
-    assert refused.status_code == 403 and "one matter serves one holder" in refused.text
+    assert refused.status_code == 403 and "registered for another holder" in refused.text
     denials = _events(desk, outcome="deny", matter="ZZ-DESK-1")
     assert denials and denials[-1].action == "page_window_serve"
 

@@ -36,7 +36,7 @@ from certstore.services.keys import init_dev_keys
 from certstore.store.models import ArrivalRow, BatchJobRow, CertificateRow
 from certstore.store.repository import Repository
 from certstore.verify import verify_file
-from tests.services.conftest import RESIDENT_IDS, Clock, DraftMaker
+from tests.services.conftest import CREDIT_CODES, Clock, DraftMaker
 from tests.support import issuing
 
 # 郑州市自然资源和规划局 issues the three planning types …17F001/2/3; 城乡建设局 issues the construction permit.
@@ -94,7 +94,8 @@ def test_mixed_batch(repo: Repository, draft: DraftMaker) -> None:
     bad_face = draft_to_json(draft(SITE_SELECTION, number(2), face={}))
     not_ours = draft_to_json(draft(CONSTRUCTION_PERMIT))
     unknown = {**draft_to_json(draft(SITE_SELECTION, number(3))), "catalogue": "99999999999999999999"}
-    conflict = {**valid, "holder": {"name": "李四", "id_type": "111", "id_number": RESIDENT_IDS[1]}}
+    other = {"name": "郑州另一置业有限公司", "id_type": "001", "id_number": CREDIT_CODES[1]}
+    conflict = {**valid, "holder": other}  # same number, other (valid) content
     other_valid = draft_to_json(draft(SITE_SELECTION, number(4)))
     documents: list[Any] = [valid, bad_face, not_ours, valid, unknown, conflict, "not an object", other_valid]
 

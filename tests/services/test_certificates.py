@@ -22,7 +22,7 @@ from certstore.services.certificates import NO_FILE, DuplicateConflictError, Not
 from certstore.services.deadlines import ArrivalError, Channel, get_arrival
 from certstore.store.models import ArrivalRow, CertificateRow
 from certstore.store.repository import Repository
-from tests.services.conftest import RESIDENT_IDS, Clock, DraftMaker
+from tests.services.conftest import CREDIT_CODES, RESIDENT_IDS, Clock, DraftMaker
 from tests.support import issuing
 
 FILE = b"%OFD placeholder bytes are not what this test is about; any file content will do"
@@ -53,13 +53,13 @@ def test_same_push_twice_is_one_record(repo: Repository, draft: DraftMaker) -> N
 
 def test_conflicting_push_is_refused(repo: Repository, draft: DraftMaker) -> None:
     issuing.issue(repo, draft())
-    other_holder = Holder("李四", HolderIdType.RESIDENT_ID, RESIDENT_IDS[1])
+    other_holder = Holder("郑州另一置业有限公司", HolderIdType.CREDIT_CODE, CREDIT_CODES[1])  # a 法人 type
     with pytest.raises(DuplicateConflictError, match="different content"):
         issuing.issue(repo, draft(holder=other_holder))
 
 
 def test_invalid_draft_lists_every_problem(repo: Repository, draft: DraftMaker) -> None:
-    bad_holder = Holder("", HolderIdType.RESIDENT_ID, "110105194912310021")  # wrong check character
+    bad_holder = Holder("", HolderIdType.CREDIT_CODE, "91410100MA44A1B2X0")  # wrong check character
     with pytest.raises(RecordError) as refused:
         issuing.issue(repo, draft(holder=bad_holder, face={}))
     paths = {path for path, _ in refused.value.problems}
@@ -225,7 +225,7 @@ def test_each_mutation_leaves_one_audit_entry_with_actor_holder_and_outcome(
 
     suspended = certificates.act(app, issuing.call(PLANNING), v1.identifier, Action.SUSPEND, reason="核查")
     resumed = certificates.act(app, issuing.call(PLANNING), v1.identifier, Action.RESUME, reason="核查结束")
-    other = Holder("李四", HolderIdType.RESIDENT_ID, RESIDENT_IDS[1])
+    other = Holder("郑州另一置业有限公司", HolderIdType.CREDIT_CODE, CREDIT_CODES[1])  # a 法人 type
     v2 = certificates.change(app, issuing.call(PLANNING), v1.identifier, draft(SITE_SELECTION, holder=other),
                              reason="更正持证主体", file_maker=NO_FILE)  # fmt: skip
     v3 = certificates.renew(app, issuing.call(PLANNING), v2.identifier, valid_until=None, reason="延续",

@@ -3,14 +3,17 @@ and which certificates are still due."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime
 
 import pytest
+from sqlalchemy import select
 
-from certstore.access import AccessDeniedError, Principal, Role
-from certstore.catalogue import CatalogueEntry
-from certstore.lifecycle import Action
-from certstore.services import certificates
+from certstore.access import AccessDeniedError, Actor, Principal, Role
+from certstore.catalogue import CatalogueEntry, InspectionFailure
+from certstore.lifecycle import Action, Status
+from certstore.services import certificates, notifications
+from certstore.services.calls import Via
 from certstore.services.catalogue import get_entry, register_entry
 from certstore.services.certificates import CertificateNotFoundError
 from certstore.services.inspections import (
@@ -22,6 +25,7 @@ from certstore.services.inspections import (
     list_inspections,
     record_inspection,
 )
+from certstore.store.models import NotificationOutboxRow
 from certstore.store.repository import Repository
 from tests.services.conftest import Clock, DraftMaker
 from tests.support import issuing
@@ -46,14 +50,12 @@ def _number(n: int) -> str:
 def _record(repo: Repository, identifier: str, **changes: object) -> Inspection:
     """record_inspection with the usual arguments: the 2026 result "passed", inspected on 2026-12-10, recorded by
     the issuing agency; ``changes`` overrides any of them."""
-    arguments: dict[str, object] = {
-        "year": 2026,
-        "result": "passed",
-        "inspected_on": date(2026, 12, 10),
-        "inspector": PLANNING_BUREAU,
-    }
+    arguments: dict[str, object] = {"year": 2026, "result": "passed", "inspected_on": date(2026, 12, 10)}
     arguments.update(changes)
-    return record_inspection(repo, identifier, **arguments)  # type: ignore[arg-type]
+    inspector = arguments.pop("inspector", PLANNING_BUREAU)
+    assert isinstance(inspector, Principal)
+    call = issuing.call(Actor.of(inspector), via=Via.API)
+    return record_inspection(issuing.application(repo), call, identifier, **arguments)  # type: ignore[arg-type]
 
 
 def _require_inspection(repo: Repository, code: str) -> CatalogueEntry:
@@ -224,3 +226,111 @@ def test_due_inspections(repo: Repository, clock: Clock, draft: DraftMaker, annu
     clock.advance(minutes=1)  # the next day in Beijing: expired
     assert pending not in [d.identifier for d in due_inspections(repo, year=2027)]
     assert renewed.identifier in [d.identifier for d in due_inspections(repo, year=2027)]
+
+
+# --- what a result does (inspection.on_failure, issue 20) ---------------------------------------------------------
+
+
+def _suspending(repo: Repository, clock: Clock, draft: DraftMaker) -> str:
+    """A certificate of a type whose failed 年检 suspends it (version 2 of the site selection opinion)."""
+    clock.now = DECEMBER
+    document = get_entry(repo, SITE_OPINION).to_document()
+    document |= {"version": document["version"] + 1, "annual_inspection": True}
+    document["inspection"] = {"on_failure": "suspend"}
+    entry, _ = register_entry(repo, CatalogueEntry.from_document(document))
+    assert entry.inspection_on_failure is InspectionFailure.SUSPEND
+    return issuing.issue(repo, draft(SITE_OPINION, _number(1))).certificate.identifier
+
+
+def _events(repo: Repository, identifier: str) -> list[tuple[str, str, str]]:
+    return [(e.action, e.to_status, e.reason) for e in certificates.get(repo, identifier).events]
+
+
+def test_a_failed_inspection_suspends_until_a_later_one_passes(
+    repo: Repository, clock: Clock, draft: DraftMaker
+) -> None:
+    """With ``on_failure: suspend`` a failed 2026 result suspends (挂起) the certificate in the transaction that
+    stores it — a lifecycle event with the reason and the year, one ``certificate.act`` audit entry by the
+    inspector, the holder told through the notification outbox; the passed 2027 result resumes (恢复) it."""
+    identifier = _suspending(repo, clock, draft)
+    holder = certificates.get(repo, identifier).holder_ref
+    app = issuing.application(repo)
+    notifications.set_contact(
+        app, issuing.call(Actor.holder(holder, "示例公司")), email="holder@example.test"
+    )
+
+    failed = _record(repo, identifier, **FAILED_ON_THE_10TH)
+    assert failed.consequence is Action.SUSPEND
+    current = certificates.get(repo, identifier)
+    assert current.stored_status is Status.SUSPENDED
+    assert _events(repo, identifier)[-1] == ("suspend", "suspended", "2026年度年检不合格：消防验收材料缺失")
+    assert current.events[-1].details == {"inspection": 2026, "inspection_result": "failed"}
+    assert current.events[-1].actor == PLANNING_BUREAU.ref
+    [act] = [e for e in issuing.audit_entries(repo) if e.action == "certificate.act"]
+    assert (act.principal, act.certificate_identifier, act.details["inspection"]) == (
+        PLANNING_BUREAU.ref,
+        identifier,
+        2026,
+    )
+    with repo.db.session(readonly=True) as session:
+        told = session.scalars(
+            select(NotificationOutboxRow.kind).where(NotificationOutboxRow.holder_ref == holder)
+        )
+        assert "status_changed" in told.all()
+
+    clock.now = datetime(2027, 12, 1, 2, 0, tzinfo=UTC)
+    passed = _record(repo, identifier, year=2027, inspected_on=date(2027, 11, 30))
+    assert passed.consequence is Action.RESUME
+    assert certificates.get(repo, identifier).stored_status is Status.VALID
+    assert _events(repo, identifier)[-1] == ("resume", "valid", "2027年度年检合格")
+    assert list_inspections(repo, identifier) == [
+        replace(failed, consequence=None),
+        replace(passed, consequence=None),
+    ]
+
+
+def test_an_inspection_never_lifts_another_suspension(
+    repo: Repository, clock: Clock, draft: DraftMaker
+) -> None:
+    """A certificate the agency suspended for another reason stays suspended after a passed inspection, and a
+    failure of a suspended certificate changes nothing more; a late-recorded pass of an earlier year does not lift
+    a later year's failure."""
+    identifier = _suspending(repo, clock, draft)
+    issuing.act(
+        repo, identifier, Action.SUSPEND, reason="涉嫌违法，立案调查", actor=Actor.of(PLANNING_BUREAU)
+    )
+    assert _record(repo, identifier).consequence is None
+    assert _record(repo, identifier, year=2026, result="passed").consequence is None  # the same result again
+    assert certificates.get(repo, identifier).stored_status is Status.SUSPENDED
+    assert _events(repo, identifier)[-1][2] == "涉嫌违法，立案调查"
+
+    other = issuing.issue(repo, draft(SITE_OPINION, _number(2))).certificate.identifier
+    clock.now = datetime(2027, 12, 1, 2, 0, tzinfo=UTC)
+    assert _record(repo, other, year=2027, result="failed", inspected_on=date(2027, 11, 30)).consequence is (
+        Action.SUSPEND
+    )
+    late = _record(repo, other, year=2026, result="passed", inspected_on=date(2026, 12, 10))
+    assert late.consequence is None and certificates.get(repo, other).stored_status is Status.SUSPENDED
+
+
+def test_without_a_declared_consequence_a_failure_is_only_recorded(repo: Repository, opinion: str) -> None:
+    """A type with annual inspection but no ``inspection`` member (``on_failure`` none): the failed result is
+    stored, the certificate stays valid and has no new lifecycle event."""
+    assert _record(repo, opinion, **FAILED_ON_THE_10TH).consequence is None
+    assert certificates.get(repo, opinion).stored_status is Status.VALID
+    assert [e.action for e in certificates.get(repo, opinion).events] == ["issue"]
+
+
+def test_a_year_before_the_certificate_was_issued_is_refused(
+    repo: Repository, clock: Clock, draft: DraftMaker, opinion: str
+) -> None:
+    """The certificate was first issued on 2026-11-26: a 2025 result is refused with the reason, also when asked
+    through a later version (renewed in 2027) — the first version's issue date counts."""
+    with pytest.raises(ValueError, match=r"year 2025 is before the certificate was issued \(2026-11-26\)"):
+        _record(repo, opinion, year=2025, inspected_on=date(2026, 12, 1))
+    clock.now = datetime(2027, 12, 1, 2, 0, tzinfo=UTC)
+    renewed = issuing.renew(repo, opinion, valid_until=date(2031, 12, 31), reason="延续")
+    with pytest.raises(ValueError, match="before the certificate was issued"):
+        _record(repo, renewed.identifier, year=2025, inspected_on=date(2026, 12, 1))
+    assert _record(repo, renewed.identifier, year=2026).year == 2026
+    assert [i.year for i in list_inspections(repo, opinion)] == [2026]

@@ -1,5 +1,5 @@
 """The sharing use cases (certstore.services.sharing) on each database backend: who reads what (an agency its own
-certificates, window staff the holder they serve under a bound matter), the history/copy leak of issue 14, a
+certificates, window staff the holder they serve under a matter registered for that holder), the history/copy leak of issue 14, a
 certificate of another holder answering as one that does not exist, and exactly one audit entry per call —
 written before anything is returned."""
 
@@ -25,11 +25,12 @@ from certstore.services import certificates, sharing
 from certstore.services.calls import Call, Origin, Via
 from certstore.services.certificates import CertificateNotFoundError
 from certstore.services.keys import init_dev_keys
-from certstore.services.scope import MatterBoundError, Serving
+from certstore.services.scope import Serving, UnregisteredMatterError
 from certstore.store.repository import Repository
 from certstore.verify import verify_file
 from tests.services.conftest import CREDIT_CODES, DraftMaker
 from tests.support.issuing import PUBLIC_URL
+from tests.support.matters import register_matter
 
 CONSTRUCTION = "11410100990000025A001"  # 建筑工程施工许可证
 AGENCY_ORG = "11410100990000025A"
@@ -114,6 +115,17 @@ def world(app: Application, draft: DraftMaker) -> World:
     theirs = certificates.issue(
         app, issuing, draft(CONSTRUCTION, "410100202406100002", holder=H2)
     ).certificate
+    for matter in (
+        "ZZ-W-1",
+        "ZZ-W-2",
+        "ZZ-NF-1",
+        "ZZ-LEAK-1",
+        "ZZ-COPY-1",
+        "ZZ-ONE",
+        "ZZ-SUP",
+        "ZZ-PARALLEL",
+    ):
+        register_matter(app, WINDOW_ORG, matter, H1.id_type.value, H1.id_number)
     recorded(app).clear()
     return World(mine, theirs)
 
@@ -158,7 +170,7 @@ def test_window_staff_read_only_the_holder_they_serve(app: Application, world: W
     assert sharing.status(app, call, world.mine.identifier, serving("ZZ-W-1")).status is Status.VALID
     found = sharing.holder_certificates(app, call, "001", H1.id_number, Serving("ZZ-W-1"))
     assert [c.identifier for c in found] == [world.mine.identifier]
-    with pytest.raises(MatterBoundError, match="one matter serves one holder"):
+    with pytest.raises(UnregisteredMatterError, match="registered for another holder"):
         sharing.holder_certificates(app, call, "001", H2.id_number, Serving("ZZ-W-1"))
     refused = recorded(app)[-1]  # the attempt is findable by its matter and by the holder asked for
     assert (refused.outcome, refused.matter, refused.holder_digest) == ("deny", "ZZ-W-1", ref(app, H2))
@@ -198,7 +210,7 @@ def test_other_roles_read_nothing(app: Application, world: World) -> None:
             sharing.holder_certificates(app, call_of(role, org), "001", H1.id_number, Serving())
     with pytest.raises(AccessDeniedError):
         sharing.history(app, Call.operator(), world.mine.identifier, Serving())
-    with pytest.raises(AccessDeniedError, match="window staff only"):
+    with pytest.raises(AccessDeniedError, match="window staff and holders only"):
         sharing.copy(app, agency(), world.mine.identifier, "办理业务", Serving())
     assert [e.outcome for e in recorded(app)] == ["deny"] * 8
 
@@ -301,12 +313,14 @@ def test_nothing_is_returned_when_the_entry_cannot_be_written(app: Application, 
     assert call.recorded == []  # the adapter logs the failure (its middleware), once
 
 
-# --- one matter, one holder, under load --------------------------------------------------------------------
+# --- a registered matter serves its holder, under load --------------------------------------------------------
 
 
-def test_twenty_parallel_look_ups_of_two_holders_under_one_new_matter_serve_exactly_one(
+def test_twenty_parallel_look_ups_of_two_holders_under_one_registered_matter_serve_only_its_holder(
     app: Application, world: World
 ) -> None:
+    """ZZ-PARALLEL is registered for H1: of 20 parallel look-ups alternating H1 and H2, the ten of H1 are
+    served and the ten of H2 refused (and audited as denials)."""
     start = threading.Barrier(20)
 
     def look_up(position: int) -> str | None:
@@ -315,7 +329,7 @@ def test_twenty_parallel_look_ups_of_two_holders_under_one_new_matter_serve_exac
         try:
             found = sharing.holder_certificates(app, window(f"clerk{position}"), "001", holder.id_number,
                                                 Serving("ZZ-PARALLEL"))  # fmt: skip
-        except MatterBoundError:
+        except UnregisteredMatterError:
             return None
         assert [c.holder for c in found] == [holder]
         return holder.id_number
@@ -323,11 +337,11 @@ def test_twenty_parallel_look_ups_of_two_holders_under_one_new_matter_serve_exac
     with ThreadPoolExecutor(max_workers=20) as pool:
         results = list(pool.map(look_up, range(20)))
     served = {r for r in results if r is not None}
-    assert len(served) == 1 and results.count(None) == 10, results
+    assert served == {H1.id_number} and results.count(None) == 10, results
     entries = recorded(app)
     assert len(entries) == 20
     allowed = {e.holder_digest for e in entries if e.outcome == "allow"}
-    assert len(allowed) == 1 and len([e for e in entries if e.outcome == "deny"]) == 10
+    assert allowed == {ref(app, H1)} and len([e for e in entries if e.outcome == "deny"]) == 10
 
 
 def test_a_holder_id_that_is_not_valid_is_a_value_error(app: Application, world: World) -> None:

@@ -136,8 +136,8 @@ def _inspection(repo: Repository, draft: DraftMaker) -> Call:
     catalogue.register_entry(repo, CatalogueEntry.from_document(document))
     identifier = _issued(repo, draft).identifier
     return lambda within: inspections.record_inspection(
-        repo, identifier, year=2026, result="passed", inspected_on=date(2026, 12, 1), inspector=PLANNING,
-        within=within,
+        issuing.application(repo), issuing.call(ISSUER), identifier, year=2026, result="passed",
+        inspected_on=date(2026, 12, 1), within=within,
     )  # fmt: skip
 
 

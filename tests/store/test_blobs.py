@@ -38,7 +38,8 @@ from certstore.store.blobs import (
     blob_key,
     blob_store_from_url,
 )
-from tests.servers.seaweedfs import S3Server, s3_server  # noqa: F401
+from devservers.seaweedfs import S3Server
+from tests.servers.seaweedfs import s3_server  # noqa: F401
 
 SM3_ABC = "66c7f0f462eeedd9d1f2d46bdc10e4e24167c4875cf2f7a2297da02b8f4ba8e0"  # GB/T 32905 example 1
 

@@ -30,7 +30,7 @@ from certstore.store.db import Database
 from certstore.store.repository import Repository
 from certstore.tsa import HttpTimeStamper, build_request, check_reply, parse_response, read_token
 from certstore.verify import verify_file
-from tests.servers.api import ApiServer
+from devservers.api import ApiServer
 
 QUERY = {"Content-Type": "application/timestamp-query"}
 

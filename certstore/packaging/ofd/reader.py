@@ -35,9 +35,10 @@ import posixpath
 import re
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import lru_cache
 from types import MappingProxyType
+from typing import Any
 
 from lxml import etree
 
@@ -422,7 +423,9 @@ class OfdReader:
                 f"file of {len(self._data)} bytes exceeds the {limits.max_file_size}-byte limit"
             )
         entries = read_container(self._data, limits)
-        if not any(fold_name(entry.name) == OFD_XML.lower() for entry in entries):
+        if not any(entry.name == OFD_XML for entry in entries) and not any(
+            fold_name(entry.name) == OFD_XML.lower() for entry in entries
+        ):
             raise NotOfdError("a ZIP archive without OFD.xml at its root: not an OFD package")
         for entry in entries:
             content = inflate(self._data, entry)  # directories too: their CRC and (empty) stream are checked
@@ -704,44 +707,44 @@ class OfdReader:
             sig_type = declared_type
             errors.append(f"{where}: Type {declared_type!r} is neither Seal nor Sign")
         base_loc = _attr(element, "BaseLoc") or ""
-        empty = OfdSignature(
-            document=document,
-            id=sig_id,
-            type=sig_type,
-            type_declared=declared_type is not None,
-            base_loc=base_loc,
-            path=None,
-            xml=None,
-            signed_info=None,
-            signed_value_loc=None,
-            signed_value_path=None,
-            signed_value=None,
-        )
+        # The fields read so far: one OfdSignature is made at the end, whatever stopped the reading.
+        read: dict[str, Any] = {
+            "document": document,
+            "id": sig_id,
+            "type": sig_type,
+            "type_declared": declared_type is not None,
+            "base_loc": base_loc,
+            "path": None,
+            "xml": None,
+            "signed_info": None,
+            "signed_value_loc": None,
+            "signed_value_path": None,
+            "signed_value": None,
+        }
         if not base_loc:
             errors.append(f"{where}: no BaseLoc")
-            return _with(empty, errors, warnings)
+            return _signature(read, errors, warnings)
         if not base_loc.startswith("/"):
             warnings.append(f"{where}: relative BaseLoc {base_loc!r} read against {base or '/'}")
         path, problem = self._locate(base_loc, base, f"{where} BaseLoc")
         if path is None:
             errors.append(f"{where} BaseLoc: {problem}")
-            return _with(empty, errors, warnings)
+            return _signature(read, errors, warnings)
         if path in self._signature_paths:
             errors.append(
                 f"{where} BaseLoc: {path} is already the Signature.xml of {self._signature_paths[path]!r}"
             )
-            return _with(empty, errors, warnings)
+            return _signature(read, errors, warnings)
         self._signature_paths[path] = sig_id
-        xml = self._files[path]
-        empty = replace(empty, path=path, xml=xml)
+        read["path"], read["xml"] = path, self._files[path]
         try:
             root = self._xml(path)
         except OfdFormatError as exc:
             errors.append(str(exc))
-            return _with(empty, errors, warnings)
+            return _signature(read, errors, warnings)
         if local_name(root) != "Signature":
             errors.append(f"{path}: root element is <{local_name(root)}>, expected <Signature>")
-            return _with(empty, errors, warnings)
+            return _signature(read, errors, warnings)
         sig_base = posixpath.dirname(path)
         infos = _children(root, "SignedInfo")
         values = _children(root, "SignedValue")
@@ -754,9 +757,8 @@ class OfdReader:
             warnings.append(
                 f"{path}: SignedValue precedes SignedInfo (schema order is SignedInfo, SignedValue)"
             )
-        signed_info = self._signed_info(infos[0], path, sig_base, errors) if len(infos) == 1 else None
-        signed_value_loc = _text(values[0]) if len(values) == 1 else None
-        signed_value_path = signed_value = None
+        read["signed_info"] = self._signed_info(infos[0], path, sig_base, errors) if len(infos) == 1 else None
+        signed_value_loc = read["signed_value_loc"] = _text(values[0]) if len(values) == 1 else None
         if len(values) == 1 and signed_value_loc is None:
             errors.append(f"{path}: SignedValue is empty")
         elif signed_value_loc is not None:
@@ -764,18 +766,9 @@ class OfdReader:
             if signed_value_path is None:
                 errors.append(f"{path} SignedValue: {problem}")
             else:
-                signed_value = self._files[signed_value_path]
-        return _with(
-            replace(
-                empty,
-                signed_info=signed_info,
-                signed_value_loc=signed_value_loc,
-                signed_value_path=signed_value_path,
-                signed_value=signed_value,
-            ),
-            errors,
-            warnings,
-        )
+                read["signed_value_path"] = signed_value_path
+                read["signed_value"] = self._files[signed_value_path]
+        return _signature(read, errors, warnings)
 
     def _signed_info(
         self, element: etree._Element, path: str, base: str, errors: list[str]
@@ -840,5 +833,6 @@ class OfdReader:
         )
 
 
-def _with(signature: OfdSignature, errors: list[str], warnings: list[str]) -> OfdSignature:
-    return replace(signature, errors=tuple(errors), warnings=tuple(warnings))
+def _signature(read: dict[str, Any], errors: list[str], warnings: list[str]) -> OfdSignature:
+    """The signature from the fields read (one object, no chain of ``dataclasses.replace``)."""
+    return OfdSignature(**read, errors=tuple(errors), warnings=tuple(warnings))

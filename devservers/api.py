@@ -20,7 +20,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.servers.ports import free_port
+from devservers.ports import free_port
 
 __all__ = ["ApiServer", "ApiServerStartError", "free_port"]
 
