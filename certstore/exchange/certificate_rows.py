@@ -74,6 +74,7 @@ class CertificateRows(FrontendReading):
         plans: list[CertificatePlan | Done | Later] = []
         waits: dict[str, list[int]] = {}  # why → rows
         try:
+            self.planner.prefetch_serials(rows)
             for row in rows:
                 if getattr(row, HAS_FILE, False):  # planned (file read) and applied when its turn comes
                     plans.append(Later(row))
@@ -111,9 +112,13 @@ class CertificateRows(FrontendReading):
         table = CERTIFICATE_TABLE
         cursor = load_cursor(self.repo, self.source.name, table.name)
         now = self.repo.now()
-        for row in self._fetch(table, table.c.seq > cursor.high, SEAL_AHEAD):
-            if isinstance(row, Unreadable) or getattr(row, HAS_FILE, False):
-                continue
+        rows = [
+            row
+            for row in self._fetch(table, table.c.seq > cursor.high, SEAL_AHEAD)
+            if not isinstance(row, Unreadable) and not getattr(row, HAS_FILE, False)
+        ]
+        self.planner.prefetch_serials(rows)
+        for row in rows:
             plan = self._plan_certificate(FileRow(row, None), now)
             if isinstance(plan, CertificatePlan) and self._seals(plan):
                 self._planned[plan.seq] = plan

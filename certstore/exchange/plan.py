@@ -31,7 +31,7 @@ from certstore.services import deadlines
 from certstore.services.authorization import require_issuer_of_type
 from certstore.services.calls import Call, Origin, Via
 from certstore.services.catalogue import UnknownCatalogueError, get_entry, list_submissions
-from certstore.services.certificates import stored_version
+from certstore.services.certificates import stored_serial, stored_serials
 from certstore.store.repository import Repository
 from certstore.verify import verify_file
 
@@ -152,6 +152,32 @@ class Planner:
         self.actor: Actor = source.actor
         self._entries: dict[str, CatalogueEntry | Exception] = {}
         self._awaiting: dict[str, CatalogueEntry] | None = None
+        self._serials: dict[tuple[str, str], str] = {}  # (issuer, number) → stored serial (never changes)
+
+    def prefetch_serials(self, rows: Iterable[Any]) -> None:
+        """Look up at once the stored serials the later versions among ``rows`` will keep (one query instead of
+        one per row; a serial, once stored, never changes — a certificate not stored yet is asked again)."""
+        issuer = self.source.issuer_code
+        numbers = {
+            str(row.certificate_number)
+            for row in rows
+            if isinstance(getattr(row, "version", None), int)
+            and row.version > 1
+            and isinstance(getattr(row, "certificate_number", None), str)
+            and (issuer, row.certificate_number) not in self._serials
+        }
+        if numbers:
+            found = stored_serials(self.repo, issuer, numbers)
+            self._serials.update({(issuer, number): serial for number, serial in found.items()})
+
+    def _serial(self, issuer_code: str, number: str) -> str | None:
+        key = (issuer_code, number)
+        if key not in self._serials:
+            serial = stored_serial(self.repo, issuer_code, number)
+            if serial is None:
+                return None
+            self._serials[key] = serial
+        return self._serials[key]
 
     def call(
         self, table: str, seq: int, *, completed_at: datetime | None = None, channel: str | None = None
@@ -288,14 +314,14 @@ class Planner:
         try:
             # a new version keeps the serial its certificate was first stored with
             number = draft.certificate_number
-            earlier = None if version == 1 else stored_version(self.repo, entry.issuer.credit_code, number)
+            serial = None if version == 1 else self._serial(entry.issuer.credit_code, number)
             prepared = prepare_version(
                 entry,
                 draft,
                 version=version,
                 holder_key=self.repo.holder_key,
                 serial_key=self.repo.serial_key,
-                serial=earlier.serial if earlier is not None else None,
+                serial=serial,
                 file_key=file_key,
             )
         except RecordError as exc:

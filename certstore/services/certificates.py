@@ -31,7 +31,7 @@ of the caller under the same rules (the exchange's and the import's chunks), usi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -101,6 +101,8 @@ __all__ = [
     "list_page",
     "renew",
     "row_values",
+    "stored_serial",
+    "stored_serials",
     "stored_version",
     "sweep_orphan_blobs",
     "written_version",
@@ -243,6 +245,40 @@ def stored_version(
                 .limit(1)
             ).first()
         return _view(session, row) if row is not None else None
+
+
+def stored_serial(repo: Repository, issuer_code: str, certificate_number: str) -> str | None:
+    """The serial (流水号) the certificate (issuer, number) was stored with — every version shares it — or None
+    when no version is stored: what a new version must keep, read without building the stored version's view
+    (one indexed column instead of the row, its events and files; the exchange plans every new version by it)."""
+    with repo.db.session(readonly=True) as session:
+        return session.scalars(
+            select(CertificateRow.serial)
+            .where(
+                CertificateRow.issuer_code == issuer_code,
+                CertificateRow.certificate_number == certificate_number,
+            )
+            .limit(1)
+        ).first()
+
+
+def stored_serials(repo: Repository, issuer_code: str, certificate_numbers: Iterable[str]) -> dict[str, str]:
+    """:func:`stored_serial` of many certificates of one issuer in one query per 500 numbers: number → serial
+    for those stored (the exchange asks once per chunk of rows)."""
+    wanted = sorted(set(certificate_numbers))
+    found: dict[str, str] = {}
+    with repo.db.session(readonly=True) as session:
+        for start in range(0, len(wanted), 500):
+            pairs = session.execute(
+                select(CertificateRow.certificate_number, CertificateRow.serial)
+                .where(
+                    CertificateRow.issuer_code == issuer_code,
+                    CertificateRow.certificate_number.in_(wanted[start : start + 500]),
+                )
+                .distinct()
+            )
+            found.update((number, serial) for number, serial in pairs)
+    return found
 
 
 def identifier_for(
