@@ -15,6 +15,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from api.docs_pages import install_docs
 from api.headers import SecurityHeadersMiddleware
 from api.limits import RequestLimitsMiddleware
 from api.problems import PROBLEM_MEDIA_TYPE, PROBLEM_RESPONSES, install_problem_handlers
@@ -140,7 +141,10 @@ def create_app(
         openapi_tags=TAGS,
         responses={k: v for k, v in PROBLEM_RESPONSES.items() if k in (401, 403)},
         lifespan=lifespan,
+        docs_url=None,  # Swagger UI and ReDoc from the package, not a CDN (api/docs_pages.py)
+        redoc_url=None,
     )
+    install_docs(app)
     app.state.services = services
     _problem_media_type_in_openapi(app)
     install_problem_handlers(app)

@@ -194,6 +194,36 @@ def _unexpected(request: Request, exc: BaseException) -> JSONResponse:
     )  # fmt: skip
 
 
+#: The hint on a body that is not JSON: what the API reads.
+_JSON_HINT = "send the body as JSON with the header Content-Type: application/json"
+
+
+def _is_json(content_type: str | None) -> bool:
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
+def _validation_problem(request: Request, exc: RequestValidationError, err: Any) -> FieldProblem:
+    """One field problem of a validation error. Two are told for people rather than as pydantic says them: a
+    body that is not well-formed JSON names the line and column (not the character offset) and hints at
+    ``Content-Type``; a body sent without a JSON ``Content-Type`` (so not read as JSON at all) says so."""
+    loc = tuple(err.get("loc", ()))
+    message = str(err.get("msg", ""))
+    if err.get("type") == "json_invalid" and len(loc) == 2 and isinstance(loc[1], int):
+        text = exc.body if isinstance(exc.body, str) else ""
+        offset = min(loc[1], len(text))
+        line = text.count("\n", 0, offset) + 1
+        column = offset - (text.rfind("\n", 0, offset) + 1) + 1
+        reason = (err.get("ctx") or {}).get("error") or "not well-formed"
+        message = f"invalid JSON at line {line}, column {column}: {reason} ({_JSON_HINT})"
+        return FieldProblem(field="body", message=message)
+    content_type = request.headers.get("content-type")
+    if loc == ("body",) and isinstance(exc.body, bytes | bytearray) and not _is_json(content_type):
+        sent = f"Content-Type {content_type!r}" if content_type else "no Content-Type header"
+        message = f"the body was not read as JSON: the request had {sent}; {_JSON_HINT}"
+    return FieldProblem(field=".".join(str(p) for p in loc), message=message)
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     async def on_problem(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ProblemError)
@@ -201,10 +231,7 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     async def on_validation(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
-        errors = [
-            FieldProblem(field=".".join(str(p) for p in err.get("loc", ())), message=str(err.get("msg", "")))
-            for err in exc.errors()
-        ]
+        errors = [_validation_problem(request, exc, err) for err in exc.errors()]
         summary = "; ".join(f"{e.field}: {e.message}" for e in errors[:5])
         return problem_response(request, 422, "validation-error", "Invalid request", summary, errors)
 

@@ -79,7 +79,7 @@ def _serving(
             alias=HOLDER_ID_TYPE_HEADER,
             max_length=8,
             description="Holder ID type (GB/T 36903 code) of the holder being served — window staff",
-            examples=["111"],
+            examples=["001"],
         ),
     ] = None,
     holder_id: Annotated[
@@ -88,6 +88,7 @@ def _serving(
             alias=HOLDER_ID_HEADER,
             max_length=64,
             description="Holder ID number being served — window staff (a header: never in the URL)",
+            examples=["91410100MA44A1B2XW"],
         ),
     ] = None,
 ) -> Serving:

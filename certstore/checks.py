@@ -1,6 +1,6 @@
 """Check results shared by every verification: certificate chains, seals, seal signatures, whole files.
 
-One vocabulary everywhere (see ``verification-report.md``): each step of a verification yields a
+One vocabulary everywhere (see docs/verification.md): each step of a verification yields a
 :class:`Check` with a :class:`CheckResult` and a human-readable reason naming the file, field or certificate
 concerned; an :class:`Indication` is the bottom line derived from the checks (ETSI EN 319 102-1 spirit).
 """

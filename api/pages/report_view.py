@@ -1,4 +1,4 @@
-"""The verification report (``shared/verification-report.md``) told for people: one verdict with the reason in
+"""The verification report (docs/verification.md) told for people: one verdict with the reason in
 plain Chinese, then every check with its name translated (check names: ``docs/verification.md``).
 
 Only presentation lives here; the verdict is the report's own ``indication``, never recomputed.

@@ -42,7 +42,7 @@ def public_status(services: ServicesDep, identifier: str) -> PublicStatus:
     "/api/v1/public/verify",
     summary="Verify a presented OFD or PDF file; returns the verification report",
     responses={413: PROBLEM_RESPONSES[422] | {"description": "File too large"}, 422: PROBLEM_RESPONSES[422]},
-    response_description="The report of shared/verification-report.md (indication VALID / INVALID / INDETERMINATE)",
+    response_description="The verification report of docs/verification.md (indication VALID / INVALID / INDETERMINATE)",
 )
 def verify(
     services: ServicesDep,

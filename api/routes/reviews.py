@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import ServicesDep
-from api.models import MAX_ID, RecordOut
+from api.models import EXAMPLE_IDENTIFIER, MAX_ID, RecordOut
 from api.problems import PROBLEM_RESPONSES
 from api.scope import Serving, authorize_certificate
 from api.security import ActionAuditDep, allow
@@ -32,7 +32,7 @@ class ReviewIn(BaseModel):
         json_schema_extra={
             "examples": [
                 {
-                    "identifier": "…",
+                    "identifier": EXAMPLE_IDENTIFIER,
                     "reason": "证照上的建设规模与批准文件不一致",
                     "matter": "ZZ2026112600123",
                     "holder_id_type": "001",

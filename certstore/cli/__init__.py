@@ -1,40 +1,135 @@
-"""The ``certstore`` command line (contract: ``CLI.md``). Thin: parses options, opens the application
+"""The ``certstore`` command line (reference: ``docs/cli.md``). Thin: parses options, opens the application
 (:meth:`~certstore.cli.common.Context.application`), calls services as the operator, prints.
 
 Built on click. Usage errors exit 3, not click's default 2, because 2 means INDETERMINATE for the
-verification commands.
+verification commands. Every error reaches the user as one line on stderr (``Error: …``) with a documented
+exit code (:class:`~certstore.cli.common.ExitCode`), never as a traceback (``CERTSTORE_DEBUG=1`` shows it).
+
+Start-up is kept short: the commands' modules (and with them the application, pyhanko, SQLAlchemy) are imported
+only when a command runs (:class:`LazyGroup`), so ``certstore --help`` and ``certstore --version`` import
+click and little else.
 """
 
 from __future__ import annotations
 
+import importlib
+import os
 import sys
+import traceback
+import warnings
 from pathlib import Path
 
 import click
 
-from certstore.cli import (
-    audit,
-    catalogue,
-    config,
-    db,
-    exchange,
-    imports,
-    issue,
-    keys,
-    notify,
-    seal,
-    serve,
-    status,
-    token,
-    user,
-    verify,
+from certstore.cli.common import Context, ExitCode, Failure, describe_error
+
+__all__ = ["COMMANDS", "LazyGroup", "cli", "main"]
+
+#: Command name → (module under ``certstore.cli``, attribute, one-line help shown by ``certstore --help``).
+#: ``tests/cli/test_errors.py`` checks that each help line is the command's own.
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "audit": ("audit", "group", "The audit log (审计日志): verify, export, archive, retention."),
+    "catalogue": (
+        "catalogue",
+        "group",
+        "Certificate types (证照目录): list, show, examples, shipped definitions.",
+    ),
+    "config": (
+        "config",
+        "group",
+        "The data directory's configuration (config.json): the public URL sealed files print.",
+    ),
+    "db": ("db", "group", "The repository database: schema migrations and status."),
+    "exchange": ("exchange", "group", "The exchange with agencies' front-end databases (数据库前置机)."),
+    "import": (
+        "imports",
+        "import_command",
+        "Import and seal legacy certificates (存量证照) from a CSV or XLSX table of one catalogue type.",
+    ),
+    "issue": (
+        "issue",
+        "issue",
+        "Issue one certificate: validate DATA.json, lay out the face, package as OFD, seal, store.",
+    ),
+    "keys": ("keys", "group", "Signing keys, certificates, seals and trust anchors."),
+    "notify": (
+        "notify",
+        "group",
+        "Notifications (通知): deliver the outbox, show its state, write reminders, webhook subscriptions.",
+    ),
+    "seal": ("seal", "group", "Electronic seals (GB/T 38540 SES_Seal)."),
+    "serve": (
+        "serve",
+        "serve",
+        "Run the API (and web pages) on HOST:PORT, in WORKERS processes sharing the database and blob store.",
+    ),
+    "status": ("status", "group", "Certificate status for verifiers without a network."),
+    "token": ("token", "group", "API tokens: create, list, revoke."),
+    "user": ("user", "group", "Principals: web-page passwords; disable (offboard) and enable."),
+    "verify": (
+        "verify",
+        "verify",
+        "Verify the OFD or PDF file PATH: package, references, seals and signatures, …",
+    ),
+}
+
+
+def filter_foreign_warnings() -> None:
+    """Hide warnings the user cannot act on: pyhanko imports DSA, which cryptography deprecates
+    (``CryptographyDeprecationWarning``, printed on every command before). Matched by message, so that the
+    filter costs no import of cryptography."""
+    warnings.filterwarnings("ignore", message=r".*\bdeprecated\b", module=r"pyhanko(\.|$)")
+
+
+class LazyGroup(click.Group):
+    """A group whose commands are imported on first use; ``--help`` lists them from :data:`COMMANDS`."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*COMMANDS, *self.commands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.commands:
+            return self.commands[cmd_name]
+        if cmd_name not in COMMANDS:
+            return None
+        module_name, attribute, _ = COMMANDS[cmd_name]
+        with warnings.catch_warnings():
+            filter_foreign_warnings()
+            module = importlib.import_module(f"certstore.cli.{module_name}")
+        command: click.Command = getattr(module, attribute)
+        self.add_command(command, cmd_name)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [
+            (name, self.commands[name].get_short_help_str(limit=formatter.width - 6 - len(name)))
+            if name in self.commands
+            else (name, COMMANDS[name][2])
+            for name in self.list_commands(ctx)
+        ]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+def _version() -> str:
+    from certstore import __version__
+
+    return __version__
+
+
+EPILOG = (
+    "Exit codes: 0 ok/valid, 1 invalid, 2 indeterminate, 3 bad input or unreadable file, "
+    "4 a change the rules refuse, 5 internal error (CERTSTORE_DEBUG=1 prints the traceback), 130 interrupted."
 )
-from certstore.cli.common import Context, ExitCode, Failure
-
-__all__ = ["cli", "main"]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.group(
+    cls=LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110},
+    epilog=EPILOG,
+)
+@click.version_option(_version(), "-V", "--version", prog_name="certstore", message="%(prog)s %(version)s")
 @click.option(
     "--data-dir",
     type=click.Path(path_type=Path, file_okay=False),
@@ -50,31 +145,41 @@ def cli(ctx: click.Context, data_dir: Path) -> None:
     ctx.call_on_close(ctx.obj.close)
 
 
-cli.add_command(audit.group)
-cli.add_command(catalogue.group)
-cli.add_command(config.group)
-cli.add_command(db.group)
-cli.add_command(exchange.group)
-cli.add_command(imports.import_command)
-cli.add_command(issue.issue)
-cli.add_command(keys.group)
-cli.add_command(notify.group)
-cli.add_command(seal.group)
-cli.add_command(serve.serve)
-cli.add_command(status.group)
-cli.add_command(token.group)
-cli.add_command(user.group)
-cli.add_command(verify.verify)
+#: click ≥ 8.2 raises this (a UsageError whose message is the whole help) for a group called without a command.
+_NO_ARGS_IS_HELP: type[click.UsageError] = getattr(
+    click.exceptions, "NoArgsIsHelpError", type("_Never", (click.UsageError,), {})
+)
+
+
+def _one_line(message: str) -> str:
+    return " ".join(message.split())
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point."""
+    """Console-script entry point: every error is one line on stderr and a documented exit code."""
+    filter_foreign_warnings()
     try:
         code = cli.main(args=argv, prog_name="certstore", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
-    except click.ClickException as exc:  # usage errors, bad parameters, unreadable files, our Failure
+    except _NO_ARGS_IS_HELP as exc:  # ``certstore`` or a group without a command: its help, as before
         exc.show()
+        sys.exit(ExitCode.BAD_INPUT)
+    except click.UsageError as exc:  # one line, with where to find the usage (not click's usage block)
+        hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+        click.echo(f"Error: {_one_line(exc.format_message())}{hint}", err=True)
+        sys.exit(ExitCode.BAD_INPUT)
+    except click.ClickException as exc:  # bad files, unknown names, our Failure
+        click.echo(f"Error: {_one_line(exc.format_message())}", err=True)
         sys.exit(exc.exit_code if isinstance(exc, Failure) else ExitCode.BAD_INPUT)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except Exception as exc:  # the last resort: one line, never a traceback
+        if os.environ.get("CERTSTORE_DEBUG"):
+            traceback.print_exc()
+        message, exit_code = describe_error(exc)
+        click.echo(f"Error: {message}", err=True)
+        sys.exit(exit_code)
     sys.exit(code if isinstance(code, int) else ExitCode.OK)

@@ -1,6 +1,6 @@
 """``certstore audit``: verify the log, export it for auditors, archive months, maintain retention (审计日志).
 
-Contract (``CLI.md``): ``audit verify [--json]`` exits 0 when the log is intact and 1 when tampering was found;
+Contract (``docs/cli.md``): ``audit verify [--json]`` exits 0 when the log is intact and 1 when tampering was found;
 ``audit export --from ISO --to ISO [--format jsonl|csv] --out FILE`` writes entries with the covering checkpoint and
 proof (0). The other commands are operator tools; ``verify-export`` and ``verify-archive`` follow ``verify``'s exit
 codes.

@@ -1,6 +1,6 @@
 """``certstore import FILE.csv|FILE.xlsx --catalogue CODE [--workers N]``: bulk import of legacy certificates.
 
-Exit codes (CLI.md): 0 every row imported or already stored, 1 some rows rejected (listed in the rejects file),
+Exit codes (docs/cli.md): 0 every row imported or already stored, 1 some rows rejected (listed in the rejects file),
 3 the table cannot be read or does not fit the catalogue type. Interrupted with Ctrl-C: the chunks in flight
 finish, the counts so far are printed, exit 130 — running the same command again continues where it stopped.
 """

@@ -1,4 +1,4 @@
-"""``certstore verify FILE``: verify a presented OFD or PDF e-certificate file (CLI.md).
+"""``certstore verify FILE``: verify a presented OFD or PDF e-certificate file (docs/cli.md).
 
 Exit codes: 0 VALID, 1 INVALID, 2 INDETERMINATE, 3 unreadable input or usage error.
 
@@ -151,12 +151,31 @@ def _print_check(check: Check) -> None:
         click.echo(f"    {'WARNING':<8} {'':<15} {warning}")
 
 
+def _reason(report: VerificationReport) -> str:
+    """The verdict's reason in one line: the first check that failed (INVALID) or could not be established
+    (INDETERMINATE), else the first problem; for VALID, how many checks passed."""
+    checks = [
+        *(report.certificate.checks if report.certificate is not None else ()),
+        *(check for signature in report.signatures for check in signature.checks),
+    ]
+    wanted = {"INVALID": (CheckResult.FAILED,), "INDETERMINATE": (CheckResult.UNKNOWN, CheckResult.FAILED)}
+    for result in wanted.get(report.indication.value, ()):
+        decisive = next((check for check in checks if check.result is result), None)
+        if decisive is not None:
+            return f"{decisive.name}: {' '.join(decisive.reason.split())}"
+    if report.problems:
+        return " ".join(report.problems[0].split())
+    passed = sum(check.result is CheckResult.PASSED for check in checks)
+    return f"all {passed} check(s) passed"
+
+
 def _print_report(report: VerificationReport, path: Path) -> None:
     count = len(report.signatures)
     click.echo(
         f"{report.indication.value}  {path.name} ({report.format.value.upper()}, {count} signature(s), "
         f"{len(report.problems)} problem(s))"
     )
+    click.echo(f"  reason: {_reason(report)}")
     certificate = report.certificate
     if certificate is not None:
         status_check = next((c for c in certificate.checks if c.name == "status"), None)

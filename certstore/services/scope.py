@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MATTER_MAX",
+    "InvalidHolderIdError",
     "NotAuthorisedError",
     "NotHeldError",
     "Served",
@@ -96,6 +97,11 @@ class Served:
         return any(a.covers(certificate.identifier, certificate.catalogue_code) for a in self.authorisations)
 
 
+class InvalidHolderIdError(ValueError):
+    """The holder a clerk declares is not a valid ID (a bad check character, an unknown ID type): bad input, not
+    a refusal (HTTP 422, not 403); the message says what is wrong with it."""
+
+
 class UnregisteredMatterError(AccessDeniedError):
     """Neither a registered matter of the clerk's unit for this holder nor the holder's authorisation allows the
     look-up (知悉范围)."""
@@ -119,7 +125,8 @@ def not_found(identifier: str) -> CertificateNotFoundError:
 
 def declared(holder_key: bytes, serving: Serving) -> Served:
     """Check a window declaration: the matter stated, the holder a valid ID. :class:`AccessDeniedError` saying
-    what is missing otherwise. Reads and writes nothing."""
+    what is missing otherwise, :class:`InvalidHolderIdError` for a holder ID that is not valid. Reads and writes
+    nothing."""
     matter = (serving.matter or "").strip()
     if not matter:
         raise AccessDeniedError("window staff must state the matter (matter=事项/办件编号) for every look-up")
@@ -133,7 +140,7 @@ def declared(holder_key: bytes, serving: Serving) -> Served:
         id_type = HolderIdType(serving.holder_id_type)
         number = validate_holder_id(id_type, serving.holder_id)
     except ValueError as exc:
-        raise AccessDeniedError(f"the holder being served is not a valid ID: {exc}") from None
+        raise InvalidHolderIdError(f"the holder being served is not a valid ID: {exc}") from None
     return Served(matter, holder_ref(holder_id_digest(holder_key, id_type, number)))
 
 

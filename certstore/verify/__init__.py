@@ -3,7 +3,7 @@
 * :func:`verify_file` — bytes in, :class:`VerificationReport` out (raises only :class:`UnreadableFileError`
   for input that is neither an OFD nor a PDF); :func:`verify_and_read` also returns the OFD package it read
   (:class:`VerifiedFile`), for callers that show or copy the file.
-* :class:`VerificationReport` and its parts — the JSON contract of ``verification-report.md``.
+* :class:`VerificationReport` and its parts — the JSON contract of docs/verification.md.
 * :class:`RepositoryCheck` — what the verifier asks the repository (status, content), implemented by services.
 * :func:`verify_ofd` / :class:`OfdOptions` — the OFD checks on their own.
 """

@@ -3,7 +3,7 @@
 pyHanko reads the file (cross-references, AcroForm signature fields, ``/ByteRange``, ``/Contents``, the CMS
 ``SignedData``); every cryptographic judgement is ours, with SM3 and :class:`~certstore.crypto.sm2.SM2PublicKey`
 (pyHanko's own validation cannot verify SM2). Each signature yields, in order (names of
-``verification-report.md``):
+docs/verification.md):
 
 * ``package`` — the signature dictionary and CMS parse; ``/ByteRange`` is ``[0 a b c]`` with the hole
   ``[a, b)`` holding exactly the ``/Contents`` hex string (and nothing but zero padding after the CMS), and

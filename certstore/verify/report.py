@@ -1,4 +1,4 @@
-"""The verification report (``/work/shared/verification-report.md``): one shape for the CLI, the API and the page.
+"""The verification report (docs/verification.md, "The report (JSON)"): one shape for the CLI, the API and the page.
 
 Typed, immutable models with :meth:`VerificationReport.to_dict` producing exactly the contract's JSON (plus a
 few extra fields: ``file``, ``verified_at``, per-signature ``location``, the signer's ``organization`` and
@@ -187,7 +187,7 @@ def overall_indication(
 
 @dataclass(frozen=True)
 class VerificationReport:
-    """The outcome of verifying one file (contract: ``verification-report.md``)."""
+    """The outcome of verifying one file (contract: docs/verification.md, "The report (JSON)")."""
 
     indication: Indication
     format: Format

@@ -68,8 +68,8 @@ def test_the_rate_limit_answer_and_a_500_carry_the_headers(app: Any, clients: Cl
 
 
 def test_the_documentation_pages_get_a_policy_naming_their_inline_script(app: Any, clients: Clients) -> None:
-    """``/docs`` and ``/redoc``: scripts only from the CDN FastAPI loads them from and the page's own inline
-    script by its SHA-256 — no ``'unsafe-inline'`` script; framing refused."""
+    """``/docs`` and ``/redoc`` (api/docs_pages.py): scripts only from this server and the page's own inline
+    script by its SHA-256 — no ``'unsafe-inline'`` script, no other origin; framing refused."""
     for path in ("/docs", "/redoc", "/docs/oauth2-redirect"):
         page = clients.anonymous.get(path)
         assert page.status_code == 200
@@ -78,6 +78,7 @@ def test_the_documentation_pages_get_a_policy_naming_their_inline_script(app: An
         script_src = re.search(r"script-src ([^;]*)", policy)
         assert script_src is not None and "'unsafe-inline'" not in script_src.group(1)
         assert policy.startswith("default-src 'none'")
+        assert "https:" not in policy and "http:" not in policy  # nothing from another origin (a CDN)
         inline = re.findall(r"<script(?![^>]*\bsrc=)[^>]*>(.*?)</script>", page.text, re.DOTALL)
         if path == "/docs":
             assert inline, "the Swagger UI page has its inline script"

@@ -1,4 +1,4 @@
-"""``certstore import``: the CLI.md contract — counts on stdout, exit 0 / 1 (rejects listed) / 3 (unreadable)."""
+"""``certstore import``: the docs/cli.md contract — counts on stdout, exit 0 / 1 (rejects listed) / 3 (unreadable)."""
 
 from __future__ import annotations
 

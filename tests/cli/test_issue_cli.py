@@ -1,4 +1,4 @@
-"""`certstore issue` and `certstore verify` together, as CLI.md specifies (exit codes included)."""
+"""`certstore issue` and `certstore verify` together, as docs/cli.md specifies (exit codes included)."""
 
 from __future__ import annotations
 

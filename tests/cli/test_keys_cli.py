@@ -1,4 +1,4 @@
-"""`certstore keys …` as CLI.md specifies, checked with the OpenSSL command line."""
+"""`certstore keys …` as docs/cli.md specifies, checked with the OpenSSL command line."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`certstore seal make|show|verify` as CLI.md specifies (exit codes included)."""
+"""`certstore seal make|show|verify` as docs/cli.md specifies (exit codes included)."""
 
 from __future__ import annotations
 

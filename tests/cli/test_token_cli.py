@@ -1,4 +1,4 @@
-"""``certstore token create|list|revoke`` (CLI.md): the token is printed once, last line; it authenticates."""
+"""``certstore token create|list|revoke`` (docs/cli.md): the token is printed once, last line; it authenticates."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`certstore verify FILE` as CLI.md specifies: exit 0 VALID, 1 INVALID, 2 INDETERMINATE, 3 unreadable/usage."""
+"""`certstore verify FILE` as docs/cli.md specifies: exit 0 VALID, 1 INVALID, 2 INDETERMINATE, 3 unreadable/usage."""
 
 from __future__ import annotations
 
@@ -56,6 +56,29 @@ def test_human_output_names_the_failing_reference(cli, ofdrw: tuple[object, ...]
     assert "FAILED   references      1 of 9 reference(s) fail: /Doc_0/Signs/Signatures.xml" in result.out
     assert "  signature s007: VALID" in result.out
     assert "  problems:\n    - Doc_0/Document.xml PublicRes" in result.out
+
+
+@pytest.mark.parametrize(
+    ("path", "reason"),
+    [
+        (ALLPROTECTED, "  reason: all "),
+        (TWO_SEALS, "  reason: references: 1 of 9 reference(s) fail: /Doc_0/Signs/Signatures.xml"),
+        (UNTRUSTED, "  reason: "),
+    ],
+    ids=lambda v: v.stem if isinstance(v, Path) else str(v),
+)
+def test_human_output_gives_a_one_line_reason(
+    cli, ofdrw: tuple[object, ...], path: Path, reason: str
+) -> None:
+    """The second line of the human-readable report is the verdict's reason in one line: the first failed check
+    for INVALID, the first check not established for INDETERMINATE, how many checks passed for VALID."""
+    result = cli("verify", path, *ofdrw, "--offline")
+    second = result.out.splitlines()[1]
+    assert second.startswith(reason), second
+    if path is ALLPROTECTED:
+        assert second.endswith(" check(s) passed")
+    if path is UNTRUSTED:
+        assert "UNKNOWN" not in second and len(second) > len(reason)
 
 
 def test_json_report(cli, ofdrw: tuple[object, ...]) -> None:

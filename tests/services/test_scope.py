@@ -131,14 +131,24 @@ def test_a_matter_serves_only_while_it_is_active(app: Application, repo: Reposit
         (Serving("M" * 101, "001", CREDIT_CODES[0]), "longer than"),
         (Serving("ZZ-3", None, None), "must state the holder"),
         (Serving("ZZ-3", "001", None), "must state the holder"),
-        (Serving("ZZ-3", "123", CREDIT_CODES[0]), "not a valid ID"),
-        (Serving("ZZ-3", "001", "91410100MA44A1B2XX"), "not a valid ID"),
     ],
 )
 def test_an_incomplete_declaration_is_refused(app: Application, declared: Serving, message: str) -> None:
     register_matter(app, WINDOW_ORG, "ZZ-3", "001", CREDIT_CODES[0])
     with pytest.raises(AccessDeniedError, match=message):
         scope.serve(app, window_call(), declared)
+
+
+@pytest.mark.parametrize(
+    "declared", [Serving("ZZ-3", "123", CREDIT_CODES[0]), Serving("ZZ-3", "001", "91410100MA44A1B2XX")]
+)
+def test_an_invalid_holder_id_is_bad_input_not_a_refusal(app: Application, declared: Serving) -> None:
+    """A holder ID that is not valid (unknown type, wrong check character) is InvalidHolderIdError — a ValueError,
+    answered 422 — not a refusal (403)."""
+    register_matter(app, WINDOW_ORG, "ZZ-3", "001", CREDIT_CODES[0])
+    with pytest.raises(scope.InvalidHolderIdError, match="not a valid ID") as raised:
+        scope.serve(app, window_call(), declared)
+    assert not isinstance(raised.value, AccessDeniedError)
 
 
 def test_only_window_staff_serve_holders(app: Application, repo: Repository) -> None:

@@ -2,7 +2,7 @@
 package paths, algorithm identifiers and media types.
 
 One home for every spelling, so the writer, the signer and their tests agree. Layout of a certstore OFD
-(``/work/shared/STANDARDS.md`` §2.1)::
+(the package structure of GB/T 33190-2016)::
 
     OFD.xml                                 DocBody → DocInfo (+ CustomDatas), DocRoot, Signatures
     Doc_0/Document.xml                      CommonData, Pages, CustomTags, Attachments
