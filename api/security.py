@@ -49,6 +49,7 @@ __all__ = [
     "call_of",
     "calling",
     "current_principal",
+    "origin_of",
     "request_event",
     "services_of",
 ]
@@ -109,16 +110,12 @@ def allow(*roles: Role) -> Callable[[Principal], Principal]:
     return check
 
 
-def call_of(request: Request, principal: Principal, *, via: Via = Via.API) -> Call:
-    """The :class:`~certstore.services.calls.Call` of this request for the use cases: the principal as actor; the
-    request id, route template (never the raw path), client and user agent as origin. Kept on the request: the
-    middleware does not log a request whose call the core has recorded (:func:`audit_requests`)."""
-    existing: Call | None = getattr(request.state, "call", None)
-    if existing is not None:
-        return existing
+def origin_of(request: Request, via: Via) -> Origin:
+    """Where this request's call comes from: the entry point, the request id, the route template (never the raw
+    path, whose holder ID number must not reach the log), client, user agent and the client's own request id."""
     route = request.scope.get("route")
     template = getattr(route, "path", None)
-    origin = Origin(
+    return Origin(
         via,
         request_id=getattr(request.state, "request_id", None) or server_request_id(),
         resource=(f"{request.method} {template}" if template else f"{request.method} (unrouted)")[:300],
@@ -126,7 +123,16 @@ def call_of(request: Request, principal: Principal, *, via: Via = Via.API) -> Ca
         user_agent=request.headers.get("user-agent"),
         details=_client_request_id(request),
     )
-    call = Call(Actor.of(principal), origin)
+
+
+def call_of(request: Request, principal: Principal, *, via: Via = Via.API) -> Call:
+    """The :class:`~certstore.services.calls.Call` of this request for the use cases: the principal as actor; the
+    request id, route template (never the raw path), client and user agent as origin. Kept on the request: the
+    middleware does not log a request whose call the core has recorded (:func:`audit_requests`)."""
+    existing: Call | None = getattr(request.state, "call", None)
+    if existing is not None:
+        return existing
+    call = Call(Actor.of(principal), origin_of(request, via))
     request.state.call = call
     return call
 

@@ -29,16 +29,16 @@ from starlette.concurrency import run_in_threadpool
 from api.oidc import OidcError, OidcSettings, ProviderError, RelyingParty
 from api.pages import common
 from api.pages.common import attachment, services_of, session_key_of, set_cookie, templates
+from api.security import origin_of
 from certstore.access import AccessDeniedError, AuthenticationError, Role
 from certstore.audit import Outcome
-from certstore.audit.requests import server_request_id
 from certstore.identifiers import HolderIdType
 from certstore.lifecycle import Action, Status
 from certstore.packaging.face import verification_url
 from certstore.packaging.qr import qr_png
 from certstore.records import Certificate
 from certstore.services import authorisations, holders, sharing
-from certstore.services.calls import Call, Origin, Via
+from certstore.services.calls import Call, Via
 from certstore.services.scope import Serving
 from certstore.timezones import CHINA_STANDARD_TIME
 
@@ -155,16 +155,7 @@ def holder_call(request: Request, session: holders.HolderSession, *, via: Via = 
     existing: Call | None = getattr(request.state, "call", None)
     if existing is not None:
         return existing
-    route = request.scope.get("route")
-    template = getattr(route, "path", None)
-    origin = Origin(
-        via,
-        request_id=getattr(request.state, "request_id", None) or server_request_id(),
-        resource=(f"{request.method} {template}" if template else f"{request.method} (unrouted)")[:300],
-        client=request.client.host if request.client else None,
-        user_agent=request.headers.get("user-agent"),
-    )
-    call = Call(session.actor, origin)
+    call = Call(session.actor, origin_of(request, via))
     request.state.call = call
     request.state.holder_digest = session.holder_ref
     request.state.principal = _AuditedHolder(session.actor.ref)  # names the holder in the middleware's entry
