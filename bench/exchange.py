@@ -118,28 +118,38 @@ def _write_frontend(url: str, rows: int) -> tuple[int, int, int]:
     return new, changed, statuses
 
 
-def _write_sealed(url: str, first: int, count: int) -> None:
-    """``count`` new certificates (version 1, no file: the repository seals them), numbers from ``first``."""
+def _write_new(url: str, first: int, count: int, *, tag: str, file_size: int = 0, chunk: int = CHUNK) -> None:
+    """``count`` new certificates (version 1), numbers from ``first``, ``chunk`` rows per transaction: without a
+    file (the repository seals them) or, with ``file_size``, each carrying an agency ``file`` of that size (a PDF
+    header on random bytes). ``tag`` marks the rows in their metadata."""
     entry = next(e for e in shipped_entries() if e.code == CATALOGUE)
     face = example_face(entry)
     holder = {"name": "郑州示例置业有限公司", "id_type": "001", "id_number": "91410100MA44A1B2XW"}
     completed = datetime.now(UTC) - timedelta(hours=2)
+
+    def row(i: int) -> dict[str, object]:
+        values: dict[str, object] = {
+            "issuer_code": entry.issuer.credit_code, "certificate_number": _number(i), "version": 1,
+            "data": json.dumps({
+                "catalogue": CATALOGUE, "certificate_number": _number(i), "holder": holder,
+                "issue_date": date(2026, 11, 26).isoformat(), "face": face, "metadata": {tag: i},
+            }, ensure_ascii=False),
+            "channel": "online", "completed_at": completed, "written_at": datetime.now(UTC),
+        }  # fmt: skip
+        if file_size:
+            values["file"] = b"%PDF-1.7\n" + os.urandom(file_size - 9)
+            values["file_media_type"] = "application/pdf"
+        return values
+
     init_frontend(url)
     engine = frontend_engine(url)
     try:
-        for start in range(first, first + count, CHUNK):
+        for start in range(first, first + count, chunk):
             with engine.begin() as conn:
-                conn.execute(insert(CERTIFICATE_TABLE), [
-                    {
-                        "issuer_code": entry.issuer.credit_code, "certificate_number": _number(i), "version": 1,
-                        "data": json.dumps({
-                            "catalogue": CATALOGUE, "certificate_number": _number(i), "holder": holder,
-                            "issue_date": date(2026, 11, 26).isoformat(), "face": face, "metadata": {"sealed": i},
-                        }, ensure_ascii=False),
-                        "channel": "online", "completed_at": completed, "written_at": datetime.now(UTC),
-                    }
-                    for i in range(start, min(start + CHUNK, first + count))
-                ])  # fmt: skip
+                conn.execute(
+                    insert(CERTIFICATE_TABLE),
+                    [row(i) for i in range(start, min(start + chunk, first + count))],
+                )
     finally:
         engine.dispose()
 
@@ -174,10 +184,10 @@ def _sealed_run(ctx: BenchContext, app: Application, root: Path, name: str, firs
     issuer = next(e for e in shipped_entries() if e.code == CATALOGUE).issuer.credit_code
     source = ExchangeSource(name, url, issuer)
     maker = app.file_maker()
-    _write_sealed(url, first, WARM_UP)
+    _write_new(url, first, WARM_UP, tag="sealed")
     warm = run_cycle(app, source, file_maker=maker, worker="bench", sealer=pool)
     data = DATA_PER_SEALED * count
-    _write_sealed(url, first + WARM_UP, count)
+    _write_new(url, first + WARM_UP, count, tag="sealed")
     _write_statuses(url, stored, data)
     workers_cpu = pool.cpu_seconds() if pool is not None else 0.0
     start, cpu_start = time.perf_counter(), time.process_time()
@@ -198,33 +208,6 @@ def _sealed_run(ctx: BenchContext, app: Application, root: Path, name: str, firs
     return elapsed, cpu, workers_cpu
 
 
-def _write_files(url: str, first: int, count: int) -> None:
-    """``count`` rows each with a 1 MiB agency ``file`` (a PDF header on random bytes), written a few at a time."""
-    entry = next(e for e in shipped_entries() if e.code == CATALOGUE)
-    face = example_face(entry)
-    holder = {"name": "郑州示例置业有限公司", "id_type": "001", "id_number": "91410100MA44A1B2XW"}
-    completed = datetime.now(UTC) - timedelta(hours=2)
-    init_frontend(url)
-    engine = frontend_engine(url)
-    try:
-        for start in range(first, first + count, 8):
-            with engine.begin() as conn:
-                conn.execute(insert(CERTIFICATE_TABLE), [
-                    {
-                        "issuer_code": entry.issuer.credit_code, "certificate_number": _number(i), "version": 1,
-                        "data": json.dumps({
-                            "catalogue": CATALOGUE, "certificate_number": _number(i), "holder": holder,
-                            "issue_date": date(2026, 11, 26).isoformat(), "face": face, "metadata": {"file": i},
-                        }, ensure_ascii=False),
-                        "channel": "online", "completed_at": completed, "written_at": datetime.now(UTC),
-                        "file": b"%PDF-1.7\n" + os.urandom(FILE_SIZE - 9), "file_media_type": "application/pdf",
-                    }
-                    for i in range(start, min(start + 8, first + count))
-                ])  # fmt: skip
-    finally:
-        engine.dispose()
-
-
 def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
@@ -234,7 +217,7 @@ def _file_rows(ctx: BenchContext, app: Application, root: Path) -> float:
     count = int(ctx.pick(full=FILE_ROWS, quick=FILE_ROWS_QUICK))
     url = f"sqlite:///{root / 'files.db'}"
     issuer = next(e for e in shipped_entries() if e.code == CATALOGUE).issuer.credit_code
-    _write_files(url, 900_000, count)
+    _write_new(url, 900_000, count, tag="file", file_size=FILE_SIZE, chunk=8)
     before = _peak_mb()
     start = time.perf_counter()
     stats = run_cycle(

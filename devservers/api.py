@@ -42,15 +42,19 @@ class ApiServer:
         *,
         env: Mapping[str, str] | None = None,
         workers: int = 1,
+        port: int | None = None,
         startup_timeout: float = 90.0,
         stop_timeout: float = 30.0,
     ) -> None:
+        """``port``: listen there (a caller that sealed files with this server's URL before starting it);
+        default a free port, tried again on another one if it was taken meanwhile."""
         self.data_dir = Path(data_dir)
         self.env = dict(os.environ if env is None else env)
         self.workers = workers
         self.startup_timeout = startup_timeout
         self.stop_timeout = stop_timeout
-        self.port = 0
+        self.fixed_port = port
+        self.port = port or 0
         self.log_path: Path | None = None
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -80,12 +84,13 @@ class ApiServer:
                 return self
             except ApiServerStartError as exc:
                 self.stop()
-                if attempt == START_ATTEMPTS or "address already in use" not in str(exc).lower():
+                taken = "address already in use" in str(exc).lower()
+                if attempt == START_ATTEMPTS or not taken or self.fixed_port is not None:
                     raise
         raise AssertionError("unreachable")
 
     def _start_once(self) -> None:
-        self.port = free_port()
+        self.port = self.fixed_port or free_port()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = self.data_dir.parent / f"serve-{self.port}.log"
         argv = [

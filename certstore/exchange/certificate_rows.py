@@ -14,6 +14,7 @@ from certstore.exchange.core import (
     NOT_THE_ROWS_FAULT,
     Infrastructure,
     RowFault,
+    advanced,
     logger,
     rows_fault,
     unexpected,
@@ -273,11 +274,7 @@ class CertificateRows(FrontendReading):
                         done.append(outcome)
                     with rows_fault():
                         batch.flush()  # the effects with their audit entries and arrivals
-                    for seq in waiting:
-                        candidate.wait(seq, at)
-                    for d in done:
-                        candidate.settle(d.seq)
-                    self._record(session, table, done, candidate)
+                    self._record(session, table, done, advanced(candidate, done, waiting, at))
             except IntegrityError:
                 if attempt == 2:
                     raise

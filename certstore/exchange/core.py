@@ -56,6 +56,7 @@ __all__ = [
     "CycleStats",
     "Infrastructure",
     "RowFault",
+    "advanced",
     "rows_fault",
     "unexpected",
 ]
@@ -157,6 +158,16 @@ class CycleStats:
         }
 
 
+def advanced(candidate: Cursor, done: Iterable[Done], waiting: Iterable[int], at: datetime) -> Cursor:
+    """``candidate`` (a copy of a table's cursor) with the rows ``waiting`` kept in its gaps and the rows ``done``
+    settled — what the transaction that records them writes."""
+    for seq in waiting:
+        candidate.wait(seq, at)
+    for d in done:
+        candidate.settle(d.seq)
+    return candidate
+
+
 class CycleCore:
     """The state of one cycle of one source (see :func:`~certstore.exchange.cycle.run_cycle`) and what every
     kind of row shares: the ledger, cursor and lease written with an effect, and the receipts to write."""
@@ -219,12 +230,7 @@ class CycleCore:
 
     def _commit_alone(self, table: str, done: Sequence[Done], waiting: Iterable[int] = ()) -> None:
         """Ledger + cursor in a transaction of their own (no effect, or an effect already in place)."""
-        candidate = self.cursors[table].copy()
-        now = self.repo.now()
-        for seq in waiting:
-            candidate.wait(seq, now)
-        for d in done:
-            candidate.settle(d.seq)
+        candidate = advanced(self.cursors[table].copy(), done, waiting, self.repo.now())
         with self.repo.db.session() as session:
             self._record(session, table, done, candidate)
         self._committed(table, done, candidate)

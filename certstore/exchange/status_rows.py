@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from certstore.exchange.core import (
     NOT_THE_ROWS_FAULT,
     RowFault,
+    advanced,
     rows_fault,
     unexpected,
 )
@@ -96,11 +97,7 @@ class StatusRows(FrontendReading):
                                 done.append(self._act(batch, plan))
                     with rows_fault():
                         batch.flush()  # the status changes with their audit entries
-                    for seq in waiting:
-                        candidate.wait(seq, at)
-                    for d in done:
-                        candidate.settle(d.seq)
-                    self._record(session, table, done, candidate)
+                    self._record(session, table, done, advanced(candidate, done, waiting, at))
             except IntegrityError:
                 if attempt == 2:
                     raise

@@ -118,12 +118,9 @@ def _server_env(data_dir: Path, public_url: str) -> dict[str, str]:
     return env
 
 
-@pytest.fixture(scope="session")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    data_dir = tmp_path_factory.mktemp("pages-site") / "data"
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    env = _server_env(data_dir, base_url)
+def prepare_site(data_dir: Path, env: dict[str, str], base_url: str) -> Application:
+    """A data directory for a served site: the schema, dev keys, the shipped catalogue and a login per account of
+    :data:`ACCOUNTS`; the application that issues its certificates with ``base_url`` in their QR codes."""
     with Database(database_url(data_dir, env=env)) as database:
         database.upgrade()
     keystore = KeyStore(data_dir / "keys")
@@ -139,7 +136,17 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             role=account.role,
             organisation_name=account.organisation_name,
         )
-    app = Application(repo, keystore, public_url=base_url)
+    return Application(repo, keystore, public_url=base_url)
+
+
+@pytest.fixture(scope="session")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    data_dir = tmp_path_factory.mktemp("pages-site") / "data"
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    env = _server_env(data_dir, base_url)
+    app = prepare_site(data_dir, env, base_url)
+    repo = app.repo
     valid_a = _issue(app, CONSTRUCTION, "410100202406180101", HOLDER_A)
     revoked_a = _issue(app, CONSTRUCTION, "410100202406180102", HOLDER_A)
     issuing.act(app, revoked_a, Action.REVOKE, reason="以欺骗手段取得")

@@ -7,25 +7,15 @@ matter; a clerk of another unit, or the same clerk under a matter nobody registe
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from certstore.app import Application
-from certstore.keystore import KeyStore
 from certstore.lifecycle import Action
-from certstore.services import logins
-from certstore.services.catalogue import load_shipped
-from certstore.services.keys import init_dev_keys
-from certstore.store.db import Database, database_url
-from certstore.store.repository import Repository
+from devservers.api import ApiServer
 from devservers.ports import free_port
 from tests.pages.conftest import (
     ACCOUNTS,
@@ -34,10 +24,10 @@ from tests.pages.conftest import (
     HOLDER_A,
     HOLDER_B,
     LAND_USE,
-    PASSWORD,
     _issue,
     _server_env,
     login,
+    prepare_site,
 )
 from tests.servers.oidc import OidcProvider, oidc_provider
 from tests.support import issuing
@@ -71,52 +61,16 @@ def holder_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HolderSite
                 "CERTSTORE_OIDC_CLIENT_SECRET": "s3cret",
             }
         )
-        with Database(database_url(data_dir, env=env)) as database:
-            database.upgrade()
-        keystore = KeyStore(data_dir / "keys")
-        init_dev_keys(keystore)
-        repo = Repository.open(data_dir, env=env)
-        load_shipped(repo)
-        for account in ACCOUNTS.values():
-            logins.set_password(
-                repo,
-                organisation_code=account.organisation_code,
-                name=account.name,
-                password=PASSWORD,
-                role=account.role,
-                organisation_name=account.organisation_name,
-            )
-        app = Application(repo, keystore, public_url=base_url)
+        app = prepare_site(data_dir, env, base_url)
         valid = _issue(app, CONSTRUCTION, "410100202406180101", HOLDER_A)
         land_use = _issue(app, LAND_USE, "地字第410100202400045号", HOLDER_A)
         issuing.act(app, land_use, Action.SUSPEND, reason="核查中")
         other = _issue(app, CONSTRUCTION, "410100202406180201", HOLDER_B)
-        process = subprocess.Popen(
-            [sys.executable, "-c", "from certstore.cli import main; main()", "serve", "--port", str(port)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
         try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(f"{base_url}/api/v1/health", timeout=2).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError("server did not start")
-                time.sleep(0.2)
-            yield HolderSite(base_url, provider, valid, land_use, other)
+            with ApiServer(data_dir, env=env, port=port):
+                yield HolderSite(base_url, provider, valid, land_use, other)
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
-            repo.db.dispose()
+            app.repo.db.dispose()
 
 
 def _page(browser: Any, site: HolderSite) -> Any:

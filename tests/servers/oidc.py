@@ -27,6 +27,7 @@ from typing import Any
 import httpx
 
 from devservers.ports import free_port
+from devservers.processes import stop_process
 
 __all__ = ["OidcProvider", "oidc_provider", "provider_command"]
 
@@ -128,11 +129,5 @@ def oidc_provider(
             time.sleep(0.1)
         yield OidcProvider(issuer, process)
     finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+        stop_process(process)
         log.close()

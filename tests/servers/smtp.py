@@ -63,13 +63,11 @@ class SmtpServer:
         raise RuntimeError(f"the SMTP server did not start: {(self.dir / 'server.log').read_text()}")
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        from devservers.processes import (
+            stop_process,  # the module also runs as the server: imports stay light
+        )
+
+        stop_process(self.process)
 
     def __enter__(self) -> SmtpServer:
         return self.start()
