@@ -10,6 +10,10 @@ DEMO_TYPE     := 11410100990000025A001
 # which certstore itself does not need. The OFD tests render our files with it.
 INTEROP       := .venv-interop
 INTEROP_STAMP := $(INTEROP)/.installed
+# axe-core (npm), the accessibility rules the page tests run in Chromium (tests/pages/test_accessibility.py)
+NPM_TOOLS     := .npm-tools
+AXE_VERSION   := 4.14.1
+AXE_STAMP     := $(NPM_TOOLS)/.axe-$(AXE_VERSION)
 
 .PHONY: demo test lint bench clean sysdeps sysdeps-test
 
@@ -23,6 +27,10 @@ $(INTEROP_STAMP):
 	$(PYTHON) -m venv $(INTEROP)
 	$(INTEROP)/bin/pip install --quiet easyofd
 	touch $(INTEROP_STAMP)
+
+$(AXE_STAMP):
+	npm install --prefix $(NPM_TOOLS) --no-audit --no-fund --save-exact axe-core@$(AXE_VERSION)
+	touch $(AXE_STAMP)
 
 # the Debian packages certstore needs to run (sysdeps) and, for the tests and benchmarks, more (sysdeps-test)
 sysdeps:
@@ -46,7 +54,7 @@ demo: sysdeps $(STAMP)
 	@echo "pages on http://127.0.0.1:8000/ (verify: /verify); logins per role in .certstore/demo-logins.json"
 	$(BIN)/certstore serve --demo --host 127.0.0.1 --port 8000
 
-test: sysdeps-test $(STAMP) $(INTEROP_STAMP)
+test: sysdeps-test $(STAMP) $(INTEROP_STAMP) $(AXE_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	CERTSTORE_EASYOFD_PYTHON=$(CURDIR)/$(INTEROP)/bin/python $(BIN)/python -m pytest
@@ -55,4 +63,4 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) $(INTEROP) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(INTEROP) $(NPM_TOOLS) .pytest_cache .ruff_cache

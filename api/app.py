@@ -206,7 +206,18 @@ def _install_public_paths(app: FastAPI, services: Services) -> None:
 
 def _install_edges(app: FastAPI, settings: Settings) -> None:
     """Outermost: the client address from configured proxies only (api/proxies.py), before the rate limits and
-    the audit see it; and around everything, the security headers of every answer (api/headers.py)."""
+    the audit see it; and around everything, the security headers of every answer (api/headers.py). Inside
+    those, gzip for answers of 1 KiB or more (pages, JSON; not the OFD/PDF/image files, compressed already):
+    it keeps a streamed answer streamed and the static files' ETags (docs/pages.md, "Weight")."""
+    from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES, GZipMiddleware
+
+    compressed = (
+        *DEFAULT_EXCLUDED_CONTENT_TYPES,
+        "application/ofd",
+        "application/pdf",
+        "image/vnd.microsoft.icon",
+    )
+    app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=6, exclude_content_types=compressed)
     app.add_middleware(TrustedProxiesMiddleware, trusted=settings.trusted_proxies)
     app.add_middleware(SecurityHeadersMiddleware)
 

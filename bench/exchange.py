@@ -18,7 +18,7 @@ all cores, and peak memory with 1 MiB agency files.
    each run its own half of them), which are applied before the sealing backlog. Run twice, each on a source of its own after an untimed warm-up
    cycle (fonts, keys, the pool's processes: a running ``exchange run`` keeps them): once sealing in the
    cycle's process (``exchange run --workers 0``) and once with a :class:`~certstore.exchange.sealing.
-   SealingPool` of one process per CPU (the default of ``exchange run``). Both commit the same way — a run of
+   SealingPool` of one process per CPU and one more (the default of ``exchange run``). Both commit the same way — a run of
    sealed versions per transaction, files stored first, in ``seq`` order — so the ratio is what the extra
    cores give (target ≥ 1.8× on 2 cores). ``--quick``: ``SEALED_QUICK``; ``CERTSTORE_BENCH_SEALED=N``
    overrides the count (to measure at an intermediate size).
@@ -48,9 +48,8 @@ from certstore.app import Application
 from certstore.catalogue.definitions import example_face, shipped_entries
 from certstore.exchange.cycle import run_cycle
 from certstore.exchange.frontend import CERTIFICATE_TABLE, STATUS_TABLE, frontend_engine, init_frontend
-from certstore.exchange.sealing import ApplicationSealer, SealingPool
+from certstore.exchange.sealing import ApplicationSealer, SealingPool, default_sealing_workers
 from certstore.exchange.source import ExchangeSource
-from certstore.services.imports import default_workers
 
 CATALOGUE = "11410100990000017F002"  # 建设用地规划许可证
 FULL = 100_000
@@ -258,7 +257,10 @@ def exchange(ctx: BenchContext) -> Results:
         if profiler is not None:
             profiler.disable()
             out = io.StringIO()
-            pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(40)
+            stats_ = pstats.Stats(profiler, stream=out).sort_stats("cumulative")
+            stats_.print_stats(40)
+            if callees := os.environ.get("CERTSTORE_BENCH_PROFILE_CALLEES"):
+                stats_.print_callees(callees)
             ctx.log(out.getvalue())
         if stats.error or stats.accepted != rows:
             raise RuntimeError(f"the cycle did not apply every row: {stats.to_dict()}")
@@ -276,7 +278,7 @@ def exchange(ctx: BenchContext) -> Results:
         # `changed` numbers have a valid version 2, the next ones up to the suspended tail a valid version 1)
         valid = range(0, new - statuses)
         half = len(valid) // 2  # each run changes its own half: every change a real transition, not a repeat
-        workers = default_workers()
+        workers = default_sealing_workers()  # as `exchange run` seals by default
         one, one_cpu, _ = _sealed_run(
             ctx, app, root, "sealed-one-process", 200_000, sealed, valid[:half], None
         )

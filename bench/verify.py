@@ -5,7 +5,9 @@ Everything runs in-process on one core against a throwaway repository (SQLite + 
 - **issuance**: face layout + OFD package + seal + store + audit entry, through
   ``certstore.services.certificates.issue`` with the application's file maker (the seal the catalogue type
   names) — the full path an agency push takes (the content changes per certificate, so nothing is served from
-  a cache).
+  a cache): per second of wall time, and in CPU time per certificate, once with the type's face template
+  (compiled once, ``certstore.packaging.template``) and once with the generic layout (a catalogue version
+  without a template), each also for the file alone (face + OFD + seal, ``issue_face_file_cpu_ms``).
 - **verification**: ``certstore.verify.verify_file`` on issued OFD files (warm caches: the trust store, parsed
   certificates, certificate signatures, the seal's own signature and the digests of files that recur from
   certificate to certificate — base image, Seal.esl — are memoised, as in a long-running API worker), offline
@@ -48,9 +50,11 @@ from certstore.catalogue import CatalogueEntry, base_image_path
 from certstore.crypto.sm2 import SM2PrivateKey
 from certstore.lifecycle import Status
 from certstore.packaging.base_image import embedded_base_image
-from certstore.records import example_draft
+from certstore.packaging.layout import FaceData
+from certstore.records import example_draft, prepare_version
 from certstore.services import certificates
-from certstore.services.catalogue import get_entry
+from certstore.services.catalogue import get_entry, register_entry
+from certstore.services.issuance import make_ofd
 from certstore.verify import verify_file
 from certstore.verify.status_list import build_status_list, read_status_list
 
@@ -77,6 +81,8 @@ def verify(ctx: BenchContext) -> Results:
 
         issuing = ctx.rate(issue_one, seconds=ctx.pick(full=8.0, quick=1.0))
         ctx.log(f"issuance: {issuing.per_s:.1f} certificates/s ({issuing.us_per_call / 1000:.1f} ms each)")
+        issue_cpu = cpu_rate(issue_one, ctx.pick(full=4.0, quick=1.0))
+        face_cpu = _face_file_cpu(ctx, app, entry)
 
         files = [repo.blobs.get(key) for key in list(repo.blobs.iter_keys())[:50]]
         trust = app.trust
@@ -116,6 +122,15 @@ def verify(ctx: BenchContext) -> Results:
             f"reference: SM2 verify {sm2.per_s:.0f}/s → whole-file verification at {ratio:.2f} of that floor"
         )
         snapshot = _status_snapshot(ctx, app)
+        # the same issuance with the generic label/value layout (a catalogue version without a face template)
+        generic, _ = register_entry(repo, _without_template(entry))
+        generic_issue_cpu = cpu_rate(issue_one, ctx.pick(full=4.0, quick=1.0))
+        generic_face_cpu = _face_file_cpu(ctx, app, generic)
+        ctx.log(
+            f"issuance CPU per certificate ({entry.name}, one core): face template {issue_cpu.us_per_call / 1000:.2f} "
+            f"ms (face + OFD + seal {face_cpu * 1000:.2f} ms), generic layout {generic_issue_cpu.us_per_call / 1000:.2f}"
+            f" ms (face + OFD + seal {generic_face_cpu * 1000:.2f} ms); target 2.5 ms"
+        )
         app.close()
     return (
         snapshot
@@ -125,11 +140,40 @@ def verify(ctx: BenchContext) -> Results:
             "verify_p50_ms": p50,
             "verify_p99_ms": p99,
             "issue_per_s": issuing.per_s,
+            "issue_cpu_ms": issue_cpu.us_per_call / 1000,
+            "issue_face_file_cpu_ms": face_cpu * 1000,
+            "issue_generic_cpu_ms": generic_issue_cpu.us_per_call / 1000,
+            "issue_generic_face_file_cpu_ms": generic_face_cpu * 1000,
             "sm2_verify_per_s": sm2.per_s,
             "verify_vs_sm2_ratio": ratio,
         }
         | sizes
     )
+
+
+def _without_template(entry: CatalogueEntry) -> CatalogueEntry:
+    """The next version of ``entry`` without its face template: the generic layout, for the comparison."""
+    return replace(entry, version=entry.version + 1, face_template=None)
+
+
+def _face_file_cpu(ctx: BenchContext, app: Application, entry: CatalogueEntry) -> float:
+    """CPU seconds per sealed OFD of ``entry`` made from a prepared version — face layout, OFD package, seal
+    (what a face template speeds up), without the database, the blob store and the audit entry."""
+    key = app.sealing_key(entry)
+    base = example_draft(entry, issue_date=date(2026, 11, 26))
+    data = []
+    for n in range(int(ctx.pick(full=400, quick=60))):
+        draft = replace(base, certificate_number=f"4101002024061{n:05d}"[:18])
+        prepared = prepare_version(
+            entry, draft, version=1, holder_key=os.urandom(32), serial_key=os.urandom(32)
+        )
+        data.append(FaceData.from_prepared(prepared))
+    base_url = app.sealing_base_url()
+    make_ofd(data[0], key, verify_base_url=base_url)
+    start = time.process_time()
+    for face in data:
+        make_ofd(face, key, verify_base_url=base_url)
+    return (time.process_time() - start) / len(data)
 
 
 def _file_sizes(entry: CatalogueEntry, data: bytes) -> Results:

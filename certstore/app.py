@@ -15,29 +15,39 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from certstore.audit import AuditSink, DirectSink
-from certstore.catalogue import CatalogueEntry
-from certstore.crypto.trust import TrustStore
 from certstore.keystore import KeyStore, KeyStoreError
-from certstore.services.certificates import FileMaker
-from certstore.services.issuance import (
-    SealingKey,
-    catalogue_file_maker,
-    sealing_key_for_entry,
-)
-from certstore.services.seals import SealGate
-from certstore.services.verification import repository_check
 from certstore.store.config import PublicUrlNotConfiguredError, resolve_public_url
 from certstore.store.db import Database, database_url, sqlite_path
 from certstore.store.private import make_private_dirs
 from certstore.store.repository import Repository
-from certstore.tsa import TimeStamper, time_stamper
-from certstore.verify import RepositoryCheck
+
+# Start-up (``python -m bench cli``): importing this module opens no door to sealing, rendering or the audit
+# chain — the issuance (pyhanko, fonts, images), the audit trail, the seal registry, the time-stamp clients and
+# the verification use case are imported where they are first used, so that ``certstore verify FILE`` starts
+# fast. ``tests/test_app_imports.py`` keeps them out.
+if TYPE_CHECKING:
+    from certstore.audit import AuditSink
+    from certstore.catalogue import CatalogueEntry
+    from certstore.crypto.trust import TrustStore
+    from certstore.services.certificates import FileMaker
+    from certstore.services.issuance import SealingKey
+    from certstore.services.seals import SealGate
+    from certstore.tsa import TimeStamper
+    from certstore.verify import RepositoryCheck
 
 __all__ = ["Application"]
 
 _REPOSITORY_KEY = "\0repository"
+
+
+def _new_seal_gate() -> SealGate:
+    """The seal registry's gate (:class:`~certstore.services.seals.SealGate`), imported when an application is
+    made."""
+    from certstore.services.seals import SealGate
+
+    return SealGate()
 
 
 @dataclass
@@ -54,7 +64,7 @@ class Application:
     _keys: dict[str, SealingKey] = field(default_factory=dict, repr=False)
     _trust: TrustStore | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-    _seal_gate: SealGate = field(default_factory=SealGate, repr=False)
+    _seal_gate: SealGate = field(default_factory=_new_seal_gate, repr=False)
     #: Where ``CERTSTORE_TSA_URL`` is read (:meth:`time_stamper`): the environment :meth:`open` was given.
     environment: Mapping[str, str] = field(default_factory=dict, repr=False)
     _stamper: tuple[TimeStamper | None] | None = field(default=None, repr=False)
@@ -62,6 +72,8 @@ class Application:
 
     def __post_init__(self) -> None:
         if self.audit is None:
+            from certstore.audit.chain import DirectSink
+
             self.audit = DirectSink(self.repo.db)
 
     @classmethod
@@ -103,6 +115,8 @@ class Application:
         """The key a catalogue type is sealed with — its issuer's own seal, or the seal it names if the issuer
         owns it (:func:`~certstore.services.issuance.sealing_key_for_entry`) — loaded once per process; refused
         while the seal is suspended or revoked (:class:`~certstore.services.seals.SealWithdrawnError`)."""
+        from certstore.services.issuance import sealing_key_for_entry
+
         reference = f"{entry.issuer.credit_code}/{entry.seal}"
         with self._lock:
             key = self._keys.get(reference)
@@ -125,6 +139,8 @@ class Application:
     def file_maker(self) -> FileMaker:
         """Seals each catalogue type with the seal it names (keys from :meth:`sealing_key`), its QR code
         pointing at :meth:`sealing_base_url` (raises :class:`PublicUrlNotConfiguredError` when there is none)."""
+        from certstore.services.issuance import catalogue_file_maker
+
         return catalogue_file_maker(self.sealing_key, verify_base_url=self.sealing_base_url())
 
     def repository_sealing_key(self) -> SealingKey:
@@ -142,6 +158,8 @@ class Application:
         """Where the time-stamp token on every seal comes from (可信时间戳, :func:`certstore.tsa.time_stamper`):
         the external TSA of ``CERTSTORE_TSA_URL``, else the key store's ``tsa`` key, else None (seals without
         tokens) — made once, on first use."""
+        from certstore.tsa import time_stamper
+
         with self._stamper_lock:
             if self._stamper is None:
                 self._stamper = (time_stamper(self.keystore, self.environment),)
@@ -149,6 +167,8 @@ class Application:
 
     def repository_check(self) -> RepositoryCheck:
         """The verifier's view of this repository (status at a time, recorded content)."""
+        from certstore.services.verification import repository_check
+
         return repository_check(
             lambda: self.repo, self._repository_code, lambda: self._seal_gate.sync_once(self)
         )

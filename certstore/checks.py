@@ -33,7 +33,11 @@ _SEVERITY = {Indication.VALID: 0, Indication.INDETERMINATE: 1, Indication.INVALI
 @dataclass(frozen=True)
 class Check:
     """One verification step's outcome. ``warnings`` carry findings that do not change the result
-    (e.g. a seal maker's certificate that expired after the seal was used)."""
+    (e.g. a seal maker's certificate that expired after the seal was used).
+
+    ``reason`` (and each warning) is English — what the JSON report carries. Where the verifier builds it from
+    the message catalogue it is a :class:`certstore.messages.Message`, a ``str`` that also carries its key and
+    parameters, by which the pages and the Chinese CLI translate it (消息目录, docs/pages.md)."""
 
     name: str
     result: CheckResult

@@ -39,7 +39,10 @@ SCANNED = ("certstore", "api", "bench", "devservers")
 #: The layer map, lowest first: a unit is a package or module; a module belongs to the longest unit that is a
 #: prefix of its dotted name.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("foundations", ("certstore", "certstore.crypto", "certstore.checks", "certstore.timezones")),
+    (
+        "foundations",
+        ("certstore", "certstore.crypto", "certstore.checks", "certstore.timezones", "certstore.messages"),
+    ),
     (
         "domain values",
         (
@@ -82,6 +85,7 @@ ADAPTER_IMPORTS: dict[str, frozenset[str]] = {
 #: :class:`~certstore.app.Application` it receives, while at run time ``certstore.app`` imports the services.
 WITHIN_LAYER: dict[tuple[str, str], str] = {
     ("certstore.crypto", "certstore.checks"): "always",  # chain validation reports ordered Checks
+    ("certstore.messages", "certstore.timezones"): "always",  # translated reasons show Beijing time
     ("certstore.lifecycle", "certstore.workdays"): "always",  # lifecycle deadlines count working days
     ("certstore.tsa", "certstore.keystore"): "always",  # the time-stamp authority's key is in the key store
     ("certstore.records", "certstore.catalogue"): "always",  # a record is validated against its type

@@ -14,23 +14,23 @@ Modules: :mod:`~api.pages.auth` (login, logout, home), :mod:`~api.pages.window` 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from fastapi import APIRouter, FastAPI
-from fastapi.staticfiles import StaticFiles
 
 from api.pages import agency, auditor, auth, public, window
+from api.pages.assets import STATIC_DIR, CachedStaticFiles, icon_router, static_url
+from api.pages.common import templates
 
 __all__ = ["STATIC_DIR", "install_pages", "router"]
-
-STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
 router = APIRouter(include_in_schema=False)
 for _module in (auth, public, window, agency, auditor):
     router.include_router(_module.router)
+router.include_router(icon_router)
+templates.env.globals["static_url"] = static_url
 
 
 def install_pages(app: FastAPI) -> None:
-    """Mount the stylesheet and scripts under ``/static`` and add the page routes to ``app``."""
-    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    """Mount the stylesheet and scripts under ``/static`` (cached: :mod:`api.pages.assets`) and add the page
+    routes to ``app``."""
+    app.mount("/static", CachedStaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(router)

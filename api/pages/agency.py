@@ -6,7 +6,10 @@ Every operation is the API's use case, called with the page request's :class:`~c
 authorisation, idempotency, arrival record and audit entry as a push), the sealed file and the face preview are
 :func:`certstore.services.certificates.file`, a batch is :func:`certstore.services.batches.submit_batch`
 handed to the same runner, the editor calls
-:func:`certstore.services.catalogue.submit_entry`, and forms, templates and the reading of filled-in rows come
+:func:`certstore.services.catalogue.submit_entry` (with :func:`~certstore.services.catalogue.try_entry` for its
+live checks and preview, and :func:`certstore.services.catalogue_assets.store_asset` for an uploaded base image),
+the bureau's review pages (``/bureau/catalogue``) :func:`~certstore.services.catalogue.submission_checks` and
+:func:`~certstore.services.catalogue.review_entry`, and forms, templates and the reading of filled-in rows come
 from :mod:`certstore.forms` (the fields of the submission schema, as ``GET /api/v1/catalogue/{code}/form-schema``
 serves it) — the same mapping as ``certstore import`` uses for legacy certificates.
 
@@ -17,13 +20,14 @@ as). Large legacy tables, CSV or XLSX, go through ``certstore import``.
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import json
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, Response
-from fastapi.responses import RedirectResponse
+from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, Response, UploadFile
+from fastapi.responses import JSONResponse, RedirectResponse
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
@@ -37,6 +41,7 @@ from api.pages.common import (
     staff,
 )
 from api.security import call_of
+from api.uploads import read_upload
 from certstore.access import Actor, Role
 from certstore.catalogue import CatalogueEntry, CatalogueError
 from certstore.forms import (
@@ -52,7 +57,18 @@ from certstore.services import batches, certificates, logins
 from certstore.services.authorization import require_issuer_of_type
 from certstore.services.batches import MAX_BATCH_ITEMS, BatchError
 from certstore.services.calls import Call, Via
-from certstore.services.catalogue import get_entry, list_entries, list_submissions, submit_entry
+from certstore.services.catalogue import (
+    CatalogueConflictError,
+    get_entry,
+    list_entries,
+    list_submissions,
+    review_entry,
+    submission_checks,
+    submit_entry,
+    try_entry,
+)
+from certstore.services.catalogue_assets import AssetError, store_asset
+from certstore.services.catalogue_checks import EntryCheckError, EntryChecks
 from certstore.services.seals import entry_seal_check
 
 __all__ = ["parse_csv", "router"]
@@ -61,7 +77,9 @@ router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
 AgencyStaff = Annotated[logins.WebSession, Depends(staff(Role.AGENCY))]
 Registrar = Annotated[logins.WebSession, Depends(staff(Role.AGENCY, Role.BUREAU))]
+BureauStaff = Annotated[logins.WebSession, Depends(staff(Role.BUREAU))]
 CodePath = Annotated[str, Path(max_length=32)]
+VersionPath = Annotated[int, Path(ge=1, le=2**31 - 1)]
 _MAX_CSV_BYTES = 10 * 1024 * 1024
 
 
@@ -286,13 +304,22 @@ def batch_rows(
     return render(request, "batch_rows.html", _job_context(request, session, job_id))
 
 
-# --- the catalogue entry editor --------------------------------------------------------------------------
+# --- the catalogue entry editor and the bureau's review ---------------------------------------------------
 
 
 def _editor_context(request: Request, session: logins.WebSession, **extra: Any) -> dict[str, Any]:
     repo = services_of(request).repo
     issuer = session.principal.organisation_code if session.principal.role is Role.AGENCY else None
-    return {"submissions": list_submissions(repo, issuer_code=issuer), "errors": [], "result": None, **extra}
+    return {
+        "submissions": list_submissions(repo, issuer_code=issuer),
+        "errors": [],
+        "result": None,
+        "checks": None,
+        "preview": None,
+        "asset": None,
+        "asset_error": None,
+        **extra,
+    }
 
 
 @router.get("/agency/catalogue", name="page_catalogue_editor")
@@ -310,29 +337,206 @@ def catalogue_editor(
     )
 
 
+def _upload(file: UploadFile | None, services: Any) -> bytes | None:
+    """The bytes of a file field the browser filled (an empty part when nothing was chosen: None)."""
+    if file is None or not file.filename:
+        return None
+    data = read_upload(services, file)
+    if data is None:
+        raise AssetError(
+            f"the file is over {services.settings.max_upload_bytes} bytes",
+            f"文件超过 {services.settings.max_upload_bytes // (1024 * 1024)} MiB",
+        )
+    return data
+
+
+def _data_uri(png: bytes | None) -> str | None:
+    return None if png is None else "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+@router.post("/agency/catalogue/assets", name="page_catalogue_asset", dependencies=[Depends(csrf_protected)])
+def catalogue_asset(request: Request, session: Registrar, file: Annotated[UploadFile, File()]) -> Response:
+    """Upload a base image from the editor's script (JSON answer: the name to put in ``base_image``, or the
+    reason it is refused, in Chinese)."""
+    services = services_of(request)
+    try:
+        data = _upload(file, services)
+        if data is None:
+            raise AssetError("no file", "未选择文件")
+        asset, _created = store_asset(services.repo, data, principal=session.principal)
+    except AssetError as exc:
+        request.state.problem = f"Invalid base image: {exc}"
+        return JSONResponse({"error": exc.reason_zh}, status_code=422)
+    return JSONResponse(
+        {"name": asset.name, "size_mm": f"{asset.width_mm:.1f} × {asset.height_mm:.1f}", "dpi": asset.dpi},
+        status_code=201,
+    )
+
+
 @router.post("/agency/catalogue", name="page_catalogue_submit", dependencies=[Depends(csrf_protected)])
 def catalogue_submit(
-    request: Request, session: Registrar, document: Annotated[str, Form(max_length=1_000_000)]
+    request: Request,
+    session: Registrar,
+    document: Annotated[str, Form(max_length=1_000_000)],
+    action: Annotated[Literal["check", "submit"], Form()] = "submit",
+    fragment: Annotated[bool, Form()] = False,
+    base_image_file: Annotated[UploadFile | None, File()] = None,
+    template_file: Annotated[UploadFile | None, File()] = None,
 ) -> Response:
-    """Submit the edited entry for the bureau's approval (``POST /api/v1/catalogue``'s service)."""
+    """Check (``action=check``: the approval checks and the preview of the longest example face, nothing
+    stored; ``fragment`` answers only that part, for the editor's live preview) or submit the edited entry for
+    the bureau's approval (``POST /api/v1/catalogue``'s service). A base image or a template file chosen in the
+    form is taken first: the image is uploaded (its ``asset:`` name goes into ``base_image``), the template
+    becomes ``face_template``."""
+    services = services_of(request)
     errors: list[tuple[str, str]] = []
+    asset = asset_error = None
+    checks: EntryChecks | None = None
     try:
         parsed = json.loads(document)
     except json.JSONDecodeError as exc:
         errors = [(f"第 {exc.lineno} 行第 {exc.colno} 列", f"JSON 语法错误：{exc.msg}")]
-    else:
+        parsed = None
+    if isinstance(parsed, dict):
         try:
-            services = services_of(request)
-            submission, created = submit_entry(
-                services.repo, parsed, principal=session.principal, seal_check=entry_seal_check(services)
-            )
+            image = _upload(base_image_file, services)
+            if image is not None:
+                asset, _ = store_asset(services.repo, image, principal=session.principal)
+                parsed["base_image"] = asset.name
+        except AssetError as exc:
+            asset_error = exc.reason_zh
+            errors.append(("base_image", f"底图未通过检查：{exc.reason_zh}"))
+        template = _upload(template_file, services)
+        if template is not None:
+            try:
+                parsed["face_template"] = json.loads(template.decode("utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                errors.append(("face_template", f"模板文件不是有效的 JSON：{exc}"))
+        if asset is not None or template is not None:
+            document = json.dumps(parsed, ensure_ascii=False, indent=2)
+    if not errors:
+        try:
+            seal_check = entry_seal_check(services)
+            if action == "check":
+                _entry, checks = try_entry(
+                    services.repo, parsed, principal=session.principal, seal_check=seal_check
+                )
+            else:
+                submission, created = submit_entry(
+                    services.repo, parsed, principal=session.principal, seal_check=seal_check
+                )
+        except EntryCheckError as exc:
+            checks = exc.checks
+            errors = [(f"{r.title_zh}", r.reason_zh) for r in checks.failed]
         except CatalogueError as exc:
             errors = [(path, message) for path, message in exc.errors]
         else:
-            context = _editor_context(
-                request, session, document=document, code=None, result=submission, created=created
-            )
-            return render(request, "catalogue_editor.html", context, status=201 if created else 200)
-    request.state.problem = "Invalid catalogue entry: " + "; ".join(f"{p}: {m}" for p, m in errors[:5])
-    context = _editor_context(request, session, document=document, code=None, errors=errors)
-    return render(request, "catalogue_editor.html", context, status=422)
+            if action == "submit":
+                context = _editor_context(
+                    request,
+                    session,
+                    document=document,
+                    code=None,
+                    result=submission,
+                    created=created,
+                    asset=asset,
+                )
+                return render(request, "catalogue_editor.html", context, status=201 if created else 200)
+    extra = {
+        "document": document,
+        "code": None,
+        "errors": errors,
+        "checks": checks,
+        "preview": _data_uri(checks.preview(dpi=72)) if checks is not None else None,
+        "asset": asset,
+        "asset_error": asset_error,
+    }
+    refused = bool(errors) or (checks is not None and not checks.passed)
+    if refused:
+        reasons = errors or [(r.name, r.reason) for r in checks.failed]  # type: ignore[union-attr]
+        request.state.problem = "Invalid catalogue entry: " + "; ".join(f"{p}: {m}" for p, m in reasons[:5])
+    status = 422 if errors else 200
+    if fragment:
+        return render(request, "catalogue_checks.html", extra, status=status)
+    return render(request, "catalogue_editor.html", _editor_context(request, session, **extra), status=status)
+
+
+@router.get("/bureau/catalogue", name="page_catalogue_reviews")
+def catalogue_reviews(request: Request, session: BureauStaff) -> Response:
+    """The bureau's list: pending versions first, then the decided ones."""
+    submissions = list_submissions(services_of(request).repo)
+    pending = [s for s in submissions if s.status == "pending"]
+    decided = [s for s in submissions if s.status != "pending" and s.submitted_by]
+    return render(request, "catalogue_reviews.html", {"pending": pending, "decided": decided})
+
+
+def _review_context(request: Request, session: logins.WebSession, code: str, version: int) -> dict[str, Any]:
+    services = services_of(request)
+    submission, checks = submission_checks(
+        services.repo, code, version, principal=session.principal, seal_check=entry_seal_check(services)
+    )
+    return {"submission": submission, "entry": submission.entry, "checks": checks, "error": None}
+
+
+@router.get("/bureau/catalogue/{code}/{version}", name="page_catalogue_review")
+def catalogue_review(
+    request: Request, session: BureauStaff, code: CodePath, version: VersionPath
+) -> Response:
+    """One version: its checks as they stand now, the preview of its longest example face, approve (disabled
+    while a check fails) or reject with a note."""
+    return render(request, "catalogue_review.html", _review_context(request, session, code, version))
+
+
+@router.get("/bureau/catalogue/{code}/{version}/preview.png", name="page_catalogue_review_preview")
+def catalogue_review_preview(
+    request: Request, session: BureauStaff, code: CodePath, version: VersionPath
+) -> Response:
+    _submission, checks = submission_checks(
+        services_of(request).repo, code, version, principal=session.principal
+    )
+    png = checks.preview()
+    if png is None:
+        return Response("照面无法排版", status_code=422, media_type="text/plain; charset=utf-8")
+    return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
+
+
+@router.post(
+    "/bureau/catalogue/{code}/{version}/{decision}",
+    name="page_catalogue_decide",
+    dependencies=[Depends(csrf_protected)],
+)
+def catalogue_decide(
+    request: Request,
+    session: BureauStaff,
+    code: CodePath,
+    version: VersionPath,
+    decision: Literal["approve", "reject"],
+    note: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    """Approve or reject (``review_entry``: approval refused in the core while a check fails)."""
+    services = services_of(request)
+    try:
+        review_entry(
+            services.repo,
+            code,
+            version,
+            approve=decision == "approve",
+            reviewer=session.principal,
+            note=note,
+            seal_check=entry_seal_check(services),
+        )
+    except (CatalogueError, CatalogueConflictError, ValueError) as exc:
+        request.state.problem = f"Review refused: {exc}"
+        context = _review_context(request, session, code, version)
+        context["error"] = (
+            "检查未全部通过，不能批准" if isinstance(exc, EntryCheckError)
+            else "驳回须填写理由" if decision == "reject" and not note.strip()
+            else str(exc)
+        )  # fmt: skip
+        return render(
+            request,
+            "catalogue_review.html",
+            context,
+            status=409 if isinstance(exc, CatalogueConflictError) else 422,
+        )
+    return RedirectResponse(f"/bureau/catalogue/{code}/{version}", status_code=303)

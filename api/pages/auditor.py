@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from api.downloads import attachment_headers
 from api.pages.common import PageRoute, render, services_of, staff
 from api.problems import ProblemError
+from certstore import messages
 from certstore.access import Role
 from certstore.services import auditing, logins
 from certstore.services.auditing import AuditFilters, NoCheckpointKeyError
@@ -32,7 +33,7 @@ Auditor = Annotated[logins.WebSession, Depends(staff(Role.AUDITOR))]
 
 CHINA = CHINA_STANDARD_TIME
 PAGE_SIZE = 50
-OUTCOMES = {"allow": "允许", "deny": "拒绝", "error": "错误"}
+OUTCOMES = {key: messages.text(f"audit.outcome.{key}") for key in ("allow", "deny", "error")}
 _FORM_FIELDS = ("from", "to", "actor", "action", "outcome", "matter")
 
 
@@ -69,6 +70,49 @@ def page_filters(
 Filters = Annotated[AuditFilters, Depends(page_filters)]
 
 
+def _role_label(value: str | None) -> str:
+    if not value:
+        return ""
+    try:
+        return Role(value).label
+    except ValueError:
+        return value
+
+
+def action_label(action: str) -> str:
+    """The Chinese name of an audited action (a use case such as ``certificate.issue``, a page route, an API
+    route), from the catalogue's ``audit.action.*``; a generic one for a route without its own entry."""
+    key = f"audit.action.{action}"
+    if key in _ACTION_KEYS:
+        return messages.text(key)
+    return messages.translate_or(action, "页面访问" if action.startswith("page_") else "接口调用")
+
+
+_ACTION_KEYS = frozenset(e.key for e in messages.entries() if e.key.startswith("audit.action."))
+
+
+def event_view(event: dict[str, Any]) -> dict[str, Any]:
+    """An audit entry as the page shows it: actions, roles, outcomes and reasons in Chinese (the catalogue's
+    ``audit.*``; a reason without an entry is told by its outcome and status code, the recorded text kept as
+    the cell's tooltip), the time in Beijing time (the column heading names the zone)."""
+    outcome = str(event.get("outcome") or "")
+    reason = event.get("reason") or ""
+    outcome_label = OUTCOMES.get(outcome, outcome)
+    status_code = event.get("status_code")
+    fallback = (
+        messages.text("page.audit.fallback", outcome=outcome_label, status_code=status_code)
+        if status_code
+        else outcome_label
+    )
+    return {
+        **event,
+        "role_label": _role_label(event.get("role")),
+        "action_label": action_label(str(event.get("action") or "")),
+        "outcome_label": outcome_label,
+        "reason_zh": messages.translate_or(reason, fallback) if reason else "",
+    }
+
+
 def _form(request: Request) -> dict[str, str]:
     return {name: request.query_params.get(name, "") for name in _FORM_FIELDS}
 
@@ -82,7 +126,7 @@ def audit_log(
 ) -> Response:
     page = auditing.search(services_of(request), filters, cursor=cursor, limit=PAGE_SIZE)
     context: dict[str, Any] = {
-        "events": [entry.to_dict() for entry in page.entries],
+        "events": [event_view(entry.to_dict()) for entry in page.entries],
         "filters": _form(request),
         "next_cursor": page.next_cursor,
         "outcomes": OUTCOMES,

@@ -18,7 +18,7 @@ import hmac
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,13 +30,14 @@ from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api import csrf
 from api.downloads import attachment
 from api.problems import domain_status
 from certstore.access import AccessDeniedError, AuthenticationError, Principal, Role, require_role
 from certstore.identifiers import HOLDER_ID_TYPE_LABELS
 from certstore.lifecycle import Status
 from certstore.services import logins
-from certstore.timezones import CHINA_STANDARD_TIME
+from certstore.timezones import CHINA_STANDARD_TIME, beijing_time
 
 if TYPE_CHECKING:
     from api.app import Services
@@ -78,7 +79,11 @@ HOLDER_ID_TYPES: dict[str, str] = HOLDER_ID_TYPE_LABELS
 NAVIGATION: dict[Role, list[tuple[str, str]]] = {
     Role.WINDOW: [("/window", "窗口办件"), ("/verify", "文件验证")],
     Role.AGENCY: [("/agency", "发证管理"), ("/agency/catalogue", "目录编辑"), ("/verify", "文件验证")],
-    Role.BUREAU: [("/agency/catalogue", "目录编辑"), ("/verify", "文件验证")],
+    Role.BUREAU: [
+        ("/bureau/catalogue", "目录审批"),
+        ("/agency/catalogue", "目录编辑"),
+        ("/verify", "文件验证"),
+    ],
     Role.AUDITOR: [("/audit", "审计日志"), ("/verify", "文件验证")],
     Role.UPSTREAM: [("/verify", "文件验证")],
 }
@@ -111,17 +116,10 @@ def session_key_of(request: Request) -> bytes:
 # --- formatting for templates ----------------------------------------------------------------------------
 
 
-def _china_time(value: datetime | str | None, with_seconds: bool = False) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value)
-        except ValueError:
-            return value
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(CHINA).strftime("%Y-%m-%d %H:%M:%S" if with_seconds else "%Y-%m-%d %H:%M")
+def _china_time(value: datetime | str | None, with_seconds: bool = False, zone: bool = True) -> str:
+    """The pages' one time filter: Beijing time with its zone (``2026-12-07 16:05:09 (北京时间)``); ``zone=False``
+    where a column heading names the zone. Stored times are UTC (naive ones too)."""
+    return beijing_time(value, seconds=with_seconds, zone=zone)
 
 
 def _china_date(value: date | str | None) -> str:
@@ -202,7 +200,8 @@ def _csrf_for(request: Request) -> tuple[bytes, str] | None:
 
 
 def csrf_token(request: Request) -> str:
-    """The token the forms of this page carry (creating the pre-session cookie when there is none)."""
+    """The token the forms of this page carry (creating the pre-session cookie when there is none), masked
+    afresh for this answer (:mod:`api.csrf`: BREACH)."""
     optional_session(request)
     bound = _csrf_for(request)
     if bound is None:
@@ -210,7 +209,7 @@ def csrf_token(request: Request) -> str:
         bound = _csrf_for(request)
         assert bound is not None
     key, subject = bound
-    return hmac.new(key, b"csrf\x00" + subject.encode("utf-8"), hashlib.sha256).hexdigest()
+    return csrf.mask(hmac.new(key, b"csrf\x00" + subject.encode("utf-8"), hashlib.sha256).hexdigest())
 
 
 async def csrf_protected(request: Request) -> None:
@@ -223,7 +222,7 @@ async def csrf_protected(request: Request) -> None:
         raise AccessDeniedError("表单已失效，请刷新页面后重试 (missing CSRF token)")
     key, subject = bound
     expected = hmac.new(key, b"csrf\x00" + subject.encode("utf-8"), hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected, submitted):
+    if not csrf.matches(submitted, expected):
         raise AccessDeniedError("表单已失效，请刷新页面后重试 (CSRF token does not match)")
 
 

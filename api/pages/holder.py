@@ -26,6 +26,7 @@ from fastapi.responses import RedirectResponse
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
+from api import csrf
 from api.oidc import OidcError, OidcSettings, ProviderError, RelyingParty
 from api.pages import common
 from api.pages.common import attachment, services_of, session_key_of, set_cookie, templates
@@ -184,7 +185,7 @@ async def holder_csrf(request: Request) -> None:
     form = await request.form()
     submitted = form.get("csrf_token")
     await run_in_threadpool(current_holder, request)
-    if not isinstance(submitted, str) or not hmac.compare_digest(submitted, _csrf_value(request)):
+    if not csrf.matches(submitted, _csrf_value(request)):
         raise AccessDeniedError("表单已失效，请刷新页面后重试 (CSRF token does not match)")
 
 
@@ -198,7 +199,7 @@ def render(
         "principal": None,
         "holder": found,
         "navigation": HOLDER_NAVIGATION if found else [("/verify", "文件验证")],
-        "csrf_token": _csrf_value(request) if found else "",
+        "csrf_token": csrf.mask(_csrf_value(request)) if found else "",  # masked afresh (BREACH)
         "request_id": getattr(request.state, "request_id", None),
         "ACTION_LABELS": ACTION_LABELS,
         "ROLE_LABELS": ROLE_LABELS,

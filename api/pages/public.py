@@ -17,7 +17,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, File, Form, Request, Response, UploadFile
 
 from api.pages.common import PageRoute, csrf_protected, optional_session, render, services_of
-from api.pages.report_view import present_report
+from api.pages.report_view import metadata_text, present_report, webp
 from api.problems import ProblemError
 from api.uploads import read_upload
 from certstore.services import verification
@@ -26,6 +26,9 @@ from certstore.verify import UnreadableFileError
 __all__ = ["router"]
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
+
+#: Longer side of the presented file's face preview, in pixels (a phone's screen at 2×, the page's column).
+PRESENTED_PREVIEW_PX = 720
 
 
 @router.get("/verify", name="page_verify")
@@ -62,10 +65,21 @@ def verify_presented(
         return render(request, "verify.html", {"error": error}, status=422)
     view = present_report(presented.report.to_dict())
     png = verification.presented_preview(presented)
-    preview = None if png is None else "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+    preview = None
+    if png is not None:
+        # inline, as a sized WebP (~40 KB, not a 370 KB PNG): the presented file is not kept, so there is no
+        # URL to serve its face from afterwards (and none across uvicorn's worker processes)
+        image, width, height = webp(png, max_px=PRESENTED_PREVIEW_PX)
+        assert presented.package is not None
+        preview = {
+            "src": "data:image/webp;base64," + base64.b64encode(image).decode("ascii"),
+            "width": width,
+            "height": height,
+            "alt": metadata_text(presented.package.doc_info.custom_datas),
+        }
     context = {
         "report": view,
-        "preview_data": preview,
+        "preview": preview,
         "back": "/verify",
         "subject": file.filename or "",
         "presented": True,

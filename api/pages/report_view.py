@@ -6,81 +6,99 @@ Only presentation lives here; the verdict is the report's own ``indication``, ne
 
 from __future__ import annotations
 
+import io
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["CHECK_NAMES", "RESULT_LABELS", "present_report"]
+from certstore import messages
 
-#: Check names of the report → Chinese.
-CHECK_NAMES: dict[str, str] = {
-    "package": "文件结构",
-    "references": "文件内容完整性（引用文件摘要）",
-    "data_hash": "签章数据摘要",
-    "seal_signature": "电子印章本身的签名",
-    "seal_validity": "电子印章有效期",
-    "signer_in_seal": "签章人是否为印章授权人",
-    "signer_chain": "签章人数字证书链",
-    "signature": "签章签名值",
-    "signing_time": "签章时间",
-    "timestamp": "时间戳",
-    "status": "证照在库状态",
-    "content_match": "文件内容与库内记录一致",
-    "property_info": "签章属性信息",
-    "seal_copy": "印章文件与签章内印章一致",
-    "embedded_original": "副本内嵌原件",
-}
+__all__ = ["CHECK_NAMES", "RESULT_LABELS", "face_text", "metadata_text", "present_report", "webp"]
 
-RESULT_LABELS = {"PASSED": "通过", "FAILED": "未通过", "UNKNOWN": "无法确认", "SKIPPED": "未检查"}
+#: The face preview as served to pages: WebP at this quality (the face is text and lines on a base image).
+WEBP_QUALITY = 65
+#: Key fields of a face named in the preview's text alternative, from a file's metadata (OFD CustomData).
+_KEY_FIELDS = (("ZZBH", "证照编号"), ("CZZT", "持证主体"), ("ZZBFJG", "颁发机构"), ("ZZYXQJZRQ", "有效期至"))
+
+
+def webp(png: bytes, *, max_px: int | None = None, quality: int = WEBP_QUALITY) -> tuple[bytes, int, int]:
+    """A face preview (PNG) as a WebP for pages — a tenth of the PNG's weight — no longer than ``max_px`` on its
+    longer side; with its width and height (for the ``img`` element's size, so the page does not shift)."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(png)) as image:
+        picture = image.convert("RGB")
+    if max_px is not None:
+        picture.thumbnail((max_px, max_px), Image.Resampling.LANCZOS)
+    out = io.BytesIO()
+    picture.save(out, "WEBP", quality=quality, method=4)
+    return out.getvalue(), picture.width, picture.height
+
+
+def face_text(name: str, fields: Mapping[str, Any]) -> str:
+    """The text alternative of a face preview: the certificate's name and its key fields as text
+    (``建筑工程施工许可证照面：证照编号 410100…；持证主体 …``), never just "照面预览"."""
+    parts = [f"{label} {value}" for label, value in fields.items() if value not in (None, "")]
+    return f"{name}照面" + ("：" + "；".join(parts) if parts else "")
+
+
+def metadata_text(metadata: Mapping[str, str]) -> str:
+    """:func:`face_text` of a file's own metadata (``ZZMC``, ``ZZBH``, ``CZZT`` …)."""
+    fields = {label: metadata.get(key) for key, label in _KEY_FIELDS}
+    if not any(fields.values()):
+        return f"{metadata.get('ZZMC') or '所提交文件的'}照面（文件未标注证照编号等信息，请查看文件本身）"
+    return face_text(metadata.get("ZZMC") or "证照", fields)
+
+
+def _catalogue(prefix: str) -> dict[str, str]:
+    return {e.key.removeprefix(prefix): e.zh for e in messages.entries() if e.key.startswith(prefix)}
+
+
+#: Check names of the report → Chinese (the message catalogue's ``check.*``).
+CHECK_NAMES: dict[str, str] = _catalogue("check.")
+
+RESULT_LABELS: dict[str, str] = _catalogue("result.")
 RESULT_CLASS = {"PASSED": "ok", "FAILED": "bad", "UNKNOWN": "warn", "SKIPPED": "muted"}
 
 VERDICTS = {
-    "VALID": ("有效", "VALID", "ok"),
-    "INVALID": ("无效", "INVALID", "bad"),
-    "INDETERMINATE": ("无法确认", "INDETERMINATE", "warn"),
+    indication: (messages.text(f"verdict.{indication}"), indication, css)
+    for indication, css in (("VALID", "ok"), ("INVALID", "bad"), ("INDETERMINATE", "warn"))
 }
 
-#: What a failed check means, in words for the person at the counter.
-_FAILED: dict[str, str] = {
-    "package": "文件结构不符合规范或已被改动。",
-    "references": "文件内容在盖章之后被修改过。",
-    "data_hash": "签章所保护的数据与文件不一致。",
-    "seal_signature": "电子印章本身的签名无效，印章可能是伪造的。",
-    "seal_validity": "盖章时电子印章不在有效期内。",
-    "signer_in_seal": "签章人不是该电子印章授权的签章人。",
-    "signer_chain": "签章人的数字证书不可信或已失效。",
-    "signature": "签章签名值校验失败，文件可能被篡改。",
-    "signing_time": "签章时间不可信。",
-    "timestamp": "时间戳无效。",
-    "content_match": "文件内容与电子证照库中的记录不一致。",
-    "property_info": "签章属性信息与文件不符。",
-    "seal_copy": "文件中的印章与签章中的印章不一致。",
-    "embedded_original": "副本中内嵌的原件未通过验证。",
-}
-_UNKNOWN: dict[str, str] = {
-    "seal_validity": "无法确认电子印章是否有效（印章制作者的证书不在本库的信任列表中）。",
-    "signer_chain": "无法确认签章人证书是否可信（签发机构不在本库的信任列表中）。",
-    "status": "无法确认该证照在电子证照库中的状态。",
-    "content_match": "无法与电子证照库中的记录核对内容。",
-    "references": "部分文件内容的完整性无法确认。",
-    "signature": "无法确认签章签名值（缺少签章人证书）。",
-}
+#: What a failed or unestablished check means, in words for the person at the counter (``verdict.failed.*``,
+#: ``verdict.unknown.*``).
+_FAILED: dict[str, str] = _catalogue("verdict.failed.")
+_UNKNOWN: dict[str, str] = _catalogue("verdict.unknown.")
+
+
+def _zh(text: Any, fallback: str) -> str:
+    """A reason, warning or problem in Chinese by the catalogue; ``fallback`` when it has no entry (the English
+    original stays in the JSON report, never on the page)."""
+    return messages.translate_or(text, fallback) if text else ""
 
 
 def _check_view(check: Mapping[str, Any]) -> dict[str, Any]:
     result = str(check.get("result", ""))
+    name = str(check.get("name", ""))
+    label = CHECK_NAMES.get(name, name)
+    result_label = RESULT_LABELS.get(result, result)
+    fallback = messages.text("page.reason.fallback", label=label, result=result_label)
     return {
-        "name": check.get("name", ""),
-        "label": CHECK_NAMES.get(str(check.get("name")), str(check.get("name", ""))),
+        "name": name,
+        "label": label,
         "result": result,
-        "result_label": RESULT_LABELS.get(result, result),
+        "result_label": result_label,
         "css": RESULT_CLASS.get(result, "muted"),
-        "reason": check.get("reason") or "",
-        "warnings": list(check.get("warnings") or ()),
+        "reason": _zh(check.get("reason"), fallback),
+        "warnings": [_zh(w, f"{label}：另有一项提示") for w in check.get("warnings") or ()],
     }
 
 
 def _first(checks: list[dict[str, Any]], result: str) -> dict[str, Any] | None:
     return next((c for c in checks if c["result"] == result), None)
+
+
+def _problems(report: Mapping[str, Any]) -> list[str]:
+    return [_zh(p, "文件中有一处不符合规范的内容") for p in report.get("problems") or []]
 
 
 def _reason(
@@ -91,25 +109,22 @@ def _reason(
     # a broken seal or signature explains more than what follows from it (content, status): it comes first
     every = [c for s in signatures for c in s["checks"]] + certificate_checks
     if indication == "VALID":
-        if certificate is None:
-            return "文件的电子印章和签名完整有效；该文件不是本库登记的电子证照，未核对证照状态。"
-        return "文件完整，电子印章和签名有效，证照在电子证照库中的状态为有效。"
+        return messages.text("verdict.valid" if certificate is not None else "verdict.valid.unregistered")
     if indication == "INVALID":
         if not signatures and not report.get("problems"):
-            return "文件上没有任何电子印章或签名。"
+            return messages.text("verdict.no_signature")
         failed = _first(every, "FAILED")
         if failed is not None and failed["name"] == "status":
-            label = (certificate or {}).get("label") or "非有效"
-            return f"该证照在电子证照库中的状态为「{label}」，不是有效证照。"
+            return messages.text("verdict.status", label=(certificate or {}).get("label") or "非有效")
         if failed is not None:
-            return _FAILED.get(failed["name"], f"{failed['label']}未通过。")
+            return _FAILED.get(failed["name"]) or messages.text("verdict.failed.other", label=failed["label"])
         if not signatures:
-            return "文件上没有任何电子印章或签名。"
-        return "文件存在结构问题：" + "；".join(str(p) for p in report.get("problems") or [])
+            return messages.text("verdict.no_signature")
+        return messages.text("verdict.problems", problems="；".join(_problems(report)))
     unknown = _first(every, "UNKNOWN")
     if unknown is not None:
-        return _UNKNOWN.get(unknown["name"], f"{unknown['label']}无法确认。")
-    return "文件中有未受印章保护的内容，无法确认文件完整。"
+        return _UNKNOWN.get(unknown["name"]) or messages.text("verdict.unknown.other", label=unknown["label"])
+    return messages.text("verdict.uncovered")
 
 
 def present_report(report: Mapping[str, Any]) -> dict[str, Any]:
@@ -121,7 +136,9 @@ def present_report(report: Mapping[str, Any]) -> dict[str, Any]:
     signatures = [
         {
             "id": s.get("id"),
-            "kind": "电子印章（签章）" if s.get("kind") == "seal" else "数字签名",
+            "kind": messages.text(
+                "page.signature.seal" if s.get("kind") == "seal" else "page.signature.sign"
+            ),
             "indication": s.get("indication"),
             "verdict": VERDICTS.get(str(s.get("indication")), ("", "", "warn"))[0],
             "css": VERDICTS.get(str(s.get("indication")), ("", "", "warn"))[2],
@@ -141,7 +158,7 @@ def present_report(report: Mapping[str, Any]) -> dict[str, Any]:
         "certificate": certificate,
         "certificate_checks": certificate_checks,
         "signatures": signatures,
-        "problems": list(report.get("problems") or []),
+        "problems": _problems(report),
         "file": report.get("file") or {},
         "format": report.get("format"),
         "verified_at": report.get("verified_at"),

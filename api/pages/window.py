@@ -11,7 +11,8 @@ encrypted, with the session (:mod:`certstore.services.logins`).
 
 from __future__ import annotations
 
-from typing import Annotated
+from datetime import date
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Query, Request, Response
 from fastapi.responses import RedirectResponse
@@ -26,15 +27,18 @@ from api.pages.common import (
     session_token,
     staff,
 )
-from api.pages.report_view import present_report
+from api.pages.report_view import face_text, present_report, webp
 from api.security import call_of
 from certstore.access import AccessDeniedError, Role
+from certstore.catalogue import CatalogueEntry
 from certstore.identifiers import HolderIdType, validate_holder_id
 from certstore.lifecycle import Status
-from certstore.services import logins, scope, sharing, verification
+from certstore.records import Certificate
+from certstore.services import catalogue, logins, scope, sharing, verification
 from certstore.services.calls import Call, Via
 from certstore.services.issuance import OFD_MEDIA_TYPE
 from certstore.services.scope import Serving
+from certstore.store.repository import Repository
 
 __all__ = ["router"]
 
@@ -63,8 +67,63 @@ def _call(request: Request, session: logins.WebSession) -> Call:
     return call_of(request, session.principal, via=Via.PAGE)
 
 
+def _not_in_force(status: Status, since: date | None) -> str:
+    """The card's and the refusal's words for a certificate not in force: ``自2026年3月1日起已吊销``."""
+    state = status.label if status.label.startswith("已") else f"已{status.label}"
+    return f"自{since.year}年{since.month}月{since.day}日起{state}" if since else state
+
+
+def _card(
+    repo: Repository, certificate: Certificate, status: Status, entries: dict[tuple[str, int], CatalogueEntry]
+) -> dict[str, Any]:
+    """One card's data: the certificate, its status, since when it is not in force (None when valid) and the
+    type's distinguishing field (区分字段, e.g. 工程名称) as (title, value)."""
+    distinguishing = _distinguishing(repo, certificate, entries)
+    return {
+        "alt": _face_alt(certificate, distinguishing),
+        "certificate": certificate,
+        "status": status,
+        "in_force": status is Status.VALID,
+        "warning": _not_in_force(status, sharing.not_in_force_since(certificate, status)),
+        "distinguishing": distinguishing,
+    }
+
+
+def _distinguishing(
+    repo: Repository, certificate: Certificate, entries: dict[tuple[str, int], CatalogueEntry]
+) -> tuple[str, Any] | None:
+    """The type's distinguishing field of ``certificate`` as (title, value), e.g. (工程名称, …); ``entries``
+    caches the catalogue entries read."""
+    key = (certificate.catalogue_code, certificate.catalogue_version)
+    if key not in entries:
+        entries[key] = catalogue.get_entry(repo, *key)
+    field = entries[key].distinguishing_face_field()
+    value = certificate.face.get(field.name) if field else None
+    return (field.title, value) if field and value not in (None, "") else None
+
+
+def _face_alt(certificate: Certificate, distinguishing: tuple[str, Any] | None) -> str:
+    """The preview's text alternative: number, the distinguishing field, holder, issuer, validity."""
+    fields = {"证照编号": certificate.certificate_number}
+    if distinguishing:
+        fields[distinguishing[0]] = distinguishing[1]
+    until = certificate.valid_until.isoformat() if certificate.valid_until else "长期"
+    fields |= {"持证主体": certificate.holder.name, "颁发机构": certificate.issuer_name, "有效期至": until}
+    return face_text(certificate.name, fields)
+
+
 @router.get("", name="page_window")
 def window(request: Request, session: WindowStaff, superseded: Annotated[bool, Query()] = False) -> Response:
+    return _window_page(request, session, superseded)
+
+
+def _window_page(
+    request: Request,
+    session: logins.WebSession,
+    superseded: bool,
+    error: str | None = None,
+    status: int = 200,
+) -> Response:
     case = session.serving
     if not case:
         return render(request, "window.html", {"case": None, "rows": [], "form": {}, "error": None})
@@ -78,18 +137,20 @@ def window(request: Request, session: WindowStaff, superseded: Annotated[bool, Q
         include_superseded=superseded,
     )
     at = services.now()
+    entries: dict[tuple[str, int], CatalogueEntry] = {}
     rows = sorted(
         ((c, c.status_at(at)) for c in found),
         key=lambda pair: (_ORDER.get(pair[1], 5), pair[0].catalogue_code, pair[0].certificate_number),
     )
     context = {
         "case": case,
-        "rows": [{"certificate": c, "status": s} for c, s in rows],
+        "rows": [_card(services.repo, c, s, entries) for c, s in rows],
         "selected": set(case.get("selected", [])),
         "superseded": superseded,
         "holder_label": _masked(case["holder_id"]),
+        "error": error,
     }
-    return render(request, "window.html", context)
+    return render(request, "window.html", context, status=status)
 
 
 def _masked(number: str) -> str:
@@ -163,6 +224,30 @@ def face(
     return Response(png, media_type="image/png", headers={"Cache-Control": "private, no-store"})
 
 
+#: A card's thumbnail, longer side in pixels; the report's face is drawn at 96 dpi (794 × 1123 px for A4).
+THUMB_PX = 320
+FULL_DPI = 96
+
+
+@router.get("/certificates/{identifier}/face.webp", name="page_window_face_webp")
+def face_webp(
+    request: Request,
+    session: WindowStaff,
+    identifier: str,
+    size: Annotated[str, Query(pattern="^(thumb|full)$")] = "thumb",
+) -> Response:
+    """The face as the pages show it: a sized WebP (a tenth of the PNG), read like the PNG — authorised for the
+    holder being served and audited (``certificate.preview``) by :func:`certstore.services.sharing.preview`.
+    Personal data on a shared counter's browser: not stored by it (``no-store``)."""
+    services, call, serving = services_of(request), _call(request, session), _serving(session)
+    if size == "thumb":
+        png = sharing.preview(services, call, identifier, serving, max_px=THUMB_PX)
+    else:
+        png = sharing.preview(services, call, identifier, serving, dpi=FULL_DPI)
+    image, _, _ = webp(png)
+    return Response(image, media_type="image/webp", headers={"Cache-Control": "private, no-store"})
+
+
 @router.get("/certificates/{identifier}/verify", name="page_window_verify")
 def verify_stored(request: Request, session: WindowStaff, identifier: str) -> Response:
     """Verify the stored, issuer-sealed file with the repository's status: the report, as for a presented file.
@@ -172,7 +257,12 @@ def verify_stored(request: Request, session: WindowStaff, identifier: str) -> Re
     report = verification.verify_stored(services, certificate)
     context = {
         "report": present_report(report.to_dict()),
-        "preview_url": f"/window/certificates/{identifier}/face.png?size=full",
+        "preview": {
+            "src": f"/window/certificates/{identifier}/face.webp?size=full",
+            "width": None,
+            "height": None,
+            "alt": _face_alt(certificate, _distinguishing(services.repo, certificate, {})),
+        },
         "back": "/window",
         "subject": f"{certificate.name} {certificate.certificate_number}",
     }
@@ -188,7 +278,13 @@ def select(
     """Attach the chosen certificates to the matter (用证): :func:`certstore.services.sharing.attach` checks
     them against the holder served and records the selection (one audit entry naming them)."""
     services = services_of(request)
-    chosen = sharing.attach(services, _call(request, session), identifier or [], _serving(session))
+    try:
+        chosen = sharing.attach(services, _call(request, session), identifier or [], _serving(session))
+    except sharing.NotInForceError as exc:
+        request.state.problem = f"Invalid request: {exc}"
+        state = _not_in_force(exc.status, exc.since)
+        error = f"未关联：证照 {exc.identifier} 非现行有效（{state}），不能关联到本办件。"
+        return _window_page(request, session, superseded=False, error=error, status=422)
     case = dict(session.serving or {})
     case["selected"] = chosen
     token = session_token(request)

@@ -15,22 +15,70 @@ Holder ID numbers never enter the log: only their keyed reference (``holder_dige
 ``docs/audit.md``.
 """
 
-from certstore.audit.chain import (
-    AppendResult,
-    AuditSink,
-    CheckpointPolicy,
-    DirectSink,
-    append_events,
-    append_in_transaction,
-    chain_pending,
-    make_checkpoint,
-    record_event,
-)
-from certstore.audit.checkpoints import Checkpoint, CheckpointKey
-from certstore.audit.events import AuditEntry, AuditEvent, Outcome
-from certstore.audit.query import AuditQuery, EventPage, query_entries, query_events
-from certstore.audit.trail import AuditTrail
-from certstore.audit.verify import Finding, VerificationResult, verify_log
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from certstore.audit.chain import (
+        AppendResult,
+        AuditSink,
+        CheckpointPolicy,
+        DirectSink,
+        append_events,
+        append_in_transaction,
+        chain_pending,
+        make_checkpoint,
+        record_event,
+    )
+    from certstore.audit.checkpoints import Checkpoint, CheckpointKey
+    from certstore.audit.events import AuditEntry, AuditEvent, Outcome
+    from certstore.audit.query import AuditQuery, EventPage, query_entries, query_events
+    from certstore.audit.trail import AuditTrail
+    from certstore.audit.verify import Finding, VerificationResult, verify_log
+
+#: Each name of this package → the module that defines it. Imported on first use (PEP 562), so that importing
+#: one name (``Outcome`` for a use case, ``DirectSink`` for the application) does not load the writer, the
+#: queries and the verifier too: the command line's start-up (``python -m bench cli``).
+_EXPORTS = {
+    "AppendResult": "chain",
+    "AuditSink": "chain",
+    "CheckpointPolicy": "chain",
+    "DirectSink": "chain",
+    "append_events": "chain",
+    "append_in_transaction": "chain",
+    "chain_pending": "chain",
+    "make_checkpoint": "chain",
+    "record_event": "chain",
+    "Checkpoint": "checkpoints",
+    "CheckpointKey": "checkpoints",
+    "AuditEntry": "events",
+    "AuditEvent": "events",
+    "Outcome": "events",
+    "AuditQuery": "query",
+    "EventPage": "query",
+    "query_entries": "query",
+    "query_events": "query",
+    "AuditTrail": "trail",
+    "Finding": "verify",
+    "VerificationResult": "verify",
+    "verify_log": "verify",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})
+
 
 __all__ = [
     "AppendResult",

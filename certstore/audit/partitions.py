@@ -53,7 +53,8 @@ APPEND_ONLY_TABLES = ("audit_events", "audit_checkpoints", "audit_tree_nodes", "
 READ_ONLY_TABLES = ("audit_archives",)
 #: Other tables the application role only reads and appends to: the matter bindings (知悉范围, one matter serves
 #: one holder — a binding, once written, is never changed; :mod:`certstore.services.scope`).
-APPEND_ONLY_STATE_TABLES = ("matter_bindings",)
+#: Uploaded catalogue base images (issue 20) are content-addressed, written once: read and append only too.
+APPEND_ONLY_STATE_TABLES = ("matter_bindings", "catalogue_assets")
 #: Tables the application role reads, appends to and updates but never deletes from: registered matters (closed
 #: or withdrawn by an update, never removed) and holders' authorisations (revoked by an update) — issue 19,
 #: :mod:`certstore.services.matters`, :mod:`certstore.services.authorisations`.

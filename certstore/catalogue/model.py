@@ -25,7 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from jsonschema import Draft202012Validator, FormatChecker, ValidationError
+from referencing import Registry, Resource
 
+from certstore.catalogue.fastcheck import fast_face_check
 from certstore.identifiers import (
     HOLDER_ID_TYPE_LABELS,
     HolderIdError,
@@ -287,7 +289,10 @@ def _entry_validator() -> Draft202012Validator:
     path = schemas_dir() / "catalogue-entry.schema.json"
     schema = json.loads(path.read_text(encoding="utf-8"))
     Draft202012Validator.check_schema(schema)
-    return Draft202012Validator(schema, format_checker=_FORMATS)
+    # face_template $refs schemas/face-template.schema.json (照面模板) by its $id
+    template = json.loads((schemas_dir() / "face-template.schema.json").read_text(encoding="utf-8"))
+    registry = Registry().with_resource(template["$id"], Resource.from_contents(template))
+    return Draft202012Validator(schema, format_checker=_FORMATS, registry=registry)
 
 
 def _child(path: str, key: str | int) -> str:
@@ -376,6 +381,17 @@ class CatalogueEntry:
     expiry_reminder_days: tuple[int, ...] | None = None
     #: 年检不合格的后果 (``inspection.on_failure``); only meaningful with ``annual_inspection``.
     inspection_on_failure: InspectionFailure = InspectionFailure.NONE
+    #: 区分字段 (``distinguishing_field``): the face field that tells certificates of this type apart on lists;
+    #: None: the first required string field (:meth:`distinguishing_face_field`).
+    distinguishing_field: str | None = None
+    #: The bytes of an uploaded base image (底图) named by ``base_image`` (``asset:…``), set by the catalogue
+    #: service when it reads the entry from the repository; None for shipped base images (read from
+    #: ``schemas/catalogue/base-images/``) and entries without one. Not part of the document.
+    base_image_data: bytes | None = dataclasses.field(default=None, repr=False, compare=False, hash=False)
+    #: 照面模板 (``face_template``): the raw template document as validated against
+    #: ``schemas/face-template.schema.json`` (read-only by convention); ``certstore.packaging.template`` compiles
+    #: it. None: the generic label/value layout. Part of the version, so a certificate keeps its template.
+    face_template: dict[str, Any] | None = dataclasses.field(default=None, repr=False, hash=False)
     _face_validator: Draft202012Validator = dataclasses.field(
         init=False, repr=False, compare=False, hash=False
     )
@@ -427,6 +443,8 @@ class CatalogueEntry:
                 tuple(document["expiry_reminder_days"]) if "expiry_reminder_days" in document else None
             ),
             inspection_on_failure=InspectionFailure(document.get("inspection", {}).get("on_failure", "none")),
+            distinguishing_field=document.get("distinguishing_field"),
+            face_template=copy.deepcopy(document.get("face_template")),
         )
 
     def to_document(self) -> dict[str, Any]:
@@ -468,12 +486,24 @@ class CatalogueEntry:
             document["inspection"] = {"on_failure": self.inspection_on_failure.value}
         if self.expiry_reminder_days is not None:
             document["expiry_reminder_days"] = list(self.expiry_reminder_days)
+        if self.distinguishing_field is not None:
+            document["distinguishing_field"] = self.distinguishing_field
+        if self.face_template is not None:
+            document["face_template"] = copy.deepcopy(self.face_template)
         return document
 
     # --- face -------------------------------------------------------------------------------------------
 
     def face_fields(self) -> list[FaceField]:
-        """The face fields in layout order (``x-order``)."""
+        """The face fields in layout order (``x-order``); worked out once per entry (the face schema is
+        read-only), a new list each call."""
+        cached: tuple[FaceField, ...] | None = self.__dict__.get("_face_fields_cache")
+        if cached is None:
+            cached = tuple(self._face_fields())
+            object.__setattr__(self, "_face_fields_cache", cached)
+        return list(cached)
+
+    def _face_fields(self) -> list[FaceField]:
         required = set(self.face_schema["required"])
         fields = [
             FaceField(
@@ -490,12 +520,24 @@ class CatalogueEntry:
         ]
         return sorted(fields, key=lambda f: f.order)
 
+    def distinguishing_face_field(self) -> FaceField | None:
+        """The face field that tells certificates of this type apart (区分字段, e.g. 工程名称): the entry's
+        ``distinguishing_field``, else the first required string field in layout order; None if there is none."""
+        fields = self.face_fields()
+        if self.distinguishing_field is not None:
+            return next(f for f in fields if f.name == self.distinguishing_field)
+        return next((f for f in fields if f.required and f.type == "string"), None)
+
     def validate_face(self, face: Mapping[str, Any]) -> dict[str, Any]:
         """Check face data against the face schema; return it as a new dict. :class:`FaceDataError` lists
         *all* problems (missing, unexpected and malformed fields), each with its JSON path."""
+        instance = dict(face) if isinstance(face, Mapping) else face
+        fast = fast_face_check(self.face_schema, _FORMATS)  # compiled, cached per schema: valid faces only
+        if fast is not None and fast(instance):
+            assert isinstance(instance, dict)
+            return instance
         properties = self.face_schema["properties"]
         titles = {name: spec["title"] for name, spec in properties.items()}
-        instance = dict(face) if isinstance(face, Mapping) else face
         problems = _schema_problems(self._face_validator, instance, titles=titles)
         if problems:
             prefixes = [(_child("$", name), spec["x-order"]) for name, spec in properties.items()]
@@ -623,6 +665,10 @@ def _semantic_problems(document: dict[str, Any]) -> Problems:
                 f"{on_failure!r} needs annual_inspection true: the type has no 年检 to fail",
             )
         )
+
+    distinguishing = document.get("distinguishing_field")
+    if distinguishing is not None and distinguishing not in properties:
+        problems.append(("$.distinguishing_field", f"{distinguishing!r} is not a face field"))
 
     validity = document["validity"]
     if validity["kind"] == ValidityKind.FIELD:

@@ -13,11 +13,10 @@ import click
 
 from certstore.cli.common import Context, Failure, handle_errors, pass_context, print_json, read_file
 from certstore.exchange.frontend import init_frontend
-from certstore.exchange.sealing import ApplicationSealer, SealingPool
+from certstore.exchange.sealing import ApplicationSealer, SealingPool, default_sealing_workers
 from certstore.exchange.worker import DEFAULT_INTERVAL, ExchangeSource, ExchangeWorker
 from certstore.services.catalogue import list_entries, load_shipped
 from certstore.services.exchange_metrics import REGISTRY, exchange_status
-from certstore.services.imports import default_workers
 
 __all__ = ["group", "parse_source", "read_sources"]
 
@@ -123,8 +122,9 @@ def read_sources(path: Path) -> list[ExchangeSource]:
     "--workers",
     type=click.IntRange(0, 64),
     default=None,
-    help="Sealing worker processes for versions sent without a file (default: one per CPU; 0 seals in this "
-    "process). Commits stay in this process, in seq order.",
+    help="Sealing worker processes for versions sent without a file (default: one per CPU and one more, which "
+    "seals while the others wait on their files' fsyncs; 0 seals in this process). Commits stay in this "
+    "process, in seq order.",
 )
 @click.option("--worker", "worker_name", help="This worker's name in leases and logs (default host:pid).")
 @click.option(
@@ -173,7 +173,7 @@ def run(
         from prometheus_client import start_http_server
 
         start_http_server(metrics_port, registry=REGISTRY)
-    processes = default_workers() if workers is None else workers
+    processes = default_sealing_workers() if workers is None else workers
     env = _certstore_env()
     # sealing on all cores: a pool of worker processes seals, this process commits (certstore.exchange.sealing)
     sealer = (

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import click
 
+from certstore import messages
 from certstore.checks import Check, CheckResult
 from certstore.cli.common import (
     INDICATION_EXIT,
@@ -30,6 +31,7 @@ from certstore.crypto.trust import TrustStore
 from certstore.crypto.x509 import Certificate, load_certificates
 from certstore.keystore import KeyStore, KeyStoreError, SignerRole
 from certstore.services.keys import REPOSITORY_SIGNER_NAME
+from certstore.timezones import beijing_time
 from certstore.verify import OfdOptions, RepositoryCheck, UnreadableFileError, VerificationReport, verify_file
 from certstore.verify.pipeline import OfflineStatus
 from certstore.verify.status_list import StatusListError, read_status_list
@@ -131,11 +133,11 @@ def offline_status(snapshot: bytes | None, trust: TrustStore, keystore: KeyStore
     """The status source of an offline verification: the snapshot, verified against ``trust`` (and the key
     store's repository signer when it has one), or the reason there is none."""
     if snapshot is None:
-        return OfflineStatus(problem="offline, and no status snapshot was given (--status FILE)")
+        return OfflineStatus(problem=messages.Message("reason.status.no_snapshot_option"))
     try:
         return OfflineStatus(read_status_list(snapshot, trust=trust, expected=_repository_signer(keystore)))
     except StatusListError as exc:
-        return OfflineStatus(problem=f"status snapshot refused: {exc}")
+        return OfflineStatus(problem=messages.Message("reason.status.snapshot_refused", error=str(exc)))
 
 
 def _repository_signer(keystore: KeyStore) -> tuple[Certificate, ...]:
@@ -145,15 +147,33 @@ def _repository_signer(keystore: KeyStore) -> tuple[Certificate, ...]:
         return ()
 
 
-def _print_check(check: Check) -> None:
-    click.echo(f"    {check.result.value:<8} {check.name:<15} {check.reason}")
+def _print_check(check: Check, lang: str) -> None:
+    if lang != "zh":
+        click.echo(f"    {check.result.value:<8} {check.name:<15} {check.reason}")
+        for warning in check.warnings:
+            click.echo(f"    {'WARNING':<8} {'':<15} {warning}")
+        return
+    name = messages.text(f"check.{check.name}", lang) if _known(f"check.{check.name}") else check.name
+    result = messages.text(f"result.{check.result.value}", lang)
+    click.echo(f"    [{result}] {name}（{check.name}）：{messages.translate_or(check.reason, check.reason)}")
     for warning in check.warnings:
-        click.echo(f"    {'WARNING':<8} {'':<15} {warning}")
+        click.echo(
+            f"        {messages.text('cli.verify.warning', lang)}：{messages.translate_or(warning, warning)}"
+        )
 
 
-def _reason(report: VerificationReport) -> str:
+def _known(key: str) -> bool:
+    try:
+        messages.entry(key)
+    except KeyError:
+        return False
+    return True
+
+
+def _reason(report: VerificationReport, lang: str = "en") -> str:
     """The verdict's reason in one line: the first check that failed (INVALID) or could not be established
-    (INDETERMINATE), else the first problem; for VALID, how many checks passed."""
+    (INDETERMINATE), else the first problem; for VALID, how many checks passed. In ``lang`` (``zh``: by the
+    message catalogue, the English text where it has no entry)."""
     checks = [
         *(report.certificate.checks if report.certificate is not None else ()),
         *(check for signature in report.signatures for check in signature.checks),
@@ -162,45 +182,80 @@ def _reason(report: VerificationReport) -> str:
     for result in wanted.get(report.indication.value, ()):
         decisive = next((check for check in checks if check.result is result), None)
         if decisive is not None:
-            return f"{decisive.name}: {' '.join(decisive.reason.split())}"
+            reason = " ".join(messages.translate_or(decisive.reason, decisive.reason, lang).split())
+            if lang == "zh" and _known(f"check.{decisive.name}"):
+                return f"{messages.text(f'check.{decisive.name}', lang)}（{decisive.name}）：{reason}"
+            return f"{decisive.name}: {reason}"
     if report.problems:
-        return " ".join(report.problems[0].split())
+        return " ".join(messages.translate_or(report.problems[0], report.problems[0], lang).split())
     passed = sum(check.result is CheckResult.PASSED for check in checks)
-    return f"all {passed} check(s) passed"
+    return messages.text("cli.verify.all_passed", lang, count=passed)
 
 
 def _print_report(report: VerificationReport, path: Path) -> None:
-    count = len(report.signatures)
+    """The human-readable report: English, or Chinese when the locale asks for it (``LANG=zh_CN.UTF-8`` …)."""
+    lang = messages.language()
+    indication = report.indication.value
+    shown = indication if lang != "zh" else f"{indication} {messages.text(f'verdict.{indication}', lang)}"
     click.echo(
-        f"{report.indication.value}  {path.name} ({report.format.value.upper()}, {count} signature(s), "
-        f"{len(report.problems)} problem(s))"
+        messages.text(
+            "cli.verify.head",
+            lang,
+            indication=shown,
+            file=path.name,
+            format=report.format.value.upper(),
+            count=len(report.signatures),
+            problems=len(report.problems),
+        )
     )
-    click.echo(f"  reason: {_reason(report)}")
+    click.echo(messages.text("cli.verify.reason", lang, reason=_reason(report, lang)))
     certificate = report.certificate
     if certificate is not None:
         status_check = next((c for c in certificate.checks if c.name == "status"), None)
         if certificate.status is not None:
-            status = f"status {certificate.status}"
+            status = messages.text("cli.verify.status", lang, status=certificate.status)
         elif status_check is not None and status_check.result is CheckResult.UNKNOWN:
-            status = "status unknown"
+            status = messages.text("cli.verify.status_unknown", lang)
         else:
-            status = "status not checked"
+            status = messages.text("cli.verify.status_unchecked", lang)
         label = f" ({certificate.label})" if certificate.label else ""
-        click.echo(f"  certificate {certificate.identifier}: {status}{label}")
+        click.echo(
+            messages.text(
+                "cli.verify.certificate", lang, identifier=certificate.identifier, status=status, label=label
+            )
+        )
         for check in certificate.checks:
-            _print_check(check)
+            _print_check(check, lang)
     for signature in report.signatures:
         details = [signature.kind.value]
         if signature.seal is not None:
-            details.append(f"seal 「{signature.seal.name}」 {signature.seal.id}")
+            details.append(
+                messages.text("cli.verify.seal", lang, name=signature.seal.name, id=signature.seal.id)
+            )
         if signature.signer is not None:
-            details.append(f"signer {signature.signer.subject}")
+            details.append(messages.text("cli.verify.signer", lang, subject=signature.signer.subject))
         if signature.signing_time is not None:
-            details.append(f"signed {signature.signing_time.isoformat()}")
-        click.echo(f"  signature {signature.id}: {signature.indication.value} ({'; '.join(details)})")
+            when = (
+                signature.signing_time.isoformat() if lang != "zh" else beijing_time(signature.signing_time)
+            )
+            details.append(messages.text("cli.verify.signed", lang, time=when))
+        if lang == "zh":
+            details[0] = messages.text(f"page.signature.{signature.kind.value}", lang)
+        sign_indication = signature.indication.value
+        if lang == "zh":
+            sign_indication = messages.text(f"verdict.{sign_indication}", lang)
+        click.echo(
+            messages.text(
+                "cli.verify.signature",
+                lang,
+                id=signature.id,
+                indication=sign_indication,
+                details=("; " if lang != "zh" else "；").join(details),
+            )
+        )
         for check in signature.checks:
-            _print_check(check)
+            _print_check(check, lang)
     if report.problems:
-        click.echo("  problems:")
+        click.echo(messages.text("cli.verify.problems", lang))
         for problem in report.problems:
-            click.echo(f"    - {problem}")
+            click.echo(f"    - {messages.translate_or(problem, problem, lang)}")

@@ -51,12 +51,16 @@ from certstore.services.certificates import (
 )
 from certstore.store.blobs import BlobRef
 
-__all__ = ["SEALED_RUN", "SEAL_AHEAD", "CertificateRows"]
+__all__ = ["FEED_LOW", "FEED_SLICE", "SEALED_RUN", "SEAL_AHEAD", "CertificateRows"]
 
 #: Versions this repository sealed committed in one transaction at most (their files are in memory until then).
 SEALED_RUN = 50
-#: New certificate rows planned and handed to the sealing pool before the first status pass.
-SEAL_AHEAD = 5_000
+#: Most certificate versions handed to the sealing pool ahead of their commit (:meth:`CertificateRows.feed_pool`).
+SEAL_AHEAD = 10_000
+#: The pool is fed when fewer versions than this are still being sealed ...
+FEED_LOW = 1_000
+#: ... with the versions of this many more new certificate rows.
+FEED_SLICE = 500
 
 
 class CertificateRows(FrontendReading):
@@ -89,11 +93,15 @@ class CertificateRows(FrontendReading):
                 if isinstance(plan, Reject):
                     plans.append(Done(int(row.seq), REJECTED, problems=plan.problems))
                     continue
-                if self.sealer is not None and self._seals(plan) and plan.seq not in self._ahead:
+                if self.sealer is not None and self._to_seal(plan) and plan.seq not in self._ahead:
                     self._seal_ahead(plan)  # the workers seal while the rest of the batch is planned
                 plans.append(plan)
             for why, seqs in waits.items():
                 self._wait(CERTIFICATE_TABLE.name, seqs, why)
+            if self.sealer is not None:
+                self.sealer.flush()
+            if self._ahead_high is not None and rows:  # read ahead from here on: never planned twice
+                self._ahead_high = max(self._ahead_high, *(int(r.seq) for r in rows))
             self._apply_planned(plans, now, {int(r.seq) for r in rows})
         finally:  # a file not taken (the chunk failed): nobody waits for it
             for seq in (int(r.seq) for r in rows):
@@ -103,27 +111,49 @@ class CertificateRows(FrontendReading):
     # -- sealing ahead ----------------------------------------------------------------------------------
 
     def seal_ahead_of_statuses(self) -> None:
-        """Before the first status pass: plan the first :data:`SEAL_AHEAD` new certificate rows and hand their
-        versions to the pool, so the workers seal while the status changes are applied (their plans are used as
-        they are when the rows' turn comes: nothing a status change does alters a version's plan). Only with a
-        pool that stores the files itself (:attr:`SealingPool.blobs <certstore.exchange.sealing.SealingPool>`):
-        the sealed files then wait as blob references, not bytes."""
+        """Before the first status pass: start feeding the pool (:meth:`feed_pool`), so the workers seal while the
+        status changes are applied. Only with a pool that stores the files itself
+        (:attr:`SealingPool.blobs <certstore.exchange.sealing.SealingPool>`): the sealed files then wait as blob
+        references, not bytes."""
         if self.sealer is None or self.sealer.blobs is None or self.file_maker is None:
             return
+        self._ahead_high = load_cursor(self.repo, self.source.name, CERTIFICATE_TABLE.name).high
+        self._ahead_more = True
+        self.feed_pool()
+
+    def feed_pool(self) -> None:
+        """Keep the workers busy from the first status pass to the last certificate: whenever fewer than
+        :data:`FEED_LOW` versions are still being sealed, plan the next :data:`FEED_SLICE` new certificate rows
+        (after the last one read ahead) and hand their versions to the pool — at most :data:`SEAL_AHEAD` planned
+        and not yet committed (their plans wait in memory, ~10 KB each). Called between chunks and committed runs.
+
+        The plans are used as they are when the rows' turn comes: nothing a status change does alters a
+        version's plan. Rows that are not sealed here (rejected, deferred, carrying the agency's file) are
+        planned again in their turn."""
+        if self._ahead_high is None or self.sealer is None:
+            return
         table = CERTIFICATE_TABLE
-        cursor = load_cursor(self.repo, self.source.name, table.name)
-        now = self.repo.now()
-        rows = [
-            row
-            for row in self._fetch(table, table.c.seq > cursor.high, SEAL_AHEAD)
-            if not isinstance(row, Unreadable) and not getattr(row, HAS_FILE, False)
-        ]
-        self.planner.prefetch_serials(rows)
-        for row in rows:
-            plan = self._plan_certificate(FileRow(row, None), now)
-            if isinstance(plan, CertificatePlan) and self._seals(plan):
-                self._planned[plan.seq] = plan
-                self._seal_ahead(plan)
+        while self._ahead_more and self.sealer.backlog < FEED_LOW and len(self._ahead) < SEAL_AHEAD:
+            fetched = self._fetch(table, table.c.seq > self._ahead_high, FEED_SLICE)
+            self._ahead_more = len(fetched) == FEED_SLICE
+            if not fetched:
+                return
+            self._ahead_high = int(fetched[-1].seq)
+            rows = [
+                row
+                for row in fetched
+                if not isinstance(row, Unreadable)
+                and not getattr(row, HAS_FILE, False)
+                and int(row.seq) not in self._ahead
+            ]
+            now = self.repo.now()
+            self.planner.prefetch_serials(rows)
+            for row in rows:
+                plan = self._plan_certificate(FileRow(row, None), now)
+                if isinstance(plan, CertificatePlan) and self._to_seal(plan):
+                    self._planned[plan.seq] = plan
+                    self._seal_ahead(plan)
+            self.sealer.flush()
 
     def drop_ahead(self) -> None:
         """The end of the cycle: files sealed ahead and not used are not waited for (their blobs are orphans)."""
@@ -135,6 +165,18 @@ class CertificateRows(FrontendReading):
     def _seals(self, plan: CertificatePlan) -> bool:
         """Whether the repository seals this version's file (no agency file, not a renewal: those go alone)."""
         return self.file_maker is not None and plan.file is None and not plan.renewal
+
+    def _to_seal(self, plan: CertificatePlan) -> bool:
+        """Whether ``plan``'s version is sealed here: the repository seals it (:meth:`_seals`) and it is new — not
+        stored already, and not claimed by an earlier row of this cycle for the same number and version. A repeat
+        (or a conflict) is never sealed: it goes alone, where the use case finds it identical (accepted, no file
+        made) or conflicting (rejected) — so no orphan file is stored for it."""
+        if not self._seals(plan):
+            return False
+        key = (plan.number, plan.version)
+        if self.planner.stored(*key):
+            return False
+        return self._claims.setdefault(key, plan.seq) == plan.seq
 
     def _seal_ahead(self, plan: CertificatePlan) -> None:
         assert self.sealer is not None
@@ -151,6 +193,7 @@ class CertificateRows(FrontendReading):
         future = self._ahead.pop(plan.seq, None)
         if future is not None:
             assert self.sealer is not None
+            self.sealer.flush()  # a task not yet full: sent now, never waited for unsent
             try:
                 made = future.result()
             except Exception:  # the row's own failure, or a lost worker: sealed again here
@@ -182,12 +225,14 @@ class CertificateRows(FrontendReading):
                 run, files = [], {}
                 self._certificate_with_file(item.row, now, in_chunk)
                 continue
-            if isinstance(item, CertificatePlan) and (item.file is not None or item.renewal):
+            if isinstance(item, CertificatePlan) and (
+                item.file is not None or item.renewal or (self._seals(item) and not self._to_seal(item))
+            ):
                 self._certificate_batch(run, in_chunk, files)
                 run, files = [], {}
                 self._certificate_alone(item, in_chunk)
                 continue
-            if isinstance(item, CertificatePlan) and self._seals(item):
+            if isinstance(item, CertificatePlan) and self._to_seal(item):
                 made = self._sealed_file(item)
                 if made is None:
                     self._certificate_batch(run, in_chunk, files)
@@ -199,6 +244,7 @@ class CertificateRows(FrontendReading):
             if len(files) >= SEALED_RUN:
                 self._certificate_batch(run, in_chunk, files)
                 run, files = [], {}
+                self.feed_pool()
         self._certificate_batch(run, in_chunk, files)
 
     def _certificate_with_file(self, row: Any, now: datetime, in_chunk: set[int]) -> None:

@@ -199,7 +199,12 @@ class CycleCore:
         self._column_cache: dict[str, list[Any]] = {}
         self.sealer = sealer if file_maker is not None else None
         self._ahead: dict[int, Future[Sealed]] = {}  # seq → the file a pool worker seals for it
-        self._planned: dict[int, CertificatePlan] = {}  # seq → its plan, made before the status pass
+        self._planned: dict[int, CertificatePlan] = {}  # seq → its plan, made ahead of its chunk
+        #: the last ``fe_certificates`` seq read ahead for the pool (None: not feeding), and whether rows may follow
+        self._ahead_high: int | None = None
+        self._ahead_more = False
+        #: (number, version) → the seq of the row of this cycle whose version is sealed (the first to claim it)
+        self._claims: dict[tuple[str, int], int] = {}
         self._seen: set[tuple[str, int]] = set()  # (table, seq) read in this cycle
         #: the first pass over the status changes, before the certificate backlog (:meth:`statuses_first`)
         self.status_first = False

@@ -214,6 +214,7 @@ class Cycle(CertificateRows, StatusRows):
         else:
             self._apply_statuses(rows)
         self.flush_receipts()
+        self.feed_pool()  # between chunks: the sealing pool never runs dry
 
     def _apply_catalogue(self, row: Any) -> None:
         seq = int(row.seq)
@@ -293,7 +294,7 @@ def run_cycle(
         # status changes first (a revocation never waits behind the sealing backlog), then again for those
         # whose certificate version arrived in this cycle's certificate rows
         cycle.process_table(CATALOGUE_TABLE)
-        cycle.seal_ahead_of_statuses()  # with a pool: the workers seal while the status changes are applied
+        cycle.seal_ahead_of_statuses()  # with a pool: the workers seal from now on, while status changes are applied
         cycle.statuses_first()
         cycle.process_table(CERTIFICATE_TABLE)
         cycle.process_table(STATUS_TABLE)

@@ -31,7 +31,7 @@ from certstore.services import deadlines
 from certstore.services.authorization import require_issuer_of_type
 from certstore.services.calls import Call, Origin, Via
 from certstore.services.catalogue import UnknownCatalogueError, get_entry, list_submissions
-from certstore.services.certificates import stored_serial, stored_serials
+from certstore.services.certificates import stored_serial, stored_versions
 from certstore.store.repository import Repository
 from certstore.verify import verify_file
 
@@ -153,22 +153,30 @@ class Planner:
         self._entries: dict[str, CatalogueEntry | Exception] = {}
         self._awaiting: dict[str, CatalogueEntry] | None = None
         self._serials: dict[tuple[str, str], str] = {}  # (issuer, number) → stored serial (never changes)
+        self._stored: set[tuple[str, int]] = set()  # (number, version) of the source's issuer, seen stored
 
     def prefetch_serials(self, rows: Iterable[Any]) -> None:
-        """Look up at once the stored serials the later versions among ``rows`` will keep (one query instead of
-        one per row; a serial, once stored, never changes — a certificate not stored yet is asked again)."""
+        """Look up at once, for the certificates of ``rows``, the stored serial their later versions keep and the
+        versions already stored (one query instead of one per row; a serial, once stored, never changes — a
+        certificate not stored yet is asked again)."""
         issuer = self.source.issuer_code
         numbers = {
             str(row.certificate_number)
             for row in rows
             if isinstance(getattr(row, "version", None), int)
-            and row.version > 1
             and isinstance(getattr(row, "certificate_number", None), str)
-            and (issuer, row.certificate_number) not in self._serials
         }
         if numbers:
-            found = stored_serials(self.repo, issuer, numbers)
-            self._serials.update({(issuer, number): serial for number, serial in found.items()})
+            found = stored_versions(self.repo, issuer, numbers)
+            self._serials.update({(issuer, number): serial for number, (serial, _) in found.items()})
+            self._stored.update(
+                (number, version) for number, (_, versions) in found.items() for version in versions
+            )
+
+    def stored(self, number: str, version: int) -> bool:
+        """Whether version ``version`` of certificate ``number`` was stored when its row's chunk was looked up
+        (:meth:`prefetch_serials`): a row for it is a repeat or a conflict, never a version to seal."""
+        return (number, version) in self._stored
 
     def _serial(self, issuer_code: str, number: str) -> str | None:
         key = (issuer_code, number)

@@ -158,7 +158,14 @@ def _default_frame(width_mm: float, height_mm: float, image: bytes | None) -> Pa
 
 @lru_cache(maxsize=32)
 def _read_frame(path: Path, mtime_ns: int) -> PageFrame:
-    data = path.read_bytes()
+    try:
+        return _read_frame_data(path.read_bytes())
+    except LayoutError as exc:
+        raise LayoutError(f"{path.name}: {exc}") from exc
+
+
+@lru_cache(maxsize=32)
+def _read_frame_data(data: bytes) -> PageFrame:
     with Image.open(io.BytesIO(data)) as image:
         chunk = getattr(image, "text", {}).get("certstore-layout")
         dpi = float(image.info.get("dpi", (150.0, 150.0))[0]) or 150.0
@@ -179,11 +186,17 @@ def _read_frame(path: Path, mtime_ns: int) -> PageFrame:
             image=embedded_base_image(data),
         )
     except (ValueError, KeyError, TypeError) as exc:
-        raise LayoutError(f"base image {path.name}: malformed certstore-layout chunk ({exc})") from exc
+        raise LayoutError(f"base image: malformed certstore-layout chunk ({exc})") from exc
 
 
 def page_frame(entry: CatalogueEntry) -> PageFrame:
-    """The page of ``entry``: its base image's geometry, or a plain A4 portrait page when it has none."""
+    """The page of ``entry``: its base image's geometry — the uploaded image (``entry.base_image_data``) when
+    there is one, else the shipped file — or a plain A4 portrait page when it has none."""
+    if entry.base_image_data is not None:
+        try:
+            return _read_frame_data(entry.base_image_data)
+        except (OSError, SyntaxError) as exc:  # Pillow: not an image it can read
+            raise LayoutError(f"the base image of {entry.name} cannot be read: {exc}") from exc
     path = base_image_path(entry)
     if path is None:
         return _default_frame(210.0, 297.0, None)
@@ -547,6 +560,31 @@ def _culprit(fields: Sequence[_Field], columns: Sequence[_Column], size: float) 
 # --- the face -----------------------------------------------------------------------------------------------
 
 
+def _check_glyphs(texts: Sequence[TextItem]) -> None:
+    for text in texts:
+        missing = fonts.missing_glyphs(text.text)
+        if missing:
+            raise LayoutError(_missing_glyph_message(missing[0], text.role), field=_field_of(text.role))
+
+
+def _lay_out_with_template(data: FaceData, verify_base_url: str, short_qr: bool) -> FaceLayout:
+    """The face of an entry with a face template (:mod:`certstore.packaging.template`): the compiled
+    template's shared texts and this certificate's values."""
+    from certstore.packaging import template as templates
+
+    entry = data.entry
+    try:
+        compiled = templates.compiled(entry)
+    except templates.TemplateError as exc:
+        raise LayoutError(f"the face template of {entry.name} cannot be used: {exc}") from exc
+    url = verification_url(data.identifier, verify_base_url, short=short_qr)
+    layout = compiled.template.lay_out(
+        data, static=compiled.static, base_image=compiled.base_image, qr=qr_png(url), verify_url=url
+    )
+    _check_glyphs(layout.texts[len(compiled.static) :])
+    return layout
+
+
 def lay_out_face(
     data: FaceData, *, verify_base_url: str = "http://127.0.0.1:8000", short_qr: bool = True
 ) -> FaceLayout:
@@ -558,6 +596,8 @@ def lay_out_face(
     :class:`LayoutError` naming the field that cannot fit, or a character no face font can draw
     (:data:`certstore.packaging.fonts.FACE_FONTS`) and its field.
     """
+    if data.entry.face_template is not None:
+        return _lay_out_with_template(data, verify_base_url, short_qr)
     entry = data.entry
     frame = page_frame(entry)
     content = frame.content

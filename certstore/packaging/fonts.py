@@ -431,11 +431,22 @@ class _GlyphSource:
             self.bounds[name] = (x_min, y_min, x_max, y_max)
             if contours < 0:  # composite: expand once so components are named, not numbered
                 self.components[name] = tuple(c.glyphName for c in glyf[name].components)
+        # the raw tables: a subset is assembled from bytes (:meth:`subset`)
+        reader = font.reader
+        self._tables = {tag: reader[tag] for tag in ("head", "hhea", "maxp", "OS/2", "name", "post", "gasp", "vhea")
+                        if tag in reader}  # fmt: skip
+        self._glyf: bytes = reader["glyf"]
+        self._loca: list[int] = list(font["loca"])
 
     def _closure(self, characters: str) -> tuple[dict[int, str], list[str]]:
         """The cmap of ``characters`` and the glyph order of their subset: .notdef, their glyphs and every
-        component those use, in the source's order."""
-        mapping = {ord(ch): self.cmap[ord(ch)] for ch in characters if ord(ch) in self.cmap}
+        component those use, in the source's order (the last few kept: metrics and subset ask in turn)."""
+        return self._closures(characters)
+
+    @lru_cache(maxsize=8)  # noqa: B019 (one source per process, kept for its life)
+    def _closures(self, characters: str) -> tuple[dict[int, str], list[str]]:
+        cmap = self.cmap
+        mapping = {code: cmap[code] for code in map(ord, characters) if code in cmap}
         wanted = {".notdef", *mapping.values()}
         stack = list(wanted)
         while stack:
@@ -446,11 +457,12 @@ class _GlyphSource:
         return mapping, sorted(wanted, key=self.index.__getitem__)  # .notdef is glyph 0 in the source too
 
     def _bounds(self, order: list[str]) -> tuple[int, int, int, int] | None:
-        boxes = [self.bounds[name] for name in order if name in self.bounds]
+        bounds = self.bounds
+        boxes = [bounds[name] for name in order if name in bounds]
         if not boxes:
             return None
-        return (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes),
-                max(b[3] for b in boxes))  # fmt: skip
+        x_min, y_min, x_max, y_max = zip(*boxes, strict=True)
+        return min(x_min), min(y_min), max(x_max), max(y_max)
 
     def metrics(self, characters: str) -> SubsetMetrics:
         """What :meth:`subset` of ``characters`` will say about itself, without building it."""
@@ -461,42 +473,131 @@ class _GlyphSource:
         return SubsetMetrics(advances, box[3] / units, -box[1] / units)
 
     def subset(self, characters: str) -> bytes:
-        import copy
-
-        from fontTools.fontBuilder import FontBuilder
-        from fontTools.ttLib import newTable
-
+        """The subset font program of ``characters``, assembled byte by byte (≈0.1 ms for a face): raw
+        ``glyf`` records (composite components renumbered), ``loca``, ``hmtx``/``vmtx`` and a format 4
+        ``cmap`` for the subset; ``head`` (bounding box, long ``loca``, the modification time set to the
+        creation time so the same characters give the same bytes), ``hhea``, ``maxp`` and ``vhea`` patched
+        with the glyph count; ``OS/2``, ``name``, ``post`` (format 3) and ``gasp`` as the source has them."""
         mapping, order = self._closure(characters)
+        new_index = {name: i for i, name in enumerate(order)}
+        glyf = bytearray()
+        offsets = [0]
+        for name in order:
+            raw = self._raw_glyph(name)
+            if name in self.components:
+                raw = self._renumbered(raw, new_index)
+            glyf += raw
+            glyf += b"\0" * (-len(raw) % 4)
+            offsets.append(len(glyf))
+        count = len(order)
+        box = self._bounds(order) or (0, 0, 0, 0)
+        tables = self._tables
+        head = bytearray(tables["head"])
+        head[8:12] = b"\0\0\0\0"  # checkSumAdjustment, set below
+        head[28:36] = head[20:28]  # modified = created
+        head[36:44] = struct.pack(">hhhh", *box)
+        head[50:52] = struct.pack(">h", 1)  # long loca
+        hhea = bytearray(tables["hhea"])
+        hhea[34:36] = struct.pack(">H", count)
+        maxp = bytearray(tables["maxp"])
+        maxp[4:6] = struct.pack(">H", count)
+        out: dict[str, bytes] = {
+            "OS/2": tables["OS/2"],
+            "cmap": _cmap_table(mapping, new_index),
+            "glyf": bytes(glyf),
+            "head": bytes(head),
+            "hhea": bytes(hhea),
+            "hmtx": b"".join(struct.pack(">Hh", *self.hmtx[name]) for name in order),
+            "loca": struct.pack(f">{count + 1}I", *offsets),
+            "maxp": bytes(maxp),
+            "name": tables["name"],
+            "post": tables["post"],
+        }
+        if "gasp" in tables:
+            out["gasp"] = tables["gasp"]
+        if self.vmtx is not None and "vhea" in tables:
+            vhea = bytearray(tables["vhea"])
+            vhea[34:36] = struct.pack(">H", count)
+            out["vhea"] = bytes(vhea)
+            out["vmtx"] = b"".join(struct.pack(">Hh", *self.vmtx[name]) for name in order)
+        return _sfnt(out)
 
-        builder = FontBuilder(self.units_per_em, isTTF=True)
-        font = builder.font
-        font.recalcBBoxes = False  # glyph bounds are the source's; nothing to recompute
-        font.recalcTimestamp = False
-        builder.setupGlyphOrder(order)
-        builder.setupCharacterMap(mapping)
-        for tag in ("head", "hhea", "maxp", "OS/2", "name", "post", "gasp", "vhea"):
-            if tag in self.font:
-                font[tag] = copy.copy(self.font[tag])
-        head = font["head"]
-        head.modified = head.created  # the same characters give the same bytes
-        box = self._bounds(order)
-        if box is not None:
-            head.xMin, head.yMin, head.xMax, head.yMax = box
-        font["loca"] = newTable("loca")
-        glyf = newTable("glyf")
-        glyf.glyphs = {name: self.glyphs[name] for name in order}
-        glyf.glyphOrder = order
-        font["glyf"] = glyf
-        hmtx = newTable("hmtx")
-        hmtx.metrics = {name: self.hmtx[name] for name in order}
-        font["hmtx"] = hmtx
-        if self.vmtx is not None and "vhea" in font:
-            vmtx = newTable("vmtx")
-            vmtx.metrics = {name: self.vmtx[name] for name in order}
-            font["vmtx"] = vmtx
-        out = io.BytesIO()
-        font.save(out, reorderTables=False)
-        return out.getvalue()
+    def _raw_glyph(self, name: str) -> bytes:
+        index = self.index[name]
+        return self._glyf[self._loca[index] : self._loca[index + 1]]
+
+    def _renumbered(self, raw: bytes, new_index: Mapping[str, int]) -> bytes:
+        """A composite glyph record with its components' glyph indices those of the subset."""
+        data = bytearray(raw)
+        position = 10
+        while True:
+            flags, index = struct.unpack_from(">HH", data, position)
+            struct.pack_into(">H", data, position + 2, new_index[self.order[index]])
+            position += 4 + (4 if flags & 0x0001 else 2)
+            if flags & 0x0008:
+                position += 2
+            elif flags & 0x0040:
+                position += 4
+            elif flags & 0x0080:
+                position += 8
+            if not flags & 0x0020:
+                return bytes(data)
+
+
+def _checksum(data: bytes) -> int:
+    padded = data + b"\0" * (-len(data) % 4)
+    return sum(struct.unpack(f">{len(padded) // 4}I", padded)) & 0xFFFFFFFF
+
+
+def _sfnt(tables: Mapping[str, bytes]) -> bytes:
+    """A TrueType font file of ``tables``: the table directory (tags sorted), each table 4-byte aligned, the
+    checksums and head's checkSumAdjustment."""
+    tags = sorted(tables)
+    count = len(tags)
+    power = 1 << (count.bit_length() - 1)
+    header = struct.pack(
+        ">IHHHH", 0x00010000, count, power * 16, power.bit_length() - 1, count * 16 - power * 16
+    )
+    offset = 12 + 16 * count
+    directory = bytearray()
+    body = bytearray()
+    head_at = 0
+    for tag in tags:
+        data = tables[tag]
+        if tag == "head":
+            head_at = offset
+        directory += struct.pack(">4sIII", tag.encode("latin-1"), _checksum(data), offset, len(data))
+        body += data + b"\0" * (-len(data) % 4)
+        offset += len(data) + (-len(data) % 4)
+    font = bytearray(header + directory + body)
+    adjustment = (0xB1B0AFBA - _checksum(bytes(font))) & 0xFFFFFFFF
+    struct.pack_into(">I", font, head_at + 8, adjustment)
+    return bytes(font)
+
+
+def _cmap_table(mapping: Mapping[int, str], new_index: Mapping[str, int]) -> bytes:
+    """A cmap with one format 4 subtable (Unicode BMP) for (0, 3) and (3, 1): runs of consecutive code points
+    with consecutive glyph indices make one segment each."""
+    codes = sorted(code for code in mapping if code < 0xFFFF)
+    segments: list[tuple[int, int, int]] = []  # start, end, delta
+    for code in codes:
+        glyph = new_index[mapping[code]]
+        if segments:
+            start, end, delta = segments[-1]
+            if code == end + 1 and (code + delta) & 0xFFFF == glyph:
+                segments[-1] = (start, code, delta)
+                continue
+        segments.append((code, code, (glyph - code) & 0xFFFF))
+    segments.append((0xFFFF, 0xFFFF, 1))
+    count = len(segments)
+    power = 1 << (count.bit_length() - 1)
+    body = struct.pack(">HHHH", count * 2, power * 2, power.bit_length() - 1, count * 2 - power * 2)
+    body += struct.pack(f">{count}H", *(end for _, end, _ in segments)) + b"\0\0"
+    body += struct.pack(f">{count}H", *(start for start, _, _ in segments))
+    body += struct.pack(f">{count}H", *(delta for _, _, delta in segments))
+    body += b"\0\0" * count  # idRangeOffset
+    subtable = struct.pack(">HHH", 4, 6 + len(body), 0) + body
+    return struct.pack(">HHHHIHHI", 0, 2, 0, 3, 20, 3, 1, 20) + subtable
 
 
 @cache
@@ -507,6 +608,21 @@ def _glyph_source() -> tuple[_GlyphSource, frozenset[str]]:
     except Exception:  # a damaged cached copy: cut the font again (and replace the copy)
         source = _GlyphSource(_working_font(trust_cache=False))
     return source, frozenset(chr(cp) for cp in source.cmap)
+
+
+@cache
+def face_extent() -> tuple[float, float]:
+    """How far the glyphs of the whole working font reach above and below the baseline (em): the extent every
+    subset of it stays within."""
+    source, _ = _glyph_source()
+    boxes = source.bounds.values()
+    units = source.units_per_em
+    return max(b[3] for b in boxes) / units, -min(b[1] for b in boxes) / units
+
+
+def in_working_font(characters: str) -> bool:
+    """Whether the working font (the main face font cut to GB 2312 and Latin) has all of ``characters``."""
+    return set(characters) <= _glyph_source()[1]
 
 
 @lru_cache(maxsize=32)

@@ -3,8 +3,8 @@ the management flow (an agency submits its own types, the big-data bureau approv
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -15,6 +15,8 @@ from sqlalchemy.orm import Session
 from certstore.access import AccessDeniedError, Principal, Role, require_role
 from certstore.catalogue import CatalogueEntry
 from certstore.catalogue.definitions import shipped_entries
+from certstore.services.catalogue_assets import asset_data, asset_digest
+from certstore.services.catalogue_checks import EntryCheckError, EntryChecks, SealCheck, check_entry
 from certstore.services.transaction import Within, run_within
 from certstore.store.models import CatalogueEntryRow
 from certstore.store.repository import Repository
@@ -24,6 +26,7 @@ __all__ = [
     "CatalogueSubmission",
     "SealCheck",
     "UnknownCatalogueError",
+    "check_submission",
     "get_entry",
     "get_submission",
     "list_entries",
@@ -31,7 +34,9 @@ __all__ = [
     "load_shipped",
     "register_entry",
     "review_entry",
+    "submission_checks",
     "submit_entry",
+    "try_entry",
 ]
 
 
@@ -43,8 +48,20 @@ class CatalogueConflictError(ValueError):
     """A catalogue version that already exists with different content, or a version that goes backwards."""
 
 
-def _row_to_entry(row: CatalogueEntryRow) -> CatalogueEntry:
-    return _entry_from_json(json.dumps(row.definition, ensure_ascii=False, sort_keys=True))
+def _row_to_entry(row: CatalogueEntryRow, session: Session) -> CatalogueEntry:
+    """The entry of a stored row, with ``base_image_data`` set when it names an uploaded base image."""
+    document = json.dumps(row.definition, ensure_ascii=False, sort_keys=True)
+    entry = _entry_from_json(document)
+    digest = asset_digest(entry.base_image)
+    if digest is None:
+        return entry
+    data = asset_data(session, digest)  # cached per process: an asset never changes
+    return entry if data is None else _with_image(document, data)
+
+
+@lru_cache(maxsize=64)
+def _with_image(document: str, data: bytes) -> CatalogueEntry:
+    return dataclasses.replace(_entry_from_json(document), base_image_data=data)
 
 
 @lru_cache(maxsize=256)
@@ -76,7 +93,7 @@ def register_entry(
         for row in existing:
             if row.version == entry.version:
                 if row.definition == document:
-                    return _row_to_entry(row), False
+                    return _row_to_entry(row, session), False
                 raise CatalogueConflictError(
                     f"catalogue {entry.code} version {entry.version} already exists with different content; "
                     f"register it as version {existing[-1].version + 1}"
@@ -119,7 +136,7 @@ def _latest(session: Session, code: str, version: int | None) -> CatalogueEntryR
 def get_entry(repo: Repository, code: str, version: int | None = None) -> CatalogueEntry:
     """The given version, or the latest approved one."""
     with repo.db.session() as session:
-        return _row_to_entry(_latest(session, code, version))
+        return _row_to_entry(_latest(session, code, version), session)
 
 
 def list_entries(repo: Repository) -> list[CatalogueEntry]:
@@ -131,7 +148,7 @@ def list_entries(repo: Repository) -> list[CatalogueEntry]:
             .order_by(CatalogueEntryRow.code, CatalogueEntryRow.version)
         ).all()
         latest: dict[str, CatalogueEntryRow] = {row.code: row for row in rows}
-        return [_row_to_entry(row) for row in latest.values()]
+        return [_row_to_entry(row, session) for row in latest.values()]
 
 
 def load_shipped(repo: Repository) -> list[CatalogueEntry]:
@@ -160,9 +177,9 @@ class CatalogueSubmission:
     review_note: str | None
 
 
-def _submission(row: CatalogueEntryRow) -> CatalogueSubmission:
+def _submission(row: CatalogueEntryRow, session: Session) -> CatalogueSubmission:
     return CatalogueSubmission(
-        entry=_row_to_entry(row),
+        entry=_row_to_entry(row, session),
         status=row.status,
         submitted_by=row.submitted_by,
         created_at=row.created_at,
@@ -172,9 +189,55 @@ def _submission(row: CatalogueEntryRow) -> CatalogueSubmission:
     )
 
 
-#: Checks the seal a catalogue entry names (raises :class:`~certstore.catalogue.CatalogueError` for field
-#: ``seal``): :func:`certstore.services.seals.check_entry_seal` bound to the application.
-SealCheck = Callable[[CatalogueEntry], None]
+def check_submission(
+    repo: Repository, entry: CatalogueEntry, *, seal_check: SealCheck | None = None
+) -> EntryChecks:
+    """The approval checks of :mod:`certstore.services.catalogue_checks` on ``entry`` (uploaded base images read
+    from ``repo``): what the bureau sees before deciding, with the preview of the longest example face.
+    ``seal_check`` (:data:`~certstore.services.catalogue_checks.SealCheck`): every entry point passes
+    :func:`certstore.services.seals.check_entry_seal` bound to its application (the ``seal_owner`` check)."""
+    digest = asset_digest(entry.base_image)
+    with repo.db.session(readonly=True) as session:
+        if digest is not None and entry.base_image_data is None:
+            data = asset_data(session, digest)
+            entry = entry if data is None else dataclasses.replace(entry, base_image_data=data)
+        return check_entry(entry, session, seal_check=seal_check)
+
+
+def _own_entry(entry: CatalogueEntry, principal: Principal) -> None:
+    require_role(principal, Role.AGENCY, Role.BUREAU)
+    if principal.role is Role.AGENCY and entry.issuer.credit_code != principal.organisation_code:
+        raise AccessDeniedError(
+            f"issuer.credit_code {entry.issuer.credit_code} is not your organisation "
+            f"({principal.organisation_code}): agencies register only their own catalogue types"
+        )
+
+
+def _own_document(document: object, principal: Principal) -> CatalogueEntry:
+    """The entry of a submitted document, which an agency may send only for its own organisation."""
+    require_role(principal, Role.AGENCY, Role.BUREAU)
+    entry = CatalogueEntry.from_document(document, source="submitted catalogue entry")
+    _own_entry(entry, principal)
+    return entry
+
+
+def try_entry(
+    repo: Repository, document: object, *, principal: Principal, seal_check: SealCheck | None = None
+) -> tuple[CatalogueEntry, EntryChecks]:
+    """The approval checks of a document not (yet) submitted, with the layout of its longest example face — the
+    agency's live preview. Stores nothing; an agency only for its own organisation's entries."""
+    entry = _own_document(document, principal)
+    return entry, check_submission(repo, entry, seal_check=seal_check)
+
+
+def submission_checks(
+    repo: Repository, code: str, version: int, *, principal: Principal, seal_check: SealCheck | None = None
+) -> tuple[CatalogueSubmission, EntryChecks]:
+    """A stored version and its approval checks as they stand now (the bureau's review; the submitting agency
+    sees its own)."""
+    submission = get_submission(repo, code, version)
+    _own_entry(submission.entry, principal)
+    return submission, check_submission(repo, submission.entry, seal_check=seal_check)
 
 
 def submit_entry(
@@ -189,29 +252,26 @@ def submit_entry(
 
     The entry's issuer must be the agency itself (agencies only touch their own catalogue); the bureau may
     register entries for any issuer. ``seal_check``: the entry may name only a seal its issuer owns (every
-    entry point passes the application's, :func:`certstore.services.seals.check_entry_seal`). Returns
-    (submission, created). ``within`` runs in the transaction that stores a new version (:func:`register_entry`)."""
-    require_role(principal, Role.AGENCY, Role.BUREAU)
-    entry = CatalogueEntry.from_document(document, source="submitted catalogue entry")
-    if principal.role is Role.AGENCY and entry.issuer.credit_code != principal.organisation_code:
-        raise AccessDeniedError(
-            f"issuer.credit_code {entry.issuer.credit_code} is not your organisation "
-            f"({principal.organisation_code}): agencies register only their own catalogue types"
-        )
+    entry point passes the application's, :func:`certstore.services.seals.check_entry_seal`). The approval
+    checks (:func:`check_submission`) run first: an entry with a failed check is refused
+    (:class:`~certstore.services.catalogue_checks.EntryCheckError`, listing them). Returns (submission,
+    created). ``within`` runs in the transaction that stores a new version (:func:`register_entry`)."""
+    entry = _own_document(document, principal)
     with repo.db.session(readonly=True) as session:
         others = session.scalars(select(CatalogueEntryRow).where(CatalogueEntryRow.code == entry.code)).all()
     foreign = [row for row in others if row.issuer_code != entry.issuer.credit_code]
     if foreign and principal.role is Role.AGENCY:
         raise AccessDeniedError(f"catalogue code {entry.code} belongs to issuer {foreign[0].issuer_code}")
-    if seal_check is not None:
-        seal_check(entry)
+    checks = check_submission(repo, entry, seal_check=seal_check)
+    if not checks.passed:
+        raise EntryCheckError(checks, source=f"submitted catalogue entry {entry.code}")
     _, created = register_entry(repo, entry, status="pending", submitted_by=principal.ref, within=within)
     return get_submission(repo, entry.code, entry.version), created
 
 
 def get_submission(repo: Repository, code: str, version: int) -> CatalogueSubmission:
     with repo.db.session(readonly=True) as session:
-        return _submission(_latest(session, code, version))
+        return _submission(_latest(session, code, version), session)
 
 
 def list_submissions(
@@ -224,7 +284,7 @@ def list_submissions(
     if issuer_code is not None:
         query = query.where(CatalogueEntryRow.issuer_code == issuer_code)
     with repo.db.session(readonly=True) as session:
-        return [_submission(row) for row in session.scalars(query).all()]
+        return [_submission(row, session) for row in session.scalars(query).all()]
 
 
 def review_entry(
@@ -239,11 +299,17 @@ def review_entry(
     seal_check: SealCheck | None = None,
 ) -> CatalogueSubmission:
     """The bureau approves or rejects a pending catalogue version; approval makes it the one issuance uses, and
-    is refused when ``seal_check`` refuses the seal it names (see :func:`submit_entry`). ``within`` runs in the
+    is refused while an approval check fails (:func:`check_submission`, run again now: a seal revoked or a base
+    image gone since the submission counts; ``seal_check`` as for :func:`submit_entry`). ``within`` runs in the
     transaction that records the decision."""
     require_role(reviewer, Role.BUREAU)
-    if approve and seal_check is not None:
-        seal_check(get_submission(repo, code, version).entry)
+    if approve:
+        submission = get_submission(repo, code, version)
+        if submission.status != "pending":
+            raise CatalogueConflictError(f"catalogue {code} version {version} is already {submission.status}")
+        checks = check_submission(repo, submission.entry, seal_check=seal_check)
+        if not checks.passed:
+            raise EntryCheckError(checks, source=f"catalogue entry {code} version {version}")
     with repo.db.session() as session:
         row = _latest(session, code, version)
         if row.status != "pending":
@@ -255,4 +321,4 @@ def review_entry(
         row.reviewed_at = repo.now()
         row.review_note = note.strip() or None
         run_within(session, within)
-        return _submission(row)
+        return _submission(row, session)

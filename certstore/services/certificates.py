@@ -102,8 +102,8 @@ __all__ = [
     "renew",
     "row_values",
     "stored_serial",
-    "stored_serials",
     "stored_version",
+    "stored_versions",
     "sweep_orphan_blobs",
     "written_version",
 ]
@@ -262,23 +262,27 @@ def stored_serial(repo: Repository, issuer_code: str, certificate_number: str) -
         ).first()
 
 
-def stored_serials(repo: Repository, issuer_code: str, certificate_numbers: Iterable[str]) -> dict[str, str]:
-    """:func:`stored_serial` of many certificates of one issuer in one query per 500 numbers: number → serial
-    for those stored (the exchange asks once per chunk of rows)."""
+def stored_versions(
+    repo: Repository, issuer_code: str, certificate_numbers: Iterable[str]
+) -> dict[str, tuple[str, frozenset[int]]]:
+    """:func:`stored_serial` of many certificates of one issuer, with the versions stored of each, in one query per
+    500 numbers: number → (serial, versions) for those stored (the exchange asks once per chunk of rows: the
+    serial a later version keeps, and whether a version is already stored — a repeat is never sealed again)."""
     wanted = sorted(set(certificate_numbers))
-    found: dict[str, str] = {}
+    found: dict[str, tuple[str, set[int]]] = {}
     with repo.db.session(readonly=True) as session:
         for start in range(0, len(wanted), 500):
-            pairs = session.execute(
-                select(CertificateRow.certificate_number, CertificateRow.serial)
-                .where(
+            rows = session.execute(
+                select(
+                    CertificateRow.certificate_number, CertificateRow.serial, CertificateRow.version
+                ).where(
                     CertificateRow.issuer_code == issuer_code,
                     CertificateRow.certificate_number.in_(wanted[start : start + 500]),
                 )
-                .distinct()
             )
-            found.update((number, serial) for number, serial in pairs)
-    return found
+            for number, serial, version in rows:
+                found.setdefault(number, (serial, set()))[1].add(int(version))
+    return {number: (serial, frozenset(versions)) for number, (serial, versions) in found.items()}
 
 
 def identifier_for(

@@ -50,8 +50,6 @@ from certstore.crypto.sm3 import sm3_hex
 from certstore.crypto.trust import TrustStore
 from certstore.keystore import KeyStore, KeyStoreError
 from certstore.lifecycle import Status
-from certstore.packaging import fonts
-from certstore.packaging.face import lay_out_face
 from certstore.packaging.layout import Box, FaceData, FaceLayout
 from certstore.packaging.ofd import (
     Attachment,
@@ -252,6 +250,8 @@ def _original_layout(
     """The face laid out again exactly as the original shows it: with the short QR path that faces carry now,
     or — for a certificate sealed before short paths existed — the long ``/v/<identifier>`` path it was sealed
     with (:func:`_check_same_face` decides; nothing else differs between the two)."""
+    from certstore.packaging.face import lay_out_face  # fonts and images: imported when a copy is made
+
     layout = lay_out_face(data, verify_base_url=verify_base_url)
     try:
         _check_same_face(original, build_ofd(layout, metadata=metadata, doc_id=identifier), identifier)
@@ -320,6 +320,8 @@ def make_copy(
     original = _file(repo, certificate)
     status = certificate.status_at(when)
     lines = _watermark_lines(request, status, made)
+    from certstore.packaging import fonts  # imported when a copy is made, not at start-up
+
     missing = fonts.missing_glyphs("".join(lines))
     if missing:
         raise ValueError(f"the copy request has characters the face font cannot draw: {missing!r}")

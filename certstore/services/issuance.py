@@ -15,10 +15,8 @@ from certstore.catalogue import CatalogueEntry
 from certstore.crypto.sm2 import Signer
 from certstore.crypto.x509 import Certificate
 from certstore.keystore import KeyStore, KeyStoreError, SignerRole
-from certstore.packaging.face import lay_out_face
 from certstore.packaging.layout import FaceData, FaceLayout
 from certstore.packaging.ofd import add_seal, build_ofd_files
-from certstore.packaging.pdf import build_pdf
 from certstore.records import PreparedVersion
 from certstore.seal import SealFormatError, parse_seal
 from certstore.seal.owner import certificate_owner, owned_by
@@ -164,6 +162,8 @@ def require_owner(key: SealingKey, entry: CatalogueEntry, seal_name: str = "the 
 
 
 def _layout(data: FaceData, verify_base_url: str) -> FaceLayout:
+    from certstore.packaging.face import lay_out_face  # fonts and images: imported when a face is laid out
+
     return lay_out_face(data, verify_base_url=verify_base_url)
 
 
@@ -207,6 +207,9 @@ def make_pdf(
     only: :func:`require_owner`)."""
     require_owner(key, data.entry, "the sealing key")
     layout = _layout(data, verify_base_url)
+    # pyhanko: imported when a PDF is made, not when the application starts (python -m bench cli)
+    from certstore.packaging.pdf import build_pdf
+
     return build_pdf(
         layout,
         metadata={k: str(v) for k, v in data.metadata.items()},

@@ -13,7 +13,6 @@ from certstore.crypto.sm2 import SM2PrivateKey, SoftwareSigner
 from certstore.crypto.trust import TrustStore, validate_chain
 from certstore.crypto.x509 import CertificateProfile, issue_certificate, load_certificates
 from certstore.keystore import KeyStore, KeyStoreError, SignerEntry, SignerRole
-from certstore.packaging.seal_picture import render_seal_picture
 from certstore.seal import SealPicture, make_seal
 
 __all__ = [
@@ -135,6 +134,8 @@ def init_dev_keys(store: KeyStore, *, force: bool = False, now: datetime | None 
     * the time-stamp authority key ``tsa`` (certificate with the critical id-kp-timeStamping purpose).
 
     Refuses to touch an existing key store unless ``force`` (which deletes it first)."""
+    from certstore.packaging.seal_picture import render_seal_picture  # drawing (Pillow): imported when used
+
     if store.exists():
         if not force:
             raise KeyStoreError(f"key store {store.root} already exists; use --force to replace it")
@@ -209,6 +210,8 @@ def add_issuer_seals(store: KeyStore, *, now: datetime | None = None) -> tuple[I
     """Give every issuing agency of the shipped catalogue that has no signer in ``store`` yet a signer and a seal
     (named by its credit code), issued under the store's dev root. Returns the ones added — none when all exist,
     which makes ``keys init --if-missing`` bring a key store of an earlier version up to date."""
+    from certstore.packaging.seal_picture import render_seal_picture  # drawing (Pillow): imported when used
+
     now = (now or datetime.now(UTC)).replace(microsecond=0)
     names = store.signer_names()
     missing = {code: name for code, name in dev_issuers().items() if code not in names}

@@ -50,7 +50,6 @@ from certstore.seal import SealFormatError, parse_seal
 from certstore.seal.owner import Owner, certificate_owner
 from certstore.services import calls
 from certstore.services.calls import Call
-from certstore.services.issuance import ISSUER_SEAL, issuer_seal_name, sealing_key_for_seal
 from certstore.store.models import SealEventRow, SealRow
 from certstore.store.repository import Repository
 
@@ -224,6 +223,8 @@ def _owner(store: KeyStore, name: str, listed: Iterable[bytes]) -> Owner | None:
             continue
         if owner.credit_code:
             return owner
+    from certstore.services.issuance import sealing_key_for_seal  # sealing (pyhanko): imported when needed
+
     try:
         owner = certificate_owner(sealing_key_for_seal(store, name).certificate)
     except (KeyStoreError, SealFormatError):
@@ -504,6 +505,8 @@ def check_entry_seal(app: Application, entry: CatalogueEntry) -> None:
     """A catalogue entry may name only a seal its issuer owns that is not revoked ("default": the issuer's own
     seal, which must exist): :class:`~certstore.catalogue.CatalogueError` (field ``seal``) otherwise. Checked at
     submission and at approval."""
+    from certstore.services.issuance import ISSUER_SEAL, issuer_seal_name  # sealing: imported when needed
+
     code, name = entry.issuer.credit_code, entry.issuer.name
     try:
         seal_name = issuer_seal_name(app.keystore, code) if entry.seal == ISSUER_SEAL else entry.seal

@@ -18,6 +18,9 @@ recorded). The rules:
   the look-up by their own ID;
 - an identifier the served holder does not hold answers exactly as one that does not exist
   (:class:`~certstore.services.certificates.CertificateNotFoundError`, same message);
+- window staff attach to a matter only certificates in force (现行有效): one revoked, cancelled, annulled,
+  suspended, expired or superseded is refused (:class:`NotInForceError`, a denial with status 422) and nothing is
+  attached; its copy (副本) is still made, its watermark headed by its status (:mod:`certstore.services.copies`);
 - every other role is refused.
 
 Exactly one audit entry per call (:func:`~certstore.services.calls.audit_now` through ``app.audit``), allowed or
@@ -42,7 +45,7 @@ import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from certstore.access import AccessDeniedError, Role
@@ -67,6 +70,7 @@ from certstore.services.scope import (
     refuse_uncovered,
     serve,
 )
+from certstore.timezones import CHINA_STANDARD_TIME
 
 if TYPE_CHECKING:
     from certstore.app import Application
@@ -74,10 +78,12 @@ if TYPE_CHECKING:
 __all__ = [
     "CertificateStatus",
     "Copy",
+    "NotInForceError",
     "attach",
     "copy",
     "history",
     "holder_certificates",
+    "not_in_force_since",
     "preview",
     "read",
     "status",
@@ -105,6 +111,29 @@ class Copy:
     file_name: str
 
 
+def not_in_force_since(certificate: Certificate, status: Status) -> date | None:
+    """The day (China Standard Time) since which ``certificate`` has had ``status``, a status other than valid:
+    the day after ``valid_until`` when expired, else the day its stored status last changed."""
+    if status is Status.VALID:
+        return None
+    if status is Status.EXPIRED:
+        return certificate.valid_until + timedelta(days=1) if certificate.valid_until else None
+    return certificate.status_changed_at.astimezone(CHINA_STANDARD_TIME).date()
+
+
+class NotInForceError(ValueError):
+    """A certificate that is not in force (非现行有效: revoked, cancelled, annulled, suspended, expired or
+    superseded) was to be attached to a matter: window staff attach only valid certificates (用证)."""
+
+    def __init__(self, identifier: str, status: Status, since: date | None) -> None:
+        self.identifier, self.status, self.since = identifier, status, since
+        when = f" since {since.isoformat()}" if since else ""
+        super().__init__(
+            f"certificate {identifier} is not in force ({status.value}{when}): only valid certificates are "
+            "attached to a matter"
+        )
+
+
 @dataclass
 class _Entry:
     """What the call's one audit entry says, filled in as the use case learns it."""
@@ -125,6 +154,8 @@ def _refusal(exc: BaseException) -> tuple[Outcome, int, str]:
         return Outcome.DENY, 404, "the holder's authorisation does not cover this certificate (知悉范围)"
     if isinstance(exc, NotHeldError):
         return Outcome.DENY, 404, "the certificate is not held by the holder being served (知悉范围)"
+    if isinstance(exc, NotInForceError):
+        return Outcome.DENY, 422, str(exc)
     if isinstance(exc, AccessDeniedError):
         return Outcome.DENY, 403, str(exc)
     if isinstance(exc, CertificateNotFoundError):
@@ -365,13 +396,16 @@ def holder_certificates(
 
 def attach(app: Application, call: Call, identifiers: Sequence[str], serving: Serving) -> list[str]:
     """Window staff attach certificates of the holder they serve to the matter (用证记录,
-    ``matter.attach_certificates``): every identifier must be that holder's. Returns the identifiers, once each."""
+    ``matter.attach_certificates``): every identifier must be that holder's and in force now — a certificate that
+    is not (revoked, suspended, expired, superseded …) is refused with :class:`NotInForceError` (a denial, 422),
+    and nothing is attached. Returns the identifiers, once each."""
     chosen = list(dict.fromkeys(identifiers))
     with _audited(app, call, _Entry("matter.attach_certificates")) as entry:
         if call.actor.role is not Role.WINDOW:
             raise AccessDeniedError("certificates are attached to matters by window staff")
         served = _serve(app, call, serving, entry)
         entry.details["identifiers"] = chosen
+        at = app.now()
         for identifier in chosen:
             try:
                 certificate = certificates.get(app.repo, identifier)
@@ -380,4 +414,8 @@ def attach(app: Application, call: Call, identifiers: Sequence[str], serving: Se
             if not served.covers(certificate):
                 entry.certificate = identifier[:128]
                 refuse_uncovered(served, certificate)
+            state = certificate.status_at(at)
+            if state is not Status.VALID:
+                entry.certificate = identifier[:128]
+                raise NotInForceError(identifier, state, not_in_force_since(certificate, state))
         return chosen

@@ -47,14 +47,12 @@ from certstore.crypto.x509 import Certificate as X509Certificate
 from certstore.keystore import KeyStoreError
 from certstore.lifecycle import Status, effective_status
 from certstore.packaging.ofd.reader import OfdFormatError, OfdPackage, OfdReader
-from certstore.packaging.ofd.render import render_package_first_page
 from certstore.records import Certificate
 from certstore.services import certificates
 from certstore.services.seals import registered_seal_state
 from certstore.store.repository import Repository
 from certstore.verify import RepositoryCheck, VerificationReport, verify_and_read
 from certstore.verify.ofd import embedded_originals
-from certstore.verify.pdf import signed_metadata
 from certstore.verify.pipeline import NOT_ISSUED, ContentAnswer, OfflineStatus, SealRecord
 from certstore.verify.status_list import StatusListError, read_status_list
 from certstore.workdays import local_date
@@ -213,6 +211,8 @@ class RepositoryStatusCheck:
         if (
             is_pdf and stored == "OFD"
         ):  # a rendition: not stored, so its signed metadata are what can be compared
+            from certstore.verify.pdf import signed_metadata  # pyhanko: imported for a PDF only
+
             carried = signed_metadata(package)
             if _metadata_equal(carried, cert.metadata):
                 return ContentAnswer(
@@ -368,6 +368,8 @@ def presented_preview(presented: Presented, *, dpi: float = 96.0) -> bytes | Non
     INVALID (a forged face is not shown as if it were one) or one that cannot be drawn."""
     if presented.package is None or presented.report.indication is Indication.INVALID:
         return None
+    from certstore.packaging.ofd.render import render_package_first_page  # drawing: imported when drawn
+
     return render_package_first_page(presented.package, dpi=dpi)
 
 

@@ -30,19 +30,19 @@ import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from certstore.store.private import create_private_file, make_private_dirs
+
+if TYPE_CHECKING:  # Alembic is imported when a migration runs or the schema is not plainly at head: start-up
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
 
 __all__ = [
     "DATABASE_FILE",
@@ -194,6 +194,8 @@ def alembic_config(url: str | None = None, *, connection: Connection | None = No
     The migration environment uses ``connection`` if given, else ``url``, else the usual
     ``CERTSTORE_DATABASE_URL`` / data-directory rules (see ``migrations/env.py``).
     """
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
     config.set_main_option("path_separator", "os")
@@ -206,6 +208,8 @@ def alembic_config(url: str | None = None, *, connection: Connection | None = No
 
 @functools.cache
 def _script_directory() -> ScriptDirectory:
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(alembic_config())
 
 
@@ -219,6 +223,18 @@ def head_revision() -> str:
 
 def _known_revision(revision: str) -> bool:
     return any(script.revision == revision for script in _script_directory().walk_revisions())
+
+
+def _newest_revision_file() -> str | None:
+    """The head revision as ``migrations/versions`` names it, told without loading Alembic: revisions are
+    numbered ``NNNN_<slug>`` in order and each file is named after its revision id (``alembic.ini``:
+    ``file_template = %%(rev)s``), so the last file is the head. None when the directory does not plainly say so
+    (no revision, or two with one number): Alembic then decides. ``tests/test_app_imports.py`` checks that this
+    is :func:`head_revision`."""
+    names = sorted(path.stem for path in (MIGRATIONS_DIR / "versions").glob("[0-9][0-9][0-9][0-9]_*.py"))
+    if not names or len({name[:4] for name in names}) != len(names):
+        return None
+    return names[-1]
 
 
 # -- the database ------------------------------------------------------------------------------------
@@ -279,8 +295,24 @@ class Database:
 
     # -- schema revision -----------------------------------------------------------------------------
 
+    def _at_newest_revision(self) -> str | None:
+        """The head revision when the database is plainly at it (its one ``alembic_version`` row names the newest
+        revision file, :func:`_newest_revision_file`), read with one query and without loading Alembic — every
+        command that opens the repository asks, so this is start-up time; else None, and Alembic decides."""
+        newest = _newest_revision_file()
+        if newest is None:
+            return None
+        try:
+            with self.connect(readonly=True) as conn:
+                rows = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalars().all()
+        except SQLAlchemyError:  # no schema yet, or no database: the full path says what is wrong
+            return None
+        return newest if list(rows) == [newest] else None
+
     def current_revision(self) -> str | None:
         """The migration revision the database is at; None for a database without certstore's schema."""
+        from alembic.runtime.migration import MigrationContext
+
         with self.connect(readonly=True) as conn:
             return MigrationContext.configure(conn).get_current_revision()
 
@@ -290,6 +322,10 @@ class Database:
         Safe to call from several processes at once: they take turns, and the later ones find nothing to do.
         """
         with _MIGRATION_LOCK:
+            if revision == "head" and (head := self._at_newest_revision()) is not None:
+                return head, head  # nothing to do: Alembic's answer, without loading it
+            from alembic import command
+
             before = self.current_revision()
             with self.engine.connect() as conn:
                 command.upgrade(alembic_config(connection=conn), revision)
@@ -297,6 +333,8 @@ class Database:
 
     def check_schema(self) -> str:
         """Raise :class:`SchemaError` unless the database is at the head revision; returns that revision."""
+        if (newest := self._at_newest_revision()) is not None:
+            return newest
         head = head_revision()
         current = self.current_revision()
         if current == head:

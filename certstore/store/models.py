@@ -924,3 +924,28 @@ class NotificationOutboxRow(Base):
 
 
 __all__ += ["HolderContactRow", "NotificationOutboxRow", "WebhookSubscriptionRow"]
+
+
+# --- catalogue assets (0014_catalogue_assets): base images uploaded with catalogue entries ---------------
+
+
+class CatalogueAssetRow(Base):
+    """A base image (底图) an agency uploaded for its catalogue entries, named in an entry document as
+    ``asset:<digest>``: content-addressed by the SM3 digest of ``data`` (a checked, re-encoded PNG), written once
+    and never changed (the application role may only read and insert — :mod:`certstore.audit.partitions`)."""
+
+    __tablename__ = "catalogue_assets"
+
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)  # SM3 of data, lower-case hex
+    media_type: Mapped[str] = mapped_column(String(32))  # image/png
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    width_px: Mapped[int] = mapped_column(Integer)
+    height_px: Mapped[int] = mapped_column(Integer)
+    dpi: Mapped[int] = mapped_column(Integer)
+    source_type: Mapped[str] = mapped_column(String(32))  # what was uploaded: image/png or image/svg+xml
+    issuer_code: Mapped[str] = mapped_column(String(18), index=True)  # the uploading organisation
+    uploaded_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+__all__ += ["CatalogueAssetRow"]

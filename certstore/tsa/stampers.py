@@ -21,9 +21,8 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-import httpx
 from asn1crypto import tsp
 
 from certstore.crypto import oids
@@ -32,6 +31,9 @@ from certstore.crypto.x509 import Certificate
 
 from .authority import TimeStampAuthority
 from .tokens import ACCEPTED_HASHES, TokenError, parse_response, read_token
+
+if TYPE_CHECKING:  # the HTTP client is imported by the HTTP stamper when it stamps: start-up of every command
+    import httpx
 
 __all__ = [
     "QUERY_MEDIA_TYPE",
@@ -221,12 +223,16 @@ class HttpTimeStamper:
         return f"HttpTimeStamper({self.url!r})"
 
     def _http(self) -> httpx.Client:
+        import httpx
+
         with self._lock:
             if self._client is None:
                 self._client = httpx.Client(timeout=self.timeout, transport=self._transport)
             return self._client
 
     def stamp(self, message: bytes) -> bytes:
+        import httpx
+
         request = build_request(message, hash_algorithm=self.hash_algorithm)
         headers = {**self.headers, "Content-Type": QUERY_MEDIA_TYPE, "Accept": REPLY_MEDIA_TYPE}
         try:

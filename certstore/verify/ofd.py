@@ -56,6 +56,7 @@ from certstore.crypto.sm2 import SM2PublicKey
 from certstore.crypto.sm3 import sm3
 from certstore.crypto.trust import TrustStore
 from certstore.crypto.x509 import Certificate
+from certstore.messages import Message
 from certstore.packaging.ofd.reader import (
     DEFAULT_LIMITS,
     Limits,
@@ -272,14 +273,18 @@ def _original_check(
         return Check(
             EMBEDDED_ORIGINAL,
             CheckResult.FAILED,
-            f"the copy embeds {len(originals)} originals ({paths}); a copy (副本) embeds exactly one",
+            Message("reason.original.many", count=len(originals), paths=paths),
         )
     path, data = originals[0]
-    where = f"embedded original (原件) /{path}"
+    where = Message("reason.original.where", path=path)
     try:
         original = OfdReader.open(data, limits=options.limits)
     except OfdFormatError as exc:
-        return Check(EMBEDDED_ORIGINAL, CheckResult.FAILED, f"{where} is not a readable OFD: {exc}")
+        return Check(
+            EMBEDDED_ORIGINAL,
+            CheckResult.FAILED,
+            Message("reason.original.unreadable", where=where, error=str(exc)),
+        )
     report = _verify_package(original, trust=trust, at=at, options=options, nested=True)
     seals = "; ".join(
         f"{s.id} {s.indication.value}"
@@ -307,7 +312,7 @@ def _original_check(
         )
     if report.indication is Indication.VALID:
         result = CheckResult.PASSED
-        tail = f"; the copy carries its certificate {identifier} and metadata"
+        tail = f"; {Message('reason.original.carried', identifier=identifier)}"
     elif report.indication is Indication.INVALID:
         result = CheckResult.FAILED
         tail = "; the copy is of a broken original: " + "; ".join(_failures(report)[:3])
@@ -384,18 +389,17 @@ def _verify_seal(
     key = None if parsed is None else parsed.signer_certificate.public_key
     references = _references_check(signature, digests, later, key, options)
     if ses is None or parsed is None:
-        why = (
-            "not run: SignedValue.dat could not be parsed (see package)"
-            if ses is not None
-            else "not run: Signature.xml or SignedValue.dat is unavailable (see package)"
-        )
+        why = Message("reason.not_run.signed_value" if ses is not None else "reason.not_run.unavailable")
         ses_checks = {name: Check(name, CheckResult.SKIPPED, why) for name in _SES_CHECKS}
         extra = _not_run((PROPERTY_INFO, SEAL_COPY), why)
     else:
         ses_checks = {check.name: check for check in ses.checks}
         data_hash = ses_checks["data_hash"]
         ses_checks["data_hash"] = Check(
-            data_hash.name, data_hash.result, f"/{signature.path}: {data_hash.reason}", data_hash.warnings
+            data_hash.name,
+            data_hash.result,
+            Message("reason.at", where=f"/{signature.path}", detail=data_hash.reason),
+            data_hash.warnings,
         )
         extra = (
             _property_info_check(signature, parsed),
@@ -475,11 +479,13 @@ def _package_check(signature: OfdSignature, value_structure: Check | None, extra
         return Check(PACKAGE, CheckResult.FAILED, "; ".join(errors), warnings)
     info = signature.signed_info
     count = 0 if info is None else len(info.references)
-    value = "" if value_structure is None else f" ({value_structure.reason})"
+    where = {"path": signature.path, "count": count, "value_path": signature.signed_value_path}
     return Check(
         PACKAGE,
         CheckResult.PASSED,
-        f"Signature.xml {signature.path} with {count} reference(s); SignedValue {signature.signed_value_path}{value}",
+        Message("reason.package.ok", **where)
+        if value_structure is None
+        else Message("reason.package.ok_value", **where, detail=value_structure.reason),
         warnings,
     )
 
@@ -640,13 +646,17 @@ def _references_check(
         try:
             expected = base64.b64decode("".join(reference.check_value.split()), validate=True)
         except (binascii.Error, ValueError):
-            failures.append(f"{reference.file_ref}: CheckValue {reference.check_value!r} is not Base64")
+            failures.append(
+                Message(
+                    "reason.references.not_base64", ref=reference.file_ref, value=repr(reference.check_value)
+                )
+            )
             continue
         if method.digest is None:
             continue
         if digests.of(reference.path, method) != expected:
             failures.append(
-                f"{reference.file_ref}: {method.name} digest differs, the file was changed after signing"
+                Message("reason.references.digest_differs", ref=reference.file_ref, method=method.name)
             )
             if later and reference.path == digests.package.documents[signature.document].signatures_path:
                 warnings.append(_later_signature_note(reference.path, later))
@@ -655,25 +665,31 @@ def _references_check(
         return Check(
             REFERENCES,
             CheckResult.FAILED,
-            f"{len(failures)} of {total} reference(s) fail: " + "; ".join(failures),
+            Message("reason.references.fail", count=len(failures), total=total, detail="; ".join(failures)),
             tuple(warnings),
         )
     if method.digest is None:
-        return Check(REFERENCES, CheckResult.UNKNOWN, f"{total} reference(s) not checked: {method.note}")
+        return Check(
+            REFERENCES,
+            CheckResult.UNKNOWN,
+            Message("reason.references.not_checked", total=total, note=method.note),
+        )
     return Check(
         REFERENCES,
         CheckResult.PASSED,
-        f"all {total} reference(s) match ({method.name}): " + ", ".join(r.file_ref for r in info.references),
+        Message(
+            "reason.references.match",
+            total=total,
+            method=method.name,
+            refs=", ".join(r.file_ref for r in info.references),
+        ),
         tuple(warnings),
     )
 
 
 def _later_signature_note(path: str, later: Sequence[OfdSignature]) -> str:
     ids = ", ".join(repr(s.id) for s in later)
-    return (
-        f"/{path} is the signature list, which the later signature(s) {ids} changed when they were added: a "
-        "signature that allows further signatures must not protect Signatures.xml (GB/T 33190 §18)"
-    )
+    return Message("reason.references.later_signature", path=path, ids=ids)
 
 
 # --- property_info and seal_copy -------------------------------------------------------------------------
@@ -684,7 +700,7 @@ def _property_info_check(signature: OfdSignature, parsed: SealSignature) -> Chec
     value = parsed.property_info.strip()
     path = signature.path
     if path is None:
-        return Check(PROPERTY_INFO, CheckResult.SKIPPED, "not run: no Signature.xml")
+        return Check(PROPERTY_INFO, CheckResult.SKIPPED, Message("reason.not_run.no_signature_xml"))
     candidates: set[str] = set()
     for base in ("", posixpath.dirname(path)):
         try:
@@ -693,32 +709,29 @@ def _property_info_check(signature: OfdSignature, parsed: SealSignature) -> Chec
             continue
     if path in candidates:
         return Check(
-            PROPERTY_INFO, CheckResult.PASSED, f"propertyInfo {value!r} designates this Signature.xml"
+            PROPERTY_INFO, CheckResult.PASSED, Message("reason.property_info.this", value=repr(value))
         )
     if "/" in value or value.lower().endswith(".xml"):
         return Check(
             PROPERTY_INFO,
             CheckResult.FAILED,
-            f"propertyInfo {value!r} designates another file than this signature's /{path}: the signature value "
-            "was made for another Signature.xml",
+            Message("reason.property_info.other", value=repr(value), path=path),
         )
     return Check(
         PROPERTY_INFO,
         CheckResult.PASSED,
-        f"propertyInfo {value!r} is not a package path; Signature.xml is bound by dataHash alone",
-        (f"propertyInfo {value!r} does not name /{path}",),
+        Message("reason.property_info.not_path", value=repr(value)),
+        (Message("reason.property_info.not_named", value=repr(value), path=path),),
     )
 
 
 def _seal_copy_check(signature: OfdSignature, package: OfdPackage, parsed: SealSignature) -> Check:
     info = signature.signed_info
     if info is None or info.seal_loc is None:
-        return Check(
-            SEAL_COPY, CheckResult.SKIPPED, "no <Seal> element: the seal is only inside SignedValue.dat"
-        )
+        return Check(SEAL_COPY, CheckResult.SKIPPED, Message("reason.seal_copy.none"))
     if info.seal_path is None:
         return Check(
-            SEAL_COPY, CheckResult.SKIPPED, f"not run: Seal BaseLoc {info.seal_loc!r} not found (see package)"
+            SEAL_COPY, CheckResult.SKIPPED, Message("reason.seal_copy.not_found", loc=repr(info.seal_loc))
         )
     copy = package.files[info.seal_path]
     seal = parsed.seal
@@ -726,13 +739,20 @@ def _seal_copy_check(signature: OfdSignature, package: OfdPackage, parsed: SealS
         return Check(
             SEAL_COPY,
             CheckResult.PASSED,
-            f"{info.seal_path} is byte-identical to seal {seal.es_id!r} inside SignedValue.dat",
+            Message("reason.seal_copy.same", path=info.seal_path, seal=repr(seal.es_id)),
         )
     return Check(
         SEAL_COPY,
         CheckResult.FAILED,
-        f"{info.seal_path} ({len(copy)} bytes, SM3 {sm3(copy).hex()[:16]}…) differs from seal {seal.es_id!r} inside "
-        f"SignedValue.dat ({len(seal.der)} bytes, SM3 {sm3(seal.der).hex()[:16]}…)",
+        Message(
+            "reason.seal_copy.differs",
+            path=info.seal_path,
+            size=len(copy),
+            digest=sm3(copy).hex()[:16],
+            seal=repr(seal.es_id),
+            size2=len(seal.der),
+            digest2=sm3(seal.der).hex()[:16],
+        ),
     )
 
 

@@ -52,6 +52,7 @@ from certstore.checks import Check, CheckResult, Indication, worst
 from certstore.crypto.sm3 import sm3
 from certstore.crypto.trust import TrustStore
 from certstore.lifecycle import Status, effective_status
+from certstore.messages import Message
 from certstore.packaging.ofd.reader import NotOfdError, OfdPackage
 from certstore.verify.ofd import (
     DEFAULT_OPTIONS,
@@ -89,7 +90,7 @@ log = logging.getLogger(__name__)
 
 STATUS = "status"
 CONTENT_MATCH = "content_match"
-OFFLINE_REASON = "offline: the repository was not consulted"
+OFFLINE_REASON = Message("reason.offline")
 STATUS_UNKNOWN = "status unknown"
 #: The status a repository answers for a time before the version existed (``RepositoryCheck.status``).
 NOT_ISSUED = "not_issued"
@@ -356,35 +357,44 @@ def _with_certificate_checks(
     return replace(report, certificate=checked, indication=worst([report.indication, checked.indication]))
 
 
+def _status_unknown(detail: str) -> Message:
+    return Message("reason.status.unknown", detail=detail)
+
+
+def _unreachable(exc: Exception) -> Message:
+    return Message("reason.repository_unreachable", error=f"{type(exc).__name__}: {exc}")
+
+
 def _status_check(
     repository: RepositoryCheck, identifier: str, at: datetime | None
 ) -> tuple[Check, str | None, str | None]:
-    when = "now" if at is None else f"at {at.isoformat()}"
+    when = Message("reason.when.now") if at is None else Message("reason.when.at", time=at.isoformat())
     try:
         answer = repository.status(identifier) if at is None else repository.status(identifier, at=at)
     except Exception as exc:  # the repository's own errors (database down …): status unknown
         log.warning("repository status of %s failed: %s", identifier, exc)
         return (
-            Check(STATUS, CheckResult.UNKNOWN, f"repository unreachable: {type(exc).__name__}: {exc}"),
+            Check(STATUS, CheckResult.UNKNOWN, _unreachable(exc)),
             None,
             None,
         )
     if answer is None:
-        reason = f"certificate {identifier} is not in the repository"
+        reason = Message("reason.status.absent", identifier=identifier)
         return Check(STATUS, CheckResult.UNKNOWN, reason), None, None
     status, label = answer
     if status == NOT_ISSUED:
-        reason = f"certificate {identifier} was not yet issued {when} (the repository records it from later)"
+        reason = Message("reason.status.not_issued", identifier=identifier, when=when)
         return Check(STATUS, CheckResult.FAILED, reason), status, label
     try:
         known = Status(status)
     except ValueError:
-        reason = f"certificate {identifier}: unrecognised repository status {status!r} ({label})"
+        reason = Message(
+            "reason.status.unrecognised", identifier=identifier, status=repr(status), label=label
+        )
         return Check(STATUS, CheckResult.UNKNOWN, reason), status, label
+    reason = Message("reason.status.is", identifier=identifier, status=status, label=label, when=when)
     if known in _NOT_IN_FORCE:
-        reason = f"certificate {identifier} is {status} ({label}) in the repository {when}"
         return Check(STATUS, CheckResult.FAILED, reason), status, label
-    reason = f"certificate {identifier} is {status} ({label}) in the repository {when}"
     return Check(STATUS, CheckResult.PASSED, reason), status, label
 
 
@@ -406,9 +416,7 @@ def _content_check(
             matches = compare(identifier, data, package_sm3=data_sm3, ofd=package)
     except Exception as exc:  # the repository's own errors: content unknown
         log.warning("repository content check of %s failed: %s", identifier, exc)
-        return Check(
-            CONTENT_MATCH, CheckResult.UNKNOWN, f"repository unreachable: {type(exc).__name__}: {exc}"
-        )
+        return Check(CONTENT_MATCH, CheckResult.UNKNOWN, _unreachable(exc))
     if isinstance(matches, ContentAnswer):
         result = {True: CheckResult.PASSED, False: CheckResult.FAILED, None: CheckResult.UNKNOWN}[
             matches.matches
@@ -416,32 +424,30 @@ def _content_check(
         return Check(CONTENT_MATCH, result, matches.compared)
     if matches is None:
         return Check(
-            CONTENT_MATCH, CheckResult.UNKNOWN, f"the repository holds no content record of {identifier}"
+            CONTENT_MATCH, CheckResult.UNKNOWN, Message("reason.content.no_record", identifier=identifier)
         )
     if matches and copy:
         return Check(
             CONTENT_MATCH,
             CheckResult.PASSED,
-            f"copy (副本) of the stored original: the embedded original (原件) is the file the repository "
-            f"recorded for {identifier}, and the copy carries the record's metadata",
+            Message("reason.content.copy_matches", identifier=identifier),
         )
     if matches:
         return Check(
             CONTENT_MATCH,
             CheckResult.PASSED,
-            f"the file is the content the repository recorded for {identifier}",
+            Message("reason.content.matches", identifier=identifier),
         )
     if copy:
         return Check(
             CONTENT_MATCH,
             CheckResult.FAILED,
-            f"copy (副本): its embedded original (原件) or its metadata differ from what the repository recorded "
-            f"for {identifier}",
+            Message("reason.content.copy_differs", identifier=identifier),
         )
     return Check(
         CONTENT_MATCH,
         CheckResult.FAILED,
-        f"the file differs from the content the repository recorded for {identifier}",
+        Message("reason.content.differs", identifier=identifier),
     )
 
 
@@ -472,13 +478,17 @@ def _carried_valid_until(data: bytes, package: OfdPackage | None) -> tuple[bool,
         return False, None
 
 
-def _describe(snapshot: StatusList, now: datetime) -> str:
+def _describe(snapshot: StatusList, now: datetime) -> Message:
     header = snapshot.header
     age = max(timedelta(0), now - header.this_update)
     hours, rest = divmod(int(age.total_seconds()), 3600)
-    return (
-        f"status snapshot #{header.sequence} of {header.issuer} (thisUpdate {header.this_update.isoformat()}, "
-        f"{hours}h{rest // 60:02d}m old; nextUpdate {header.next_update.isoformat()})"
+    return Message(
+        "reason.snapshot.source",
+        sequence=header.sequence,
+        issuer=header.issuer,
+        time=header.this_update.isoformat(),
+        age=f"{hours}h{rest // 60:02d}m",
+        time2=header.next_update.isoformat(),
     )
 
 
@@ -500,49 +510,69 @@ def _offline_status_check(
     snapshot = offline.snapshot
     if snapshot is None:
         problem = offline.problem or "offline, and no status snapshot was given"
-        return Check(STATUS, CheckResult.UNKNOWN, f"{STATUS_UNKNOWN}: {problem}"), None, None
+        return Check(STATUS, CheckResult.UNKNOWN, _status_unknown(problem)), None, None
     header, source = snapshot.header, _describe(snapshot, now)
     if now > header.next_update:
-        reason = f"{STATUS_UNKNOWN}: snapshot expired — {source}"
+        reason = _status_unknown(Message("reason.status.snapshot_expired", source=source))
         return Check(STATUS, CheckResult.UNKNOWN, reason), None, None
     if now + _SKEW < header.this_update:
-        reason = f"{STATUS_UNKNOWN}: the snapshot's thisUpdate lies ahead of this clock — {source}"
+        reason = _status_unknown(Message("reason.status.snapshot_ahead", source=source))
         return Check(STATUS, CheckResult.UNKNOWN, reason), None, None
     if at is not None and at > header.next_update:
-        reason = (
-            f"{STATUS_UNKNOWN}: a snapshot states the status up to its nextUpdate, not at {at.isoformat()} "
-            f"— {source}"
-        )
+        reason = _status_unknown(Message("reason.status.snapshot_after", time=at.isoformat(), source=source))
         return Check(STATUS, CheckResult.UNKNOWN, reason), None, None
     if signed_at is None:
-        reason = (
-            f"{STATUS_UNKNOWN}: the file states no signing time, so whether {source} covers certificate "
-            f"{identifier} cannot be told"
+        reason = _status_unknown(
+            Message("reason.status.snapshot_no_time", source=source, identifier=identifier)
         )
         return Check(STATUS, CheckResult.UNKNOWN, reason), None, None
     answer = snapshot.lookup(identifier, signed_at=signed_at, at=at)
     if answer.status is None:
-        reason = f"{STATUS_UNKNOWN}: certificate {identifier}: {answer.unknown} — {source}"
+        found = Message(
+            "reason.status.snapshot_unknown", identifier=identifier, detail=answer.unknown, source=source
+        )
+        reason = _status_unknown(found)
         return Check(STATUS, CheckResult.UNKNOWN, reason), None, None
     asked = now if at is None else at
     known, valid_until = _carried_valid_until(data, package)
     stored = answer.status
     status = effective_status(stored, valid_until, asked) if known else stored
-    when = "now" if at is None else f"at {at.isoformat()}"
-    reason = f"certificate {identifier} is {status.value} ({status.label}) {when} by {source}"
+    when = Message("reason.when.now") if at is None else Message("reason.when.at", time=at.isoformat())
+    parts = [
+        Message(
+            "reason.status.by_snapshot",
+            identifier=identifier,
+            status=status.value,
+            label=status.label,
+            when=when,
+            source=source,
+        )
+    ]
     if answer.since is not None:
-        reason += f"; {stored.value} since {answer.since.isoformat()}"
-        if answer.until is not None:
-            reason += f" until {answer.until.isoformat()}"
+        since_iso = answer.since.isoformat()
+        parts.append(
+            Message("reason.status.stored_since", status=stored.value, since=since_iso)
+            if answer.until is None
+            else Message(
+                "reason.status.stored_between",
+                status=stored.value,
+                since=since_iso,
+                until=answer.until.isoformat(),
+            )
+        )
     elif at is None or at >= header.this_update:
-        reason += "; not listed: in force as of its thisUpdate"
+        parts.append(Message("reason.status.not_listed"))
     if answer.later is not None:
         later, since = answer.later
-        reason += f"; listed as {later.value} ({later.label}) from {since.isoformat()}"
+        parts.append(
+            Message(
+                "reason.status.listed_later", status=later.value, label=later.label, since=since.isoformat()
+            )
+        )
     if not known and stored in (Status.VALID, Status.SUSPENDED):
-        reason += "; the file states no validity end, expiry not checked"
+        parts.append(Message("reason.status.no_validity_end"))
     result = CheckResult.FAILED if status in _NOT_IN_FORCE else CheckResult.PASSED
-    return Check(STATUS, result, reason), status.value, status.label
+    return Check(STATUS, result, "; ".join(parts)), status.value, status.label
 
 
 def _with_offline_status(
@@ -557,9 +587,7 @@ def _with_offline_status(
     status_check, status, label = _offline_status_check(
         offline, certificate.identifier, data, at, now, package, _signed_at(report)
     )
-    content = Check(
-        CONTENT_MATCH, CheckResult.SKIPPED, f"{OFFLINE_REASON} (the stored file was not compared)"
-    )
+    content = Check(CONTENT_MATCH, CheckResult.SKIPPED, Message("reason.offline.content"))
     checked = replace(
         certificate, status=status, label=label, checks=(status_check, content, *certificate.checks)
     )

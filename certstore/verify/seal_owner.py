@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from certstore.checks import Check, CheckResult, worst, worst_result
 from certstore.crypto.trust import TrustStore
 from certstore.identifiers import CertificateIdentifier, IdentifierError
+from certstore.messages import Message
 from certstore.packaging.ofd.reader import OfdFormatError, OfdPackage, OfdReader
 from certstore.seal.owner import ties
 from certstore.verify.ofd import EMBEDDED_ORIGINAL, OfdOptions, embedded_originals, verify_ofd_package
@@ -112,7 +113,7 @@ def _judge_signature(
     where = f"{signature.id}"
     signer = signature.signer
     if signer is None:
-        return CheckResult.UNKNOWN, f"{where}: no signer certificate to tie to {whose}", ()
+        return CheckResult.UNKNOWN, Message("reason.owner.no_signer", where=where, whose=whose), ()
     expected = f"{whose} {name or ''} ({code or 'no credit code'})".replace("  ", " ")
     owned, tie = _owner_phrase(signer, code, name)
     if owned is None:
@@ -132,10 +133,10 @@ def _judge_signature(
     text = f"{where}: signer of {expected} by its {tie}"
     if seal is None or lookup is None:
         return CheckResult.PASSED, text, ()
-    label = f"seal {seal.name!r} ({seal.id})"
+    label = Message("reason.owner.seal_label", quoted=repr(seal.name), id=seal.id)
     now = lookup(seal.id, judged_at)
     if now is None:
-        return CheckResult.PASSED, f"{text}; {label} is not in the seal registry", ()
+        return CheckResult.PASSED, f"{text}; {Message('reason.owner.seal_unregistered', label=label)}", ()
     if now.owner_code is not None and (code is None or now.owner_code.upper() != code.strip().upper()):
         return (
             CheckResult.FAILED,
@@ -152,7 +153,7 @@ def _judge_signature(
             (),
         )
     if now.status == _SEAL_VALID:
-        return CheckResult.PASSED, f"{text}; {label} is valid in the seal registry", ()
+        return CheckResult.PASSED, f"{text}; {Message('reason.owner.seal_valid', label=label)}", ()
     since = "" if now.effective_at is None else f" since {now.effective_at.isoformat()}"
     if signed is None:
         return (
@@ -256,7 +257,7 @@ def _seal_owner_check(
             )
         original = None if package is None else _embedded_report(package, trust, at, options)
         if original is None:
-            judged.append((CheckResult.UNKNOWN, "the copy's embedded original (原件) could not be read", ()))
+            judged.append((CheckResult.UNKNOWN, Message("reason.owner.original_unreadable"), ()))
         else:
             judged.extend(
                 (result, f"original {text}", notes)
@@ -270,7 +271,7 @@ def _seal_owner_check(
             _judge_signature(s, code, name, "the issuer", lookup, judged_at) for s in report.signatures
         )
     if not judged:
-        return Check(SEAL_OWNER, CheckResult.UNKNOWN, "no signature to tie to its owner", tuple(warnings))
+        return Check(SEAL_OWNER, CheckResult.UNKNOWN, Message("reason.owner.no_signature"), tuple(warnings))
     result = worst_result(r for r, _, _ in judged)
     shown = (
         [text for r, text, _ in judged if r is result]
@@ -320,7 +321,9 @@ def with_seal_owner(
     except Exception as exc:  # the registry unreachable …: the owner is unknown, never a crash
         log.warning("seal_owner of %s failed: %s", certificate.identifier, exc)
         check = Check(
-            SEAL_OWNER, CheckResult.UNKNOWN, f"seal registry unreachable: {type(exc).__name__}: {exc}"
+            SEAL_OWNER,
+            CheckResult.UNKNOWN,
+            Message("reason.owner.registry_unreachable", error=f"{type(exc).__name__}: {exc}"),
         )
     checks = list(certificate.checks)
     names = [c.name for c in checks]

@@ -183,7 +183,7 @@ def test_mutations_write_their_one_entry_in_their_own_transaction(
         by_middleware, 204, _call(clients.bureau, "DELETE", "/api/v1/calendar/2026-12-30")
     )  # nothing there
     catalogue = get_entry(api_repo, CONSTRUCTION).to_document()
-    catalogue["version"] = 2
+    catalogue["version"] = 3  # the shipped entry is version 2
     expect(in_transaction, 201, _call(clients.agency, "POST", "/api/v1/catalogue", json=catalogue))
     expect(by_middleware, 200, _call(clients.agency, "POST", "/api/v1/catalogue", json=catalogue))  # repeat
     expect(
@@ -192,7 +192,7 @@ def test_mutations_write_their_one_entry_in_their_own_transaction(
         _call(
             clients.bureau,
             "POST",
-            f"/api/v1/catalogue/{CONSTRUCTION}/versions/2/reject",
+            f"/api/v1/catalogue/{CONSTRUCTION}/versions/3/reject",
             json={"note": "不完整"},
         ),
     )

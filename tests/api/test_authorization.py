@@ -42,6 +42,11 @@ MATRIX: dict[tuple[str, str], set[str]] = {
     ("POST", "/api/v1/catalogue"): {A, B},
     ("POST", "/api/v1/catalogue/{code}/versions/{version}/approve"): {B},
     ("POST", "/api/v1/catalogue/{code}/versions/{version}/reject"): {B},
+    ("POST", "/api/v1/catalogue/assets"): {A, B},
+    ("POST", "/api/v1/catalogue/checks"): {A, B},
+    ("POST", "/api/v1/catalogue/preview"): {A, B},
+    ("GET", "/api/v1/catalogue/{code}/versions/{version}/checks"): {A, B},
+    ("GET", "/api/v1/catalogue/{code}/versions/{version}/preview.png"): {A, B},
     ("POST", "/api/v1/certificates"): {A},
     ("GET", "/api/v1/identifiers"): {A},
     ("GET", "/api/v1/certificates"): {A},  # others need a grant (tested with grants)
@@ -202,6 +207,8 @@ def _call(clients: Clients, role: str, method: str, path: str, world: World) -> 
     bodies: dict[tuple[str, str], Any] = {
         ("POST", "/api/v1/certificates"): document,
         ("POST", "/api/v1/catalogue"): {"not": "a catalogue entry"},
+        ("POST", "/api/v1/catalogue/checks"): {"not": "a catalogue entry"},
+        ("POST", "/api/v1/catalogue/preview"): {"not": "a catalogue entry"},
         ("POST", "/api/v1/catalogue/{code}/versions/{version}/reject"): {"note": "x"},
         ("POST", "/api/v1/certificates/{identifier}/change"): {"reason": "x", "data": document},
         ("POST", "/api/v1/certificates/{identifier}/renew"): {"reason": "x", "valid_until": None},
@@ -248,6 +255,8 @@ def _call(clients: Clients, role: str, method: str, path: str, world: World) -> 
     }
     if (method, path) == ("POST", "/api/v1/public/verify"):
         return client.post(url, files={"file": ("x.ofd", b"not a file")}).status_code
+    if (method, path) == ("POST", "/api/v1/catalogue/assets"):
+        return client.post(url, files={"file": ("x.png", b"not an image")}).status_code
     body = bodies.get((method, path))
     return client.request(method, url, params=params, headers=headers, json=body).status_code
 

@@ -94,9 +94,9 @@ def test_a_failed_inspection_suspends_and_an_early_year_is_refused(
     201 with ``consequence: suspend`` and the certificate reads suspended, its change record naming the inspection;
     a result for the year before the certificate was issued is a 422 with the reason."""
     document = shipped_entry(CONSTRUCTION).to_document()
-    document.update(version=2, annual_inspection=True, inspection={"on_failure": "suspend"})
+    document.update(version=3, annual_inspection=True, inspection={"on_failure": "suspend"})
     assert clients.agency.post("/api/v1/catalogue", json=document).status_code == 201
-    assert clients.bureau.post(f"/api/v1/catalogue/{CONSTRUCTION}/versions/2/approve").status_code == 200
+    assert clients.bureau.post(f"/api/v1/catalogue/{CONSTRUCTION}/versions/3/approve").status_code == 200
     today = local_date(clock.now)
     certificate = _issue(clients, construction_data(api_repo, issue_date=f"{today.year}-01-01"))
     path = f"/api/v1/certificates/{certificate['identifier']}"

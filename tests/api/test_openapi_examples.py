@@ -144,12 +144,12 @@ def test_every_request_example_is_accepted(
             name=body.get("name", "数据分析"),
         )
 
-    # the inspection example needs a type with annual inspection: the agency registers version 2 of the
-    # construction permit with it (the shipped version 1 has none), the bureau approves
+    # the inspection example needs a type with annual inspection: the agency registers version 3 of the
+    # construction permit with it (the shipped version 2 has none), the bureau approves
     entry = shipped_entry(CONSTRUCTION).to_document()
-    entry.update(version=2, annual_inspection=True)
+    entry.update(version=3, annual_inspection=True)
     assert clients.agency.post("/api/v1/catalogue", json=entry).status_code == 201
-    assert clients.bureau.post(f"/api/v1/catalogue/{CONSTRUCTION}/versions/2/approve").status_code == 200
+    assert clients.bureau.post(f"/api/v1/catalogue/{CONSTRUCTION}/versions/3/approve").status_code == 200
 
     issued = EXAMPLE_IDENTIFIER
     for (method, path), (caller, path_values) in CALLS.items():

@@ -51,26 +51,26 @@ def test_management_change_renew_and_status_actions(clients: Clients, api_repo: 
 
 def test_catalogue_registration_needs_bureau_approval(clients: Clients) -> None:
     document = shipped_entry(CONSTRUCTION).to_document()
-    document["version"] = 2
+    document["version"] = 3  # the shipped entry is version 2
     document["name"] = "建筑工程施工许可证（2027版）"
     submitted = clients.agency.post("/api/v1/catalogue", json=document)
     assert submitted.status_code == 201, submitted.text
     assert submitted.json()["status"] == "pending"
-    assert clients.agency.get(f"/api/v1/catalogue/{CONSTRUCTION}").json()["version"] == 1
+    assert clients.agency.get(f"/api/v1/catalogue/{CONSTRUCTION}").json()["version"] == 2
     pending = clients.bureau.get("/api/v1/catalogue/submissions", params={"status": "pending"}).json()
-    assert [(p["code"], p["version"]) for p in pending] == [(CONSTRUCTION, 2)]
+    assert [(p["code"], p["version"]) for p in pending] == [(CONSTRUCTION, 3)]
     assert (
         clients.bureau.post(
-            f"/api/v1/catalogue/{CONSTRUCTION}/versions/2/reject", json={"note": ""}
+            f"/api/v1/catalogue/{CONSTRUCTION}/versions/3/reject", json={"note": ""}
         ).status_code
         == 422
     )
-    approved = clients.bureau.post(f"/api/v1/catalogue/{CONSTRUCTION}/versions/2/approve")
+    approved = clients.bureau.post(f"/api/v1/catalogue/{CONSTRUCTION}/versions/3/approve")
     assert approved.status_code == 200 and approved.json()["status"] == "approved"
-    assert clients.agency.get(f"/api/v1/catalogue/{CONSTRUCTION}").json()["version"] == 2
+    assert clients.agency.get(f"/api/v1/catalogue/{CONSTRUCTION}").json()["version"] == 3
 
     foreign = shipped_entry(PLANNING_TYPE).to_document()
-    foreign["version"] = 2
+    foreign["version"] = 3
     denied = clients.agency.post("/api/v1/catalogue", json=foreign)
     assert denied.status_code == 403 and "own catalogue" in denied.json()["detail"]
     invalid = clients.agency.post("/api/v1/catalogue", json={**document, "version": 3, "level": "galactic"})
@@ -239,12 +239,12 @@ def test_client_certificates_vouched_for_by_the_proxy_header(
 
 def test_annual_inspection_of_a_type_that_requires_it(clients: Clients, api_repo: Repository) -> None:
     document = shipped_entry(CONSTRUCTION).to_document()
-    document.update(version=2, annual_inspection=True)
+    document.update(version=3, annual_inspection=True)
     assert clients.agency.post("/api/v1/catalogue", json=document).status_code == 201
-    assert clients.bureau.post(f"/api/v1/catalogue/{CONSTRUCTION}/versions/2/approve").status_code == 200
+    assert clients.bureau.post(f"/api/v1/catalogue/{CONSTRUCTION}/versions/3/approve").status_code == 200
     # issued in 2026: a 2026 result is refused for a certificate issued in a later year (issue 20)
     certificate = _issue(clients, construction_data(api_repo, issue_date="2026-11-01"))
-    assert certificate["catalogue_version"] == 2
+    assert certificate["catalogue_version"] == 3
     due = clients.agency.get("/api/v1/inspections/due", params={"year": 2026}).json()
     assert [d["identifier"] for d in due] == [certificate["identifier"]]
     body = {"year": 2026, "result": "passed", "inspected_on": "2026-11-20", "remarks": "年检合格"}

@@ -16,7 +16,9 @@ REPO = Path(__file__).resolve().parents[2]
 KEY_VALUE = re.compile(r"^([a-z0-9_]+)=(\S+)$")
 
 
-@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (scripts/install-system-deps)")
+@pytest.mark.skipif(
+    shutil.which("wrk") is None, reason="wrk is not installed (scripts/install-system-deps --test)"
+)
 def test_http_quick_ends_with_positive_figures() -> None:
     env = {
         **os.environ,

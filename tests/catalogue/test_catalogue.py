@@ -68,7 +68,8 @@ def test_the_six_reform_types_are_shipped() -> None:
 
 @pytest.mark.parametrize("entry", shipped_entries(), ids=lambda e: e.name)
 def test_shipped_entry_is_complete_and_consistent(entry: CatalogueEntry) -> None:
-    assert entry.version == 1
+    assert entry.version == 2  # version 2: the face template and the distinguishing field (docs/catalogue.md)
+    assert entry.face_template is not None and entry.distinguishing_field is not None
     assert entry.level is Level.CITY
     assert entry.holder_type is HolderType.LEGAL_PERSON
     assert entry.seal == "default"
@@ -114,11 +115,11 @@ def test_example_face_is_valid_realistic_and_deterministic(entry: CatalogueEntry
 
 def test_shipped_entry_lookup() -> None:
     assert shipped_entry(CONSTRUCTION).name == "建筑工程施工许可证"
-    assert shipped_entry(CONSTRUCTION, 1) == shipped_entry(CONSTRUCTION)
+    assert shipped_entry(CONSTRUCTION, 2) == shipped_entry(CONSTRUCTION)
     with pytest.raises(KeyError, match="no shipped catalogue entry"):
         shipped_entry("11100000000013338W999")
-    with pytest.raises(KeyError, match="version 2"):
-        shipped_entry(CONSTRUCTION, 2)
+    with pytest.raises(KeyError, match="version 1"):  # no longer shipped (a repository keeps what it stored)
+        shipped_entry(CONSTRUCTION, 1)
 
 
 def test_entry_codes_make_identifiers() -> None:

@@ -16,7 +16,7 @@ def test_list(cli) -> None:
     assert "营业执照" in text.out and "建筑工程施工许可证" in text.out
     rows = cli("catalogue", "list", "--json").json()
     assert sorted(r["code"] for r in rows) == CODES
-    assert all(r["version"] == 1 for r in rows)
+    assert all(r["version"] == 2 for r in rows)
 
 
 def test_example_is_valid_data(cli) -> None:

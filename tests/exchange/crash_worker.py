@@ -21,6 +21,7 @@ from certstore.app import Application
 from certstore.exchange.sealing import SealingPool, fixed_sealer
 from certstore.exchange.worker import ExchangeSource, LeaseHeldError, run_cycle
 from certstore.records import PreparedVersion
+from certstore.store.blobs.files import FileBlobStore
 from tests.exchange.support import ISSUER
 
 
@@ -34,8 +35,14 @@ def main() -> None:
     app = Application.open(data_dir)
     source = ExchangeSource("crash-fe", url, ISSUER)
     maker = stand_in_file if rng.random() < 0.5 else None
+    # a pool for half of the sealing workers; of those, half store in the workers (a file store: picklable)
+    workers_store = isinstance(app.repo.blobs, FileBlobStore) and rng.random() < 0.5
     pool = (
-        SealingPool(fixed_sealer(stand_in_file), 2, blobs=app.repo.blobs)
+        SealingPool(
+            fixed_sealer(stand_in_file, blobs=app.repo.blobs if workers_store else None),
+            2,
+            blobs=app.repo.blobs,
+        )
         if maker is not None and rng.random() < 0.5
         else None
     )

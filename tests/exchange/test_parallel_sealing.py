@@ -17,6 +17,7 @@ from certstore.exchange.sealing import SealingPool, fixed_sealer
 from certstore.exchange.worker import ExchangeSource
 from certstore.records import PreparedVersion
 from certstore.services.certificate_batch import CertificateBatch
+from certstore.store.blobs.files import FileBlobStore
 from certstore.store.models import CertificateRow, ExchangeAppliedRow
 from certstore.store.repository import Repository
 from tests.exchange.support import ISSUER, assert_repository_equals, document, number
@@ -87,8 +88,8 @@ def test_the_pool_gives_the_results_of_one_process_in_seq_order(
     with SealingPool(fixed_sealer(pid_file), workers=2, blobs=repo.blobs) as pool:
         stats = run_cycle(app, source, file_maker=pid_file, worker="w", batch_size=10, sealer=pool)
         assert stats.error is None
-        # every version to seal went to the pool (the repeat too: found at commit), every file was used
-        assert (pool.submitted, pool.used, pool.resealed) == (25, 25, 0)
+        # every new version went to the pool, every file was used; the repeat was not sealed (no orphan file)
+        assert (pool.submitted, pool.used, pool.resealed) == (24, 24, 0)
     assert (stats.seen, stats.accepted, stats.rejected) == (27, 27, 0)
     assert_repository_equals(repo, source.url, source.name)
     ledger = _ledger(repo, source.name)
@@ -190,3 +191,61 @@ def test_sealed_versions_commit_a_run_per_transaction_and_a_bad_row_alone(
     with repo.db.session(readonly=True) as session:
         keys = session.scalars(select(CertificateRow.file_key)).all()
     assert len(keys) == 11 and all(k is not None and repo.blobs.exists(k) for k in keys)
+
+
+def picky_file(prepared: PreparedVersion) -> tuple[bytes, str]:
+    """:func:`pid_file`, except for certificate 4, which cannot be sealed (as a character no font has)."""
+    if prepared.draft.certificate_number == number(4):
+        raise ValueError("no font has the character U+2A6D6")
+    return pid_file(prepared)
+
+
+def test_workers_store_their_files_and_a_failing_version_fails_alone(
+    app: Application, repo: Repository, source: ExchangeSource
+) -> None:
+    """When the factory opens the repository's store, the workers store the files they seal (a task of several
+    versions with one flush) and send back only where they are; a version that fails in a task fails alone: it
+    is sealed again in the cycle's process (and rejected there, for its own reason), the others of its task are
+    used as the workers stored them."""
+    if not isinstance(repo.blobs, FileBlobStore):
+        pytest.skip("the workers open the store themselves here: a picklable file store")
+    with FrontendWriter(source.url) as writer:
+        rows = [writer.certificate(ISSUER, number(i), 1, document(i)) for i in range(10)]
+    with SealingPool(fixed_sealer(picky_file, blobs=repo.blobs), workers=2, blobs=repo.blobs) as pool:
+        assert pool.workers_store
+        stats = run_cycle(app, source, file_maker=picky_file, worker="w", sealer=pool)
+        assert (pool.submitted, pool.used, pool.resealed) == (10, 9, 1)
+    assert (stats.error, stats.accepted, stats.rejected) == (None, 9, 1)
+    with FrontendWriter(source.url, create=False) as writer:
+        statuses = [writer.receipt(CERTIFICATE_TABLE.name, s).status for s in rows]
+    assert statuses == ["accepted"] * 4 + ["rejected"] + ["accepted"] * 5
+    with repo.db.session(readonly=True) as session:
+        keys = session.scalars(select(CertificateRow.file_key)).all()
+    assert len(keys) == 9
+    sealers = {repo.blobs.get(k).decode().split(" sealed by ")[1].strip() for k in keys}
+    assert str(os.getpid()) not in sealers  # sealed, and stored, by the workers
+
+
+def fresh_file(prepared: PreparedVersion) -> tuple[bytes, str]:
+    """A stand-in sealed file that differs each time it is made, as a real one does (signing time, nonce)."""
+    return (
+        f"file of {prepared.identifier}, nonce {os.urandom(8).hex()}\n".encode(),
+        "application/octet-stream",
+    )
+
+
+def test_a_repeat_is_never_sealed(app: Application, repo: Repository, source: ExchangeSource) -> None:
+    """A row repeating a version already stored, or repeating an earlier row of the same cycle, is accepted as a
+    repeat without a file being made for it: the blob store holds one file per stored version, no orphan."""
+    with FrontendWriter(source.url) as writer:
+        writer.certificate(ISSUER, number(0), 1, document(0))
+        writer.certificate(ISSUER, number(0), 1, document(0))  # the same cycle
+    assert run_cycle(app, source, file_maker=fresh_file, worker="w").accepted == 2
+    with FrontendWriter(source.url, create=False) as writer:
+        writer.certificate(ISSUER, number(0), 1, document(0))  # a later cycle
+        writer.certificate(ISSUER, number(1), 1, document(1))
+    stats = run_cycle(app, source, file_maker=fresh_file, worker="w")
+    assert (stats.error, stats.accepted, stats.rejected) == (None, 2, 0)
+    with repo.db.session(readonly=True) as session:
+        keys = set(session.scalars(select(CertificateRow.file_key)).all())
+    assert len(keys) == 2 and set(repo.blobs.iter_keys()) == keys

@@ -59,6 +59,11 @@ def example_layout(code: str) -> FaceLayout:
     return lay_out_face(face_data(entry))
 
 
+def generic(entry: CatalogueEntry) -> CatalogueEntry:
+    """``entry`` without its face template: the generic label/value layout (entries without a template)."""
+    return dataclasses.replace(entry, face_template=None)
+
+
 def inside(inner: Box, outer: Box) -> bool:
     return (
         inner.x >= outer.x - EPS
@@ -90,7 +95,7 @@ def zbar_decode(png: bytes, tmp_path: Path) -> str:
 
 needs_zbar = pytest.mark.skipif(
     shutil.which("zbarimg") is None,
-    reason="zbarimg not installed (Debian package zbar-tools; scripts/install-system-deps installs it)",
+    reason="zbarimg not installed (Debian package zbar-tools; scripts/install-system-deps --test installs it)",
 )
 
 
@@ -294,7 +299,8 @@ def test_wrapping_keeps_words_and_punctuation_rules() -> None:
 
 
 def test_a_long_value_wraps_inside_the_content_box() -> None:
-    entry = next(e for e in ENTRIES if e.base_image == "construction-permit.png")
+    """Generic layout: a value of the schema's maximum length wraps and the body size shrinks."""
+    entry = generic(next(e for e in ENTRIES if e.base_image == "construction-permit.png"))
     long_name = ("示例·锦华园住宅小区项目（一期）1#—3#楼、地下车库及配套商业用房" * 6)[
         :200
     ]  # the schema maximum
@@ -302,15 +308,18 @@ def test_a_long_value_wraps_inside_the_content_box() -> None:
     lines = layout.items_for("value:project_name")
     assert len(lines) >= 3
     assert layout.text_of("value:project_name") == long_name
-    assert float(layout.extras["body_size_pt"]) < float(example_layout(entry.code).extras["body_size_pt"])
+    assert float(layout.extras["body_size_pt"]) < float(lay_out_face(face_data(entry)).extras["body_size_pt"])
     content = page_frame(entry).content
     assert all(inside(t.box, content) for t in layout.texts if t.role != "title" and t.role != "heading")
     for a, b in itertools.combinations(layout.texts, 2):
         assert not overlap(a.box, b.box)
 
 
-def test_an_impossibly_long_value_names_its_field() -> None:
+@pytest.mark.parametrize("templated", [False, True], ids=["generic", "template"])
+def test_an_impossibly_long_value_names_its_field(templated: bool) -> None:
+    """Both layouts name the field that cannot fit (the template: its box at the smallest size)."""
     entry = next(e for e in ENTRIES if e.base_image == "business-licence.png")
+    entry = entry if templated else generic(entry)
     scope = ("技术服务、技术开发、技术咨询；" * 200)[:2000]  # valid for the schema (maxLength 2000)
     with pytest.raises(LayoutError, match=r"经营范围 \(business_scope\)") as caught:
         lay_out_face(face_data(entry, business_scope=scope))
@@ -321,8 +330,9 @@ def test_an_impossibly_long_value_names_its_field() -> None:
 
 
 def test_business_licence_is_landscape_in_two_columns_with_the_term_on_one_line() -> None:
-    entry = next(e for e in ENTRIES if e.base_image == "business-licence.png")
-    layout = example_layout(entry.code)
+    """Generic layout of a landscape page: two columns, 营业期限 … 至 … on one line, short labels spread."""
+    entry = generic(next(e for e in ENTRIES if e.base_image == "business-licence.png"))
+    layout = lay_out_face(face_data(entry))
     assert (layout.width_mm, layout.height_mm) == (297.0, 210.0)
     label_x = {round(t.box.x, 3) for t in layout.texts if t.role.startswith("label:") and t.text != "至"}
     assert len(label_x) == 2  # two columns of labels
@@ -366,8 +376,12 @@ def test_title_is_text_and_no_longer_in_the_base_image() -> None:
             assert layout.text_of("heading") == "中华人民共和国"
 
 
-def test_optional_fields_left_empty_are_not_printed() -> None:
+@pytest.mark.parametrize("templated", [False, True], ids=["generic", "template"])
+def test_optional_fields_left_empty_are_not_printed(templated: bool) -> None:
+    """An optional field left empty prints no value; the generic layout drops its row, a template keeps the
+    label of its form (as the paper form does)."""
     entry = next(e for e in ENTRIES if e.base_image == "construction-permit.png")
+    entry = entry if templated else generic(entry)
     draft = example_draft(entry, issue_date=ISSUED)
     face = {k: v for k, v in draft.face.items() if k not in ("remarks", "project_code")}
     prepared = prepare_version(
@@ -378,12 +392,14 @@ def test_optional_fields_left_empty_are_not_printed() -> None:
         serial_key=os.urandom(32),
     )
     layout = lay_out_face(FaceData.from_prepared(prepared))
-    assert layout.items_for("label:remarks") == () and layout.items_for("value:remarks") == ()
+    assert layout.items_for("value:remarks") == () and layout.items_for("value:project_code") == ()
+    assert layout.text_of("label:remarks") == ("备注" if templated else None)
     assert layout.text_of("value:builder") == "郑州示例置业有限公司"
 
 
 def test_entry_without_base_image_gets_a_plain_a4_page() -> None:
-    entry = dataclasses.replace(ENTRIES[0], base_image=None)
+    """Generic layout without a base image: a plain A4 page with the default boxes."""
+    entry = dataclasses.replace(generic(ENTRIES[0]), base_image=None)
     data = dataclasses.replace(face_data(ENTRIES[0]), entry=entry)
     layout = lay_out_face(data)
     assert (layout.width_mm, layout.height_mm) == (210.0, 297.0)

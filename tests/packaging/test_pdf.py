@@ -66,7 +66,7 @@ CODES = [e.code for e in ENTRIES]
 PT_PER_MM = 72 / 25.4
 needs_poppler = pytest.mark.skipif(
     shutil.which("pdftotext") is None or shutil.which("pdftoppm") is None,
-    reason="poppler-utils (pdftotext, pdftoppm) not installed; scripts/install-system-deps installs it",
+    reason="poppler-utils (pdftotext, pdftoppm) not installed; scripts/install-system-deps --test installs it",
 )
 
 

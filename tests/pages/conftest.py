@@ -3,7 +3,7 @@
 - ``site``: a throwaway data directory (dev keys, the shipped catalogue, principals with passwords, certificates
   of two holders) served by ``certstore serve`` (uvicorn) on a free loopback port, for the whole session.
 - ``browser``: Debian's Chromium (``/usr/bin/chromium``) driven by Playwright, headless — never a downloaded
-  browser (``scripts/install-system-deps`` installs the package).
+  browser (``scripts/install-system-deps --test`` installs the package).
 - ``page`` / ``phone_page``: a fresh browser context at 1366×768, or at phone width (390×844).
 - ``shot(page, name)``: a screenshot into the session's screenshot folder, listed at the end of the run
   (``CERTSTORE_SCREENSHOTS`` chooses the folder; default ``<pytest basetemp>/screenshots``).
@@ -192,7 +192,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
     if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: run scripts/install-system-deps (Debian package chromium)")
+        pytest.fail(
+            f"{CHROMIUM} is missing: run scripts/install-system-deps --test (Debian package chromium)"
+        )
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

@@ -21,7 +21,7 @@ from tests.pages.conftest import ACCOUNTS, CONSTRUCTION, HOLDER_A, HOLDER_B, Sit
 from tests.support.matters import register_matter
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "third-party" / "ofd"
-GREEN, RED, AMBER = "rgb(26, 127, 55)", "rgb(179, 38, 30)", "rgb(154, 103, 0)"
+GREEN, RED, AMBER = "rgb(23, 111, 48)", "rgb(179, 38, 30)", "rgb(135, 90, 0)"  # ≥ 4.5:1 on their backgrounds
 
 
 def _serve(page: Any, matter: str, holder_id: str, id_type: str = "001") -> None:
@@ -134,7 +134,7 @@ def test_a_third_party_file_is_verified_with_its_own_face(page: Any, site: Site,
     assert page.evaluate("() => getComputedStyle(document.querySelector('#verdict')).color") == AMBER
     assert "不是本库登记" in page.content() or "未标注本库的证照标识" in page.content()
     preview = page.locator("#face-preview")
-    assert preview.count() == 1 and (preview.get_attribute("src") or "").startswith("data:image/png;base64,")
+    assert preview.count() == 1 and (preview.get_attribute("src") or "").startswith("data:image/webp;base64,")
     shot(page, "08-verify-third-party-indeterminate")
 
 

@@ -52,11 +52,13 @@ PAGE_MATRIX: dict[tuple[str, str], set[str]] = {
     ("GET", "/verify"): EVERYONE,
     ("POST", "/verify"): EVERYONE,
     ("GET", "/v/{identifier}"): EVERYONE,
+    ("GET", "/favicon.ico"): EVERYONE,
     ("GET", "/window"): {W},
     ("POST", "/window/serve"): {W},
     ("POST", "/window/end"): {W},
     ("POST", "/window/select"): {W},
     ("GET", "/window/certificates/{identifier}/face.png"): {W},
+    ("GET", "/window/certificates/{identifier}/face.webp"): {W},
     ("GET", "/window/certificates/{identifier}/verify"): {W},
     ("POST", "/window/certificates/{identifier}/copy"): {W},
     ("GET", "/agency"): {A},
@@ -71,6 +73,11 @@ PAGE_MATRIX: dict[tuple[str, str], set[str]] = {
     ("GET", "/agency/certificates/{identifier}/face.png"): {A},
     ("GET", "/agency/catalogue"): {A, B},
     ("POST", "/agency/catalogue"): {A, B},
+    ("POST", "/agency/catalogue/assets"): {A, B},
+    ("GET", "/bureau/catalogue"): {B},
+    ("GET", "/bureau/catalogue/{code}/{version}"): {B},
+    ("GET", "/bureau/catalogue/{code}/{version}/preview.png"): {B},
+    ("POST", "/bureau/catalogue/{code}/{version}/{decision}"): {B},
     ("GET", "/audit"): {AU},
     ("GET", "/audit/export"): {AU},
     # the holder's pages (一号登录, docs/holders.md): no staff role; holders: tests/pages/test_holder_browser.py
@@ -187,6 +194,8 @@ def _call(client: TestClient, method: str, path: str, world: World, token: str) 
         path.replace("{identifier}", world.identifier)
         .replace("{code}", CONSTRUCTION)
         .replace("{job_id}", world.job_id)
+        .replace("{version}", "1")
+        .replace("{decision}", "reject")
     )
     if method == "GET":
         return client.get(url, follow_redirects=False).status_code
@@ -203,6 +212,8 @@ def _call(client: TestClient, method: str, path: str, world: World, token: str) 
         data["purpose"] = "办理业务"
     elif path == "/agency/catalogue":
         data["document"] = "{}"
+    elif path == "/agency/catalogue/assets":
+        files = {"file": ("x.png", b"not an image")}
     elif path.endswith("/batch"):
         files = {"file": ("b.csv", b"certificate_number\n")}
     return client.post(url, data=data, files=files, follow_redirects=False).status_code

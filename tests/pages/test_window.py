@@ -19,11 +19,13 @@ from bench._setup import prepared_data_dir
 from certstore.access import Actor, Role
 from certstore.audit import AuditEvent, query_events
 from certstore.identifiers import HolderIdType, holder_id_digest, holder_ref
+from certstore.lifecycle import Action
 from certstore.records import Holder, draft_from_json, draft_to_json, example_draft
 from certstore.services import certificates, logins
 from certstore.services.calls import Call, Origin, Via
 from certstore.services.catalogue import get_entry
 from certstore.store.repository import Repository
+from certstore.timezones import CHINA_STANDARD_TIME
 from tests.support.matters import register_matter
 
 CONSTRUCTION = "11410100990000025A001"
@@ -171,3 +173,37 @@ def test_each_window_read_leaves_one_entry_without_the_holder_id(
     attached = next(e for e in events if e.action == "matter.attach_certificates")
     assert attached.details["identifiers"] == [desk.mine]
     assert all(desk.holder["id_number"] not in str(e.to_dict()) for e in events)
+
+
+def test_a_card_not_in_force_warns_and_the_page_shows_the_cores_refusal(
+    desk: Desk, clerk: tuple[TestClient, str]
+) -> None:
+    """Issue 21 item 5: a revoked certificate's card says so (state and since when, in Chinese), its 关联到本办件 is
+    disabled, a forced attach is refused by the core with the reason on the page (422, one denial entry); every
+    card shows the type's distinguishing field (工程名称 of a construction permit)."""
+    client, token = clerk
+    services = desk.app.state.services
+    issuer = Call(Actor.agency_system(AGENCY_ORG, "test"), Origin(Via.CLI))
+    certificates.act(services, issuer, desk.mine, Action.REVOKE, reason="以欺骗手段取得")
+    today = services.now().astimezone(CHINA_STANDARD_TIME).date()
+    page = client.get("/window")
+    card = page.text[page.text.index(f'data-identifier="{desk.mine}"') :]
+    warning = f"自{today.year}年{today.month}月{today.day}日起已吊销"
+    assert "非现行有效" in card and warning in card
+    assert re.search(rf'value="{desk.mine}" form="select-form" disabled', card)
+    project = certificates.get(desk.repo, desk.mine).face["project_name"]
+    assert f'<dt>工程名称</dt><dd class="distinguishing">{project}</dd>' in card
+    assert 'alt="建筑工程施工许可证照面：证照编号 ' in card and f"工程名称 {project}" in card
+
+    refused = client.post(
+        "/window/select",
+        data={"csrf_token": token, "identifier": desk.mine},
+        headers={"X-Request-ID": "nif-1"},
+    )
+    assert refused.status_code == 422
+    assert f"未关联：证照 {desk.mine} 非现行有效（{warning}），不能关联到本办件。" in refused.text
+    (entry,) = [
+        e for e in _events(desk) if e.request_id == "nif-1" and e.action == "matter.attach_certificates"
+    ]
+    assert (entry.outcome, entry.status_code, entry.certificate_identifier) == ("deny", 422, desk.mine)
+    assert "已关联办件" not in refused.text  # nothing attached

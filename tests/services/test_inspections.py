@@ -30,7 +30,7 @@ from certstore.store.repository import Repository
 from tests.services.conftest import Clock, DraftMaker
 from tests.support import issuing
 
-# No shipped type requires annual inspection, so the tests register version 2 of the site selection opinion
+# No shipped type requires annual inspection, so the tests register the next version of the site selection opinion
 # (3-year validity) with annual_inspection true. The land-use planning permit, from the same agency, stays
 # without inspection.
 SITE_OPINION = "11410100990000017F001"
@@ -131,7 +131,7 @@ def test_type_without_annual_inspection_is_refused(
 ) -> None:
     permit = issuing.issue(repo, draft(LAND_USE_PERMIT)).certificate
     entry = get_entry(repo, LAND_USE_PERMIT)
-    with pytest.raises(InspectionNotRequiredError, match=f"{entry.name} \\({LAND_USE_PERMIT} version 1\\)"):
+    with pytest.raises(InspectionNotRequiredError, match=f"{entry.name} \\({LAND_USE_PERMIT} version 2\\)"):
         _record(repo, permit.identifier)
     assert list_inspections(repo, permit.identifier) == []
 
@@ -139,7 +139,7 @@ def test_type_without_annual_inspection_is_refused(
 def test_the_catalogue_version_issued_under_decides(
     repo: Repository, clock: Clock, draft: DraftMaker
 ) -> None:
-    """A certificate issued before its type required inspection (catalogue version 1) is not inspected."""
+    """A certificate issued before its type required inspection (the shipped catalogue version) is not inspected."""
     clock.now = DECEMBER
     old = issuing.issue(repo, draft(SITE_OPINION, _number(7))).certificate
     _require_inspection(repo, SITE_OPINION)
@@ -176,7 +176,7 @@ def test_results_follow_the_certificate_across_versions(repo: Repository, clock:
     clock.now = datetime(2027, 12, 1, 2, 0, tzinfo=UTC)
     renewed = issuing.renew(repo, opinion, valid_until=date(2031, 12, 31), reason="延续")
     assert renewed.serial == r2026.serial and renewed.identifier != opinion
-    # the 2026 result recorded on version 1 is found through version 2: the same result is idempotent
+    # the 2026 result recorded on the first version is found through the second: the same result is idempotent
     assert _record(repo, renewed.identifier) == r2026
     r2027 = _record(repo, renewed.identifier, year=2027, result="failed", inspected_on=date(2027, 11, 30))
     assert r2027.certificate_identifier == renewed.identifier
@@ -232,7 +232,7 @@ def test_due_inspections(repo: Repository, clock: Clock, draft: DraftMaker, annu
 
 
 def _suspending(repo: Repository, clock: Clock, draft: DraftMaker) -> str:
-    """A certificate of a type whose failed 年检 suspends it (version 2 of the site selection opinion)."""
+    """A certificate of a type whose failed 年检 suspends it (the next version of the site selection opinion)."""
     clock.now = DECEMBER
     document = get_entry(repo, SITE_OPINION).to_document()
     document |= {"version": document["version"] + 1, "annual_inspection": True}

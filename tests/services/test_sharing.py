@@ -14,12 +14,13 @@ from typing import Any
 
 import pytest
 
+from api.problems import domain_status
 from certstore.access import AccessDeniedError, Actor, Principal, Role
 from certstore.app import Application
 from certstore.audit import AuditEvent, DirectSink, query_events
 from certstore.identifiers import HolderIdType, holder_id_digest, holder_ref
 from certstore.keystore import KeyStore
-from certstore.lifecycle import Status
+from certstore.lifecycle import Action, Status
 from certstore.records import Certificate, Holder
 from certstore.services import certificates, sharing
 from certstore.services.calls import Call, Origin, Via
@@ -27,6 +28,7 @@ from certstore.services.certificates import CertificateNotFoundError
 from certstore.services.keys import init_dev_keys
 from certstore.services.scope import Serving, UnregisteredMatterError
 from certstore.store.repository import Repository
+from certstore.timezones import CHINA_STANDARD_TIME
 from certstore.verify import verify_file
 from tests.services.conftest import CREDIT_CODES, DraftMaker
 from tests.support.issuing import PUBLIC_URL
@@ -364,3 +366,32 @@ def test_window_staff_see_superseded_versions_of_their_holder_on_request(
     every = sharing.holder_certificates(app, window(), "001", H1.id_number, Serving("ZZ-SUP"), True)
     assert [c.identifier for c in current] == [v2.identifier]
     assert {c.identifier for c in every} == {v1.identifier, v2.identifier}
+
+
+# --- certificates not in force (issue 21 item 5) ---------------------------------------------------------
+
+
+def test_attaching_a_revoked_certificate_is_refused_with_its_state_and_date(
+    app: Application, world: World
+) -> None:
+    """The core refuses, names the state and the day it began, attaches nothing and records one denial."""
+    issuer = call_of(Role.AGENCY, AGENCY_ORG, "issuer", via=Via.CLI)
+    certificates.act(app, issuer, world.mine.identifier, Action.REVOKE, reason="以欺骗手段取得")
+    with pytest.raises(sharing.NotInForceError) as caught:
+        sharing.attach(app, window(), [world.mine.identifier], serving("ZZ-W-1"))
+    refusal = caught.value
+    today = app.now().astimezone(CHINA_STANDARD_TIME).date()
+    assert (refusal.status, refusal.since) == (Status.REVOKED, today)
+    assert f"revoked since {today.isoformat()}" in str(refusal)
+    (entry,) = [e for e in recorded(app) if e.action == "matter.attach_certificates"]
+    assert (entry.outcome, entry.status_code, entry.matter) == ("deny", 422, "ZZ-W-1")
+    assert entry.certificate_identifier == world.mine.identifier and "not in force" in (entry.reason or "")
+    assert domain_status(refusal) == (422, "Invalid request")  # the API's problem for it
+
+
+def test_a_valid_certificate_is_still_attached(app: Application, world: World) -> None:
+    """The refusal is for certificates not in force only."""
+    assert sharing.attach(app, window(), [world.mine.identifier], serving("ZZ-W-2")) == [
+        world.mine.identifier
+    ]
+    assert recorded(app)[-1].outcome == "allow"

@@ -107,7 +107,7 @@ def _submit_entry(repo: Repository, draft: DraftMaker) -> Call:
 def _review_entry(repo: Repository, draft: DraftMaker) -> Call:
     catalogue.submit_entry(repo, _catalogue_document(repo), principal=PLANNING)
     return lambda within: catalogue.review_entry(
-        repo, SITE_OPINION, 2, approve=True, reviewer=BUREAU, within=within
+        repo, SITE_OPINION, 3, approve=True, reviewer=BUREAU, within=within
     )
 
 
@@ -185,7 +185,7 @@ CASES = {
     "catalogue review": Case(
         _review_entry,
         select(CatalogueEntryRow).where(
-            CatalogueEntryRow.version == 2, CatalogueEntryRow.status == "approved"
+            CatalogueEntryRow.version == 3, CatalogueEntryRow.status == "approved"
         ),
     ),
     "review submit": Case(_submit_review, select(ReviewRequestRow)),

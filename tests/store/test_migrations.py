@@ -68,6 +68,7 @@ TABLES = {
     "webhook_subscriptions",
     "seals",
     "seal_events",
+    "catalogue_assets",
 }
 
 

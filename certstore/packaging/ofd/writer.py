@@ -31,8 +31,10 @@ import io
 import json
 import math
 import re
+import threading
 import unicodedata
 import zipfile
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -225,7 +227,16 @@ def _font_program(characters: str, font: int = 0) -> _FontProgram:
     data = fonts.subset_font(characters, font)  # reproducible: the same characters give the same bytes
     metrics = fonts.subset_metrics(characters, font)
     name = fonts.FACE_FONTS[font].family
-    return _FontProgram(name, data, metrics.advances, metrics.ascent, metrics.descent)
+    # the main font's extent is the whole working font's, so a line's Boundary does not depend on the other
+    # characters of the face (its text object is the same on every face: _text_object_xml)
+    ascent, descent = (
+        fonts.face_extent()
+        if font == 0 and fonts.in_working_font(characters)
+        else (metrics.ascent, metrics.descent)
+    )
+    return _FontProgram(
+        name, data, metrics.advances, max(ascent, metrics.ascent), max(descent, metrics.descent)
+    )
 
 
 def _font_programs(characters: str) -> dict[int, _FontProgram]:
@@ -249,6 +260,17 @@ class _Ids:
     def next(self) -> int:
         self.last += 1
         return self.last
+
+
+@lru_cache(maxsize=4096)
+def _text_item_problem(item: TextItem) -> str | None:
+    """Why ``item`` cannot be written (what :func:`_check_text_item` raises, without the index), or None;
+    remembered, since a type's shared lines recur on every face."""
+    try:
+        _check_text_item(item, -1)
+    except OfdBuildError as exc:
+        return str(exc)
+    return None
 
 
 def _check_text_item(item: TextItem, index: int) -> None:
@@ -334,6 +356,57 @@ def _text_object(
     return object_ids
 
 
+#: Serialised text objects by (item, fonts, first object ID): a type's shared texts (title, labels, 落款 — the
+#: compiled template of :mod:`certstore.packaging.template`) are built once and reused on every face; bounded.
+_TEXT_XML: OrderedDict[tuple[Any, ...], tuple[str, tuple[int, ...]]] = OrderedDict()
+_TEXT_XML_SIZE = 4096
+_TEXT_XML_LOCK = threading.Lock()
+_O = n.OFD_PREFIX
+
+
+def _text_object_xml(
+    item: TextItem,
+    programs: Mapping[int, _FontProgram],
+    font_ids: Mapping[int, int],
+    fonts_key: tuple[Any, ...],
+    first_id: int,
+) -> tuple[str, tuple[int, ...]]:
+    """The TextObject(s) of one line as XML text (what :func:`_text_object` builds), from the cache when the
+    same line was written before with the same fonts at the same object ID. Glyph advances depend only on the
+    face font and the character, never on the subset, so a cached object is exact."""
+    key = (item, fonts_key, first_id)
+    try:
+        hash(key)
+    except TypeError:  # unhashable parts: written without the cache
+        key = None
+    with _TEXT_XML_LOCK:
+        hit = _TEXT_XML.get(key) if key is not None else None
+        if hit is not None:
+            _TEXT_XML.move_to_end(key)
+            return hit
+    ids = _Ids()
+    ids.last = first_id - 1
+    holder = etree.Element(n.q(n.LAYER), nsmap=n.NSMAP)
+    object_ids = tuple(_text_object(holder, item, programs, font_ids, ids))
+    text = etree.tostring(holder, encoding="unicode")
+    start = text.index(">") + 1
+    result = (text[start : text.rindex("<")], object_ids)
+    if key is None:
+        return result
+    with _TEXT_XML_LOCK:
+        _TEXT_XML[key] = result
+        while len(_TEXT_XML) > _TEXT_XML_SIZE:
+            _TEXT_XML.popitem(last=False)
+    return result
+
+
+def _image_object_xml(image: ImageItem, resource_id: int, object_id: int) -> str:
+    return (
+        f'<{_O}:{n.IMAGE_OBJECT} ID="{object_id}" Boundary="{_box(image.box)}" '
+        f'CTM="{_num(image.box.w)} 0 0 {_num(image.box.h)} 0 0" ResourceID="{resource_id}"/>'
+    )
+
+
 def _image_format(image: ImageItem, index: int) -> tuple[str, str]:
     what = f"image {index} ({image.role})"
     spec = n.IMAGE_FORMATS.get(image.media_type)
@@ -349,19 +422,6 @@ def _image_format(image: ImageItem, index: int) -> tuple[str, str]:
         raise OfdBuildError(f"{what}: the box needs a positive width and height, got {image.box}")
     _check_xml_text(image.role, f"role of {what}")
     return fmt, ext
-
-
-def _image_object(layer: etree._Element, image: ImageItem, resource_id: int, ids: _Ids) -> int:
-    object_id = ids.next()
-    _element(
-        layer,
-        n.IMAGE_OBJECT,
-        ID=str(object_id),
-        Boundary=_box(image.box),
-        CTM=f"{_num(image.box.w)} 0 0 {_num(image.box.h)} 0 0",
-        ResourceID=str(resource_id),
-    )
-    return object_id
 
 
 # --- metadata --------------------------------------------------------------------------------------------
@@ -488,7 +548,12 @@ def build_ofd_files(
         raise OfdBuildError(f"page size must be positive, got {layout.width_mm} × {layout.height_mm} mm")
     meta_items = [_metadata_text(k, v) for k, v in metadata.items()]
     for index, item in enumerate(layout.texts):
-        _check_text_item(item, index)
+        try:
+            problem = _text_item_problem(item)
+        except TypeError:  # an item with unhashable parts (a list for a colour): checked in full
+            problem = "unhashable"
+        if problem is not None:
+            _check_text_item(item, index)  # raises, naming the item's index
     images = [img for img in layout.images if img.role != "seal"]
     formats = [_image_format(img, i) for i, img in enumerate(images)]
     _check_attachments(attachments)
@@ -534,23 +599,36 @@ def build_ofd_files(
             _element(media, n.MEDIA_FILE, file_name)
             res_files.append((f"{n.RES_DIR}/{file_name}", image.data))
 
-    # Doc_0/Pages/Page_0/Content.xml
-    page = _root(n.PAGE)
-    content = _element(page, n.CONTENT)
+    # Doc_0/Pages/Page_0/Content.xml, written as text: the text objects come from the cache of
+    # _text_object_xml (a type's shared lines are serialised once), the rest is a handful of elements
     tags: dict[str, list[int]] = {}
     image_resources = list(zip(images, image_ids, strict=True))
     background = [(img, rid) for img, rid in image_resources if img.role == "base_image"]
     foreground = [(img, rid) for img, rid in image_resources if img.role != "base_image"]
+    parts = [f'<{_O}:{n.PAGE} xmlns:{_O}="{n.OFD_NS}"><{_O}:{n.CONTENT}>']
     if background:
-        layer = _element(content, n.LAYER, ID=str(ids.next()), Type="Background")
+        parts.append(f'<{_O}:{n.LAYER} ID="{ids.next()}" Type="Background">')
         for image, resource_id in background:
-            tags.setdefault(image.role, []).append(_image_object(layer, image, resource_id, ids))
-    body = _element(content, n.LAYER, ID=str(ids.next()), Type="Body")
+            object_id = ids.next()
+            parts.append(_image_object_xml(image, resource_id, object_id))
+            tags.setdefault(image.role, []).append(object_id)
+        parts.append(f"</{_O}:{n.LAYER}>")
+    parts.append(f'<{_O}:{n.LAYER} ID="{ids.next()}" Type="Body">')
+    fonts_key = tuple(
+        (number, font_ids[number], program.ascent, program.descent) for number, program in programs.items()
+    )
     for item in layout.texts:
         if item.text and programs:
-            tags.setdefault(item.role, []).extend(_text_object(body, item, programs, font_ids, ids))
+            xml, object_ids = _text_object_xml(item, programs, font_ids, fonts_key, ids.last + 1)
+            ids.last += len(object_ids)
+            parts.append(xml)
+            tags.setdefault(item.role, []).extend(object_ids)
     for image, resource_id in foreground:
-        tags.setdefault(image.role, []).append(_image_object(body, image, resource_id, ids))
+        object_id = ids.next()
+        parts.append(_image_object_xml(image, resource_id, object_id))
+        tags.setdefault(image.role, []).append(object_id)
+    parts.append(f"</{_O}:{n.LAYER}></{_O}:{n.CONTENT}></{_O}:{n.PAGE}>")
+    page_xml = n.XML_DECLARATION + "".join(parts).encode("utf-8")
 
     # Doc_0/Document.xml
     document = _root(n.DOCUMENT)
@@ -620,7 +698,7 @@ def build_ofd_files(
     if document_res is not None:
         files.append((n.DOCUMENT_RES_XML, serialize_xml(document_res)))
     files.extend(res_files)
-    files.append((page_path, serialize_xml(page)))
+    files.append((page_path, page_xml))
     files.append((n.ATTACHMENTS_XML, serialize_xml(attachment_list)))
     files.extend((f"{n.ATTACHS_DIR}/{a.file_name}", data) for a, data in attached)
     files.append((n.CUSTOM_TAGS_XML, serialize_xml(custom_tags)))

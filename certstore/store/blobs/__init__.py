@@ -27,6 +27,8 @@ content checks), :mod:`.files` (the filesystem backends), :mod:`.s3` (the S3 bac
 :mod:`.urls` (construction from URLs). Import the public names from here.
 """
 
+from typing import TYPE_CHECKING
+
 from .contract import (
     COMPLIANCE,
     DEFAULT_MEDIA_TYPE,
@@ -43,8 +45,25 @@ from .contract import (
     validate_key,
 )
 from .files import FileArchive, FileBlobStore, fsync_dir
-from .s3 import S3_ACCESS_KEY_ENV, S3_SECRET_KEY_ENV, S3_SECURE_ENV, S3Archive, S3BlobStore
 from .urls import ARCHIVE_URL_ENV, BLOB_URL_ENV, archive_from_url, blob_store_from_url
+
+if TYPE_CHECKING:
+    from .s3 import S3_ACCESS_KEY_ENV, S3_SECRET_KEY_ENV, S3_SECURE_ENV, S3Archive, S3BlobStore
+
+#: The S3 backends' names, imported from :mod:`.s3` on first use (PEP 562): its client library (minio) is
+#: loaded only where S3 is used, not by every command that opens a repository on files.
+_S3_NAMES = frozenset({"S3_ACCESS_KEY_ENV", "S3_SECRET_KEY_ENV", "S3_SECURE_ENV", "S3Archive", "S3BlobStore"})
+
+
+def __getattr__(name: str) -> object:
+    if name not in _S3_NAMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from . import s3
+
+    value = getattr(s3, name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "ARCHIVE_URL_ENV",

@@ -17,8 +17,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import BinaryIO, Protocol, runtime_checkable
 
-import urllib3
-
 from certstore.crypto.sm3 import new as new_sm3
 from certstore.crypto.sm3 import sm3_hex
 
@@ -270,6 +268,14 @@ class Spool:
         self.size = size
 
 
+def _http_error() -> type[Exception]:
+    """urllib3's transport error (an S3 stream's), imported only when a read fails: a repository on files never
+    loads the HTTP client."""
+    import urllib3
+
+    return urllib3.exceptions.HTTPError
+
+
 class VerifyingReader(io.RawIOBase):
     """Pass a stream through while hashing it; at end of stream compare with the key."""
 
@@ -289,7 +295,7 @@ class VerifyingReader(io.RawIOBase):
             return 0
         try:
             chunk = self._read(len(buffer))
-        except (OSError, urllib3.exceptions.HTTPError) as exc:
+        except (OSError, _http_error()) as exc:
             raise BlobStoreError(f"reading blob {self._key} failed: {exc}") from exc
         if not chunk:
             self._done = True

@@ -6,10 +6,13 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from .files import FileArchive, FileBlobStore
-from .s3 import S3Archive, S3BlobStore, parse_s3_url, s3_client
+
+if TYPE_CHECKING:  # the S3 client (minio) is imported only for an s3:// URL: start-up of the command line
+    from .s3 import S3Archive, S3BlobStore
 
 __all__ = ["ARCHIVE_URL_ENV", "BLOB_URL_ENV", "archive_from_url", "blob_store_from_url"]
 
@@ -43,6 +46,8 @@ def blob_store_from_url(
     if scheme == "file":
         return FileBlobStore(_parse_file_url(url))
     if scheme == "s3":
+        from .s3 import S3BlobStore, parse_s3_url, s3_client
+
         loc = parse_s3_url(url)
         prefix = "blobs/" if loc.prefix is None else loc.prefix
         return S3BlobStore(s3_client(env, loc.endpoint), loc.bucket, prefix=prefix)
@@ -63,6 +68,8 @@ def archive_from_url(
     if scheme == "file":
         return FileArchive(_parse_file_url(url))
     if scheme == "s3":
+        from .s3 import S3Archive, parse_s3_url, s3_client
+
         loc = parse_s3_url(url)
         prefix = "archive/" if loc.prefix is None else loc.prefix
         return S3Archive(s3_client(env, loc.endpoint), loc.bucket, prefix=prefix)
