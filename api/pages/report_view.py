@@ -11,11 +11,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from certstore import messages
+from certstore.packaging.preview import WEBP_QUALITY  # the pages' WebP, as the stored faces are encoded
 
 __all__ = ["CHECK_NAMES", "RESULT_LABELS", "face_text", "metadata_text", "present_report", "webp"]
 
-#: The face preview as served to pages: WebP at this quality (the face is text and lines on a base image).
-WEBP_QUALITY = 65
 #: Key fields of a face named in the preview's text alternative, from a file's metadata (OFD CustomData).
 _KEY_FIELDS = (("ZZBH", "证照编号"), ("CZZT", "持证主体"), ("ZZBFJG", "颁发机构"), ("ZZYXQJZRQ", "有效期至"))
 

@@ -27,7 +27,7 @@ from api.pages.common import (
     session_token,
     staff,
 )
-from api.pages.report_view import face_text, present_report, webp
+from api.pages.report_view import face_text, present_report
 from api.security import call_of
 from certstore.access import AccessDeniedError, Role
 from certstore.catalogue import CatalogueEntry
@@ -209,6 +209,26 @@ def end_case(request: Request, session: WindowStaff) -> Response:
     return RedirectResponse("/window", status_code=303)
 
 
+#: A card's thumbnail, longer side in pixels; the report's face is drawn at 96 dpi (794 × 1123 px for A4).
+THUMB_PX = 320
+FULL_DPI = 96
+_MEDIA_TYPES = {"png": "image/png", "webp": "image/webp"}
+
+
+def _face(
+    request: Request, session: logins.WebSession, identifier: str, size: str, image_format: str, full_dpi: int
+) -> Response:
+    """The face read through :func:`certstore.services.sharing.preview` — authorised for the holder being served
+    and audited (``certificate.preview``) — drawn and encoded there. Personal data on a shared counter's browser:
+    not stored by it (``no-store``)."""
+    services, call, serving = services_of(request), _call(request, session), _serving(session)
+    sized: dict[str, int] = {"max_px": THUMB_PX} if size == "thumb" else {"dpi": full_dpi}
+    image = sharing.preview(services, call, identifier, serving, image_format=image_format, **sized)
+    return Response(
+        image, media_type=_MEDIA_TYPES[image_format], headers={"Cache-Control": "private, no-store"}
+    )
+
+
 @router.get("/certificates/{identifier}/face.png", name="page_window_face")
 def face(
     request: Request,
@@ -216,17 +236,8 @@ def face(
     identifier: str,
     size: Annotated[str, Query(pattern="^(thumb|full)$")] = "thumb",
 ) -> Response:
-    services, call, serving = services_of(request), _call(request, session), _serving(session)
-    if size == "thumb":
-        png = sharing.preview(services, call, identifier, serving, max_px=320)
-    else:
-        png = sharing.preview(services, call, identifier, serving, dpi=110)
-    return Response(png, media_type="image/png", headers={"Cache-Control": "private, no-store"})
-
-
-#: A card's thumbnail, longer side in pixels; the report's face is drawn at 96 dpi (794 × 1123 px for A4).
-THUMB_PX = 320
-FULL_DPI = 96
+    """The face as a PNG (lossless, for printing)."""
+    return _face(request, session, identifier, size, "png", full_dpi=110)
 
 
 @router.get("/certificates/{identifier}/face.webp", name="page_window_face_webp")
@@ -236,16 +247,8 @@ def face_webp(
     identifier: str,
     size: Annotated[str, Query(pattern="^(thumb|full)$")] = "thumb",
 ) -> Response:
-    """The face as the pages show it: a sized WebP (a tenth of the PNG), read like the PNG — authorised for the
-    holder being served and audited (``certificate.preview``) by :func:`certstore.services.sharing.preview`.
-    Personal data on a shared counter's browser: not stored by it (``no-store``)."""
-    services, call, serving = services_of(request), _call(request, session), _serving(session)
-    if size == "thumb":
-        png = sharing.preview(services, call, identifier, serving, max_px=THUMB_PX)
-    else:
-        png = sharing.preview(services, call, identifier, serving, dpi=FULL_DPI)
-    image, _, _ = webp(png)
-    return Response(image, media_type="image/webp", headers={"Cache-Control": "private, no-store"})
+    """The face as the pages show it: a sized WebP (a tenth of the PNG)."""
+    return _face(request, session, identifier, size, "webp", full_dpi=FULL_DPI)
 
 
 @router.get("/certificates/{identifier}/verify", name="page_window_verify")

@@ -532,7 +532,9 @@ class CatalogueEntry:
         """Check face data against the face schema; return it as a new dict. :class:`FaceDataError` lists
         *all* problems (missing, unexpected and malformed fields), each with its JSON path."""
         instance = dict(face) if isinstance(face, Mapping) else face
-        fast = fast_face_check(self.face_schema, _FORMATS)  # compiled, cached per schema: valid faces only
+        if "_fast_face_check" not in self.__dict__:  # compiled once per schema (and looked up once per entry)
+            object.__setattr__(self, "_fast_face_check", fast_face_check(self.face_schema, _FORMATS))
+        fast = self.__dict__["_fast_face_check"]  # accepts valid faces only; jsonschema names the problems
         if fast is not None and fast(instance):
             assert isinstance(instance, dict)
             return instance

@@ -38,13 +38,19 @@ def face_layout(app: Application, certificate: Certificate) -> tuple[FaceLayout,
 
 
 def preview_png(
-    app: Application, certificate: Certificate, *, dpi: int = 96, max_px: int | None = None
+    app: Application,
+    certificate: Certificate,
+    *,
+    dpi: int = 96,
+    max_px: int | None = None,
+    image_format: str = "png",
 ) -> bytes:
-    """The face as a PNG at ``dpi``, or as a thumbnail whose longer side is ``max_px`` pixels."""
+    """The face as a PNG (or ``image_format``: ``webp`` for pages) at ``dpi``, or as a thumbnail whose longer side
+    is ``max_px`` pixels."""
     layout, seal = face_layout(app, certificate)
     if max_px is not None:
-        return thumbnail(layout, max_px=max_px, seal_picture=seal)
-    return render_preview(layout, dpi=dpi, seal_picture=seal)
+        return thumbnail(layout, max_px=max_px, seal_picture=seal, image_format=image_format)
+    return render_preview(layout, dpi=dpi, seal_picture=seal, image_format=image_format)
 
 
 def pdf_rendition(app: Application, certificate: Certificate) -> bytes:

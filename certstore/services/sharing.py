@@ -317,11 +317,13 @@ def preview(
     dpi: int = 96,
     *,
     max_px: int | None = None,
+    image_format: str = "png",
 ) -> bytes:
-    """The face as a PNG at ``dpi`` (or a thumbnail of ``max_px``) (``certificate.preview``)."""
+    """The face as a PNG (or ``image_format``, e.g. ``webp`` for pages) at ``dpi`` (or a thumbnail of ``max_px``)
+    (``certificate.preview``)."""
     with _audited(app, call, _Entry("certificate.preview")) as entry:
         certificate = _readable(app, call, identifier, serving, entry)
-        return renditions.preview_png(app, certificate, dpi=dpi, max_px=max_px)
+        return renditions.preview_png(app, certificate, dpi=dpi, max_px=max_px, image_format=image_format)
 
 
 def copy(app: Application, call: Call, identifier: str, purpose: str, serving: Serving) -> Copy:

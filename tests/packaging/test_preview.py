@@ -112,3 +112,22 @@ def test_thumbnail_fits_the_longer_side(entry: CatalogueEntry) -> None:
         thumbnail(layout, max_px=8)
     with pytest.raises(ValueError, match="dpi must be positive"):
         render_preview(layout, dpi=0)
+
+
+def test_webp_for_pages_is_the_same_face_lighter() -> None:
+    """The WebP the pages load decodes (Pillow's libwebp) to the PNG's size and nearly its pixels, at a fraction of
+    its bytes; a format the previews do not make is refused."""
+    layout = example_layout(ENTRIES[0].code)
+    png = render_preview(layout, dpi=96)
+    lighter = render_preview(layout, dpi=96, image_format="webp")
+    assert lighter[:4] == b"RIFF" and lighter[8:12] == b"WEBP" and len(lighter) < len(png) / 3
+    with Image.open(io.BytesIO(png)) as a, Image.open(io.BytesIO(lighter)) as b:
+        assert a.size == b.size
+        small = (a.width // 8, a.height // 8)
+        pa, pb = a.convert("L").resize(small).getdata(), b.convert("L").resize(small).getdata()
+        assert sum(abs(x - y) for x, y in zip(pa, pb, strict=True)) / len(pa) < 4  # mean grey difference
+    thumb = thumbnail(layout, max_px=320, image_format="webp")
+    with Image.open(io.BytesIO(thumb)) as t:
+        assert max(t.size) == 320
+    with pytest.raises(ValueError, match="image format 'gif'"):
+        render_preview(layout, image_format="gif")
