@@ -15,8 +15,9 @@ all cores, and peak memory with 1 MiB agency files.
    batches (``batch_size`` 500: one transaction per batch with its ledger rows, cursor and lease renewal).
 3. **Sealed mix**: one cycle of ``SEALED`` new certificates without a file, which the repository seals, and
    ``4 × SEALED`` data-only rows — status changes (挂起 then 恢复, in turn, of certificates stored by cycle 2;
-   each run its own half of them), which are applied before the sealing backlog. Run twice, each on a source of its own after an untimed warm-up
-   cycle (fonts, keys, the pool's processes: a running ``exchange run`` keeps them): once sealing in the
+   each run its own half of them), which are applied before the sealing backlog. Run twice, each on a source of
+   its own after an untimed warm-up cycle (``WARM_UP`` rows: fonts, keys, every one of the pool's processes
+   started: a running ``exchange run`` keeps them): once sealing in the
    cycle's process (``exchange run --workers 0``) and once with a :class:`~certstore.exchange.sealing.
    SealingPool` of one process per CPU and one more (the default of ``exchange run``). Both commit the same way — a run of
    sealed versions per transaction, files stored first, in ``seq`` order — so the ratio is what the extra
@@ -48,7 +49,7 @@ from certstore.app import Application
 from certstore.catalogue.definitions import example_face, shipped_entries
 from certstore.exchange.cycle import run_cycle
 from certstore.exchange.frontend import CERTIFICATE_TABLE, STATUS_TABLE, frontend_engine, init_frontend
-from certstore.exchange.sealing import ApplicationSealer, SealingPool, default_sealing_workers
+from certstore.exchange.sealing import TASK_SIZE, ApplicationSealer, SealingPool, default_sealing_workers
 from certstore.exchange.source import ExchangeSource
 
 CATALOGUE = "11410100990000017F002"  # 建设用地规划许可证
@@ -56,7 +57,11 @@ FULL = 100_000
 CHUNK = 5_000  # rows per INSERT batch while writing the front-end (memory stays flat)
 SEALED, SEALED_QUICK = 20_000, 24  # certificates sealed by each run of the sealed mix
 DATA_PER_SEALED = 4  # data-only rows (status changes) per sealed version in the sealed mix: 20k + 80k
-WARM_UP = 6  # rows of the untimed cycle before each sealed run
+#: Rows of the untimed cycle before each sealed run: two tasks for every worker of the pool and two more, so
+#: that every worker process is started and has sealed (fonts, keys, the compiled template) before the timed
+#: cycle — as in a running ``exchange run``, which keeps its pool. (With one task's worth, only one of the
+#: three workers started before the timed cycle; the other two started, cold, inside it.)
+WARM_UP = TASK_SIZE * 2 * (default_sealing_workers() + 1)
 FILE_ROWS, FILE_ROWS_QUICK = 300, 20  # rows with a 1 MiB agency file
 FILE_SIZE = 1 << 20
 

@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from certstore.keystore import KeyStore, KeyStoreError
+from certstore.keystore import REPOSITORY_SIGNER_NAME, KeyStore, KeyStoreError
 from certstore.store.config import PublicUrlNotConfiguredError, resolve_public_url
 from certstore.store.db import Database, database_url, sqlite_path
 from certstore.store.private import make_private_dirs
@@ -174,9 +174,10 @@ class Application:
         )
 
     def _repository_code(self) -> str | None:
-        """The repository's credit code, from its signer certificate (None without the repository key)."""
+        """The repository's credit code, from its signer certificate (None without the repository key). Read
+        from the certificate alone: a verification loads no private key and no sealing code."""
         try:
-            return self.repository_sealing_key().certificate.organization_identifier
+            return self.keystore.signer_entry(REPOSITORY_SIGNER_NAME).certificate.organization_identifier
         except (KeyStoreError, OSError):
             return None
 

@@ -30,7 +30,19 @@ from certstore.crypto.sm2 import SM2PrivateKey, SoftwareSigner
 from certstore.crypto.trust import TrustStore
 from certstore.crypto.x509 import Certificate, CertificateError, load_certificates
 
-__all__ = ["KeyStore", "KeyStoreError", "SignerEntry", "SignerRole", "secret_key"]
+__all__ = [
+    "REPOSITORY_SEAL_NAME",
+    "REPOSITORY_SIGNER_NAME",
+    "TSA_SIGNER_NAME",
+    "KeyStore",
+    "KeyStoreError",
+    "SignerEntry",
+    "SignerRole",
+    "secret_key",
+]
+
+#: Key-store names of the repository's signer (副本签章) and of its seal, and of its time-stamp authority key.
+REPOSITORY_SIGNER_NAME, REPOSITORY_SEAL_NAME, TSA_SIGNER_NAME = "repository", "repository", "tsa"
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 

@@ -34,6 +34,14 @@ NEVER_AT_START = (
     "certstore.audit.trail",  # the API's batched audit writer
     "certstore.audit.query",
     "certstore.audit.verify",
+    "certstore.packaging.ofd.writer",  # the OFD reader without the writer side (package ``__init__`` is lazy)
+    "certstore.packaging.ofd.signing",
+    "certstore.packaging.ofd.annotations",
+    "certstore.packaging.fonts",
+    "certstore.packaging.layout",
+    "certstore.services.catalogue_checks",  # face layout for the approval checks
+    "jsonschema",  # catalogue validation: no entry is made to verify a file
+    "PIL",  # images: checked on upload, drawn for previews
 )
 
 #: Besides those, what importing the application alone may not load: every use case and the whole audit chain.
@@ -108,6 +116,38 @@ def test_an_online_verification_starts_without_sealing_migrations_or_clients(
     modules = json.loads(dump.read_text())
     assert {"certstore.app", "certstore.services.verification", "certstore.services.seals"} <= set(modules)
     assert _loaded(modules, NEVER_AT_START) == []
+
+
+def test_the_console_script_pauses_the_collector_while_it_starts() -> None:
+    """Run as the console script, the command line starts with the cyclic collector paused and gets it back after
+    :data:`~certstore.cli.STARTUP_COLLECTOR_PAUSE_S` (a daemon timer); called with arguments it leaves the
+    caller's collector alone."""
+    code = (
+        "import gc, time\n"
+        "from certstore import cli\n"
+        "cli._pause_collector()\n"
+        "paused = not gc.isenabled()\n"
+        "time.sleep(cli.STARTUP_COLLECTOR_PAUSE_S + 0.5)\n"
+        "print(paused, gc.isenabled())\n"
+        "try:\n"
+        "    cli.main(['--version'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(gc.isenabled())\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=_environment(),
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "True True"  # paused at start, back after the pause
+    assert lines[1].startswith("certstore ")  # main(argv): the version printed ...
+    assert lines[2] == "True"  # ... and the collector left as it was
 
 
 def test_the_newest_revision_file_is_the_head_alembic_knows() -> None:

@@ -22,12 +22,8 @@ from datetime import date, timedelta
 from enum import StrEnum
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jsonschema import Draft202012Validator, FormatChecker, ValidationError
-from referencing import Registry, Resource
-
-from certstore.catalogue.fastcheck import fast_face_check
 from certstore.identifiers import (
     HOLDER_ID_TYPE_LABELS,
     HolderIdError,
@@ -35,6 +31,9 @@ from certstore.identifiers import (
     validate_credit_code,
     validate_resident_id,
 )
+
+if TYPE_CHECKING:  # jsonschema is imported when the first entry is made: ``certstore verify`` makes none
+    from jsonschema import Draft202012Validator, FormatChecker, ValidationError
 
 __all__ = [
     "PERMANENT",
@@ -265,15 +264,17 @@ def _is_date_or_permanent(value: object) -> bool:
     return not isinstance(value, str) or value == PERMANENT or _iso_date(value) is not None
 
 
-def _format_checker() -> FormatChecker:
+@cache
+def _formats() -> FormatChecker:
+    """The format checker of every catalogue schema: JSON Schema's (date, regex) and ours."""
+    from jsonschema import FormatChecker
+
     checker = FormatChecker()  # includes date (ISO 8601 YYYY-MM-DD) and regex
     checker.checks("uscc")(_is_uscc)
     checker.checks("resident-id")(_is_resident_id)
     checker.checks("date-or-permanent")(_is_date_or_permanent)
     return checker
 
-
-_FORMATS = _format_checker()
 
 _FORMAT_HINTS = {
     "date": "must be a date written YYYY-MM-DD",
@@ -286,13 +287,16 @@ _FORMAT_HINTS = {
 
 @cache
 def _entry_validator() -> Draft202012Validator:
+    from jsonschema import Draft202012Validator
+    from referencing import Registry, Resource
+
     path = schemas_dir() / "catalogue-entry.schema.json"
     schema = json.loads(path.read_text(encoding="utf-8"))
     Draft202012Validator.check_schema(schema)
     # face_template $refs schemas/face-template.schema.json (照面模板) by its $id
     template = json.loads((schemas_dir() / "face-template.schema.json").read_text(encoding="utf-8"))
     registry = Registry().with_resource(template["$id"], Resource.from_contents(template))
-    return Draft202012Validator(schema, format_checker=_FORMATS, registry=registry)
+    return Draft202012Validator(schema, format_checker=_formats(), registry=registry)
 
 
 def _child(path: str, key: str | int) -> str:
@@ -397,8 +401,10 @@ class CatalogueEntry:
     )
 
     def __post_init__(self) -> None:
+        from jsonschema import Draft202012Validator
+
         object.__setattr__(
-            self, "_face_validator", Draft202012Validator(self.face_schema, format_checker=_FORMATS)
+            self, "_face_validator", Draft202012Validator(self.face_schema, format_checker=_formats())
         )
 
     # --- documents --------------------------------------------------------------------------------------
@@ -533,7 +539,9 @@ class CatalogueEntry:
         *all* problems (missing, unexpected and malformed fields), each with its JSON path."""
         instance = dict(face) if isinstance(face, Mapping) else face
         if "_fast_face_check" not in self.__dict__:  # compiled once per schema (and looked up once per entry)
-            object.__setattr__(self, "_fast_face_check", fast_face_check(self.face_schema, _FORMATS))
+            from certstore.catalogue.fastcheck import fast_face_check
+
+            object.__setattr__(self, "_fast_face_check", fast_face_check(self.face_schema, _formats()))
         fast = self.__dict__["_fast_face_check"]  # accepts valid faces only; jsonschema names the problems
         if fast is not None and fast(instance):
             assert isinstance(instance, dict)
@@ -611,10 +619,17 @@ class CatalogueEntry:
 
 # --- checks beyond JSON Schema ---------------------------------------------------------------------------
 
-_META_VALIDATOR = Draft202012Validator(Draft202012Validator.META_SCHEMA)
+
+@cache
+def _meta_validator() -> Draft202012Validator:
+    from jsonschema import Draft202012Validator
+
+    return Draft202012Validator(Draft202012Validator.META_SCHEMA)
 
 
 def _semantic_problems(document: dict[str, Any]) -> Problems:
+    from jsonschema import Draft202012Validator
+
     problems: Problems = []
     try:
         validate_credit_code(document["code"][:18])
@@ -633,7 +648,7 @@ def _semantic_problems(document: dict[str, Any]) -> Problems:
         problems.append(("$.number_format.pattern", f"is not a valid regular expression: {exc}"))
 
     face_schema = document["face_schema"]
-    problems.extend(_schema_problems(_META_VALIDATOR, face_schema, "$.face_schema"))
+    problems.extend(_schema_problems(_meta_validator(), face_schema, "$.face_schema"))
     properties: dict[str, Any] = face_schema["properties"]
     for index, name in enumerate(face_schema["required"]):
         if name not in properties:
@@ -652,7 +667,7 @@ def _semantic_problems(document: dict[str, Any]) -> Problems:
                 problems.append((_child(base, "pattern"), f"is not a valid regular expression: {exc}"))
                 continue
         field_schema = {key: value for key, value in spec.items() if key != "examples"}
-        field_validator = Draft202012Validator(field_schema, format_checker=_FORMATS)
+        field_validator = Draft202012Validator(field_schema, format_checker=_formats())
         for i, example in enumerate(spec.get("examples", [])):
             for error in field_validator.iter_errors(example):
                 problems.extend(

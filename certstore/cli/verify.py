@@ -29,8 +29,7 @@ from certstore.cli.common import (
 )
 from certstore.crypto.trust import TrustStore
 from certstore.crypto.x509 import Certificate, load_certificates
-from certstore.keystore import KeyStore, KeyStoreError, SignerRole
-from certstore.services.keys import REPOSITORY_SIGNER_NAME
+from certstore.keystore import REPOSITORY_SIGNER_NAME, KeyStore, KeyStoreError, SignerRole
 from certstore.timezones import beijing_time
 from certstore.verify import OfdOptions, RepositoryCheck, UnreadableFileError, VerificationReport, verify_file
 from certstore.verify.pipeline import OfflineStatus

@@ -18,7 +18,7 @@ from enum import Enum
 from pathlib import Path
 
 from certstore.checks import Check, CheckResult
-from certstore.crypto.x509 import Certificate, load_certificates, names_equal
+from certstore.crypto.x509 import Certificate, encoded_names_equal, load_certificates
 
 __all__ = ["ChainStatus", "ChainValidation", "TrustStore", "validate_chain"]
 
@@ -143,7 +143,7 @@ def _issuer_candidates(cert: Certificate, pool: Sequence[Certificate]) -> list[C
     BAD_SIGNATURE, not "unknown CA"); the reason then points out the key-identifier mismatch."""
     aki = cert.authority_key_id
     issuer = cert.issuer_der
-    by_name = [c for c in pool if c.subject_der == issuer or names_equal(c.subject_name, cert.issuer_name)]
+    by_name = [c for c in pool if encoded_names_equal(c.subject_der, issuer)]
     by_key = [c for c in pool if aki is not None and c.subject_key_id == aki and c not in by_name]
     return by_name + by_key
 

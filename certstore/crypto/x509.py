@@ -130,7 +130,12 @@ def names_equal(a: asn1_x509.Name, b: asn1_x509.Name) -> bool:
     """RFC 5280 name comparison: identical encodings, else asn1crypto's string preparation (memoised — it is
     slow, and the same few issuer names recur in every verification). Names it cannot prepare (e.g. private-use
     characters from a damaged certificate) are equal only when their encodings are."""
-    first, second = a.dump(), b.dump()
+    return encoded_names_equal(a.dump(), b.dump())
+
+
+def encoded_names_equal(first: bytes, second: bytes) -> bool:
+    """:func:`names_equal` of two DER-encoded Names (e.g. :attr:`Certificate.subject_der`, kept per
+    certificate: no encoding again for every comparison)."""
     return first == second or _prepared_names_equal(first, second)
 
 
@@ -369,7 +374,7 @@ class Certificate:
         if sid.name == "issuer_and_serial_number":
             chosen = sid.chosen
             return (
-                names_equal(self.issuer_name, chosen["issuer"])
+                encoded_names_equal(self.issuer_der, chosen["issuer"].dump())
                 and self.serial == chosen["serial_number"].native
             )
         return self.subject_key_id == sid.chosen.native

@@ -41,6 +41,7 @@ from certstore.store.blobs import BlobRef, BlobStore
 __all__ = [
     "STORE_THREADS",
     "TASK_SIZE",
+    "WORKER_NICENESS",
     "ApplicationSealer",
     "Sealed",
     "SealingPool",
@@ -60,6 +61,13 @@ SealerFactory = Callable[[], FileMaker]
 #: and pickled catalogue entries than a task per version. A task is sent when full or when the cycle waits
 #: (:meth:`SealingPool.flush`).
 TASK_SIZE = 8
+
+
+#: How much lower the workers' scheduling priority is than the cycle's (``nice``): the cycle's process is the
+#: serial part — it plans the rows the workers seal and commits what they sealed, in ``seq`` order — so when it
+#: is ready to run it gets a core before a worker does, and the workers (as many as the cores, and one more)
+#: keep the cores busy the rest of the time. Sealing also yields to the API's requests on a shared machine.
+WORKER_NICENESS = 10
 
 
 def default_sealing_workers() -> int:
@@ -147,6 +155,8 @@ _Portable = tuple[type[Any], dict[str, Any], dict[str, Any]]
 def _init_worker(factory: SealerFactory, store: bool) -> None:
     global _MAKER, _BLOBS
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the cycle's: the parent decides
+    if hasattr(os, "nice"):
+        os.nice(WORKER_NICENESS)
     _MAKER = factory()
     _BLOBS = getattr(factory, "blob_store", lambda: None)() if store else None
 

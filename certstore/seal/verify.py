@@ -73,13 +73,13 @@ _RSA_SIGNATURE_ALGORITHMS = {
     "1.2.840.113549.1.1.11": "SHA256withRSA",
 }
 
+#: Message-imprint hashes of a seal's time-stamp token, by dotted OID.
 _HASHES: dict[str, Callable[[bytes], bytes]] = {
     oids.SM3: sm3,
-    "sm3": sm3,
-    "sha1": lambda data: hashlib.sha1(data).digest(),
-    "sha256": lambda data: hashlib.sha256(data).digest(),
-    "sha384": lambda data: hashlib.sha384(data).digest(),
-    "sha512": lambda data: hashlib.sha512(data).digest(),
+    "1.3.14.3.2.26": lambda data: hashlib.sha1(data).digest(),
+    "2.16.840.1.101.3.4.2.1": lambda data: hashlib.sha256(data).digest(),
+    "2.16.840.1.101.3.4.2.2": lambda data: hashlib.sha384(data).digest(),
+    "2.16.840.1.101.3.4.2.3": lambda data: hashlib.sha512(data).digest(),
 }
 
 
@@ -534,13 +534,11 @@ def _timestamp_check(sig: SealSignature, trust: TrustStore) -> tuple[Check, date
     results: list[tuple[CheckResult, str]] = []
     warnings: list[str] = []
 
-    imprint = token.tst_info["message_imprint"]
-    hash_oid = imprint["hash_algorithm"]["algorithm"]
-    hash_fn = _HASHES.get(hash_oid.dotted) or _HASHES.get(hash_oid.native)
+    hash_fn = _HASHES.get(token.hash_algorithm)
     if hash_fn is None:
-        results.append((CheckResult.UNKNOWN, f"message imprint hash {hash_oid.dotted} not supported"))
+        results.append((CheckResult.UNKNOWN, f"message imprint hash {token.hash_algorithm} not supported"))
     else:
-        hashed = imprint["hashed_message"].native
+        hashed = token.hashed_message
         if hashed == hash_fn(sig.signature_value):
             results.append((CheckResult.PASSED, "message imprint matches the signature value"))
         elif hashed == hash_fn(core.OctetBitString(sig.signature_value).dump()):
@@ -606,10 +604,8 @@ def _parse_token(raw: bytes) -> TokenInfo:
 def _tsa_signature(token: TokenInfo) -> tuple[CheckResult, str]:
     if token.tsa_certificate is None:
         return CheckResult.UNKNOWN, "TSA certificate not included in the token; TSA signature not verified"
-    signer_info = token.signed_data["signer_infos"][0]
-    algorithm = signer_info["signature_algorithm"]["algorithm"].dotted
-    if algorithm not in TSA_SIGNATURE_ALGORITHMS:
-        return CheckResult.UNKNOWN, f"TSA signature algorithm {algorithm} not supported"
+    if token.signature_algorithm not in TSA_SIGNATURE_ALGORITHMS:
+        return CheckResult.UNKNOWN, f"TSA signature algorithm {token.signature_algorithm} not supported"
     problem = token.signature_problem()
     if problem is None:
         return CheckResult.PASSED, "TSA signature verifies"

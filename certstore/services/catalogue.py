@@ -8,6 +8,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -16,15 +17,16 @@ from certstore.access import AccessDeniedError, Principal, Role, require_role
 from certstore.catalogue import CatalogueEntry
 from certstore.catalogue.definitions import shipped_entries
 from certstore.services.catalogue_assets import asset_data, asset_digest
-from certstore.services.catalogue_checks import EntryCheckError, EntryChecks, SealCheck, check_entry
 from certstore.services.transaction import Within, run_within
 from certstore.store.models import CatalogueEntryRow
 from certstore.store.repository import Repository
 
+if TYPE_CHECKING:  # the checks lay faces out (fonts, Pillow): imported where an entry is checked
+    from certstore.services.catalogue_checks import EntryChecks, SealCheck
+
 __all__ = [
     "CatalogueConflictError",
     "CatalogueSubmission",
-    "SealCheck",
     "UnknownCatalogueError",
     "check_submission",
     "get_entry",
@@ -196,6 +198,8 @@ def check_submission(
     from ``repo``): what the bureau sees before deciding, with the preview of the longest example face.
     ``seal_check`` (:data:`~certstore.services.catalogue_checks.SealCheck`): every entry point passes
     :func:`certstore.services.seals.check_entry_seal` bound to its application (the ``seal_owner`` check)."""
+    from certstore.services.catalogue_checks import check_entry
+
     digest = asset_digest(entry.base_image)
     with repo.db.session(readonly=True) as session:
         if digest is not None and entry.base_image_data is None:
@@ -264,6 +268,8 @@ def submit_entry(
         raise AccessDeniedError(f"catalogue code {entry.code} belongs to issuer {foreign[0].issuer_code}")
     checks = check_submission(repo, entry, seal_check=seal_check)
     if not checks.passed:
+        from certstore.services.catalogue_checks import EntryCheckError
+
         raise EntryCheckError(checks, source=f"submitted catalogue entry {entry.code}")
     _, created = register_entry(repo, entry, status="pending", submitted_by=principal.ref, within=within)
     return get_submission(repo, entry.code, entry.version), created
@@ -309,6 +315,8 @@ def review_entry(
             raise CatalogueConflictError(f"catalogue {code} version {version} is already {submission.status}")
         checks = check_submission(repo, submission.entry, seal_check=seal_check)
         if not checks.passed:
+            from certstore.services.catalogue_checks import EntryCheckError
+
             raise EntryCheckError(checks, source=f"catalogue entry {code} version {version}")
     with repo.db.session() as session:
         row = _latest(session, code, version)

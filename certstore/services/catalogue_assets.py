@@ -24,8 +24,8 @@ import io
 import re
 import warnings
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from PIL import Image, UnidentifiedImageError
 from sqlalchemy.orm import Session
 
 from certstore.access import AccessDeniedError, Principal, Role, require_role
@@ -33,6 +33,9 @@ from certstore.crypto.sm3 import sm3_hex
 from certstore.services.transaction import Within, run_within
 from certstore.store.models import CatalogueAssetRow
 from certstore.store.repository import Repository
+
+if TYPE_CHECKING:  # Pillow is imported where an image is checked: reading a stored asset needs none
+    from PIL import Image
 
 __all__ = [
     "ASSET_PREFIX",
@@ -201,6 +204,8 @@ def _encode(image: Image.Image, dpi: int, source_type: str) -> CheckedImage:
 
 
 def _check_png(data: bytes) -> CheckedImage:
+    from PIL import Image, UnidentifiedImageError
+
     if data[12:16] == b"IHDR":  # the size from the header, before Pillow reads anything
         problem = _dimension_problem(int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big"))
         if problem:
@@ -246,6 +251,7 @@ def _svg_length_mm(value: str | None, what: str) -> float:
 
 def _check_svg(data: bytes) -> CheckedImage:
     from lxml import etree
+    from PIL import Image
 
     parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
     try:

@@ -48,7 +48,7 @@ from datetime import UTC, datetime
 from certstore.checks import CheckResult, Indication
 from certstore.crypto.sm3 import sm3_hex
 from certstore.crypto.trust import TrustStore
-from certstore.keystore import KeyStore, KeyStoreError
+from certstore.keystore import REPOSITORY_SEAL_NAME, REPOSITORY_SIGNER_NAME, KeyStore, KeyStoreError
 from certstore.lifecycle import Status
 from certstore.packaging.layout import Box, FaceData, FaceLayout
 from certstore.packaging.ofd import (
@@ -75,7 +75,6 @@ from certstore.seal import parse_seal
 from certstore.services import certificates
 from certstore.services.catalogue import get_entry
 from certstore.services.issuance import DEFAULT_VERIFY_BASE_URL, OFD_MEDIA_TYPE, SealingKey, sealing_key
-from certstore.services.keys import REPOSITORY_SEAL_NAME, REPOSITORY_SIGNER_NAME
 from certstore.store.repository import Repository
 from certstore.timezones import CHINA_STANDARD_TIME
 from certstore.verify import VerificationReport, verify_and_read

@@ -12,7 +12,15 @@ from certstore.crypto.encoding import load_private_key
 from certstore.crypto.sm2 import SM2PrivateKey, SoftwareSigner
 from certstore.crypto.trust import TrustStore, validate_chain
 from certstore.crypto.x509 import CertificateProfile, issue_certificate, load_certificates
-from certstore.keystore import KeyStore, KeyStoreError, SignerEntry, SignerRole
+from certstore.keystore import (
+    REPOSITORY_SEAL_NAME,
+    REPOSITORY_SIGNER_NAME,
+    TSA_SIGNER_NAME,
+    KeyStore,
+    KeyStoreError,
+    SignerEntry,
+    SignerRole,
+)
 from certstore.seal import SealPicture, make_seal
 
 __all__ = [
@@ -39,8 +47,6 @@ DEV_REPOSITORY = {
     "credit_code": "114101009900000902",
 }
 ROOT_NAME, MAKER_NAME = "root-ca", "seal-maker"
-#: Key-store names of the repository's signer (副本签章) and of its seal, and of its time-stamp authority key.
-REPOSITORY_SIGNER_NAME, REPOSITORY_SEAL_NAME, TSA_SIGNER_NAME = "repository", "repository", "tsa"
 SIGNING_USAGES = frozenset({"digital_signature", "non_repudiation"})
 
 

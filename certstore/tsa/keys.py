@@ -14,14 +14,13 @@ import math
 import os
 from collections.abc import Mapping
 
-from certstore.keystore import KeyStore, KeyStoreError, SignerRole
+from certstore.keystore import TSA_SIGNER_NAME, KeyStore, KeyStoreError, SignerRole
 
 from .authority import TimeStampAuthority, TimeStampAuthorityError
 from .stampers import HttpTimeStamper, LocalTimeStamper, TimeStamper
 
 __all__ = ["TSA_SIGNER_NAME", "TSA_TIMEOUT_ENV", "TSA_URL_ENV", "local_authority", "time_stamper"]
 
-TSA_SIGNER_NAME = "tsa"
 TSA_URL_ENV = "CERTSTORE_TSA_URL"
 TSA_TIMEOUT_ENV = "CERTSTORE_TSA_TIMEOUT"
 

@@ -14,6 +14,7 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from asn1crypto import cms, core, tsp
 
@@ -110,6 +111,15 @@ class TokenInfo:
     nonce: int | None
     certificates: tuple[Certificate, ...]
     tsa_certificate: Certificate | None  # the certificate the SignerInfo names, when the token carries it
+    #: the SignerInfo, read once (:func:`_signer_parts`): signature and digest algorithms (dotted OIDs), the
+    #: signed attributes as signed (DER, SET OF tag; None without attributes), the values of their
+    #: messageDigest and contentType attributes (None when absent), the signature value
+    signature_algorithm: str
+    digest_algorithm: str
+    signed_attributes: bytes | None
+    message_digest: tuple[Any, ...] | None
+    content_type: tuple[str, ...] | None
+    signature: bytes
 
     def signature_verifies(self, certificate: Certificate | None = None) -> bool:
         """Whether the TSA's SM2 signature verifies with ``certificate`` (default: the one in the token), the
@@ -121,27 +131,55 @@ class TokenInfo:
         signer_cert = certificate or self.tsa_certificate
         if signer_cert is None:
             return "the TSA certificate is not in the token"
-        signer_info = self.signed_data["signer_infos"][0]
-        algorithm = signer_info["signature_algorithm"]["algorithm"].dotted
-        if algorithm not in TSA_SIGNATURE_ALGORITHMS:
-            return f"TSA signature algorithm {algorithm} not supported"
-        attributes = signer_info["signed_attrs"]
-        if isinstance(attributes, core.Void) or not len(attributes):
+        if self.signature_algorithm not in TSA_SIGNATURE_ALGORITHMS:
+            return f"TSA signature algorithm {self.signature_algorithm} not supported"
+        if self.signed_attributes is None:
             message = self.tst_bytes  # RFC 5652 allows it; RFC 3161 tokens always have attributes
         else:
-            digest_oid = signer_info["digest_algorithm"]["algorithm"].dotted
-            digest = ACCEPTED_HASHES.get(digest_oid)
+            digest = ACCEPTED_HASHES.get(self.digest_algorithm)
             if digest is None:
-                return f"TSA digest algorithm {digest_oid} not supported"
-            values = {a["type"].dotted: [v.native for v in a["values"]] for a in attributes}
-            if values.get("1.2.840.113549.1.9.4") != [digest(self.tst_bytes)]:  # messageDigest
+                return f"TSA digest algorithm {self.digest_algorithm} not supported"
+            if self.message_digest != (digest(self.tst_bytes),):
                 return "TSA messageDigest attribute does not match the TSTInfo"
-            if values.get("1.2.840.113549.1.9.3") != ["tst_info"]:  # contentType
+            if self.content_type != (_TST_INFO,):
                 return "TSA contentType attribute is not id-ct-TSTInfo"
-            message = cms.CMSAttributes.load(attributes.untag().dump()).dump()
-        if signer_cert.public_key.verify(message, signer_info["signature"].native):
+            message = self.signed_attributes
+        if signer_cert.public_key.verify(message, self.signature):
             return None
         return f"TSA signature does not verify with the key of {signer_cert.subject!r}"
+
+
+_MESSAGE_DIGEST, _CONTENT_TYPE, _TST_INFO = (
+    "1.2.840.113549.1.9.4",
+    "1.2.840.113549.1.9.3",
+    "1.2.840.113549.1.9.16.1.4",
+)
+
+
+def _signer_parts(signer: cms.SignerInfo) -> dict[str, Any]:
+    """The parts of the one SignerInfo that :meth:`TokenInfo.signature_problem` checks, read once, as plain values
+    (an undecodable one raises here, inside :func:`read_token`). The signed attributes' message is their DER with
+    the EXPLICIT SET OF tag in place of the IMPLICIT [0] (RFC 5652 §5.4): the same length, one byte changed."""
+    attributes = signer["signed_attrs"]
+    values: dict[str, tuple[Any, ...]] = {}
+    signed: bytes | None = None
+    if not isinstance(attributes, core.Void) and len(attributes):
+        for attribute in attributes:
+            kind = attribute["type"].dotted
+            if kind == _MESSAGE_DIGEST:
+                values[kind] = tuple(value.native for value in attribute["values"])
+            elif kind == _CONTENT_TYPE:
+                values[kind] = tuple(value.dotted for value in attribute["values"])
+        encoded = attributes.dump()
+        signed = b"\x31" + encoded[1:]
+    return {
+        "signature_algorithm": signer["signature_algorithm"]["algorithm"].dotted,
+        "digest_algorithm": signer["digest_algorithm"]["algorithm"].dotted,
+        "signed_attributes": signed,
+        "message_digest": values.get(_MESSAGE_DIGEST),
+        "content_type": values.get(_CONTENT_TYPE),
+        "signature": bytes(signer["signature"].native),
+    }
 
 
 def read_token(data: bytes) -> TokenInfo:
@@ -162,7 +200,6 @@ def read_token(data: bytes) -> TokenInfo:
         nonce = tst["nonce"].native
         gen_time = tst["gen_time"].native
         signer_infos = signed["signer_infos"]
-        signer_infos.native  # noqa: B018 - parsed in full: a broken field fails here, not later
         if len(signer_infos) != 1:
             raise TokenError(f"{len(signer_infos)} SignerInfos, expected 1")
         certificates: list[Certificate] = []
@@ -174,6 +211,7 @@ def read_token(data: bytes) -> TokenInfo:
                     continue
         sid = signer_infos[0]["sid"]
         tsa = next((c for c in certificates if c.matches_signer_identifier(sid)), None)
+        signer = _signer_parts(signer_infos[0])
         return TokenInfo(
             der=bytes(data),
             signed_data=signed,
@@ -187,6 +225,7 @@ def read_token(data: bytes) -> TokenInfo:
             nonce=nonce,
             certificates=tuple(certificates),
             tsa_certificate=tsa,
+            **signer,
         )
     except TokenError:
         raise

@@ -12,7 +12,7 @@ from jsonschema import Draft202012Validator
 from certstore.catalogue import CatalogueEntry, FaceDataError
 from certstore.catalogue.definitions import example_face, shipped_entries
 from certstore.catalogue.fastcheck import fast_face_check
-from certstore.catalogue.model import _FORMATS
+from certstore.catalogue.model import _formats
 
 ENTRIES = shipped_entries()
 
@@ -48,9 +48,9 @@ def test_the_fast_path_accepts_exactly_what_jsonschema_accepts(entry: CatalogueE
     """Over the shipped types and ~1,000 faces each (every field with values of every type, bool/int and
     1.0/1 edge cases, over-long and rare-character strings, invalid dates and ID numbers, missing and unknown
     fields), the compiled check accepts a face if and only if ``jsonschema`` does."""
-    fast = fast_face_check(entry.face_schema, _FORMATS)
+    fast = fast_face_check(entry.face_schema, _formats())
     assert fast is not None, "the shipped face schemas use only keywords both drafts read alike"
-    full = Draft202012Validator(entry.face_schema, format_checker=_FORMATS)
+    full = Draft202012Validator(entry.face_schema, format_checker=_formats())
     faces = _mutations(entry, random.Random(entry.code))
     disagreements = [f for f in faces if fast(f) != full.is_valid(f)]
     assert not disagreements, disagreements[:3]
@@ -84,4 +84,4 @@ def test_schemas_read_differently_are_left_to_jsonschema(extra: dict[str, Any]) 
     """A schema with a keyword outside the shared set (or an enum of numbers: ``1 == True`` in Python) gets no
     fast path."""
     schema = {"type": "object", "properties": {}, **extra}
-    assert fast_face_check(schema, _FORMATS) is None
+    assert fast_face_check(schema, _formats()) is None

@@ -239,15 +239,21 @@ def build_digest_list_seal(
 
 
 def make_timestamp_token(
-    tsa: Party, message: bytes, gen_time: datetime, *, imprint: bytes | None = None
+    tsa: Party,
+    message: bytes,
+    gen_time: datetime,
+    *,
+    imprint: bytes | None = None,
+    imprint_algorithm: str = oids.SM3,
 ) -> bytes:
-    """A TimeStampToken signed with SM2 by ``tsa`` whose imprint is SM3(message) (or ``imprint``)."""
+    """A TimeStampToken signed with SM2 by ``tsa`` whose imprint is SM3(message) (or ``imprint``, under the hash
+    ``imprint_algorithm``, a dotted OID)."""
     tst = tsp.TSTInfo(
         {
             "version": "v1",
             "policy": "1.2.156.10197.6.99",
             "message_imprint": {
-                "hash_algorithm": {"algorithm": oids.SM3},
+                "hash_algorithm": {"algorithm": imprint_algorithm},
                 "hashed_message": imprint if imprint is not None else sm3(message),
             },
             "serial_number": 20250601,

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import timedelta
-from hashlib import sha256
+from hashlib import sha256, sha512
 
 import pytest
 from asn1crypto import core
@@ -435,6 +436,32 @@ def test_bad_timestamps(
         "timestamp"
     )
     assert check.result is result
+    assert fragment in check.reason
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "digest", "result", "fragment"),
+    [
+        ("2.16.840.1.101.3.4.2.1", lambda value: sha256(value).digest(), PASSED, "imprint matches"),
+        ("2.16.840.1.101.3.4.2.3", lambda value: sha512(value).digest(), PASSED, "imprint matches"),
+        ("1.2.840.113549.2.5", lambda value: b"\x00" * 16, UNKNOWN, "hash 1.2.840.113549.2.5 not supported"),
+    ],
+    ids=["sha256", "sha512", "md5"],
+)
+def test_the_imprint_hash_is_named_by_its_oid(
+    pki: Hierarchy,
+    signature_der: bytes,
+    algorithm: str,
+    digest: Callable[[bytes], bytes],
+    result: CheckResult,
+    fragment: str,
+) -> None:
+    """A token's message imprint may use another hash than SM3 (RFC 3161 lets the requester choose): SHA-2 is
+    checked, a hash the verifier does not know leaves the timestamp UNKNOWN, never PASSED."""
+    value = parse_seal_signature(signature_der).signature_value
+    stamped = _stamped(pki, signature_der, imprint=digest(value), imprint_algorithm=algorithm)
+    check = verify_seal_signature(stamped, data=DATA, trust=pki.trust).check("timestamp")
+    assert check.result is result, check.reason
     assert fragment in check.reason
 
 

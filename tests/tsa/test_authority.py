@@ -85,6 +85,33 @@ def test_the_signed_attributes_and_the_sm2_signature_openssl_accepts(pki: Pki, t
     assert verifies(tmp_path, pki.tsa.certificate, message, signer_info["signature"].native)
 
 
+def test_the_signer_info_is_read_once_as_a_cms_verifier_reads_it(pki: Pki) -> None:
+    """``read_token`` keeps what the signature check needs as plain values: the signed attributes' message is the
+    one a CMS verifier computes (asn1crypto's re-encoding with the SET OF tag), the two attributes checked and
+    the signature; a token whose contentType attribute names something else, or whose attributes were altered,
+    does not verify."""
+    token = pki.authority().issue(oids.SM3, sm3(b"x"))
+    info = read_token(token)
+    signer_info = info.signed_data["signer_infos"][0]
+    assert info.signed_attributes == cms.CMSAttributes.load(signer_info["signed_attrs"].untag().dump()).dump()
+    assert info.message_digest == (sm3(info.tst_bytes),)
+    assert info.content_type == ("1.2.840.113549.1.9.16.1.4",)
+    assert (info.signature_algorithm, info.digest_algorithm) == (oids.SM2_WITH_SM3, oids.SM3)
+    assert info.signature == signer_info["signature"].native
+    assert info.signature_problem() is None
+
+    tst_info_oid = core.ObjectIdentifier("1.2.840.113549.1.9.16.1.4").dump()
+    data_oid = core.ObjectIdentifier("1.2.840.113549.1.9.16.1.2").dump()  # id-ct-authData: same length
+    at = token.rindex(tst_info_oid)  # the last one: the contentType attribute's value, after the TSTInfo's
+    other_type = read_token(token[:at] + data_oid + token[at + len(tst_info_oid) :])
+    assert other_type.signature_problem() == "TSA contentType attribute is not id-ct-TSTInfo"
+
+    digest_at = token.index(sm3(info.tst_bytes))  # the messageDigest value, flipped in its last byte
+    end = digest_at + 31
+    altered = read_token(token[:end] + bytes([token[end] ^ 1]) + token[end + 1 :])
+    assert altered.signature_problem() == "TSA messageDigest attribute does not match the TSTInfo"
+
+
 def test_cert_req_false_leaves_the_certificates_out(pki: Pki) -> None:
     request = build_request(b"data", cert_req=False)
     info = read_token(check_reply(pki.authority().respond(request.der), request))

@@ -11,9 +11,22 @@
 Package paths, element names and identifiers live in :mod:`.names`.
 """
 
-from .annotations import OfdAnnotationError, add_watermark
-from .signing import OfdSigningError, Protect, add_seal, add_sign
-from .writer import Attachment, OfdBuildError, build_ofd, build_ofd_files
+from typing import TYPE_CHECKING
+
+# Imported on first use (PEP 562), not with the package: the verifier imports only :mod:`.reader`, and a
+# reader that pulled in the writer, the signing side and the fonts would slow every ``certstore verify``.
+_EXPORTS = {
+    "Attachment": ".writer",
+    "OfdAnnotationError": ".annotations",
+    "OfdBuildError": ".writer",
+    "OfdSigningError": ".signing",
+    "Protect": ".signing",
+    "add_seal": ".signing",
+    "add_sign": ".signing",
+    "add_watermark": ".annotations",
+    "build_ofd": ".writer",
+    "build_ofd_files": ".writer",
+}
 
 __all__ = [
     "Attachment",
@@ -27,3 +40,20 @@ __all__ = [
     "build_ofd",
     "build_ofd_files",
 ]
+
+
+def __getattr__(name: str) -> object:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+if TYPE_CHECKING:
+    from .annotations import OfdAnnotationError, add_watermark
+    from .signing import OfdSigningError, Protect, add_seal, add_sign
+    from .writer import Attachment, OfdBuildError, build_ofd, build_ofd_files

@@ -31,6 +31,7 @@ The declared sizes are checked against :class:`~.limits.Limits` here too, before
 
 from __future__ import annotations
 
+import re
 import struct
 import unicodedata
 import zlib
@@ -201,12 +202,15 @@ def _check_unicode_field(fields: dict[int, bytes], header_id: int, raw: bytes, t
         raise _name_rule(f"{where}: its {kind} extra field (0x{header_id:04x}) says {said!r}, not {text!r}")
 
 
+_CONTROL_CHARACTER = re.compile("[\x00-\x1f\x7f]")
+
+
 def _normal_name(name: str) -> None:
     """Refuse a name that is dangerous or that readers would normalise (rule 2)."""
     shown = name.replace("\0", "\\0")
     if not name or name in ("/", "."):
         raise _name_rule(f"an entry with an empty name ({shown!r})")
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in name):
+    if _CONTROL_CHARACTER.search(name):
         raise _name_rule(f"entry name {shown!r} contains a control character")
     if "\\" in name:
         raise _name_rule(f"entry name {shown!r} contains a backslash (a path separator on Windows)")
