@@ -127,6 +127,11 @@ def test_the_console_script_pauses_the_collector_while_it_starts() -> None:
         "from certstore import cli\n"
         "cli._pause_collector()\n"
         "paused = not gc.isenabled()\n"
+        "import os\n"
+        "child = os.fork()\n"
+        "if child == 0:\n"
+        "    os._exit(0 if gc.isenabled() else 1)\n"  # a child forked during the pause collects at once
+        "assert os.waitpid(child, 0)[1] == 0, 'the forked child runs without the collector'\n"
         "time.sleep(cli.STARTUP_COLLECTOR_PAUSE_S + 0.5)\n"
         "print(paused, gc.isenabled())\n"
         "try:\n"

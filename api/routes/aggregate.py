@@ -35,8 +35,10 @@ class DeliveredFileIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     media_type: str = Field(max_length=64, examples=["application/ofd"])
-    sm3: str = Field(pattern="^[0-9a-f]{64}$", description="SM3 of the file (hex): its blob key in the city")
-    data: str = Field(description="The sealed file, base64")
+    sm3: str = Field(
+        pattern="^[0-9a-f]{64}$", description="SM3 of the file (hex): its key in the city (blob or asset)"
+    )
+    data: str = Field(description="The file, base64: a sealed certificate file, or an entry's base image")
 
 
 class DeliveredHolderIn(BaseModel):
@@ -102,6 +104,10 @@ class CatalogueItem(BaseModel):
     submitted_by: str | None = Field(default=None, max_length=200)
     reviewed_by: str | None = Field(default=None, max_length=200)
     reviewed_at: datetime | None = None
+    base_image: DeliveredFileIn | None = Field(
+        default=None,
+        description="The uploaded base image the document names (base_image asset:<SM3>): stored with the entry",
+    )
 
 
 class AggregateBatchIn(BaseModel):

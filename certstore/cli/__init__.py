@@ -187,6 +187,8 @@ def _pause_collector() -> None:
     if not gc.isenabled():
         return
     gc.disable()
+    if hasattr(os, "register_at_fork"):  # a child forked during the pause has no timer: it collects at once
+        os.register_at_fork(after_in_child=gc.enable)
     timer = threading.Timer(STARTUP_COLLECTOR_PAUSE_S, gc.enable)
     timer.daemon = True
     timer.start()

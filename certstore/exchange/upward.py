@@ -4,7 +4,8 @@
 instance in ``province`` mode, :mod:`certstore.services.aggregation`) over its API
 (``POST /api/v1/aggregate/batches``, as a principal with role ``upstream``):
 
-1. **catalogue entries** (证照目录) in ``catalogue_entries.id`` order — the approved versions;
+1. **catalogue entries** (证照目录) in ``catalogue_entries.id`` order — the approved versions, each with the base
+   image it names when the image was uploaded (``asset:<SM3>``), so that the province can render its faces;
 2. **certificate events** in ``certificate_events.id`` order — every lifecycle event (签发, 变更, 延续, 挂起,
    恢复, 吊销, 注销, 废止); the event that creates a version carries the version's record and its sealed file
    (base64 in the JSON batch).
@@ -79,6 +80,7 @@ from certstore.services.aggregation import (
     delivery_to_json,
 )
 from certstore.services.calls import Call, Origin, Via, audit_in
+from certstore.services.catalogue_assets import asset_data, asset_digest
 from certstore.store.models import (
     CatalogueEntryRow,
     CertificateEventRow,
@@ -298,12 +300,25 @@ def _catalogue_page(
                     submitted_by=row.submitted_by,
                     reviewed_by=row.reviewed_by,
                     reviewed_at=row.reviewed_at,
+                    base_image=_base_image(session, row.definition.get("base_image")),
                 )
                 if row.status == "approved"
                 else None,
             )
             for row in rows
         ]
+
+
+def _base_image(session: Session, name: object) -> DeliveredFile | None:
+    """The uploaded base image an entry names (``asset:<SM3>``), delivered with it; None for a shipped image
+    (and for an asset this repository does not hold, which the province then refuses with the reason)."""
+    digest = asset_digest(name) if isinstance(name, str) else None
+    data = None if digest is None else asset_data(session, digest)
+    return (
+        None
+        if data is None or digest is None
+        else DeliveredFile(data=data, media_type="image/png", sm3=digest)
+    )
 
 
 def _version(row: CertificateRow, file: DeliveredFile | None) -> DeliveredVersion:
@@ -552,15 +567,18 @@ def _push_catalogue(
     stats: PushStats,
     *,
     batch: int,
+    max_bytes: int,
     grace: timedelta,
     backoff: Backoff,
 ) -> bool:
-    """Deliver the catalogue feed; False when the push must stop (failure recorded)."""
+    """Deliver the catalogue feed; False when the push must stop (failure recorded). A request carries at most
+    ``max_bytes`` of base images (always at least one entry); the rest of the page goes in the next one."""
     while True:
         cursor = stats.catalogue_cursor
         page = _catalogue_page(repo, cursor, batch, repo.now(), grace)
         if not page:
             return True
+        page, cut = _within_bytes(page, max_bytes)
         deliveries = [ref.delivery for ref in page if ref.delivery is not None]
         results, stopped = sender.send(deliveries) if deliveries else ([], None)
         by_id = {r.source_id: r for r in results}
@@ -588,8 +606,20 @@ def _push_catalogue(
         )
         if error is not None:
             return False
-        if blocked or len(page) < batch or new_cursor == cursor:
+        if blocked or (len(page) < batch and not cut) or new_cursor == cursor:
             return True
+
+
+def _within_bytes(page: list[_CatalogueEntryRef], max_bytes: int) -> tuple[list[_CatalogueEntryRef], bool]:
+    """The first entries of ``page`` whose base images add up to at most ``max_bytes`` (at least one), and
+    whether any were left out."""
+    total = 0
+    for index, ref in enumerate(page):
+        image = ref.delivery.base_image if ref.delivery is not None else None
+        total += 0 if image is None else len(image.data)
+        if total > max_bytes and index > 0:
+            return page[:index], True
+    return page, False
 
 
 def _push_events(
@@ -693,7 +723,16 @@ def push_upward(
     try:
         sender = _Sender(target, client, renew)
         try:
-            if _push_catalogue(repo, call, sender, stats, batch=batch, grace=hole_grace, backoff=backoff):
+            if _push_catalogue(
+                repo,
+                call,
+                sender,
+                stats,
+                batch=batch,
+                max_bytes=max_batch_bytes,
+                grace=hole_grace,
+                backoff=backoff,
+            ):
                 _push_events(
                     repo, call, sender, stats, batch=batch, max_bytes=max_batch_bytes, grace=hole_grace,
                     backoff=backoff, renew=renew,

@@ -42,7 +42,9 @@ city stored none) is kept without one: there is nothing to verify.
 
 Catalogue entries arrive as approved (the city's bureau approved them): registered as ``approved`` with the city's
 submitter and reviewer; the same (code, version) with the same document is a no-op, with another document a
-refusal.
+refusal. An entry whose base image was uploaded (``asset:<SM3>``) arrives with the image, which the province
+stores with the entry unless it holds it already — after checking that its SM3 is the named one and that it
+passes the upload's checks; an entry naming an image the province neither holds nor receives is refused.
 
 Audited like every entry point. The intake is made for a :class:`~certstore.services.calls.Call`: the sending
 principal as actor (role ``upstream``; its organisation is the sender), the province as origin. Every applied
@@ -77,8 +79,10 @@ from certstore.lifecycle import Status
 from certstore.packaging.ofd.reader import OfdFormatError, OfdReader
 from certstore.records import Holder
 from certstore.services.calls import Call, audit_in
+from certstore.services.catalogue_assets import AssetError, asset_digest, check_image
 from certstore.store.blobs import BlobRef
 from certstore.store.models import (
+    CatalogueAssetRow,
     CatalogueEntryRow,
     CertificateEventRow,
     CertificateRow,
@@ -205,6 +209,9 @@ class CatalogueDelivery:
     submitted_by: str | None = None
     reviewed_by: str | None = None
     reviewed_at: datetime | None = None
+    #: the uploaded base image the document names (``base_image`` = ``asset:<SM3>``), so that the province can
+    #: lay out and render the type's faces; None when the document names a shipped image
+    base_image: DeliveredFile | None = None
 
     kind = DeliveryKind.CATALOGUE
 
@@ -214,6 +221,16 @@ Delivery = CertificateDelivery | CatalogueDelivery
 
 def _iso(value: date | datetime | None) -> str | None:
     return None if value is None else value.isoformat()
+
+
+def _file_json(file: DeliveredFile | None) -> dict[str, str] | None:
+    if file is None:
+        return None
+    return {
+        "media_type": file.media_type,
+        "sm3": file.sm3,
+        "data": base64.b64encode(file.data).decode("ascii"),
+    }
 
 
 def delivery_to_json(delivery: Delivery) -> dict[str, Any]:
@@ -226,6 +243,7 @@ def delivery_to_json(delivery: Delivery) -> dict[str, Any]:
             "submitted_by": delivery.submitted_by,
             "reviewed_by": delivery.reviewed_by,
             "reviewed_at": _iso(delivery.reviewed_at),
+            "base_image": _file_json(delivery.base_image),
         }
     version = delivery.version
     document: dict[str, Any] = {
@@ -266,13 +284,7 @@ def delivery_to_json(delivery: Delivery) -> dict[str, Any]:
             "metadata": dict(version.metadata),
             "content_digest": version.content_digest,
             "created_at": version.created_at.isoformat(),
-            "file": None
-            if file is None
-            else {
-                "media_type": file.media_type,
-                "sm3": file.sm3,
-                "data": base64.b64encode(file.data).decode("ascii"),
-            },
+            "file": _file_json(file),
         }
     return document
 
@@ -389,6 +401,9 @@ def parse_delivery(document: Mapping[str, Any]) -> Delivery:
             submitted_by=reader.text("submitted_by", 200, optional=True),
             reviewed_by=reader.text("reviewed_by", 200, optional=True),
             reviewed_at=reader.time("reviewed_at", optional=True),
+            base_image=None
+            if document.get("base_image") is None
+            else _parse_file(reader.child("base_image")),
         )
     if kind != DeliveryKind.EVENT:
         raise DeliveryFormatError(f"kind: expected 'catalogue' or 'event', got {kind!r}")
@@ -702,6 +717,7 @@ def _store_catalogue(repo: Repository, call: Call, sender: str, delivery: Catalo
     label = f"{entry.code} v{entry.version}"
     with repo.db.session() as session:
         _claim(session, repo, sender, kind, delivery.source_id, label)
+        _store_base_image(session, repo, entry, delivery, sender)
         existing = session.scalars(
             select(CatalogueEntryRow).where(
                 CatalogueEntryRow.code == entry.code, CatalogueEntryRow.version == entry.version
@@ -736,6 +752,44 @@ def _store_catalogue(repo: Repository, call: Call, sender: str, delivery: Catalo
         )
         _intake(session, call, delivery, catalogue=label)
     return ItemResult(kind.value, delivery.source_id, Outcome.APPLIED, label)
+
+
+def _store_base_image(
+    session: Session, repo: Repository, entry: CatalogueEntry, delivery: CatalogueDelivery, sender: str
+) -> None:
+    """The uploaded base image an entry names (``asset:<SM3>``), stored with the entry in its transaction: the
+    delivered bytes, when their SM3 is the named one and they pass the upload's checks
+    (:func:`~certstore.services.catalogue_assets.check_image`); nothing to do when the province holds it."""
+    digest = asset_digest(entry.base_image)
+    if digest is None or session.get(CatalogueAssetRow, digest) is not None:
+        return
+    image = delivery.base_image
+    if image is None:
+        raise _RefusedError(
+            f"the entry names the uploaded base image {entry.base_image}, which the province does not hold and "
+            "the delivery does not carry"
+        )
+    if image.sm3 != digest or sm3(image.data).hex() != digest:
+        raise _RefusedError(f"the delivered base image is not {entry.base_image} (its SM3 differs)")
+    try:
+        checked = check_image(image.data)
+    except AssetError as exc:
+        raise _RefusedError(f"the delivered base image {entry.base_image}: {exc}") from None
+    session.add(
+        CatalogueAssetRow(
+            digest=digest,
+            media_type="image/png",
+            data=image.data,
+            width_px=checked.width_px,
+            height_px=checked.height_px,
+            dpi=checked.dpi,
+            source_type=checked.source_type,
+            issuer_code=entry.issuer.credit_code,
+            uploaded_by=f"upward:{sender}",
+            created_at=repo.now(),
+        )
+    )
+    session.flush()
 
 
 def _sender(call: Call) -> str:

@@ -7,6 +7,7 @@ loopback, the province down for several pushes and then up.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import socket
@@ -33,6 +34,7 @@ from certstore.audit import AuditEvent, AuditQuery, chain_pending
 from certstore.audit.query import iter_entries
 from certstore.catalogue import shipped_entries
 from certstore.cli import cli
+from certstore.crypto.sm3 import sm3_hex
 from certstore.exchange.upward import (
     Backoff,
     UpwardTarget,
@@ -48,6 +50,7 @@ from certstore.services import access, certificates
 from certstore.services.aggregation import INTAKE_ACTION, Outcome, apply_batch
 from certstore.services.calls import Call, Origin, Via
 from certstore.services.catalogue import get_entry, list_submissions, load_shipped, review_entry, submit_entry
+from certstore.services.catalogue_assets import store_asset
 from certstore.services.issuance import catalogue_file_maker
 from certstore.services.keys import init_dev_keys
 from certstore.services.verification import repository_check
@@ -55,6 +58,7 @@ from certstore.store.blobs import FileBlobStore
 from certstore.store.db import Database
 from certstore.store.db import database_url as sqlite_database_url
 from certstore.store.models import (
+    CatalogueAssetRow,
     CatalogueEntryRow,
     CertificateEventRow,
     CertificateRow,
@@ -66,6 +70,7 @@ from certstore.verify import verify_file
 from devservers.ports import free_port
 from tests.services import conftest as services_fixtures
 from tests.services.conftest import Clock, DraftMaker
+from tests.support import catalogue_entries as ce
 
 CITY_ORG = "11410100MB1700000X"  # the city repository's operator (郑州市大数据管理局)
 CONSTRUCTION = "11410100990000025A001"  # 建筑工程施工许可证
@@ -371,6 +376,50 @@ def test_pending_catalogue_entry_holds_the_catalogue_cursor(city: Repository, pr
     assert get_entry(province.repo, PLANNING).version == entry.version + 1
     assert [s.status for s in list_submissions(province.repo, issuer_code=entry.issuer.credit_code)
             if s.entry.code == PLANNING] == ["approved", "approved"]  # fmt: skip
+
+
+def test_an_uploaded_base_image_travels_with_its_entry(city: Repository, province: Province) -> None:
+    """An entry whose base image an agency uploaded (``asset:<SM3>``) is delivered with the image: the province
+    stores it with the entry (its faces can be laid out there), once; a delivery of that entry whose image is
+    missing or is other bytes is refused, never stored without its image."""
+    agency = Principal(7, "li.si", Role.AGENCY, ce.ISSUER["credit_code"], ce.ISSUER["name"])
+    asset, _ = store_asset(city, ce.base_image_png(), principal=agency)
+    document = ce.entry_document(base_image=asset.name)
+    document["face_template"] = ce.template()
+    submit_entry(city, document, principal=agency)
+    bureau = Principal(2, "bureau", Role.BUREAU, CITY_ORG, "郑州市大数据管理局")
+    review_entry(city, ce.CODE, 1, approve=True, reviewer=bureau)
+    image = get_entry(city, ce.CODE).base_image_data
+    assert image is not None and sm3_hex(image) == asset.digest
+
+    stats = _push(city, province, max_batch_bytes=1)  # one entry per request: the image alone is over the cap
+    assert stats.ok and stats.refused == 0, stats.summary()
+    assert stats.catalogue_applied == len(shipped_entries()) + 1
+    held = get_entry(province.repo, ce.CODE)
+    assert held.base_image_data == image and held.to_document() == get_entry(city, ce.CODE).to_document()
+    with province.repo.db.session(readonly=True) as session:
+        row = session.get(CatalogueAssetRow, asset.digest)
+        assert row is not None and row.uploaded_by == f"upward:{CITY_ORG}"
+
+    # The same entry delivered again by another city's feed (a fresh source id) without its image, or with other
+    # bytes, to a province that does not hold the image: refused with the reason.
+    with province.repo.db.session() as session:
+        session.delete(session.get(CatalogueAssetRow, asset.digest))
+        for row in session.scalars(select(CatalogueEntryRow).where(CatalogueEntryRow.code == ce.CODE)):
+            session.delete(row)
+    trust = province.keystore.trust_store()
+    item = {"kind": "catalogue", "source_id": 9_000_001, "document": document}
+    other = ce.base_image_png(dpi=200)
+    for extra, reason in (
+        ({}, "which the province does not hold and the delivery does not carry"),
+        ({"base_image": {"media_type": "image/png", "sm3": asset.digest, "data": base64.b64encode(other).decode()}},
+         "its SM3 differs"),
+    ):  # fmt: skip
+        item = {**item, "source_id": item["source_id"] + 1, **extra}
+        (result,) = apply_batch(province.repo, sending(), [item], trust=trust)
+        assert result.outcome is Outcome.REFUSED and reason in (result.reason or ""), result
+    with pytest.raises(LookupError):
+        get_entry(province.repo, ce.CODE)
 
 
 def test_concurrent_deliveries_of_one_batch_apply_once(
