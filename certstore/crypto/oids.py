@@ -37,6 +37,12 @@ SEAL_MAKER_PURPOSE = "2.25.143000650996900968528382962274727371181"
 SEAL_SIGNER_PURPOSE = "2.25.312020103765845457717730560747177916326"
 TIME_STAMPING = "1.3.6.1.5.5.7.3.8"
 
+# CMS signed attributes (RFC 5652 §11) and the RFC 3161 content type, read and written by the time-stamp
+# authority, its token reader and the OFD signature verifier.
+CONTENT_TYPE = "1.2.840.113549.1.9.3"
+MESSAGE_DIGEST = "1.2.840.113549.1.9.4"
+TST_INFO = "1.2.840.113549.1.9.16.1.4"
+
 
 def _register(oid_class: type[core.ObjectIdentifier], oid: str, name: str) -> None:
     mapping = oid_class._map

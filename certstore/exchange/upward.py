@@ -313,12 +313,10 @@ def _base_image(session: Session, name: object) -> DeliveredFile | None:
     """The uploaded base image an entry names (``asset:<SM3>``), delivered with it; None for a shipped image
     (and for an asset this repository does not hold, which the province then refuses with the reason)."""
     digest = asset_digest(name) if isinstance(name, str) else None
-    data = None if digest is None else asset_data(session, digest)
-    return (
-        None
-        if data is None or digest is None
-        else DeliveredFile(data=data, media_type="image/png", sm3=digest)
-    )
+    if digest is None:
+        return None
+    data = asset_data(session, digest)
+    return None if data is None else DeliveredFile(data=data, media_type="image/png", sm3=digest)
 
 
 def _version(row: CertificateRow, file: DeliveredFile | None) -> DeliveredVersion:

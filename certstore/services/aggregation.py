@@ -79,10 +79,9 @@ from certstore.lifecycle import Status
 from certstore.packaging.ofd.reader import OfdFormatError, OfdReader
 from certstore.records import Holder
 from certstore.services.calls import Call, audit_in
-from certstore.services.catalogue_assets import AssetError, asset_digest, check_image
+from certstore.services.catalogue_assets import AssetError, add_asset, asset_digest, check_image, get_asset
 from certstore.store.blobs import BlobRef
 from certstore.store.models import (
-    CatalogueAssetRow,
     CatalogueEntryRow,
     CertificateEventRow,
     CertificateRow,
@@ -761,7 +760,7 @@ def _store_base_image(
     delivered bytes, when their SM3 is the named one and they pass the upload's checks
     (:func:`~certstore.services.catalogue_assets.check_image`); nothing to do when the province holds it."""
     digest = asset_digest(entry.base_image)
-    if digest is None or session.get(CatalogueAssetRow, digest) is not None:
+    if digest is None or get_asset(session, digest) is not None:
         return
     image = delivery.base_image
     if image is None:
@@ -775,21 +774,10 @@ def _store_base_image(
         checked = check_image(image.data)
     except AssetError as exc:
         raise _RefusedError(f"the delivered base image {entry.base_image}: {exc}") from None
-    session.add(
-        CatalogueAssetRow(
-            digest=digest,
-            media_type="image/png",
-            data=image.data,
-            width_px=checked.width_px,
-            height_px=checked.height_px,
-            dpi=checked.dpi,
-            source_type=checked.source_type,
-            issuer_code=entry.issuer.credit_code,
-            uploaded_by=f"upward:{sender}",
-            created_at=repo.now(),
-        )
-    )
-    session.flush()
+    add_asset(
+        session, checked, image.data, issuer_code=entry.issuer.credit_code, uploaded_by=f"upward:{sender}",
+        at=repo.now(),
+    )  # fmt: skip
 
 
 def _sender(call: Call) -> str:

@@ -24,6 +24,7 @@ import io
 import re
 import warnings
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
@@ -43,6 +44,7 @@ __all__ = [
     "AssetError",
     "CheckedImage",
     "StoredAsset",
+    "add_asset",
     "asset_data",
     "asset_digest",
     "check_image",
@@ -355,22 +357,35 @@ def store_asset(
         row = session.get(CatalogueAssetRow, digest)
         if row is not None:
             return _stored(row), False
-        row = CatalogueAssetRow(
-            digest=digest,
-            media_type="image/png",
-            data=checked.png,
-            width_px=checked.width_px,
-            height_px=checked.height_px,
-            dpi=checked.dpi,
-            source_type=checked.source_type,
-            issuer_code=principal.organisation_code,
-            uploaded_by=principal.ref,
-            created_at=repo.now(),
-        )
-        session.add(row)
-        session.flush()
+        row = add_asset(
+            session, checked, checked.png, issuer_code=principal.organisation_code, uploaded_by=principal.ref,
+            at=repo.now(),
+        )  # fmt: skip
         run_within(session, within)
         return _stored(row), True
+
+
+def add_asset(
+    session: Session, checked: CheckedImage, data: bytes, *, issuer_code: str, uploaded_by: str, at: datetime
+) -> CatalogueAssetRow:
+    """Insert the asset row of ``data`` (a PNG that passed :func:`check_image` as ``checked``) under the SM3 of
+    ``data``, in the caller's transaction: an upload stores the checked PNG, the province's intake the bytes the
+    city delivered (:mod:`certstore.services.aggregation`)."""
+    row = CatalogueAssetRow(
+        digest=sm3_hex(data),
+        media_type="image/png",
+        data=data,
+        width_px=checked.width_px,
+        height_px=checked.height_px,
+        dpi=checked.dpi,
+        source_type=checked.source_type,
+        issuer_code=issuer_code,
+        uploaded_by=uploaded_by,
+        created_at=at,
+    )
+    session.add(row)
+    session.flush()
+    return row
 
 
 def get_asset(session: Session, digest: str) -> StoredAsset | None:

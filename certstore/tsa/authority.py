@@ -271,5 +271,5 @@ _ACCURACY_1S = _tlv(0x30, _INTEGER_1)  # Accuracy { seconds 1 }
 _SM3 = _algorithm(oids.SM3)
 _SM2_WITH_SM3 = _algorithm(oids.SM2_WITH_SM3)
 _SIGNED_DATA_OID = core.ObjectIdentifier("1.2.840.113549.1.7.2").dump()
-_TST_INFO_OID = core.ObjectIdentifier("1.2.840.113549.1.9.16.1.4").dump()
-_MESSAGE_DIGEST_OID = core.ObjectIdentifier("1.2.840.113549.1.9.4").dump()
+_TST_INFO_OID = core.ObjectIdentifier(oids.TST_INFO).dump()
+_MESSAGE_DIGEST_OID = core.ObjectIdentifier(oids.MESSAGE_DIGEST).dump()

@@ -141,19 +141,12 @@ class TokenInfo:
                 return f"TSA digest algorithm {self.digest_algorithm} not supported"
             if self.message_digest != (digest(self.tst_bytes),):
                 return "TSA messageDigest attribute does not match the TSTInfo"
-            if self.content_type != (_TST_INFO,):
+            if self.content_type != (oids.TST_INFO,):
                 return "TSA contentType attribute is not id-ct-TSTInfo"
             message = self.signed_attributes
         if signer_cert.public_key.verify(message, self.signature):
             return None
         return f"TSA signature does not verify with the key of {signer_cert.subject!r}"
-
-
-_MESSAGE_DIGEST, _CONTENT_TYPE, _TST_INFO = (
-    "1.2.840.113549.1.9.4",
-    "1.2.840.113549.1.9.3",
-    "1.2.840.113549.1.9.16.1.4",
-)
 
 
 def _signer_parts(signer: cms.SignerInfo) -> dict[str, Any]:
@@ -166,9 +159,9 @@ def _signer_parts(signer: cms.SignerInfo) -> dict[str, Any]:
     if not isinstance(attributes, core.Void) and len(attributes):
         for attribute in attributes:
             kind = attribute["type"].dotted
-            if kind == _MESSAGE_DIGEST:
+            if kind == oids.MESSAGE_DIGEST:
                 values[kind] = tuple(value.native for value in attribute["values"])
-            elif kind == _CONTENT_TYPE:
+            elif kind == oids.CONTENT_TYPE:
                 values[kind] = tuple(value.dotted for value in attribute["values"])
         encoded = attributes.dump()
         signed = b"\x31" + encoded[1:]
@@ -176,8 +169,8 @@ def _signer_parts(signer: cms.SignerInfo) -> dict[str, Any]:
         "signature_algorithm": signer["signature_algorithm"]["algorithm"].dotted,
         "digest_algorithm": signer["digest_algorithm"]["algorithm"].dotted,
         "signed_attributes": signed,
-        "message_digest": values.get(_MESSAGE_DIGEST),
-        "content_type": values.get(_CONTENT_TYPE),
+        "message_digest": values.get(oids.MESSAGE_DIGEST),
+        "content_type": values.get(oids.CONTENT_TYPE),
         "signature": bytes(signer["signature"].native),
     }
 
