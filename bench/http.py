@@ -274,7 +274,7 @@ def http(ctx: BenchContext) -> Results:
         return _nan_results()
 
     seconds = ctx.pick(full=15.0, quick=1.0)
-    warm_up = ctx.pick(full=3.0, quick=0.3)
+    warm_up = ctx.pick(full=3.0, quick=0.0)  # --quick only checks that every figure comes out
     with tempfile.TemporaryDirectory(prefix="certstore-bench-http-") as tmp:
         root = Path(tmp)
         with _store(ctx, root) as (store_env, on_postgres):
@@ -309,8 +309,9 @@ def http(ctx: BenchContext) -> Results:
                 inprocess = measure_inprocess_verify(ctx, root / "data", prepared)
                 ctx.log(f"reference: in-process verify_file (repository look-up, one core) {inprocess:.0f}/s")
                 for name, script in scripts.items():
-                    run_wrk(wrk, server.base_url, script, seconds=warm_up, connections=CONNECTIONS,
-                            work_dir=root)  # fmt: skip  # both workers warm (trust store, caches, pools)
+                    if warm_up:  # both workers warm (trust store, caches, pools)
+                        run_wrk(wrk, server.base_url, script, seconds=warm_up, connections=CONNECTIONS,
+                                work_dir=root)  # fmt: skip
                     result = run_wrk(
                         wrk, server.base_url, script, seconds=seconds, connections=CONNECTIONS, work_dir=root
                     )
