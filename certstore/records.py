@@ -157,6 +157,7 @@ def _face_path(json_path: str) -> str:
 
 
 def _canonical(value: Any) -> Any:
+    """``value`` with dates and times in ISO 8601 and every mapping a dict with string keys (JSON data)."""
     if isinstance(value, date | datetime):
         return value.isoformat()
     if isinstance(value, Mapping):
@@ -166,9 +167,24 @@ def _canonical(value: Any) -> Any:
     return value
 
 
+def _json_default(value: Any) -> Any:
+    """The values JSON has no form for, as :func:`content_digest` writes them: dates and times in ISO 8601,
+    other mappings as objects (string keys)."""
+    if isinstance(value, date | datetime):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {str(k): v for k, v in value.items()}
+    raise TypeError(f"{type(value).__name__} has no canonical JSON form")
+
+
 def content_digest(content: Mapping[str, Any]) -> str:
-    """SM3 hex of the canonical JSON (sorted keys, UTF-8, no spaces) of ``content``."""
-    canonical = json.dumps(_canonical(content), ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    """SM3 hex of the canonical JSON (sorted keys, UTF-8, no spaces) of ``content``: dates and times in ISO 8601,
+    tuples as arrays, every mapping as an object. The keys are strings (the content is JSON data: faces and
+    metadata come from JSON documents). The stored digests depend on these exact bytes
+    (``tests/test_records.py`` holds a vector)."""
+    canonical = json.dumps(
+        content, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=_json_default
+    )
     return sm3_hex(canonical.encode())
 
 
@@ -291,7 +307,22 @@ def _parse_date(value: object, path: str, problems: list[tuple[str, str]]) -> da
 
 
 def _nul_paths(value: Any, path: str) -> list[str]:
-    """Paths of strings (keys included) holding a NUL character, which no database column can store."""
+    """Paths of strings (keys included) holding a NUL character, which no database column can store. The JSON
+    text (where a NUL is always the escape ``\\u0000``) is looked through first: the walk that names the paths
+    runs only when it may find one."""
+    try:
+        if "\\u0000" not in json.dumps(value, ensure_ascii=False, default=_nul_default):
+            return []
+    except (TypeError, ValueError, RecursionError):  # keys JSON cannot hold, a cycle, too deep: walk
+        pass
+    return _nul_walk(value, path)
+
+
+def _nul_default(value: Any) -> Any:
+    return dict(value) if isinstance(value, Mapping) else None  # the walk looks at nothing else either
+
+
+def _nul_walk(value: Any, path: str) -> list[str]:
     if isinstance(value, str):
         return [path or "$"] if "\x00" in value else []
     found: list[str] = []
@@ -300,10 +331,10 @@ def _nul_paths(value: Any, path: str) -> list[str]:
             child = f"{path}.{key}" if path else str(key)
             if isinstance(key, str) and "\x00" in key:
                 found.append(child)
-            found.extend(_nul_paths(item, child))
+            found.extend(_nul_walk(item, child))
     elif isinstance(value, list | tuple):
         for index, item in enumerate(value):
-            found.extend(_nul_paths(item, f"{path}[{index}]"))
+            found.extend(_nul_walk(item, f"{path}[{index}]"))
     return found
 
 

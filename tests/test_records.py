@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 from dataclasses import replace
-from datetime import date
+from datetime import UTC, date, datetime
+from types import MappingProxyType
 
 import pytest
 
@@ -14,6 +15,7 @@ from certstore.records import (
     CertificateDraft,
     Holder,
     RecordError,
+    content_digest,
     draft_from_json,
     draft_to_json,
     example_draft,
@@ -101,6 +103,25 @@ def test_nul_characters_are_refused_with_their_path() -> None:
         draft_from_json(document)
     paths = [path for path, message in caught.value.problems if "NUL" in message]
     assert paths == ["holder.name", "face.items[1]"]
+
+
+def test_nul_in_keys_and_mappings_is_found_and_its_escape_as_text_is_not() -> None:
+    base = {"catalogue": "X", "certificate_number": "1", "issue_date": "2026-11-26",
+            "holder": {"name": "张三", "id_type": "111", "id_number": "11010519491231002X"}}  # fmt: skip
+    document = {**base, "face": MappingProxyType({"k\x00": "v", "text": "\\u0000 is six characters"})}
+    with pytest.raises(RecordError) as caught:
+        draft_from_json(document)
+    assert [p for p, m in caught.value.problems if "NUL" in m] == ["face.k\x00"]
+    clean = {**base, "face": {"text": "\\u0000 is six characters"}}
+    assert not [p for p, m in _problems(clean) if "NUL" in m]
+
+
+def _problems(document: dict) -> list[tuple[str, str]]:
+    try:
+        draft_from_json(document)
+    except RecordError as exc:
+        return exc.problems
+    return []
 
 
 # --- 证照主体: the holder type decides the holder's ID type (issue 20) ------------------------------------------
@@ -192,3 +213,22 @@ def test_the_submission_schema_names_the_accepted_holder_id_types() -> None:
         jsonschema.Draft202012Validator(schema).validate(
             draft_to_json(example_draft(entry, issue_date=date(2026, 11, 26)))
         )
+
+
+def test_the_content_digest_is_sm3_of_fixed_canonical_json() -> None:
+    """A vector: the stored digests depend on these exact bytes (sorted keys, no spaces, UTF-8, dates in ISO
+    8601, tuples as arrays, any mapping as an object)."""
+    content = {
+        "catalogue": ["X", 2],
+        "number": "No.1",
+        "version": 3,
+        "holder": ["张三", "111", "110"],
+        "face": {"b": "乙", "a": [1, 2.5, None, True], "z": {"y": "𡈽", "x": date(2020, 1, 2)}},
+        "issue_date": date(2024, 2, 29),
+        "valid": [date(2024, 3, 1), None],
+        "metadata": MappingProxyType({"k": ("t", datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC))}),
+        "file": None,
+    }
+    assert content_digest(content) == "b678b05aae0c1b6fcf37b401ef44284c49e32b6ab1306d4be9ed9a6c4994d1ce"
+    with pytest.raises(TypeError, match="set has no canonical JSON form"):
+        content_digest({"face": {1, 2}})

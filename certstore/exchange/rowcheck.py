@@ -69,6 +69,8 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 _CONTROL_BUT_NEWLINE = re.compile("[\x00-\x09\x0b\x0c\x0e-\x1f\x7f-\x9f]|\r(?!\n)")
 _MAGIC = {"application/ofd": b"PK\x03\x04", "application/pdf": b"%PDF-"}
+_INFINITIES = (float("inf"), float("-inf"))
+NOT_FINITE = "numbers must be finite (no NaN, Infinity or overflowing literals)"
 
 
 class RowCheckError(ValueError):
@@ -116,30 +118,43 @@ def parse_json(text: Any, path: str) -> Any:
 
 
 def check_tree(value: Any, path: str, *, newline_ok: Iterable[str] = ()) -> Problems:
-    """Depth, finite numbers and the characters of every string (keys too) of a parsed JSON value. Strings at
-    paths in ``newline_ok`` (and under ``<path>.metadata``) may hold line feeds."""
+    """Depth, finite numbers and the characters of every string (keys too) of a parsed JSON value (exactly the
+    types :func:`json.loads` makes). Strings at paths in ``newline_ok`` (and under ``<path>.metadata``) may hold
+    line feeds. A node's path is spelled out only when a problem is found there or it holds a non-printable
+    character (the rows of a cycle are almost all clean)."""
     allowed = set(newline_ok)
+    metadata = f"{path}.metadata."
     problems: Problems = []
-    stack: list[tuple[Any, str, int]] = [(value, path, 0)]
+    stack: list[tuple[Any, str, str | int | None, int]] = [(value, path, None, 0)]
     while stack:
-        item, where, depth = stack.pop()
-        if isinstance(item, dict | list):
+        item, parent, step, depth = stack.pop()
+        kind = type(item)
+        if kind is str:
+            if not item.isprintable():
+                where = _spelled(parent, step)
+                multiline = where in allowed or where.startswith(metadata)
+                problems += check_text(item, where, newline=multiline)
+        elif kind is dict or kind is list:
+            where = _spelled(parent, step)
             if depth >= MAX_JSON_DEPTH:
                 return [(where, f"nested deeper than {MAX_JSON_DEPTH} levels (MAX_JSON_DEPTH)")]
-            if isinstance(item, dict):
+            if kind is dict:
                 for key, child in item.items():
-                    problems += check_text(str(key), where)
-                    stack.append((child, f"{where}.{key}", depth + 1))
+                    if not key.isprintable():
+                        problems += check_text(key, where)
+                    stack.append((child, where, key, depth + 1))
             else:
-                for index, child in enumerate(item):
-                    stack.append((child, f"{where}[{index}]", depth + 1))
-        elif isinstance(item, float):
-            if item != item or item in (float("inf"), float("-inf")):
-                problems.append((where, "numbers must be finite (no NaN, Infinity or overflowing literals)"))
-        elif isinstance(item, str):
-            multiline = where in allowed or where.startswith(f"{path}.metadata.")
-            problems += check_text(item, where, newline=multiline)
+                stack.extend((child, where, index, depth + 1) for index, child in enumerate(item))
+        elif kind is float and (item != item or item in _INFINITIES):
+            problems.append((_spelled(parent, step), NOT_FINITE))
     return problems
+
+
+def _spelled(parent: str, step: str | int | None) -> str:
+    """The path of a node: its parent's path and its key (``.key``) or index (``[i]``)."""
+    if step is None:
+        return parent
+    return f"{parent}[{step}]" if type(step) is int else f"{parent}.{step}"
 
 
 def _char(ch: str) -> str:
