@@ -373,11 +373,12 @@ class Certificate:
         """Whether this is the certificate a CMS ``SignerIdentifier`` names (issuer + serial, or key id)."""
         if sid.name == "issuer_and_serial_number":
             chosen = sid.chosen
-            return (
-                encoded_names_equal(self.issuer_der, chosen["issuer"].dump())
-                and self.serial == chosen["serial_number"].native
-            )
+            return self.matches_issuer_and_serial(chosen["issuer"].dump(), chosen["serial_number"].native)
         return self.subject_key_id == sid.chosen.native
+
+    def matches_issuer_and_serial(self, issuer_der: bytes, serial: int) -> bool:
+        """Whether this certificate is the one an IssuerAndSerialNumber names (the issuer Name's DER)."""
+        return encoded_names_equal(self.issuer_der, issuer_der) and self.serial == serial
 
     @cached_property
     def fingerprint(self) -> str:

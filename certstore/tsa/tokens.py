@@ -11,9 +11,10 @@ attribute is SM3 (or SHA-256) of the TSTInfo. Chain and trust are the verifier's
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 from asn1crypto import cms, core, tsp
@@ -21,6 +22,7 @@ from asn1crypto import cms, core, tsp
 from certstore.crypto import oids
 from certstore.crypto.sm3 import sm3
 from certstore.crypto.x509 import Certificate, CertificateError
+from certstore.tsa.der import walk_token
 
 __all__ = [
     "ACCEPTED_HASHES",
@@ -97,11 +99,10 @@ def parse_response(data: bytes) -> TimeStampReply:
 
 @dataclass(frozen=True)
 class TokenInfo:
-    """The parts of a TimeStampToken a client and a verifier look at."""
+    """The parts of a TimeStampToken a client and a verifier look at (``signed_data`` and ``tst_info``, the
+    asn1crypto forms, are parsed when first asked for)."""
 
     der: bytes
-    signed_data: cms.SignedData
-    tst_info: tsp.TSTInfo
     tst_bytes: bytes
     policy: str
     hash_algorithm: str  # dotted OID of the message imprint's hash
@@ -120,6 +121,16 @@ class TokenInfo:
     message_digest: tuple[Any, ...] | None
     content_type: tuple[str, ...] | None
     signature: bytes
+
+    @cached_property
+    def signed_data(self) -> cms.SignedData:
+        """The token's SignedData (asn1crypto)."""
+        return cms.ContentInfo.load(self.der, strict=True)["content"]
+
+    @cached_property
+    def tst_info(self) -> tsp.TSTInfo:
+        """The TSTInfo (asn1crypto)."""
+        return tsp.TSTInfo.load(self.tst_bytes, strict=True)
 
     def signature_verifies(self, certificate: Certificate | None = None) -> bool:
         """Whether the TSA's SM2 signature verifies with ``certificate`` (default: the one in the token), the
@@ -176,7 +187,47 @@ def _signer_parts(signer: cms.SignerInfo) -> dict[str, Any]:
 
 
 def read_token(data: bytes) -> TokenInfo:
-    """Read a DER TimeStampToken; raises :class:`TokenError` when it is not one (one SignerInfo, TSTInfo v1)."""
+    """Read a DER TimeStampToken; raises :class:`TokenError` when it is not one (one SignerInfo, TSTInfo v1).
+    A token of the canonical layout is read by the DER walker (:mod:`certstore.tsa.der`), any other by
+    asn1crypto, which also names the error of one that cannot be read."""
+    data = bytes(data)
+    parts = walk_token(data)
+    if parts is None:
+        return _read_token_full(data)
+    certificates = tuple(_certificates(parts.certificates))
+    return TokenInfo(
+        der=data,
+        tst_bytes=parts.tst_bytes,
+        policy=parts.policy,
+        hash_algorithm=parts.hash_algorithm,
+        hashed_message=parts.hashed_message,
+        serial_number=parts.serial_number,
+        gen_time=parts.gen_time,
+        nonce=parts.nonce,
+        certificates=certificates,
+        tsa_certificate=next(
+            (c for c in certificates if c.matches_issuer_and_serial(parts.sid_issuer, parts.sid_serial)), None
+        ),
+        signature_algorithm=parts.signature_algorithm,
+        digest_algorithm=parts.digest_algorithm,
+        signed_attributes=parts.signed_attributes,
+        message_digest=parts.message_digest,
+        content_type=parts.content_type,
+        signature=parts.signature,
+    )
+
+
+def _certificates(encoded: Iterable[bytes]) -> Iterator[Certificate]:
+    """The certificates of a token that are readable (others are skipped: the TSA's may still be found)."""
+    for der in encoded:
+        try:
+            yield Certificate.from_der(der)
+        except CertificateError:
+            continue
+
+
+def _read_token_full(data: bytes) -> TokenInfo:
+    """:func:`read_token` by asn1crypto: any layout it can read, and the error of what it cannot."""
     try:
         info = cms.ContentInfo.load(data, strict=True)
         if info["content_type"].native != "signed_data":
@@ -195,20 +246,14 @@ def read_token(data: bytes) -> TokenInfo:
         signer_infos = signed["signer_infos"]
         if len(signer_infos) != 1:
             raise TokenError(f"{len(signer_infos)} SignerInfos, expected 1")
-        certificates: list[Certificate] = []
-        for choice in signed["certificates"] or []:
-            if choice.name == "certificate":
-                try:
-                    certificates.append(Certificate.from_der(choice.chosen.dump()))
-                except CertificateError:
-                    continue
+        certificates = list(
+            _certificates(c.chosen.dump() for c in signed["certificates"] or [] if c.name == "certificate")
+        )
         sid = signer_infos[0]["sid"]
         tsa = next((c for c in certificates if c.matches_signer_identifier(sid)), None)
         signer = _signer_parts(signer_infos[0])
         return TokenInfo(
-            der=bytes(data),
-            signed_data=signed,
-            tst_info=tst,
+            der=data,
             tst_bytes=tst_bytes,
             policy=tst["policy"].dotted,
             hash_algorithm=imprint["hash_algorithm"]["algorithm"].dotted,
