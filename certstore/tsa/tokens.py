@@ -190,6 +190,8 @@ def read_token(data: bytes) -> TokenInfo:
     """Read a DER TimeStampToken; raises :class:`TokenError` when it is not one (one SignerInfo, TSTInfo v1).
     A token of the canonical layout is read by the DER walker (:mod:`certstore.tsa.der`), any other by
     asn1crypto, which also names the error of one that cannot be read."""
+    if not isinstance(data, bytes | bytearray | memoryview):
+        return _read_token_full(data)  # which names what it is
     data = bytes(data)
     parts = walk_token(data)
     if parts is None:
@@ -253,7 +255,7 @@ def _read_token_full(data: bytes) -> TokenInfo:
         tsa = next((c for c in certificates if c.matches_signer_identifier(sid)), None)
         signer = _signer_parts(signer_infos[0])
         return TokenInfo(
-            der=data,
+            der=bytes(data),
             tst_bytes=tst_bytes,
             policy=tst["policy"].dotted,
             hash_algorithm=imprint["hash_algorithm"]["algorithm"].dotted,
