@@ -1,5 +1,7 @@
-"""Per-client rate limit of the anonymous status look-ups (the QR code's page ``/v/…`` and
-``GET /api/v1/public/certificates/…``): a token bucket per client address, in memory, per process.
+"""Per-client rate limit of the anonymous requests that read or write the database: the status look-ups (the QR
+code's page ``/v/…`` and ``GET /api/v1/public/certificates/…``) and the holder's login start
+(``/holder/login/start``, which stores a pending login before the browser goes to the identity provider): a token
+bucket per client address, in memory, per process, shared by both kinds.
 
 Each address may make ``burst`` requests at once and then ``rate`` per minute (defaults 10 and 30;
 ``CERTSTORE_PUBLIC_BURST``, ``CERTSTORE_PUBLIC_RATE``; a rate of 0 turns the limit off). A request over the limit
@@ -30,6 +32,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from api.problems import problem_response
 
 __all__ = [
+    "HOLDER_LOGIN_START",
     "PUBLIC_STATUS_PATHS",
     "PublicRateLimit",
     "RateLimitMiddleware",
@@ -39,6 +42,8 @@ __all__ = [
 
 #: The anonymous status look-ups: the QR code's page (by identifier or short code) and the API's public status.
 PUBLIC_STATUS_PATHS = re.compile(r"^/v/[^/]+$|^/api/v1/public/certificates/[^/]+/status$")
+#: The holder's login start (一号登录): each request stores a pending login (``holders.begin_login``).
+HOLDER_LOGIN_START = "/holder/login/start"
 
 RATE_ENV = "CERTSTORE_PUBLIC_RATE"
 BURST_ENV = "CERTSTORE_PUBLIC_BURST"
@@ -105,7 +110,8 @@ class TokenBuckets:
 
 class RateLimitMiddleware:
     """ASGI middleware: the :class:`TokenBuckets` of ``limit`` over GET/HEAD requests to
-    :data:`PUBLIC_STATUS_PATHS`, keyed by client address; everything else passes untouched."""
+    :data:`PUBLIC_STATUS_PATHS` and :data:`HOLDER_LOGIN_START`, keyed by client address; everything else passes
+    untouched."""
 
     def __init__(self, app: ASGIApp, limit: PublicRateLimit | None = None) -> None:
         self.app = app
@@ -117,7 +123,7 @@ class RateLimitMiddleware:
             self.buckets is None
             or scope["type"] != "http"
             or scope["method"] not in ("GET", "HEAD")
-            or not PUBLIC_STATUS_PATHS.match(scope["path"])
+            or not (scope["path"] == HOLDER_LOGIN_START or PUBLIC_STATUS_PATHS.match(scope["path"]))
         ):
             await self.app(scope, receive, send)
             return
@@ -132,7 +138,7 @@ class RateLimitMiddleware:
             429,
             "rate-limited",
             "Too many requests",
-            f"at most {self.limit.rate:g} status look-ups a minute from one address "
+            f"at most {self.limit.rate:g} status look-ups and login starts a minute from one address "
             f"(bursts of {self.limit.burst}); retry after {retry_after} s",
             headers={"Retry-After": str(retry_after)},
         )

@@ -6,6 +6,7 @@ nonce replay and a replayed callback, a state from another browser, an assurance
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -17,14 +18,17 @@ import pytest
 from fastapi.testclient import TestClient
 from joserfc import jwt
 from joserfc.jwk import RSAKey
+from sqlalchemy import func, select
 
-from api import create_app
+from api import create_app, ratelimit
 from api.oidc import LEEWAY, IdTokenError, OidcSettings, RelyingParty
 from api.pages.holder import HOLDER_COOKIE, LOGIN_COOKIE
+from api.ratelimit import TokenBuckets
 from api.settings import Settings
 from certstore.audit import AuditQuery, query_entries
 from certstore.identifiers import HolderIdType, holder_id_digest, holder_ref
 from certstore.keystore import KeyStore
+from certstore.store.models import HolderLoginAttemptRow
 from certstore.store.repository import Repository
 from tests.servers.oidc import OidcProvider, oidc_provider
 
@@ -378,3 +382,33 @@ def test_an_unreachable_provider_answers_503_not_a_refusal(
     with TestClient(app, base_url=PUBLIC, raise_server_exceptions=False) as client:
         response = client.get("/holder/login/start", follow_redirects=False)
         assert response.status_code == 503 and "暂不可用" in response.text
+
+
+@SQLITE_ONLY
+def test_a_flood_of_login_starts_from_one_address_is_refused_before_anything_is_stored(
+    api_repo: Repository, api_keystore: KeyStore, tmp_path: Path, provider: OidcProvider,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """Each start stores a pending login: the starts share the anonymous requests' per-address bucket (burst 10),
+    so the 11th quick start is a 429 problem with Retry-After and no row; another address still starts."""
+    monkeypatch.delenv("CERTSTORE_PUBLIC_RATE", raising=False)
+    monkeypatch.delenv("CERTSTORE_PUBLIC_BURST", raising=False)
+    # the buckets' clock stands still: a slow machine must not refill a token between the requests
+    monkeypatch.setattr(ratelimit, "TokenBuckets", functools.partial(TokenBuckets, clock=lambda: 1000.0))
+    app = create_app(holder_settings(tmp_path, provider.issuer), repo=api_repo, keystore=api_keystore)
+
+    def pending() -> int:
+        with api_repo.db.session(readonly=True) as session:
+            return int(session.scalar(select(func.count()).select_from(HolderLoginAttemptRow)) or 0)
+
+    with TestClient(app, base_url=PUBLIC, raise_server_exceptions=False, client=("203.0.113.7", 1)) as flood:
+        started = [flood.get("/holder/login/start", follow_redirects=False) for _ in range(10)]
+        assert [r.status_code for r in started] == [303] * 10
+        assert pending() == 10
+        refused = flood.get("/holder/login/start", follow_redirects=False)
+        assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
+        assert refused.json()["type"].endswith("/rate-limited")
+        assert pending() == 10  # refused before a pending login was written
+        assert flood.get("/holder/login").status_code == 200  # the login page itself is not limited
+        other = TestClient(app, base_url=PUBLIC, raise_server_exceptions=False, client=("198.51.100.9", 1))
+        assert other.get("/holder/login/start", follow_redirects=False).status_code == 303
