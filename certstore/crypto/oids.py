@@ -26,6 +26,11 @@ SM2_SIGN = "1.2.156.10197.1.301.1"  # SM2-1 digital signature
 SM2_WITH_SM3 = "1.2.156.10197.1.501"  # SM2 signature with SM3 (X.509, SES signAlgID)
 SM3 = "1.2.156.10197.1.401"
 SM3_WITHOUT_KEY = "1.2.156.10197.1.401.1"
+# Hashes other signers use (message imprints, OFD CheckMethod, CMS digest algorithms)
+SHA1 = "1.3.14.3.2.26"
+SHA256 = "2.16.840.1.101.3.4.2.1"
+SHA384 = "2.16.840.1.101.3.4.2.2"
+SHA512 = "2.16.840.1.101.3.4.2.3"
 HMAC_SM3 = "1.2.156.10197.1.401.3.1"  # hmacWithSM3, a PBKDF2 PRF OpenSSL can write
 SM4_CBC = "1.2.156.10197.1.104.2"
 
@@ -37,8 +42,9 @@ SEAL_MAKER_PURPOSE = "2.25.143000650996900968528382962274727371181"
 SEAL_SIGNER_PURPOSE = "2.25.312020103765845457717730560747177916326"
 TIME_STAMPING = "1.3.6.1.5.5.7.3.8"
 
-# CMS signed attributes (RFC 5652 §11) and the RFC 3161 content type, read and written by the time-stamp
-# authority, its token reader and the OFD signature verifier.
+# CMS (RFC 5652: signedData, the signed attributes of §11) and the RFC 3161 content type, read and written by
+# the time-stamp authority, its token reader, the PDF writer and the signature verifiers.
+SIGNED_DATA = "1.2.840.113549.1.7.2"  # id-signedData (PKCS #7)
 CONTENT_TYPE = "1.2.840.113549.1.9.3"
 MESSAGE_DIGEST = "1.2.840.113549.1.9.4"
 TST_INFO = "1.2.840.113549.1.9.16.1.4"

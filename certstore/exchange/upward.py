@@ -280,8 +280,10 @@ class _CatalogueEntryRef:
 
 
 def _catalogue_page(
-    repo: Repository, cursor: int, limit: int, now: datetime, grace: timedelta
+    repo: Repository, cursor: int, limit: int, max_bytes: int, now: datetime, grace: timedelta
 ) -> list[_CatalogueEntryRef]:
+    """The next entries after ``cursor``; an approved one with its uploaded base image. Stops before a young id
+    hole and once ``max_bytes`` of images are taken (at least one entry), as :func:`_event_page` does."""
     with repo.db.session(readonly=True) as session:
         rows = session.scalars(
             select(CatalogueEntryRow)
@@ -290,23 +292,26 @@ def _catalogue_page(
             .limit(limit)
         ).all()
         rows = rows[: _contiguous([(r.id, r.created_at) for r in rows], cursor, now, grace)]
-        return [
-            _CatalogueEntryRef(
-                row.id,
-                row.status,
-                CatalogueDelivery(
+        page: list[_CatalogueEntryRef] = []
+        taken = 0
+        for row in rows:
+            delivery = None
+            if row.status == "approved":
+                image = _base_image(session, row.definition.get("base_image"))
+                if image is not None:
+                    if page and taken + len(image.data) > max_bytes:
+                        break
+                    taken += len(image.data)
+                delivery = CatalogueDelivery(
                     source_id=row.id,
                     document=dict(row.definition),
                     submitted_by=row.submitted_by,
                     reviewed_by=row.reviewed_by,
                     reviewed_at=row.reviewed_at,
-                    base_image=_base_image(session, row.definition.get("base_image")),
+                    base_image=image,
                 )
-                if row.status == "approved"
-                else None,
-            )
-            for row in rows
-        ]
+            page.append(_CatalogueEntryRef(row.id, row.status, delivery))
+        return page
 
 
 def _base_image(session: Session, name: object) -> DeliveredFile | None:
@@ -573,10 +578,9 @@ def _push_catalogue(
     ``max_bytes`` of base images (always at least one entry); the rest of the page goes in the next one."""
     while True:
         cursor = stats.catalogue_cursor
-        page = _catalogue_page(repo, cursor, batch, repo.now(), grace)
+        page = _catalogue_page(repo, cursor, batch, max_bytes, repo.now(), grace)
         if not page:
             return True
-        page, cut = _within_bytes(page, max_bytes)
         deliveries = [ref.delivery for ref in page if ref.delivery is not None]
         results, stopped = sender.send(deliveries) if deliveries else ([], None)
         by_id = {r.source_id: r for r in results}
@@ -604,20 +608,8 @@ def _push_catalogue(
         )
         if error is not None:
             return False
-        if blocked or (len(page) < batch and not cut) or new_cursor == cursor:
+        if blocked or new_cursor == cursor:
             return True
-
-
-def _within_bytes(page: list[_CatalogueEntryRef], max_bytes: int) -> tuple[list[_CatalogueEntryRef], bool]:
-    """The first entries of ``page`` whose base images add up to at most ``max_bytes`` (at least one), and
-    whether any were left out."""
-    total = 0
-    for index, ref in enumerate(page):
-        image = ref.delivery.base_image if ref.delivery is not None else None
-        total += 0 if image is None else len(image.data)
-        if total > max_bytes and index > 0:
-            return page[:index], True
-    return page, False
 
 
 def _push_events(

@@ -98,7 +98,7 @@ __all__ = [
 FIELD_NAME = "IssuerSeal"
 
 PKCS7_DATA = "1.2.840.113549.1.7.1"
-PKCS7_SIGNED_DATA = "1.2.840.113549.1.7.2"
+PKCS7_SIGNED_DATA = oids.SIGNED_DATA
 #: GM/T 0010 / GB/T 35275 content types (not used in PDFs; see the module docstring).
 GM_DATA = "1.2.156.10197.6.1.4.2.1"
 GM_SIGNED_DATA = "1.2.156.10197.6.1.4.2.2"

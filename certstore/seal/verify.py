@@ -76,10 +76,10 @@ _RSA_SIGNATURE_ALGORITHMS = {
 #: Message-imprint hashes of a seal's time-stamp token, by dotted OID.
 _HASHES: dict[str, Callable[[bytes], bytes]] = {
     oids.SM3: sm3,
-    "1.3.14.3.2.26": lambda data: hashlib.sha1(data).digest(),
-    "2.16.840.1.101.3.4.2.1": lambda data: hashlib.sha256(data).digest(),
-    "2.16.840.1.101.3.4.2.2": lambda data: hashlib.sha384(data).digest(),
-    "2.16.840.1.101.3.4.2.3": lambda data: hashlib.sha512(data).digest(),
+    oids.SHA1: lambda data: hashlib.sha1(data).digest(),
+    oids.SHA256: lambda data: hashlib.sha256(data).digest(),
+    oids.SHA384: lambda data: hashlib.sha384(data).digest(),
+    oids.SHA512: lambda data: hashlib.sha512(data).digest(),
 }
 
 

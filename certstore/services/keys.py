@@ -25,9 +25,6 @@ from certstore.seal import SealPicture, make_seal
 
 __all__ = [
     "DEV_REPOSITORY",
-    "REPOSITORY_SEAL_NAME",
-    "REPOSITORY_SIGNER_NAME",
-    "TSA_SIGNER_NAME",
     "DevHierarchy",
     "IssuerSeal",
     "add_issuer_seals",

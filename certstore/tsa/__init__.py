@@ -12,7 +12,7 @@ picks one for a key store and an environment (``CERTSTORE_TSA_URL``).
 from __future__ import annotations
 
 from .authority import TSA_POLICY, FailureInfo, TimeStampAuthority, TimeStampAuthorityError
-from .keys import TSA_SIGNER_NAME, TSA_TIMEOUT_ENV, TSA_URL_ENV, local_authority, time_stamper
+from .keys import TSA_TIMEOUT_ENV, TSA_URL_ENV, local_authority, time_stamper
 from .stampers import (
     HttpTimeStamper,
     LocalTimeStamper,
@@ -29,7 +29,6 @@ from .tokens import ACCEPTED_HASHES, TimeStampReply, TokenError, TokenInfo, pars
 __all__ = [
     "ACCEPTED_HASHES",
     "TSA_POLICY",
-    "TSA_SIGNER_NAME",
     "TSA_TIMEOUT_ENV",
     "TSA_URL_ENV",
     "FailureInfo",

@@ -52,7 +52,7 @@ __all__ = [
 #: clock truncated to the second, accuracy 1 s, one token per request, no ordering.
 TSA_POLICY = "2.25.168014045913154061610305676131849993454"
 
-_DIGEST_LENGTHS = {oids.SM3: 32, "2.16.840.1.101.3.4.2.1": 32}
+_DIGEST_LENGTHS = {oids.SM3: 32, oids.SHA256: 32}
 _MAX_NONCE_BITS = 512
 _DECODE_ERRORS = (ValueError, TypeError, KeyError, IndexError, OverflowError, AttributeError)
 
@@ -270,6 +270,6 @@ _INTEGER_3 = core.Integer(3).dump()
 _ACCURACY_1S = _tlv(0x30, _INTEGER_1)  # Accuracy { seconds 1 }
 _SM3 = _algorithm(oids.SM3)
 _SM2_WITH_SM3 = _algorithm(oids.SM2_WITH_SM3)
-_SIGNED_DATA_OID = core.ObjectIdentifier("1.2.840.113549.1.7.2").dump()
+_SIGNED_DATA_OID = core.ObjectIdentifier(oids.SIGNED_DATA).dump()
 _TST_INFO_OID = core.ObjectIdentifier(oids.TST_INFO).dump()
 _MESSAGE_DIGEST_OID = core.ObjectIdentifier(oids.MESSAGE_DIGEST).dump()

@@ -36,7 +36,6 @@ from certstore.crypto.der import (
 
 __all__ = ["TokenParts", "walk_token"]
 
-SIGNED_DATA = "1.2.840.113549.1.7.2"
 _CONTEXT_0 = 0xA0  # [0], constructed: explicit content, certificates, signedAttrs, the TSA's name
 _MAX_ATTRIBUTES = 16
 _MAX_CERTIFICATES = 16
@@ -171,7 +170,7 @@ def walk_token(data: bytes) -> TokenParts | None:
     if top is None or top[0] != SEQUENCE or top[2] != len(data):
         return None
     info = children(data, top[1], top[2], 2)
-    if info is None or len(info) != 2 or info[1][0] != _CONTEXT_0 or _oid(data, info[0]) != SIGNED_DATA:
+    if info is None or len(info) != 2 or info[1][0] != _CONTEXT_0 or _oid(data, info[0]) != oids.SIGNED_DATA:
         return None
     signed = _only(data, SEQUENCE, info[1][2], info[1][3])
     if signed is None:

@@ -19,7 +19,7 @@ from certstore.keystore import TSA_SIGNER_NAME, KeyStore, KeyStoreError, SignerR
 from .authority import TimeStampAuthority, TimeStampAuthorityError
 from .stampers import HttpTimeStamper, LocalTimeStamper, TimeStamper
 
-__all__ = ["TSA_SIGNER_NAME", "TSA_TIMEOUT_ENV", "TSA_URL_ENV", "local_authority", "time_stamper"]
+__all__ = ["TSA_TIMEOUT_ENV", "TSA_URL_ENV", "local_authority", "time_stamper"]
 
 TSA_URL_ENV = "CERTSTORE_TSA_URL"
 TSA_TIMEOUT_ENV = "CERTSTORE_TSA_TIMEOUT"

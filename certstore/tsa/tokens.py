@@ -26,7 +26,6 @@ from certstore.tsa.der import walk_token
 
 __all__ = [
     "ACCEPTED_HASHES",
-    "SHA256",
     "TSA_SIGNATURE_ALGORITHMS",
     "TimeStampReply",
     "TimeStampResp",
@@ -36,12 +35,10 @@ __all__ = [
     "read_token",
 ]
 
-SHA256 = "2.16.840.1.101.3.4.2.1"
-
 #: Message-imprint (and CMS digest) algorithms this TSA accepts, by dotted OID: SM3 (GB/T 32905) and SHA-256.
 ACCEPTED_HASHES: dict[str, Callable[[bytes], bytes]] = {
     oids.SM3: sm3,
-    SHA256: lambda data: hashlib.sha256(data).digest(),
+    oids.SHA256: lambda data: hashlib.sha256(data).digest(),
 }
 
 #: SignerInfo signature algorithms read as SM2 (GM/T 0010 writes sm2-1, X.509 habits sm2-with-SM3).

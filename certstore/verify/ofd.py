@@ -502,10 +502,10 @@ _CHECK_METHODS: dict[str, tuple[str, _Digest]] = {
     "1.2.840.113549.2.5": ("MD5", lambda data: hashlib.md5(data, usedforsecurity=False).digest()),
     "sha1": ("SHA1", lambda data: hashlib.sha1(data, usedforsecurity=False).digest()),
     "sha-1": ("SHA1", lambda data: hashlib.sha1(data, usedforsecurity=False).digest()),
-    "1.3.14.3.2.26": ("SHA1", lambda data: hashlib.sha1(data, usedforsecurity=False).digest()),
+    oids.SHA1: ("SHA1", lambda data: hashlib.sha1(data, usedforsecurity=False).digest()),
     "sha256": ("SHA-256", lambda data: hashlib.sha256(data).digest()),
     "sha-256": ("SHA-256", lambda data: hashlib.sha256(data).digest()),
-    "2.16.840.1.101.3.4.2.1": ("SHA-256", lambda data: hashlib.sha256(data).digest()),
+    oids.SHA256: ("SHA-256", lambda data: hashlib.sha256(data).digest()),
 }
 
 

@@ -14,7 +14,7 @@ from certstore.app import Application
 from certstore.catalogue import CatalogueError
 from certstore.catalogue.definitions import shipped_entries
 from certstore.checks import CheckResult, Indication
-from certstore.keystore import KeyStore
+from certstore.keystore import REPOSITORY_SEAL_NAME, KeyStore
 from certstore.packaging.face import lay_out_face
 from certstore.packaging.layout import FaceData
 from certstore.packaging.ofd import add_seal, build_ofd_files
@@ -28,7 +28,7 @@ from certstore.services.issuance import (
     catalogue_file_maker,
     sealing_key_for_seal,
 )
-from certstore.services.keys import DEV_REPOSITORY, REPOSITORY_SEAL_NAME, init_dev_keys
+from certstore.services.keys import DEV_REPOSITORY, init_dev_keys
 from certstore.services.seals import SealStatus
 from certstore.store.repository import Repository
 from certstore.tsa.keys import local_authority

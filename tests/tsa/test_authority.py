@@ -22,7 +22,6 @@ from certstore.tsa import (
     parse_response,
     read_token,
 )
-from certstore.tsa.tokens import SHA256
 from tests.openssl import OPENSSL_BINARY, OpenSSL, verifies
 from tests.tsa.conftest import NOW, Pki
 
@@ -120,9 +119,9 @@ def test_cert_req_false_leaves_the_certificates_out(pki: Pki) -> None:
 
 
 def test_sha256_imprints_and_our_policy_are_accepted(pki: Pki) -> None:
-    request = build_request(b"data", hash_algorithm=SHA256)
+    request = build_request(b"data", hash_algorithm=oids.SHA256)
     info = read_token(check_reply(pki.authority().respond(request.der), request))
-    assert (info.hash_algorithm, info.hashed_message) == (SHA256, request.digest)
+    assert (info.hash_algorithm, info.hashed_message) == (oids.SHA256, request.digest)
     reply = parse_response(pki.authority().respond(_request(req_policy=TSA_POLICY)))
     assert reply.granted
 

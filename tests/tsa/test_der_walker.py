@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Iterator
 
 import pytest
-from asn1crypto import parser
 
 from certstore.crypto import oids
 from certstore.crypto.sm3 import sm3
@@ -19,6 +17,7 @@ from certstore.tsa import tokens
 from certstore.tsa.der import walk_token
 from certstore.tsa.tokens import TokenError, TokenInfo, read_token
 from tests.seal.seal_builders import make_hierarchy, make_timestamp_token
+from tests.support.der_mutations import mutations
 from tests.tsa.conftest import NOW, Pki
 
 
@@ -37,7 +36,7 @@ def vectors(pki: Pki) -> dict[str, bytes]:
         "sm3+nonce": authority.issue(oids.SM3, sm3(b"a"), nonce=2**63 + 5),
         "sm3": authority.issue(oids.SM3, sm3(b"b")),
         "sha256, no certificates": authority.issue(
-            tokens.SHA256, hashlib.sha256(b"c").digest(), nonce=7, cert_req=False
+            oids.SHA256, hashlib.sha256(b"c").digest(), nonce=7, cert_req=False
         ),
         "asn1crypto-built": make_timestamp_token(foreign.tsa, b"d", NOW),
         "fractional seconds": make_timestamp_token(foreign.tsa, b"e", NOW.replace(microsecond=250_000)),
@@ -67,52 +66,14 @@ def test_every_vector_reads_the_same(vectors: dict[str, bytes]) -> None:
     assert read_token(vectors["fractional seconds"]).gen_time == NOW.replace(microsecond=250_000)
 
 
-def _header_offsets(data: bytes, start: int = 0, depth: int = 0) -> list[int]:
-    """Offsets of the tag and length octets of the elements down to depth 6, and the first contents octets."""
-    offsets: list[int] = []
-    offset = start
-    while offset < len(data):
-        try:
-            _class, method, _tag, header, contents, trailer = parser.parse(data[offset:])
-        except ValueError:
-            break
-        offsets.extend(range(offset, offset + len(header)))
-        if method == 1 and depth < 6 and contents:
-            offsets.extend(o + offset + len(header) for o in _header_offsets(contents, 0, depth + 1))
-        elif contents:
-            offsets.extend(range(offset + len(header), offset + len(header) + min(len(contents), 3)))
-        offset += len(header) + len(contents) + len(trailer)
-        if depth == 0:
-            break
-    return offsets
-
-
-def _mutations(data: bytes, rng: random.Random, count: int) -> Iterator[bytes]:
-    offsets = _header_offsets(data)
-    for _ in range(count):
-        kind = rng.randrange(6)
-        at = rng.choice(offsets) if rng.random() < 0.85 else rng.randrange(len(data))
-        if kind == 0:
-            yield data[:at] + bytes([rng.randrange(256)]) + data[at + 1 :]
-        elif kind == 1:
-            yield data[:at] + bytes([data[at] ^ (1 << rng.randrange(8))]) + data[at + 1 :]
-        elif kind == 2:
-            yield data[:at] + bytes([rng.randrange(256)]) + data[at:]
-        elif kind == 3:
-            yield data[:at] + data[at + 1 :]
-        elif kind == 4:
-            yield data[: rng.randrange(len(data))]
-        else:
-            yield data + bytes(rng.randrange(256) for _ in range(rng.randrange(1, 4)))
-
-
 def test_mutations_read_the_same_or_are_refused_the_same(vectors: dict[str, bytes]) -> None:
     """Tag, length and field bytes changed, inserted, deleted; truncation; trailing bytes: ``read_token`` gives
     what the full reader gives — the same values, the same signature verdict — or the same refusal."""
     rng = random.Random(3161)
     compared = walked = 0
     for name, data in vectors.items():
-        for mutated in _mutations(data, rng, 400 if name.startswith(("sm3", "sha")) else 150):
+        count = 400 if name.startswith(("sm3", "sha")) else 150
+        for mutated in mutations(data, rng, count, max_depth=6):
             expected = _outcome(tokens._read_token_full, mutated)
             got = _outcome(read_token, mutated)
             assert got == expected, (name, mutated.hex())

@@ -13,7 +13,7 @@ import pytest
 
 from certstore.catalogue.definitions import shipped_entries
 from certstore.checks import CheckResult, Indication
-from certstore.keystore import KeyStore
+from certstore.keystore import REPOSITORY_SEAL_NAME, KeyStore
 from certstore.packaging.face import lay_out_face
 from certstore.packaging.layout import FaceData
 from certstore.packaging.ofd import add_seal, build_ofd_files
@@ -21,7 +21,7 @@ from certstore.packaging.pdf import build_pdf
 from certstore.records import example_draft, prepare_version
 from certstore.seal import parse_seal
 from certstore.services.issuance import SealingKey, sealing_key_for_seal
-from certstore.services.keys import REPOSITORY_SEAL_NAME, init_dev_keys
+from certstore.services.keys import init_dev_keys
 from certstore.verify import VerificationReport, verify_file
 from certstore.verify.pipeline import SEAL_OWNER, SealRecord
 
