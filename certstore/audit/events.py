@@ -226,9 +226,10 @@ class AuditEvent:
 
     def normalised(self) -> AuditEvent:
         """The event as it will be stored: UTC time, strings cleaned and cut to their column, details JSON-safe
-        (and their canonical text computed once). Normalising a normalised event returns it unchanged."""
+        (their canonical text computed once, when first asked: :attr:`details_text`). Normalising a normalised
+        event returns it unchanged."""
         values = self.__dict__
-        if values.get("_details_text") is not None:
+        if values.get("_normalised"):
             return self
         changes: dict[str, Any] = {}
         for name, limit in _LIMIT_ITEMS:
@@ -262,20 +263,27 @@ class AuditEvent:
         copy = object.__new__(AuditEvent)
         copy.__dict__.update(values)
         copy.__dict__.update(changes)
-        copy.__dict__["_details_text"] = canonical_details(details, safe=True)
+        copy.__dict__["_normalised"] = True
         copy.__dict__["_occurred_text"] = format_time(at)
         return copy
 
     @property
     def details_text(self) -> str:
-        """The canonical JSON text of ``details`` (as stored and hashed)."""
-        cached = self.__dict__.get("_details_text")
-        return cached if cached is not None else canonical_details(self.details)
+        """The canonical JSON text of ``details`` (as stored and hashed; computed once for a normalised event,
+        when first asked: the write-ahead rows of a batch store the event's payload, not this text)."""
+        values = self.__dict__
+        cached = values.get("_details_text")
+        if cached is not None:
+            return cached
+        if not values.get("_normalised"):
+            return canonical_details(self.details)
+        text = values["_details_text"] = canonical_details(self.details, safe=True)
+        return text
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "event_id": self.event_id,
-            "occurred_at": format_time(self.at),
+            "occurred_at": self.__dict__.get("_occurred_text") or format_time(self.at),
             "request_id": self.request_id,
             "principal": self.principal,
             "organisation_code": self.organisation_code,
@@ -322,7 +330,7 @@ def canonical_tail(event: AuditEvent, details: str | None = None) -> bytes:
     canonical_tail(...) + b"]"`` (JSON arrays join their elements' encodings with commas). It depends on the event
     alone, so it is computed once per event (cached on a normalised event), outside the chain head's lock, and
     is what the spool stores. ``details`` defaults to the event's canonical details text."""
-    cached_details = event.__dict__.get("_details_text")
+    cached_details = event.details_text if event.__dict__.get("_normalised") else None
     if details is None:
         details = cached_details if cached_details is not None else canonical_details(event.details)
     elif details != cached_details:

@@ -13,6 +13,7 @@ import click
 
 from certstore.cli.common import Context, Failure, handle_errors, pass_context, print_json, read_file
 from certstore.exchange.frontend import init_frontend
+from certstore.exchange.planning import PlanningPool, RepositoryPlanning
 from certstore.exchange.sealing import ApplicationSealer, SealingPool, default_sealing_workers
 from certstore.exchange.worker import DEFAULT_INTERVAL, ExchangeSource, ExchangeWorker
 from certstore.services.catalogue import list_entries, load_shipped
@@ -123,7 +124,8 @@ def read_sources(path: Path) -> list[ExchangeSource]:
     type=click.IntRange(0, 64),
     default=None,
     help="Sealing worker processes for versions sent without a file (default: one per CPU and one more, which "
-    "seals while the others wait on their files' fsyncs; 0 seals in this process). Commits stay in this "
+    "seals while the others wait on their files' fsyncs; 0 seals in this process). With --no-seal, any number "
+    "but 0 starts one process that plans the certificate rows ahead of their turn. Commits stay in this "
     "process, in seq order.",
 )
 @click.option("--worker", "worker_name", help="This worker's name in leases and logs (default host:pid).")
@@ -181,9 +183,13 @@ def run(
         if maker is not None and processes > 0
         else None
     )
+    # without sealing: one process plans the rows ahead while this one commits (certstore.exchange.planning)
+    planning = (
+        PlanningPool(RepositoryPlanning(ctx.data_dir, env)) if maker is None and processes > 0 else None
+    )
     worker = ExchangeWorker(
         app, sources, file_maker=maker, interval=interval, trust=trust, worker=worker_name,
-        batch_size=batch_size, gap_grace=timedelta(seconds=gap_grace), sealer=sealer,
+        batch_size=batch_size, gap_grace=timedelta(seconds=gap_grace), sealer=sealer, planning=planning,
     )  # fmt: skip
     if not once:
         worker.run_forever()

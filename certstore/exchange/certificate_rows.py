@@ -30,6 +30,7 @@ from certstore.exchange.frontend import (
 )
 from certstore.exchange.lease import on_commit
 from certstore.exchange.plan import (
+    AheadPlan,
     CertificatePlan,
     Defer,
     Reject,
@@ -80,12 +81,15 @@ class CertificateRows(FrontendReading):
         waits: dict[str, list[int]] = {}  # why → rows
         try:
             self.planner.prefetch_serials(rows)
+            ahead = self._take_ahead(rows)
             for row in rows:
                 if getattr(row, HAS_FILE, False):  # planned (file read) and applied when its turn comes
                     plans.append(Later(row))
                     continue
-                plan = self._planned.pop(int(row.seq), None) or self._plan_certificate(
-                    FileRow(row, None), now
+                plan = (
+                    self._planned.pop(int(row.seq), None)
+                    or self._adopt(ahead.get(int(row.seq)), row, now)
+                    or self._plan_certificate(FileRow(row, None), now)
                 )
                 if isinstance(plan, Defer):
                     waits.setdefault(plan.why, []).append(int(row.seq))
@@ -107,6 +111,24 @@ class CertificateRows(FrontendReading):
             for seq in (int(r.seq) for r in rows):
                 if (future := self._ahead.pop(seq, None)) is not None:
                     future.cancel()
+
+    # -- planning ahead (a cycle that seals nothing) ------------------------------------------------------
+
+    def _take_ahead(self, rows: Sequence[Any]) -> dict[int, AheadPlan]:
+        """The plans the planning process made of ``rows`` (:mod:`certstore.exchange.planning`)."""
+        if self._planning_ahead is None or not rows:
+            return {}
+        return self._planning_ahead.take(max(int(r.seq) for r in rows))
+
+    def _adopt(self, ahead: AheadPlan | None, row: Any, now: datetime) -> CertificatePlan | None:
+        if ahead is None:
+            return None
+        plan = self.planner.adopt(CERTIFICATE_TABLE.name, ahead, row, now)
+        assert self._planning_ahead is not None
+        self._planning_ahead.count(plan is not None)
+        if plan is not None:
+            self.stats.planned_ahead += 1
+        return plan
 
     # -- sealing ahead ----------------------------------------------------------------------------------
 
@@ -469,12 +491,23 @@ class CertificateRows(FrontendReading):
         self, plan: CertificatePlan, within: certificates.Within, file_options: Mapping[str, Any],
         in_chunk: set[int],
     ) -> Done | Defer:  # fmt: skip
-        """延续 (operation ``renew``): version N renews version N-1 — the same content, a later end of validity."""
+        """延续 (operation ``renew``): version N renews version N-1 — the same content, a later end of validity. A
+        version N already stored with that content and end of validity is this renewal delivered again (a repeat:
+        accepted, nothing applied), as an identical issue or change is."""
         previous = certificates.stored_version(
             self.repo, self.source.issuer_code, plan.number, plan.version - 1
         )
         if previous is None:
             return self._missing_predecessor(plan, in_chunk)
+        stored = certificates.stored_version(self.repo, self.source.issuer_code, plan.number, plan.version)
+        if (
+            stored is not None
+            and stored.valid_until == plan.prepared.valid_until
+            and (stored.catalogue_code, dict(stored.face), stored.holder)
+            == (previous.catalogue_code, dict(previous.face), previous.holder)
+            == (plan.prepared.entry.code, dict(plan.draft.face), plan.draft.holder)
+        ):
+            return Done(plan.seq, ACCEPTED, stored.identifier)
         draft = plan.draft
         differs = [
             name

@@ -28,10 +28,11 @@ from certstore.exchange.cursor import (
     Cursor,
     Done,
     Problems,
+    mark_receipts_written,
     message,
     record,
 )
-from certstore.exchange.lease import LeaseLostError, SourceLease
+from certstore.exchange.lease import LeaseLostError, SourceLease, on_commit
 from certstore.exchange.plan import (
     CertificatePlan,
     Planner,
@@ -48,6 +49,7 @@ from certstore.workdays import WorkCalendar
 
 if TYPE_CHECKING:
     from certstore.app import Application
+    from certstore.exchange.planning import PlanningAhead, PlanningPool
 
 __all__ = [
     "NOT_THE_ROWS_FAULT",
@@ -132,6 +134,7 @@ class CycleStats:
     abandoned: int = 0  # gaps given up as rolled-back writes
     receipts: int = 0
     open_gaps: int = 0
+    planned_ahead: int = 0  # certificate rows planned by the planning process (exchange.planning)
     lag_seconds: float | None = None
     error: str | None = None
 
@@ -153,6 +156,7 @@ class CycleStats:
             "abandoned": self.abandoned,
             "receipts": self.receipts,
             "open_gaps": self.open_gaps,
+            "planned_ahead": self.planned_ahead,
             "lag_seconds": self.lag_seconds,
             "error": self.error,
         }
@@ -186,6 +190,7 @@ class CycleCore:
         lease: SourceLease,
         stats: CycleStats,
         sealer: SealingPool | None = None,
+        planning: PlanningPool | None = None,
     ) -> None:
         repo = app.repo
         self.app, self.repo, self.source, self.frontend = app, repo, source, frontend
@@ -196,10 +201,15 @@ class CycleCore:
         self.cursors: dict[str, Cursor] = {}
         self.calendar: WorkCalendar = load_calendar(repo)
         self.receipts: list[dict[str, Any]] = []
+        #: receipts in the front-end whose ledger rows are not marked yet: table → seqs (:meth:`_mark_sent`)
+        self.sent: dict[str, set[int]] = {}
         self._column_cache: dict[str, list[Any]] = {}
         self.sealer = sealer if file_maker is not None else None
         self._ahead: dict[int, Future[Sealed]] = {}  # seq → the file a pool worker seals for it
         self._planned: dict[int, CertificatePlan] = {}  # seq → its plan, made ahead of its chunk
+        #: plans data-only certificate rows ahead in another process (a cycle that seals: the sealing pool's feed)
+        self.planning = planning if file_maker is None else None
+        self._planning_ahead: PlanningAhead | None = None
         #: the last ``fe_certificates`` seq read ahead for the pool (None: not feeding), and whether rows may follow
         self._ahead_high: int | None = None
         self._ahead_more = False
@@ -212,8 +222,31 @@ class CycleCore:
     # -- ledger, cursor, lease: written in the transaction of the effect -------------------------------
 
     def _record(self, session: Session, table: str, done: Sequence[Done], cursor: Cursor) -> None:
-        """Fence the lease, insert the ledger rows, write the cursor: in ``session``'s transaction."""
+        """Fence the lease, insert the ledger rows, write the cursor: in ``session``'s transaction — and mark the
+        receipts written since the last one (:meth:`_mark_sent`)."""
         record(session, self.lease, table, done, cursor, self.repo.now())
+        self._mark_sent(session)
+
+    def _mark_sent(self, session: Session) -> None:
+        """Mark the ledger rows whose receipts were written to the front-end since the last transaction, in
+        ``session``'s: no commit of its own per batch of receipts. A crash before it commits leaves them to the
+        next cycle, which writes those receipts again (the same content)."""
+        if not any(self.sent.values()):
+            return
+        marked = {table: set(seqs) for table, seqs in self.sent.items() if seqs}
+        mark_receipts_written(session, self.source.name, marked)
+
+        def forget() -> None:
+            for table, seqs in marked.items():
+                self.sent[table] -= seqs
+
+        on_commit(session, forget)
+
+    def mark_receipts_sent(self) -> None:
+        """Mark what :meth:`_mark_sent` has not yet, in a transaction of its own (the end of a cycle)."""
+        if any(self.sent.values()):
+            with self.repo.db.session() as session:
+                self._mark_sent(session)
 
     def _committed(self, table: str, done: Sequence[Done], candidate: Cursor) -> None:
         self.cursors[table].adopt(candidate)

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -34,6 +34,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from certstore.exchange.lease import SourceLease
+from certstore.store.bulk import insert_many
 from certstore.store.models import ExchangeAppliedRow, ExchangeCursorRow
 from certstore.store.repository import Repository
 
@@ -48,6 +49,7 @@ __all__ = [
     "Problems",
     "late_candidates",
     "load_cursor",
+    "mark_receipts_written",
     "message",
     "record",
     "safe_text",
@@ -61,6 +63,9 @@ ACCEPTED, REJECTED = "accepted", "rejected"
 GIVEN_UP, LATE = "given_up", "late"
 #: How long numbers given up are still re-read each cycle for a late commit.
 LATE_WINDOW = timedelta(days=1)
+
+#: Sequence numbers per ``IN (...)`` list when marking receipts.
+_IN_CHUNK = 500
 
 #: Field-level problems of a row: (field path, message).
 Problems = list[tuple[str, str]]
@@ -201,8 +206,9 @@ def record(
     existing = _entries(session, source, table, asked) if asked else {}
     known = {seq: at for seq, (outcome, at) in existing.items() if outcome == GIVEN_UP}
     if given_up := [seq for seq in given_up if seq not in existing]:
-        session.execute(
-            insert(ExchangeAppliedRow),
+        insert_many(
+            session,
+            insert(ExchangeAppliedRow.__table__),
             [
                 {
                     "source": source, "table_name": table, "seq": seq, "outcome": GIVEN_UP,
@@ -230,8 +236,9 @@ def record(
             .execution_options(synchronize_session=False)
         )
     if done:
-        session.execute(
-            insert(ExchangeAppliedRow),
+        insert_many(
+            session,
+            insert(ExchangeAppliedRow.__table__),
             [
                 {
                     "source": source,
@@ -252,6 +259,25 @@ def record(
         .values(**cursor.values(now))
         .execution_options(synchronize_session=False)
     )
+
+
+def mark_receipts_written(session: Session, source: str, written: Mapping[str, Iterable[int]]) -> None:
+    """Mark the ledger rows of ``written`` (table → seqs) as receipted, in ``session``'s transaction: their
+    receipts are in the front-end (a row left unmarked by a crash has its receipt written again by the next
+    cycle, which replaces it with the same content)."""
+    for table, seqs in written.items():
+        wanted = sorted(seqs)
+        for start in range(0, len(wanted), _IN_CHUNK):
+            session.execute(
+                update(ExchangeAppliedRow)
+                .where(
+                    ExchangeAppliedRow.source == source,
+                    ExchangeAppliedRow.table_name == table,
+                    ExchangeAppliedRow.seq.in_(wanted[start : start + _IN_CHUNK]),
+                )
+                .values(receipt_written=True)
+                .execution_options(synchronize_session=False)
+            )
 
 
 def _entries(

@@ -64,6 +64,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
+from certstore.store.bulk import insert_many
+
 __all__ = [
     "CATALOGUE_TABLE",
     "CERTIFICATE_TABLE",
@@ -285,7 +287,7 @@ def write_receipts(conn: Connection, receipts: Sequence[Mapping[str, Any]]) -> N
                 for c in ("status", "identifier", "message", "problems", "written_at")
             },
         )
-        conn.execute(statement, rows)
+        insert_many(conn, statement, rows)
         return
     for row in rows:  # other databases: insert, or update what is there
         try:

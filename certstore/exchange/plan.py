@@ -13,8 +13,9 @@ source's agency system as actor, the exchange as origin with a request id that i
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 from certstore.access import AccessDeniedError, Actor
@@ -39,6 +40,7 @@ __all__ = [
     "ACTION_RESULT",
     "OPERATIONS",
     "STATUS_ACTIONS",
+    "AheadPlan",
     "CertificatePlan",
     "Defer",
     "Planner",
@@ -96,6 +98,24 @@ class CertificatePlan:
     @property
     def number(self) -> str:
         return self.draft.certificate_number
+
+
+@dataclass(frozen=True)
+class AheadPlan:
+    """A certificate row's plan made in another process (:mod:`certstore.exchange.planning`), in picklable parts:
+    the row as that process read it (without its file), the catalogue type and version it was planned with, the
+    prepared version's other fields, the completion time in UTC and the fingerprint of the repository's keys. :meth:`Planner.adopt` turns it into the plan
+    this process would have made, or refuses it."""
+
+    row: tuple[Any, ...]
+    entry: tuple[str, int]
+    prepared: dict[str, Any]
+    completed_at: datetime
+    keys: bytes  # which holder and serial keys it was planned with (Planner.keys)
+
+
+#: The fields of a prepared version an :class:`AheadPlan` carries (all but its catalogue entry).
+_CARRIED = tuple(f.name for f in fields(PreparedVersion) if f.name != "entry")
 
 
 @dataclass
@@ -343,6 +363,60 @@ class Planner:
         return CertificatePlan(
             seq, prepared, draft, row.channel, completed_at, row.file, row.file_media_type, call,
             renewal=operation == "renew",
+        )  # fmt: skip
+
+    @cached_property
+    def keys(self) -> bytes:
+        """A fingerprint of the repository's holder and serial keys (a plan made with other keys is not taken)."""
+        holder, serial = self.repo.holder_key, self.repo.serial_key
+        return sm3(len(holder).to_bytes(4, "big") + holder + serial)[:16]
+
+    def ahead(self, plan: CertificatePlan, row: Any) -> AheadPlan:
+        """``plan`` of ``row`` (read without its file) in picklable parts, for another process to adopt."""
+        prepared = plan.prepared
+        return AheadPlan(
+            tuple(row),
+            (prepared.entry.code, prepared.entry.version),
+            {name: getattr(prepared, name) for name in _CARRIED},
+            plan.completed_at,
+            self.keys,
+        )
+
+    def adopt(self, table: str, ahead: AheadPlan, row: Any, now: datetime) -> CertificatePlan | None:
+        """The plan ``ahead`` stands for, if it is the one :meth:`certificate` would make of ``row`` of ``table``
+        (a batch read: without its file, whose presence it says) at ``now``; None: plan the row here.
+
+        Planning is a pure function of the row, the catalogue, the stored serial of a later version, the keys and
+        the time. So the plan is taken when the row reads the same; it was made with this repository's keys;
+        this planner's catalogue entry of the type is the version it was planned with (a catalogue row of this
+        cycle makes the planner forget its entries); a later version's serial is the one stored for its
+        certificate now (the other process derives it when the first version was not committed yet — as this
+        one would); and its completion time is still not after the arrival (``now``), the one check that reads
+        the clock."""
+        if ahead.keys != self.keys or ahead.row != tuple(row):
+            return None
+        try:
+            deadlines.check_completed_at(ahead.completed_at, now=now)
+        except deadlines.ArrivalError:
+            return None
+        code, version = ahead.entry
+        try:
+            entry = self.entry(code)
+        except UnknownCatalogueError:
+            return None
+        if entry.version != version:
+            return None
+        prepared = PreparedVersion(entry=entry, **ahead.prepared)
+        identifier = prepared.identifier
+        if identifier.version > 1:
+            serial = self._serial(identifier.issuer_code, prepared.draft.certificate_number)
+            if serial is not None and serial != identifier.serial:
+                return None
+        seq = int(row.seq)
+        call = self.call(table, seq, completed_at=ahead.completed_at, channel=row.channel)
+        return CertificatePlan(
+            seq, prepared, prepared.draft, row.channel, ahead.completed_at, None, row.file_media_type, call,
+            renewal=getattr(row, "operation", None) == "renew",
         )  # fmt: skip
 
     def check_file(self, file: bytes, identifier: str) -> str | None:

@@ -15,9 +15,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from sqlalchemy import inspect, literal, select
+from sqlalchemy import Engine, inspect, literal, select
 from sqlalchemy.exc import DataError, DBAPIError
 
 from certstore.exchange.core import (
@@ -27,6 +27,7 @@ from certstore.exchange.core import (
 )
 from certstore.exchange.cursor import (
     LATE_WINDOW,
+    Cursor,
     late_candidates,
     load_cursor,
 )
@@ -36,10 +37,7 @@ from certstore.exchange.frontend import (
     STATUS_TABLE,
 )
 
-if TYPE_CHECKING:
-    pass
-
-__all__ = ["HAS_FILE", "FileRow", "FrontendReading", "Later", "Unreadable"]
+__all__ = ["HAS_FILE", "FileRow", "FrontendReading", "Later", "Unreadable", "frontend_columns"]
 
 HAS_FILE = "has_file"  # the label of ``file IS NOT NULL`` in batch reads of the certificate table
 
@@ -72,6 +70,22 @@ class Unreadable:
     why: str
 
 
+def frontend_columns(frontend: Engine, table: Any) -> list[Any]:
+    """The columns a batch read of ``table`` selects: a column the contract added later that this front-end lacks
+    reads as NULL, and the certificate table's ``file`` as :data:`HAS_FILE` (the agency's file is read one row at
+    a time: :meth:`FrontendReading._with_file`)."""
+    present = {c["name"] for c in inspect(frontend).get_columns(table.name)}
+    columns = [c if c.name in present else literal(None).label(c.name) for c in table.c]
+    if table is CERTIFICATE_TABLE:
+        columns = [
+            (table.c.file.is_not(None) if "file" in present else literal(False)).label(HAS_FILE)
+            if c.name == "file"
+            else c
+            for c in columns
+        ]
+    return columns
+
+
 def _row_data_error(exc: Exception) -> bool:
     """A failure converting one row's values (not the database being unreachable)."""
     if isinstance(exc, DataError | ValueError | OverflowError):
@@ -84,19 +98,9 @@ class FrontendReading(CycleCore):
     """The front-end side of a cycle (module docstring); ``_apply_chunk`` is the cycle's."""
 
     def _columns(self, table: Any) -> list[Any]:
-        """The columns to read: a column the contract added later that this front-end lacks reads as NULL."""
         columns = self._column_cache.get(table.name)
         if columns is None:
-            present = {c["name"] for c in inspect(self.frontend).get_columns(table.name)}
-            columns = [c if c.name in present else literal(None).label(c.name) for c in table.c]
-            if table is CERTIFICATE_TABLE:  # the agency's file is read one row at a time (_with_file)
-                columns = [
-                    (table.c.file.is_not(None) if "file" in present else literal(False)).label(HAS_FILE)
-                    if c.name == "file"
-                    else c
-                    for c in columns
-                ]
-            self._column_cache[table.name] = columns
+            columns = self._column_cache[table.name] = frontend_columns(self.frontend, table)
         return columns
 
     def _fetch(self, table: Any, condition: Any, limit: int | None = None) -> list[Any]:
@@ -155,6 +159,15 @@ class FrontendReading(CycleCore):
     def process_table(self, table: Any) -> None:
         name = table.name
         cursor = self.cursors[name] = load_cursor(self.repo, self.source.name, name)
+        try:
+            self._process_table(table, cursor)
+        finally:
+            if self._planning_ahead is not None:
+                self._planning_ahead.cancel()
+                self._planning_ahead = None
+
+    def _process_table(self, table: Any, cursor: Cursor) -> None:
+        name = table.name
         # 1. open gaps: filled now, still missing, or given up
         waiting = sorted(cursor.gaps)
         for start in range(0, len(waiting), IN_CHUNK):
@@ -193,9 +206,18 @@ class FrontendReading(CycleCore):
                 for missing in range(previous + 1, int(row.seq)):
                     cursor.wait(missing, now)
                 previous = int(row.seq)
+            if len(rows) == self.batch_size and table is CERTIFICATE_TABLE:
+                self._plan_ahead(int(rows[-1].seq))
             self._apply_chunk(table, rows)
             if len(rows) < self.batch_size:
                 break
+
+    def _plan_ahead(self, after: int) -> None:
+        """A backlog of certificate rows (a full batch read): with a planning process, the rows after ``after`` are
+        planned there from now on, while this process applies the batches before them
+        (:mod:`certstore.exchange.planning`; a delivery of less than a batch starts no process)."""
+        if self.planning is not None and self._planning_ahead is None:
+            self._planning_ahead = self.planning.ahead(self.source, after, self.batch_size)
 
     def _pending_certificates(self, numbers: Iterable[str], exclude: set[int]) -> dict[str, set[int]]:
         """Certificate rows of these numbers waiting in the front-end (not settled, not being applied now):

@@ -35,6 +35,7 @@ from certstore.crypto.trust import TrustStore
 from certstore.exchange.cycle import CycleStats, run_cycle
 from certstore.exchange.frontend import frontend_engine
 from certstore.exchange.lease import DEFAULT_LEASE, LeaseHeldError, LeaseLostError
+from certstore.exchange.planning import PlanningPool
 from certstore.exchange.sealing import SealingPool
 from certstore.exchange.source import ExchangeSource
 from certstore.services import exchange_metrics as metrics
@@ -68,7 +69,8 @@ class ExchangeWorker:
     """Runs :func:`run_cycle` for every source every ``interval`` seconds (``run_forever``) or once
     (``run_once``), into the repository of ``app``. A source whose lease another worker holds is skipped for that
     round. ``sealer``: a :class:`~certstore.exchange.sealing.SealingPool` sealing with ``file_maker`` on all
-    cores (commits stay in this process, in ``seq`` order). SIGTERM/SIGINT (or :meth:`stop`) end the loop after the source in hand."""
+    cores (commits stay in this process, in ``seq`` order); ``planning``: without ``file_maker``, a
+    :class:`~certstore.exchange.planning.PlanningPool` planning the certificate rows ahead of their turn. SIGTERM/SIGINT (or :meth:`stop`) end the loop after the source in hand."""
 
     def __init__(
         self,
@@ -83,6 +85,7 @@ class ExchangeWorker:
         gap_grace: timedelta = timedelta(minutes=10),
         lease: timedelta = DEFAULT_LEASE,
         sealer: SealingPool | None = None,
+        planning: PlanningPool | None = None,
     ) -> None:
         names = [s.name for s in sources]
         if len(set(names)) != len(names):
@@ -93,6 +96,7 @@ class ExchangeWorker:
         self.trust, self.worker = trust, worker or default_worker_name()
         self.batch_size, self.gap_grace, self.lease = batch_size, gap_grace, lease
         self.sealer = sealer  # seals what file_maker would, in worker processes; closed by close()
+        self.planning = planning  # without file_maker: plans the certificate rows ahead; closed by close()
         self._stop = threading.Event()
         self._engines: dict[str, Engine] = {}
         #: sources whose cycle could not start in the last round (repository unreachable), with the reason
@@ -105,6 +109,8 @@ class ExchangeWorker:
         """Dispose of the front-end engines and stop the sealing pool (``run_forever`` does it when it ends)."""
         if self.sealer is not None:
             self.sealer.close()
+        if self.planning is not None:
+            self.planning.close()
         for engine in self._engines.values():
             engine.dispose()
         self._engines.clear()
@@ -132,6 +138,7 @@ class ExchangeWorker:
                         lease=self.lease,
                         frontend=engine,
                         sealer=self.sealer,
+                        planning=self.planning,
                     )
                 )
             except LeaseHeldError as exc:

@@ -136,14 +136,14 @@ def _latest(session: Session, code: str, version: int | None) -> CatalogueEntryR
 
 
 def get_entry(repo: Repository, code: str, version: int | None = None) -> CatalogueEntry:
-    """The given version, or the latest approved one."""
-    with repo.db.session() as session:
+    """The given version, or the latest approved one (a read: it never waits for a writer's lock)."""
+    with repo.db.session(readonly=True) as session:
         return _row_to_entry(_latest(session, code, version), session)
 
 
 def list_entries(repo: Repository) -> list[CatalogueEntry]:
     """The latest approved version of every catalogue code."""
-    with repo.db.session() as session:
+    with repo.db.session(readonly=True) as session:
         rows = session.scalars(
             select(CatalogueEntryRow)
             .where(CatalogueEntryRow.status == "approved")

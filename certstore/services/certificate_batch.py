@@ -32,6 +32,7 @@ from certstore.services.certificates import (
 )
 from certstore.services.notifications import events as notification_events
 from certstore.store.blobs import BlobRef
+from certstore.store.bulk import insert_many
 from certstore.store.models import ArrivalRow, AuditPendingRow, CertificateEventRow, CertificateRow
 from certstore.store.repository import Repository
 from certstore.workdays import WorkCalendar
@@ -48,7 +49,8 @@ def append_events(session: Session, events: Iterable[AuditEvent]) -> list[AuditE
     the next append of any writer). Returns the events as stored (normalised)."""
     stored = [event.normalised() for event in events]
     if stored:
-        session.execute(
+        insert_many(
+            session,
             insert(AuditPendingRow.__table__),
             [{"occurred_at": e.at, "payload": event_to_payload(e)} for e in stored],
         )
@@ -318,7 +320,9 @@ class CertificateBatch:
             # Core executemany, then the ids by identifier (unique): RETURNING in parameter order would make
             # SQLite insert one row per statement.
             columns = {attr.key: attr.columns[0].key for attr in c.__mapper__.column_attrs}
-            session.execute(insert(table), [{columns[k]: v for k, v in n.values.items()} for n in self._new])
+            insert_many(
+                session, insert(table), [{columns[k]: v for k, v in n.values.items()} for n in self._new]
+            )
             by_identifier = {n.identifier: n for n in self._new}
             wanted = list(by_identifier)
             for start in range(0, len(wanted), 500):
@@ -350,7 +354,8 @@ class CertificateBatch:
                 links,
             )
         if self._events:
-            session.execute(
+            insert_many(
+                session,
                 insert(CertificateEventRow.__table__),
                 [{**event, "certificate_id": v.id} for v, event in self._events],
             )
@@ -422,6 +427,8 @@ class CertificateBatch:
                 }
             )  # fmt: skip
         dialect: Any = sqlite_dialect if name == "sqlite" else postgresql_dialect
-        session.execute(
-            dialect.insert(ArrivalRow).on_conflict_do_nothing(index_elements=["identifier"]), rows
+        insert_many(
+            session,
+            dialect.insert(ArrivalRow.__table__).on_conflict_do_nothing(index_elements=["identifier"]),
+            rows,
         )

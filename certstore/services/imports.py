@@ -37,7 +37,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -342,7 +342,8 @@ def import_table(
     ``on_progress`` is called after every chunk. Raises :class:`~certstore.forms.TableError` when the table as
     a whole does not fit (unreadable, unknown or missing columns), and
     :class:`~certstore.store.config.PublicUrlNotConfiguredError` when ``settings`` names no public URL to seal
-    with — both before anything is imported. On ``KeyboardInterrupt`` the chunks in flight finish (each commits whole or not at all) and the report says
+    with — both before anything is imported. On Ctrl-C (SIGINT, when called in the main thread) no new chunk
+    starts, the chunks in flight finish (each commits whole or not at all) and are counted, and the report says
     ``interrupted``: run the same import again to continue."""
     if chunk_rows < 1:
         raise ValueError("chunk_rows must be at least 1")
@@ -372,14 +373,15 @@ def import_table(
                 on_progress(progress)
 
         chunks = _chunks(table.rows(), chunk_rows)
-        if local is not None:
-            try:
+        with _ctrl_c_between_chunks() as asked:
+            if local is not None:
                 for chunk in chunks:
+                    if asked.is_set():
+                        interrupted = True
+                        break
                     account(local.run(call, names, chunk))
-            except KeyboardInterrupt:
-                interrupted = True
-        else:
-            interrupted = _run_pool(settings, call, names, chunks, workers, account)
+            else:
+                interrupted = _run_pool(settings, call, names, chunks, workers, account, asked)
     finally:
         table.close()
     report = ImportReport(
@@ -392,6 +394,23 @@ def import_table(
     )
     _summary(audit or DirectSink(repo.db), call, settings, path, report)
     return report
+
+
+@contextlib.contextmanager
+def _ctrl_c_between_chunks() -> Iterator[threading.Event]:
+    """Ctrl-C (SIGINT) during an import sets the event it yields, which the import checks between chunks: no new
+    chunk starts, the ones in flight finish and are counted. A chunk's commit and its count are never split by
+    the signal (an exception raised at any bytecode could fall between them: committed, not counted). Outside
+    the main thread, where no handler can be installed, the event stays unset."""
+    asked = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield asked
+        return
+    previous = signal.signal(signal.SIGINT, lambda _signum, _frame: asked.set())
+    try:
+        yield asked
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _start_forkserver_deaf_to_ctrl_c(context: multiprocessing.context.BaseContext) -> None:
@@ -419,38 +438,45 @@ def _run_pool(
     chunks: Iterator[list[tuple[int, list[str]]]],
     workers: int,
     account: Callable[[_ChunkResult], None],
+    asked: threading.Event,
 ) -> bool:
     """Feed ``chunks`` to ``workers`` processes, at most two chunks per worker in flight (memory stays flat on
-    any table size); returns True when interrupted."""
+    any table size); returns True when interrupted — ``asked`` set by Ctrl-C: no chunk is sent after it, the
+    queued ones never start, the started ones finish and each is counted once."""
     context = multiprocessing.get_context("forkserver" if os.name == "posix" else "spawn")
     _start_forkserver_deaf_to_ctrl_c(context)
     pool = concurrent.futures.ProcessPoolExecutor(
         max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(settings,)
     )
     in_flight: set[concurrent.futures.Future[_ChunkResult]] = set()
+
+    def settle(finished: Iterable[concurrent.futures.Future[_ChunkResult]]) -> None:
+        for future in finished:
+            in_flight.discard(future)
+            if not future.cancelled():
+                account(future.result())
+
     try:
         for chunk in chunks:
+            if asked.is_set():
+                break
             in_flight.add(pool.submit(_run_chunk, call, names, chunk))
-            if len(in_flight) >= 2 * workers:
-                finished, in_flight = concurrent.futures.wait(
-                    in_flight, return_when=concurrent.futures.FIRST_COMPLETED
+            while len(in_flight) >= 2 * workers and not asked.is_set():
+                finished, _ = concurrent.futures.wait(
+                    in_flight, timeout=_ASKED_POLL_S, return_when=concurrent.futures.FIRST_COMPLETED
                 )
-                for future in finished:
-                    account(future.result())
-        for future in concurrent.futures.as_completed(in_flight):
-            account(future.result())
-        in_flight = set()
-        return False
-    except KeyboardInterrupt:
-        for future in in_flight:  # the started ones finish (whole chunks); the queued ones never start
-            future.cancel()
-        for future in in_flight:
-            if not future.cancelled():
-                with contextlib.suppress(KeyboardInterrupt, concurrent.futures.CancelledError):
-                    account(future.result())
-        return True
+                settle(finished)
+        if asked.is_set():
+            for future in in_flight:  # the queued ones never start; the started ones finish
+                future.cancel()
+        settle(concurrent.futures.wait(in_flight).done)
+        return asked.is_set()
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+#: How often the import looks at Ctrl-C while it waits for a chunk (seconds).
+_ASKED_POLL_S = 0.5
 
 
 def _summary(sink: AuditSink, call: Call, settings: ImportSettings, path: Path, report: ImportReport) -> None:

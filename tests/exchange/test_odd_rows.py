@@ -383,11 +383,16 @@ def test_rows_of_a_type_awaiting_approval_wait_then_apply(
 def test_a_renewal_row_is_applied_as_a_renewal(
     app: Application, repo: Repository, source: ExchangeSource
 ) -> None:
-    """operation = 'renew': version 2 is a 延续 of version 1 (event renew, not change); a renewal that changes the
-    face is rejected (it is a change)."""
+    """operation = 'renew': version 2 is a 延续 of version 1 (event renew, not change); the same renewal delivered
+    again is a repeat (accepted, the same version), another renewal of version 1 is refused (version 2 replaced
+    it); a renewal that changes the face is rejected (it is a change)."""
     with FrontendWriter(source.url) as writer:
         writer.certificate(ISSUER, number(80), 1, document(80))
         renewal = writer.certificate(ISSUER, number(80), 2, document(80), operation="renew")
+        again = writer.certificate(ISSUER, number(80), 2, document(80), operation="renew")  # delivered twice
+        longer = writer.certificate(
+            ISSUER, number(80), 2, document(80, valid_until="2040-01-01"), operation="renew"
+        )  # another renewal of version 1, which version 2 has replaced already
         writer.certificate(ISSUER, number(81), 1, document(81))
         not_a_renewal = writer.certificate(
             ISSUER,
@@ -400,7 +405,11 @@ def test_a_renewal_row_is_applied_as_a_renewal(
     stats = run_cycle(app, source, file_maker=None, worker="w")
     assert stats.error is None, stats.error
     with FrontendWriter(source.url) as writer:
-        assert writer.receipt("fe_certificates", renewal).accepted
+        first = writer.receipt("fe_certificates", renewal)
+        assert first is not None and first.accepted
+        repeat = writer.receipt("fe_certificates", again)
+        assert repeat is not None and repeat.accepted and repeat.identifier == first.identifier
+        assert writer.receipt("fe_certificates", longer).problems[0][0] == "version"
         assert writer.receipt("fe_certificates", not_a_renewal).problems[0][0] == "data.face"
         assert writer.receipt("fe_certificates", bad_operation).problems[0][0] == "operation"
     with repo.db.session() as session:

@@ -317,6 +317,26 @@ def test_ctrl_c_lets_the_chunks_in_flight_finish(tmp_path: Path, data_dir: Path,
     assert sorted(stored_numbers(repo)) == [number(n) for n in range(rows)]
 
 
+@pytest.mark.parametrize("database_backend", ["sqlite"], indirect=True)
+def test_ctrl_c_in_this_process_stops_between_chunks(tmp_path: Path, data_dir: Path, env: dict[str, str],
+                                                     repo: Repository) -> None:  # fmt: skip
+    """Sealing in this process (workers 0): SIGINT once a chunk is committed and counted — no other chunk
+    starts, the report says interrupted and counts exactly what is stored; the handler of before is back."""
+    rows = 8
+    table = write_csv(tmp_path / "legacy.csv", [row(n) for n in range(rows)])
+    before = signal.getsignal(signal.SIGINT)
+
+    def interrupt(progress: Any) -> None:
+        if progress.imported == 2:  # the first chunk is in
+            os.kill(os.getpid(), signal.SIGINT)
+
+    report = run_import(table, data_dir, env, repo, workers=0, chunk_rows=2, on_progress=interrupt)
+    assert report.interrupted and report.imported == len(stored_numbers(repo)) == 2
+    assert signal.getsignal(signal.SIGINT) is before
+    again = run_import(table, data_dir, env, repo, workers=0, chunk_rows=2)
+    assert (again.imported, again.existing, again.interrupted) == (rows - 2, 2, False)
+
+
 @pytest.mark.openssl
 @pytest.mark.parametrize("database_backend", ["sqlite"], indirect=True)
 def test_openssl_verifies_an_imported_seal(tmp_path: Path, data_dir: Path, env: dict[str, str],
