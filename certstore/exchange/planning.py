@@ -139,15 +139,19 @@ def _plan_range(
     source: ExchangeSource, epoch: int, low: int, high: int
 ) -> tuple[list[tuple[int, AheadPlan]], bool]:
     """A task: plan the certificate rows with ``low < seq ≤ high`` that carry no file; and whether rows after
-    ``high`` exist. A row that cannot be planned here is left out (the cycle plans it)."""
+    ``high`` exist. A row that cannot be read or planned here is left out (the cycle reads and plans it, and
+    names what is wrong with it)."""
     assert _REPO is not None, "worker not initialised"
     table = CERTIFICATE_TABLE
     engine, columns = _frontend(source.url)
-    with engine.connect() as conn:
-        rows = conn.execute(
-            select(*columns).where(table.c.seq > low, table.c.seq <= high).order_by(table.c.seq)
-        ).all()
-        more = conn.execute(select(table.c.seq).where(table.c.seq > high).limit(1)).first() is not None
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                select(*columns).where(table.c.seq > low, table.c.seq <= high).order_by(table.c.seq)
+            ).all()
+            more = conn.execute(select(table.c.seq).where(table.c.seq > high).limit(1)).first() is not None
+    except Exception:  # a value the driver cannot read, the front-end down: the cycle reads these rows itself
+        return [], True
     rows = [row for row in rows if not getattr(row, HAS_FILE, False)]
     planner = _planner(source, epoch)
     planner.prefetch_serials(rows)

@@ -456,9 +456,11 @@ def _run_pool(
             if not future.cancelled():
                 account(future.result())
 
+    interrupted = False
     try:
         for chunk in chunks:
-            if asked.is_set():
+            if asked.is_set():  # a chunk is left: interrupted (a Ctrl-C after the last one changes nothing)
+                interrupted = True
                 break
             in_flight.add(pool.submit(_run_chunk, call, names, chunk))
             while len(in_flight) >= 2 * workers and not asked.is_set():
@@ -466,11 +468,11 @@ def _run_pool(
                     in_flight, timeout=_ASKED_POLL_S, return_when=concurrent.futures.FIRST_COMPLETED
                 )
                 settle(finished)
-        if asked.is_set():
+        if interrupted:
             for future in in_flight:  # the queued ones never start; the started ones finish
                 future.cancel()
         settle(concurrent.futures.wait(in_flight).done)
-        return asked.is_set()
+        return interrupted
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 

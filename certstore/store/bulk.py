@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Connection
+from sqlalchemy.exc import StatementError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import Insert
 
@@ -45,6 +46,9 @@ def insert_many(bind: Session | Connection, statement: Insert, rows: Sequence[Ma
     except KeyError:  # the rows' keys differ: the general way names the missing one
         connection.execute(statement, list(rows))
         return
+    except Exception as exc:  # a value its column type refuses: the error SQLAlchemy raises for it
+        kind = type(exc)
+        raise StatementError(f"({kind.__module__}.{kind.__qualname__}) {exc}", sql, None, exc) from exc
     connection.exec_driver_sql(sql, list(zip(*columns, strict=True)))
 
 

@@ -5,14 +5,15 @@ planned in one process; a planning process that fails leaves the cycle to plan."
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from certstore.app import Application
 from certstore.exchange.cycle import run_cycle
@@ -232,3 +233,37 @@ def test_exchange_run_no_seal_plans_a_backlog_ahead(cli: Cli, tmp_path: Path) ->
             writer.certificate(ISSUER, number(i), 1, document(i))
     [stats] = cli(*run, "--workers", "0", "--batch-size", "4").json()  # type: ignore[misc]
     assert (stats["accepted"], stats["planned_ahead"]) == (8, 0)
+
+
+def test_a_range_the_planning_process_cannot_read_is_planned_by_the_cycle(
+    app: Application, repo: Repository, postgres_server: object
+) -> None:
+    """A PostgreSQL front-end with a time the driver cannot convert (`0001-01-01T00:00:00+14:00`, stored as BC):
+    the planning process gives no plans for that range and goes on with the next; the cycle reads that range
+    row by row, rejects the odd row under `completed_at` and applies the rest."""
+    name = postgres_server.create_database()  # type: ignore[attr-defined]
+    url = postgres_server.url(name)  # type: ignore[attr-defined]
+    try:
+        with FrontendWriter(url) as writer:
+            for i in range(1, 6):
+                writer.certificate(ISSUER, number(i), 1, document(i))
+            with writer.engine.begin() as conn:
+                conn.execute(
+                    insert(CERTIFICATE_TABLE),
+                    {"issuer_code": ISSUER, "certificate_number": number(6), "version": 1,
+                     "data": json.dumps(document(6), ensure_ascii=False), "channel": "online",
+                     "completed_at": "0001-01-01T00:00:00+14:00", "written_at": datetime.now(UTC)},
+                )  # fmt: skip
+            for i in range(7, 14):
+                writer.certificate(ISSUER, number(i), 1, document(i))
+        source = ExchangeSource("pg-odd", url, ISSUER)
+        with PlanningPool(repository_twin(repo)) as pool:
+            stats = run_cycle(app, source, file_maker=None, worker="w", batch_size=4, planning=pool)
+            # seqs 1–4: the first batch; 5–8: the range it could not read; 9–13 planned there
+            assert (stats.accepted, stats.rejected, stats.planned_ahead) == (12, 1, 5)
+            assert (pool.adopted, pool.replanned) == (5, 0)
+        with FrontendWriter(url, create=False) as writer:
+            (odd,) = [r for r in writer.receipts() if r.status == "rejected"]
+        assert (odd.seq, odd.problems[0][0]) == (6, "completed_at")
+    finally:
+        postgres_server.drop_database(name)  # type: ignore[attr-defined]

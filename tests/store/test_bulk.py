@@ -162,11 +162,21 @@ def test_rows_with_other_keys_are_refused_as_sqlalchemy_refuses_them(tmp_path: P
         assert conn.execute("SELECT count(*) FROM defaulted").fetchone() == (0,)
 
 
-def test_a_naive_time_is_refused_as_by_the_column_type(tmp_path: Path) -> None:
-    engine = _engine(tmp_path / "fast.db")
-    with pytest.raises(Exception, match="naive datetime"), Session(engine) as session, session.begin():
-        insert_many(session, insert(THINGS), [{**ROWS[0], "at": datetime(2026, 1, 1)}])
-    assert _raw(tmp_path / "fast.db", "things") == []
+def test_a_value_its_type_refuses_is_the_error_sqlalchemy_raises(tmp_path: Path) -> None:
+    naive = [{**ROWS[0], "at": datetime(2026, 1, 1)}]
+    errors = []
+    for name, write in (
+        ("general", lambda s: s.execute(insert(THINGS), naive)),
+        ("fast", lambda s: insert_many(s, insert(THINGS), naive)),
+    ):
+        engine = _engine(tmp_path / f"{name}.db")
+        with pytest.raises(StatementError) as raised, Session(engine) as session, session.begin():
+            write(session)
+        errors.append((type(raised.value.orig), str(raised.value).split("\n")[0]))
+        assert _raw(tmp_path / f"{name}.db", "things") == []
+    assert (
+        errors[0] == errors[1] == (ValueError, "(builtins.ValueError) naive datetime given to a UTC column")
+    )
 
 
 def test_no_rows_is_nothing(tmp_path: Path) -> None:
