@@ -499,31 +499,30 @@ class CertificateRows(FrontendReading):
         )
         if previous is None:
             return self._missing_predecessor(plan, in_chunk)
-        stored = certificates.stored_version(self.repo, self.source.issuer_code, plan.number, plan.version)
-        if (
-            stored is not None
-            and stored.valid_until == plan.prepared.valid_until
-            and (stored.catalogue_code, dict(stored.face), stored.holder)
-            == (previous.catalogue_code, dict(previous.face), previous.holder)
-            == (plan.prepared.entry.code, dict(plan.draft.face), plan.draft.holder)
-        ):
-            return Done(plan.seq, ACCEPTED, stored.identifier)
-        draft = plan.draft
-        differs = [
-            name
-            for name, old, new in (
-                ("data.catalogue", previous.catalogue_code, plan.prepared.entry.code),
-                ("data.face", dict(previous.face), dict(draft.face)),
-                ("data.holder", previous.holder, draft.holder),
+
+        def content(version: Any) -> tuple[tuple[str, Any], ...]:
+            return (
+                ("data.catalogue", version.catalogue_code),
+                ("data.face", dict(version.face)),
+                ("data.holder", version.holder),
             )
-            if old != new
-        ]
+
+        kept = content(previous)
+        renewed = (
+            ("data.catalogue", plan.prepared.entry.code),
+            ("data.face", dict(plan.draft.face)),
+            ("data.holder", plan.draft.holder),
+        )
+        differs = [name for (name, old), (_, new) in zip(kept, renewed, strict=True) if old != new]
         if differs:
             return Done(
                 plan.seq, REJECTED,
                 problems=[(name, "a renewal (延续) keeps the content and extends the validity; deliver other "
                                  "content as a change (变更: operation empty or change)") for name in differs],
             )  # fmt: skip
+        stored = certificates.stored_version(self.repo, self.source.issuer_code, plan.number, plan.version)
+        if stored is not None and stored.valid_until == plan.prepared.valid_until and content(stored) == kept:
+            return Done(plan.seq, ACCEPTED, stored.identifier)
         new = certificates.renew(
             self.app, plan.call, previous.identifier, valid_until=plan.prepared.valid_until,
             reason=f"延续 (exchange {self.source.name} #{plan.seq})", within=within, **file_options,

@@ -65,8 +65,6 @@ __all__ = [
 
 logger = logging.getLogger("certstore.exchange.worker")  # the name operators' log configurations know
 
-IN_CHUNK = 500  # numbers per IN (...) list
-
 
 class Infrastructure(Exception):  # noqa: N818 - a wrapper, not an error of its own
     """A failure of the ledger, cursor or lease write raised inside a use case's transaction."""

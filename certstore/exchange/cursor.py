@@ -41,6 +41,7 @@ from certstore.store.repository import Repository
 __all__ = [
     "ACCEPTED",
     "GIVEN_UP",
+    "IN_CHUNK",
     "LATE",
     "LATE_WINDOW",
     "REJECTED",
@@ -64,8 +65,8 @@ GIVEN_UP, LATE = "given_up", "late"
 #: How long numbers given up are still re-read each cycle for a late commit.
 LATE_WINDOW = timedelta(days=1)
 
-#: Sequence numbers per ``IN (...)`` list when marking receipts.
-_IN_CHUNK = 500
+#: Sequence numbers per ``IN (...)`` list (the exchange's look-ups by number).
+IN_CHUNK = 500
 
 #: Field-level problems of a row: (field path, message).
 Problems = list[tuple[str, str]]
@@ -267,13 +268,13 @@ def mark_receipts_written(session: Session, source: str, written: Mapping[str, I
     cycle, which replaces it with the same content)."""
     for table, seqs in written.items():
         wanted = sorted(seqs)
-        for start in range(0, len(wanted), _IN_CHUNK):
+        for start in range(0, len(wanted), IN_CHUNK):
             session.execute(
                 update(ExchangeAppliedRow)
                 .where(
                     ExchangeAppliedRow.source == source,
                     ExchangeAppliedRow.table_name == table,
-                    ExchangeAppliedRow.seq.in_(wanted[start : start + _IN_CHUNK]),
+                    ExchangeAppliedRow.seq.in_(wanted[start : start + IN_CHUNK]),
                 )
                 .values(receipt_written=True)
                 .execution_options(synchronize_session=False)

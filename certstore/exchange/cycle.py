@@ -82,7 +82,6 @@ from certstore.crypto.trust import TrustStore
 from certstore.exchange import rowcheck
 from certstore.exchange.certificate_rows import CertificateRows
 from certstore.exchange.core import (
-    IN_CHUNK,
     NOT_THE_ROWS_FAULT,
     WAITING,
     CycleStats,
@@ -92,6 +91,7 @@ from certstore.exchange.core import (
 )
 from certstore.exchange.cursor import (
     ACCEPTED,
+    IN_CHUNK,
     REJECTED,
     Done,
     message,

@@ -21,11 +21,11 @@ from sqlalchemy import Engine, inspect, literal, select
 from sqlalchemy.exc import DataError, DBAPIError
 
 from certstore.exchange.core import (
-    IN_CHUNK,
     CycleCore,
     logger,
 )
 from certstore.exchange.cursor import (
+    IN_CHUNK,
     LATE_WINDOW,
     Cursor,
     late_candidates,
