@@ -12,8 +12,8 @@ all cores, and peak memory with 1 MiB agency files.
    every new version also records its arrival (第十一条). The versions carry no file and the worker runs without
    a file maker: this measures the exchange itself (reading, validating DATA.json, face schema, number format,
    holder ID check digits, lifecycle rules, the exactly-once ledger, cursors, arrivals, receipts); applied in
-   batches (``batch_size`` 500: one transaction per batch with its ledger rows, cursor and lease renewal), the
-   rows planned ahead in a second process as ``exchange run --no-seal`` does
+   batches (``batch_size`` 1,000, the default: one transaction per batch with its ledger rows, cursor and lease
+   renewal), the rows planned ahead in a second process as ``exchange run --no-seal`` does
    (:class:`~certstore.exchange.planning.PlanningPool`, started before the timed cycle as a running worker
    keeps it).
 3. **Sealed mix**: one cycle of ``SEALED`` new certificates without a file, which the repository seals, and
@@ -199,7 +199,7 @@ def _sealed_run(ctx: BenchContext, app: Application, root: Path, name: str, firs
     _write_statuses(url, stored, data)
     workers_cpu = pool.cpu_seconds() if pool is not None else 0.0
     start, cpu_start = time.perf_counter(), time.process_time()
-    stats = run_cycle(app, source, file_maker=maker, worker="bench", batch_size=500, sealer=pool)
+    stats = run_cycle(app, source, file_maker=maker, worker="bench", sealer=pool)
     elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     workers_cpu = pool.cpu_seconds() - workers_cpu if pool is not None else 0.0
     if warm.error or stats.error or stats.accepted != count + data:
@@ -264,7 +264,7 @@ def exchange(ctx: BenchContext) -> Results:
         planning.start()  # a running `exchange run` keeps its process
         planning_cpu = planning.cpu_seconds()
         start, cpu_start = time.perf_counter(), time.process_time()
-        stats = run_cycle(app, source, file_maker=None, worker="bench", batch_size=500, planning=planning)
+        stats = run_cycle(app, source, file_maker=None, worker="bench", planning=planning)
         elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
         planning_cpu = planning.cpu_seconds() - planning_cpu
         adopted, replanned = planning.adopted, planning.replanned

@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from certstore.cli.common import Context, Failure, handle_errors, pass_context, print_json, read_file
+from certstore.exchange.cycle import DEFAULT_BATCH_SIZE
 from certstore.exchange.frontend import init_frontend
 from certstore.exchange.planning import PlanningPool, RepositoryPlanning
 from certstore.exchange.sealing import ApplicationSealer, SealingPool, default_sealing_workers
@@ -114,7 +115,8 @@ def read_sources(path: Path) -> list[ExchangeSource]:
 @click.option("--interval", type=click.FloatRange(min=1), default=DEFAULT_INTERVAL, show_default=True,
               help="Seconds between the starts of two cycles.")  # fmt: skip
 @click.option("--once", is_flag=True, help="Run one cycle of every source and exit.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=500, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=DEFAULT_BATCH_SIZE, show_default=True,
+              help="Front-end rows applied per repository transaction.")  # fmt: skip
 @click.option("--gap-grace", type=click.FloatRange(min=0), default=600, show_default=True,
               help="Seconds a missing sequence number is waited for before it counts as rolled back.")  # fmt: skip
 @click.option("--seal/--no-seal", default=True, show_default=True,

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -254,31 +254,43 @@ def record(
                 for d in done
             ],
         )
-    session.execute(
-        update(ExchangeCursorRow)
-        .where(ExchangeCursorRow.source == source, ExchangeCursorRow.table_name == table)
+    cursors = ExchangeCursorRow.__table__
+    session.connection().execute(  # Core: no ORM object of these rows is in the session
+        update(cursors)
+        .where(cursors.c.source == source, cursors.c.table_name == table)
         .values(**cursor.values(now))
-        .execution_options(synchronize_session=False)
     )
 
 
 def mark_receipts_written(session: Session, source: str, written: Mapping[str, Iterable[int]]) -> None:
     """Mark the ledger rows of ``written`` (table → seqs) as receipted, in ``session``'s transaction: their
     receipts are in the front-end (a row left unmarked by a crash has its receipt written again by the next
-    cycle, which replaces it with the same content)."""
+    cycle, which replaces it with the same content). One statement per run of consecutive numbers (a batch's
+    receipts are usually one run): ``seq BETWEEN first AND last`` is exactly the run's rows."""
+    ledger = ExchangeAppliedRow.__table__
+    connection = session.connection()  # Core: no ORM object of these rows is in the session
     for table, seqs in written.items():
-        wanted = sorted(seqs)
-        for start in range(0, len(wanted), IN_CHUNK):
-            session.execute(
-                update(ExchangeAppliedRow)
+        for first, last in _runs(sorted(seqs)):
+            connection.execute(
+                update(ledger)
                 .where(
-                    ExchangeAppliedRow.source == source,
-                    ExchangeAppliedRow.table_name == table,
-                    ExchangeAppliedRow.seq.in_(wanted[start : start + IN_CHUNK]),
+                    ledger.c.source == source, ledger.c.table_name == table, ledger.c.seq.between(first, last)
                 )
                 .values(receipt_written=True)
-                .execution_options(synchronize_session=False)
             )
+
+
+def _runs(numbers: Sequence[int]) -> Iterator[tuple[int, int]]:
+    """The runs of consecutive integers in sorted, distinct ``numbers``, as (first, last)."""
+    if not numbers:
+        return
+    first = last = numbers[0]
+    for n in numbers[1:]:
+        if n != last + 1:
+            yield first, last
+            first = n
+        last = n
+    yield first, last
 
 
 def _entries(

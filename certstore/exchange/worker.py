@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine
 
 from certstore.crypto.trust import TrustStore
-from certstore.exchange.cycle import CycleStats, run_cycle
+from certstore.exchange.cycle import DEFAULT_BATCH_SIZE, CycleStats, run_cycle
 from certstore.exchange.frontend import frontend_engine
 from certstore.exchange.lease import DEFAULT_LEASE, LeaseHeldError, LeaseLostError
 from certstore.exchange.planning import PlanningPool
@@ -81,7 +81,7 @@ class ExchangeWorker:
         interval: float = DEFAULT_INTERVAL,
         trust: TrustStore | None = None,
         worker: str | None = None,
-        batch_size: int = 500,
+        batch_size: int = DEFAULT_BATCH_SIZE,
         gap_grace: timedelta = timedelta(minutes=10),
         lease: timedelta = DEFAULT_LEASE,
         sealer: SealingPool | None = None,

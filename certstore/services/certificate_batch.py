@@ -57,6 +57,14 @@ def append_events(session: Session, events: Iterable[AuditEvent]) -> list[AuditE
     return stored
 
 
+#: The certificate columns named unlike their attribute (``row_values`` gives attribute names).
+_RENAMED = {
+    attr.key: attr.columns[0].key
+    for attr in CertificateRow.__mapper__.column_attrs
+    if attr.key != attr.columns[0].key
+}
+
+
 class _Version:
     """A version as :class:`CertificateBatch` sees it: a stored row (``id`` set) or one it will insert."""
 
@@ -142,6 +150,7 @@ class CertificateBatch:
         self._records: list[_Record] = []
         wanted = sorted(set(numbers))
         c = CertificateRow
+        connection = session.connection()  # Core statements: the batch keeps no ORM objects
         for start in range(0, len(wanted), 500):
             query = select(
                 c.id, c.identifier, c.certificate_number, c.version, c.status, c.valid_until, c.catalogue_code,
@@ -149,7 +158,7 @@ class CertificateBatch:
             ).where(c.issuer_code == issuer_code, c.certificate_number.in_(wanted[start : start + 500]))  # fmt: skip
             if session.get_bind().dialect.name == "postgresql":
                 query = query.order_by(c.id).with_for_update()  # one lock order: no deadlock between batches
-            for row in session.execute(query):
+            for row in connection.execute(query):
                 version = _Version(
                     row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], holder_ref(row[9])
                 )
@@ -319,40 +328,38 @@ class CertificateBatch:
         if self._new:
             # Core executemany, then the ids by identifier (unique): RETURNING in parameter order would make
             # SQLite insert one row per statement.
-            columns = {attr.key: attr.columns[0].key for attr in c.__mapper__.column_attrs}
-            insert_many(
-                session, insert(table), [{columns[k]: v for k, v in n.values.items()} for n in self._new]
-            )
+            insert_many(session, insert(table), [n.values for n in self._new], renamed=_RENAMED)
             by_identifier = {n.identifier: n for n in self._new}
             wanted = list(by_identifier)
             for start in range(0, len(wanted), 500):
-                for id_, identifier in session.execute(
+                for id_, identifier in session.connection().execute(
                     select(c.id, c.identifier).where(c.identifier.in_(wanted[start : start + 500]))
                 ):
                     by_identifier[identifier].id = id_
-        updates = [
-            {"_id": v.id, "status": v.status, "status_changed_at": self.at}
-            for versions in self._versions.values() for v in versions.values() if v.changed
-        ]  # fmt: skip
-        if updates:
-            session.execute(
-                update(c.__table__)
-                .where(c.__table__.c.id == bindparam("_id"))
-                .values(status=bindparam("status"), status_changed_at=bindparam("status_changed_at")),
-                updates,
-            )
-        links = [
-            {"_id": v.id, "successor": v.successor.id}
-            for versions in self._versions.values() for v in versions.values()
-            if v.successor is not None and v.successor is not v
-        ]  # fmt: skip
-        if links:
-            session.execute(
-                update(c.__table__)
-                .where(c.__table__.c.id == bindparam("_id"))
-                .values(superseded_by_id=bindparam("successor")),
-                links,
-            )
+        # the stored versions whose status changed and those replaced by a new version (a change does both to
+        # the version it replaces): one UPDATE each, whatever it sets
+        statuses: list[dict[str, Any]] = []
+        links: list[dict[str, Any]] = []
+        both: list[dict[str, Any]] = []
+        for versions in self._versions.values():
+            for v in versions.values():
+                successor = None if v.successor is v else v.successor  # itself: linked already
+                if v.changed and successor is not None:
+                    both.append({"_id": v.id, "status": v.status, "successor": successor.id})
+                elif v.changed:
+                    statuses.append({"_id": v.id, "status": v.status})
+                elif successor is not None:
+                    links.append({"_id": v.id, "successor": successor.id})
+        connection = session.connection()
+        key = table.c.id == bindparam("_id")
+        status = {"status": bindparam("status"), "status_changed_at": self.at}
+        for rows, values in (
+            (both, {**status, "superseded_by_id": bindparam("successor")}),
+            (statuses, status),
+            (links, {"superseded_by_id": bindparam("successor")}),
+        ):
+            if rows:
+                connection.execute(update(table).where(key).values(values), rows)
         if self._events:
             insert_many(
                 session,

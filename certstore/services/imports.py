@@ -265,12 +265,13 @@ class _Importer:
     def _commit(
         self, call: Call, sealed: Sequence[tuple[int, PreparedVersion]], files: Mapping[int, BlobRef]
     ) -> tuple[int, int, list[RowRejection]]:
-        """The chunk's rows, lifecycle events and audit entries (one per certificate imported now), one commit."""
+        """The chunk's rows, lifecycle events and audit entries (one per certificate imported now), one commit (a
+        bulk writer's: :meth:`~certstore.store.db.Database.bulk_writes`)."""
         imported = existing = 0
         conflicts: list[RowRejection] = []
         if not sealed:
             return 0, 0, conflicts
-        with self.repo.db.session() as session:
+        with self.repo.db.bulk_writes(), self.repo.db.session() as session:
             batch = CertificateBatch(
                 self.repo,
                 session,

@@ -25,26 +25,36 @@ from sqlalchemy.sql.dml import Insert
 __all__ = ["insert_many"]
 
 
-def insert_many(bind: Session | Connection, statement: Insert, rows: Sequence[Mapping[str, Any]]) -> None:
+def insert_many(
+    bind: Session | Connection,
+    statement: Insert,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    renamed: Mapping[str, str] | None = None,
+) -> None:
     """Execute ``statement`` (an ``insert()`` of a Table, possibly with ``ON CONFLICT``) for every mapping of
-    ``rows`` (column key → value), in ``bind``'s transaction — the effect of ``bind.execute(statement, rows)``."""
+    ``rows`` (column key → value), in ``bind``'s transaction — the effect of ``bind.execute(statement, rows)``.
+    ``renamed``: the column key of a row key that is not one (an ORM attribute named unlike its column)."""
     if not rows:
         return
     connection = bind.connection() if isinstance(bind, Session) else bind
     dialect = connection.dialect
-    keys = list(rows[0])
+    renamed = renamed or {}
+    keys = [renamed.get(key, key) for key in rows[0]]
     prepared = _positional(statement, keys, dialect) if dialect.name == "sqlite" else None
     if prepared is None or any(len(row) != len(keys) for row in rows):
-        connection.execute(statement, list(rows))
+        connection.execute(statement, _renamed(rows, renamed))
         return
     sql, order = prepared
+    row_key = {column: key for key, column in renamed.items()}
     columns: list[list[Any]] = []
     try:
         for key, convert in order:
+            key = row_key.get(key, key)
             values = [row[key] for row in rows]
             columns.append(values if convert is None else _converted(values, convert))
     except KeyError:  # the rows' keys differ: the general way names the missing one
-        connection.execute(statement, list(rows))
+        connection.execute(statement, _renamed(rows, renamed))
         return
     except Exception as exc:  # a value its column type refuses: the error SQLAlchemy raises for it
         kind = type(exc)
@@ -53,6 +63,12 @@ def insert_many(bind: Session | Connection, statement: Insert, rows: Sequence[Ma
 
 
 _UNSEEN = object()
+
+
+def _renamed(rows: Sequence[Mapping[str, Any]], renamed: Mapping[str, str]) -> list[Mapping[str, Any]]:
+    if not renamed:
+        return list(rows)
+    return [{renamed.get(key, key): value for key, value in row.items()} for row in rows]
 
 
 def _converted(values: list[Any], convert: Callable[[Any], Any]) -> list[Any]:

@@ -162,9 +162,9 @@ class CertificateRow(Base):
     __table_args__ = (
         UniqueConstraint("issuer_code", "certificate_number", "version"),
         Index("ix_certificates_holder", "holder_id_digest"),
-        Index("ix_certificates_serial", "issuer_code", "serial"),
         Index("ix_certificates_file_key", "file_key"),  # the orphan sweep asks "is this blob referenced?"
-        Index("ix_certificates_serial_version", "serial", "version"),  # the QR code's short path
+        # the QR code's short path, and every lookup by serial: a serial is one issuer's (migration 0015)
+        Index("ix_certificates_serial_version", "serial", "version"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)

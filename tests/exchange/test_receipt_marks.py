@@ -9,6 +9,7 @@ from sqlalchemy import event, select
 
 from certstore.app import Application
 from certstore.exchange.core import CycleCore
+from certstore.exchange.cursor import ACCEPTED, mark_receipts_written
 from certstore.exchange.cycle import run_cycle
 from certstore.exchange.frontend import FrontendWriter
 from certstore.exchange.worker import ExchangeSource
@@ -84,3 +85,32 @@ def test_receipts_whose_marks_were_lost_are_written_again(
     with FrontendWriter(source.url, create=False) as writer:
         after = {(r.seq, r.status, r.identifier) for r in writer.receipts()}
     assert before < after and len(after) == 7
+
+
+def test_marks_set_exactly_the_receipts_written(repo: Repository) -> None:
+    """Runs of consecutive numbers are marked by range: the numbers between two runs, the same numbers of
+    another table or source stay unmarked."""
+    with repo.db.session() as session:
+        session.add_all(
+            ExchangeAppliedRow(
+                source=source,
+                table_name=table,
+                seq=seq,
+                outcome=ACCEPTED,
+                identifier=None,
+                problems=None,
+                receipt_written=False,
+                applied_at=repo.now(),
+            )
+            for source in ("a", "b")
+            for table in ("fe_certificates", "fe_status_changes")
+            for seq in range(1, 11)
+        )
+    with repo.db.session() as session:
+        mark_receipts_written(session, "a", {"fe_certificates": {9, 2, 3, 4, 7}, "fe_status_changes": {10}})
+    with repo.db.session(readonly=True) as session:
+        query = select(ExchangeAppliedRow.source, ExchangeAppliedRow.table_name, ExchangeAppliedRow.seq)
+        marked = {
+            tuple(row) for row in session.execute(query.where(ExchangeAppliedRow.receipt_written.is_(True)))
+        }
+    assert marked == {("a", "fe_certificates", s) for s in (2, 3, 4, 7, 9)} | {("a", "fe_status_changes", 10)}

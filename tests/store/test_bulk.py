@@ -134,6 +134,23 @@ def test_on_conflict_clauses_behave_the_same(tmp_path: Path, clause: str) -> Non
     )
 
 
+def test_row_keys_renamed_to_their_columns(tmp_path: Path) -> None:
+    """``renamed`` maps a row key to its column (an ORM attribute named unlike its column), the fast way and
+    the general way (rows a Python-side default completes) alike."""
+    general, fast = _engine(tmp_path / "general.db"), _engine(tmp_path / "fast.db")
+    with Session(general) as session, session.begin():
+        session.execute(insert(THINGS), ROWS)
+        session.execute(insert(DEFAULTED), [{"name": "a"}])
+    rows = [{("doc" if key == "document" else key): value for key, value in row.items()} for row in ROWS]
+    with Session(fast) as session, session.begin():
+        insert_many(session, insert(THINGS), rows, renamed={"doc": "document"})
+        insert_many(session, insert(DEFAULTED), [{"label": "a"}], renamed={"label": "name"})
+    assert _raw(tmp_path / "fast.db", "things") == _raw(tmp_path / "general.db", "things")
+    for path in (tmp_path / "fast.db", tmp_path / "general.db"):
+        with sqlite3.connect(path) as conn:
+            assert conn.execute("SELECT name, kind FROM defaulted").fetchall() == [("a", "plain")]
+
+
 def test_a_connection_as_well_as_a_session(tmp_path: Path) -> None:
     engine = _engine(tmp_path / "fast.db")
     with engine.begin() as conn:

@@ -19,6 +19,10 @@ from sqlalchemy.pool import NullPool, QueuePool
 
 from certstore.cli import main
 from certstore.store.db import (
+    SQLITE_BULK_CACHE_KIB,
+    SQLITE_BULK_CHECKPOINT_PAGES,
+    SQLITE_CACHE_KIB,
+    SQLITE_CHECKPOINT_PAGES,
     Database,
     DatabaseURLError,
     SchemaError,
@@ -107,6 +111,37 @@ def test_sqlite_transactions_are_begun_by_sqlalchemy(tmp_path: Path) -> None:
             session.execute(text("SELECT count(*) FROM t"))
         assert statements[:2] == ["BEGIN IMMEDIATE", "SELECT count(*) FROM t"]
         assert statements[2:] == ["PRAGMA query_only = 1", "BEGIN", "SELECT count(*) FROM t"]
+    finally:
+        db.dispose()
+
+
+def test_bulk_writes_checkpoint_less_often_with_a_larger_cache(tmp_path: Path) -> None:
+    """Inside ``bulk_writes`` (this thread only) a write transaction's connection checkpoints the write-ahead log
+    every 10,000 pages and caches 64 MB; ordinary writers, before and after, and other threads meanwhile, every
+    1,000 pages with SQLite's 2 MB — the same pooled connection set back."""
+    db = Database(database_url(tmp_path, env={}), poolclass=QueuePool, pool_size=1, max_overflow=0)
+
+    def settings(*, readonly: bool = False) -> tuple[int, int]:
+        with db.session(readonly=readonly) as session:
+            return (
+                int(session.execute(text("PRAGMA wal_autocheckpoint")).scalar_one()),
+                int(session.execute(text("PRAGMA cache_size")).scalar_one()),
+            )
+
+    ordinary = (SQLITE_CHECKPOINT_PAGES, -SQLITE_CACHE_KIB)
+    bulk = (SQLITE_BULK_CHECKPOINT_PAGES, -SQLITE_BULK_CACHE_KIB)
+    try:
+        assert settings() == ordinary == (1_000, -2_000)
+        elsewhere: list[tuple[int, int]] = []
+        with db.bulk_writes():
+            assert settings() == bulk == (10_000, -65_536)
+            assert settings(readonly=True) == bulk  # a reader between the writes leaves them be
+            thread = threading.Thread(target=lambda: elsewhere.append(settings()))
+            thread.start()
+            thread.join()
+            assert settings() == bulk
+        assert elsewhere == [ordinary]
+        assert settings() == ordinary
     finally:
         db.dispose()
 
