@@ -330,7 +330,7 @@ class Database:
           rows of a transaction land all over the unique and lookup indexes (identifiers, serials, holder
           digests), thousands of pages, which a 2 MB cache would spill to the log mid-transaction and read back.
 
-        The connection is set back for its next ordinary session."""
+        The connection is set back by its next ordinary write transaction (a reader leaves it as it is)."""
         token = _BULK.set(True)
         try:
             yield
