@@ -500,19 +500,12 @@ class CertificateRows(FrontendReading):
         if previous is None:
             return self._missing_predecessor(plan, in_chunk)
 
-        def content(version: Any) -> tuple[tuple[str, Any], ...]:
-            return (
-                ("data.catalogue", version.catalogue_code),
-                ("data.face", dict(version.face)),
-                ("data.holder", version.holder),
-            )
+        def content(catalogue: str, face: Any, holder: Any) -> tuple[tuple[str, Any], ...]:
+            """What a renewal keeps, each with the field a difference is reported under."""
+            return ("data.catalogue", catalogue), ("data.face", dict(face)), ("data.holder", holder)
 
-        kept = content(previous)
-        renewed = (
-            ("data.catalogue", plan.prepared.entry.code),
-            ("data.face", dict(plan.draft.face)),
-            ("data.holder", plan.draft.holder),
-        )
+        kept = content(previous.catalogue_code, previous.face, previous.holder)
+        renewed = content(plan.prepared.entry.code, plan.draft.face, plan.draft.holder)
         differs = [name for (name, old), (_, new) in zip(kept, renewed, strict=True) if old != new]
         if differs:
             return Done(
@@ -521,7 +514,11 @@ class CertificateRows(FrontendReading):
                                  "content as a change (变更: operation empty or change)") for name in differs],
             )  # fmt: skip
         stored = certificates.stored_version(self.repo, self.source.issuer_code, plan.number, plan.version)
-        if stored is not None and stored.valid_until == plan.prepared.valid_until and content(stored) == kept:
+        if (
+            stored is not None
+            and stored.valid_until == plan.prepared.valid_until
+            and content(stored.catalogue_code, stored.face, stored.holder) == kept
+        ):
             return Done(plan.seq, ACCEPTED, stored.identifier)
         new = certificates.renew(
             self.app, plan.call, previous.identifier, valid_until=plan.prepared.valid_until,

@@ -325,6 +325,7 @@ class CertificateBatch:
         """Write everything: new versions, status changes of stored ones, links to successors, lifecycle events,
         the writes' audit entries and arrivals."""
         session, c, table = self.session, CertificateRow, CertificateRow.__table__
+        connection = session.connection()  # Core statements: the batch keeps no ORM objects
         if self._new:
             # Core executemany, then the ids by identifier (unique): RETURNING in parameter order would make
             # SQLite insert one row per statement.
@@ -332,7 +333,7 @@ class CertificateBatch:
             by_identifier = {n.identifier: n for n in self._new}
             wanted = list(by_identifier)
             for start in range(0, len(wanted), 500):
-                for id_, identifier in session.connection().execute(
+                for id_, identifier in connection.execute(
                     select(c.id, c.identifier).where(c.identifier.in_(wanted[start : start + 500]))
                 ):
                     by_identifier[identifier].id = id_
@@ -350,7 +351,6 @@ class CertificateBatch:
                     statuses.append({"_id": v.id, "status": v.status})
                 elif successor is not None:
                     links.append({"_id": v.id, "successor": successor.id})
-        connection = session.connection()
         key = table.c.id == bindparam("_id")
         status = {"status": bindparam("status"), "status_changed_at": self.at}
         for rows, values in (
