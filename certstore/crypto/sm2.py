@@ -38,6 +38,7 @@ __all__ = [
     "compute_z",
     "decode_signature",
     "encode_signature",
+    "signature_form",
 ]
 
 #: The default signer identity of GM/T 0009 §10 / GB/T 35276 (ENTL = 0x0080).
@@ -126,6 +127,19 @@ def decode_signature(signature: bytes) -> tuple[int, int]:
     signature are refused so that a signature has exactly one byte form. A 64-byte value that is not such a
     DER structure is read as raw r ‖ s — also when r happens to start with 0x30.
     """
+    r, s, _ = _decode(signature)
+    return r, s
+
+
+def signature_form(signature: bytes) -> str:
+    """``"DER"`` or ``"raw r‖s"``: the form :func:`decode_signature` reads ``signature`` in.
+
+    The one rule for reports that name the form: a raw value whose r starts with 0x30 (one in 256) is raw.
+    """
+    return _decode(signature)[2]
+
+
+def _decode(signature: bytes) -> tuple[int, int, str]:
     r = s = None
     fast = _decode_canonical_der(signature) if signature[:1] == b"\x30" else None
     if fast is not None:
@@ -140,15 +154,17 @@ def decode_signature(signature: bytes) -> tuple[int, int]:
             r = s = None
             if len(signature) != 64:
                 raise InvalidSignatureEncodingError(f"not a DER SM2 signature: {exc}") from exc
+    form = "DER"
     if r is None or s is None:
         if len(signature) != 64:
             raise InvalidSignatureEncodingError(
                 f"not a DER or raw 64-byte SM2 signature ({len(signature)} bytes)"
             )
         r, s = int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
+        form = "raw r‖s"
     if not (1 <= r < SM2_CURVE.n and 1 <= s < SM2_CURVE.n):
         raise InvalidSignatureEncodingError("signature r or s outside [1, n-1]")
-    return r, s
+    return r, s, form
 
 
 # --- Pure-integer point arithmetic, used only to derive a public key from an imported private scalar. -----

@@ -41,7 +41,7 @@ from asn1crypto import core
 from certstore.checks import Check, CheckResult, Indication, indication_of, worst_result
 from certstore.crypto import oids
 from certstore.crypto.signer import CLOCK_SKEW, SIGNING_KEY_USAGES, ClaimedTime, ValidityWindow, signer_checks
-from certstore.crypto.sm2 import SM2PublicKey
+from certstore.crypto.sm2 import SM2PublicKey, signature_form
 from certstore.crypto.sm3 import sm3
 from certstore.crypto.trust import ChainStatus, TrustStore, validate_chain
 from certstore.crypto.x509 import Certificate, CertificateError
@@ -423,7 +423,7 @@ def _signature_check(sig: SealSignature) -> Check:
         return Check(SIGNATURE, *problem)
     signer = sig.signer_certificate
     if signer.public_key.verify(sig.signed_bytes, sig.signature_value):
-        form = "raw r‖s" if len(sig.signature_value) == 64 and sig.signature_value[:1] != b"\x30" else "DER"
+        form = signature_form(sig.signature_value)
         return Check(
             SIGNATURE,
             CheckResult.PASSED,

@@ -37,6 +37,7 @@ from asn1crypto import cms, core, parser
 from certstore.checks import Check, CheckResult
 from certstore.crypto import oids
 from certstore.crypto.signer import ClaimedTime, signer_checks
+from certstore.crypto.sm2 import InvalidSignatureEncodingError, signature_form
 from certstore.crypto.sm3 import sm3
 from certstore.crypto.trust import TrustStore
 from certstore.crypto.x509 import Certificate, CertificateError
@@ -232,7 +233,13 @@ def _verify_raw(
     claimed_time: datetime | None,
     sign_certificates: Sequence[Certificate],
 ) -> SignVerification:
-    form = "DER" if value[:1] == b"\x30" else "raw r‖s"
+    try:
+        form = signature_form(value)
+    except InvalidSignatureEncodingError as exc:
+        reason = f"SignedValue.dat is not a readable SM2 signature value: {exc}"
+        return SignVerification(
+            Check("structure", CheckResult.FAILED, reason), _skipped("not run: see package"), None, None, None
+        )
     structure = Check("structure", CheckResult.PASSED, f"{form} SM2 signature value, {len(value)} bytes")
     data_hash = Check(
         DATA_HASH, CheckResult.SKIPPED, "raw SM2 signature directly over Signature.xml: no separate digest"

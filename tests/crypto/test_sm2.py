@@ -28,6 +28,7 @@ from certstore.crypto.sm2 import (
     compute_z,
     decode_signature,
     encode_signature,
+    signature_form,
     sm3,
 )
 
@@ -232,6 +233,8 @@ def test_raw_signature_whose_r_starts_with_0x30_verifies() -> None:
     else:
         pytest.fail("no signature with r starting 0x30 found")
     assert key.public_key.verify(message, raw(r, s))
+    assert signature_form(raw(r, s)) == "raw r‖s"
+    assert signature_form(encode_signature(r, s)) == "DER"
 
 
 OUT_OF_RANGE = [

@@ -185,6 +185,22 @@ def test_kind_follows_the_signed_value_not_the_type_attribute(h: Hierarchy) -> N
     assert any('verified as Type="Sign"' in w for w in package.warnings)
 
 
+@pytest.mark.parametrize(
+    "value",
+    [bytes(64), b"\x30\x08\x02\x02\x00\x01\x02\x02\x00\x01"],
+    ids=["raw-r-zero", "der-with-leading-zeros"],
+)
+def test_unreadable_raw_signature_value_fails_the_package(h: Hierarchy, value: bytes) -> None:
+    """A value read as a raw SM2 signature but with r = 0 or non-canonical DER is no signature under any key:
+    the package check fails with the decoder's reason (as for a SignedValue.dat of no known structure)."""
+    package = with_entries(signed_ofd(h.signer, form="raw").package, {SIGNED_VALUE: value})
+    report = verify(h, package)
+    assert report.indication is Indication.INVALID
+    package_check = report.signatures[0].check("package")
+    assert package_check.result is F
+    assert "not a readable SM2 signature value" in package_check.reason
+
+
 def test_classify_signed_value(h: Hierarchy) -> None:
     built = signed_ofd(h.signer, form="content")
     assert classify_signed_value(built.files[SIGNED_VALUE]) is SignedValueKind.CMS
