@@ -8,9 +8,9 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, Text, cast, select
 from sqlalchemy.orm import Session
 
 from certstore.access import AccessDeniedError, Principal, Role, require_role
@@ -52,7 +52,11 @@ class CatalogueConflictError(ValueError):
 
 def _row_to_entry(row: CatalogueEntryRow, session: Session) -> CatalogueEntry:
     """The entry of a stored row, with ``base_image_data`` set when it names an uploaded base image."""
-    document = json.dumps(row.definition, ensure_ascii=False, sort_keys=True)
+    return _document_to_entry(json.dumps(row.definition, ensure_ascii=False, sort_keys=True), session)
+
+
+def _document_to_entry(document: str, session: Session) -> CatalogueEntry:
+    """The entry of a stored definition's JSON text (any serialisation of it: the text only keys the caches)."""
     entry = _entry_from_json(document)
     digest = asset_digest(entry.base_image)
     if digest is None:
@@ -122,23 +126,37 @@ def register_entry(
     return entry, True
 
 
-def _latest(session: Session, code: str, version: int | None) -> CatalogueEntryRow:
-    query = select(CatalogueEntryRow).where(CatalogueEntryRow.code == code)
+def _latest_query(code: str, version: int | None, *columns: Any) -> Select[Any]:
+    query = select(*columns).where(CatalogueEntryRow.code == code)
     if version is None:
         query = query.where(CatalogueEntryRow.status == "approved").order_by(CatalogueEntryRow.version.desc())
     else:
         query = query.where(CatalogueEntryRow.version == version)
-    row = session.scalars(query.limit(1)).first()
+    return query.limit(1)
+
+
+def _unknown(code: str, version: int | None) -> UnknownCatalogueError:
+    what = f"{code} version {version}" if version is not None else f"{code} (approved)"
+    return UnknownCatalogueError(f"no catalogue entry {what}")
+
+
+def _latest(session: Session, code: str, version: int | None) -> CatalogueEntryRow:
+    row = session.scalars(_latest_query(code, version, CatalogueEntryRow)).first()
     if row is None:
-        what = f"{code} version {version}" if version is not None else f"{code} (approved)"
-        raise UnknownCatalogueError(f"no catalogue entry {what}")
+        raise _unknown(code, version)
     return row
 
 
 def get_entry(repo: Repository, code: str, version: int | None = None) -> CatalogueEntry:
-    """The given version, or the latest approved one (a read: it never waits for a writer's lock)."""
+    """The given version, or the latest approved one (a read: it never waits for a writer's lock).
+
+    Every issuance asks, so the definition is read as the database's JSON text (``CAST … AS TEXT``) and the
+    entry found by that text in the cache of validated documents: no JSON parsed and written again per call."""
     with repo.db.session(readonly=True) as session:
-        return _row_to_entry(_latest(session, code, version), session)
+        text = session.scalar(_latest_query(code, version, cast(CatalogueEntryRow.definition, Text)))
+        if text is None:
+            raise _unknown(code, version)
+        return _document_to_entry(text, session)
 
 
 def list_entries(repo: Repository) -> list[CatalogueEntry]:

@@ -651,7 +651,7 @@ def issue(
     arrival = _arrival(app, call)
     prepared = _prepare(repo, entry, draft, 1, file)
     key = (prepared.identifier.issuer_code, draft.certificate_number, 1)
-    with repo.db.session() as session:
+    with repo.db.session(readonly=True) as session:  # a repeat is found without the writer's lock
         existing = _row_by_key(session, *key)
         stored = None if existing is None else _same_or_conflict(session, existing, prepared)
     if stored is not None:

@@ -30,8 +30,17 @@ def compact_dumps(*, sort_keys: bool) -> Callable[[Any], str]:
     encode = make(
         None, _unserialisable, _json_encoder.encode_basestring, None, ":", ",", sort_keys, False, True
     )
+    return _Dumps(encode)
 
-    def dumps(value: Any) -> str:
-        return "".join(encode(value, 0))
 
-    return dumps
+class _Dumps:
+    """The function :func:`compact_dumps` returns: an object, not a closure, because psycopg keys its per-dumper
+    cache by the function and logs a "resource leak" warning (and caches nothing) for a closure."""
+
+    __slots__ = ("_encode",)
+
+    def __init__(self, encode: Callable[[Any, int], Any]) -> None:
+        self._encode = encode
+
+    def __call__(self, value: Any) -> str:
+        return "".join(self._encode(value, 0))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 from datetime import date
 from typing import Any
@@ -33,3 +34,15 @@ def test_values_json_has_no_type_for_are_refused_as_by_json_dumps() -> None:
     with pytest.raises(TypeError, match="date is not JSON serializable"):
         dumps({"issued": date(2026, 12, 7)})
     assert math.isnan(json.loads(dumps([float("nan")]))[0])  # written as json.dumps writes it
+
+
+def test_psycopg_caches_the_dumper_without_a_leak_warning(caplog: pytest.LogCaptureFixture) -> None:
+    """psycopg keys its JSON dumper classes by the dumps function and logs "resource leak" (caching nothing)
+    for a closure: the database's serialiser is an object it can key."""
+    from psycopg.types import json as psycopg_json
+
+    dumps = compact_dumps(sort_keys=False)
+    with caplog.at_level(logging.WARNING, logger="psycopg"):
+        first = psycopg_json._make_dumper(psycopg_json.JsonbDumper, dumps)
+        assert psycopg_json._make_dumper(psycopg_json.JsonbDumper, dumps) is first
+    assert not [r for r in caplog.records if "leak" in r.getMessage()]

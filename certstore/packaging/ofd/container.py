@@ -36,6 +36,7 @@ import struct
 import unicodedata
 import zlib
 from dataclasses import dataclass
+from functools import lru_cache
 
 from .limits import Limits, NonCanonicalPackageError, NotOfdError, OfdFormatError
 
@@ -205,6 +206,7 @@ def _check_unicode_field(fields: dict[int, bytes], header_id: int, raw: bytes, t
 _CONTROL_CHARACTER = re.compile("[\x00-\x1f\x7f]")
 
 
+@lru_cache(maxsize=4096)  # pure, and names recur from file to file; a refusal is not kept
 def _normal_name(name: str) -> None:
     """Refuse a name that is dangerous or that readers would normalise (rule 2)."""
     shown = name.replace("\0", "\\0")
@@ -223,6 +225,7 @@ def _normal_name(name: str) -> None:
         raise _name_rule(f"entry name {shown!r} is not normal (an empty or '.' segment: readers differ)")
 
 
+@lru_cache(maxsize=4096)  # a type's files carry the same names: folded once per process
 def fold_name(name: str) -> str:
     """``name`` as Windows extraction sees it: NFC, case-folded, each segment without trailing dots and spaces
     and without an NTFS stream suffix (``a:b``, ``a::$DATA``)."""
@@ -233,28 +236,33 @@ def fold_name(name: str) -> str:
 
 
 def _check_folded(entries: list[ZipEntry]) -> None:
+    _check_folded_names(tuple(entry.name for entry in entries))
+
+
+@lru_cache(maxsize=256)  # a pure function of the names, which recur from file to file; a refusal is not kept
+def _check_folded_names(names: tuple[str, ...]) -> None:
     folded: dict[str, str] = {}
-    for entry in entries:
-        key = fold_name(entry.name)
+    for name in names:
+        key = fold_name(name)
         if not all(key.split("/")):
-            raise _name_rule(f"entry name {entry.name!r} has a segment that Windows reads as empty")
+            raise _name_rule(f"entry name {name!r} has a segment that Windows reads as empty")
         other = folded.get(key)
-        if other is not None and not (other.endswith("/") and entry.is_directory and other == entry.name):
-            if other == entry.name:
-                raise _name_rule(f"duplicate entry {entry.name!r}")
+        if other is not None and not (other.endswith("/") and name.endswith("/") and other == name):
+            if other == name:
+                raise _name_rule(f"duplicate entry {name!r}")
             raise _name_rule(
-                f"entries {other!r} and {entry.name!r} are the same file where names fold (case, trailing "
+                f"entries {other!r} and {name!r} are the same file where names fold (case, trailing "
                 "dots or spaces, ':' streams): extraction keeps only one of them"
             )
-        folded[key] = entry.name
-    for entry in entries:
-        if entry.is_directory:
+        folded[key] = name
+    for name in names:
+        if name.endswith("/"):
             continue
-        parts = fold_name(entry.name).split("/")
+        parts = fold_name(name).split("/")
         for end in range(1, len(parts)):
             other = folded.get("/".join(parts[:end]))
             if other is not None and not other.endswith("/"):
-                raise _name_rule(f"{other!r} is a file, and {entry.name!r} needs it to be a directory")
+                raise _name_rule(f"{other!r} is a file, and {name!r} needs it to be a directory")
 
 
 # --- the central directory and the local headers -----------------------------------------------------------

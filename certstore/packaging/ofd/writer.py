@@ -50,6 +50,7 @@ from certstore.packaging import fonts
 from certstore.packaging.layout import Align, Box, FaceLayout, ImageItem, TextItem
 
 from . import names as n
+from .archive import ArchiveError, zip_entries
 
 __all__ = [
     "Attachment",
@@ -59,9 +60,6 @@ __all__ = [
     "serialize_xml",
     "write_package",
 ]
-
-#: Timestamp of every ZIP entry (the earliest a ZIP can hold), for reproducible files.
-ZIP_TIMESTAMP = (1980, 1, 1, 0, 0, 0)
 
 #: Padding (in em) around a text run inside its TextObject Boundary, so side bearings are not clipped.
 _TEXT_PAD_EM = 0.1
@@ -104,27 +102,20 @@ def serialize_xml(root: etree._Element) -> bytes:
 _STORED_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".esl", ".dat")
 
 
-def _compression(name: str) -> int:
-    return zipfile.ZIP_STORED if name.lower().endswith(_STORED_SUFFIXES) else zipfile.ZIP_DEFLATED
-
-
 def write_package(entries: Iterable[tuple[str, bytes]]) -> bytes:
-    """A deterministic ZIP of ``entries`` in the given order: DEFLATE (STORED for already-compressed images,
-    seals and signature values), fixed timestamps and permissions."""
-    out = io.BytesIO()
+    """A deterministic ZIP of ``entries`` in the given order (:func:`.archive.zip_entries`): DEFLATE (STORED
+    for already-compressed images, seals and signature values), fixed timestamps and permissions."""
     seen: set[str] = set()
-    with zipfile.ZipFile(out, "w") as archive:
-        for name, data in entries:
-            if name in seen:
-                raise OfdBuildError(f"package path {name!r} written twice")
-            seen.add(name)
-            info = zipfile.ZipInfo(name, date_time=ZIP_TIMESTAMP)
-            info.compress_type = _compression(name)
-            info.create_system = 3  # Unix, so external_attr means the same everywhere
-            info.external_attr = 0o100644 << 16
-            # level 1: files ~1 % larger than at 9, deflated in half the time (sealing at bulk-import rates)
-            archive.writestr(info, data, compress_type=info.compress_type, compresslevel=1)
-    return out.getvalue()
+    listed: list[tuple[str, bytes, bool]] = []
+    for name, data in entries:
+        if name in seen:
+            raise OfdBuildError(f"package path {name!r} written twice")
+        seen.add(name)
+        listed.append((name, data, not name.lower().endswith(_STORED_SUFFIXES)))
+    try:
+        return zip_entries(listed)
+    except ArchiveError as exc:
+        raise OfdBuildError(str(exc)) from exc
 
 
 def read_package(data: bytes) -> dict[str, bytes]:
@@ -454,16 +445,31 @@ def _metadata_xml(items: Sequence[tuple[str, str]]) -> bytes:
 
 
 def _tag_xml(page_id: int, tags: Sequence[tuple[str, list[int]]]) -> bytes:
-    """Tag_Certificate.xml: one Field per semantic role with the IDs of the objects drawing it."""
-    root = etree.Element(f"{{{n.TAG_NS}}}Certificate", {"Version": "1"}, nsmap={None: n.TAG_NS})
+    """Tag_Certificate.xml: one Field per semantic role with the IDs of the objects drawing it (written as text:
+    the bytes lxml writes for the same tree, ``tests/packaging/ofd/test_writer.py`` compares them)."""
+    root = f'<Certificate xmlns="{n.TAG_NS}" Version="1"'
+    if not tags:
+        return n.XML_DECLARATION + f"{root}/>".encode()
+    parts = [root, ">"]
     for role, object_ids in tags:
-        attrs = {"Name": role}
-        if role in n.ROLE_METADATA:
-            attrs["Metadata"] = n.ROLE_METADATA[role]
-        tag = etree.SubElement(root, f"{{{n.TAG_NS}}}Field", attrs)
-        for object_id in object_ids:
-            etree.SubElement(tag, f"{{{n.TAG_NS}}}ObjectRef", {"PageRef": str(page_id)}).text = str(object_id)
-    return serialize_xml(root)
+        opening = _tag_field_opening(role)
+        if not object_ids:
+            parts.append(f"{opening}/>")
+            continue
+        parts.append(f"{opening}>")
+        parts.extend(f'<ObjectRef PageRef="{page_id}">{object_id}</ObjectRef>' for object_id in object_ids)
+        parts.append("</Field>")
+    parts.append("</Certificate>")
+    return n.XML_DECLARATION + "".join(parts).encode()
+
+
+@lru_cache(maxsize=1024)
+def _tag_field_opening(role: str) -> str:
+    """``<Field Name="…" Metadata="…"`` as lxml escapes it (made once per role)."""
+    attrs = {"Name": role}
+    if role in n.ROLE_METADATA:
+        attrs["Metadata"] = n.ROLE_METADATA[role]
+    return etree.tostring(etree.Element("Field", attrs), encoding="unicode").removesuffix("/>")
 
 
 def _default_doc_id(items: Sequence[tuple[str, str]]) -> str:

@@ -339,17 +339,26 @@ def _recipients(
     """(channel, address, subscription id) of everyone ``kind`` goes to."""
     found: list[tuple[str, str, int | None]] = []
     if kind in HOLDER_KINDS:
-        contact = session.get(HolderContactRow, holder_ref)
-        if contact is not None and contact.email:
-            found.append((EMAIL, contact.email, None))
-        subscribers = [f"holder:{holder_ref}"]
+        # columns, not ORM objects: every issuance and status change asks
+        email = session.scalar(
+            select(HolderContactRow.email).where(HolderContactRow.holder_ref == holder_ref)
+        )
+        if email:
+            found.append((EMAIL, email, None))
+        subscriber = f"holder:{holder_ref}"
     else:
         issuer = payload.get("issuer_code")
-        subscribers = [f"org:{issuer}"] if issuer else []
-    for subscriber in subscribers:
-        for sub in _active_subscriptions(session, subscriber):
-            if kind in sub.kinds.split(","):
-                found.append((f"{WEBHOOK}:{sub.id}", sub.url, sub.id))
+        if not issuer:
+            return found
+        subscriber = f"org:{issuer}"
+    subscriptions = session.execute(
+        select(WebhookSubscriptionRow.id, WebhookSubscriptionRow.url, WebhookSubscriptionRow.kinds)
+        .where(WebhookSubscriptionRow.subscriber == subscriber, WebhookSubscriptionRow.disabled_at.is_(None))
+        .order_by(WebhookSubscriptionRow.id)
+    )
+    found.extend(
+        (f"{WEBHOOK}:{id_}", url, id_) for id_, url, kinds in subscriptions if kind in kinds.split(",")
+    )
     return found
 
 

@@ -17,6 +17,8 @@ from PIL import Image
 
 from certstore.packaging.layout import Align, Box, FaceLayout, ImageItem, TextItem
 from certstore.packaging.ofd import Attachment, OfdBuildError, build_ofd
+from certstore.packaging.ofd.names import ROLE_METADATA, XML_DECLARATION
+from certstore.packaging.ofd.writer import _tag_xml
 from certstore.records import PreparedVersion
 from tests.packaging.ofd.conftest import MAIN_CODE
 from tests.packaging.ofd.structure import OFD_NS, Package, check_element, check_package
@@ -382,3 +384,30 @@ def test_easyofd_opens_and_renders_our_file(
     unsigned_red = _red_share(tmp_path / "unsigned_0.png", layout.seal_box, page)
     sealed_red = _red_share(tmp_path / "sealed_0.png", layout.seal_box, page)
     assert sealed_red > unsigned_red + 0.05, (unsigned_red, sealed_red)
+
+
+def _tag_xml_by_lxml(page_id: int, tags: list[tuple[str, list[int]]]) -> bytes:
+    """Tag_Certificate.xml as the writer built it with lxml before it wrote the text itself."""
+    ns = TAG_NS["t"]
+    root = etree.Element(f"{{{ns}}}Certificate", {"Version": "1"}, nsmap={None: ns})
+    for role, object_ids in tags:
+        attrs = {"Name": role}
+        if role in ROLE_METADATA:
+            attrs["Metadata"] = ROLE_METADATA[role]
+        field = etree.SubElement(root, f"{{{ns}}}Field", attrs)
+        for object_id in object_ids:
+            etree.SubElement(field, f"{{{ns}}}ObjectRef", {"PageRef": str(page_id)}).text = str(object_id)
+    return XML_DECLARATION + etree.tostring(root, encoding="UTF-8", xml_declaration=False)
+
+
+@pytest.mark.parametrize(
+    "tags",
+    [
+        [],
+        [("title", [3, 4]), ("value:project_name", [5]), ("qr_code", [])],
+        [("a&b\"<>\n\t'", [7]), ("中文 角色", [8, 9, 10])],
+    ],
+    ids=["none", "roles", "escaped"],
+)
+def test_tag_file_text_is_what_lxml_writes(tags: list[tuple[str, list[int]]]) -> None:
+    assert _tag_xml(12, tags) == _tag_xml_by_lxml(12, tags)
