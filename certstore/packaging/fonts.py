@@ -397,6 +397,10 @@ def _working_font(*, trust_cache: bool = True) -> bytes:
     return data
 
 
+#: A glyph as subsets copy it: padded ``glyf`` record, ``hmtx`` and ``vmtx`` entries, component index positions.
+_Piece = tuple[bytes, bytes, bytes, tuple[tuple[int, str], ...]]
+
+
 class _GlyphSource:
     """The working font parsed once, from which subsets are assembled glyph by glyph (快速子集).
 
@@ -437,14 +441,16 @@ class _GlyphSource:
                         if tag in reader}  # fmt: skip
         self._glyf: bytes = reader["glyf"]
         self._loca: list[int] = list(font["loca"])
+        self._pieces: dict[str, _Piece] = {}
 
-    def _closure(self, characters: str) -> tuple[dict[int, str], list[str]]:
-        """The cmap of ``characters`` and the glyph order of their subset: .notdef, their glyphs and every
-        component those use, in the source's order (the last few kept: metrics and subset ask in turn)."""
+    def _closure(self, characters: str) -> tuple[dict[int, str], list[str], tuple[int, int, int, int]]:
+        """The cmap of ``characters``, the glyph order of their subset (.notdef, their glyphs and every
+        component those use, in the source's order) and its bounding box; the last few kept: metrics and
+        subset ask in turn."""
         return self._closures(characters)
 
     @lru_cache(maxsize=8)  # noqa: B019 (one source per process, kept for its life)
-    def _closures(self, characters: str) -> tuple[dict[int, str], list[str]]:
+    def _closures(self, characters: str) -> tuple[dict[int, str], list[str], tuple[int, int, int, int]]:
         cmap = self.cmap
         mapping = {code: cmap[code] for code in map(ord, characters) if code in cmap}
         wanted = {".notdef", *mapping.values()}
@@ -454,7 +460,8 @@ class _GlyphSource:
                 if component not in wanted:
                     wanted.add(component)
                     stack.append(component)
-        return mapping, sorted(wanted, key=self.index.__getitem__)  # .notdef is glyph 0 in the source too
+        order = sorted(wanted, key=self.index.__getitem__)  # .notdef is glyph 0 in the source too
+        return mapping, order, self._bounds(order) or (0, 0, 0, 0)
 
     def _bounds(self, order: list[str]) -> tuple[int, int, int, int] | None:
         bounds = self.bounds
@@ -466,9 +473,8 @@ class _GlyphSource:
 
     def metrics(self, characters: str) -> SubsetMetrics:
         """What :meth:`subset` of ``characters`` will say about itself, without building it."""
-        mapping, order = self._closure(characters)
+        mapping, _, box = self._closure(characters)
         units = self.units_per_em
-        box = self._bounds(order) or (0, 0, 0, 0)
         advances = {chr(cp): self.hmtx[name][0] / units for cp, name in mapping.items()}
         return SubsetMetrics(advances, box[3] / units, -box[1] / units)
 
@@ -478,19 +484,27 @@ class _GlyphSource:
         ``cmap`` for the subset; ``head`` (bounding box, long ``loca``, the modification time set to the
         creation time so the same characters give the same bytes), ``hhea``, ``maxp`` and ``vhea`` patched
         with the glyph count; ``OS/2``, ``name``, ``post`` (format 3) and ``gasp`` as the source has them."""
-        mapping, order = self._closure(characters)
+        mapping, order, box = self._closure(characters)
         new_index = {name: i for i, name in enumerate(order)}
-        glyf = bytearray()
+        pieces = self._pieces
+        glyphs: list[bytes] = []
+        horizontal: list[bytes] = []
+        vertical: list[bytes] = []
         offsets = [0]
+        end = 0
         for name in order:
-            raw = self._raw_glyph(name)
-            if name in self.components:
-                raw = self._renumbered(raw, new_index)
-            glyf += raw
-            glyf += b"\0" * (-len(raw) % 4)
-            offsets.append(len(glyf))
+            raw, advance, vertical_advance, component_at = pieces.get(name) or self._piece(name)
+            if component_at:  # a composite: its components' glyph indices are the subset's
+                record = bytearray(raw)
+                for position, component in component_at:
+                    struct.pack_into(">H", record, position, new_index[component])
+                raw = bytes(record)
+            glyphs.append(raw)
+            horizontal.append(advance)
+            vertical.append(vertical_advance)
+            end += len(raw)
+            offsets.append(end)
         count = len(order)
-        box = self._bounds(order) or (0, 0, 0, 0)
         tables = self._tables
         head = bytearray(tables["head"])
         head[8:12] = b"\0\0\0\0"  # checkSumAdjustment, set below
@@ -504,10 +518,10 @@ class _GlyphSource:
         out: dict[str, bytes] = {
             "OS/2": tables["OS/2"],
             "cmap": _cmap_table(mapping, new_index),
-            "glyf": bytes(glyf),
+            "glyf": b"".join(glyphs),
             "head": bytes(head),
             "hhea": bytes(hhea),
-            "hmtx": b"".join(struct.pack(">Hh", *self.hmtx[name]) for name in order),
+            "hmtx": b"".join(horizontal),
             "loca": struct.pack(f">{count + 1}I", *offsets),
             "maxp": bytes(maxp),
             "name": tables["name"],
@@ -519,29 +533,41 @@ class _GlyphSource:
             vhea = bytearray(tables["vhea"])
             vhea[34:36] = struct.pack(">H", count)
             out["vhea"] = bytes(vhea)
-            out["vmtx"] = b"".join(struct.pack(">Hh", *self.vmtx[name]) for name in order)
+            out["vmtx"] = b"".join(vertical)
         return _sfnt(out)
 
     def _raw_glyph(self, name: str) -> bytes:
         index = self.index[name]
         return self._glyf[self._loca[index] : self._loca[index + 1]]
 
-    def _renumbered(self, raw: bytes, new_index: Mapping[str, int]) -> bytes:
-        """A composite glyph record with its components' glyph indices those of the subset."""
-        data = bytearray(raw)
-        position = 10
-        while True:
-            flags, index = struct.unpack_from(">HH", data, position)
-            struct.pack_into(">H", data, position + 2, new_index[self.order[index]])
-            position += 4 + (4 if flags & 0x0001 else 2)
-            if flags & 0x0008:
-                position += 2
-            elif flags & 0x0040:
-                position += 4
-            elif flags & 0x0080:
-                position += 8
-            if not flags & 0x0020:
-                return bytes(data)
+    def _piece(self, name: str) -> _Piece:
+        """What a subset copies of glyph ``name``: its ``glyf`` record padded to 4 bytes, its ``hmtx`` and its
+        ``vmtx`` entry (empty without one), and for a composite where each component's glyph index sits and
+        which glyph it names — read once per glyph and process, then joined per subset."""
+        raw = self._raw_glyph(name)
+        component_at: list[tuple[int, str]] = []
+        if name in self.components:
+            position = 10
+            while True:
+                flags, index = struct.unpack_from(">HH", raw, position)
+                component_at.append((position + 2, self.order[index]))
+                position += 4 + (4 if flags & 0x0001 else 2)
+                if flags & 0x0008:
+                    position += 2
+                elif flags & 0x0040:
+                    position += 4
+                elif flags & 0x0080:
+                    position += 8
+                if not flags & 0x0020:
+                    break
+        piece = (
+            raw + b"\0" * (-len(raw) % 4),
+            struct.pack(">Hh", *self.hmtx[name]),
+            struct.pack(">Hh", *self.vmtx[name]) if self.vmtx is not None else b"",
+            tuple(component_at),
+        )
+        self._pieces[name] = piece  # the same value whichever thread writes it first
+        return piece
 
 
 def _checksum(data: bytes) -> int:
@@ -560,17 +586,21 @@ def _sfnt(tables: Mapping[str, bytes]) -> bytes:
     )
     offset = 12 + 16 * count
     directory = bytearray()
-    body = bytearray()
+    body: list[bytes] = []
     head_at = 0
+    total = 0
     for tag in tags:
         data = tables[tag]
         if tag == "head":
             head_at = offset
-        directory += struct.pack(">4sIII", tag.encode("latin-1"), _checksum(data), offset, len(data))
-        body += data + b"\0" * (-len(data) % 4)
+        checksum = _checksum(data)
+        total += checksum
+        directory += struct.pack(">4sIII", tag.encode("latin-1"), checksum, offset, len(data))
+        body += (data, b"\0" * (-len(data) % 4))
         offset += len(data) + (-len(data) % 4)
-    font = bytearray(header + directory + body)
-    adjustment = (0xB1B0AFBA - _checksum(bytes(font))) & 0xFFFFFFFF
+    # every table starts 4-byte aligned and is zero-padded, so the file's checksum is the header's plus theirs
+    adjustment = (0xB1B0AFBA - _checksum(header + directory) - total) & 0xFFFFFFFF
+    font = bytearray(header + directory + b"".join(body))
     struct.pack_into(">I", font, head_at + 8, adjustment)
     return bytes(font)
 

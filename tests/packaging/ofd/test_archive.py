@@ -1,11 +1,13 @@
-"""The OFD package ZIP writer (:mod:`certstore.packaging.ofd.archive`): byte for byte what :mod:`zipfile` writes,
-and the cache of recurring parts never serves bytes other than the ones presented."""
+"""The OFD package ZIP writer (:mod:`certstore.packaging.ofd.archive`): with zlib's DEFLATE, byte for byte what
+:mod:`zipfile` writes; with ISA-L's, what every reader inflates back; the cache of recurring parts never serves
+bytes other than the ones presented."""
 
 from __future__ import annotations
 
 import io
 import os
 import zipfile
+import zlib
 
 import pytest
 
@@ -37,13 +39,38 @@ ENTRIES = [
 ]
 
 
+@pytest.fixture
+def zlib_deflate(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The writer with zlib's level 1 in place of ISA-L's, as zipfile deflates."""
+
+    def deflate(data: bytes) -> bytes:
+        compressor = zlib.compressobj(1, zlib.DEFLATED, -15)
+        return compressor.compress(data) + compressor.flush()
+
+    monkeypatch.setattr(archive, "_deflate", deflate)
+    monkeypatch.setattr(archive, "_cache", archive.OrderedDict())
+
+
 @pytest.mark.parametrize("count", [0, 1, len(ENTRIES)])
-def test_same_bytes_as_zipfile(count: int) -> None:
+def test_same_bytes_as_zipfile(zlib_deflate: None, count: int) -> None:
     entries = ENTRIES[:count]
     assert zip_entries(entries) == zipfile_bytes(entries)
 
 
-def test_recurring_parts_come_from_the_cache_and_stay_exact() -> None:
+def test_isal_deflate_is_read_back_by_zipfile_and_zlib() -> None:
+    package = zip_entries(ENTRIES)
+    with zipfile.ZipFile(io.BytesIO(package)) as archive_file:
+        assert archive_file.testzip() is None
+        assert [(i.filename, archive_file.read(i)) for i in archive_file.infolist()] == [
+            (name, data) for name, data, _ in ENTRIES
+        ]
+        font = archive_file.getinfo("Doc_0/Res/font_2.ttf")
+        assert font.compress_type == zipfile.ZIP_DEFLATED and font.compress_size < font.file_size / 10
+    raw = archive._deflate(ENTRIES[2][1])
+    assert zlib.decompress(raw, -15) == ENTRIES[2][1]
+
+
+def test_recurring_parts_come_from_the_cache_and_stay_exact(zlib_deflate: None) -> None:
     font = os.urandom(8_000) + bytes(30_000)
     first = zip_entries([("a.ttf", font, True)])
     assert (id(font), 8) in archive._cache
