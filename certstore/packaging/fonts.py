@@ -160,7 +160,7 @@ def text_width_mm(text: str, size_mm: float, *, letter_spacing_mm: float = 0.0) 
     the last — the sum of the characters' advances, as the preview draws and an OFD reader places them."""
     if not text:
         return 0.0
-    return sum(char_advance_em(ch) for ch in text) * size_mm + letter_spacing_mm * (len(text) - 1)
+    return sum(map(char_advance_em, text)) * size_mm + letter_spacing_mm * (len(text) - 1)
 
 
 @cache

@@ -600,6 +600,10 @@ _cache: OrderedDict[tuple[str, int], tuple[Mapping[str, Any], tuple[Any, ...], C
 _lock = threading.Lock()
 
 
+def _same(a: object, b: object) -> bool:
+    return a is b or a == b
+
+
 def compiled(entry: CatalogueEntry) -> CompiledTemplate:
     """The compiled template of ``entry`` (which must have ``face_template``), built once per (code, version)
     and document and kept in a bounded LRU. :class:`TemplateError` if the template is invalid or a fixed text
@@ -612,7 +616,8 @@ def compiled(entry: CatalogueEntry) -> CompiledTemplate:
     shared = (entry.name, entry.issuer, entry.face_schema, entry.base_image, entry.base_image_data)
     with _lock:
         hit = _cache.get(key)
-        if hit is not None and hit[0] == doc and hit[1] == shared:
+        # the same objects (the catalogue's cached entry: every issuance of a type) skip the deep comparison
+        if hit is not None and _same(hit[0], doc) and all(map(_same, hit[1], shared)):
             _cache.move_to_end(key)
             return hit[2]
     from certstore.packaging.face import _check_glyphs, page_frame
