@@ -8,9 +8,9 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from sqlalchemy import Select, Text, cast, select
+from sqlalchemy import Text, bindparam, cast, select
 from sqlalchemy.orm import Session
 
 from certstore.access import AccessDeniedError, Principal, Role, require_role
@@ -126,13 +126,20 @@ def register_entry(
     return entry, True
 
 
-def _latest_query(code: str, version: int | None, *columns: Any) -> Select[Any]:
-    query = select(*columns).where(CatalogueEntryRow.code == code)
-    if version is None:
-        query = query.where(CatalogueEntryRow.status == "approved").order_by(CatalogueEntryRow.version.desc())
-    else:
-        query = query.where(CatalogueEntryRow.version == version)
-    return query.limit(1)
+#: The definition text of a (code, version) and of a code's latest approved version, built once with bound
+#: parameters (every issuance asks: no statement construction per call).
+_DEFINITION = cast(CatalogueEntryRow.definition, Text)
+_TEXT_OF_VERSION = (
+    select(_DEFINITION)
+    .where(CatalogueEntryRow.code == bindparam("code"), CatalogueEntryRow.version == bindparam("version"))
+    .limit(1)
+)
+_TEXT_OF_LATEST = (
+    select(_DEFINITION)
+    .where(CatalogueEntryRow.code == bindparam("code"), CatalogueEntryRow.status == "approved")
+    .order_by(CatalogueEntryRow.version.desc())
+    .limit(1)
+)
 
 
 def _unknown(code: str, version: int | None) -> UnknownCatalogueError:
@@ -141,7 +148,12 @@ def _unknown(code: str, version: int | None) -> UnknownCatalogueError:
 
 
 def _latest(session: Session, code: str, version: int | None) -> CatalogueEntryRow:
-    row = session.scalars(_latest_query(code, version, CatalogueEntryRow)).first()
+    query = select(CatalogueEntryRow).where(CatalogueEntryRow.code == code)
+    if version is None:
+        query = query.where(CatalogueEntryRow.status == "approved").order_by(CatalogueEntryRow.version.desc())
+    else:
+        query = query.where(CatalogueEntryRow.version == version)
+    row = session.scalars(query.limit(1)).first()
     if row is None:
         raise _unknown(code, version)
     return row
@@ -153,7 +165,10 @@ def get_entry(repo: Repository, code: str, version: int | None = None) -> Catalo
     Every issuance asks, so the definition is read as the database's JSON text (``CAST … AS TEXT``) and the
     entry found by that text in the cache of validated documents: no JSON parsed and written again per call."""
     with repo.db.session(readonly=True) as session:
-        text = session.scalar(_latest_query(code, version, cast(CatalogueEntryRow.definition, Text)))
+        if version is None:
+            text = session.scalar(_TEXT_OF_LATEST, {"code": code})
+        else:
+            text = session.scalar(_TEXT_OF_VERSION, {"code": code, "version": version})
         if text is None:
             raise _unknown(code, version)
         return _document_to_entry(text, session)

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -217,14 +217,17 @@ def _row_by_identifier(session: Session, identifier: str, *, lock: bool = False)
     return row
 
 
+#: A version by (issuer, certificate number, version), built once with bound parameters (every issuance asks).
+_BY_KEY = select(CertificateRow).where(
+    CertificateRow.issuer_code == bindparam("issuer_code"),
+    CertificateRow.certificate_number == bindparam("number"),
+    CertificateRow.version == bindparam("version"),
+)
+
+
 def _row_by_key(session: Session, issuer_code: str, number: str, version: int) -> CertificateRow | None:
-    return session.scalars(
-        select(CertificateRow).where(
-            CertificateRow.issuer_code == issuer_code,
-            CertificateRow.certificate_number == number,
-            CertificateRow.version == version,
-        )
-    ).first()
+    params = {"issuer_code": issuer_code, "number": number, "version": version}
+    return session.scalars(_BY_KEY, params).first()
 
 
 def stored_version(

@@ -31,7 +31,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -333,16 +333,26 @@ def subscriptions(app: Application) -> list[Subscription]:
 # --- the outbox: writing ---------------------------------------------------------------------------------
 
 
+#: What :func:`_recipients` asks at every issuance and status change, built once with bound parameters: columns,
+#: not ORM objects, and no statement construction per call.
+_CONTACT_EMAIL = select(HolderContactRow.email).where(HolderContactRow.holder_ref == bindparam("holder_ref"))
+_ACTIVE_HOOKS = (
+    select(WebhookSubscriptionRow.id, WebhookSubscriptionRow.url, WebhookSubscriptionRow.kinds)
+    .where(
+        WebhookSubscriptionRow.subscriber == bindparam("subscriber"),
+        WebhookSubscriptionRow.disabled_at.is_(None),
+    )
+    .order_by(WebhookSubscriptionRow.id)
+)
+
+
 def _recipients(
     session: Session, kind: str, holder_ref: str, payload: dict[str, Any]
 ) -> list[tuple[str, str, int | None]]:
     """(channel, address, subscription id) of everyone ``kind`` goes to."""
     found: list[tuple[str, str, int | None]] = []
     if kind in HOLDER_KINDS:
-        # columns, not ORM objects: every issuance and status change asks
-        email = session.scalar(
-            select(HolderContactRow.email).where(HolderContactRow.holder_ref == holder_ref)
-        )
+        email = session.scalar(_CONTACT_EMAIL, {"holder_ref": holder_ref})
         if email:
             found.append((EMAIL, email, None))
         subscriber = f"holder:{holder_ref}"
@@ -351,11 +361,7 @@ def _recipients(
         if not issuer:
             return found
         subscriber = f"org:{issuer}"
-    subscriptions = session.execute(
-        select(WebhookSubscriptionRow.id, WebhookSubscriptionRow.url, WebhookSubscriptionRow.kinds)
-        .where(WebhookSubscriptionRow.subscriber == subscriber, WebhookSubscriptionRow.disabled_at.is_(None))
-        .order_by(WebhookSubscriptionRow.id)
-    )
+    subscriptions = session.execute(_ACTIVE_HOOKS, {"subscriber": subscriber})
     found.extend(
         (f"{WEBHOOK}:{id_}", url, id_) for id_, url, kinds in subscriptions if kind in kinds.split(",")
     )
