@@ -1,4 +1,6 @@
-"""DER primitives for the purpose-built walkers (:mod:`certstore.seal.der`, :mod:`certstore.tsa.der`).
+"""DER primitives for the purpose-built walkers (:mod:`certstore.seal.der`, :mod:`certstore.tsa.der`), and
+:func:`encode` for the writers that assemble fixed layouts from pre-encoded parts (time-stamp tokens, seal
+signatures).
 
 Each walker reads only the canonical shape of one structure and answers ``None`` for anything else, so that the
 full asn1crypto parser decides (and names the error). These helpers share that rule: they accept definite,
@@ -27,6 +29,7 @@ __all__ = [
     "bit_string_octets",
     "children",
     "dotted_oid",
+    "encode",
     "generalized_time",
     "tlv",
 ]
@@ -44,6 +47,15 @@ SET = 0x31
 
 #: (tag byte, header start, contents start, contents end) of one element
 Element = tuple[int, int, int, int]
+
+
+def encode(tag: int, contents: bytes) -> bytes:
+    """One DER element: ``tag`` (a low tag number), the definite minimal length, ``contents``."""
+    length = len(contents)
+    if length < 0x80:
+        return bytes((tag, length)) + contents
+    octets = length.to_bytes((length.bit_length() + 7) // 8, "big")
+    return bytes((tag, 0x80 | len(octets))) + octets + contents
 
 
 def tlv(data: bytes, offset: int, end: int) -> tuple[int, int, int] | None:

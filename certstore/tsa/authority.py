@@ -33,7 +33,7 @@ from enum import StrEnum
 from asn1crypto import cms, core, tsp
 from asn1crypto import x509 as asn1_x509
 
-from certstore.crypto import oids
+from certstore.crypto import der, oids
 from certstore.crypto.sm2 import Signer
 from certstore.crypto.sm3 import sm3
 from certstore.crypto.x509 import Certificate
@@ -141,10 +141,10 @@ class TimeStampAuthority:
             {"issuer": certificate.issuer_name, "serial_number": certificate.serial}
         ).dump()
         self._policy = core.ObjectIdentifier(policy).dump()
-        self._tsa_name = _tlv(
+        self._tsa_name = der.encode(
             0xA0, asn1_x509.GeneralName(name="directory_name", value=certificate.subject_name).dump()
         )
-        self._certificates = _tlv(0xA0, b"".join(sorted(c.der for c in (certificate, *self.chain))))
+        self._certificates = der.encode(0xA0, b"".join(sorted(c.der for c in (certificate, *self.chain))))
 
     # --- requests ------------------------------------------------------------------------------------------
 
@@ -155,7 +155,7 @@ class TimeStampAuthority:
         except _RefusedError as refused:
             return self.rejection(refused.failure, refused.text)
         token = self.issue(hash_oid, digest, nonce=nonce, cert_req=cert_req)
-        return _tlv(0x30, _GRANTED + token)
+        return der.encode(0x30, _GRANTED + token)
 
     @staticmethod
     def rejection(failure: FailureInfo, text: str) -> bytes:
@@ -216,58 +216,53 @@ class TimeStampAuthority:
         now = self.clock()
         if now.tzinfo is None:
             raise ValueError("the TSA clock must give timezone-aware datetimes")
-        tst_info = _tlv(
+        tst_info = der.encode(
             0x30,
             _INTEGER_1
             + self._policy
-            + _tlv(0x30, _algorithm(hash_oid) + _tlv(0x04, digest))  # messageImprint
+            + der.encode(0x30, _algorithm(hash_oid) + der.encode(0x04, digest))  # messageImprint
             + core.Integer(_random_serial()).dump()
             + core.GeneralizedTime(now.astimezone(UTC).replace(microsecond=0)).dump()
             + _ACCURACY_1S
             + (b"" if nonce is None else core.Integer(nonce).dump())
             + self._tsa_name,
         )
-        message_digest = _tlv(0x30, _MESSAGE_DIGEST_OID + _tlv(0x31, _tlv(0x04, sm3(tst_info))))
+        message_digest = der.encode(
+            0x30, _MESSAGE_DIGEST_OID + der.encode(0x31, der.encode(0x04, sm3(tst_info)))
+        )
         attributes = b"".join(sorted((*self._attributes, message_digest)))  # DER: a SET OF is sorted
-        signature = self.signer.sign(_tlv(0x31, attributes))  # signed as SET OF (RFC 5652 §5.4)
-        signer_info = _tlv(
+        signature = self.signer.sign(der.encode(0x31, attributes))  # signed as SET OF (RFC 5652 §5.4)
+        signer_info = der.encode(
             0x30,
             _INTEGER_1
             + self._sid
             + _SM3
-            + _tlv(0xA0, attributes)  # signedAttrs [0] IMPLICIT
+            + der.encode(0xA0, attributes)  # signedAttrs [0] IMPLICIT
             + _SM2_WITH_SM3
-            + _tlv(0x04, signature),
+            + der.encode(0x04, signature),
         )
-        signed_data = _tlv(
+        signed_data = der.encode(
             0x30,
             _INTEGER_3
-            + _tlv(0x31, _SM3)  # digestAlgorithms
-            + _tlv(0x30, _TST_INFO_OID + _tlv(0xA0, _tlv(0x04, tst_info)))  # encapContentInfo
+            + der.encode(0x31, _SM3)  # digestAlgorithms
+            + der.encode(
+                0x30, _TST_INFO_OID + der.encode(0xA0, der.encode(0x04, tst_info))
+            )  # encapContentInfo
             + (self._certificates if cert_req else b"")  # certificates [0] IMPLICIT
-            + _tlv(0x31, signer_info),
+            + der.encode(0x31, signer_info),
         )
-        return _tlv(0x30, _SIGNED_DATA_OID + _tlv(0xA0, signed_data))
-
-
-def _tlv(tag: int, contents: bytes) -> bytes:
-    """One DER element: ``tag``, definite length, ``contents``."""
-    length = len(contents)
-    if length < 0x80:
-        return bytes((tag, length)) + contents
-    octets = length.to_bytes((length.bit_length() + 7) // 8, "big")
-    return bytes((tag, 0x80 | len(octets))) + octets + contents
+        return der.encode(0x30, _SIGNED_DATA_OID + der.encode(0xA0, signed_data))
 
 
 def _algorithm(oid: str) -> bytes:
     """AlgorithmIdentifier without parameters."""
-    return _tlv(0x30, core.ObjectIdentifier(oid).dump())
+    return der.encode(0x30, core.ObjectIdentifier(oid).dump())
 
 
 _INTEGER_1 = core.Integer(1).dump()
 _GRANTED = tsp.PKIStatusInfo({"status": "granted"}).dump()
 _INTEGER_3 = core.Integer(3).dump()
-_ACCURACY_1S = _tlv(0x30, _INTEGER_1)  # Accuracy { seconds 1 }
+_ACCURACY_1S = der.encode(0x30, _INTEGER_1)  # Accuracy { seconds 1 }
 _SM3 = _algorithm(oids.SM3)
 _SM2_WITH_SM3 = _algorithm(oids.SM2_WITH_SM3)
 _SIGNED_DATA_OID = core.ObjectIdentifier(oids.SIGNED_DATA).dump()

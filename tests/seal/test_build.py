@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from asn1crypto import core
 
 from certstore.crypto import oids
 from certstore.crypto.sm3 import sm3
@@ -15,6 +16,7 @@ from certstore.packaging.seal_picture import render_seal_picture
 from certstore.seal import (
     ExtData,
     SigningRefusedError,
+    build,
     make_seal,
     parse_seal,
     parse_seal_signature,
@@ -228,3 +230,63 @@ def test_rendered_picture_goes_into_a_seal(pki: Hierarchy) -> None:
         created=NOW,
     )
     assert parse_seal(seal).picture == rendered
+
+
+class _FixedSigner:
+    """A signer whose signature is a function of the message (SM2's are random), for comparing encodings."""
+
+    def sign(self, message: bytes) -> bytes:
+        return sm3(message) + sm3(message[::-1])
+
+
+def _asn1crypto_signature(
+    seal: bytes, certificate: bytes, data_hash: bytes, info: str, when: datetime
+) -> bytes:
+    """The v4 SES_Signature as asn1crypto writes it (the builder's encoding before its assembly from parts)."""
+    tbs = ses.TBSSign(
+        {
+            "version": 4,
+            "eseal": ses.SESSeal.load(seal),
+            "timeInfo": when,
+            "dataHash": core.OctetBitString(data_hash),
+            "propertyInfo": info,
+        }
+    ).dump()
+    fields = {
+        "toSign": ses.TBSSign.load(tbs),
+        "cert": certificate,
+        "signatureAlgID": oids.SM2_WITH_SM3,
+        "signature": _FixedSigner().sign(tbs),
+    }
+    return ses.SESSignature(fields).dump()
+
+
+@pytest.mark.parametrize("info", ["/Doc_0/Signs/Sign_0/Signature.xml", "x", "p" * 300])
+def test_assembled_signature_is_what_asn1crypto_writes(pki: Hierarchy, seal_der: bytes, info: str) -> None:
+    data_hash = sm3(info.encode())
+    made = build._assemble_signature(
+        seal=seal_der,
+        signer=_FixedSigner(),  # type: ignore[arg-type]
+        signer_certificate=pki.signer.certificate,
+        data_hash=data_hash,
+        property_info=info,
+        signing_time=NOW.replace(microsecond=123456),
+    )
+    expected = _asn1crypto_signature(seal_der, pki.signer.certificate.der, data_hash, info, NOW)
+    assert made == expected
+
+
+def test_stamped_signature_is_what_attach_timestamp_writes(signature_der: bytes) -> None:
+    token = bytes(range(256)) * 3
+    seen: list[bytes] = []
+
+    def stamp(octets: bytes) -> bytes:
+        seen.append(octets)
+        return token
+
+    stamped = build.stamp_signature(signature_der, stamp)
+    assert stamped == build.attach_timestamp(signature_der, token)
+    assert seen == [parse_seal_signature(signature_der).signature_value]
+    assert parse_seal_signature(stamped).timestamp is not None
+    with pytest.raises(ValueError, match="already carries a timestamp"):
+        build.stamp_signature(stamped, stamp)
