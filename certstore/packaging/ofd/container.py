@@ -236,10 +236,13 @@ def fold_name(name: str) -> str:
 
 
 def _check_folded(entries: list[ZipEntry]) -> None:
-    _check_folded_names(tuple(entry.name for entry in entries))
+    names = tuple(entry.name for entry in entries)
+    if len(names) <= _FOLDED_CACHED_ENTRIES:
+        _check_folded_cached(names)  # a certificate's package: the same names file after file
+    else:
+        _check_folded_names(names)  # a large package is checked without keeping its names
 
 
-@lru_cache(maxsize=256)  # a pure function of the names, which recur from file to file; a refusal is not kept
 def _check_folded_names(names: tuple[str, ...]) -> None:
     folded: dict[str, str] = {}
     for name in names:
@@ -263,6 +266,11 @@ def _check_folded_names(names: tuple[str, ...]) -> None:
             other = folded.get("/".join(parts[:end]))
             if other is not None and not other.endswith("/"):
                 raise _name_rule(f"{other!r} is a file, and {name!r} needs it to be a directory")
+
+
+#: Name lists of up to this many entries have their verdict kept (pure, so exact); a refusal is not kept.
+_FOLDED_CACHED_ENTRIES = 64
+_check_folded_cached = lru_cache(maxsize=256)(_check_folded_names)
 
 
 # --- the central directory and the local headers -----------------------------------------------------------

@@ -616,3 +616,20 @@ def test_fold_name(name: str, folded: str) -> None:
     """Names fold the way Windows extraction sees them: case (full case folding), NFC, trailing dots and spaces
     of every segment, NTFS stream suffixes; a directory's trailing slash goes."""
     assert fold_name(name) == folded
+
+
+def test_name_verdicts_are_kept_only_for_accepted_small_lists() -> None:
+    """The folding check is memoised for the small name lists certificates carry: a refusal is raised every
+    time (never kept), and a list longer than the cached size is checked without being kept."""
+    from certstore.packaging.ofd import container
+
+    clashing = ("Doc_0/a.xml", "Doc_0/A.xml")
+    for _ in range(2):
+        with pytest.raises(NonCanonicalPackageError, match="same file where names fold"):
+            container._check_folded_cached(clashing)
+    container._check_folded_cached(("OFD.xml", "Doc_0/Document.xml"))
+    assert container._check_folded_cached.cache_info().currsize >= 1
+    before = container._check_folded_cached.cache_info().currsize
+    many = [ZipEntry(f"f{i}.xml", 8, 0, 0, 0, 0, 0, 0) for i in range(container._FOLDED_CACHED_ENTRIES + 1)]
+    container._check_folded(many)
+    assert container._check_folded_cached.cache_info().currsize == before
