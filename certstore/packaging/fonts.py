@@ -397,8 +397,9 @@ def _working_font(*, trust_cache: bool = True) -> bytes:
     return data
 
 
-#: A glyph as subsets copy it: padded ``glyf`` record, ``hmtx`` and ``vmtx`` entries, component index positions.
-_Piece = tuple[bytes, bytes, bytes, tuple[tuple[int, str], ...]]
+#: A glyph as subsets copy it: padded ``glyf`` record, ``hmtx`` and ``vmtx`` entries, component index positions,
+#: and the TrueType checksums of the three (the record's, each entry's one 32-bit word).
+_Piece = tuple[bytes, bytes, bytes, tuple[tuple[int, str], ...], int, int, int]
 
 
 class _GlyphSource:
@@ -442,6 +443,11 @@ class _GlyphSource:
         self._glyf: bytes = reader["glyf"]
         self._loca: list[int] = list(font["loca"])
         self._pieces: dict[str, _Piece] = {}
+        self._table_sums = {  # the tables a subset copies unpatched
+            tag: _checksum(data)
+            for tag, data in self._tables.items()
+            if tag in ("OS/2", "name", "post", "gasp")
+        }
 
     def _closure(self, characters: str) -> tuple[dict[int, str], list[str], tuple[int, int, int, int]]:
         """The cmap of ``characters``, the glyph order of their subset (.notdef, their glyphs and every
@@ -491,19 +497,34 @@ class _GlyphSource:
         horizontal: list[bytes] = []
         vertical: list[bytes] = []
         offsets = [0]
-        end = 0
+        end = glyf_sum = hmtx_sum = vmtx_sum = 0
         for name in order:
-            raw, advance, vertical_advance, component_at = pieces.get(name) or self._piece(name)
+            raw, advance, vertical_advance, component_at, raw_sum, advance_sum, vertical_sum = pieces.get(
+                name
+            ) or self._piece(name)
             if component_at:  # a composite: its components' glyph indices are the subset's
                 record = bytearray(raw)
                 for position, component in component_at:
                     struct.pack_into(">H", record, position, new_index[component])
                 raw = bytes(record)
+                raw_sum = _checksum(raw)
             glyphs.append(raw)
             horizontal.append(advance)
             vertical.append(vertical_advance)
+            glyf_sum += raw_sum
+            hmtx_sum += advance_sum
+            vmtx_sum += vertical_sum
             end += len(raw)
             offsets.append(end)
+        # every piece is 4-byte aligned, so a table's checksum is the sum of its pieces' (and loca's, of its
+        # offsets); the source's tables copied as they are have theirs computed once
+        sums = {
+            **self._table_sums,
+            "glyf": glyf_sum,
+            "hmtx": hmtx_sum,
+            "vmtx": vmtx_sum,
+            "loca": sum(offsets),
+        }
         count = len(order)
         tables = self._tables
         head = bytearray(tables["head"])
@@ -534,7 +555,7 @@ class _GlyphSource:
             vhea[34:36] = struct.pack(">H", count)
             out["vhea"] = bytes(vhea)
             out["vmtx"] = b"".join(vertical)
-        return _sfnt(out)
+        return _sfnt(out, sums)
 
     def _raw_glyph(self, name: str) -> bytes:
         index = self.index[name]
@@ -560,11 +581,17 @@ class _GlyphSource:
                     position += 8
                 if not flags & 0x0020:
                     break
+        padded = raw + b"\0" * (-len(raw) % 4)
+        advance = struct.pack(">Hh", *self.hmtx[name])
+        vertical = struct.pack(">Hh", *self.vmtx[name]) if self.vmtx is not None else b""
         piece = (
-            raw + b"\0" * (-len(raw) % 4),
-            struct.pack(">Hh", *self.hmtx[name]),
-            struct.pack(">Hh", *self.vmtx[name]) if self.vmtx is not None else b"",
+            padded,
+            advance,
+            vertical,
             tuple(component_at),
+            _checksum(padded),
+            int.from_bytes(advance, "big"),
+            int.from_bytes(vertical, "big"),
         )
         self._pieces[name] = piece  # the same value whichever thread writes it first
         return piece
@@ -575,9 +602,10 @@ def _checksum(data: bytes) -> int:
     return sum(struct.unpack(f">{len(padded) // 4}I", padded)) & 0xFFFFFFFF
 
 
-def _sfnt(tables: Mapping[str, bytes]) -> bytes:
+def _sfnt(tables: Mapping[str, bytes], sums: Mapping[str, int] | None = None) -> bytes:
     """A TrueType font file of ``tables``: the table directory (tags sorted), each table 4-byte aligned, the
-    checksums and head's checkSumAdjustment."""
+    checksums and head's checkSumAdjustment. ``sums``: checksums the caller already knows (any multiple of
+    2**32 off: reduced here); a table whose bytes were patched (head, hhea, maxp, vhea) must not be in it."""
     tags = sorted(tables)
     count = len(tags)
     power = 1 << (count.bit_length() - 1)
@@ -593,7 +621,7 @@ def _sfnt(tables: Mapping[str, bytes]) -> bytes:
         data = tables[tag]
         if tag == "head":
             head_at = offset
-        checksum = _checksum(data)
+        checksum = sums[tag] & 0xFFFFFFFF if sums is not None and tag in sums else _checksum(data)
         total += checksum
         directory += struct.pack(">4sIII", tag.encode("latin-1"), checksum, offset, len(data))
         body += (data, b"\0" * (-len(data) % 4))

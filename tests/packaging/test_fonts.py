@@ -134,3 +134,20 @@ def test_subset_metrics_are_what_the_subset_says(text: str) -> None:
     cmap = font.getBestCmap()
     assert metrics.advances == {chr(cp): font["hmtx"][name][0] / units for cp, name in cmap.items()}
     assert (metrics.ascent, metrics.descent) == (font["head"].yMax / units, -font["head"].yMin / units)
+
+
+@pytest.mark.parametrize(
+    "text", ["证照", "建筑工程施工许可证 No.410105-2019（一期）", "ÀÉîõü ffi ½ 郑州市金水区"]
+)
+def test_subset_checksums_are_the_tables_and_the_files(text: str) -> None:
+    """The subset's checksums are summed from its glyphs' (cut once per process): every table's must be what
+    its bytes sum to, and the whole file must sum to 0xB1B0AFBA (head's checkSumAdjustment)."""
+    data = fonts.subset_font(text)
+    padded = data + b"\0" * (-len(data) % 4)
+    assert (
+        sum(int.from_bytes(padded[i : i + 4], "big") for i in range(0, len(padded), 4)) % 2**32 == 0xB1B0AFBA
+    )
+    font = TTFont(io.BytesIO(data), checkChecksums=2)  # raises on a table whose checksum is wrong
+    for tag in ("glyf", "hmtx", "loca", "cmap", "head", "OS/2"):
+        assert font.reader.tables[tag].checkSum is not None
+        font.reader[tag]  # read: checked against the directory
