@@ -677,3 +677,41 @@ def test_s3_settings_errors(env: dict[str, str], message: str) -> None:
     with pytest.raises(ValueError, match=message) as caught:
         blob_store_from_url("s3://host:9000/bucket", data_dir=Path("/d"), env=env)
     assert "sk-very-secret" not in str(caught.value)
+
+
+def test_s3_first_put_many_into_a_new_bucket_creates_it_once(s3_server: S3Server) -> None:  # noqa: F811
+    """The first chunk of an import into a new deployment: eight uploads at once find no bucket, and each asks
+    for it. SeaweedFS answers concurrent creations with NoSuchBucket; every blob must still be stored."""
+    for _ in range(3):
+        store = S3BlobStore(s3_server.client(), new_bucket())
+        items = [(os.urandom(2048), "application/ofd") for _ in range(16)]
+        refs = store.put_many(items)
+        assert [store.get(ref.key) for ref in refs] == [data for data, _ in items]
+
+
+def test_s3_bucket_creation_that_races_another_client_is_not_an_error(
+    s3_server: S3Server,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Another client creates the bucket while this one asks for it, and the server answers this creation with
+    NoSuchBucket (what SeaweedFS does under concurrent CreateBucket): the bucket is found, the put goes on. A
+    refusal for any other reason is still an error."""
+    client = s3_server.client()
+    bucket = new_bucket()
+    made = client.make_bucket
+
+    def racing(name: str, *args: object, **kwargs: object) -> None:
+        made(name)  # the other client wins
+        raise S3Error(None, "NoSuchBucket", "The specified bucket does not exist", name, "r", "h")  # type: ignore[arg-type]
+
+    monkeypatch.setattr(client, "make_bucket", racing)
+    store = S3BlobStore(client, bucket)
+    ref = store.put(b"first file of a new deployment")
+    assert store.get(ref.key) == b"first file of a new deployment"
+
+    def refused(name: str, *args: object, **kwargs: object) -> None:
+        raise S3Error(None, "AccessDenied", "Access Denied", name, "r", "h")  # type: ignore[arg-type]
+
+    monkeypatch.setattr(client, "make_bucket", refused)
+    with pytest.raises(BlobStoreError, match="AccessDenied"):
+        S3BlobStore(client, new_bucket()).put(b"x")

@@ -10,6 +10,8 @@ import contextlib
 import io
 import re
 import tempfile
+import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -70,6 +72,8 @@ _SM3_META = "x-amz-meta-sm3"
 # S3 backend
 
 _BUCKET_EXISTS_CODES = frozenset({"BucketAlreadyOwnedByYou", "BucketAlreadyExists"})
+#: What servers answer a CreateBucket racing another: SeaweedFS NoSuchBucket, AWS OperationAborted.
+_BUCKET_CREATION_RACE_CODES = frozenset({"NoSuchBucket", "OperationAborted"})
 
 
 def _no_lock_config(exc: S3Error) -> bool:
@@ -90,6 +94,7 @@ class _S3Objects:
         self._client = client
         self._bucket = bucket
         self._prefix = prefix
+        self._bucket_lock = threading.Lock()  # one creation at a time per store (put_many's threads)
 
     @property
     def client(self) -> Minio:
@@ -146,14 +151,25 @@ class _S3Objects:
                 raise
 
     def _create_bucket(self, *, object_lock: bool) -> None:
-        with self._errors("bucket creation"):
+        """Create the bucket unless it exists. Creations race (the first chunk of an import: eight uploads in
+        each worker find no bucket at once): one at a time in this store, and when the server refuses a
+        creation as racing another (:data:`_BUCKET_CREATION_RACE_CODES`), the bucket is looked for again, for
+        up to a second, before the refusal stands."""
+        with self._errors("bucket creation"), self._bucket_lock:
             if self._client.bucket_exists(self._bucket):
                 return
             try:
                 self._client.make_bucket(self._bucket, object_lock=object_lock)
             except S3Error as exc:
-                if exc.code not in _BUCKET_EXISTS_CODES:
+                if exc.code in _BUCKET_EXISTS_CODES:
+                    return
+                if exc.code not in _BUCKET_CREATION_RACE_CODES:
                     raise
+                for pause in (0.05, 0.15, 0.3, 0.5):
+                    time.sleep(pause)
+                    if self._client.bucket_exists(self._bucket):
+                        return
+                raise
 
     def get(self, key: str) -> bytes:
         """The content, checked against the key."""
