@@ -299,10 +299,8 @@ _PAYLOAD_FIELDS = tuple(f.name for f in fields(AuditEvent) if f.name != "at")
 def event_to_payload(event: AuditEvent) -> str:
     """The event as one line of JSON (version 1): the ``audit_pending`` format (and the spool's before
     spool format 2)."""
-    document = {"v": 1, **event.to_dict()}
-    return _dumps(
-        document
-    )  # json.dumps(document, ensure_ascii=False, separators=(",", ":")), encoder built once
+    # json.dumps(document, ensure_ascii=False, separators=(",", ":")), the encoder built once
+    return _dumps({"v": 1, **event.to_dict()})
 
 
 def event_from_payload(payload: str | bytes) -> AuditEvent:

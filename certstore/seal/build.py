@@ -207,45 +207,27 @@ def _assemble_signature(
 ) -> bytes:
     """Encode and sign a v4 SES_Signature without any policy check (``sign_seal`` does those).
 
-    Without extension data (every seal this repository applies) the DER is assembled from its parts — the seal
-    as given, the pre-encoded version and algorithm — the bytes asn1crypto writes for the same fields
-    (``tests/seal/test_build.py`` compares them), without building its objects (sealing at bulk-import rates)."""
-    if not ext_datas:
-        tbs_der = der.encode(
-            der.SEQUENCE,
-            _VERSION_DER
-            + seal
-            + core.GeneralizedTime(_utc_seconds(signing_time, "signing_time")).dump()
-            + der.encode(der.BIT_STRING, b"\0" + data_hash)
-            + der.encode(der.IA5_STRING, _ia5(property_info, "property_info").encode("ascii")),
-        )
-        return der.encode(
-            der.SEQUENCE,
-            tbs_der
-            + der.encode(der.OCTET_STRING, signer_certificate.der)
-            + _SM2_WITH_SM3_DER
-            + der.encode(der.BIT_STRING, b"\0" + signer.sign(tbs_der)),
-        )
-    tbs_fields: dict[str, object] = {
-        "version": SEAL_VERSION,
-        "eseal": asn1.SESSeal.load(seal),  # parsed, unmodified: re-emitted byte for byte
-        "timeInfo": _utc_seconds(signing_time, "signing_time"),
-        "dataHash": core.OctetBitString(data_hash),
-        "propertyInfo": _ia5(property_info, "property_info"),
-    }
+    The DER is assembled from its parts — the seal as given, the pre-encoded version and algorithm, the extension
+    data (if any) encoded by asn1crypto under its ``[0] EXPLICIT`` tag — the bytes asn1crypto writes for the whole
+    structure (``tests/seal/test_build.py`` compares them), without building its objects for every signature
+    (sealing at bulk-import rates)."""
     extensions = _ext_datas(ext_datas)
-    if extensions is not None:
-        tbs_fields["extDatas"] = extensions
-    tbs_der = asn1.TBSSign(tbs_fields).dump()
-    signature = asn1.SESSignature(
-        {
-            "toSign": asn1.TBSSign.load(tbs_der),
-            "cert": signer_certificate.der,
-            "signatureAlgID": oids.SM2_WITH_SM3,
-            "signature": signer.sign(tbs_der),
-        }
+    tbs_der = der.encode(
+        der.SEQUENCE,
+        _VERSION_DER
+        + seal
+        + core.GeneralizedTime(_utc_seconds(signing_time, "signing_time")).dump()
+        + der.encode(der.BIT_STRING, b"\0" + data_hash)
+        + der.encode(der.IA5_STRING, _ia5(property_info, "property_info").encode("ascii"))
+        + (b"" if extensions is None else der.encode(0xA0, extensions.dump())),
     )
-    return signature.dump()
+    return der.encode(
+        der.SEQUENCE,
+        tbs_der
+        + der.encode(der.OCTET_STRING, signer_certificate.der)
+        + _SM2_WITH_SM3_DER
+        + der.encode(der.BIT_STRING, b"\0" + signer.sign(tbs_der)),
+    )
 
 
 def attach_timestamp(signature: bytes, token: bytes) -> bytes:

@@ -8,9 +8,9 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Text, bindparam, cast, select
+from sqlalchemy import Select, Text, bindparam, cast, select
 from sqlalchemy.orm import Session
 
 from certstore.access import AccessDeniedError, Principal, Role, require_role
@@ -126,20 +126,27 @@ def register_entry(
     return entry, True
 
 
-#: The definition text of a (code, version) and of a code's latest approved version, built once with bound
-#: parameters (every issuance asks: no statement construction per call).
-_DEFINITION = cast(CatalogueEntryRow.definition, Text)
-_TEXT_OF_VERSION = (
-    select(_DEFINITION)
-    .where(CatalogueEntryRow.code == bindparam("code"), CatalogueEntryRow.version == bindparam("version"))
-    .limit(1)
-)
-_TEXT_OF_LATEST = (
-    select(_DEFINITION)
-    .where(CatalogueEntryRow.code == bindparam("code"), CatalogueEntryRow.status == "approved")
-    .order_by(CatalogueEntryRow.version.desc())
-    .limit(1)
-)
+def _version_query(column: Any, *, latest: bool) -> Select[Any]:
+    """``column`` of version ``:version`` of catalogue ``:code``, or (``latest``) of its latest approved one."""
+    query = select(column).where(CatalogueEntryRow.code == bindparam("code"))
+    if latest:
+        query = query.where(CatalogueEntryRow.status == "approved").order_by(CatalogueEntryRow.version.desc())
+    else:
+        query = query.where(CatalogueEntryRow.version == bindparam("version"))
+    return query.limit(1)
+
+
+#: The statements of :func:`_latest` and :func:`get_entry` (every issuance asks), built once: the row, and the
+#: definition as the database's JSON text, of a given version (False) or of the latest approved one (True).
+_ROW = {latest: _version_query(CatalogueEntryRow, latest=latest) for latest in (False, True)}
+_TEXT = {
+    latest: _version_query(cast(CatalogueEntryRow.definition, Text), latest=latest)
+    for latest in (False, True)
+}
+
+
+def _params(code: str, version: int | None) -> dict[str, Any]:
+    return {"code": code} if version is None else {"code": code, "version": version}
 
 
 def _unknown(code: str, version: int | None) -> UnknownCatalogueError:
@@ -148,12 +155,7 @@ def _unknown(code: str, version: int | None) -> UnknownCatalogueError:
 
 
 def _latest(session: Session, code: str, version: int | None) -> CatalogueEntryRow:
-    query = select(CatalogueEntryRow).where(CatalogueEntryRow.code == code)
-    if version is None:
-        query = query.where(CatalogueEntryRow.status == "approved").order_by(CatalogueEntryRow.version.desc())
-    else:
-        query = query.where(CatalogueEntryRow.version == version)
-    row = session.scalars(query.limit(1)).first()
+    row = session.scalars(_ROW[version is None], _params(code, version)).first()
     if row is None:
         raise _unknown(code, version)
     return row
@@ -165,10 +167,7 @@ def get_entry(repo: Repository, code: str, version: int | None = None) -> Catalo
     Every issuance asks, so the definition is read as the database's JSON text (``CAST … AS TEXT``) and the
     entry found by that text in the cache of validated documents: no JSON parsed and written again per call."""
     with repo.db.session(readonly=True) as session:
-        if version is None:
-            text = session.scalar(_TEXT_OF_LATEST, {"code": code})
-        else:
-            text = session.scalar(_TEXT_OF_VERSION, {"code": code, "version": version})
+        text = session.scalar(_TEXT[version is None], _params(code, version))
         if text is None:
             raise _unknown(code, version)
         return _document_to_entry(text, session)

@@ -239,30 +239,59 @@ class _FixedSigner:
         return sm3(message) + sm3(message[::-1])
 
 
+EXTENSIONS = (
+    ExtData("1.2.156.10197.6.99.1", False, b"\x0c\x02ab"),
+    ExtData("1.2.156.10197.6.99.2", True, b"x"),
+)
+
+
 def _asn1crypto_signature(
-    seal: bytes, certificate: bytes, data_hash: bytes, info: str, when: datetime
+    seal: bytes,
+    certificate: bytes,
+    data_hash: bytes,
+    info: str,
+    when: datetime,
+    ext: tuple[ExtData, ...] = (),
 ) -> bytes:
     """The v4 SES_Signature as asn1crypto writes it (the builder's encoding before its assembly from parts)."""
-    tbs = ses.TBSSign(
-        {
-            "version": 4,
-            "eseal": ses.SESSeal.load(seal),
-            "timeInfo": when,
-            "dataHash": core.OctetBitString(data_hash),
-            "propertyInfo": info,
-        }
-    ).dump()
-    fields = {
+    fields: dict[str, object] = {
+        "version": 4,
+        "eseal": ses.SESSeal.load(seal),
+        "timeInfo": when,
+        "dataHash": core.OctetBitString(data_hash),
+        "propertyInfo": info,
+    }
+    if ext:
+        fields["extDatas"] = ses.ExtensionDatas(
+            [
+                ses.ExtData({"extnID": e.oid, "critical": True, "extnValue": e.value})
+                if e.critical
+                else ses.ExtData({"extnID": e.oid, "extnValue": e.value})
+                for e in ext
+            ]
+        )
+    tbs = ses.TBSSign(fields).dump()
+    signature = {
         "toSign": ses.TBSSign.load(tbs),
         "cert": certificate,
         "signatureAlgID": oids.SM2_WITH_SM3,
         "signature": _FixedSigner().sign(tbs),
     }
-    return ses.SESSignature(fields).dump()
+    return ses.SESSignature(signature).dump()
 
 
-@pytest.mark.parametrize("info", ["/Doc_0/Signs/Sign_0/Signature.xml", "x", "p" * 300])
-def test_assembled_signature_is_what_asn1crypto_writes(pki: Hierarchy, seal_der: bytes, info: str) -> None:
+@pytest.mark.parametrize(
+    ("info", "ext"),
+    [
+        ("/Doc_0/Signs/Sign_0/Signature.xml", ()),
+        ("x", ()),
+        ("p" * 300, ()),
+        ("/Sign_1/Signature.xml", EXTENSIONS),
+    ],
+)
+def test_assembled_signature_is_what_asn1crypto_writes(
+    pki: Hierarchy, seal_der: bytes, info: str, ext: tuple[ExtData, ...]
+) -> None:
     data_hash = sm3(info.encode())
     made = build._assemble_signature(
         seal=seal_der,
@@ -271,9 +300,9 @@ def test_assembled_signature_is_what_asn1crypto_writes(pki: Hierarchy, seal_der:
         data_hash=data_hash,
         property_info=info,
         signing_time=NOW.replace(microsecond=123456),
+        ext_datas=ext,
     )
-    expected = _asn1crypto_signature(seal_der, pki.signer.certificate.der, data_hash, info, NOW)
-    assert made == expected
+    assert made == _asn1crypto_signature(seal_der, pki.signer.certificate.der, data_hash, info, NOW, ext)
 
 
 def test_stamped_signature_is_what_attach_timestamp_writes(signature_der: bytes) -> None:

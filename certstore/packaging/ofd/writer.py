@@ -352,8 +352,6 @@ def _text_object(
 _TEXT_XML: OrderedDict[tuple[Any, ...], tuple[str, tuple[int, ...]]] = OrderedDict()
 _TEXT_XML_SIZE = 4096
 _TEXT_XML_LOCK = threading.Lock()
-#: The same entries by (id(item), fonts, first object ID), each holding its item (so the id stays its own).
-_TEXT_XML_SAME: dict[tuple[Any, ...], tuple[TextItem, tuple[str, tuple[int, ...]]]] = {}
 _O = n.OFD_PREFIX
 
 
@@ -367,13 +365,6 @@ def _text_object_xml(
     """The TextObject(s) of one line as XML text (what :func:`_text_object` builds), from the cache when the
     same line was written before with the same fonts at the same object ID. Glyph advances depend only on the
     face font and the character, never on the subset, so a cached object is exact."""
-    # first by the item's identity (a compiled template's shared texts are the same objects on every face: no
-    # dataclass hashing), checked against the item the entry holds, so a recycled id() never matches
-    same = (id(item), fonts_key, first_id)
-    with _TEXT_XML_LOCK:
-        known = _TEXT_XML_SAME.get(same)
-        if known is not None and known[0] is item:
-            return known[1]
     key = (item, fonts_key, first_id)
     try:
         hash(key)
@@ -383,7 +374,6 @@ def _text_object_xml(
         hit = _TEXT_XML.get(key) if key is not None else None
         if hit is not None:
             _TEXT_XML.move_to_end(key)
-            _remember_same(same, item, hit)
             return hit
     ids = _Ids()
     ids.last = first_id - 1
@@ -398,15 +388,7 @@ def _text_object_xml(
         _TEXT_XML[key] = result
         while len(_TEXT_XML) > _TEXT_XML_SIZE:
             _TEXT_XML.popitem(last=False)
-        _remember_same(same, item, result)
     return result
-
-
-def _remember_same(same: tuple[Any, ...], item: TextItem, result: tuple[str, tuple[int, ...]]) -> None:
-    """Note ``result`` under the item's identity (the lock held); bounded like :data:`_TEXT_XML`."""
-    _TEXT_XML_SAME[same] = (item, result)
-    while len(_TEXT_XML_SAME) > _TEXT_XML_SIZE:
-        del _TEXT_XML_SAME[next(iter(_TEXT_XML_SAME))]
 
 
 def _image_object_xml(image: ImageItem, resource_id: int, object_id: int) -> str:

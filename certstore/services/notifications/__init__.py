@@ -197,16 +197,14 @@ def _contact(session: Session, holder: str) -> Contact | None:
     )
 
 
+def _active(subscriber: object) -> tuple[Any, ...]:
+    """The WHERE of a subscriber's active subscriptions (``subscriber``: a value or a bound parameter)."""
+    return WebhookSubscriptionRow.subscriber == subscriber, WebhookSubscriptionRow.disabled_at.is_(None)
+
+
 def _active_subscriptions(session: Session, subscriber: str) -> list[WebhookSubscriptionRow]:
-    return list(
-        session.scalars(
-            select(WebhookSubscriptionRow)
-            .where(
-                WebhookSubscriptionRow.subscriber == subscriber, WebhookSubscriptionRow.disabled_at.is_(None)
-            )
-            .order_by(WebhookSubscriptionRow.id)
-        )
-    )
+    query = select(WebhookSubscriptionRow).where(*_active(subscriber)).order_by(WebhookSubscriptionRow.id)
+    return list(session.scalars(query))
 
 
 class _Keep:
@@ -338,10 +336,7 @@ def subscriptions(app: Application) -> list[Subscription]:
 _CONTACT_EMAIL = select(HolderContactRow.email).where(HolderContactRow.holder_ref == bindparam("holder_ref"))
 _ACTIVE_HOOKS = (
     select(WebhookSubscriptionRow.id, WebhookSubscriptionRow.url, WebhookSubscriptionRow.kinds)
-    .where(
-        WebhookSubscriptionRow.subscriber == bindparam("subscriber"),
-        WebhookSubscriptionRow.disabled_at.is_(None),
-    )
+    .where(*_active(bindparam("subscriber")))
     .order_by(WebhookSubscriptionRow.id)
 )
 
