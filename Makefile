@@ -57,7 +57,7 @@ demo: sysdeps $(STAMP)
 test: sysdeps-test $(STAMP) $(INTEROP_STAMP) $(AXE_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	CERTSTORE_EASYOFD_PYTHON=$(CURDIR)/$(INTEROP)/bin/python $(BIN)/python -m pytest
+	CERTSTORE_EASYOFD_PYTHON=$(CURDIR)/$(INTEROP)/bin/python $(BIN)/python -m pytest -n auto --dist loadfile
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

@@ -32,6 +32,7 @@ import sqlite3
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -41,6 +42,7 @@ from certstore.store.db import database_url as sqlite_database_url
 from certstore.store.private import create_private_file, make_private_dirs
 from tests.servers.postgres import postgres_database, postgres_server  # noqa: F401
 from tests.servers.seaweedfs import s3_server  # noqa: F401
+from tests.support import screenshots
 from tests.support.issuing import PUBLIC_URL
 
 POSTGRES_FIXTURES = frozenset({"postgres_server", "postgres_database"})
@@ -61,11 +63,32 @@ def _memory_tmpdir() -> Path | None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Scratch files in memory (module docstring): before any temporary directory of the session is made."""
+    """Scratch files in memory (module docstring): before any temporary directory of the session is made. In the
+    controlling process of a parallel run, the collector of the workers' screenshots."""
     scratch = _memory_tmpdir()
     if scratch is not None:
         os.environ["TMPDIR"] = str(scratch)  # the processes the tests start
         tempfile.tempdir = str(scratch)  # this one (pytest's tmp_path root included)
+    if config.pluginmanager.hasplugin("xdist") and not hasattr(config, "workerinput"):
+        config.pluginmanager.register(screenshots.WorkerShots(), "certstore-worker-screenshots")
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """A worker of a parallel run hands the paths of its screenshots to the controlling process."""
+    output = getattr(session.config, "workeroutput", None)
+    if output is not None:
+        output[screenshots.WORKER_KEY] = [str(path) for path in screenshots.taken(session.config)]
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """The page tests' screenshots (``tests/support/screenshots.py``), by name."""
+    shots = sorted(screenshots.taken(config), key=lambda path: path.name)
+    if not shots:
+        return
+    terminalreporter.section("page screenshots")
+    terminalreporter.write_line(f"{len(shots)} screenshots in {shots[0].parent}")
+    for path in shots:
+        terminalreporter.write_line(f"  {path.name}")
 
 
 @pytest.fixture(autouse=True, scope="session")

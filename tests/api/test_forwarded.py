@@ -7,7 +7,6 @@ the proxy's header decides."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import uuid
 from pathlib import Path
@@ -28,6 +27,7 @@ from certstore.services.keys import init_dev_keys
 from certstore.store.models import AuditEventRow
 from certstore.store.repository import Repository
 from devservers.api import ApiServer
+from tests.support.aio import run_coroutine
 
 
 @pytest.fixture
@@ -49,7 +49,7 @@ def _seen(middleware: TrustedProxiesMiddleware, peer: str, headers: dict[str, st
         seen.update(scope)
 
     middleware.app = app
-    asyncio.run(middleware(scope, None, None))  # type: ignore[arg-type]
+    run_coroutine(middleware(scope, None, None))  # type: ignore[arg-type]
     return seen["client"][0], seen["scheme"]
 
 

@@ -3,7 +3,6 @@ text extracted and page rendered by poppler, and tampered with."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import html
 import io
@@ -60,6 +59,7 @@ from certstore.verify.report import Format, SignatureKind, VerificationReport
 from tests.openssl import verifies as openssl_verifies
 from tests.packaging.pdf_keys import NOW, PdfKeys, make_pdf_keys
 from tests.pki import Party, make_party
+from tests.support.aio import run_coroutine
 
 ENTRIES = shipped_entries()
 CODES = [e.code for e in ENTRIES]
@@ -506,7 +506,7 @@ def test_build_inside_a_running_event_loop() -> None:
     async def in_loop() -> bytes:
         return build(layout, {"ZZBS": "x"})
 
-    assert verify_pdf(asyncio.run(in_loop()), trust=trust()).indication is Indication.VALID
+    assert verify_pdf(run_coroutine(in_loop()), trust=trust()).indication is Indication.VALID
 
 
 # --- independent checks: OpenSSL and poppler ---------------------------------------------------------------

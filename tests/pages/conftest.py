@@ -6,7 +6,8 @@
   browser (``scripts/install-system-deps --test`` installs the package).
 - ``page`` / ``phone_page``: a fresh browser context at 1366×768, or at phone width (390×844).
 - ``shot(page, name)``: a screenshot into the session's screenshot folder, listed at the end of the run
-  (``CERTSTORE_SCREENSHOTS`` chooses the folder; default ``<pytest basetemp>/screenshots``).
+  (``CERTSTORE_SCREENSHOTS`` chooses the folder; default ``screenshots`` in the run's temporary directory;
+  ``tests/support/screenshots.py``).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from certstore.services.keys import init_dev_keys
 from certstore.store.db import Database, database_url
 from certstore.store.repository import Repository
 from devservers.ports import free_port
-from tests.support import issuing
+from tests.support import issuing, screenshots
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -242,35 +243,23 @@ def phone_page(browser: Any, site: Site) -> Iterator[Any]:
 
 # --- screenshots -----------------------------------------------------------------------------------------
 
-_SHOTS: list[Path] = []
-
 
 @pytest.fixture(scope="session")
 def screenshot_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    configured = os.environ.get("CERTSTORE_SCREENSHOTS")
-    folder = Path(configured) if configured else tmp_path_factory.getbasetemp() / "screenshots"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+    directory = screenshots.folder(tmp_path_factory.getbasetemp())
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
 
 
 @pytest.fixture
-def shot(screenshot_dir: Path) -> Callable[[Any, str], Path]:
+def shot(screenshot_dir: Path, pytestconfig: pytest.Config) -> Callable[[Any, str], Path]:
     def take(page: Any, name: str, *, full_page: bool = True) -> Path:
         path = screenshot_dir / f"{name}.png"
         page.screenshot(path=str(path), full_page=full_page)
-        _SHOTS.append(path)
+        screenshots.record(pytestconfig, path)
         return path
 
     return take
-
-
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if not _SHOTS:
-        return
-    terminalreporter.section("page screenshots")
-    terminalreporter.write_line(f"{len(_SHOTS)} screenshots in {_SHOTS[0].parent}")
-    for path in _SHOTS:
-        terminalreporter.write_line(f"  {path.name}")
 
 
 # --- helpers for the tests -------------------------------------------------------------------------------

@@ -195,6 +195,8 @@ def test_agency_form_catalogue_editor_and_auditor_pages(
     browser: Any, page: Any, site: Site, shot: Any
 ) -> None:
     login(page, "agency", "/agency")
+    page.goto("/audit")  # the auditor's page: refused, a denial the auditor finds below (whatever ran before)
+    assert "/audit" in page.url and page.locator("#audit-table").count() == 0
     page.goto(f"/agency/types/{CONSTRUCTION}/issue")
     # fill every input with its example (the placeholder), then one wrong value
     page.evaluate(
