@@ -411,3 +411,31 @@ def _tag_xml_by_lxml(page_id: int, tags: list[tuple[str, list[int]]]) -> bytes:
 )
 def test_tag_file_text_is_what_lxml_writes(tags: list[tuple[str, list[int]]]) -> None:
     assert _tag_xml(12, tags) == _tag_xml_by_lxml(12, tags)
+
+
+@pytest.mark.parametrize("role", ["value:x", "label:x"], ids=["value", "shared"])
+def test_text_objects_are_what_lxml_writes(role: str) -> None:
+    """The page's text objects, written as text (per certificate, or once for a type's shared lines), are byte
+    for byte lxml's serialisation of the same tree: markup characters escaped, a line cut into runs per font
+    (a rare character in the fallback font), bold, colour, every alignment and letter spacing."""
+    texts = (
+        TextItem("A&B <c> \"d\" 'e' > f", Box(10, 5, 80, 6), 5, role),
+        TextItem("粗体居中", Box(10, 15, 80, 6), 6, role, Align.CENTER, bold=True, color=(200, 16, 46)),
+        TextItem("右对齐 1.5", Box(10, 25, 80, 6), 4, role, Align.RIGHT, letter_spacing_mm=0.5),
+        TextItem("王䶮生僻字", Box(10, 35, 80, 6), 5, role),
+    )
+    pkg = Package.load(build_ofd(_small_layout(*texts), metadata={}))
+    content = pkg.files["Doc_0/Pages/Page_0/Content.xml"]
+    root = etree.fromstring(content)
+    assert content == XML_DECLARATION + etree.tostring(root, encoding="UTF-8", xml_declaration=False)
+    objects = pkg.find(root, ".//ofd:TextObject")
+    assert len(objects) == 6  # the rare character's line is three runs: main, fallback, main font
+    assert [list(o.attrib) for o in objects[:2]] == [
+        ["ID", "Boundary", "Font", "Size"],
+        ["ID", "Boundary", "Font", "Size", "Weight"],
+    ]
+    codes = [o.find("ofd:TextCode", {"ofd": OFD_NS}) for o in objects]
+    assert codes[0].text == "A&B <c> \"d\" 'e' > f" and b"A&amp;B &lt;c&gt;" in content
+    assert objects[1].find("ofd:FillColor", {"ofd": OFD_NS}).get("Value") == "200 16 46"
+    assert [c.text for c in codes[3:]] == ["王", "䶮", "生僻字"]
+    assert len({o.get("Font") for o in objects[3:]}) == 2 and codes[4].get("DeltaX") is None
