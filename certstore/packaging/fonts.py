@@ -447,6 +447,7 @@ class _GlyphSource:
         self._composite: dict[int, tuple[int, ...]] = {
             index[name]: tuple(index[c] for c in parts) for name, parts in self.components.items()
         }
+        self._components: dict[int, tuple[int, ...]] = {}  # a composite's whole closure (_components_of)
         self._advance: list[int] = [self.hmtx[name][0] for name in self.order]
         # per glyph index its box; a glyph without outline gets one that no min/max picks (:meth:`_closures`)
         empty = (_NO_BOX, _NO_BOX, -_NO_BOX, -_NO_BOX)
@@ -479,13 +480,8 @@ class _GlyphSource:
         mapping = {code: gid[code] for code in map(ord, characters) if code in gid}
         wanted = {0, *mapping.values()}  # .notdef is glyph 0 in the source too
         composite = self._composite
-        stack = [glyph for glyph in wanted if glyph in composite]
-        while stack:
-            for component in composite[stack.pop()]:
-                if component not in wanted:
-                    wanted.add(component)
-                    if component in composite:
-                        stack.append(component)
+        used = [self._components_of(glyph) for glyph in wanted if glyph in composite]
+        wanted.update(*used)
         order = sorted(wanted)
         box = (
             min(map(self._x_min.__getitem__, order)),
@@ -494,6 +490,21 @@ class _GlyphSource:
             max(map(self._y_max.__getitem__, order)),
         )
         return mapping, order, box if box[0] <= box[2] else (0, 0, 0, 0)
+
+    def _components_of(self, glyph: int) -> tuple[int, ...]:
+        """Every glyph composite ``glyph`` is built from, components of components included (worked out once
+        per glyph and process)."""
+        found = self._components.get(glyph)
+        if found is None:
+            closure: set[int] = set()
+            stack = list(self._composite[glyph])
+            while stack:
+                component = stack.pop()
+                if component not in closure:
+                    closure.add(component)
+                    stack.extend(self._composite.get(component, ()))
+            found = self._components[glyph] = tuple(closure)  # the same value whichever thread writes it
+        return found
 
     def metrics(self, characters: str) -> SubsetMetrics:
         """What :meth:`subset` of ``characters`` will say about itself, without building it."""
