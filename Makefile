@@ -14,6 +14,9 @@ INTEROP_STAMP := $(INTEROP)/.installed
 NPM_TOOLS     := .npm-tools
 AXE_VERSION   := 4.14.1
 AXE_STAMP     := $(NPM_TOOLS)/.axe-$(AXE_VERSION)
+# `make test` runs the suite in parallel (pytest-xdist): a worker per CPU, at most 4 — each starts its own
+# PostgreSQL, SeaweedFS and Chromium. `make test TEST_WORKERS=0` runs it in one process.
+TEST_WORKERS  ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -gt 4 ] && n=4; echo $$n)
 
 .PHONY: demo test lint bench clean sysdeps sysdeps-test
 
@@ -57,7 +60,7 @@ demo: sysdeps $(STAMP)
 test: sysdeps-test $(STAMP) $(INTEROP_STAMP) $(AXE_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	CERTSTORE_EASYOFD_PYTHON=$(CURDIR)/$(INTEROP)/bin/python $(BIN)/python -m pytest -n auto --dist loadfile
+	CERTSTORE_EASYOFD_PYTHON=$(CURDIR)/$(INTEROP)/bin/python $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

@@ -386,8 +386,8 @@ def _escape_text(text: str) -> str:
     return text
 
 
-#: Serialised text objects of a type's shared lines, by (item, fonts, first object ID): built once and reused on
-#: every face (:func:`_text_object_xml`); bounded.
+#: Serialised text objects by (item, fonts, first object ID): a line written once is reused whenever it recurs on
+#: a face — a type's shared lines always, recurring values often (:func:`_text_object_xml`); bounded.
 _TEXT_XML: OrderedDict[tuple[Any, ...], tuple[str, tuple[int, ...]]] = OrderedDict()
 _TEXT_XML_SIZE = 4096
 _TEXT_XML_LOCK = threading.Lock()
