@@ -44,6 +44,8 @@ IA5_STRING = 0x16
 GENERALIZED_TIME = 0x18
 SEQUENCE = 0x30
 SET = 0x31
+#: ``[0]`` constructed (context-specific): EXPLICIT tags, and IMPLICIT ones over a constructed type
+CONTEXT_0 = 0xA0
 
 #: (tag byte, header start, contents start, contents end) of one element
 Element = tuple[int, int, int, int]

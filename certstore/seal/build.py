@@ -219,7 +219,7 @@ def _assemble_signature(
         + core.GeneralizedTime(_utc_seconds(signing_time, "signing_time")).dump()
         + der.encode(der.BIT_STRING, b"\0" + data_hash)
         + der.encode(der.IA5_STRING, _ia5(property_info, "property_info").encode("ascii"))
-        + (b"" if extensions is None else der.encode(0xA0, extensions.dump())),
+        + (b"" if extensions is None else der.encode(der.CONTEXT_0, extensions.dump())),
     )
     return der.encode(
         der.SEQUENCE,
@@ -264,21 +264,12 @@ def stamp_signature(signature: bytes, stamp: Callable[[bytes], bytes]) -> bytes:
     fields = _signature_fields(signature)
     if fields is not None:  # the four fields sign_seal writes: the token appended as [0] EXPLICIT BIT STRING
         token = stamp(fields[1])
-        stamped = der.encode(0xA0, der.encode(der.BIT_STRING, b"\0" + token))
+        stamped = der.encode(der.CONTEXT_0, der.encode(der.BIT_STRING, b"\0" + token))
         return der.encode(der.SEQUENCE, fields[0] + stamped)
-    original = asn1.SESSignature.load(signature)
-    if not isinstance(original["timeStamp"], core.Void):
+    parsed = parse_seal_signature(signature)  # any other signature: the general path
+    if parsed.timestamp is not None:  # refused before a token is asked for
         raise ValueError("the seal signature already carries a timestamp")
-    token = stamp(original["signature"].native)
-    return asn1.SESSignature(
-        {
-            "toSign": original["toSign"],
-            "cert": original["cert"],
-            "signatureAlgID": original["signatureAlgID"],
-            "signature": original["signature"],
-            "timeStamp": core.OctetBitString(token),
-        }
-    ).dump()
+    return attach_timestamp(signature, stamp(parsed.signature_value))
 
 
 def _signature_fields(signature: bytes) -> tuple[bytes, bytes] | None:

@@ -142,9 +142,11 @@ class TimeStampAuthority:
         ).dump()
         self._policy = core.ObjectIdentifier(policy).dump()
         self._tsa_name = der.encode(
-            0xA0, asn1_x509.GeneralName(name="directory_name", value=certificate.subject_name).dump()
+            der.CONTEXT_0, asn1_x509.GeneralName(name="directory_name", value=certificate.subject_name).dump()
         )
-        self._certificates = der.encode(0xA0, b"".join(sorted(c.der for c in (certificate, *self.chain))))
+        self._certificates = der.encode(
+            der.CONTEXT_0, b"".join(sorted(c.der for c in (certificate, *self.chain)))
+        )
 
     # --- requests ------------------------------------------------------------------------------------------
 
@@ -155,7 +157,7 @@ class TimeStampAuthority:
         except _RefusedError as refused:
             return self.rejection(refused.failure, refused.text)
         token = self.issue(hash_oid, digest, nonce=nonce, cert_req=cert_req)
-        return der.encode(0x30, _GRANTED + token)
+        return der.encode(der.SEQUENCE, _GRANTED + token)
 
     @staticmethod
     def rejection(failure: FailureInfo, text: str) -> bytes:
@@ -217,10 +219,12 @@ class TimeStampAuthority:
         if now.tzinfo is None:
             raise ValueError("the TSA clock must give timezone-aware datetimes")
         tst_info = der.encode(
-            0x30,
+            der.SEQUENCE,
             _INTEGER_1
             + self._policy
-            + der.encode(0x30, _algorithm(hash_oid) + der.encode(0x04, digest))  # messageImprint
+            + der.encode(
+                der.SEQUENCE, _algorithm(hash_oid) + der.encode(der.OCTET_STRING, digest)
+            )  # messageImprint
             + core.Integer(_random_serial()).dump()
             + core.GeneralizedTime(now.astimezone(UTC).replace(microsecond=0)).dump()
             + _ACCURACY_1S
@@ -228,41 +232,43 @@ class TimeStampAuthority:
             + self._tsa_name,
         )
         message_digest = der.encode(
-            0x30, _MESSAGE_DIGEST_OID + der.encode(0x31, der.encode(0x04, sm3(tst_info)))
+            der.SEQUENCE,
+            _MESSAGE_DIGEST_OID + der.encode(der.SET, der.encode(der.OCTET_STRING, sm3(tst_info))),
         )
         attributes = b"".join(sorted((*self._attributes, message_digest)))  # DER: a SET OF is sorted
-        signature = self.signer.sign(der.encode(0x31, attributes))  # signed as SET OF (RFC 5652 §5.4)
+        signature = self.signer.sign(der.encode(der.SET, attributes))  # signed as SET OF (RFC 5652 §5.4)
         signer_info = der.encode(
-            0x30,
+            der.SEQUENCE,
             _INTEGER_1
             + self._sid
             + _SM3
-            + der.encode(0xA0, attributes)  # signedAttrs [0] IMPLICIT
+            + der.encode(der.CONTEXT_0, attributes)  # signedAttrs [0] IMPLICIT
             + _SM2_WITH_SM3
-            + der.encode(0x04, signature),
+            + der.encode(der.OCTET_STRING, signature),
         )
         signed_data = der.encode(
-            0x30,
+            der.SEQUENCE,
             _INTEGER_3
-            + der.encode(0x31, _SM3)  # digestAlgorithms
+            + der.encode(der.SET, _SM3)  # digestAlgorithms
             + der.encode(
-                0x30, _TST_INFO_OID + der.encode(0xA0, der.encode(0x04, tst_info))
+                der.SEQUENCE,
+                _TST_INFO_OID + der.encode(der.CONTEXT_0, der.encode(der.OCTET_STRING, tst_info)),
             )  # encapContentInfo
             + (self._certificates if cert_req else b"")  # certificates [0] IMPLICIT
-            + der.encode(0x31, signer_info),
+            + der.encode(der.SET, signer_info),
         )
-        return der.encode(0x30, _SIGNED_DATA_OID + der.encode(0xA0, signed_data))
+        return der.encode(der.SEQUENCE, _SIGNED_DATA_OID + der.encode(der.CONTEXT_0, signed_data))
 
 
 def _algorithm(oid: str) -> bytes:
     """AlgorithmIdentifier without parameters."""
-    return der.encode(0x30, core.ObjectIdentifier(oid).dump())
+    return der.encode(der.SEQUENCE, core.ObjectIdentifier(oid).dump())
 
 
 _INTEGER_1 = core.Integer(1).dump()
 _GRANTED = tsp.PKIStatusInfo({"status": "granted"}).dump()
 _INTEGER_3 = core.Integer(3).dump()
-_ACCURACY_1S = der.encode(0x30, _INTEGER_1)  # Accuracy { seconds 1 }
+_ACCURACY_1S = der.encode(der.SEQUENCE, _INTEGER_1)  # Accuracy { seconds 1 }
 _SM3 = _algorithm(oids.SM3)
 _SM2_WITH_SM3 = _algorithm(oids.SM2_WITH_SM3)
 _SIGNED_DATA_OID = core.ObjectIdentifier(oids.SIGNED_DATA).dump()

@@ -305,7 +305,15 @@ def test_assembled_signature_is_what_asn1crypto_writes(
     assert made == _asn1crypto_signature(seal_der, pki.signer.certificate.der, data_hash, info, NOW, ext)
 
 
-def test_stamped_signature_is_what_attach_timestamp_writes(signature_der: bytes) -> None:
+@pytest.mark.parametrize("path", ["fields", "general"])
+def test_stamped_signature_is_what_attach_timestamp_writes(
+    signature_der: bytes, path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both ways of stamping — the four fields sign_seal writes, read by the DER walker, and the general path any
+    other signature takes — give attach_timestamp's bytes; a stamped signature is refused before a token is
+    asked for."""
+    if path == "general":
+        monkeypatch.setattr(build, "_signature_fields", lambda _signature: None)
     token = bytes(range(256)) * 3
     seen: list[bytes] = []
 
@@ -319,3 +327,4 @@ def test_stamped_signature_is_what_attach_timestamp_writes(signature_der: bytes)
     assert parse_seal_signature(stamped).timestamp is not None
     with pytest.raises(ValueError, match="already carries a timestamp"):
         build.stamp_signature(stamped, stamp)
+    assert len(seen) == 1
